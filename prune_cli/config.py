@@ -1,0 +1,101 @@
+"""Where the configs live, how to compose them without a run, and what counts as a valid one.
+
+Validation happens twice on purpose: `check_overrides` runs in the CLI before Hydra starts, so
+a typo in a sweep costs nothing; `check_config` runs on every composed config (including the
+ones a sweep expands to), so raw `key=value` overrides are caught too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from prune_cli.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_NAME = "config"
+GROUPS = ("task", "method", "model", "trainer")
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def _unique_dir(path: str) -> str:
+    """Hydra resolver: the path itself if unused, else path_2, path_3, ... (never reuse a run dir)."""
+    candidate, n = Path(path), 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{path}_{n}")
+    return str(candidate)
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("unique_dir"):
+        OmegaConf.register_new_resolver("unique_dir", _unique_dir, use_cache=True)
+
+
+def check_sparsity(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"sparsity={value!r} is not a number; use a value in [0, 1), e.g. --sparsity 0.5") from None
+    if not 0.0 <= number < 1.0:
+        raise UserError(f"sparsity={value} is outside [0, 1); e.g. --sparsity 0.5 prunes half of the maskable weights")
+    return number
+
+
+def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
+    """Reject bad group choices, bad sparsities and malformed overrides before anything runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as exc:
+        raise UserError(f"invalid override: {str(exc).strip().splitlines()[0]}") from None
+    for override in parsed:
+        key = override.key_or_group
+        if override.is_delete():
+            continue
+        if override.is_sweep_override() and not multirun:
+            raise UserError(f"'{override.input_line}' lists several values; add -m/--multirun to sweep over them")
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+        if key in GROUPS:
+            options = group_options(key)
+            for value in values:
+                if value not in options:
+                    raise UserError(f"unknown {key} '{value}'; choose from: {', '.join(options)}")
+        elif key == "sparsity":
+            for value in values:
+                check_sparsity(value)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Checks on the composed config that no single override can show."""
+    from prune_cli.methods import METHODS
+
+    check_sparsity(cfg.sparsity)
+    if cfg.method.algorithm not in METHODS:
+        raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
+    if int(cfg.trainer.batch_size) < 1:
+        raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} must be at least 1")
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config like a run would, without starting one (show-config, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    check_overrides(overrides)
+    register_resolvers()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    except HydraException as exc:
+        raise UserError(str(exc).strip().splitlines()[0]) from None
+    check_config(cfg)
+    return cfg

@@ -1,0 +1,169 @@
+"""Load GLUE examples from a local TSV folder or the `datasets` hub into one plain shape.
+
+Everything after this module sees `Examples` (texts + numeric labels) and never knows where the
+data came from. The per-task layout (columns, header, label names, dev files) lives in
+`configs/task/*.yaml`, so a new GLUE-style task needs a YAML file, not code.
+
+The GLUE TSVs have traps (see `shared/glue/README.md`): unbalanced quotes (read with
+`QUOTE_NONE`), a UTF-8 BOM on MRPC's header (`utf-8-sig`), CoLA without a header, and a dev file
+without a trailing newline. Malformed rows are an error naming the file and line, never skipped
+silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from prune_cli.errors import UserError
+
+HUB_DATASET = "nyu-mll/glue"
+GLUE_DIR_ENV = "GLUE_DIR"
+
+
+@dataclass(frozen=True)
+class Examples:
+    """One split: `texts[i]` is a 1- or 2-tuple of strings, `labels[i]` a class id or a float."""
+
+    texts: list[tuple[str, ...]]
+    labels: list[float] | list[int]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Train split plus one or more dev splits: "dev", and "mm" for MNLI's mismatched set."""
+
+    train: Examples
+    dev: dict[str, Examples]
+
+
+def is_regression(task: Mapping[str, Any]) -> bool:
+    return task["labels"] is None
+
+
+def num_outputs(task: Mapping[str, Any]) -> int:
+    return 1 if is_regression(task) else len(task["labels"])
+
+
+def resolve_glue_dir(configured: str | None) -> Path | None:
+    """`data.dir` wins, then the `GLUE_DIR` environment variable; None means "use the hub"."""
+    chosen = configured or os.environ.get(GLUE_DIR_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else None
+
+
+def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> TaskData:
+    """Read train and dev splits for `task`, from the local GLUE folder if one is configured."""
+    glue_dir = resolve_glue_dir(data_cfg.get("dir"))
+    if glue_dir is not None:
+        task_dir = glue_dir / task["glue_dir"]
+        if not task_dir.is_dir():
+            raise UserError(
+                f"task '{task['name']}': no folder {task_dir} (looked in data.dir / ${GLUE_DIR_ENV}="
+                f"{glue_dir}); put the GLUE TSVs in {task_dir}/{{train,dev}}.tsv, point data.dir=... at "
+                f"a folder that has {task['glue_dir']}/, or unset both to use the '{HUB_DATASET}' hub"
+            )
+        data = TaskData(
+            train=read_glue_tsv(task_dir / "train.tsv", task),
+            dev={key: read_glue_tsv(task_dir / name, task) for key, name in task["tsv"]["dev_files"].items()},
+        )
+    else:
+        data = load_from_hub(task)
+    if len(data.train) == 0:
+        raise UserError(f"task '{task['name']}': the training set ({data.train.source}) has no examples")
+    return data
+
+
+def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
+    raw = raw.strip()
+    if is_regression(task):
+        try:
+            return float(raw)
+        except ValueError:
+            raise UserError(f"{where}: label {raw!r} is not a number") from None
+    labels = list(task["labels"])
+    if raw not in labels:
+        raise UserError(f"{where}: label {raw!r} is not one of {labels}")
+    return labels.index(raw)
+
+
+def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
+    """Read one GLUE TSV with the format traps handled; errors name the file and line."""
+    if not path.is_file():
+        raise UserError(
+            f"task '{task['name']}': missing file {path}; the GLUE layout is <dir>/{task['glue_dir']}/"
+            f"{{train,dev}}.tsv (set data.dir=... or ${GLUE_DIR_ENV})"
+        )
+    layout = task["tsv"]
+    texts: list[tuple[str, ...]] = []
+    labels: list[Any] = []
+    csv.field_size_limit(sys.maxsize)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if layout["header"]:
+            header = next(rows, None)
+            if header is None:
+                return Examples(texts=[], labels=[], source=str(path))
+            text_idx = [_column_index(header, c, path) for c in layout["text_columns"]]
+            label_idx = _column_index(header, layout["label_column"], path)
+        else:
+            text_idx = [int(c) for c in layout["text_columns"]]
+            label_idx = int(layout["label_column"])
+        needed = max([*text_idx, label_idx]) + 1
+        for row in rows:
+            line = rows.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) < needed:
+                raise UserError(
+                    f"{path}:{line}: malformed row, {len(row)} tab-separated fields where {needed} are "
+                    f"needed; fix or delete that line"
+                )
+            texts.append(tuple(row[i] for i in text_idx))
+            labels.append(_label_value(row[label_idx], task, f"{path}:{line}"))
+    return Examples(texts=texts, labels=labels, source=str(path))
+
+
+def _column_index(header: Sequence[str], column: str | int, path: Path) -> int:
+    if isinstance(column, int):
+        return column
+    stripped = [h.strip() for h in header]
+    if column not in stripped:
+        raise UserError(f"{path}:1: header has no column {column!r} (found {stripped})")
+    return stripped.index(column)
+
+
+def load_from_hub(task: Mapping[str, Any]) -> TaskData:
+    """Load a GLUE task from the `datasets` hub; its integer labels use our label order."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
+        raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
+    hub = task["hub"]
+    try:
+        loaded = datasets.load_dataset(HUB_DATASET, hub["config"])
+    except Exception as exc:  # network, missing cache, unknown config: all the same to the user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
+            f"dataset {HUB_DATASET}/{hub['config']} could not be loaded ({first_line}); download the "
+            f"GLUE TSVs and set data.dir=<folder with {task['glue_dir']}/> or ${GLUE_DIR_ENV}"
+        ) from None
+
+    def convert(split: str) -> Examples:
+        if split not in loaded:
+            raise UserError(f"task '{task['name']}': hub dataset has no split '{split}' (has {list(loaded)})")
+        table = loaded[split]
+        columns = [table[c] for c in hub["text_columns"]]
+        label_list = table["label"]
+        labels = [float(v) for v in label_list] if is_regression(task) else [int(v) for v in label_list]
+        return Examples(texts=list(zip(*columns)), labels=labels, source=f"{HUB_DATASET}/{hub['config']}:{split}")
+
+    return TaskData(train=convert("train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})

@@ -1,0 +1,64 @@
+"""What a person sees: a rich progress bar during training and a table of metrics at the end."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+@contextmanager
+def step_progress(total: int, description: str, enabled: bool = True) -> Iterator:
+    """Yield `update(record)`; the bar shows loss and the current sparsity of theta."""
+    if not enabled:
+        yield lambda record: None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  sparsity {task.fields[sparsity]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=not console.is_terminal,
+    )
+    with progress:
+        task_id = progress.add_task(description, total=total, loss=float("nan"), sparsity=0.0)
+
+        def update(record: Mapping[str, float]) -> None:
+            progress.update(task_id, completed=record["step"], loss=record["loss"], sparsity=record["sparsity"])
+
+        yield update
+
+
+def metrics_table(title: str, rows: Mapping[str, object], compare: Mapping[str, object] | None = None) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if compare is not None:
+        table.add_column("stored", justify="right")
+        table.add_column("same", justify="center")
+    for key, value in rows.items():
+        cells = [key, _fmt(value)]
+        if compare is not None:
+            stored = compare.get(key)
+            cells += [_fmt(stored), "yes" if stored == value else "NO"]
+        table.add_row(*cells)
+    return table
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def fail(message: str) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.stderr.flush()

@@ -1,0 +1,58 @@
+"""The one place where Typer hands over to Hydra.
+
+Hydra's Compose API gives up multirun, run directories and job logging, so runs go through a real
+`@hydra.main` function. The CLI turns its options into override strings and calls that function
+with `sys.argv` set to exactly those overrides for the duration of one call. Nothing else in the
+code reads or writes `sys.argv`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from prune_cli import display, rundir, runner
+from prune_cli.config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+from prune_cli.errors import UserError
+
+FAILED = "failed.json"
+log = logging.getLogger(__name__)
+failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
+
+
+def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """Run `adapt` through Hydra; returns the run dirs of jobs that failed in a sweep."""
+    register_resolvers()
+    failed_jobs.clear()
+    saved = sys.argv
+    sys.argv = ["prune-cli", *overrides, *(["--multirun"] if multirun else [])]
+    try:
+        _adapt_main()
+    finally:
+        sys.argv = saved
+    return list(failed_jobs)
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
+def _adapt_main(cfg: DictConfig) -> float | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return runner.adapt(cfg, run_dir)
+    # In a sweep one bad job must not stop the others: record why it failed and move on.
+    try:
+        return runner.adapt(cfg, run_dir)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is hidden
+        reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
+        display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")
+        failed_jobs.append(str(run_dir))
+        return None

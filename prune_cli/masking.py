@@ -1,0 +1,134 @@
+"""The one masking mechanism every method shares.
+
+A method never edits the pretrained model. It hands `MaskedEncoder` a dict of *effective weights*
+(name -> tensor) for the maskable parameters, and the encoder runs with those tensors swapped in
+through `torch.func.functional_call`: no copy of the model, no per-step module surgery. What a
+method puts in the dict is its own business:
+
+* adapt-by-pruning: `w0 * sigma(t_l theta)` with the paper's gradient (Eq. 4), `ThetaMaskedWeight`;
+* a fixed binary mask (random, magnitude, evaluation): `w0 * m`, computed once and reused;
+* methods that also move weights (gmp, imp, finetune): `w * m` with trainable `w`.
+
+Which parameters are maskable is configured by regular expressions on parameter names (default:
+embedding matrices and every encoder Linear weight; never LayerNorm, biases or the head).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from prune_cli.errors import UserError
+
+
+def select_maskable(encoder: nn.Module, include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """Names of the parameters to mask, in the model's own order."""
+    include_re = [re.compile(p) for p in include]
+    exclude_re = [re.compile(p) for p in exclude]
+    names = [
+        name
+        for name, param in encoder.named_parameters()
+        if param.dim() >= 2
+        and any(r.search(name) for r in include_re)
+        and not any(r.search(name) for r in exclude_re)
+    ]
+    if not names:
+        raise UserError(f"mask.include={list(include)} matches no weight matrix of this model; check the patterns")
+    return names
+
+
+class ThetaMaskedWeight(torch.autograd.Function):
+    """w0 * sigma(t_l * theta) forward; Eq. 4's gradient for theta backward.
+
+    Forward: the effective weight w0 * m with m = sigma(t_l theta) (a step 1[theta > 0] for
+    large t_l). Backward (Eq. 4 of the paper):
+        grad_theta = grad_m * t_s * sigma(t_s theta) * (1 - sigma(t_s theta)),  grad_m = grad_w * w0.
+    Using the large t_l in the backward pass would make the gradient vanish almost everywhere.
+    Fused and in place: a full-size temporary per op would cost more than the matmuls on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, theta: torch.Tensor, base: torch.Tensor, t_large: float, t_small: float) -> torch.Tensor:
+        ctx.save_for_backward(theta, base)
+        ctx.t_small = t_small
+        out = torch.mul(theta, t_large)
+        return out.sigmoid_().mul_(base)
+
+    @staticmethod
+    def backward(ctx, grad_weight: torch.Tensor):
+        theta, base = ctx.saved_tensors
+        grad = torch.mul(theta, ctx.t_small).sigmoid_()
+        grad.addcmul_(grad, grad, value=-1.0)  # sigma(1 - sigma), in place
+        grad.mul_(grad_weight).mul_(base)
+        if ctx.t_small != 1.0:
+            grad.mul_(ctx.t_small)
+        return grad, None, None, None
+
+
+def theta_masked_weight(base: torch.Tensor, theta: torch.Tensor, t_large: float, t_small: float) -> torch.Tensor:
+    """The effective weight adapt-by-pruning trains through (see `ThetaMaskedWeight`)."""
+    return ThetaMaskedWeight.apply(theta, base, t_large, t_small)
+
+
+class MaskedEncoder(nn.Module):
+    """A frozen encoder plus the names of its maskable weights; runs with substituted weights."""
+
+    def __init__(self, encoder: nn.Module, maskable: Sequence[str]):
+        super().__init__()
+        self.encoder = encoder
+        self.maskable = list(maskable)
+        params = dict(encoder.named_parameters())
+        self.shapes = {n: tuple(params[n].shape) for n in self.maskable}
+
+    def base_weight(self, name: str) -> torch.Tensor:
+        return self.encoder.get_parameter(name)
+
+    def base_weights(self) -> dict[str, torch.Tensor]:
+        return {n: self.base_weight(n) for n in self.maskable}
+
+    @property
+    def num_maskable(self) -> int:
+        return sum(int(torch.Size(s).numel()) for s in self.shapes.values())
+
+    def forward(self, batch: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor] | None = None):
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        if not weights:
+            return self.encoder(**inputs, output_hidden_states=True).hidden_states
+        out = functional_call(self.encoder, dict(weights), args=(), kwargs={**inputs, "output_hidden_states": True}, strict=False)
+        return out.hidden_states
+
+    def masked_weights(self, masks: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Effective weights `source * mask` (source defaults to the frozen pretrained weights)."""
+        src = source if source is not None else self.base_weights()
+        return {n: src[n] * masks[n].to(src[n].dtype) for n in self.maskable}
+
+
+def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
+    """Share of zeros over all maskable weights (measured, never the requested value)."""
+    total = sum(m.numel() for m in masks.values())
+    zeros = sum(int((m == 0).sum()) for m in masks.values())
+    return zeros / max(total, 1)
+
+
+def keep_top(scores: Mapping[str, torch.Tensor], target_sparsity: float) -> dict[str, torch.Tensor]:
+    """Binary masks that prune exactly round(s * N) weights: those with the lowest scores, globally.
+
+    Ties are broken by position (a stable sort), so the result is deterministic and the count exact.
+    """
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
+    n_prune = int(round(target_sparsity * flat.numel()))
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
+    if n_prune > 0:
+        order = torch.sort(flat, stable=True).indices
+        keep[order[:n_prune]] = False
+    masks, offset = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        masks[n] = keep[offset : offset + size].view(scores[n].shape).clone()
+        offset += size
+    return masks

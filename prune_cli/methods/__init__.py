@@ -1,0 +1,16 @@
+"""Method registry: `method.algorithm` in a config names one entry here.
+
+A test checks this dict against `configs/method/*.yaml`, so a method cannot exist in one place
+and not the other.
+"""
+
+from __future__ import annotations
+
+from prune_cli.methods import adapt_by_pruning
+from prune_cli.methods.base import Method, MethodResult
+
+METHODS: dict[str, Method] = {
+    "adapt_by_pruning": adapt_by_pruning.run,
+}
+
+__all__ = ["METHODS", "Method", "MethodResult"]

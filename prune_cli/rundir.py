@@ -1,0 +1,105 @@
+"""The run-directory contract: the only module that knows file names, and how they are written.
+
+A run directory is self-describing:
+
+    .hydra/config.yaml   resolved config (written by Hydra)     -> how to rebuild everything
+    mask.safetensors     bit-packed mask + manifest              -> `mask_format`
+    head.safetensors     task head weights
+    history.jsonl        one JSON record per optimiser step
+    run.log              the log (Hydra's file handler)
+    metrics.json         identity + scores; written LAST, so its presence means "complete"
+
+Every artifact is written atomically (temp file in the same folder, fsync, rename): a killed run
+never leaves a half-written file that a later `evaluate` or `report` would read as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+from prune_cli.errors import UserError
+
+CONFIG = Path(".hydra") / "config.yaml"
+MASK = "mask.safetensors"
+HEAD = "head.safetensors"
+HISTORY = "history.jsonl"
+METRICS = "metrics.json"
+LOG = "run.log"
+RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def ensure_fresh(run_dir: Path) -> None:
+    """Refuse to write into a directory that already holds a run's results."""
+    existing = [name for name in RESULT_FILES if (run_dir / name).exists()]
+    if existing:
+        raise UserError(f"run directory {run_dir} already holds results ({', '.join(existing)}); never overwriting it")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}; choose another output folder") from None
+
+
+def require_run_dir(run_dir: Path) -> None:
+    """A complete run dir has its config, mask or head, and metrics; say what is missing."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    needed = [CONFIG, Path(HEAD), Path(METRICS)]
+    missing = [str(n) for n in needed if not (run_dir / n).is_file()]
+    if missing:
+        raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)})")
+
+
+def load_config(run_dir: Path) -> DictConfig:
+    try:
+        cfg = OmegaConf.load(run_dir / CONFIG)
+    except Exception as exc:
+        raise UserError(f"{run_dir / CONFIG} cannot be read: {exc}") from None
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def load_metrics(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / METRICS).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run_dir / METRICS} cannot be read: {exc}") from None

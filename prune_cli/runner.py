@@ -1,0 +1,194 @@
+"""The work behind each command, as plain functions of a config (no CLI, no Hydra globals).
+
+`adapt(cfg, run_dir)` trains one method and writes a complete run directory; `evaluate(run_dir)`
+rebuilds base model + mask + head from that directory alone and scores it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file as load_tensors
+from safetensors.torch import save as save_tensors
+
+import prune_cli
+from prune_cli import batching, data, display, mask_format, rundir
+from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
+from prune_cli.config import check_config
+from prune_cli.errors import UserError
+from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
+from prune_cli.methods import METHODS
+from prune_cli.training import RunContext, new_head, pick_device, plan_budget, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Model, data and masking set up from a config; shared by `adapt` and `evaluate`."""
+
+    encoder: MaskedEncoder
+    base_hash: str
+    train: batching.Encoded | None
+    dev: dict[str, batching.Encoded]
+    device: torch.device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    device = pick_device(str(cfg.trainer.device))
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True))
+    raw_encoder, tokenizer = load_backbone(cfg.model)
+    base_hash = base_weights_hash(raw_encoder)
+    maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
+    encoder = MaskedEncoder(raw_encoder.to(device), maskable)
+    regression = data.is_regression(task)
+
+    def encode(examples: data.Examples, limit: int | None) -> batching.Encoded:
+        if limit:
+            examples = data.Examples(examples.texts[:limit], examples.labels[:limit], examples.source)
+        return batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), regression)
+
+    train = encode(task_data.train, cfg.data.max_train_samples) if with_train else None
+    dev = {split: encode(ex, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
+    return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device)
+
+
+def main_metric_key(cfg: DictConfig) -> str:
+    return f"eval_{cfg.task.main_metric}"
+
+
+def adapt(cfg: DictConfig, run_dir: Path) -> float:
+    """Run `cfg.method` on `cfg.task` and write a complete run directory; return the main metric."""
+    check_config(cfg)
+    rundir.ensure_fresh(run_dir)
+    seed_everything(int(cfg.seed))
+    prepared = prepare(cfg, with_train=True)
+    assert prepared.train is not None
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
+    budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
+    log.info(
+        "task=%s method=%s sparsity=%s model=%s: %d train examples, %d steps, %d maskable weights",
+        cfg.task.name, cfg.method.name, cfg.sparsity, cfg.model.name_or_path,
+        len(prepared.train), budget.total_steps, prepared.encoder.num_maskable,
+    )
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
+
+        def on_step(record: dict[str, float]) -> None:
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            history.append(record)
+            show(record)
+
+        ctx = RunContext(
+            cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
+            device=prepared.device, budget=budget, seed=int(cfg.seed),
+            num_outputs=data.num_outputs(task), regression=data.is_regression(task), on_step=on_step,
+        )
+        result = METHODS[cfg.method.algorithm](ctx)
+    train_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    weights = prepared.encoder.masked_weights(result.masks) if result.masks is not None else None
+    metrics = score(prepared.encoder, result.head, weights, prepared.dev, task, plain_cfg["trainer"], prepared.device)
+    eval_seconds = time.perf_counter() - started
+    hash_after = base_weights_hash(prepared.encoder.encoder)
+
+    realized = sparsity(result.masks) if result.masks is not None else 0.0
+    identity = {
+        "task": cfg.task.name,
+        "method": cfg.method.name,
+        "algorithm": cfg.method.algorithm,
+        "model": cfg.model.name_or_path,
+        "seed": int(cfg.seed),
+        "sparsity_requested": float(cfg.sparsity),
+        "sparsity_realized": realized,
+    }
+    if result.masks is not None:
+        mask_format.save_mask(
+            run_dir / rundir.MASK,
+            result.masks,
+            {**identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
+             "num_maskable": prepared.encoder.num_maskable},
+        )
+    rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors({k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}))
+    rundir.write_jsonl(run_dir / rundir.HISTORY, history)
+    key = main_metric_key(cfg)
+    summary = {
+        **identity,
+        "main_metric": key,
+        "main_metric_value": metrics[key],
+        "metrics": metrics,
+        "num_maskable": prepared.encoder.num_maskable,
+        "num_kept": int(sum(int(m.sum()) for m in result.masks.values())) if result.masks is not None else prepared.encoder.num_maskable,
+        "steps": budget.total_steps,
+        "train_examples": len(prepared.train),
+        "train_seconds": round(train_seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
+        "base_weights_hash_before": prepared.base_hash,
+        "base_weights_hash_after": hash_after,
+        "base_weights_unchanged": hash_after == prepared.base_hash,
+        "method_details": result.extra,
+        "device": str(prepared.device),
+        "versions": {"prune_cli": prune_cli.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    rundir.write_json(run_dir / rundir.METRICS, summary)
+    log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
+    display.console.print(
+        f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
+        f"base weights unchanged: {summary['base_weights_unchanged']}"
+    )
+    display.console.print(display.metrics_table("dev metrics", metrics))
+    display.console.print(f"run directory: [bold]{run_dir}[/]")
+    return float(metrics[key])
+
+
+def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> dict[str, float]:
+    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics."""
+    rundir.require_run_dir(run_dir)
+    cfg = rundir.load_config(run_dir)
+    stored = rundir.load_metrics(run_dir)
+    if data_dir is not None:
+        cfg.data.dir = data_dir
+    if device is not None:
+        cfg.trainer.device = device
+    resolve_model_path(cfg.model.name_or_path)
+    seed_everything(int(cfg.seed))
+    prepared = prepare(cfg, with_train=False)
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    weights = None
+    if (run_dir / rundir.MASK).exists():
+        loaded = mask_format.load_mask(run_dir / rundir.MASK, prepared.encoder.shapes, prepared.base_hash)
+        if loaded.manifest.get("task") not in (None, cfg.task.name):
+            raise UserError(f"{run_dir / rundir.MASK} was made for task '{loaded.manifest['task']}', the run is '{cfg.task.name}'")
+        weights = prepared.encoder.masked_weights({n: m.to(prepared.device) for n, m in loaded.masks.items()})
+    head = new_head(prepared.encoder, data.num_outputs(task), cfg.head).to(prepared.device)
+    try:
+        head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(prepared.device)))
+    except Exception as exc:
+        raise UserError(f"{run_dir / rundir.HEAD} cannot be loaded into the task head: {str(exc).splitlines()[0]}") from None
+    metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
+    display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
+    display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))
+    return metrics

@@ -1,0 +1,181 @@
+"""Pieces every method's loop shares: device/precision, losses, optimisers, schedules, scoring.
+
+Methods differ in *what* they train (theta, head, weights); how a batch becomes a loss, how a
+model is scored on dev, and how learning rates are scheduled is the same for all of them, so it
+lives here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from prune_cli import batching
+from prune_cli.batching import Encoded
+from prune_cli.errors import UserError
+from prune_cli.head import LayerMixHead
+from prune_cli.masking import MaskedEncoder
+from prune_cli.metrics import task_metrics
+
+MAIN_SPLIT = "dev"  # the dev split whose metrics carry no suffix (MNLI's mismatched one is "mm")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(requested: str) -> torch.device:
+    """'auto' means CUDA when present, else CPU; an explicit device must exist."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use trainer.device=auto or cpu")
+    return torch.device(requested)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision not in PRECISIONS:
+        raise UserError(f"trainer.precision={precision!r}; choose one of {sorted(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@dataclass
+class Budget:
+    """How many optimiser steps a run takes, whichever of max_steps / epochs decides it."""
+
+    total_steps: int
+    steps_per_epoch: int
+
+
+def plan_budget(trainer: Mapping[str, Any], num_train: int) -> Budget:
+    per_epoch = max(1, math.ceil(num_train / trainer["batch_size"]))
+    if trainer.get("max_steps"):
+        return Budget(total_steps=int(trainer["max_steps"]), steps_per_epoch=per_epoch)
+    return Budget(total_steps=max(1, int(round(float(trainer["epochs"]) * per_epoch))), steps_per_epoch=per_epoch)
+
+
+def endless_batches(encoded: Encoded, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+    """Epoch after epoch of length-bucketed training batches."""
+    while True:
+        for _, batch in batching.iterate(encoded, batching.training_batches(encoded, batch_size, rng)):
+            yield batch
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def loss_fn(regression: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if regression:
+        return lambda out, y: nn.functional.mse_loss(out.squeeze(-1).float(), y)
+    return lambda out, y: nn.functional.cross_entropy(out.float(), y)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    params = list(params)
+    # fused Adam: one pass over theta/m/v instead of several (theta is as large as the model)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    raise UserError(f"optimizer {name!r} is not known; choose adam, adamw or sgd")
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, decay: bool = True):
+    """Linear warm-up, then linear decay to zero (or constant when decay is off)."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if not decay:
+            return 1.0
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def new_head(encoder: MaskedEncoder, num_outputs: int, head_cfg: Mapping[str, Any]) -> LayerMixHead:
+    config = encoder.encoder.config
+    return LayerMixHead(
+        hidden_size=config.hidden_size,
+        num_hidden_states=config.num_hidden_layers + 1,
+        num_outputs=num_outputs,
+        dropout=float(head_cfg.get("dropout", 0.0)),
+    )
+
+
+@dataclass
+class RunContext:
+    """Everything a method needs, built once by the runner."""
+
+    cfg: Mapping[str, Any]
+    task: Mapping[str, Any]
+    encoder: MaskedEncoder
+    train: Encoded
+    dev: dict[str, Encoded]
+    device: torch.device
+    budget: Budget
+    seed: int
+    num_outputs: int
+    regression: bool
+    on_step: Callable[[dict[str, float]], None] = field(default=lambda record: None)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return autocast(self.device, self.cfg["trainer"]["precision"])
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng(self.seed)
+        for batch in endless_batches(self.train, self.cfg["trainer"]["batch_size"], rng):
+            yield to_device(batch, self.device)
+
+
+@torch.no_grad()
+def predict(
+    encoder: MaskedEncoder,
+    head: nn.Module,
+    weights: Mapping[str, torch.Tensor] | None,
+    encoded: Encoded,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+) -> np.ndarray:
+    """Predictions in dataset order (class ids, or scores for regression)."""
+    head.eval()
+    outputs: list[tuple[np.ndarray, np.ndarray]] = []
+    for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, batch_size)):
+        with autocast(device, precision):
+            out = head(encoder(to_device(batch, device), weights)).float().cpu()
+        outputs.append((indices, out.numpy()))
+    head.train()
+    order = np.concatenate([i for i, _ in outputs])
+    values = np.concatenate([o for _, o in outputs])
+    result = np.empty_like(values)
+    result[order] = values
+    return result[:, 0] if result.shape[1] == 1 else result.argmax(axis=1)
+
+
+def score(
+    encoder: MaskedEncoder,
+    head: nn.Module,
+    weights: Mapping[str, torch.Tensor] | None,
+    dev: Mapping[str, Encoded],
+    task: Mapping[str, Any],
+    trainer: Mapping[str, Any],
+    device: torch.device,
+) -> dict[str, float]:
+    """GLUE metrics for every dev split, keyed `eval_<metric>[_<split>]`."""
+    results: dict[str, float] = {}
+    for split, encoded in dev.items():
+        predictions = predict(encoder, head, weights, encoded, trainer["eval_batch_size"], device, trainer["precision"])
+        suffix = "" if split == MAIN_SPLIT else f"_{split}"
+        for name, value in task_metrics(task["metrics"], predictions, encoded.labels.numpy()).items():
+            results[f"eval_{name}{suffix}"] = value
+    return results

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random BERT saved to disk, the fixture GLUE folder, and a run helper.
+
+Tests run the real code paths (Hydra, the CLI, safetensors, the training loop) on a model small
+enough that a whole `adapt` takes about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURE_GLUE = Path(__file__).resolve().parent / "fixtures" / "glue"
+# GLUE_DIR (the README sets it to ../shared/glue) is resolved now, before tests change directory.
+SHARED_GLUE = Path(os.environ.get("GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "glue").resolve()
+
+
+def _fixture_words() -> list[str]:
+    words: set[str] = set()
+    for path in FIXTURE_GLUE.rglob("*.tsv"):
+        for token in path.read_text(encoding="utf-8-sig").lower().replace("\t", " ").split():
+            words.add(token.strip('"'))
+    return sorted(w for w in words if w)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide random BERT with its own WordPiece vocabulary, saved like a hub model."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", '"', "?", ".", *_fixture_words()]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=48, max_position_embeddings=64, type_vocab_size=2,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture()
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from an empty folder so that outputs/ lands there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    return tmp_path
+
+
+def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
+    return [
+        f"data.dir={FIXTURE_GLUE}",
+        f"model.name_or_path={model_dir}",
+        f"trainer.max_steps={steps}",
+        "trainer.batch_size=8",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "method.gamma_update_every=2",
+        *extra,
+    ]
+
+
+def run_cli(*args: str):
+    """Invoke the real Typer app in-process; returns the click Result."""
+    from typer.testing import CliRunner
+
+    from prune_cli.cli import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def only_run_dir(root: Path) -> Path:
+    """The single run directory (the folder holding .hydra) below `root`."""
+    found = [p.parent for p in root.rglob(".hydra")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

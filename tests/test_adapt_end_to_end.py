@@ -1,0 +1,100 @@
+"""`prune-cli adapt` → a complete run dir → `prune-cli evaluate` reproduces it, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_GLUE, only_run_dir, read_metrics, run_cli, tiny_overrides
+
+from prune_cli import mask_format
+
+RUN_FILES = {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "head.safetensors",
+             "history.jsonl", "mask.safetensors", "metrics.json", "run.log"}
+
+
+def files_in(run_dir: Path) -> set[str]:
+    return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("task", "sparsity"), [("sst2", "0.5"), ("stsb", "0.7"), ("mnli", "0.2"), ("cola", "0.9")])
+def test_adapt_writes_a_complete_run_dir_and_evaluate_reproduces_it(in_tmp: Path, tiny_model_dir: Path, task: str, sparsity: str):
+    result = run_cli("adapt", "--task", task, "--sparsity", sparsity, "--seed", "3", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    assert run_dir.relative_to(in_tmp).parts[:4] == ("outputs", task, "adapt_by_pruning", f"s{sparsity}")
+    assert files_in(run_dir) == RUN_FILES
+
+    metrics = read_metrics(run_dir)
+    assert (metrics["task"], metrics["method"], metrics["seed"]) == (task, "adapt_by_pruning", 3)
+    assert metrics["sparsity_requested"] == float(sparsity)
+    assert abs(metrics["sparsity_realized"] - float(sparsity)) <= 0.001
+    assert metrics["base_weights_unchanged"] and metrics["base_weights_hash_before"] == metrics["base_weights_hash_after"]
+    assert metrics["main_metric"] in metrics["metrics"]
+    if task == "mnli":
+        assert {"eval_accuracy", "eval_accuracy_mm"} <= set(metrics["metrics"])
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history] == list(range(1, 7))
+
+    manifest = mask_format.read_manifest(run_dir / "mask.safetensors")
+    assert manifest["base_weights_hash"] == metrics["base_weights_hash_before"]
+    assert manifest["num_maskable"] == metrics["num_maskable"]
+    assert sum(t["kept"] for t in manifest["tensors"]) == metrics["num_kept"]
+
+    again = run_cli("evaluate", str(run_dir))
+    assert again.exit_code == 0, again.output
+    from prune_cli.runner import evaluate
+
+    assert evaluate(run_dir) == metrics["metrics"]  # exact, not approximate
+
+
+def test_same_seed_gives_identical_mask_and_metrics(in_tmp: Path, tiny_model_dir: Path):
+    for _ in range(2):
+        assert run_cli("adapt", "--task", "mrpc", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    runs = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
+    assert len(runs) == 2, "the second run must get its own directory"
+    first, second = (read_metrics(r) for r in runs)
+    assert first["metrics"] == second["metrics"]
+    assert (runs[0] / "mask.safetensors").read_bytes() == (runs[1] / "mask.safetensors").read_bytes()
+
+
+def test_evaluate_refuses_a_mask_for_other_base_weights(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
+    assert run_cli("adapt", "--task", "sst2", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    run_dir = only_run_dir(in_tmp / "outputs")
+    import torch
+    from transformers import BertModel
+
+    other = tmp_path_factory.mktemp("other-bert")
+    model = BertModel.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.encoder.layer[0].attention.self.query.weight.add_(0.01)
+    model.save_pretrained(other)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        if (tiny_model_dir / name).exists():
+            (other / name).write_bytes((tiny_model_dir / name).read_bytes())
+    config = run_dir / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace(str(tiny_model_dir), str(other)))
+    result = run_cli("evaluate", str(run_dir))
+    assert result.exit_code == 2
+    assert "was learned on base weights" in result.output and "Traceback" not in result.output
+
+
+def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_model_dir: Path):
+    """A real `-m` in a subprocess, through the installed console entry point."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--task", "sst2", "--sparsity", "0.3,0.6",
+               *tiny_overrides(tiny_model_dir, steps=4)]
+    done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweeps = list((in_tmp / "outputs" / "multirun").iterdir())
+    assert len(sweeps) == 1 and (sweeps[0] / "multirun.yaml").is_file()
+    runs = sorted(p.parent for p in sweeps[0].rglob(".hydra"))
+    assert len(runs) == 2
+    realized = sorted(read_metrics(r)["sparsity_realized"] for r in runs)
+    assert [round(s, 3) for s in realized] == [0.3, 0.6]
+    for run in runs:
+        assert files_in(run) == RUN_FILES

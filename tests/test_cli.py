@@ -1,0 +1,40 @@
+"""The CLI is a thin map from options to Hydra overrides; extra words pass through untouched."""
+
+from __future__ import annotations
+
+from conftest import run_cli
+
+from prune_cli.cli import options_to_overrides
+
+
+def test_options_become_overrides():
+    assert options_to_overrides("sst2", "0.5", "adapt_by_pruning", None, "3") == [
+        "task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=3",
+    ]
+
+
+def test_model_option_picks_group_or_path():
+    assert options_to_overrides(None, None, None, "bert-base-uncased", None) == ["model=bert-base-uncased"]
+    assert options_to_overrides(None, None, None, "minilm", None) == ["model=minilm"]
+    assert options_to_overrides(None, None, None, "/models/my-bert", None) == ["model.name_or_path=/models/my-bert"]
+
+
+def test_comma_lists_stay_sweeps():
+    assert options_to_overrides("sst2,mrpc", "0.5,0.9", None, None, "1,2,3") == [
+        "task=sst2,mrpc", "sparsity=0.5,0.9", "seed=1,2,3",
+    ]
+
+
+def test_show_config_passes_extra_overrides_through():
+    result = run_cli("show-config", "--task", "cola", "method.t_small=0.5", "trainer.max_steps=7")
+    assert result.exit_code == 0, result.output
+    assert "name: cola" in result.output
+    assert "t_small: 0.5" in result.output
+    assert "max_steps: 7" in result.output
+
+
+def test_show_config_bad_task_is_one_line_error():
+    result = run_cli("show-config", "--task", "nope")
+    assert result.exit_code == 2
+    assert "unknown task 'nope'" in result.output
+    assert "Traceback" not in result.output

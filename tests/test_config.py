@@ -1,0 +1,67 @@
+"""Every shipped config composes, and bad choices fail at composition with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from prune_cli.config import CONFIG_DIR, check_overrides, compose, group_options
+from prune_cli.errors import UserError
+from prune_cli.methods import METHODS
+
+GLUE_TASKS = ["cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb"]
+
+
+def test_all_eight_glue_tasks_are_configured():
+    assert group_options("task") == GLUE_TASKS
+
+
+def test_method_registry_matches_method_configs():
+    from omegaconf import OmegaConf
+
+    algorithms = {OmegaConf.load(p).algorithm for p in (CONFIG_DIR / "method").glob("*.yaml")}
+    assert algorithms == set(METHODS)
+
+
+@pytest.mark.parametrize("task", GLUE_TASKS)
+@pytest.mark.parametrize("method", group_options("method"))
+def test_every_task_and_method_composes(task: str, method: str):
+    cfg = compose([f"task={task}", f"method={method}"])
+    assert cfg.task.name == task
+    assert cfg.method.name == method
+    assert cfg.task.main_metric in cfg.task.metrics
+    assert set(cfg.task.tsv.dev_files) == set(cfg.task.hub.dev_splits)
+    assert "dev" in cfg.task.tsv.dev_files
+
+
+def test_scientific_notation_values_are_floats():
+    cfg = compose([])
+    assert isinstance(cfg.method.t_large, float) and cfg.method.t_large == 1e5
+    assert isinstance(cfg.method.gamma, float)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["task=sst3"], "unknown task 'sst3'; choose from: cola, mnli"),
+        (["method=magic"], "unknown method 'magic'"),
+        (["model=gpt9"], "unknown model 'gpt9'"),
+        (["sparsity=1.0"], "outside [0, 1)"),
+        (["sparsity=-0.1"], "outside [0, 1)"),
+        (["sparsity=half"], "is not a number"),
+        (["sparsity=0.5,0.9"], "add -m/--multirun"),
+        (["task=="], "invalid override"),
+    ],
+)
+def test_bad_values_fail_at_composition(overrides: list[str], message: str):
+    with pytest.raises(UserError) as err:
+        compose(overrides)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_sweep_values_are_each_checked_under_multirun():
+    check_overrides(["task=sst2,mrpc", "sparsity=0.5,0.9"], multirun=True)
+    with pytest.raises(UserError, match="unknown task 'nope'"):
+        check_overrides(["task=sst2,nope"], multirun=True)
+    with pytest.raises(UserError, match="outside"):
+        check_overrides(["sparsity=0.5,1.5"], multirun=True)

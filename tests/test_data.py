@@ -1,0 +1,128 @@
+"""Every GLUE task format reads correctly from TSV (traps included) and from the hub path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_GLUE
+from omegaconf import OmegaConf
+
+from prune_cli import data
+from prune_cli.config import CONFIG_DIR, group_options
+from prune_cli.errors import UserError
+
+
+def task_cfg(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "task" / f"{name}.yaml"))
+
+
+@pytest.mark.parametrize("name", group_options("task"))
+def test_every_task_reads_from_glue_tsvs(name: str):
+    task = task_cfg(name)
+    loaded = data.load_task_data(task, {"dir": str(FIXTURE_GLUE)})
+    assert len(loaded.train) == 24
+    assert set(loaded.dev) == set(task["tsv"]["dev_files"])
+    width = len(task["tsv"]["text_columns"])
+    for split in [loaded.train, *loaded.dev.values()]:
+        assert all(len(t) == width and all(s.strip() for s in t) for t in split.texts)
+        if task["labels"] is None:
+            assert all(isinstance(y, float) and 0 <= y <= 5 for y in split.labels)
+        else:
+            assert set(split.labels) == set(range(len(task["labels"])))
+
+
+def test_mnli_has_matched_and_mismatched_dev_sets():
+    loaded = data.load_task_data(task_cfg("mnli"), {"dir": str(FIXTURE_GLUE)})
+    assert (len(loaded.dev["dev"]), len(loaded.dev["mm"])) == (12, 9)
+
+
+def test_format_traps_are_handled():
+    mrpc = data.read_glue_tsv(FIXTURE_GLUE / "MRPC" / "train.tsv", task_cfg("mrpc"))  # BOM header
+    assert mrpc.texts[0][0].startswith('"')  # unbalanced quote kept verbatim, row not merged
+    cola_dev = data.read_glue_tsv(FIXTURE_GLUE / "CoLA" / "dev.tsv", task_cfg("cola"))  # no header/newline
+    assert len(cola_dev) == 12 and cola_dev.texts[0][0].startswith("the ")
+
+
+def test_real_shared_glue_counts_when_present():
+    shared = Path(__file__).resolve().parents[2] / "shared" / "glue"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} not present")
+    counts = {"sst2": (67349, 872), "cola": (8551, 1043), "mrpc": (3668, 408), "stsb": (5749, 1500)}
+    for name, (n_train, n_dev) in counts.items():
+        loaded = data.load_task_data(task_cfg(name), {"dir": str(shared)})
+        assert (len(loaded.train), len(loaded.dev["dev"])) == (n_train, n_dev), name
+
+
+def test_malformed_row_names_file_and_line(tmp_path: Path):
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("sentence\tlabel\ngood film\t1\nno label here\n")
+    (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    with pytest.raises(UserError, match=r"train.tsv:3: malformed row"):
+        data.load_task_data(task_cfg("sst2"), {"dir": str(tmp_path)})
+
+
+def test_unknown_label_names_file_and_line(tmp_path: Path):
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("sentence\tlabel\ngood film\t7\n")
+    with pytest.raises(UserError, match=r"train.tsv:2: label '7' is not one of"):
+        data.read_glue_tsv(folder / "train.tsv", task_cfg("sst2"))
+
+
+def test_empty_training_set_is_an_error(tmp_path: Path):
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("sentence\tlabel\n")
+    (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    with pytest.raises(UserError, match="has no examples"):
+        data.load_task_data(task_cfg("sst2"), {"dir": str(tmp_path)})
+
+
+def test_missing_task_says_where_it_looked_and_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GLUE_DIR", str(tmp_path))
+    with pytest.raises(UserError) as err:
+        data.load_task_data(task_cfg("qnli"), {"dir": None})
+    message = str(err.value)
+    assert str(tmp_path / "QNLI") in message and "data.dir" in message and "GLUE_DIR" in message
+
+
+def test_data_dir_beats_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GLUE_DIR", str(tmp_path))
+    assert data.resolve_glue_dir(str(FIXTURE_GLUE)) == FIXTURE_GLUE
+    assert data.resolve_glue_dir(None) == tmp_path
+
+
+def test_hub_path_maps_columns_and_splits(monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path: str, name: str):
+        calls.append((path, name))
+        split = lambda n: datasets.Dataset.from_dict(  # noqa: E731
+            {"premise": ["a cat sits ."] * n, "hypothesis": ["a cat ."] * n, "label": [i % 3 for i in range(n)], "idx": list(range(n))}
+        )
+        return datasets.DatasetDict(train=split(6), validation_matched=split(3), validation_mismatched=split(2))
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    loaded = data.load_task_data(task_cfg("mnli"), {"dir": None})
+    assert calls == [("nyu-mll/glue", "mnli")]
+    assert len(loaded.train) == 6 and loaded.train.texts[0] == ("a cat sits .", "a cat .")
+    assert (len(loaded.dev["dev"]), len(loaded.dev["mm"])) == (3, 2)
+
+
+def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)\nmore detail")
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(UserError) as err:
+        data.load_task_data(task_cfg("rte"), {"dir": None})
+    assert "nyu-mll/glue/rte could not be loaded" in str(err.value) and "GLUE_DIR" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,92 @@
+"""The shared masking mechanism: Eq. 4's gradient, exact sparsity, and a base that never moves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prune_cli.backbone import base_weights_hash, load_backbone
+from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, sparsity, theta_masked_weight
+
+INCLUDE = [r"^embeddings\.\w+_embeddings\.weight$", r"^encoder\..*\.weight$"]
+EXCLUDE = ["LayerNorm", r"\.bias$"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    encoder, tokenizer = load_backbone({"name_or_path": str(tiny_model_dir)})
+    return MaskedEncoder(encoder, select_maskable(encoder, INCLUDE, EXCLUDE)), tokenizer
+
+
+def test_default_patterns_select_embeddings_and_linear_weights_only(tiny):
+    masked, _ = tiny
+    names = masked.maskable
+    assert "embeddings.word_embeddings.weight" in names
+    assert "encoder.layer.0.attention.self.query.weight" in names
+    assert "encoder.layer.1.output.dense.weight" in names
+    assert not [n for n in names if "LayerNorm" in n or n.endswith(".bias") or n.startswith("pooler")]
+    linear = [n for n, m in masked.encoder.encoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert len([n for n in names if n.startswith("encoder.")]) == len(linear)
+
+
+@pytest.mark.parametrize("t_small", [1.0, 0.3])
+def test_theta_gradient_is_eq4(tiny, t_small: float):
+    """grad_theta must equal grad_m * t_s * sigma(t_s theta) * (1 - sigma(t_s theta))."""
+    masked, tokenizer = tiny
+    batch = dict(tokenizer(["the film is good .", "the plot is dull ."], padding=True, return_tensors="pt"))
+    torch.manual_seed(1)
+    names = masked.maskable
+    theta = {n: (torch.randn(masked.shapes[n]) * 0.01 + 0.005).requires_grad_() for n in names}
+    base = masked.base_weights()
+    weights = {n: theta_masked_weight(base[n], theta[n], 1e5, t_small) for n in names}
+    out = masked(batch, weights)[-1].sum()
+    out.backward()
+
+    # The same loss with the (hard) mask as a leaf tensor gives grad_m directly.
+    hard = {n: torch.sigmoid(theta[n].detach() * 1e5).requires_grad_() for n in names}
+    masked(batch, {n: base[n] * hard[n] for n in names})[-1].sum().backward()
+    for n in names:
+        soft = torch.sigmoid(t_small * theta[n].detach())
+        expected = hard[n].grad * t_small * soft * (1 - soft)
+        torch.testing.assert_close(theta[n].grad, expected, rtol=1e-5, atol=1e-10)
+    assert any(theta[n].grad.abs().sum() > 0 for n in names)
+
+
+def test_forward_mask_is_a_step_for_large_t():
+    theta = torch.tensor([-0.01, -1e-3, 1e-3, 0.02])
+    base = torch.tensor([2.0, 3.0, 5.0, 7.0])
+    assert theta_masked_weight(base, theta, 1e5, 1.0).tolist() == [0.0, 0.0, 5.0, 7.0]
+
+
+@pytest.mark.parametrize("target", [0.0, 0.2, 0.5, 0.9, 0.999])
+def test_keep_top_prunes_exactly_the_requested_share(target: float):
+    torch.manual_seed(0)
+    scores = {"a": torch.randn(37, 11), "b": torch.randn(5, 3), "c": torch.zeros(7, 7)}  # ties in c
+    masks = keep_top(scores, target)
+    total = sum(s.numel() for s in scores.values())
+    assert sum(int((~m).sum()) for m in masks.values()) == round(target * total)
+    assert abs(sparsity(masks) - target) <= 0.5 / total
+    kept = torch.cat([scores[n][masks[n]] for n in scores])
+    pruned = torch.cat([scores[n][~masks[n]] for n in scores])
+    if len(kept) and len(pruned):
+        assert pruned.max() <= kept.min()
+
+
+def test_masked_forward_leaves_the_base_untouched_and_matches_baking(tiny):
+    masked, tokenizer = tiny
+    batch = dict(tokenizer(["the cast is great ."], return_tensors="pt"))
+    before = base_weights_hash(masked.encoder)
+    torch.manual_seed(2)
+    masks = {n: torch.rand(masked.shapes[n]) > 0.5 for n in masked.maskable}
+    swapped = masked(batch, masked.masked_weights(masks))[-1]
+    assert base_weights_hash(masked.encoder) == before
+
+    import copy
+
+    baked = copy.deepcopy(masked.encoder)
+    with torch.no_grad():
+        for n in masked.maskable:
+            baked.get_parameter(n).mul_(masks[n])
+    reference = baked(**batch, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(swapped, reference)
+    assert not torch.allclose(swapped, masked(batch)[-1])
