@@ -80,13 +80,14 @@ def adapt(
 
     Extra words are Hydra overrides, e.g. `trainer.max_steps=2000 method.t_small=0.5`.
     """
-    from prune_cli.config import check_overrides
+    from prune_cli.config import check_overrides, compose, first_combination
     from prune_cli.hydra_entry import launch_adapt
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
 
     def work() -> None:
         check_overrides(overrides, multirun)
+        compose(first_combination(overrides))  # a typo fails here, in one line, before any job starts
         failed = launch_adapt(overrides, multirun)
         if failed:
             raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")
@@ -105,6 +106,27 @@ def evaluate(
     from prune_cli import runner
 
     guarded(lambda: runner.evaluate(run_dir, data_dir=data_dir, device=device), debug)
+
+
+@app.command()
+def report(
+    root: Path = typer.Argument(Path("outputs"), help="outputs/ or a multirun folder; searched recursively."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where report.csv/.md and the plots go (default: ROOT)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Collect every run's metrics.json into a table, report.csv, report.md and per-task plots."""
+    from prune_cli import report as reporting
+
+    def work() -> None:
+        groups, found, out_dir = reporting.build(root, out)
+        display.console.print(reporting.rich_table(groups))
+        for path, reason in found.failed:
+            display.console.print(f"[red]failed[/] {path}: {reason}")
+        for path in found.incomplete:
+            display.console.print(f"[yellow]incomplete[/] {path} (no metrics.json)")
+        display.console.print(f"wrote {out_dir / 'report.csv'}, {out_dir / 'report.md'} and report_<task>.png")
+
+    guarded(work, debug)
 
 
 @app.command("show-config", context_settings=PASS_THROUGH)

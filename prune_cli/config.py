@@ -47,6 +47,26 @@ def check_sparsity(value: Any) -> float:
     return number
 
 
+def hydra_error_line(exc: BaseException) -> str:
+    """Hydra's errors span several lines; keep what names the problem and the fix, on one line."""
+    noise = ("full_key:", "object_type", "HYDRA_FULL_ERROR", "reference_type")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not any(n in line for n in noise)]
+    return "; ".join(line.rstrip(".") for line in lines) or type(exc).__name__
+
+
+def first_combination(overrides: Sequence[str]) -> list[str]:
+    """The overrides with every sweep reduced to its first value (to compose one job up front)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    result = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            result.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+        else:
+            result.append(override.input_line)
+    return result
+
+
 def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
     """Reject bad group choices, bad sparsities and malformed overrides before anything runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -96,6 +116,6 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
     except HydraException as exc:
-        raise UserError(str(exc).strip().splitlines()[0]) from None
+        raise UserError(f"invalid configuration: {hydra_error_line(exc)}") from None
     check_config(cfg)
     return cfg

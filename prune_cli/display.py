@@ -16,7 +16,7 @@ error_console = Console(stderr=True)
 
 @contextmanager
 def step_progress(total: int, description: str, enabled: bool = True) -> Iterator:
-    """Yield `update(record)`; the bar shows loss and the current sparsity of theta."""
+    """Yield `update(record)`; one bar per phase, showing loss and the current sparsity."""
     if not enabled:
         yield lambda record: None
         return
@@ -31,10 +31,13 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
         transient=not console.is_terminal,
     )
     with progress:
-        task_id = progress.add_task(description, total=total, loss=float("nan"), sparsity=0.0)
+        bars: dict[str, object] = {}
 
         def update(record: Mapping[str, float]) -> None:
-            progress.update(task_id, completed=record["step"], loss=record["loss"], sparsity=record["sparsity"])
+            phase = str(record.get("phase", description))
+            if phase not in bars:
+                bars[phase] = progress.add_task(f"{description} · {phase}", total=record.get("total", total), loss=float("nan"), sparsity=0.0)
+            progress.update(bars[phase], completed=record["step"], loss=record["loss"], sparsity=record["sparsity"])
 
         yield update
 

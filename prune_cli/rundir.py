@@ -4,7 +4,9 @@ A run directory is self-describing:
 
     .hydra/config.yaml   resolved config (written by Hydra)     -> how to rebuild everything
     mask.safetensors     bit-packed mask + manifest              -> `mask_format`
+    masks/s<level>.safetensors  earlier masks a method passed through (imp rounds)
     head.safetensors     task head weights
+    encoder.safetensors  trained encoder weights (dense fine-tuning only; others keep w0)
     history.jsonl        one JSON record per optimiser step
     run.log              the log (Hydra's file handler)
     metrics.json         identity + scores; written LAST, so its presence means "complete"
@@ -28,10 +30,16 @@ from prune_cli.errors import UserError
 CONFIG = Path(".hydra") / "config.yaml"
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
+ENCODER = "encoder.safetensors"
+CHECKPOINT_MASKS = "masks"
 HISTORY = "history.jsonl"
 METRICS = "metrics.json"
 LOG = "run.log"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
+
+
+def checkpoint_mask(level: float) -> Path:
+    return Path(CHECKPOINT_MASKS) / f"s{level:.4f}.safetensors"
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:

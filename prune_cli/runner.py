@@ -27,7 +27,7 @@ from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_p
 from prune_cli.config import check_config
 from prune_cli.errors import UserError
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
-from prune_cli.methods import METHODS
+from prune_cli.methods import DENSE, METHODS
 from prune_cli.training import RunContext, new_head, pick_device, plan_budget, score
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,17 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device)
 
 
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+
+
+def scoring_weights(encoder: MaskedEncoder, masks, trained) -> dict[str, torch.Tensor] | None:
+    """What a run is scored with: pretrained weights x mask, or (finetune only) its trained weights."""
+    if trained is not None:
+        return dict(trained)
+    return encoder.masked_weights(masks) if masks is not None else None
+
+
 def main_metric_key(cfg: DictConfig) -> str:
     return f"eval_{cfg.task.main_metric}"
 
@@ -95,10 +106,15 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
     started = time.perf_counter()
     with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
 
+        log_every = int(cfg.trainer.get("log_every") or 0)
+
         def on_step(record: dict[str, float]) -> None:
             record["seconds"] = round(time.perf_counter() - started, 3)
             history.append(record)
             show(record)
+            if log_every and record["step"] % log_every == 0:
+                log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],
+                         record.get("total", budget.total_steps), record["loss"], record["sparsity"], record["seconds"])
 
         ctx = RunContext(
             cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
@@ -109,12 +125,14 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
     train_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    weights = prepared.encoder.masked_weights(result.masks) if result.masks is not None else None
+    weights = scoring_weights(prepared.encoder, result.masks, result.weights)
     metrics = score(prepared.encoder, result.head, weights, prepared.dev, task, plain_cfg["trainer"], prepared.device)
     eval_seconds = time.perf_counter() - started
     hash_after = base_weights_hash(prepared.encoder.encoder)
 
     realized = sparsity(result.masks) if result.masks is not None else 0.0
+    if cfg.method.algorithm in DENSE and float(cfg.sparsity) != 0.0:
+        log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
     identity = {
         "task": cfg.task.name,
         "method": cfg.method.name,
@@ -124,14 +142,16 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
     }
+    manifest = {**identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
+                "num_maskable": prepared.encoder.num_maskable}
     if result.masks is not None:
-        mask_format.save_mask(
-            run_dir / rundir.MASK,
-            result.masks,
-            {**identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
-             "num_maskable": prepared.encoder.num_maskable},
-        )
-    rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors({k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}))
+        mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
+    for level, masks in result.checkpoints:
+        mask_format.save_mask(run_dir / rundir.checkpoint_mask(level), masks,
+                              {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks)})
+    if result.weights is not None:
+        rundir.atomic_write_bytes(run_dir / rundir.ENCODER, save_tensors(_cpu(result.weights)))
+    rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors(_cpu(result.head.state_dict())))
     rundir.write_jsonl(run_dir / rundir.HISTORY, history)
     key = main_metric_key(cfg)
     summary = {
@@ -177,12 +197,15 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    weights = None
+    masks, trained = None, None
     if (run_dir / rundir.MASK).exists():
         loaded = mask_format.load_mask(run_dir / rundir.MASK, prepared.encoder.shapes, prepared.base_hash)
         if loaded.manifest.get("task") not in (None, cfg.task.name):
             raise UserError(f"{run_dir / rundir.MASK} was made for task '{loaded.manifest['task']}', the run is '{cfg.task.name}'")
-        weights = prepared.encoder.masked_weights({n: m.to(prepared.device) for n, m in loaded.masks.items()})
+        masks = {n: m.to(prepared.device) for n, m in loaded.masks.items()}
+    if (run_dir / rundir.ENCODER).exists():
+        trained = load_tensors(str(run_dir / rundir.ENCODER), device=str(prepared.device))
+    weights = scoring_weights(prepared.encoder, masks, trained)
     head = new_head(prepared.encoder, data.num_outputs(task), cfg.head).to(prepared.device)
     try:
         head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(prepared.device)))

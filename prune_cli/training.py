@@ -77,7 +77,7 @@ def loss_fn(regression: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return lambda out, y: nn.functional.cross_entropy(out.float(), y)
 
 
-def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.0) -> torch.optim.Optimizer:
     params = list(params)
     # fused Adam: one pass over theta/m/v instead of several (theta is as large as the model)
     if name == "adam":
@@ -85,7 +85,7 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, foreach=True)
     raise UserError(f"optimizer {name!r} is not known; choose adam, adamw or sgd")
 
 

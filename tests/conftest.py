@@ -61,7 +61,6 @@ def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
         "trainer.batch_size=8",
         "trainer.progress=false",
         "trainer.device=cpu",
-        "method.gamma_update_every=2",
         *extra,
     ]
 

@@ -6,11 +6,18 @@ and not the other.
 
 from __future__ import annotations
 
-from prune_cli.methods import adapt_by_pruning
+from prune_cli.methods import adapt_by_pruning, baselines
 from prune_cli.methods.base import Method, MethodResult
 
 METHODS: dict[str, Method] = {
     "adapt_by_pruning": adapt_by_pruning.run,
+    "random": baselines.random_mask,
+    "magnitude": baselines.magnitude,
+    "gmp": baselines.gmp,
+    "imp": baselines.imp,
+    "finetune": baselines.full_finetune,
+    "feature_extraction": baselines.feature_extraction,
 }
+DENSE = {"finetune", "feature_extraction"}  # references: they ignore `sparsity`
 
-__all__ = ["METHODS", "Method", "MethodResult"]
+__all__ = ["DENSE", "METHODS", "Method", "MethodResult"]

@@ -27,7 +27,8 @@ import torch
 
 from prune_cli.masking import MaskedEncoder, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
-from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer, new_head
+from prune_cli.methods.loops import HeadTrainer, fit_head
+from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer
 
 QUANTILE_SAMPLE = 1 << 20  # theta entries sampled to estimate the push gamma needs
 
@@ -82,12 +83,9 @@ def run(ctx: RunContext) -> MethodResult:
     total = ctx.budget.total_steps
     generator = torch.Generator().manual_seed(ctx.seed)
     state = ThetaState(ctx.encoder, cfg, generator, ctx.device)
-    head = new_head(ctx.encoder, ctx.num_outputs, ctx.cfg["head"]).to(ctx.device)
-    theta_opt = make_optimizer(state.theta, cfg["theta_optimizer"], cfg["theta_lr"])
-    head_opt = make_optimizer(head.parameters(), cfg["head_optimizer"], cfg["head_lr"], cfg.get("head_weight_decay", 0.0))
-    warmup = int(cfg.get("warmup_fraction", 0.0) * total)
-    theta_sched = linear_schedule(theta_opt, warmup, total, decay=cfg.get("theta_lr_decay", False))
-    head_sched = linear_schedule(head_opt, warmup, total, decay=cfg.get("head_lr_decay", True))
+    heads = HeadTrainer(ctx, total)
+    theta_opt = make_optimizer(state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
+    theta_sched = linear_schedule(theta_opt, int(cfg.get("warmup_fraction", 0.0) * total), total, decay=cfg.get("theta_lr_decay", False))
     criterion = loss_fn(ctx.regression)
     base = ctx.encoder.base_weights()
     t_large, t_small = float(cfg["t_large"]), float(cfg["t_small"])
@@ -95,44 +93,36 @@ def run(ctx: RunContext) -> MethodResult:
     every = max(1, int(cfg["gamma_update_every"]))
     floor = -20.0 / t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
     gamma = float(cfg["gamma"])
-    masks: dict[str, torch.Tensor] | None = None
-    frozen_weights: dict[str, torch.Tensor] | None = None
     pruned_share, stop_step, reached_by_gamma = 0.0, total, False
+    batches = ctx.batches()
 
-    for step, batch in zip(range(total), ctx.batches()):
-        pruning = masks is None
-        if pruning:
-            weights = {n: theta_masked_weight(base[n], t, t_large, t_small) for n, t in zip(state.names, state.theta)}
-        else:
-            weights = frozen_weights
+    for step in range(total):  # Alg. 1: prune until the share of theta <= 0 reaches s
+        batch = next(batches)
+        weights = {n: theta_masked_weight(base[n], t, t_large, t_small) for n, t in zip(state.names, state.theta)}
         with ctx.autocast():
-            loss = criterion(head(ctx.encoder(batch, weights)), batch["labels"])
+            loss = criterion(heads.head(ctx.encoder(batch, weights)), batch["labels"])
         loss.backward()
-        head_opt.step()
-        head_opt.zero_grad(set_to_none=True)
-        head_sched.step()
-        if pruning:
-            theta_opt.step()
-            theta_opt.zero_grad(set_to_none=True)
-            theta_sched.step()
-            if cfg["gamma_schedule"] == "adaptive" and step % every == 0:
-                wanted = cubic_target(step + every, ramp, target)
-                gamma = max(float(cfg["gamma"]), state.quantile(wanted) / every)
-            pruned_share = state.push_and_track(gamma, cfg["no_recovery"], floor)
-            if pruned_share >= target:
-                reached_by_gamma, stop_step = True, step + 1
-            if reached_by_gamma or step + 1 == total:
-                masks = keep_top(state.by_name(), target)
-                frozen_weights = ctx.encoder.masked_weights(masks)
-        ctx.on_step({"step": step + 1, "loss": float(loss.detach()), "sparsity": pruned_share if pruning else target, "gamma": gamma if pruning else 0.0})
+        heads.step()
+        theta_opt.step()
+        theta_opt.zero_grad(set_to_none=True)
+        theta_sched.step()
+        if cfg["gamma_schedule"] == "adaptive" and step % every == 0:
+            wanted = cubic_target(step + every, ramp, target)
+            gamma = max(float(cfg["gamma"]), state.quantile(wanted) / every)
+        pruned_share = state.push_and_track(gamma, cfg["no_recovery"], floor)
+        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": pruned_share, "gamma": gamma})
+        if pruned_share >= target:
+            reached_by_gamma, stop_step = True, step + 1
+            break
 
-    if masks is None:  # zero-step budget
-        masks = keep_top(state.by_name(), target)
+    masks = keep_top(state.by_name(), target)
+    # The rest of the budget trains the same head (same optimiser and schedule) on the frozen mask.
+    fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - stop_step, batches, "head", stop_step, target)
     kept = sum(int(m.sum()) for m in masks.values())
-    recovered = sum(int((m & e).sum()) for m, e in zip((masks[n] for n in state.names), state.ever_pruned))
+    recovered = sum(int((masks[n] & ever).sum()) for n, ever in zip(state.names, state.ever_pruned))
     return MethodResult(
         masks=masks,
-        head=head,
+        head=heads.head,
         extra={
             "pruning_steps": stop_step,
             "reached_by_gamma": reached_by_gamma,

@@ -17,13 +17,16 @@ class MethodResult:
 
     `masks` are boolean tensors over the maskable weights (None for dense methods). The runner
     scores `head` on the pretrained weights times `masks`, so the reported score always uses
-    the surviving weights at their pretrained values. `extra` holds method-specific figures that
+    the surviving weights at their pretrained values; only `weights` (dense fine-tuning, which
+    is a reference, not a pruning method) replaces the pretrained values. `extra` holds method-specific figures that
     go into metrics.json (e.g. how the target sparsity was reached, recovered connections).
     """
 
     masks: dict[str, torch.Tensor] | None
     head: nn.Module
     extra: dict[str, float | int | str | bool] = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] | None = None  # trained encoder weights (finetune only)
+    checkpoints: list[tuple[float, dict[str, torch.Tensor]]] = field(default_factory=list)  # imp's earlier masks
 
 
 Method = Callable[[RunContext], MethodResult]

@@ -1,0 +1,104 @@
+"""The paper's baselines, all on the shared masking mechanism and loops.
+
+Scoring is the paper's (§4.1): every pruning method is scored with the surviving weights at their
+*pretrained* values and a freshly trained head (same budget, same seed). gmp and imp also report
+their own fine-tuned score, under `finetuned_eval_*` in method_details.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prune_cli.masking import keep_top
+from prune_cli.methods.adapt_by_pruning import cubic_target
+from prune_cli.methods.base import MethodResult
+from prune_cli.methods.loops import effective, finetune, magnitude_scores, retrain_head
+from prune_cli.training import RunContext, score
+
+
+def _target(ctx: RunContext) -> float:
+    return float(ctx.cfg["sparsity"])
+
+
+def random_mask(ctx: RunContext) -> MethodResult:
+    """Rnd: each weight kept with probability 1 - s, with the count made exact by ranking noise."""
+    generator = torch.Generator().manual_seed(ctx.seed)
+    noise = {n: torch.rand(ctx.encoder.shapes[n], generator=generator).to(ctx.device) for n in ctx.encoder.maskable}
+    masks = keep_top(noise, _target(ctx))
+    return MethodResult(masks=masks, head=retrain_head(ctx, masks))
+
+
+def magnitude(ctx: RunContext) -> MethodResult:
+    """One-shot magnitude pruning of the pretrained weights, globally or per tensor."""
+    base = ctx.encoder.base_weights()
+    target = _target(ctx)
+    if ctx.cfg["method"].get("scope", "global") == "per_layer":
+        masks = {}
+        for name in ctx.encoder.maskable:
+            masks.update(keep_top({name: base[name].abs()}, target))
+    else:
+        masks = keep_top({n: w.abs() for n, w in base.items()}, target)
+    return MethodResult(masks=masks, head=retrain_head(ctx, masks))
+
+
+def _finetuned_scores(ctx: RunContext, params, head, masks) -> dict[str, float]:
+    metrics = score(ctx.encoder, head, effective(params, masks), ctx.dev, ctx.task, ctx.cfg["trainer"], ctx.device)
+    return {f"finetuned_{k}": v for k, v in metrics.items()}
+
+
+def gmp(ctx: RunContext) -> MethodResult:
+    """Zhu & Gupta (2018): fine-tune, pruning by magnitude on a cubic schedule every few steps."""
+    cfg = ctx.cfg["method"]
+    steps = ctx.budget.total_steps
+    target = _target(ctx)
+    start = int(cfg["start_fraction"] * steps)
+    end = max(start + 1, int(cfg["end_fraction"] * steps))
+    every = max(1, int(cfg["prune_every"]))
+    names = ctx.encoder.maskable
+
+    def hook(step: int, params, masks):
+        due = step >= start and ((step - start) % every == 0 or step == end)
+        if not due or step > end:
+            return None
+        level = cubic_target(step - start, end - start, target)
+        return keep_top(magnitude_scores(params, names, masks), level)
+
+    params, head, masks = finetune(ctx, steps, prune_hook=hook, phase="gmp")
+    masks = keep_top(magnitude_scores(params, names, masks), target)  # exact s, whatever the schedule did
+    extra = _finetuned_scores(ctx, params, head, masks)
+    return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra)
+
+
+def imp_levels(target: float, rate: float) -> list[float]:
+    """Sparsity after each IMP round: prune `rate` of the remaining weights, stop exactly at target."""
+    levels, kept = [], 1.0
+    while not levels or levels[-1] < target - 1e-12:
+        kept *= 1.0 - rate
+        levels.append(min(target, 1.0 - kept))
+    return levels
+
+
+def imp(ctx: RunContext) -> MethodResult:
+    """Lottery tickets (Frankle & Carbin; Chen et al. 2020): train, prune 20%, rewind, repeat."""
+    cfg = ctx.cfg["method"]
+    levels = imp_levels(_target(ctx), float(cfg["rate"])) if _target(ctx) > 0 else [0.0]
+    round_steps = int(cfg.get("round_steps") or max(1, ctx.budget.total_steps // len(levels)))
+    names = ctx.encoder.maskable
+    masks, checkpoints = None, []
+    for number, level in enumerate(levels, start=1):
+        params, head, _ = finetune(ctx, round_steps, masks=masks, phase=f"imp round {number}/{len(levels)}")
+        masks = keep_top(magnitude_scores(params, names, masks), level)
+        checkpoints.append((level, masks))
+    extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
+    return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra, checkpoints=checkpoints[:-1])
+
+
+def full_finetune(ctx: RunContext) -> MethodResult:
+    """Dense reference: every weight and the head trained; scored on the fine-tuned weights."""
+    params, head, _ = finetune(ctx, ctx.budget.total_steps, phase="finetune")
+    return MethodResult(masks=None, head=head, weights=params)
+
+
+def feature_extraction(ctx: RunContext) -> MethodResult:
+    """Frozen encoder, head only: the lower reference line."""
+    return MethodResult(masks=None, head=retrain_head(ctx, None))

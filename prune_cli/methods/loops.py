@@ -1,0 +1,139 @@
+"""Training loops the methods share: fit a head on fixed weights, fine-tune weights under a mask.
+
+Every method reduces to these two loops plus its own mask logic, so "retrain a fresh head on the
+pretrained weights x mask" (the paper's fair scoring) means exactly the same thing for random,
+magnitude, gmp and imp, and fine-tuning means the same thing for finetune, gmp and imp.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer, new_head
+
+Weights = Mapping[str, torch.Tensor]
+Masks = dict[str, torch.Tensor]
+
+
+def fresh_head(ctx: RunContext) -> nn.Module:
+    """A head initialised from the run's seed, so every retrained head starts the same."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        return new_head(ctx.encoder, ctx.num_outputs, ctx.cfg["head"]).to(ctx.device)
+
+
+class HeadTrainer:
+    """A head with its optimiser and schedule (head.* in the config)."""
+
+    def __init__(self, ctx: RunContext, total_steps: int, head: nn.Module | None = None):
+        cfg = ctx.cfg["head"]
+        self.head = head if head is not None else fresh_head(ctx)
+        self.optimizer = make_optimizer(self.head.parameters(), cfg["optimizer"], cfg["lr"], cfg.get("weight_decay", 0.0))
+        self.scheduler = linear_schedule(self.optimizer, 0, total_steps, decay=cfg.get("lr_decay", True))
+
+    def step(self) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+
+def retrain_steps(ctx: RunContext) -> int:
+    return int(ctx.cfg["head"].get("retrain_steps") or ctx.budget.total_steps)
+
+
+def fit_head(
+    ctx: RunContext,
+    trainer: HeadTrainer,
+    weights: Weights | None,
+    steps: int,
+    batches: Iterator[dict[str, torch.Tensor]] | None = None,
+    phase: str = "head",
+    first_step: int = 0,
+    sparsity: float = 0.0,
+) -> nn.Module:
+    """Train the head for `steps` on a frozen encoder running with `weights` (no encoder graph)."""
+    criterion = loss_fn(ctx.regression)
+    batches = batches if batches is not None else ctx.batches()
+    total = first_step + steps
+    for step in range(first_step, total):
+        batch = next(batches)
+        with ctx.autocast():
+            with torch.no_grad():
+                hidden = ctx.encoder(batch, weights)
+            loss = criterion(trainer.head(hidden), batch["labels"])
+        loss.backward()
+        trainer.step()
+        ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
+    return trainer.head
+
+
+def retrain_head(ctx: RunContext, masks: Masks | None) -> nn.Module:
+    """The paper's fair scoring: a fresh head on pretrained weights x mask, same budget and seed."""
+    steps = retrain_steps(ctx)
+    weights = ctx.encoder.masked_weights(masks) if masks is not None else None
+    from prune_cli.masking import sparsity as measured
+
+    return fit_head(ctx, HeadTrainer(ctx, steps), weights, steps, phase="head", sparsity=measured(masks) if masks else 0.0)
+
+
+def pretrained_params(ctx: RunContext) -> dict[str, torch.Tensor]:
+    """Trainable copies of every encoder parameter at its pretrained value (a rewind point)."""
+    return {n: p.detach().clone().requires_grad_(True) for n, p in ctx.encoder.encoder.named_parameters()}
+
+
+def effective(params: Weights, masks: Masks | None) -> dict[str, torch.Tensor]:
+    if not masks:
+        return dict(params)
+    return {n: params[n] * masks[n].to(params[n].dtype) if n in masks else params[n] for n in params}
+
+
+PruneHook = Callable[[int, Weights, Masks | None], Masks | None]
+
+
+def finetune(
+    ctx: RunContext,
+    steps: int,
+    masks: Masks | None = None,
+    prune_hook: PruneHook | None = None,
+    phase: str = "finetune",
+) -> tuple[dict[str, torch.Tensor], nn.Module, Masks | None]:
+    """Fine-tune all encoder weights (starting from pretrained values) and a fresh head.
+
+    `prune_hook(step, params, masks)` may return new masks before a step (gmp). Returns the
+    trained weights (not yet masked), the head, and the final masks.
+    """
+    cfg = ctx.cfg["method"]
+    params = pretrained_params(ctx)
+    optimizer = make_optimizer(params.values(), cfg.get("optimizer", "adamw"), cfg["lr"], cfg.get("weight_decay", 0.0))
+    scheduler = linear_schedule(optimizer, int(cfg.get("warmup_fraction", 0.0) * steps), steps)
+    heads = HeadTrainer(ctx, steps)
+    criterion = loss_fn(ctx.regression)
+    from prune_cli.masking import sparsity as measured
+
+    current = measured(masks) if masks else 0.0
+    for step, batch in zip(range(steps), ctx.batches()):
+        if prune_hook is not None:
+            updated = prune_hook(step, params, masks)
+            if updated is not None:
+                masks, current = updated, measured(updated)
+        with ctx.autocast():
+            loss = criterion(heads.head(ctx.encoder(batch, effective(params, masks))), batch["labels"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        heads.step()
+        ctx.on_step({"phase": phase, "step": step + 1, "total": steps, "loss": float(loss.detach()), "sparsity": current})
+    return {n: p.detach() for n, p in params.items()}, heads.head, masks
+
+
+def magnitude_scores(params: Weights, names: list[str], masks: Masks | None) -> dict[str, torch.Tensor]:
+    """|w| with already-pruned weights at -1, so a pruned weight is never revived by magnitude."""
+    scores = {}
+    for n in names:
+        magnitude = params[n].detach().abs().float()
+        scores[n] = magnitude if masks is None else torch.where(masks[n], magnitude, torch.full_like(magnitude, -1.0))
+    return scores

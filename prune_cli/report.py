@@ -1,0 +1,178 @@
+"""`prune-cli report`: every run under a folder → table, CSV, Markdown and Figure-2-style plots.
+
+Identity comes from each run's metrics.json (never from folder names). A run dir without
+metrics.json is listed as incomplete, one with failed.json as failed: missing results are shown,
+not hidden.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from prune_cli import rundir
+from prune_cli.errors import UserError
+
+REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
+FAILED = "failed.json"
+
+
+@dataclass
+class Collected:
+    runs: list[dict] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    incomplete: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Group:
+    task: str
+    method: str
+    sparsity: float
+    metric: str
+    values: tuple[float, ...]
+    realized: float
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+def collect(root: Path) -> Collected:
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass outputs/ or a multirun folder")
+    found = Collected()
+    for config in sorted(root.rglob(str(rundir.CONFIG))):
+        run_dir = config.parent.parent
+        if (run_dir / FAILED).is_file():
+            try:
+                reason = json.loads((run_dir / FAILED).read_text()).get("error", "?")
+            except (OSError, json.JSONDecodeError):
+                reason = "failed.json unreadable"
+            found.failed.append((run_dir, reason))
+        elif (run_dir / rundir.METRICS).is_file():
+            try:
+                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir)})
+            except UserError:
+                found.incomplete.append(run_dir)
+        else:
+            found.incomplete.append(run_dir)
+    return found
+
+
+def group_runs(runs: list[dict]) -> list[Group]:
+    buckets: dict[tuple, list[dict]] = {}
+    for run in runs:
+        sparsity = 0.0 if run["method"] in REFERENCE_METHODS else round(run["sparsity_requested"], 4)
+        buckets.setdefault((run["task"], run["method"], sparsity, run["main_metric"]), []).append(run)
+    return [
+        Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
+              statistics.fmean(r["sparsity_realized"] for r in members))
+        for (task, method, sparsity, metric), members in sorted(buckets.items())
+    ]
+
+
+def rich_table(groups: list[Group]) -> Table:
+    table = Table(title="results (mean ± std over seeds)")
+    for column in ("task", "method", "sparsity", "metric", "mean ± std", "n"):
+        table.add_column(column, justify="right" if column in ("sparsity", "mean ± std", "n") else "left")
+    for g in groups:
+        table.add_row(g.task, g.method, f"{g.sparsity:.2f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
+    return table
+
+
+def to_csv(groups: list[Group]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["task", "method", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values"])
+    for g in groups:
+        writer.writerow([g.task, g.method, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}",
+                         len(g.values), " ".join(f"{v:.6f}" for v in g.values)])
+    return out.getvalue()
+
+
+def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) -> str:
+    lines = ["# prune-cli report", "", f"{len(found.runs)} complete runs, {len(found.failed)} failed, "
+             f"{len(found.incomplete)} incomplete.", ""]
+    for task in sorted({g.task for g in groups}):
+        task_groups = [g for g in groups if g.task == task]
+        sparsities = sorted({g.sparsity for g in task_groups if g.method not in REFERENCE_METHODS})
+        methods = sorted({g.method for g in task_groups})
+        lines += [f"## {task} ({task_groups[0].metric}, dev)", ""]
+        lines.append("| method | " + " | ".join(f"s={s:g}" for s in sparsities) + " | reference |")
+        lines.append("|---|" + "---|" * (len(sparsities) + 1))
+        for method in methods:
+            by_s = {g.sparsity: g for g in task_groups if g.method == method}
+            if method in REFERENCE_METHODS:
+                ref = by_s.get(0.0)
+                cells = ["" for _ in sparsities] + [f"{ref.mean:.4f} ± {ref.std:.4f} (n={len(ref.values)})"]
+            else:
+                cells = [f"{by_s[s].mean:.4f} ± {by_s[s].std:.4f} (n={len(by_s[s].values)})" if s in by_s else "—" for s in sparsities] + [""]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        if task in plots:
+            lines += ["", f"![{task}]({plots[task]})"]
+        lines.append("")
+    if found.failed or found.incomplete:
+        lines += ["## Runs without results", ""]
+        lines += [f"- failed: `{path}`: {reason}" for path, reason in found.failed]
+        lines += [f"- incomplete (no metrics.json): `{path}`" for path in found.incomplete]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_task(task: str, groups: list[Group], path: Path) -> None:
+    """Score vs sparsity per method (mean ± std shaded); FT and feature extraction as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3.6), dpi=120)
+    task_groups = [g for g in groups if g.task == task]
+    for method in sorted({g.method for g in task_groups}):
+        points = sorted((g for g in task_groups if g.method == method), key=lambda g: g.sparsity)
+        if method in REFERENCE_METHODS:
+            axis.axhline(points[0].mean, linestyle="--" if method == "finetune" else ":", color="black" if method == "finetune" else "grey",
+                         label={"finetune": "Fine-Tune", "feature_extraction": "Feat. Ext."}[method])
+            continue
+        xs = [g.sparsity for g in points]
+        means = [g.mean for g in points]
+        stds = [g.std for g in points]
+        line, = axis.plot(xs, means, marker="o", label=method)
+        axis.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], color=line.get_color(), alpha=0.2)
+    axis.set_xlabel("Sparsity")
+    axis.set_ylabel(task_groups[0].metric)
+    axis.set_xlim(0.0, 1.0)
+    axis.set_title(task)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    rundir.atomic_write_bytes(path, buffer.getvalue())
+
+
+def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collected, Path]:
+    found = collect(root)
+    if not found.runs and not found.failed and not found.incomplete:
+        raise UserError(f"no run directories (folders with {rundir.CONFIG}) under {root}")
+    groups = group_runs(found.runs)
+    out = out_dir or root
+    plots = {}
+    for task in sorted({g.task for g in groups}):
+        name = f"report_{task}.png"
+        plot_task(task, groups, out / name)
+        plots[task] = name
+    rundir.atomic_write_text(out / "report.csv", to_csv(groups))
+    rundir.atomic_write_text(out / "report.md", to_markdown(groups, found, plots))
+    return groups, found, out

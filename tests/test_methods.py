@@ -1,0 +1,115 @@
+"""Every method on the tiny model: exact sparsity, a complete run dir, and method-specific facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import only_run_dir, read_metrics, run_cli, tiny_overrides
+
+from prune_cli.config import group_options
+from prune_cli.methods import DENSE, METHODS
+from prune_cli.methods.baselines import imp_levels
+
+PRUNING = sorted(set(METHODS) - DENSE)
+
+
+@pytest.mark.parametrize("method", PRUNING)
+@pytest.mark.parametrize("sparsity", ["0.5", "0.9"])
+def test_pruning_method_hits_sparsity_and_writes_run_dir(in_tmp: Path, tiny_model_dir: Path, method: str, sparsity: str):
+    result = run_cli("adapt", "--task", "sst2", "--method", method, "--sparsity", sparsity, *tiny_overrides(tiny_model_dir, steps=8))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics["method"] == method
+    assert abs(metrics["sparsity_realized"] - float(sparsity)) <= 0.001
+    assert metrics["base_weights_unchanged"]
+    assert {"metrics.json", "mask.safetensors", "head.safetensors", "history.jsonl"} <= {p.name for p in run_dir.iterdir()}
+    if method in {"gmp", "imp"}:
+        assert "finetuned_eval_accuracy" in metrics["method_details"]
+    from prune_cli.runner import evaluate
+
+    assert evaluate(run_dir) == metrics["metrics"]
+
+
+@pytest.mark.parametrize("method", sorted(DENSE))
+def test_dense_references_write_run_dir_and_reproduce(in_tmp: Path, tiny_model_dir: Path, method: str):
+    result = run_cli("adapt", "--task", "stsb", "--method", method, "--sparsity", "0.0", *tiny_overrides(tiny_model_dir, steps=6))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics["sparsity_realized"] == 0.0 and not (run_dir / "mask.safetensors").exists()
+    assert (run_dir / "encoder.safetensors").exists() == (method == "finetune")
+    assert metrics["base_weights_unchanged"]  # even fine-tuning trains a copy, never the base
+    from prune_cli.runner import evaluate
+
+    assert evaluate(run_dir) == metrics["metrics"]
+
+
+def test_imp_levels_prune_a_fifth_of_the_remainder_and_stop_exactly():
+    assert imp_levels(0.5, 0.2) == pytest.approx([0.2, 0.36, 0.488, 0.5])
+    assert imp_levels(0.2, 0.2) == pytest.approx([0.2])
+    assert imp_levels(0.9, 0.2)[-1] == 0.9 and len(imp_levels(0.9, 0.2)) == 11
+
+
+def test_imp_keeps_intermediate_masks(in_tmp: Path, tiny_model_dir: Path):
+    result = run_cli("adapt", "--task", "sst2", "--method", "imp", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, "method.round_steps=2"))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    from prune_cli import mask_format
+
+    levels = sorted(mask_format.read_manifest(p)["sparsity_realized"] for p in (run_dir / "masks").glob("*.safetensors"))
+    assert [round(v, 3) for v in levels] == [0.2, 0.36, 0.488]
+
+
+def test_imp_rewinds_to_pretrained_weights_every_round(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path):
+    """Every round must start from the pretrained values, whatever the previous round learned."""
+    from prune_cli.methods import baselines, loops
+
+    starts: list[dict[str, torch.Tensor]] = []
+    real = loops.pretrained_params
+
+    def spy(ctx):
+        params = real(ctx)
+        starts.append({n: p.detach().clone() for n, p in params.items()})
+        return params
+
+    monkeypatch.setattr(loops, "pretrained_params", spy)
+    ctx = _tiny_context(tiny_model_dir, sparsity=0.36, method={"algorithm": "imp", "optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.0, "rate": 0.2, "round_steps": 3})
+    base = {n: p.detach().clone() for n, p in ctx.encoder.encoder.named_parameters()}
+    baselines.imp(ctx)
+    rounds = [s for s in starts if set(s) == set(base)]
+    assert len(rounds) == 2
+    for snapshot in rounds:
+        for name, value in base.items():
+            assert torch.equal(snapshot[name], value), name
+    assert all(torch.equal(p, base[n]) for n, p in ctx.encoder.encoder.named_parameters())
+
+
+def _tiny_context(model_dir: Path, sparsity: float, method: dict):
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.runner import prepare
+    from prune_cli.training import RunContext, plan_budget
+    from conftest import FIXTURE_GLUE
+
+    cfg = compose([f"data.dir={FIXTURE_GLUE}", f"model.name_or_path={model_dir}", "trainer.device=cpu", "trainer.max_steps=6", "trainer.batch_size=8"])
+    prepared = prepare(cfg, with_train=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["sparsity"] = sparsity
+    plain["method"] = method
+    return RunContext(cfg=plain, task=plain["task"], encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
+                      device=prepared.device, budget=plan_budget(plain["trainer"], len(prepared.train)), seed=1,
+                      num_outputs=2, regression=False)
+
+
+def test_every_method_config_has_a_registered_algorithm():
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import CONFIG_DIR
+
+    for name in group_options("method"):
+        cfg = OmegaConf.load(CONFIG_DIR / "method" / f"{name}.yaml")
+        assert cfg.name == name and cfg.algorithm in METHODS

@@ -1,0 +1,60 @@
+"""`prune-cli report` aggregates over seeds and lists failed/incomplete runs instead of hiding them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+
+from prune_cli import report
+
+
+def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None) -> Path:
+    run_dir = root / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    if failed:
+        (run_dir / "failed.json").write_text(json.dumps({"error": failed}))
+    elif value is not None:
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "task": "sst2", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
+            "main_metric": "eval_accuracy", "main_metric_value": value, "metrics": {"eval_accuracy": value},
+        }))
+    return run_dir
+
+
+def partial_sweep(root: Path) -> None:
+    fake_run(root, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    fake_run(root, "b", "adapt_by_pruning", 0.5, 2, 0.84)
+    fake_run(root, "c", "random", 0.5, 1, 0.55)
+    fake_run(root, "d", "random", 0.9, 1, None, failed="out of memory")
+    fake_run(root, "e", "magnitude", 0.9, 1, None)  # killed: no metrics.json
+    fake_run(root, "f", "finetune", 0.0, 1, 0.90)
+
+
+def test_groups_average_over_seeds(tmp_path: Path):
+    partial_sweep(tmp_path)
+    groups, found, _ = report.build(tmp_path)
+    by_key = {(g.method, g.sparsity): g for g in groups}
+    ours = by_key[("adapt_by_pruning", 0.5)]
+    assert len(ours.values) == 2 and abs(ours.mean - 0.82) < 1e-12 and abs(ours.std - 0.028284271) < 1e-6
+    assert len(found.failed) == 1 and found.failed[0][1] == "out of memory"
+    assert [p.name for p in found.incomplete] == ["e"]
+
+
+def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
+    partial_sweep(tmp_path)
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    csv_text = (tmp_path / "report.csv").read_text()
+    assert "sst2,adapt_by_pruning,0.5,0.500000,eval_accuracy,0.820000" in csv_text
+    markdown = (tmp_path / "report.md").read_text()
+    assert "failed: `" in markdown and "out of memory" in markdown and "incomplete (no metrics.json)" in markdown
+    assert "0.9000 ± 0.0000 (n=1)" in markdown  # finetune as the reference column
+    assert (tmp_path / "report_sst2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 2 and "no run directories" in result.output
