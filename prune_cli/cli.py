@@ -80,7 +80,7 @@ def adapt(
 
     Extra words are Hydra overrides, e.g. `trainer.max_steps=2000 method.t_small=0.5`.
     """
-    from prune_cli.config import check_overrides, compose, first_combination
+    from prune_cli.config import check_overrides, check_run_dir, compose, first_combination
     from prune_cli.hydra_entry import launch_adapt
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
@@ -88,6 +88,8 @@ def adapt(
     def work() -> None:
         check_overrides(overrides, multirun)
         compose(first_combination(overrides))  # a typo fails here, in one line, before any job starts
+        if not multirun:
+            check_run_dir(overrides)
         failed = launch_adapt(overrides, multirun)
         if failed:
             raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")

@@ -100,8 +100,38 @@ def check_config(cfg: DictConfig) -> None:
     check_sparsity(cfg.sparsity)
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
+    from prune_cli.backbone import resolve_model_path
+
+    resolve_model_path(str(cfg.model.name_or_path))  # a missing model folder fails before Hydra writes anything
     if int(cfg.trainer.batch_size) < 1:
         raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} must be at least 1")
+
+
+def check_run_dir(overrides: Sequence[str]) -> None:
+    """Before Hydra creates or writes anything: the run dir must be new (or hold no results) and
+    its folder writable. Hydra writes .hydra/ before our code runs, so this cannot wait."""
+    import os
+    import tempfile
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from prune_cli import rundir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    target = Path(str(cfg.hydra.run.dir))
+    if target.exists():
+        rundir.ensure_fresh(target)
+    ancestor = target.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:  # permission bits do not bind root, so really try (a probe folder, removed at once)
+        os.rmdir(tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=ancestor))
+    except OSError as exc:
+        raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({exc.strerror}); "
+                        "run from a writable folder or set hydra.run.dir=<writable path>") from None
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

@@ -13,6 +13,7 @@ silently.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -59,8 +60,11 @@ def resolve_glue_dir(configured: str | None) -> Path | None:
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
-def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> TaskData:
-    """Read train and dev splits for `task`, from the local GLUE folder if one is configured."""
+def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_train: bool = True) -> TaskData:
+    """Read train and dev splits for `task`, from the local GLUE folder if one is configured.
+
+    `with_train=False` (re-scoring a saved run) skips the training split and leaves it empty.
+    """
     glue_dir = resolve_glue_dir(data_cfg.get("dir"))
     if glue_dir is not None:
         task_dir = glue_dir / task["glue_dir"]
@@ -71,12 +75,12 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> Task
                 f"a folder that has {task['glue_dir']}/, or unset both to use the '{HUB_DATASET}' hub"
             )
         data = TaskData(
-            train=read_glue_tsv(task_dir / "train.tsv", task),
+            train=read_glue_tsv(task_dir / "train.tsv", task) if with_train else Examples([], [], "skipped"),
             dev={key: read_glue_tsv(task_dir / name, task) for key, name in task["tsv"]["dev_files"].items()},
         )
     else:
         data = load_from_hub(task)
-    if len(data.train) == 0:
+    if with_train and len(data.train) == 0:
         raise UserError(f"task '{task['name']}': the training set ({data.train.source}) has no examples")
     return data
 
@@ -147,6 +151,7 @@ def load_from_hub(task: Mapping[str, Any]) -> TaskData:
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
         raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
     hub = task["hub"]
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
     try:
         loaded = datasets.load_dataset(HUB_DATASET, hub["config"])
     except Exception as exc:  # network, missing cache, unknown config: all the same to the user

@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
 
 
+class _CarriedUserError(BaseException):
+    """Hydra reports any Exception from a job itself (several lines, exit 1); a BaseException
+    passes through untouched, so the CLI can show the UserError as its usual single line."""
+
+    def __init__(self, error: UserError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
     """Run `adapt` through Hydra; returns the run dirs of jobs that failed in a sweep."""
     register_resolvers()
@@ -36,6 +45,8 @@ def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
     sys.argv = ["prune-cli", *overrides, *(["--multirun"] if multirun else [])]
     try:
         _adapt_main()
+    except _CarriedUserError as carried:
+        raise carried.error from None
     finally:
         sys.argv = saved
     return list(failed_jobs)
@@ -46,7 +57,10 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        return runner.adapt(cfg, run_dir)
+        try:
+            return runner.adapt(cfg, run_dir)
+        except UserError as exc:
+            raise _CarriedUserError(exc) from None
     # In a sweep one bad job must not stop the others: record why it failed and move on.
     try:
         return runner.adapt(cfg, run_dir)

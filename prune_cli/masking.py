@@ -16,7 +16,8 @@ embedding matrices and every encoder Linear weight; never LayerNorm, biases or t
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -100,6 +101,30 @@ class MaskedEncoder(nn.Module):
             return self.encoder(**inputs, output_hidden_states=True).hidden_states
         out = functional_call(self.encoder, dict(weights), args=(), kwargs={**inputs, "output_hidden_states": True}, strict=False)
         return out.hidden_states
+
+    @contextmanager
+    def fixed(self, weights: Mapping[str, torch.Tensor] | None) -> Iterator["MaskedEncoder"]:
+        """Install fixed effective weights for many forward passes, then put the originals back.
+
+        `forward(batch, weights)` swaps tensors on every call, which costs as much as a small
+        model's forward pass; when the weights do not change (scoring, head-only training) they are
+        swapped in once here, so a masked forward is exactly a dense forward.
+        """
+        if not weights:
+            yield self
+            return
+        saved = {}
+        try:
+            for name, tensor in weights.items():
+                module_name, _, attr = name.rpartition(".")
+                module = self.encoder.get_submodule(module_name)
+                saved[name] = module._parameters[attr]
+                module._parameters[attr] = nn.Parameter(tensor.detach(), requires_grad=False)
+            yield self
+        finally:
+            for name, original in saved.items():
+                module_name, _, attr = name.rpartition(".")
+                self.encoder.get_submodule(module_name)._parameters[attr] = original
 
     def masked_weights(self, masks: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Effective weights `source * mask` (source defaults to the frozen pretrained weights)."""

@@ -54,8 +54,9 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = pick_device(str(cfg.trainer.device))
+    resolve_model_path(cfg.model.name_or_path)  # a wrong --model fails before any data is read
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True))
+    task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=with_train)
     raw_encoder, tokenizer = load_backbone(cfg.model)
     base_hash = base_weights_hash(raw_encoder)
     maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
@@ -193,15 +194,17 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
         cfg.data.dir = data_dir
     if device is not None:
         cfg.trainer.device = device
-    resolve_model_path(cfg.model.name_or_path)
+    has_mask = (run_dir / rundir.MASK).exists()
+    if has_mask:  # cheap checks first: the manifest says which task the mask was made for
+        made_for = mask_format.read_manifest(run_dir / rundir.MASK).get("task")
+        if made_for not in (None, cfg.task.name):
+            raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     masks, trained = None, None
-    if (run_dir / rundir.MASK).exists():
+    if has_mask:
         loaded = mask_format.load_mask(run_dir / rundir.MASK, prepared.encoder.shapes, prepared.base_hash)
-        if loaded.manifest.get("task") not in (None, cfg.task.name):
-            raise UserError(f"{run_dir / rundir.MASK} was made for task '{loaded.manifest['task']}', the run is '{cfg.task.name}'")
         masks = {n: m.to(prepared.device) for n, m in loaded.masks.items()}
     if (run_dir / rundir.ENCODER).exists():
         trained = load_tensors(str(run_dir / rundir.ENCODER), device=str(prepared.device))

@@ -150,10 +150,11 @@ def predict(
     """Predictions in dataset order (class ids, or scores for regression)."""
     head.eval()
     outputs: list[tuple[np.ndarray, np.ndarray]] = []
-    for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, batch_size)):
-        with autocast(device, precision):
-            out = head(encoder(to_device(batch, device), weights)).float().cpu()
-        outputs.append((indices, out.numpy()))
+    with encoder.fixed(weights):
+        for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, batch_size)):
+            with autocast(device, precision):
+                out = head(encoder(to_device(batch, device))).float().cpu()
+            outputs.append((indices, out.numpy()))
     head.train()
     order = np.concatenate([i for i, _ in outputs])
     values = np.concatenate([o for _, o in outputs])

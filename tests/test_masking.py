@@ -90,3 +90,18 @@ def test_masked_forward_leaves_the_base_untouched_and_matches_baking(tiny):
     reference = baked(**batch, output_hidden_states=True).hidden_states[-1]
     torch.testing.assert_close(swapped, reference)
     assert not torch.allclose(swapped, masked(batch)[-1])
+
+
+def test_fixed_weights_match_per_call_swap_and_are_restored(tiny):
+    masked, tokenizer = tiny
+    batch = dict(tokenizer(["the plot is grim ."], return_tensors="pt"))
+    before = base_weights_hash(masked.encoder)
+    masks = {n: torch.rand(masked.shapes[n], generator=torch.Generator().manual_seed(5)) > 0.3 for n in masked.maskable}
+    weights = masked.masked_weights(masks)
+    per_call = masked(batch, weights)[-1]
+    with masked.fixed(weights):
+        installed = masked(batch)[-1]
+        assert base_weights_hash(masked.encoder) != before
+    assert torch.equal(per_call, installed)
+    assert base_weights_hash(masked.encoder) == before
+    assert all(not p.requires_grad for p in masked.encoder.parameters())

@@ -77,47 +77,65 @@ class ThetaState:
         return {n: t.detach() for n, t in zip(self.names, self.theta)}
 
 
-def run(ctx: RunContext) -> MethodResult:
-    cfg = ctx.cfg["method"]
-    target = float(ctx.cfg["sparsity"])
-    total = ctx.budget.total_steps
-    generator = torch.Generator().manual_seed(ctx.seed)
-    state = ThetaState(ctx.encoder, cfg, generator, ctx.device)
-    heads = HeadTrainer(ctx, total)
-    theta_opt = make_optimizer(state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
-    theta_sched = linear_schedule(theta_opt, int(cfg.get("warmup_fraction", 0.0) * total), total, decay=cfg.get("theta_lr_decay", False))
-    criterion = loss_fn(ctx.regression)
-    base = ctx.encoder.base_weights()
-    t_large, t_small = float(cfg["t_large"]), float(cfg["t_small"])
-    ramp = max(1, int(cfg["prune_fraction"] * total))
-    every = max(1, int(cfg["gamma_update_every"]))
-    floor = -20.0 / t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
-    gamma = float(cfg["gamma"])
-    pruned_share, stop_step, reached_by_gamma = 0.0, total, False
-    batches = ctx.batches()
+class MaskLearner:
+    """One optimiser step of Alg. 1 at a time: Eq. 5 (theta), Eq. 6 (head), Eq. 7 (gamma push).
 
-    for step in range(total):  # Alg. 1: prune until the share of theta <= 0 reaches s
-        batch = next(batches)
-        weights = {n: theta_masked_weight(base[n], t, t_large, t_small) for n, t in zip(state.names, state.theta)}
-        with ctx.autocast():
-            loss = criterion(heads.head(ctx.encoder(batch, weights)), batch["labels"])
+    The method's loop and `scripts/bench_step.py` both drive this class, so the benchmark times
+    exactly the code that runs.
+    """
+
+    def __init__(self, ctx: RunContext, heads: HeadTrainer):
+        self.cfg = cfg = ctx.cfg["method"]
+        self.ctx, self.heads = ctx, heads
+        self.target = float(ctx.cfg["sparsity"])
+        total = ctx.budget.total_steps
+        self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device)
+        self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
+        self.scheduler = linear_schedule(self.optimizer, int(cfg.get("warmup_fraction", 0.0) * total), total, decay=cfg.get("theta_lr_decay", False))
+        self.criterion = loss_fn(ctx.regression)
+        self.base = ctx.encoder.base_weights()
+        self.t_large, self.t_small = float(cfg["t_large"]), float(cfg["t_small"])
+        self.ramp = max(1, int(cfg["prune_fraction"] * total))
+        self.every = max(1, int(cfg["gamma_update_every"]))
+        self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
+        self.gamma = float(cfg["gamma"])
+        self.pruned_share = 0.0
+
+    def step(self, step: int, batch: dict[str, torch.Tensor]) -> float:
+        """Returns the loss; afterwards `pruned_share` is the share of theta <= 0."""
+        state = self.state
+        weights = {n: theta_masked_weight(self.base[n], t, self.t_large, self.t_small) for n, t in zip(state.names, state.theta)}
+        with self.ctx.autocast():
+            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights)), batch["labels"])
         loss.backward()
-        heads.step()
-        theta_opt.step()
-        theta_opt.zero_grad(set_to_none=True)
-        theta_sched.step()
-        if cfg["gamma_schedule"] == "adaptive" and step % every == 0:
-            wanted = cubic_target(step + every, ramp, target)
-            gamma = max(float(cfg["gamma"]), state.quantile(wanted) / every)
-        pruned_share = state.push_and_track(gamma, cfg["no_recovery"], floor)
-        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": pruned_share, "gamma": gamma})
-        if pruned_share >= target:
+        self.heads.step()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.cfg["gamma_schedule"] == "adaptive" and step % self.every == 0:
+            wanted = cubic_target(step + self.every, self.ramp, self.target)
+            self.gamma = max(float(self.cfg["gamma"]), state.quantile(wanted) / self.every)
+        self.pruned_share = state.push_and_track(self.gamma, self.cfg["no_recovery"], self.floor)
+        return float(loss.detach())
+
+
+def run(ctx: RunContext) -> MethodResult:
+    total = ctx.budget.total_steps
+    heads = HeadTrainer(ctx, total)
+    learner = MaskLearner(ctx, heads)
+    stop_step, reached_by_gamma = total, False
+    batches = ctx.batches()
+    for step in range(total):  # Alg. 1: prune until the share of theta <= 0 reaches s
+        loss = learner.step(step, next(batches))
+        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
+        if learner.pruned_share >= learner.target:
             reached_by_gamma, stop_step = True, step + 1
             break
 
-    masks = keep_top(state.by_name(), target)
+    state = learner.state
+    masks = keep_top(state.by_name(), learner.target)
     # The rest of the budget trains the same head (same optimiser and schedule) on the frozen mask.
-    fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - stop_step, batches, "head", stop_step, target)
+    fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - stop_step, batches, "head", stop_step, learner.target)
     kept = sum(int(m.sum()) for m in masks.values())
     recovered = sum(int((masks[n] & ever).sum()) for n, ever in zip(state.names, state.ever_pruned))
     return MethodResult(
@@ -126,7 +144,7 @@ def run(ctx: RunContext) -> MethodResult:
         extra={
             "pruning_steps": stop_step,
             "reached_by_gamma": reached_by_gamma,
-            "theta_pruned_share_at_stop": pruned_share,
+            "theta_pruned_share_at_stop": learner.pruned_share,
             "recovered_share": recovered / max(kept, 1),
         },
     )

@@ -58,15 +58,16 @@ def fit_head(
     criterion = loss_fn(ctx.regression)
     batches = batches if batches is not None else ctx.batches()
     total = first_step + steps
-    for step in range(first_step, total):
-        batch = next(batches)
-        with ctx.autocast():
-            with torch.no_grad():
-                hidden = ctx.encoder(batch, weights)
-            loss = criterion(trainer.head(hidden), batch["labels"])
-        loss.backward()
-        trainer.step()
-        ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
+    with ctx.encoder.fixed(weights):
+        for step in range(first_step, total):
+            batch = next(batches)
+            with ctx.autocast():
+                with torch.no_grad():
+                    hidden = ctx.encoder(batch)
+                loss = criterion(trainer.head(hidden), batch["labels"])
+            loss.backward()
+            trainer.step()
+            ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
     return trainer.head
 
 
@@ -93,6 +94,32 @@ def effective(params: Weights, masks: Masks | None) -> dict[str, torch.Tensor]:
 PruneHook = Callable[[int, Weights, Masks | None], Masks | None]
 
 
+class WeightTrainer:
+    """Fine-tuning one step at a time: every encoder weight (from pretrained values) and a head.
+
+    `finetune` and `scripts/bench_step.py` both drive this class.
+    """
+
+    def __init__(self, ctx: RunContext, steps: int):
+        cfg = ctx.cfg["method"]
+        self.ctx = ctx
+        self.params = pretrained_params(ctx)
+        self.optimizer = make_optimizer(self.params.values(), cfg.get("optimizer", "adamw"), cfg["lr"], cfg.get("weight_decay", 0.0))
+        self.scheduler = linear_schedule(self.optimizer, int(cfg.get("warmup_fraction", 0.0) * steps), steps)
+        self.heads = HeadTrainer(ctx, steps)
+        self.criterion = loss_fn(ctx.regression)
+
+    def step(self, batch: dict[str, torch.Tensor], masks: Masks | None) -> float:
+        with self.ctx.autocast():
+            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, effective(self.params, masks))), batch["labels"])
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.heads.step()
+        return float(loss.detach())
+
+
 def finetune(
     ctx: RunContext,
     steps: int,
@@ -105,29 +132,18 @@ def finetune(
     `prune_hook(step, params, masks)` may return new masks before a step (gmp). Returns the
     trained weights (not yet masked), the head, and the final masks.
     """
-    cfg = ctx.cfg["method"]
-    params = pretrained_params(ctx)
-    optimizer = make_optimizer(params.values(), cfg.get("optimizer", "adamw"), cfg["lr"], cfg.get("weight_decay", 0.0))
-    scheduler = linear_schedule(optimizer, int(cfg.get("warmup_fraction", 0.0) * steps), steps)
-    heads = HeadTrainer(ctx, steps)
-    criterion = loss_fn(ctx.regression)
     from prune_cli.masking import sparsity as measured
 
+    trainer = WeightTrainer(ctx, steps)
     current = measured(masks) if masks else 0.0
     for step, batch in zip(range(steps), ctx.batches()):
         if prune_hook is not None:
-            updated = prune_hook(step, params, masks)
+            updated = prune_hook(step, trainer.params, masks)
             if updated is not None:
                 masks, current = updated, measured(updated)
-        with ctx.autocast():
-            loss = criterion(heads.head(ctx.encoder(batch, effective(params, masks))), batch["labels"])
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        heads.step()
-        ctx.on_step({"phase": phase, "step": step + 1, "total": steps, "loss": float(loss.detach()), "sparsity": current})
-    return {n: p.detach() for n, p in params.items()}, heads.head, masks
+        loss = trainer.step(batch, masks)
+        ctx.on_step({"phase": phase, "step": step + 1, "total": steps, "loss": loss, "sparsity": current})
+    return {n: p.detach() for n, p in trainer.params.items()}, trainer.heads.head, masks
 
 
 def magnitude_scores(params: Weights, names: list[str], masks: Masks | None) -> dict[str, torch.Tensor]:

@@ -1,0 +1,50 @@
+"""Time the README's main job end to end and print one JSON line.
+
+    GLUE_DIR=../shared/glue python scripts/bench_adapt.py [extra prune-cli overrides ...]
+
+Runs `prune-cli adapt --task sst2 --sparsity 0.5` (plus any extra words) in a fresh temporary
+folder, then reads the run's metrics.json: wall time of the whole command (imports, loading,
+tokenising, training, scoring, writing), training examples per second, realized sparsity, the
+dev metric, and whether the base weights were left unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    extra = sys.argv[1:]
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "--task", "sst2", "--sparsity", "0.5", "trainer.progress=false", *extra]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=tmp, env=os.environ.copy(), capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"prune-cli failed ({done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
+        metrics_file = next(Path(tmp, "outputs").rglob("metrics.json"))
+        metrics = json.loads(metrics_file.read_text())
+        config = (metrics_file.parent / ".hydra" / "config.yaml").read_text()
+    batch_size = int(next(line.split(":")[1] for line in config.splitlines() if line.strip().startswith("batch_size:")))
+    print(json.dumps({
+        "command": "prune-cli adapt --task sst2 --sparsity 0.5 " + " ".join(extra),
+        "wall_seconds": round(wall, 1),
+        "train_seconds": metrics["train_seconds"],
+        "train_examples_per_second": round(metrics["steps"] * batch_size / metrics["train_seconds"], 1),
+        "sparsity_requested": metrics["sparsity_requested"],
+        "sparsity_realized": round(metrics["sparsity_realized"], 6),
+        metrics["main_metric"]: round(metrics["main_metric_value"], 4),
+        "base_weights_unchanged": metrics["base_weights_unchanged"],
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {metrics['device']}",
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Time one training step of each kind on the same model, batch and sequence length.
+
+    python scripts/bench_step.py --model minilm --batch-size 32 --seq-len 16
+
+(a) dense fine-tuning step      (prune_cli.methods.loops.WeightTrainer, AdamW on all weights)
+(b) adapt-by-pruning step       (prune_cli.methods.adapt_by_pruning.MaskLearner, the real code)
+(c) naive reference             (the paper code's approach: deep-copy the model and rebuild the
+                                 masked weights as plain tensors every step)
+(d) inference, masked vs dense  (mask applied once through the shared masking mechanism)
+
+All in one process, after warm-up, median of --repeats. Prints each time, peak memory (CUDA
+allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
+/proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time, as text and one
+JSON line. Models: tiny (2x32), minilm (the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-
+base dimensions, random weights: no download needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.backbone import PACKAGED_MINILM, load_backbone
+from prune_cli.config import compose
+from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, theta_masked_weight
+from prune_cli.methods.adapt_by_pruning import MaskLearner
+from prune_cli.methods.loops import HeadTrainer, WeightTrainer
+from prune_cli.training import Budget, RunContext, pick_device
+
+SHAPES = {
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
+    "bert-base-shape": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def build_model(name: str, folder: Path) -> str:
+    """Return a name_or_path for load_backbone; random-weight shapes are saved to `folder`."""
+    if name == "minilm":
+        return PACKAGED_MINILM
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(30517)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), **SHAPES[name])).save_pretrained(folder)
+    return str(folder)
+
+
+def peak_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    peak_reset(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), peak_mib(device)
+
+
+def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float) -> None:
+    """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step."""
+    model = copy.deepcopy(encoder.encoder)
+    masks = {n: torch.sigmoid(t * t_large).detach().requires_grad_(True) for n, t in theta.items()}
+    for name, mask in masks.items():
+        module_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        weight = getattr(module, attr).detach()
+        delattr(module, attr)
+        setattr(module, attr, weight * mask)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    loss = criterion(head(model(**inputs, output_hidden_states=True).hidden_states), batch["labels"])
+    loss.backward()
+    with torch.no_grad():
+        for name, t in theta.items():
+            soft = torch.sigmoid(t)
+            t.grad = masks[name].grad * soft * (1 - soft)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["tiny", "minilm", "bert-base-shape"], default="minilm")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=16, help="tokens per row (SST-2 averages 13.3; its padded batches ~16-25)")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
+    args = parser.parse_args()
+
+    device = pick_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        name_or_path = build_model(args.model, Path(tmp))
+        cfg = OmegaConf.to_container(compose([f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}"]), resolve=True)
+        raw, _ = load_backbone(cfg["model"])
+    encoder = MaskedEncoder(raw.to(device), select_maskable(raw, cfg["mask"]["include"], cfg["mask"]["exclude"]))
+    generator = torch.Generator().manual_seed(0)
+    vocab = raw.config.vocab_size
+    batch = {
+        "input_ids": torch.randint(5, vocab, (args.batch_size, args.seq_len), generator=generator),
+        "token_type_ids": torch.zeros(args.batch_size, args.seq_len, dtype=torch.long),
+        "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long),
+        "labels": torch.randint(0, 2, (args.batch_size,), generator=generator),
+    }
+    batch = {k: v.to(device) for k, v in batch.items()}
+
+    def context(method: dict) -> RunContext:
+        plain = {**cfg, "method": method}
+        return RunContext(cfg=plain, task=plain["task"], encoder=encoder, train=None, dev={}, device=device,
+                          budget=Budget(total_steps=10_000, steps_per_epoch=10_000), seed=0, num_outputs=2, regression=False)
+
+    results: dict[str, float] = {}
+    finetune = WeightTrainer(context(compose(["method=finetune"]).method), steps=10_000)
+    results["a_finetune_s"], results["a_peak_mib"] = timed(lambda: finetune.step(batch, None), device, args.warmup, args.repeats)
+    del finetune
+
+    ours_ctx = context(OmegaConf.to_container(compose([]).method))
+    learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
+    counter = iter(range(10**9))
+    results["b_adapt_s"], results["b_peak_mib"] = timed(lambda: learner.step(next(counter), batch), device, args.warmup, args.repeats)
+
+    if not args.skip_naive:
+        theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}
+        naive_opt = torch.optim.Adam(list(theta.values()), lr=2e-4)
+        from prune_cli.training import loss_fn
+
+        results["c_naive_s"], results["c_peak_mib"] = timed(
+            lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5), device, args.warmup, args.repeats)
+    masks = keep_top(learner.state.by_name(), 0.5)
+    del learner
+
+    with torch.no_grad():
+        results["d_dense_s"], results["d_dense_peak_mib"] = timed(lambda: encoder(batch), device, args.warmup, args.repeats)
+        with encoder.fixed(encoder.masked_weights(masks)):  # how scoring runs a masked model
+            results["d_masked_s"], results["d_masked_peak_mib"] = timed(lambda: encoder(batch), device, args.warmup, args.repeats)
+
+    ratios = {
+        "adapt_over_finetune": results["b_adapt_s"] / results["a_finetune_s"],
+        "naive_over_adapt": results.get("c_naive_s", float("nan")) / results["b_adapt_s"],
+        "masked_inference_speed_vs_dense": results["d_dense_s"] / results["d_masked_s"],
+    }
+    print(f"model={args.model} device={device} batch={args.batch_size} seq_len={args.seq_len} threads={torch.get_num_threads()}")
+    for key, value in results.items():
+        print(f"  {key:22s} {value:10.4f}")
+    print(f"  b/a  adapt-by-pruning step / dense fine-tuning step = {ratios['adapt_over_finetune']:.3f}  (target <= 1.10)")
+    print(f"  c/b  naive reference step / adapt-by-pruning step  = {ratios['naive_over_adapt']:.3f}  (target >= 2)")
+    print(f"  d    masked inference speed / dense inference speed = {ratios['masked_inference_speed_vs_dense']:.3f}  (target >= 0.98)")
+    print(json.dumps({"model": args.model, "device": str(device), "batch_size": args.batch_size, "seq_len": args.seq_len,
+                      "threads": torch.get_num_threads(), **{k: round(v, 5) for k, v in {**results, **ratios}.items()}}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

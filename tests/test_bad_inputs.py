@@ -1,0 +1,124 @@
+"""Bad input through the real CLI: one line naming the problem and the fix, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
+
+from prune_cli.errors import UserError
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, (fragment, result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--task", "sst3"], ["unknown task 'sst3'", "choose from"]),
+        (["--method", "lottery"], ["unknown method 'lottery'", "adapt_by_pruning"]),
+        (["model=gpt9"], ["unknown model 'gpt9'", "minilm"]),
+        (["--sparsity", "1.5"], ["outside [0, 1)"]),
+        (["--sparsity", "1"], ["outside [0, 1)"]),
+        (["--sparsity", "lots"], ["not a number"]),
+        (["--model", "/no/such/model/dir"], ["model folder /no/such/model/dir does not exist"]),
+        (["task=="], ["invalid override"]),
+        (["method.not_a_key=3"], ["Could not override 'method.not_a_key'", "+method.not_a_key=3"]),
+        (["--sparsity", "0.5,0.9"], ["add -m/--multirun"]),
+    ],
+)
+def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):
+    assert_one_line_error(run_cli("adapt", *args), *fragments)
+    assert not (in_tmp / "outputs").exists(), "nothing may be written for a rejected command"
+
+
+def test_debug_shows_the_traceback_instead(in_tmp: Path):
+    with pytest.raises(UserError):
+        run_cli("adapt", "--task", "sst3", "--debug")
+
+
+def test_model_that_is_not_a_bert_encoder(in_tmp: Path, tmp_path_factory):
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path_factory.mktemp("gpt2")
+    GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(folder)
+    result = run_cli("adapt", *tiny_overrides(folder))
+    assert_one_line_error(result, "needs a BERT-family encoder")
+
+
+def test_glue_folder_without_the_task(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    result = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path}"))
+    assert_one_line_error(result, f"no folder {tmp_path / 'RTE'}", "data.dir", "GLUE_DIR")
+
+
+def test_malformed_row_names_file_and_line(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    shutil.copytree(FIXTURE_GLUE / "SST-2", tmp_path / "glue" / "SST-2")
+    train = tmp_path / "glue" / "SST-2" / "train.tsv"
+    train.write_text(train.read_text() + "a row without a label\n")
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'glue'}"))
+    assert_one_line_error(result, f"{train}:26: malformed row")
+
+
+def test_empty_training_set(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    shutil.copytree(FIXTURE_GLUE / "SST-2", tmp_path / "glue" / "SST-2")
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\n")
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'glue'}"))
+    assert_one_line_error(result, "has no examples")
+
+
+def test_existing_run_dir_is_never_overwritten(in_tmp: Path, tiny_model_dir: Path):
+    assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    run_dir = only_run_dir(in_tmp / "outputs")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"hydra.run.dir={run_dir}"))
+    assert_one_line_error(result, "already holds results", "never overwriting")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_unwritable_output_folder(in_tmp: Path, tiny_model_dir: Path):
+    (in_tmp / "a-file").write_text("")
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"hydra.run.dir={in_tmp / 'a-file' / 'run'}"))
+    assert_one_line_error(result, "cannot create the run directory", "not writable")
+
+
+@pytest.fixture()
+def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
+    assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    return only_run_dir(in_tmp / "outputs")
+
+
+def test_evaluate_on_a_folder_that_is_not_a_run_dir(in_tmp: Path):
+    (in_tmp / "empty").mkdir()
+    assert_one_line_error(run_cli("evaluate", str(in_tmp / "empty")), "is not a complete prune-cli run directory")
+    assert_one_line_error(run_cli("evaluate", str(in_tmp / "missing")), "is not a directory")
+
+
+@pytest.mark.parametrize("keep", [0, 100])
+def test_evaluate_with_a_truncated_mask(finished_run: Path, keep: int):
+    mask = finished_run / "mask.safetensors"
+    mask.write_bytes(mask.read_bytes()[:keep])
+    assert_one_line_error(run_cli("evaluate", str(finished_run)), "truncated or corrupt")
+
+
+def test_evaluate_with_a_mask_for_another_task(finished_run: Path, tmp_path: Path):
+    from prune_cli import mask_format
+
+    loaded = mask_format.read_manifest(finished_run / "mask.safetensors")
+    config = finished_run / ".hydra" / "config.yaml"
+    text = config.read_text()
+    # Point the run at MRPC (a binary task with the same head shape): the mask says sst2.
+    config.write_text(text.replace("name: sst2", "name: mrpc", 1).replace("glue_dir: SST-2", "glue_dir: MRPC", 1))
+    assert loaded["task"] == "sst2"
+    assert_one_line_error(run_cli("evaluate", str(finished_run)), "was made for task 'sst2'")
+
+
+def test_report_on_a_missing_folder(in_tmp: Path):
+    assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "is not a folder")
