@@ -84,10 +84,10 @@ def group_runs(runs: list[dict]) -> list[Group]:
 
 def rich_table(groups: list[Group]) -> Table:
     table = Table(title="results (mean ± std over seeds)")
-    for column in ("task", "method", "sparsity", "metric", "mean ± std", "n"):
-        table.add_column(column, justify="right" if column in ("sparsity", "mean ± std", "n") else "left")
+    for column in ("task", "method", "sparsity", "realized", "metric", "mean ± std", "n"):
+        table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right")
     for g in groups:
-        table.add_row(g.task, g.method, f"{g.sparsity:.2f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
+        table.add_row(g.task, g.method, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
     return table
 
 
@@ -117,7 +117,8 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
                 ref = by_s.get(0.0)
                 cells = ["" for _ in sparsities] + [f"{ref.mean:.4f} ± {ref.std:.4f} (n={len(ref.values)})"]
             else:
-                cells = [f"{by_s[s].mean:.4f} ± {by_s[s].std:.4f} (n={len(by_s[s].values)})" if s in by_s else "—" for s in sparsities] + [""]
+                cells = [f"{by_s[s].mean:.4f} ± {by_s[s].std:.4f} (n={len(by_s[s].values)}, realized {by_s[s].realized:.4f})"
+                         if s in by_s else "—" for s in sparsities] + [""]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]

@@ -1,15 +1,17 @@
 """Time the README's main job end to end and print one JSON line.
 
-    GLUE_DIR=../shared/glue python scripts/bench_adapt.py [extra prune-cli overrides ...]
+    GLUE_DIR=../shared/glue python scripts/bench_adapt.py [--task stsb] [--keep DIR] [overrides ...]
 
-Runs `prune-cli adapt --task sst2 --sparsity 0.5` (plus any extra words) in a fresh temporary
-folder, then reads the run's metrics.json: wall time of the whole command (imports, loading,
+Runs `prune-cli adapt --task sst2 --sparsity 0.5` (another task with --task, plus any extra
+override words) in a fresh folder (a temporary one, or DIR with --keep so the run directory can be
+re-scored with `prune-cli evaluate`), then reads the run's metrics.json: wall time of the whole command (imports, loading,
 tokenising, training, scoring, writing), training examples per second, realized sparsity, the
 dev metric, and whether the base weights were left unchanged.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -21,20 +23,27 @@ from pathlib import Path
 
 
 def main() -> None:
-    extra = sys.argv[1:]
-    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "--task", "sst2", "--sparsity", "0.5", "trainer.progress=false", *extra]
-    with tempfile.TemporaryDirectory() as tmp:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="sst2")
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
+    args, extra = parser.parse_known_args()
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "--task", args.task, "--sparsity", "0.5", "trainer.progress=false", *extra]
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep.resolve()) if args.keep else scratch
         started = time.perf_counter()
         done = subprocess.run(command, cwd=tmp, env=os.environ.copy(), capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"prune-cli failed ({done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
-        metrics_file = next(Path(tmp, "outputs").rglob("metrics.json"))
+        metrics_file = max(Path(tmp, "outputs").rglob("metrics.json"), key=lambda p: p.stat().st_mtime)
         metrics = json.loads(metrics_file.read_text())
         config = (metrics_file.parent / ".hydra" / "config.yaml").read_text()
     batch_size = int(next(line.split(":")[1] for line in config.splitlines() if line.strip().startswith("batch_size:")))
     print(json.dumps({
-        "command": "prune-cli adapt --task sst2 --sparsity 0.5 " + " ".join(extra),
+        "command": f"prune-cli adapt --task {args.task} --sparsity 0.5 " + " ".join(extra),
+        "run_dir": str(metrics_file.parent) if args.keep else None,
         "wall_seconds": round(wall, 1),
         "train_seconds": metrics["train_seconds"],
         "train_examples_per_second": round(metrics["steps"] * batch_size / metrics["train_seconds"], 1),

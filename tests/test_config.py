@@ -16,10 +16,15 @@ def test_all_eight_glue_tasks_are_configured():
 
 
 def test_method_registry_matches_method_configs():
-    from omegaconf import OmegaConf
-
-    algorithms = {OmegaConf.load(p).algorithm for p in (CONFIG_DIR / "method").glob("*.yaml")}
+    algorithms = {compose([f"method={name}"]).method.algorithm for name in group_options("method")}
     assert algorithms == set(METHODS)
+
+
+def test_paper_recipe_sets_its_own_budget_and_head_but_command_line_wins():
+    paper = compose(["method=adapt_by_pruning_paper"])
+    assert (paper.head.lr, paper.trainer.batch_size, paper.trainer.max_steps) == (2e-5, 8, None)
+    assert paper.method.gamma_schedule == "constant" and paper.method.theta_lr == 2e-5
+    assert compose(["method=adapt_by_pruning_paper", "trainer.max_steps=10"]).trainer.max_steps == 10
 
 
 @pytest.mark.parametrize("task", GLUE_TASKS)

@@ -106,10 +106,8 @@ def _tiny_context(model_dir: Path, sparsity: float, method: dict):
 
 
 def test_every_method_config_has_a_registered_algorithm():
-    from omegaconf import OmegaConf
-
-    from prune_cli.config import CONFIG_DIR
+    from prune_cli.config import compose
 
     for name in group_options("method"):
-        cfg = OmegaConf.load(CONFIG_DIR / "method" / f"{name}.yaml")
-        assert cfg.name == name and cfg.algorithm in METHODS
+        cfg = compose([f"method={name}"])
+        assert cfg.method.name == name and cfg.method.algorithm in METHODS

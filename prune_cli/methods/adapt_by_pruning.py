@@ -39,17 +39,26 @@ def cubic_target(step: int, ramp_steps: int, final: float) -> float:
     return final * (1.0 - (1.0 - progress) ** 3)
 
 
+def initial_theta(weight: torch.Tensor, cfg: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+    """theta_0, positive everywhere so that every weight is kept at the start.
+
+    * normal (the paper): N(init_mean, init_std^2), independent of the weight.
+    * magnitude: init_mean * |w| / mean|w| within the tensor. Where the task gradient says little,
+      the order of theta is then the magnitude order instead of noise: a random half of MiniLM's
+      weights leaves SST-2 at chance, a magnitude half does not.
+    """
+    if cfg.get("init", "normal") == "magnitude":
+        magnitude = weight.detach().abs().float().cpu()
+        return magnitude.mul_(cfg["init_mean"] / magnitude.mean().clamp_min(1e-12))
+    return torch.randn(tuple(weight.shape), generator=generator).mul_(cfg["init_std"]).add_(cfg["init_mean"])
+
+
 class ThetaState:
     """theta per maskable weight, plus the bookkeeping for recovery and the no_recovery ablation."""
 
     def __init__(self, encoder: MaskedEncoder, cfg: Mapping[str, Any], generator: torch.Generator, device: torch.device):
         self.names = encoder.maskable
-        self.theta = [
-            torch.nn.Parameter(
-                torch.randn(encoder.shapes[n], generator=generator).mul_(cfg["init_std"]).add_(cfg["init_mean"]).to(device)
-            )
-            for n in self.names
-        ]
+        self.theta = [torch.nn.Parameter(initial_theta(encoder.base_weight(n), cfg, generator).to(device)) for n in self.names]
         self.ever_pruned = [t.detach() <= 0 for t in self.theta]
         self.total = sum(t.numel() for t in self.theta)
         flat_index = torch.randint(0, self.total, (min(QUANTILE_SAMPLE, self.total),), generator=generator)
