@@ -98,3 +98,20 @@ def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_mo
     assert [round(s, 3) for s in realized] == [0.3, 0.6]
     for run in runs:
         assert files_in(run) == RUN_FILES
+
+
+def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    import shutil
+
+    glue = tmp_path / "glue-sst2-only"
+    shutil.copytree(FIXTURE_GLUE / "SST-2", glue / "SST-2")
+    result = run_cli("adapt", "-m", "--task", "sst2,rte", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=3))
+    assert result.exit_code == 2
+    assert "1 sweep job(s) failed" in result.output
+    runs = {p.parent for p in (in_tmp / "outputs" / "multirun").rglob(".hydra")}
+    finished = [r for r in runs if (r / "metrics.json").exists()]
+    failed = [r for r in runs if (r / "failed.json").exists()]
+    assert len(finished) == 1 and read_metrics(finished[0])["task"] == "sst2"
+    assert len(failed) == 1 and "RTE" in json.loads((failed[0] / "failed.json").read_text())["error"]
+    report = run_cli("report", str(in_tmp / "outputs"))
+    assert report.exit_code == 0 and "failed" in report.output
