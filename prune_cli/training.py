@@ -54,10 +54,19 @@ class Budget:
 
 
 def plan_budget(trainer: Mapping[str, Any], num_train: int) -> Budget:
+    """At most `epochs` passes over the data and at most `max_steps` steps (either may be null).
+
+    One setting then suits small and large tasks: SST-2 stops at max_steps, STS-B after its epochs.
+    """
     per_epoch = max(1, math.ceil(num_train / trainer["batch_size"]))
+    limits = []
     if trainer.get("max_steps"):
-        return Budget(total_steps=int(trainer["max_steps"]), steps_per_epoch=per_epoch)
-    return Budget(total_steps=max(1, int(round(float(trainer["epochs"]) * per_epoch))), steps_per_epoch=per_epoch)
+        limits.append(int(trainer["max_steps"]))
+    if trainer.get("epochs"):
+        limits.append(max(1, int(round(float(trainer["epochs"]) * per_epoch))))
+    if not limits:
+        raise UserError("trainer.max_steps and trainer.epochs are both unset; set at least one")
+    return Budget(total_steps=min(limits), steps_per_epoch=per_epoch)
 
 
 def endless_batches(encoded: Encoded, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:

@@ -70,3 +70,14 @@ def test_sweep_values_are_each_checked_under_multirun():
         check_overrides(["task=sst2,nope"], multirun=True)
     with pytest.raises(UserError, match="outside"):
         check_overrides(["sparsity=0.5,1.5"], multirun=True)
+
+
+def test_budget_is_whichever_limit_comes_first():
+    from prune_cli.training import plan_budget
+
+    assert plan_budget({"batch_size": 32, "max_steps": 2000, "epochs": 5}, 67349).total_steps == 2000  # SST-2
+    assert plan_budget({"batch_size": 32, "max_steps": 2000, "epochs": 5}, 5749).total_steps == 900  # STS-B
+    assert plan_budget({"batch_size": 8, "max_steps": None, "epochs": 3}, 100).total_steps == 39
+    assert plan_budget({"batch_size": 8, "max_steps": 7, "epochs": None}, 100).total_steps == 7
+    with pytest.raises(UserError, match="both unset"):
+        plan_budget({"batch_size": 8, "max_steps": None, "epochs": None}, 100)

@@ -42,3 +42,25 @@ def test_joblib_launcher_composes():
 
 def test_compose_helper_accepts_experiments():
     assert compose(["+experiment=paper_fig2_cpu", "task=mrpc"]).task.name == "mrpc"
+
+
+@pytest.mark.parametrize(("launcher", "package"), [("submitit_slurm", "hydra_plugins.hydra_submitit_launcher"),
+                                                  ("submitit_local", "hydra_plugins.hydra_submitit_launcher"),
+                                                  ("ray", "hydra_plugins.hydra_ray_launcher")])
+def test_cluster_launchers_compose(launcher: str, package: str):
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (pip install {package.split('.')[1].replace('_', '-')}); "
+                    "the ray launcher is not a dev dependency because it pulls in Ray itself")
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from prune_cli.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    extra = ["hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1"] if launcher == "submitit_slurm" else []
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=[f"hydra/launcher={launcher}", "trainer=gpu", *extra], return_hydra_config=True)
+    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+    assert cfg.trainer.name == "gpu"
