@@ -27,7 +27,7 @@ from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_p
 from prune_cli.config import check_config
 from prune_cli.errors import UserError
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
-from prune_cli.methods import DENSE, METHODS
+from prune_cli.methods import DENSE, METHODS, MethodResult
 from prune_cli.training import RunContext, new_head, pick_device, plan_budget, score
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,6 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=True)
     assert prepared.train is not None
-    task = OmegaConf.to_container(cfg.task, resolve=True)
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
     log.info(
@@ -103,37 +102,19 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         cfg.task.name, cfg.method.name, cfg.sparsity, cfg.model.name_or_path,
         len(prepared.train), budget.total_steps, prepared.encoder.num_maskable,
     )
-    history: list[dict[str, float]] = []
+    if cfg.method.algorithm in DENSE and float(cfg.sparsity) != 0.0:
+        log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
+
     started = time.perf_counter()
-    with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
-
-        log_every = int(cfg.trainer.get("log_every") or 0)
-
-        def on_step(record: dict[str, float]) -> None:
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            history.append(record)
-            show(record)
-            if log_every and record["step"] % log_every == 0:
-                log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],
-                         record.get("total", budget.total_steps), record["loss"], record["sparsity"], record["seconds"])
-
-        ctx = RunContext(
-            cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
-            device=prepared.device, budget=budget, seed=int(cfg.seed),
-            num_outputs=data.num_outputs(task), regression=data.is_regression(task), on_step=on_step,
-        )
-        result = METHODS[cfg.method.algorithm](ctx)
+    result, history = _train(cfg, plain_cfg, prepared, budget)
     train_seconds = time.perf_counter() - started
-
     started = time.perf_counter()
     weights = scoring_weights(prepared.encoder, result.masks, result.weights)
-    metrics = score(prepared.encoder, result.head, weights, prepared.dev, task, plain_cfg["trainer"], prepared.device)
+    metrics = score(prepared.encoder, result.head, weights, prepared.dev, plain_cfg["task"], plain_cfg["trainer"], prepared.device)
     eval_seconds = time.perf_counter() - started
     hash_after = base_weights_hash(prepared.encoder.encoder)
 
     realized = sparsity(result.masks) if result.masks is not None else 0.0
-    if cfg.method.algorithm in DENSE and float(cfg.sparsity) != 0.0:
-        log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
     identity = {
         "task": cfg.task.name,
         "method": cfg.method.name,
@@ -143,17 +124,10 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
     }
-    manifest = {**identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
-                "num_maskable": prepared.encoder.num_maskable}
-    if result.masks is not None:
-        mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
-    for level, masks in result.checkpoints:
-        mask_format.save_mask(run_dir / rundir.checkpoint_mask(level), masks,
-                              {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks)})
-    if result.weights is not None:
-        rundir.atomic_write_bytes(run_dir / rundir.ENCODER, save_tensors(_cpu(result.weights)))
-    rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors(_cpu(result.head.state_dict())))
-    rundir.write_jsonl(run_dir / rundir.HISTORY, history)
+    _write_artifacts(run_dir, result, history, {
+        **identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
+        "num_maskable": prepared.encoder.num_maskable,
+    })
     key = main_metric_key(cfg)
     summary = {
         **identity,
@@ -174,7 +148,7 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "versions": {"prune_cli": prune_cli.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    rundir.write_json(run_dir / rundir.METRICS, summary)
+    rundir.write_json(run_dir / rundir.METRICS, summary)  # last: its presence marks the run complete
     log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
     display.console.print(
         f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
@@ -183,6 +157,43 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
     display.console.print(display.metrics_table("dev metrics", metrics))
     display.console.print(f"run directory: [bold]{run_dir}[/]")
     return float(metrics[key])
+
+
+def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget) -> tuple[MethodResult, list[dict[str, float]]]:
+    """Run the method with a progress display; every step record also goes to history (and the log)."""
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    log_every = int(cfg.trainer.get("log_every") or 0)
+    task = plain_cfg["task"]
+    with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
+
+        def on_step(record: dict[str, float]) -> None:
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            history.append(record)
+            show(record)
+            if log_every and record["step"] % log_every == 0:
+                log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],
+                         record.get("total", budget.total_steps), record["loss"], record["sparsity"], record["seconds"])
+
+        ctx = RunContext(
+            cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
+            device=prepared.device, budget=budget, seed=int(cfg.seed),
+            num_outputs=data.num_outputs(task), regression=data.is_regression(task), on_step=on_step,
+        )
+        return METHODS[cfg.method.algorithm](ctx), history
+
+
+def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], manifest: dict) -> None:
+    """Mask (and earlier masks), trained weights if any, head and history; metrics.json comes after."""
+    if result.masks is not None:
+        mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
+    for level, masks in result.checkpoints:
+        mask_format.save_mask(run_dir / rundir.checkpoint_mask(level), masks,
+                              {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks)})
+    if result.weights is not None:
+        rundir.atomic_write_bytes(run_dir / rundir.ENCODER, save_tensors(_cpu(result.weights)))
+    rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors(_cpu(result.head.state_dict())))
+    rundir.write_jsonl(run_dir / rundir.HISTORY, history)
 
 
 def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> dict[str, float]:
