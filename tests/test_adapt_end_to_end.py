@@ -83,11 +83,13 @@ def test_evaluate_refuses_a_mask_for_other_base_weights(in_tmp: Path, tiny_model
     assert "was learned on base weights" in result.output and "Traceback" not in result.output
 
 
-def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_model_dir: Path):
-    """A real `-m` in a subprocess, through the installed console entry point."""
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1"]],
+                         ids=["basic", "joblib"])
+def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_model_dir: Path, launcher: list[str]):
+    """A real `-m` in a subprocess, sequential or as parallel joblib jobs."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--task", "sst2", "--sparsity", "0.3,0.6",
-               *tiny_overrides(tiny_model_dir, steps=4)]
+               *tiny_overrides(tiny_model_dir, *launcher, steps=4)]
     done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     sweeps = list((in_tmp / "outputs" / "multirun").iterdir())
