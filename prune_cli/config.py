@@ -113,15 +113,9 @@ def check_run_dir(overrides: Sequence[str]) -> None:
     import os
     import tempfile
 
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     from prune_cli import rundir
 
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
-    target = Path(str(cfg.hydra.run.dir))
+    target = Path(str(_hydra_compose(overrides, with_hydra=True).hydra.run.dir))
     if target.exists():
         rundir.ensure_fresh(target)
     ancestor = target.absolute()
@@ -134,18 +128,23 @@ def check_run_dir(overrides: Sequence[str]) -> None:
                         "run from a writable folder or set hydra.run.dir=<writable path>") from None
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config like a run would, without starting one (show-config, tests)."""
+def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
+    """Hydra's Compose API on our config folder; Hydra's multi-line errors become one UserError line."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    check_overrides(overrides)
     register_resolvers()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
     except HydraException as exc:
         raise UserError(f"invalid configuration: {hydra_error_line(exc)}") from None
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config like a run would, without starting one (show-config, tests)."""
+    check_overrides(overrides)
+    cfg = _hydra_compose(overrides)
     check_config(cfg)
     return cfg

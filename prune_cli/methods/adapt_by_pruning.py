@@ -62,7 +62,12 @@ class ThetaState:
         self.ever_pruned = [t.detach() <= 0 for t in self.theta]
         self.total = sum(t.numel() for t in self.theta)
         flat_index = torch.randint(0, self.total, (min(QUANTILE_SAMPLE, self.total),), generator=generator)
-        self.sample_index = flat_index.to(device)
+        # The same sample, split per tensor: reading it never concatenates all of theta.
+        self.sample_index, offset = [], 0
+        for theta in self.theta:
+            inside = flat_index[(flat_index >= offset) & (flat_index < offset + theta.numel())] - offset
+            self.sample_index.append(inside.to(device))
+            offset += theta.numel()
 
     @torch.no_grad()
     def push_and_track(self, gamma: float, forbid_recovery: bool, floor: float) -> float:
@@ -79,8 +84,9 @@ class ThetaState:
         return pruned / self.total
 
     def quantile(self, share: float) -> float:
-        flat = torch.cat([t.detach().reshape(-1) for t in self.theta])[self.sample_index]
-        return float(torch.quantile(flat.float(), share))
+        """The `share` quantile of theta, estimated on a fixed random sample of its entries."""
+        sample = torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)])
+        return float(torch.quantile(sample.float(), share))
 
     def by_name(self) -> dict[str, torch.Tensor]:
         return {n: t.detach() for n, t in zip(self.names, self.theta)}

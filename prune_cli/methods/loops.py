@@ -12,6 +12,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from prune_cli.masking import sparsity as measured
 from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer, new_head
 
 Weights = Mapping[str, torch.Tensor]
@@ -75,8 +76,6 @@ def retrain_head(ctx: RunContext, masks: Masks | None) -> nn.Module:
     """The paper's fair scoring: a fresh head on pretrained weights x mask, same budget and seed."""
     steps = retrain_steps(ctx)
     weights = ctx.encoder.masked_weights(masks) if masks is not None else None
-    from prune_cli.masking import sparsity as measured
-
     return fit_head(ctx, HeadTrainer(ctx, steps), weights, steps, phase="head", sparsity=measured(masks) if masks else 0.0)
 
 
@@ -132,8 +131,6 @@ def finetune(
     `prune_hook(step, params, masks)` may return new masks before a step (gmp). Returns the
     trained weights (not yet masked), the head, and the final masks.
     """
-    from prune_cli.masking import sparsity as measured
-
     trainer = WeightTrainer(ctx, steps)
     current = measured(masks) if masks else 0.0
     for step, batch in zip(range(steps), ctx.batches()):
