@@ -131,6 +131,31 @@ def report(
     guarded(work, debug)
 
 
+analyze_app = typer.Typer(help="What the masks are: the paper's sub-network analyses.", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("topology")
+def analyze_topology(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for topology.csv and topology.png (default: the first run dir)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Share of weights kept per component (embed, query, key, value, attn_out, ffn_in, ffn_out) and per layer."""
+    from prune_cli import analysis, rundir
+
+    def work() -> None:
+        results = analysis.topology(run_dirs)
+        for kind in ("component", "layer"):
+            display.console.print(analysis.topology_table(results, kind))
+        folder = out or run_dirs[0]
+        rundir.atomic_write_text(folder / "topology.csv", analysis.topology_csv(results))
+        analysis.topology_plot(results, folder / "topology.png")
+        display.console.print(f"wrote {folder / 'topology.csv'} and {folder / 'topology.png'}")
+
+    guarded(work, debug)
+
+
 @app.command("show-config", context_settings=PASS_THROUGH)
 def show_config(
     ctx: typer.Context,

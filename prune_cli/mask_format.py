@@ -75,6 +75,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def read_mask(path: Path) -> LoadedMask:
+    """Read a mask on its own (analysis): format checked, no base model to check it against."""
+    manifest = read_manifest(path)
+    try:
+        packed = load_numpy(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} cannot be read ({_reason(exc)}); it may be truncated or corrupt") from None
+    return LoadedMask(masks={t["name"]: unpack(packed[t["name"]], tuple(t["shape"])) for t in manifest["tensors"]}, manifest=manifest)
+
+
 def load_mask(path: Path, expected_shapes: Mapping[str, tuple[int, ...]], base_hash: str) -> LoadedMask:
     """Read a mask, refusing one made for other weights or other tensor shapes."""
     if not path.is_file():
