@@ -56,15 +56,14 @@ def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
 def _adapt_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        try:
-            return runner.adapt(cfg, run_dir)
-        except UserError as exc:
-            raise _CarriedUserError(exc) from None
-    # In a sweep one bad job must not stop the others: record why it failed and move on.
     try:
         return runner.adapt(cfg, run_dir)
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is hidden
+    except Exception as exc:  # noqa: BLE001 - every failure is shown or recorded, none is hidden
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            if isinstance(exc, UserError):
+                raise _CarriedUserError(exc) from None
+            raise
+        # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
         display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")

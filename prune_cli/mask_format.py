@@ -75,14 +75,18 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_mask(path: Path) -> LoadedMask:
-    """Read a mask on its own (analysis): format checked, no base model to check it against."""
-    manifest = read_manifest(path)
+def _unpacked(path: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
     try:
         packed = load_numpy(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} cannot be read ({_reason(exc)}); it may be truncated or corrupt") from None
-    return LoadedMask(masks={t["name"]: unpack(packed[t["name"]], tuple(t["shape"])) for t in manifest["tensors"]}, manifest=manifest)
+    return {t["name"]: unpack(packed[t["name"]], tuple(t["shape"])) for t in manifest["tensors"]}
+
+
+def read_mask(path: Path) -> LoadedMask:
+    """Read a mask on its own (analysis): format checked, no base model to check it against."""
+    manifest = read_manifest(path)
+    return LoadedMask(masks=_unpacked(path, manifest), manifest=manifest)
 
 
 def load_mask(path: Path, expected_shapes: Mapping[str, tuple[int, ...]], base_hash: str) -> LoadedMask:
@@ -96,15 +100,10 @@ def load_mask(path: Path, expected_shapes: Mapping[str, tuple[int, ...]], base_h
             f"({manifest.get('base_model')}), but the model loaded has {base_hash[:12]}…; "
             "load the base model the mask was made for"
         )
-    try:
-        packed = load_numpy(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} cannot be read ({_reason(exc)}); it may be truncated or corrupt") from None
     shapes = {t["name"]: tuple(t["shape"]) for t in manifest["tensors"]}
     if shapes != {n: tuple(s) for n, s in expected_shapes.items()}:
         raise UserError(f"{path} masks tensors {sorted(shapes)[:3]}… with other names/shapes than this model's maskable weights")
-    masks = {name: unpack(packed[name], shape) for name, shape in shapes.items()}
-    return LoadedMask(masks=masks, manifest=manifest)
+    return LoadedMask(masks=_unpacked(path, manifest), manifest=manifest)
 
 
 def _reason(exc: BaseException) -> str:

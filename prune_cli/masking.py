@@ -113,18 +113,17 @@ class MaskedEncoder(nn.Module):
         if not weights:
             yield self
             return
-        saved = {}
+        saved: list[tuple[nn.Module, str, nn.Parameter]] = []
         try:
             for name, tensor in weights.items():
                 module_name, _, attr = name.rpartition(".")
                 module = self.encoder.get_submodule(module_name)
-                saved[name] = module._parameters[attr]
+                saved.append((module, attr, module._parameters[attr]))
                 module._parameters[attr] = nn.Parameter(tensor.detach(), requires_grad=False)
             yield self
         finally:
-            for name, original in saved.items():
-                module_name, _, attr = name.rpartition(".")
-                self.encoder.get_submodule(module_name)._parameters[attr] = original
+            for module, attr, original in saved:
+                module._parameters[attr] = original
 
     def masked_weights(self, masks: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Effective weights `source * mask` (source defaults to the frozen pretrained weights)."""

@@ -42,7 +42,7 @@ def magnitude(ctx: RunContext) -> MethodResult:
 
 
 def _finetuned_scores(ctx: RunContext, params, head, masks) -> dict[str, float]:
-    metrics = score(ctx.encoder, head, effective(params, masks), ctx.dev, ctx.task, ctx.cfg["trainer"], ctx.device)
+    metrics = score(ctx.encoder, head, effective(ctx, params, masks), ctx.dev, ctx.task, ctx.cfg["trainer"], ctx.device)
     return {f"finetuned_{k}": v for k, v in metrics.items()}
 
 

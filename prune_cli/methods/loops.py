@@ -84,10 +84,11 @@ def pretrained_params(ctx: RunContext) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone().requires_grad_(True) for n, p in ctx.encoder.encoder.named_parameters()}
 
 
-def effective(params: Weights, masks: Masks | None) -> dict[str, torch.Tensor]:
+def effective(ctx: RunContext, params: Weights, masks: Masks | None) -> dict[str, torch.Tensor]:
+    """All encoder weights for a forward pass: trained `params`, the maskable ones times the mask."""
     if not masks:
         return dict(params)
-    return {n: params[n] * masks[n].to(params[n].dtype) if n in masks else params[n] for n in params}
+    return {**params, **ctx.encoder.masked_weights(masks, source=params)}
 
 
 PruneHook = Callable[[int, Weights, Masks | None], Masks | None]
@@ -110,7 +111,7 @@ class WeightTrainer:
 
     def step(self, batch: dict[str, torch.Tensor], masks: Masks | None) -> float:
         with self.ctx.autocast():
-            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, effective(self.params, masks))), batch["labels"])
+            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, effective(self.ctx, self.params, masks))), batch["labels"])
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
