@@ -74,6 +74,7 @@ def adapt(
     model: Optional[str] = MODEL,
     seed: Optional[str] = SEED,
     multirun: bool = typer.Option(False, "--multirun", "-m", help="Run a Hydra sweep over comma-separated values."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint, with the config stored in RUN_DIR."),
     debug: bool = DEBUG,
 ) -> None:
     """Learn a mask (or run a baseline) and write a run directory under outputs/.
@@ -86,6 +87,13 @@ def adapt(
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
 
     def work() -> None:
+        if resume is not None:
+            if overrides or multirun:
+                raise UserError(f"--resume continues {resume} with the config stored there; drop the other options ({' '.join(overrides) or '--multirun'})")
+            from prune_cli import runner
+
+            runner.resume(resume)
+            return
         check_overrides(overrides, multirun)
         compose(first_combination(overrides))  # a typo fails here, in one line, before any job starts
         if not multirun:

@@ -8,6 +8,8 @@ A run directory is self-describing:
     head.safetensors     task head weights
     encoder.safetensors  trained encoder weights (dense fine-tuning only; others keep w0)
     history.jsonl        one JSON record per optimiser step
+    checkpoint/          training state for `--resume` (state.pt + progress.json); removed at a
+                         clean finish unless checkpoint.keep=true
     run.log              the log (Hydra's file handler)
     metrics.json         identity + scores; written LAST, so its presence means "complete"
 
@@ -31,15 +33,18 @@ CONFIG = Path(".hydra") / "config.yaml"
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
 ENCODER = "encoder.safetensors"
-CHECKPOINT_MASKS = "masks"
+EARLIER_MASKS = "masks"
 HISTORY = "history.jsonl"
 METRICS = "metrics.json"
 LOG = "run.log"
+CHECKPOINT = Path("checkpoint")
+CHECKPOINT_STATE = CHECKPOINT / "state.pt"
+CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
 
 
-def checkpoint_mask(level: float) -> Path:
-    return Path(CHECKPOINT_MASKS) / f"s{level:.4f}.safetensors"
+def earlier_mask(level: float) -> Path:
+    return Path(EARLIER_MASKS) / f"s{level:.4f}.safetensors"
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -95,6 +100,18 @@ def require_run_dir(run_dir: Path) -> None:
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:
         raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)})")
+
+
+def require_resumable(run_dir: Path) -> None:
+    """A run dir that `--resume` can continue: it has its config and no final metrics yet."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory; --resume takes the run directory of a killed run")
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"{run_dir} is not a prune-cli run directory (missing {CONFIG}); nothing to resume")
+    if (run_dir / METRICS).exists():
+        raise UserError(f"{run_dir} already finished ({METRICS} is there); nothing to resume")
+    if not os.access(run_dir, os.W_OK):
+        raise UserError(f"cannot write to run directory {run_dir}; resuming needs to write its results there")
 
 
 def load_config(run_dir: Path) -> DictConfig:

@@ -23,6 +23,7 @@ from safetensors.torch import save as save_tensors
 
 import prune_cli
 from prune_cli import batching, data, display, mask_format, rundir
+from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
 from prune_cli.config import check_config
 from prune_cli.errors import UserError
@@ -88,15 +89,31 @@ def main_metric_key(cfg: DictConfig) -> str:
     return f"eval_{cfg.task.main_metric}"
 
 
-def adapt(cfg: DictConfig, run_dir: Path) -> float:
-    """Run `cfg.method` on `cfg.task` and write a complete run directory; return the main metric."""
+def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
+    """Run `cfg.method` on `cfg.task` and write a complete run directory; return the main metric.
+
+    With `resume`, `run_dir` is a killed run of this same config: training continues from its
+    last checkpoint (or from step 0 if it had none) and the result is bit-identical to an
+    uninterrupted run.
+    """
     check_config(cfg)
-    rundir.ensure_fresh(run_dir)
+    if resume:
+        rundir.require_resumable(run_dir)
+    else:
+        rundir.ensure_fresh(run_dir)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=True)
     assert prepared.train is not None
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
+    history: list[dict[str, float]] = []
+    checkpoints = Checkpointer(run_dir, int(cfg.checkpoint.every_steps or 0), {
+        "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
+        "base_weights_hash": prepared.base_hash, "total_steps": budget.total_steps, "train_examples": len(prepared.train),
+    }, history)
+    resumed_at = checkpoints.load() if resume else None
+    if resume:
+        log.info("resuming %s from %s", run_dir, f"{resumed_at.phase!r} after step {resumed_at.steps_done}" if resumed_at else "step 0 (no checkpoint was written)")
     log.info(
         "task=%s method=%s sparsity=%s model=%s: %d train examples, %d steps, %d maskable weights",
         cfg.task.name, cfg.method.name, cfg.sparsity, cfg.model.name_or_path,
@@ -106,7 +123,9 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
 
     started = time.perf_counter()
-    result, history = _train(cfg, plain_cfg, prepared, budget)
+    result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+    if checkpoints.pending is not None:
+        raise UserError(f"the checkpoint in {run_dir} is for phase {checkpoints.pending.phase!r}, which {cfg.method.name} never reached")
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     weights = scoring_weights(prepared.encoder, result.masks, result.weights)
@@ -124,7 +143,7 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
     }
-    _write_artifacts(run_dir, result, history, {
+    _write_artifacts(run_dir, result, checkpoints.history, {
         **identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
         "num_maskable": prepared.encoder.num_maskable,
     })
@@ -140,6 +159,8 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "train_examples": len(prepared.train),
         "train_seconds": round(train_seconds, 2),
         "eval_seconds": round(eval_seconds, 2),
+        "resumed_from": {"phase": resumed_at.phase, "steps_done": resumed_at.steps_done} if resumed_at else None,
+        "checkpoints": {"saved": checkpoints.saves, "seconds": round(checkpoints.seconds_spent, 2)},
         "base_weights_hash_before": prepared.base_hash,
         "base_weights_hash_after": hash_after,
         "base_weights_unchanged": hash_after == prepared.base_hash,
@@ -149,6 +170,7 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     rundir.write_json(run_dir / rundir.METRICS, summary)  # last: its presence marks the run complete
+    checkpoints.finish(keep=bool(cfg.checkpoint.keep))
     log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
     display.console.print(
         f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
@@ -159,9 +181,9 @@ def adapt(cfg: DictConfig, run_dir: Path) -> float:
     return float(metrics[key])
 
 
-def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget) -> tuple[MethodResult, list[dict[str, float]]]:
+def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer) -> MethodResult:
     """Run the method with a progress display; every step record also goes to history (and the log)."""
-    history: list[dict[str, float]] = []
+    history = checkpoints.history
     started = time.perf_counter()
     log_every = int(cfg.trainer.get("log_every") or 0)
     task = plain_cfg["task"]
@@ -179,16 +201,17 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget) -> tupl
             cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
             device=prepared.device, budget=budget, seed=int(cfg.seed),
             num_outputs=data.num_outputs(task), regression=data.is_regression(task), on_step=on_step,
+            checkpoints=checkpoints,
         )
-        return METHODS[cfg.method.algorithm](ctx), history
+        return METHODS[cfg.method.algorithm](ctx)
 
 
 def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], manifest: dict) -> None:
     """Mask (and earlier masks), trained weights if any, head and history; metrics.json comes after."""
     if result.masks is not None:
         mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
-    for level, masks in result.checkpoints:
-        mask_format.save_mask(run_dir / rundir.checkpoint_mask(level), masks,
+    for level, masks in result.earlier_masks:
+        mask_format.save_mask(run_dir / rundir.earlier_mask(level), masks,
                               {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks)})
     if result.weights is not None:
         rundir.atomic_write_bytes(run_dir / rundir.ENCODER, save_tensors(_cpu(result.weights)))
@@ -229,3 +252,19 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
     display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
     display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))
     return metrics
+
+
+def resume(run_dir: Path) -> float:
+    """Continue a killed run with the config stored in its directory (`adapt --resume RUN_DIR`)."""
+    rundir.require_resumable(run_dir)
+    cfg = rundir.load_config(run_dir)
+    handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        return adapt(cfg, run_dir, resume=True)
+    finally:
+        root.removeHandler(handler)
+        handler.close()

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune_cli import batching
+from prune_cli import batching, checkpointing
 from prune_cli.batching import Encoded
+from prune_cli.checkpointing import Checkpointer
 from prune_cli.errors import UserError
 from prune_cli.head import LayerMixHead
 from prune_cli.masking import MaskedEncoder
@@ -69,11 +70,35 @@ def plan_budget(trainer: Mapping[str, Any], num_train: int) -> Budget:
     return Budget(total_steps=min(limits), steps_per_epoch=per_epoch)
 
 
-def endless_batches(encoded: Encoded, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-    """Epoch after epoch of length-bucketed training batches."""
-    while True:
-        for _, batch in batching.iterate(encoded, batching.training_batches(encoded, batch_size, rng)):
-            yield batch
+class BatchStream:
+    """Endless, length-bucketed training batches whose position can be saved and restored.
+
+    The order is a pure function of the seed, so resuming needs only the number of batches
+    served: `skip_to(n)` replays the index order (cheap: no tokens are collated) up to batch n.
+    """
+
+    def __init__(self, encoded: Encoded, batch_size: int, seed: int, device: torch.device):
+        self.encoded, self.batch_size, self.seed, self.device = encoded, batch_size, seed, device
+        self.skip_to(0)
+
+    def _index_batches(self) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield from batching.training_batches(self.encoded, self.batch_size, rng)
+
+    def skip_to(self, served: int) -> None:
+        self._indices = self._index_batches()
+        for _ in range(served):
+            next(self._indices)
+        self.served = served
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        batch = batching.collate(self.encoded, next(self._indices))
+        self.served += 1
+        return to_device(batch, self.device)
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -136,14 +161,14 @@ class RunContext:
     num_outputs: int
     regression: bool
     on_step: Callable[[dict[str, float]], None] = field(default=lambda record: None)
+    checkpoints: Checkpointer = field(default_factory=checkpointing.disabled)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.device, self.cfg["trainer"]["precision"])
 
-    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        rng = np.random.default_rng(self.seed)
-        for batch in endless_batches(self.train, self.cfg["trainer"]["batch_size"], rng):
-            yield to_device(batch, self.device)
+    def batches(self) -> BatchStream:
+        """A fresh stream from the run's seed: every loop that starts one sees the same order."""
+        return BatchStream(self.train, self.cfg["trainer"]["batch_size"], self.seed, self.device)
 
 
 @torch.no_grad()

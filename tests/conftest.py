@@ -87,6 +87,12 @@ def read_metrics(run_dir: Path) -> dict:
 
 @pytest.fixture(autouse=True)
 def _quiet_and_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, and one intra-op thread (here and in subprocesses): a tiny model gains nothing from
+    more, and a second busy-waiting OpenMP thread makes every test slower on a shared machine."""
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

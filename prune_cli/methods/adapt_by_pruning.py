@@ -15,8 +15,9 @@ gamma schedules:
   short budget; then the final threshold does the rest and `reached_by_gamma` says so.
 * adaptive: every `gamma_update_every` steps, gamma_i is raised to the smallest uniform push that
   would put the scheduled sparsity (cubic ramp to s over `prune_fraction` of the budget, as in Zhu &
-  Gupta) below zero by the next update, never below `gamma`. It is still Eq. 7, with gamma chosen
-  so the budget is met.
+  Gupta) below zero by the next update (by the next step once the ramp is over, so that the last
+  hair of the target, which theta's own updates keep undoing, does not drag on), never below
+  `gamma`. It is still Eq. 7, with gamma chosen so the budget is met.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from prune_cli.masking import MaskedEncoder, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
-from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer
+from prune_cli.training import BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
 
 QUANTILE_SAMPLE = 1 << 20  # theta entries sampled to estimate the push gamma needs
 
@@ -83,10 +84,17 @@ class ThetaState:
             pruned += int(negative.sum())
         return pruned / self.total
 
-    def quantile(self, share: float) -> float:
-        """The `share` quantile of theta, estimated on a fixed random sample of its entries."""
-        sample = torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)])
-        return float(torch.quantile(sample.float(), share))
+    def push_for(self, share: float, exact_pruned_share: float) -> float:
+        """The uniform push that takes the share of theta <= 0 to `share`, from a fixed sample.
+
+        It is the sample's `share` quantile, with the target shifted by how far the sample's own
+        pruned share is from the exact one: otherwise, once the sample says "reached" while the
+        model is a hair short, the push drops to the floor and pruning stalls for the rest of
+        the budget.
+        """
+        sample = torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)]).float()
+        bias = float((sample <= 0).float().mean()) - exact_pruned_share
+        return max(0.0, float(torch.quantile(sample, min(1.0, max(0.0, share + bias)))))
 
     def by_name(self) -> dict[str, torch.Tensor]:
         return {n: t.detach() for n, t in zip(self.names, self.theta)}
@@ -115,6 +123,31 @@ class MaskLearner:
         self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
         self.gamma = float(cfg["gamma"])
         self.pruned_share = 0.0
+        self.stop_step = total  # the step after which pruning stopped (Alg. 1), set by `prune`
+        self.reached_by_gamma = False
+
+    def state_dict(self, with_optimizer: bool = True) -> dict[str, Any]:
+        """theta and its bookkeeping; the optimiser too while pruning (not needed once it stops)."""
+        state: dict[str, Any] = {
+            "theta": [t.detach() for t in self.state.theta], "ever_pruned": self.state.ever_pruned,
+            "gamma": self.gamma, "pruned_share": self.pruned_share,
+            "stop_step": self.stop_step, "reached_by_gamma": self.reached_by_gamma,
+        }
+        if with_optimizer:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for theta, saved in zip(self.state.theta, state["theta"]):
+                theta.copy_(saved)
+            for ever, saved in zip(self.state.ever_pruned, state["ever_pruned"]):
+                ever.copy_(saved)
+        self.gamma, self.pruned_share = state["gamma"], state["pruned_share"]
+        self.stop_step, self.reached_by_gamma = state["stop_step"], state["reached_by_gamma"]
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
 
     def step(self, step: int, batch: dict[str, torch.Tensor]) -> float:
         """Returns the loss; afterwards `pruned_share` is the share of theta <= 0."""
@@ -129,36 +162,61 @@ class MaskLearner:
         self.scheduler.step()
         if self.cfg["gamma_schedule"] == "adaptive" and step % self.every == 0:
             wanted = cubic_target(step + self.every, self.ramp, self.target)
-            self.gamma = max(float(self.cfg["gamma"]), state.quantile(wanted) / self.every)
+            # spread over the steps to the next update; past the ramp's end, close the gap at once
+            spread = self.every if step + self.every <= self.ramp else max(1, self.ramp - step)
+            self.gamma = max(float(self.cfg["gamma"]), state.push_for(wanted, self.pruned_share) / spread)
         self.pruned_share = state.push_and_track(self.gamma, self.cfg["no_recovery"], self.floor)
         return float(loss.detach())
+
+
+def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
+    """Alg. 1's loop: prune until the share of theta <= 0 reaches s (or the budget ends)."""
+    total = ctx.budget.total_steps
+    first_step = 0
+    point = ctx.checkpoints.take("prune")
+    if point is not None:
+        learner.load_state_dict(point.state["learner"])
+        learner.heads.load_state_dict(point.state["heads"])
+        batches.skip_to(point.state["batches_served"])
+        first_step = point.steps_done
+
+    def snapshot() -> dict[str, Any]:
+        return {"learner": learner.state_dict(), "heads": learner.heads.state_dict(), "batches_served": batches.served}
+
+    for step in range(first_step, total):
+        loss = learner.step(step, next(batches))
+        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
+        if learner.pruned_share >= learner.target:
+            learner.stop_step, learner.reached_by_gamma = step + 1, True
+            return
+        ctx.checkpoints.maybe_save("prune", step + 1, snapshot)
+    learner.stop_step = total
 
 
 def run(ctx: RunContext) -> MethodResult:
     total = ctx.budget.total_steps
     heads = HeadTrainer(ctx, total)
     learner = MaskLearner(ctx, heads)
-    stop_step, reached_by_gamma = total, False
     batches = ctx.batches()
-    for step in range(total):  # Alg. 1: prune until the share of theta <= 0 reaches s
-        loss = learner.step(step, next(batches))
-        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
-        if learner.pruned_share >= learner.target:
-            reached_by_gamma, stop_step = True, step + 1
-            break
+    resumed = ctx.checkpoints.pending
+    if resumed is not None and resumed.phase == "head":  # pruning had already stopped before the kill
+        learner.load_state_dict(resumed.state["carry"]["learner"])
+    else:
+        prune(ctx, learner, batches)
 
     state = learner.state
     masks = keep_top(state.by_name(), learner.target)
     # The rest of the budget trains the same head (same optimiser and schedule) on the frozen mask.
-    fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - stop_step, batches, "head", stop_step, learner.target)
+    fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - learner.stop_step, batches, "head", learner.stop_step,
+             learner.target, carry=lambda: {"learner": learner.state_dict(with_optimizer=False)})
     kept = sum(int(m.sum()) for m in masks.values())
     recovered = sum(int((masks[n] & ever).sum()) for n, ever in zip(state.names, state.ever_pruned))
     return MethodResult(
         masks=masks,
         head=heads.head,
         extra={
-            "pruning_steps": stop_step,
-            "reached_by_gamma": reached_by_gamma,
+            "pruning_steps": learner.stop_step,
+            "reached_by_gamma": learner.reached_by_gamma,
             "theta_pruned_share_at_stop": learner.pruned_share,
             "recovered_share": recovered / max(kept, 1),
         },

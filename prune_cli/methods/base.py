@@ -26,7 +26,7 @@ class MethodResult:
     head: nn.Module
     extra: dict[str, float | int | str | bool] = field(default_factory=dict)
     weights: dict[str, torch.Tensor] | None = None  # trained encoder weights (finetune only)
-    checkpoints: list[tuple[float, dict[str, torch.Tensor]]] = field(default_factory=list)  # imp's earlier masks
+    earlier_masks: list[tuple[float, dict[str, torch.Tensor]]] = field(default_factory=list)  # imp rounds before the last
 
 
 Method = Callable[[RunContext], MethodResult]

@@ -63,10 +63,15 @@ def gmp(ctx: RunContext) -> MethodResult:
         level = cubic_target(step - start, end - start, target)
         return keep_top(magnitude_scores(params, names, masks), level)
 
-    params, head, masks = finetune(ctx, steps, prune_hook=hook, phase="gmp")
-    masks = keep_top(magnitude_scores(params, names, masks), target)  # exact s, whatever the schedule did
-    extra = _finetuned_scores(ctx, params, head, masks)
-    return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra)
+    resumed = ctx.checkpoints.pending
+    if resumed is not None and resumed.phase == "head":  # fine-tuning had finished before the kill
+        masks, extra = _on_device(ctx, resumed.state["carry"]["masks"]), resumed.state["carry"]["extra"]
+    else:
+        params, head, masks = finetune(ctx, steps, prune_hook=hook, phase="gmp")
+        masks = keep_top(magnitude_scores(params, names, masks), target)  # exact s, whatever the schedule did
+        extra = _finetuned_scores(ctx, params, head, masks)
+    head = retrain_head(ctx, masks, carry=lambda: {"masks": masks, "extra": extra})
+    return MethodResult(masks=masks, head=head, extra=extra)
 
 
 def imp_levels(target: float, rate: float) -> list[float]:
@@ -84,13 +89,26 @@ def imp(ctx: RunContext) -> MethodResult:
     levels = imp_levels(_target(ctx), float(cfg["rate"])) if _target(ctx) > 0 else [0.0]
     round_steps = int(cfg.get("round_steps") or max(1, ctx.budget.total_steps // len(levels)))
     names = ctx.encoder.maskable
-    masks, checkpoints = None, []
-    for number, level in enumerate(levels, start=1):
-        params, head, _ = finetune(ctx, round_steps, masks=masks, phase=f"imp round {number}/{len(levels)}")
-        masks = keep_top(magnitude_scores(params, names, masks), level)
-        checkpoints.append((level, masks))
-    extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
-    return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra, checkpoints=checkpoints[:-1])
+    phases = [f"imp round {number}/{len(levels)}" for number in range(1, len(levels) + 1)]
+    masks, earlier, extra, first_round = None, [], {}, 0
+    resumed = ctx.checkpoints.pending
+    if resumed is not None:  # rounds before the checkpoint's phase are done: take their results
+        carry = resumed.state["carry"]
+        first_round = phases.index(resumed.phase) if resumed.phase in phases else len(levels)
+        masks, earlier, extra = _on_device(ctx, carry.get("masks")), list(carry["earlier"]), carry.get("extra", {})
+    for number in range(first_round, len(levels)):
+        params, head, _ = finetune(ctx, round_steps, masks=masks, phase=phases[number],
+                                   carry=lambda: {"masks": masks, "earlier": earlier})
+        masks = keep_top(magnitude_scores(params, names, masks), levels[number])
+        earlier.append((levels[number], masks))
+        if number == len(levels) - 1:
+            extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
+    head = retrain_head(ctx, masks, carry=lambda: {"masks": masks, "earlier": earlier, "extra": extra})
+    return MethodResult(masks=masks, head=head, extra=extra, earlier_masks=earlier[:-1])
+
+
+def _on_device(ctx: RunContext, masks):
+    return {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
 
 
 def full_finetune(ctx: RunContext) -> MethodResult:

@@ -7,13 +7,13 @@ magnitude, gmp and imp, and fine-tuning means the same thing for finetune, gmp a
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from prune_cli.masking import sparsity as measured
-from prune_cli.training import RunContext, linear_schedule, loss_fn, make_optimizer, new_head
+from prune_cli.training import BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer, new_head
 
 Weights = Mapping[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -40,9 +40,20 @@ class HeadTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
 
+    def state_dict(self) -> dict:
+        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
 
 def retrain_steps(ctx: RunContext) -> int:
     return int(ctx.cfg["head"].get("retrain_steps") or ctx.budget.total_steps)
+
+
+Carry = Callable[[], dict[str, Any]]  # what earlier phases produced, saved with a checkpoint
 
 
 def fit_head(
@@ -50,15 +61,28 @@ def fit_head(
     trainer: HeadTrainer,
     weights: Weights | None,
     steps: int,
-    batches: Iterator[dict[str, torch.Tensor]] | None = None,
+    batches: BatchStream | None = None,
     phase: str = "head",
     first_step: int = 0,
     sparsity: float = 0.0,
+    carry: Carry | None = None,
 ) -> nn.Module:
-    """Train the head for `steps` on a frozen encoder running with `weights` (no encoder graph)."""
+    """Train the head for `steps` on a frozen encoder running with `weights` (no encoder graph).
+
+    Steps are numbered from `first_step` (adapt-by-pruning's head phase follows its prune phase).
+    """
     criterion = loss_fn(ctx.regression)
     batches = batches if batches is not None else ctx.batches()
     total = first_step + steps
+    point = ctx.checkpoints.take(phase)
+    if point is not None:
+        trainer.load_state_dict(point.state["trainer"])
+        batches.skip_to(point.state["batches_served"])
+        first_step = point.steps_done
+
+    def snapshot() -> dict[str, Any]:
+        return {"trainer": trainer.state_dict(), "batches_served": batches.served, "carry": carry() if carry else {}}
+
     with ctx.encoder.fixed(weights):
         for step in range(first_step, total):
             batch = next(batches)
@@ -69,14 +93,15 @@ def fit_head(
             loss.backward()
             trainer.step()
             ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
+            ctx.checkpoints.maybe_save(phase, step + 1, snapshot)
     return trainer.head
 
 
-def retrain_head(ctx: RunContext, masks: Masks | None) -> nn.Module:
+def retrain_head(ctx: RunContext, masks: Masks | None, carry: Carry | None = None) -> nn.Module:
     """The paper's fair scoring: a fresh head on pretrained weights x mask, same budget and seed."""
     steps = retrain_steps(ctx)
     weights = ctx.encoder.masked_weights(masks) if masks is not None else None
-    return fit_head(ctx, HeadTrainer(ctx, steps), weights, steps, phase="head", sparsity=measured(masks) if masks else 0.0)
+    return fit_head(ctx, HeadTrainer(ctx, steps), weights, steps, phase="head", sparsity=measured(masks) if masks else 0.0, carry=carry)
 
 
 def pretrained_params(ctx: RunContext) -> dict[str, torch.Tensor]:
@@ -119,6 +144,18 @@ class WeightTrainer:
         self.heads.step()
         return float(loss.detach())
 
+    def state_dict(self) -> dict:
+        return {"params": {n: p.detach() for n, p in self.params.items()}, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "heads": self.heads.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for name, param in self.params.items():
+                param.copy_(state["params"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.heads.load_state_dict(state["heads"])
+
 
 def finetune(
     ctx: RunContext,
@@ -126,6 +163,7 @@ def finetune(
     masks: Masks | None = None,
     prune_hook: PruneHook | None = None,
     phase: str = "finetune",
+    carry: Carry | None = None,
 ) -> tuple[dict[str, torch.Tensor], nn.Module, Masks | None]:
     """Fine-tune all encoder weights (starting from pretrained values) and a fresh head.
 
@@ -133,14 +171,25 @@ def finetune(
     trained weights (not yet masked), the head, and the final masks.
     """
     trainer = WeightTrainer(ctx, steps)
+    batches = ctx.batches()
+    first_step = 0
+    point = ctx.checkpoints.take(phase)
+    if point is not None:
+        trainer.load_state_dict(point.state["trainer"])
+        batches.skip_to(point.state["batches_served"])
+        masks, first_step = point.state["masks"], point.steps_done
+        masks = {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
     current = measured(masks) if masks else 0.0
-    for step, batch in zip(range(steps), ctx.batches()):
+    for step in range(first_step, steps):
         if prune_hook is not None:
             updated = prune_hook(step, trainer.params, masks)
             if updated is not None:
                 masks, current = updated, measured(updated)
-        loss = trainer.step(batch, masks)
+        loss = trainer.step(next(batches), masks)
         ctx.on_step({"phase": phase, "step": step + 1, "total": steps, "loss": loss, "sparsity": current})
+        ctx.checkpoints.maybe_save(phase, step + 1, lambda: {
+            "trainer": trainer.state_dict(), "batches_served": batches.served, "masks": masks, "carry": carry() if carry else {},
+        })
     return {n: p.detach() for n, p in trainer.params.items()}, trainer.heads.head, masks
 
 

@@ -1,0 +1,138 @@
+"""Training checkpoints, so a killed run resumes where it stopped and ends bit-identical.
+
+A method's loops are a fixed sequence of *phases* (adapt-by-pruning: "prune" then "head"; imp:
+"imp round 1/4", ..., "head"). Every `checkpoint.every_steps` steps a loop hands the Checkpointer
+its phase, the number of steps it has done, and a function returning everything it needs to go on:
+trained tensors, optimiser and scheduler state, how many batches its stream has served, plus a
+`carry` of what earlier phases produced (a mask, imp's earlier masks). The torch RNG state and the
+run's step history are added here.
+
+On `--resume`, the runner loads that state; the method runs from its start, and each phase asks
+`take(phase)`: the phase the checkpoint belongs to restores itself from it and continues at the
+saved step, while earlier phases see from `pending_phase` that they are already done and take
+their results from the carry. Batch order needs no RNG state: a stream re-derives its order from
+the seed and skips the batches it already served.
+
+The state is one `torch.save` file (nested optimiser state dicts are not flat tensors, so
+safetensors does not fit), written atomically, loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from prune_cli import rundir
+from prune_cli.errors import UserError
+
+FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResumePoint:
+    """Where a checkpoint was taken: `steps_done` steps into `phase`, and that phase's state."""
+
+    phase: str
+    steps_done: int
+    state: dict[str, Any]
+
+
+class Checkpointer:
+    """Saves a run's training state every few steps and hands it back once on resume."""
+
+    def __init__(self, run_dir: Path | None, every_steps: int, identity: dict[str, Any], history: list[dict]):
+        self.run_dir = run_dir
+        self.every = int(every_steps or 0) if run_dir is not None else 0
+        self.identity = identity  # what must match on resume (base weights hash, task, method, ...)
+        self.history = history
+        self.pending: ResumePoint | None = None
+        self.seconds_spent = 0.0
+        self.saves = 0
+
+    # -- saving -------------------------------------------------------------------------------
+    def due(self, steps_done: int) -> bool:
+        return self.every > 0 and steps_done % self.every == 0
+
+    def maybe_save(self, phase: str, steps_done: int, state: Callable[[], dict[str, Any]]) -> None:
+        """Save after `steps_done` steps of `phase` if the cadence says so."""
+        if self.due(steps_done):
+            self.save(phase, steps_done, state())
+
+    def save(self, phase: str, steps_done: int, state: dict[str, Any]) -> None:
+        assert self.run_dir is not None
+        started = time.perf_counter()
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "identity": self.identity,
+            "phase": phase,
+            "steps_done": steps_done,
+            "state": state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": list(self.history),
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        rundir.atomic_write_bytes(self.run_dir / rundir.CHECKPOINT_STATE, buffer.getvalue())
+        # progress.json is for people and tools watching a run; state.pt alone is authoritative
+        rundir.write_json(self.run_dir / rundir.CHECKPOINT_PROGRESS, {"phase": phase, "steps_done": steps_done})
+        self.seconds_spent += time.perf_counter() - started
+        self.saves += 1
+
+    # -- resuming -----------------------------------------------------------------------------
+    def load(self) -> ResumePoint | None:
+        """Read the run dir's checkpoint (None if the run was killed before its first one)."""
+        assert self.run_dir is not None
+        path = self.run_dir / rundir.CHECKPOINT_STATE
+        if not path.exists():
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same one-line answer
+            raise UserError(f"{path} cannot be read ({type(exc).__name__}); delete the checkpoint folder to restart the run from step 0") from None
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{path} has checkpoint format {payload.get('format_version')}, this prune-cli reads {FORMAT_VERSION}")
+        for key, expected in self.identity.items():
+            if payload["identity"].get(key) != expected:
+                raise UserError(
+                    f"{path} was written with {key}={payload['identity'].get(key)!r}, this run has {expected!r}; "
+                    "the checkpoint belongs to another setup"
+                )
+        self.history[:] = payload["history"]
+        self.pending = ResumePoint(payload["phase"], int(payload["steps_done"]), payload["state"])
+        self._rng = (payload["torch_rng"], payload["cuda_rng"])
+        return self.pending
+
+    @property
+    def pending_phase(self) -> str | None:
+        return self.pending.phase if self.pending is not None else None
+
+    def take(self, phase: str) -> ResumePoint | None:
+        """The resume point if it belongs to `phase` (restoring the RNG), once; else None."""
+        if self.pending is None or self.pending.phase != phase:
+            return None
+        point, self.pending = self.pending, None
+        torch_rng, cuda_rng = self._rng
+        torch.set_rng_state(torch_rng)
+        if cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng)
+        log.info("resuming phase %r after step %d", point.phase, point.steps_done)
+        return point
+
+    def finish(self, keep: bool) -> None:
+        """A clean finish: the checkpoint has served its purpose unless asked to keep it."""
+        if self.run_dir is not None and not keep:
+            shutil.rmtree(self.run_dir / rundir.CHECKPOINT, ignore_errors=True)
+
+
+def disabled() -> Checkpointer:
+    """For callers outside a run (benchmarks, tests of a loop): never saves, never resumes."""
+    return Checkpointer(None, 0, {}, [])
