@@ -1,18 +1,21 @@
-"""What the masks are (paper §4.2, Fig. 3): the share of surviving weights per component and layer.
+"""What the masks are, from mask files alone (no model needed: names and shapes are in the manifest).
 
-Works from mask files alone (no model needed): names and shapes come from the manifest.
+* topology (paper §4.2, Fig. 3): the share of surviving weights per component and per layer;
+* overlap: Jaccard similarity of the kept sets and Hamming distance between any masks.
+
+The analyses that retrain a head (shuffling, re-initialisation) live in `sensitivity`.
 """
 
 from __future__ import annotations
 
-import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.table import Table
 
-from prune_cli import mask_format, rundir
+from prune_cli import mask_format, plots, rundir
 from prune_cli.errors import UserError
 
 # Component of a BERT-family weight, by name (first match wins); "other" for anything else.
@@ -57,17 +60,91 @@ def run_label(manifest: dict) -> str:
     return f"{manifest.get('task')}/{manifest.get('method')}/s{manifest.get('sparsity_requested')}/seed{manifest.get('seed')}"
 
 
-def topology(run_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
-    """Kept shares for each run dir's mask, keyed by a readable run label."""
-    results = {}
+def labelled_masks(run_dirs: list[Path]) -> dict[str, mask_format.LoadedMask]:
+    """Each run dir's mask under a readable label (task/method/sparsity/seed)."""
+    loaded_by_label: dict[str, mask_format.LoadedMask] = {}
     for run_dir in run_dirs:
         path = run_dir / rundir.MASK
+        if not run_dir.is_dir():
+            raise UserError(f"{run_dir} is not a directory")
         if not path.is_file():
-            raise UserError(f"{run_dir} has no {rundir.MASK} (dense methods have no mask to analyse)")
+            raise UserError(f"{run_dir} has no {rundir.MASK} (not a run dir, or a dense method with no mask to analyse)")
         loaded = mask_format.read_mask(path)
         label = run_label(loaded.manifest)
-        results[label if label not in results else f"{label} ({run_dir.name})"] = kept_shares(loaded.masks)
-    return results
+        loaded_by_label[label if label not in loaded_by_label else f"{label} ({run_dir.name})"] = loaded
+    return loaded_by_label
+
+
+def topology(run_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """Kept shares for each run dir's mask, keyed by a readable run label."""
+    return {label: kept_shares(loaded.masks) for label, loaded in labelled_masks(run_dirs).items()}
+
+
+def overlap(run_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """{"jaccard": matrix, "hamming": matrix}: matrix[a][b] over all maskable weights.
+
+    Jaccard = |kept_a & kept_b| / |kept_a | kept_b| (1 for a mask with itself); Hamming = share
+    of weights on which the two masks differ. Masks on other base weights are not comparable.
+    """
+    loaded = labelled_masks(run_dirs)
+    hashes = {label: m.manifest.get("base_weights_hash") for label, m in loaded.items()}
+    if len(set(hashes.values())) > 1:
+        raise UserError(f"these masks were learned on different base weights ({', '.join(f'{k}: {str(v)[:12]}' for k, v in hashes.items())}); overlap is meaningless")
+    layouts = {label: [(t["name"], tuple(t["shape"])) for t in m.manifest["tensors"]] for label, m in loaded.items()}
+    if len({tuple(v) for v in layouts.values()}) > 1:
+        raise UserError("these masks cover different tensors or shapes; overlap needs masks of the same model and mask.include")
+    labels = list(loaded)
+    jaccard = {a: {} for a in labels}
+    hamming = {a: {} for a in labels}
+    for i, a in enumerate(labels):
+        for b in labels[i:]:
+            inter = union = differ = total = 0
+            for name, mask_a in loaded[a].masks.items():
+                mask_b = loaded[b].masks[name]
+                inter += int((mask_a & mask_b).sum())
+                union += int((mask_a | mask_b).sum())
+                differ += int((mask_a ^ mask_b).sum())
+                total += mask_a.numel()
+            jaccard[a][b] = jaccard[b][a] = inter / union if union else 1.0
+            hamming[a][b] = hamming[b][a] = differ / total
+    return {"jaccard": jaccard, "hamming": hamming}
+
+
+def matrix_table(matrix: dict[str, dict[str, float]], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    short = {label: f"[{i}]" for i, label in enumerate(matrix)}
+    for label in matrix:
+        table.add_column(short[label], justify="right")
+    for label, row in matrix.items():
+        table.add_row(f"{short[label]} {label}", *(f"{row[other]:.3f}" for other in matrix))
+    return table
+
+
+def overlap_csv(result: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = ["measure,run_a,run_b,value"]
+    for measure, matrix in result.items():
+        lines += [f"{measure},{a},{b},{value:.6f}" for a, row in matrix.items() for b, value in row.items()]
+    return "\n".join(lines) + "\n"
+
+
+def overlap_plot(result: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """Two heatmaps side by side: Jaccard of kept sets, Hamming distance."""
+    plt = plots.pyplot()
+    labels = list(result["jaccard"])
+    size = 3.2 + 0.45 * len(labels)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size, size), dpi=120)
+    for axis, measure in zip(axes, ("jaccard", "hamming")):
+        values = [[result[measure][a][b] for b in labels] for a in labels]
+        image = axis.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis")
+        for i, row in enumerate(values):
+            for j, value in enumerate(row):
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.6 else "black")
+        axis.set_xticks(range(len(labels)), [f"[{i}]" for i in range(len(labels))])
+        axis.set_yticks(range(len(labels)), [f"[{i}] {label}" for i, label in enumerate(labels)], fontsize=6)
+        axis.set_title(measure)
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    plots.save_png(figure, path)
 
 
 def topology_table(results: dict[str, dict[str, dict[str, float]]], kind: str) -> Table:
@@ -91,11 +168,7 @@ def topology_csv(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def topology_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
     """Fig. 3 style: kept share per component (left) and per layer (right), one series per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=120)
     for axis, kind in zip(axes, ("component", "layer")):
         groups = list(dict.fromkeys(key for shares in results.values() for key in shares[kind]))
@@ -107,8 +180,51 @@ def topology_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -
         axis.set_ylabel("share kept")
         axis.set_title(kind)
     axes[0].legend(fontsize=6)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    rundir.atomic_write_bytes(path, buffer.getvalue())
+    plots.save_png(figure, path)
+
+
+@dataclass(frozen=True)
+class RecoveryRow:
+    label: str
+    sparsity: float
+    no_recovery: bool
+    recovered_share: float | None
+    metric: str
+    value: float
+
+
+def recovery(run_dirs: list[Path]) -> list[RecoveryRow]:
+    """Connection recovery (paper §4.3) from finished adapt-by-pruning runs: the share of kept
+    weights that were pruned at some step and came back, and whether recovery was allowed."""
+    rows = []
+    for run_dir in run_dirs:
+        rundir.require_run_dir(run_dir)
+        metrics = rundir.load_metrics(run_dir)
+        cfg = rundir.load_config(run_dir)
+        if metrics.get("algorithm") != "adapt_by_pruning":
+            raise UserError(f"{run_dir} is a {metrics.get('algorithm')} run; connection recovery exists only in adapt_by_pruning")
+        no_recovery = bool(cfg.method.get("no_recovery", False))
+        label = f"{metrics['task']}/{metrics['method']}{'/no_recovery' if no_recovery else ''}/s{metrics['sparsity_requested']}/seed{metrics['seed']}"
+        rows.append(RecoveryRow(label, float(metrics["sparsity_realized"]), no_recovery,
+                                metrics.get("method_details", {}).get("recovered_share"), metrics["main_metric"], float(metrics["main_metric_value"])))
+    return rows
+
+
+def recovery_table(rows: list[RecoveryRow]) -> Table:
+    """Per run, and the no_recovery ablation's change where a run with recovery has the same task, sparsity and metric."""
+    table = Table(title=f"connection recovery ({', '.join(sorted({r.metric for r in rows}))})")
+    for column in ("run", "sparsity", "recovery allowed", "recovered share", "score", "no_recovery effect"):
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
+    with_recovery = {(r.label.split("/")[0], round(r.sparsity, 4)): r.value for r in rows if not r.no_recovery}
+    for r in rows:
+        reference = with_recovery.get((r.label.split("/")[0], round(r.sparsity, 4)))
+        effect = f"{r.value - reference:+.4f}" if r.no_recovery and reference is not None else ""
+        share = "" if r.recovered_share is None else f"{r.recovered_share:.4f}"
+        table.add_row(r.label, f"{r.sparsity:.3f}", "no" if r.no_recovery else "yes", share, f"{r.value:.4f}", effect)
+    return table
+
+
+def recovery_csv(rows: list[RecoveryRow]) -> str:
+    lines = ["run,sparsity,recovery_allowed,recovered_share,metric,value"]
+    lines += [f"{r.label},{r.sparsity:.6f},{not r.no_recovery},{'' if r.recovered_share is None else f'{r.recovered_share:.6f}'},{r.metric},{r.value:.6f}" for r in rows]
+    return "\n".join(lines) + "\n"

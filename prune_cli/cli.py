@@ -139,27 +139,155 @@ def report(
     guarded(work, debug)
 
 
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `prune-cli adapt`."),
+    out: Path = typer.Option(..., "--out", help="New folder for the Hugging Face model (must not exist or be empty)."),
+    check: bool = typer.Option(False, "--check", help="Score the exported folder through plain transformers and compare with the run's metrics."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder for --check (default: as configured / $GLUE_DIR)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Write a standalone Hugging Face model folder: mask baked in as zeros, head, tokenizer, model code."""
+    from prune_cli import export as exporting
+    from prune_cli import rundir
+
+    def work() -> None:
+        folder = exporting.export(run_dir, out)
+        display.console.print(f"exported {run_dir} to [bold]{folder}[/]")
+        display.console.print(f"load it with: AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)")
+        if check:
+            stored = rundir.load_metrics(run_dir).get("metrics", {})
+            scored = exporting.score_exported(folder, run_dir, data_dir)
+            display.console.print(display.metrics_table("exported model, plain transformers", scored, compare=stored))
+            if scored != {k: stored.get(k) for k in scored}:
+                raise UserError("the exported model scores differently from the run's metrics.json (see the table)")
+
+    guarded(work, debug)
+
+
+@app.command()
+def apply(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories of several tasks (all on the same base model)."),
+    text: list[str] = typer.Option(..., "--text", help="Input to classify; a sentence pair is 'first ||| second'. Repeatable."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    debug: bool = DEBUG,
+) -> None:
+    """Load the base model once and run every task's mask + head on the texts, switching masks in place."""
+    from prune_cli.api import TaskBank
+
+    def work() -> None:
+        bank = TaskBank(device=device)
+        names = [bank.add(run_dir, name=_unique_name(bank, run_dir)) for run_dir in run_dirs]
+        inputs = [tuple(part.strip() for part in t.split("|||")) if "|||" in t else t for t in text]
+        columns = {}
+        for name in names:
+            fields = len(bank.tasks[name].cfg.task.tsv.text_columns)
+            fitting = [i for i, t in enumerate(inputs) if (1 if isinstance(t, str) else len(t)) == fields]
+            predictions = bank.predict(name, [inputs[i] for i in fitting]) if fitting else []
+            columns[name] = dict(zip(fitting, predictions))
+            display.console.print(f"[dim]{name}: mask switched in {bank.last_switch_seconds * 1000:.0f} ms[/]")
+        display.console.print(display.predictions_table(text, columns))
+        display.console.print(display.footprint_table({name: bank.footprint(name) for name in names}))
+
+    guarded(work, debug)
+
+
+def _unique_name(bank, run_dir: Path) -> str:
+    """The task's name, or task@run-folder when the same task appears twice."""
+    from prune_cli import rundir
+
+    task = str(rundir.load_config(run_dir).task.name) if (run_dir / rundir.CONFIG).exists() else run_dir.name
+    return task if task not in bank.tasks else f"{task}@{run_dir.name}"
+
+
 analyze_app = typer.Typer(help="What the masks are: the paper's sub-network analyses.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
+ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir.")
+
+
+def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callable[[Path], None]] = None) -> None:
+    """<name>.csv (and <name>.png) in `folder`, written atomically."""
+    from prune_cli import rundir
+
+    written = [folder / f"{name}.csv"]
+    rundir.atomic_write_text(written[0], csv_text)
+    if plot is not None:
+        written.append(folder / f"{name}.png")
+        plot(written[1])
+    display.console.print("wrote " + " and ".join(map(str, written)))
 
 
 @analyze_app.command("topology")
 def analyze_topology(
     run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for topology.csv and topology.png (default: the first run dir)."),
+    out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
     """Share of weights kept per component (embed, query, key, value, attn_out, ffn_in, ffn_out) and per layer."""
-    from prune_cli import analysis, rundir
+    from prune_cli import analysis
 
     def work() -> None:
         results = analysis.topology(run_dirs)
         for kind in ("component", "layer"):
             display.console.print(analysis.topology_table(results, kind))
-        folder = out or run_dirs[0]
-        rundir.atomic_write_text(folder / "topology.csv", analysis.topology_csv(results))
-        analysis.topology_plot(results, folder / "topology.png")
-        display.console.print(f"wrote {folder / 'topology.csv'} and {folder / 'topology.png'}")
+        write_analysis(out or run_dirs[0], "topology", analysis.topology_csv(results), lambda path: analysis.topology_plot(results, path))
+
+    guarded(work, debug)
+
+
+@analyze_app.command("overlap")
+def analyze_overlap(
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories with masks (any methods, tasks, seeds, sparsities)."),
+    out: Optional[Path] = ANALYSIS_OUT,
+    debug: bool = DEBUG,
+) -> None:
+    """Jaccard similarity of kept weights and Hamming distance between masks, as matrices and heatmaps."""
+    from prune_cli import analysis
+
+    def work() -> None:
+        result = analysis.overlap(run_dirs)
+        display.console.print(analysis.matrix_table(result["jaccard"], "Jaccard similarity of the kept weights"))
+        display.console.print(analysis.matrix_table(result["hamming"], "Hamming distance (share of weights that differ)"))
+        write_analysis(out or run_dirs[0], "overlap", analysis.overlap_csv(result), lambda path: analysis.overlap_plot(result, path))
+
+    guarded(work, debug)
+
+
+@analyze_app.command("sensitivity")
+def analyze_sensitivity(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
+    sigma: float = typer.Option(0.01, "--sigma", help="Re-initialisation noise: weights become w0 * N(1, sigma)."),
+    out: Optional[Path] = ANALYSIS_OUT,
+    debug: bool = DEBUG,
+) -> None:
+    """Paper Table 3: shuffle each tensor's mask, or rescale the kept weights, then train only a fresh head."""
+    from prune_cli import analysis, rundir, sensitivity
+
+    def work() -> None:
+        results = {}
+        for run_dir in run_dirs:
+            label = analysis.run_label(rundir.load_metrics(run_dir)) if (run_dir / rundir.METRICS).exists() else str(run_dir)
+            results[label] = sensitivity.analyse(run_dir, steps=steps, sigma=sigma)
+            display.console.print(sensitivity.table(results[label], label))
+        write_analysis(out or run_dirs[0], "sensitivity", sensitivity.to_csv(results), lambda path: sensitivity.plot(results, path))
+
+    guarded(work, debug)
+
+
+@analyze_app.command("recovery")
+def analyze_recovery(
+    run_dirs: list[Path] = typer.Argument(..., help="adapt_by_pruning run directories (with and without method.no_recovery=true)."),
+    out: Optional[Path] = ANALYSIS_OUT,
+    debug: bool = DEBUG,
+) -> None:
+    """Paper §4.3: share of kept weights that were pruned at some step and came back; the no_recovery ablation's score."""
+    from prune_cli import analysis
+
+    def work() -> None:
+        rows = analysis.recovery(run_dirs)
+        display.console.print(analysis.recovery_table(rows))
+        write_analysis(out or run_dirs[0], "recovery", analysis.recovery_csv(rows))
 
     guarded(work, debug)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -65,3 +65,32 @@ def _fmt(value: object) -> str:
 def fail(message: str) -> None:
     error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.stderr.flush()
+
+
+def predictions_table(texts: Sequence[str], columns: Mapping[str, Mapping[int, object]]) -> Table:
+    """One row per input text, one column per task ('-' where the task takes other inputs)."""
+    table = Table(title="predictions")
+    table.add_column("input", overflow="fold")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for i, text in enumerate(texts):
+        table.add_row(text, *(_fmt(col[i]) if i in col else "-" for col in columns.values()))
+    return table
+
+
+def footprint_table(footprints: Mapping[str, Any]) -> Table:
+    """Bytes per task (mask + head) next to a fine-tuned float32 copy of the encoder."""
+    table = Table(title="bytes per task (the base model is shared and loaded once)")
+    for column in ("task", "mask", "head", "task total", "fine-tuned copy", "copy / task"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for name, fp in footprints.items():
+        table.add_row(name, _bytes(fp.mask_bytes), _bytes(fp.head_bytes), _bytes(fp.task_bytes),
+                      _bytes(fp.finetuned_copy_bytes), f"{fp.finetuned_copy_bytes / max(fp.task_bytes, 1):.0f}x")
+    return table
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.2f} {unit}"
+    return f"{count} B"

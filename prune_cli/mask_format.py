@@ -1,8 +1,10 @@
-"""The task-mask file: one bit per maskable weight, plus a manifest that ties it to its base model.
+"""The task-mask file: under one bit per maskable weight, plus a manifest tying it to its base model.
 
-Stored as safetensors (no pickle, memory-mappable, readable from any language): each maskable
-tensor becomes a uint8 tensor of `numpy.packbits` bits (little bit order, row-major), and the
-manifest is JSON in the file's metadata. The manifest carries the base model's identity and the
+Stored as safetensors (no pickle, readable from any language): each maskable tensor becomes a
+uint8 tensor holding its `numpy.packbits` bits (little bit order, row-major), compressed with
+LZMA (format v2): a 90%-sparse mask carries about 0.47 bits of information per weight, and LZMA
+on the packed bits gets there, where plain bits cost 1. Version-1 files (uncompressed bits) are
+still read. The manifest is JSON in the file's metadata. The manifest carries the base model's identity and the
 hash of its weights, because a mask is only meaningful on the exact weights it was learned on;
 `load_mask` refuses anything else.
 """
@@ -10,6 +12,7 @@ hash of its weights, because a mask is only meaningful on the exact weights it w
 from __future__ import annotations
 
 import json
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,7 +27,9 @@ from prune_cli.errors import UserError
 from prune_cli.rundir import atomic_write_bytes
 
 FORMAT = "prune-cli-mask"
-VERSION = 1
+VERSION = 2
+ENCODINGS = ("packbits", "packbits+lzma")  # v1 files have no `encoding` field: plain packbits
+LZMA_PRESET = 6  # preset 9 saves under 1% more on real masks and takes twice as long
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,32 @@ def pack(mask: torch.Tensor) -> np.ndarray:
 
 def unpack(packed: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     count = int(np.prod(shape)) if shape else 1
+    if packed.size != (count + 7) // 8:
+        raise ValueError(f"{packed.size} bytes of bits for a tensor of {count} weights")
     bits = np.unpackbits(packed, count=count, bitorder="little").astype(bool)
     return torch.from_numpy(bits.reshape(shape))
 
 
-def save_mask(path: Path, masks: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> None:
+def encode(mask: torch.Tensor, encoding: str = "packbits+lzma") -> np.ndarray:
+    packed = pack(mask)
+    if encoding == "packbits":
+        return packed
+    return np.frombuffer(lzma.compress(packed.tobytes(), format=lzma.FORMAT_XZ, preset=LZMA_PRESET), dtype=np.uint8)
+
+
+def decode(stored: np.ndarray, shape: tuple[int, ...], encoding: str) -> torch.Tensor:
+    if encoding == "packbits+lzma":
+        stored = np.frombuffer(lzma.decompress(stored.tobytes()), dtype=np.uint8)
+    return unpack(stored, shape)
+
+
+def save_mask(path: Path, masks: Mapping[str, torch.Tensor], info: Mapping[str, Any], encoding: str = "packbits+lzma") -> None:
     """Write masks and a manifest (`info` adds base identity, task, method, sparsities)."""
-    tensors = {name: pack(m) for name, m in masks.items()}
+    tensors = {name: encode(m, encoding) for name, m in masks.items()}
     manifest = {
         "format": FORMAT,
         "format_version": VERSION,
+        "encoding": encoding,
         "bit_order": "little",
         "tensors": [{"name": n, "shape": list(m.shape), "kept": int(m.sum())} for n, m in masks.items()],
         **info,
@@ -72,15 +93,17 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a prune-cli mask file (format {manifest.get('format')!r})")
     if manifest.get("format_version", 0) > VERSION:
         raise UserError(f"{path} uses mask format v{manifest['format_version']}; this prune-cli reads up to v{VERSION}, upgrade it")
+    if manifest.setdefault("encoding", "packbits") not in ENCODINGS:
+        raise UserError(f"{path} has mask encoding {manifest['encoding']!r}; this prune-cli reads {', '.join(ENCODINGS)}")
     return manifest
 
 
 def _unpacked(path: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
     try:
-        packed = load_numpy(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
+        stored = load_numpy(str(path))
+        return {t["name"]: decode(stored[t["name"]], tuple(t["shape"]), manifest["encoding"]) for t in manifest["tensors"]}
+    except (SafetensorError, OSError, ValueError, KeyError, lzma.LZMAError) as exc:
         raise UserError(f"{path} cannot be read ({_reason(exc)}); it may be truncated or corrupt") from None
-    return {t["name"]: unpack(packed[t["name"]], tuple(t["shape"])) for t in manifest["tensors"]}
 
 
 def read_mask(path: Path) -> LoadedMask:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from prune_cli import rundir
+from prune_cli import plots, rundir
 from prune_cli.errors import UserError
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
@@ -133,11 +133,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
 
 def plot_task(task: str, groups: list[Group], path: Path) -> None:
     """Score vs sparsity per method (mean ± std shaded); FT and feature extraction as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.6), dpi=120)
     task_groups = [g for g in groups if g.task == task]
     for method in sorted({g.method for g in task_groups}):
@@ -156,11 +152,7 @@ def plot_task(task: str, groups: list[Group], path: Path) -> None:
     axis.set_xlim(0.0, 1.0)
     axis.set_title(task)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    rundir.atomic_write_bytes(path, buffer.getvalue())
+    plots.save_png(figure, path)
 
 
 def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collected, Path]:

@@ -51,6 +51,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, str, Any]:
+    """The frozen base model with its maskable weights selected, its weights' hash, its tokenizer."""
+    raw_encoder, tokenizer = load_backbone(cfg.model)
+    base_hash = base_weights_hash(raw_encoder)
+    maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
+    return MaskedEncoder(raw_encoder.to(device), maskable), base_hash, tokenizer
+
+
+def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
+    """Cheap check before any model is loaded: the manifest says which task the mask was made for."""
+    if (run_dir / rundir.MASK).exists():
+        made_for = mask_format.read_manifest(run_dir / rundir.MASK).get("task")
+        if made_for not in (None, cfg.task.name):
+            raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
+
+
 def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -58,10 +74,7 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     resolve_model_path(cfg.model.name_or_path)  # a wrong --model fails before any data is read
     task = OmegaConf.to_container(cfg.task, resolve=True)
     task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=with_train)
-    raw_encoder, tokenizer = load_backbone(cfg.model)
-    base_hash = base_weights_hash(raw_encoder)
-    maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
-    encoder = MaskedEncoder(raw_encoder.to(device), maskable)
+    encoder, base_hash, tokenizer = load_encoder(cfg, device)
     regression = data.is_regression(task)
 
     def encode(examples: data.Examples, limit: int | None) -> batching.Encoded:
@@ -186,7 +199,6 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
     history = checkpoints.history
     started = time.perf_counter()
     log_every = int(cfg.trainer.get("log_every") or 0)
-    task = plain_cfg["task"]
     with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
 
         def on_step(record: dict[str, float]) -> None:
@@ -197,13 +209,20 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
                 log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],
                          record.get("total", budget.total_steps), record["loss"], record["sparsity"], record["seconds"])
 
-        ctx = RunContext(
-            cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
-            device=prepared.device, budget=budget, seed=int(cfg.seed),
-            num_outputs=data.num_outputs(task), regression=data.is_regression(task), on_step=on_step,
-            checkpoints=checkpoints,
-        )
-        return METHODS[cfg.method.algorithm](ctx)
+        return METHODS[cfg.method.algorithm](make_context(plain_cfg, prepared, budget, on_step, checkpoints))
+
+
+def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, checkpoints: Checkpointer | None = None) -> RunContext:
+    """What the methods' loops run in; also used by analyses that retrain a head."""
+    task = plain_cfg["task"]
+    extra = {"on_step": on_step} if on_step is not None else {}
+    if checkpoints is not None:
+        extra["checkpoints"] = checkpoints
+    return RunContext(
+        cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
+        device=prepared.device, budget=budget, seed=int(plain_cfg["seed"]),
+        num_outputs=data.num_outputs(task), regression=data.is_regression(task), **extra,
+    )
 
 
 def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], manifest: dict) -> None:
@@ -219,6 +238,34 @@ def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], m
     rundir.write_jsonl(run_dir / rundir.HISTORY, history)
 
 
+def restore(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, base_hash: str, device: torch.device) -> tuple[dict[str, torch.Tensor] | None, torch.nn.Module]:
+    """The weights a run is scored with (pretrained x its mask, or its trained weights) and its head.
+
+    The one way a finished run is put back together: `evaluate`, `export` and `apply` all use it
+    (or its two halves), so they cannot disagree about what a run dir means.
+    """
+    masks = load_run_mask(run_dir, encoder, base_hash, device)
+    trained = load_tensors(str(run_dir / rundir.ENCODER), device=str(device)) if (run_dir / rundir.ENCODER).exists() else None
+    return scoring_weights(encoder, masks, trained), load_run_head(run_dir, cfg, encoder, device)
+
+
+def load_run_mask(run_dir: Path, encoder: MaskedEncoder, base_hash: str, device: torch.device) -> dict[str, torch.Tensor] | None:
+    """The run's mask, checked against the loaded base model (None for a run without one)."""
+    if not (run_dir / rundir.MASK).exists():
+        return None
+    loaded = mask_format.load_mask(run_dir / rundir.MASK, encoder.shapes, base_hash)
+    return {n: m.to(device) for n, m in loaded.masks.items()}
+
+
+def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device: torch.device) -> torch.nn.Module:
+    head = new_head(encoder, data.num_outputs(OmegaConf.to_container(cfg.task, resolve=True)), cfg.head).to(device)
+    try:
+        head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(device)))
+    except Exception as exc:
+        raise UserError(f"{run_dir / rundir.HEAD} cannot be loaded into the task head: {str(exc).splitlines()[0]}") from None
+    return head.eval()
+
+
 def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> dict[str, float]:
     """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics."""
     rundir.require_run_dir(run_dir)
@@ -228,26 +275,11 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
         cfg.data.dir = data_dir
     if device is not None:
         cfg.trainer.device = device
-    has_mask = (run_dir / rundir.MASK).exists()
-    if has_mask:  # cheap checks first: the manifest says which task the mask was made for
-        made_for = mask_format.read_manifest(run_dir / rundir.MASK).get("task")
-        if made_for not in (None, cfg.task.name):
-            raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
+    require_mask_for_task(run_dir, cfg)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    masks, trained = None, None
-    if has_mask:
-        loaded = mask_format.load_mask(run_dir / rundir.MASK, prepared.encoder.shapes, prepared.base_hash)
-        masks = {n: m.to(prepared.device) for n, m in loaded.masks.items()}
-    if (run_dir / rundir.ENCODER).exists():
-        trained = load_tensors(str(run_dir / rundir.ENCODER), device=str(prepared.device))
-    weights = scoring_weights(prepared.encoder, masks, trained)
-    head = new_head(prepared.encoder, data.num_outputs(task), cfg.head).to(prepared.device)
-    try:
-        head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(prepared.device)))
-    except Exception as exc:
-        raise UserError(f"{run_dir / rundir.HEAD} cannot be loaded into the task head: {str(exc).splitlines()[0]}") from None
+    weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
     display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))

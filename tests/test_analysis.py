@@ -51,3 +51,85 @@ def test_analyze_a_run_without_mask_is_a_clear_error(in_tmp: Path, tiny_model_di
     assert run_cli("adapt", "--method", "feature_extraction", "--sparsity", "0", *tiny_overrides(tiny_model_dir)).exit_code == 0
     result = run_cli("analyze", "topology", str(only_run_dir(in_tmp / "outputs")))
     assert result.exit_code == 2 and "has no mask.safetensors" in result.output
+
+
+def _two_runs(in_tmp: Path, tiny_model_dir: Path, *extra: str) -> list[Path]:
+    for method in ("adapt_by_pruning", "magnitude"):
+        assert run_cli("adapt", "--method", method, "--sparsity", "0.7", *extra, *tiny_overrides(tiny_model_dir, steps=10)).exit_code == 0
+    return sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
+
+
+def test_overlap_of_a_mask_with_itself_is_one_and_symmetric(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    result = analysis.overlap([runs[0], runs[1], runs[0]])
+    labels = list(result["jaccard"])
+    assert result["jaccard"][labels[0]][labels[0]] == 1.0 and result["hamming"][labels[0]][labels[0]] == 0.0
+    assert result["jaccard"][labels[0]][labels[2]] == 1.0  # the same run twice
+    assert result["jaccard"][labels[0]][labels[1]] == result["jaccard"][labels[1]][labels[0]] < 1.0
+    # Hamming from the counts: two masks with the same number kept, overlap J: differ = 2k(1-J)/(1+J)
+    masks = [mask_format.read_mask(r / "mask.safetensors").masks for r in runs]
+    differ = sum(int((masks[0][n] ^ masks[1][n]).sum()) for n in masks[0])
+    total = sum(m.numel() for m in masks[0].values())
+    assert abs(result["hamming"][labels[0]][labels[1]] - differ / total) < 1e-12
+
+
+def test_analyze_overlap_writes_matrix_and_heatmap(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    result = run_cli("analyze", "overlap", *map(str, runs), "--out", str(in_tmp))
+    assert result.exit_code == 0, result.output
+    assert "Jaccard" in result.output and "Hamming" in result.output
+    assert (in_tmp / "overlap.csv").read_text().startswith("measure,run_a,run_b,value")
+    assert (in_tmp / "overlap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_overlap_refuses_masks_of_different_base_models(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    path = runs[1] / "mask.safetensors"
+    loaded = mask_format.read_mask(path)
+    mask_format.save_mask(path, loaded.masks, {**loaded.manifest, "base_weights_hash": "elsewhere"})
+    result = run_cli("analyze", "overlap", *map(str, runs))
+    assert result.exit_code == 2 and "different base weights" in result.output
+
+
+def test_shuffle_keeps_every_tensors_count_but_moves_weights():
+    from prune_cli.sensitivity import shuffled
+
+    generator = torch.Generator().manual_seed(0)
+    masks = {"a": torch.rand(40, 30, generator=generator) > 0.7, "b": torch.rand(64, 8, generator=generator) > 0.2}
+    out = shuffled(masks, torch.Generator().manual_seed(1))
+    for name, mask in masks.items():
+        assert out[name].shape == mask.shape and int(out[name].sum()) == int(mask.sum())
+        assert not torch.equal(out[name], mask)
+
+
+def test_rescaled_weights_follow_n_1_sigma():
+    from prune_cli.sensitivity import rescaled
+
+    base = {"w": torch.full((200, 200), 2.0)}
+    ratio = rescaled(base, 0.01, torch.Generator().manual_seed(0))["w"] / 2.0
+    assert abs(float(ratio.mean()) - 1.0) < 1e-3 and abs(float(ratio.std()) - 0.01) < 1e-3
+
+
+def test_analyze_sensitivity_reports_every_variant(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    result = run_cli("analyze", "sensitivity", str(runs[0]), "--steps", "4", "--out", str(in_tmp))
+    assert result.exit_code == 0, result.output
+    rows = (in_tmp / "sensitivity.csv").read_text().splitlines()
+    assert rows[0] == "run,variant,metric,value,steps"
+    assert [r.split(",")[1] for r in rows[1:]] == ["the run itself", "original mask", "shuffled mask", "re-init (sigma=0.01)"]
+    assert (in_tmp / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_recovery_pairs_the_no_recovery_ablation(in_tmp: Path, tiny_model_dir: Path):
+    common = ["--sparsity", "0.7", *tiny_overrides(tiny_model_dir, steps=10)]
+    assert run_cli("adapt", *common).exit_code == 0
+    assert run_cli("adapt", "method.no_recovery=true", "method.name=abp_no_recovery", *common).exit_code == 0
+    runs = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
+    result = run_cli("analyze", "recovery", *map(str, runs), "--out", str(in_tmp))
+    assert result.exit_code == 0, result.output
+    rows = (in_tmp / "recovery.csv").read_text().splitlines()[1:]
+    allowed = {r.split(",")[2] for r in rows}
+    assert allowed == {"True", "False"}
+    for row in rows:
+        if row.split(",")[2] == "False":
+            assert float(row.split(",")[3]) == 0.0, "no_recovery must never let a pruned weight back"

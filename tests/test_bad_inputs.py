@@ -95,20 +95,36 @@ def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     return only_run_dir(in_tmp / "outputs")
 
 
-def test_evaluate_on_a_folder_that_is_not_a_run_dir(in_tmp: Path):
+# Every command that reads a run dir, as (name, args for a run dir); `out` is a fresh folder.
+READERS = {
+    "evaluate": lambda run, out: ["evaluate", str(run)],
+    "export": lambda run, out: ["export", str(run), "--out", str(out)],
+    "apply": lambda run, out: ["apply", str(run), "--text", "a fine film"],
+    "analyze topology": lambda run, out: ["analyze", "topology", str(run), "--out", str(out)],
+    "analyze overlap": lambda run, out: ["analyze", "overlap", str(run), str(run), "--out", str(out)],
+    "analyze sensitivity": lambda run, out: ["analyze", "sensitivity", str(run), "--steps", "2", "--out", str(out)],
+}
+# The commands that apply a mask to a loaded base model (analyses of mask files alone do not).
+APPLIERS = ["evaluate", "export", "apply", "analyze sensitivity"]
+
+
+@pytest.mark.parametrize("command", list(READERS))
+def test_a_folder_that_is_not_a_run_dir(in_tmp: Path, command: str):
     (in_tmp / "empty").mkdir()
-    assert_one_line_error(run_cli("evaluate", str(in_tmp / "empty")), "is not a complete prune-cli run directory")
-    assert_one_line_error(run_cli("evaluate", str(in_tmp / "missing")), "is not a directory")
+    assert_one_line_error(run_cli(*READERS[command](in_tmp / "empty", in_tmp / "out")), str(in_tmp / "empty"))
+    assert_one_line_error(run_cli(*READERS[command](in_tmp / "missing", in_tmp / "out")), "is not a directory")
 
 
+@pytest.mark.parametrize("command", list(READERS))
 @pytest.mark.parametrize("keep", [0, 100])
-def test_evaluate_with_a_truncated_mask(finished_run: Path, keep: int):
+def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
     mask = finished_run / "mask.safetensors"
     mask.write_bytes(mask.read_bytes()[:keep])
-    assert_one_line_error(run_cli("evaluate", str(finished_run)), "truncated or corrupt")
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "truncated or corrupt")
 
 
-def test_evaluate_with_a_mask_for_another_task(finished_run: Path, tmp_path: Path):
+@pytest.mark.parametrize("command", APPLIERS)
+def test_a_mask_for_another_task(finished_run: Path, command: str):
     from prune_cli import mask_format
 
     loaded = mask_format.read_manifest(finished_run / "mask.safetensors")
@@ -117,7 +133,16 @@ def test_evaluate_with_a_mask_for_another_task(finished_run: Path, tmp_path: Pat
     # Point the run at MRPC (a binary task with the same head shape): the mask says sst2.
     config.write_text(text.replace("name: sst2", "name: mrpc", 1).replace("glue_dir: SST-2", "glue_dir: MRPC", 1))
     assert loaded["task"] == "sst2"
-    assert_one_line_error(run_cli("evaluate", str(finished_run)), "was made for task 'sst2'")
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "was made for task 'sst2'")
+
+
+@pytest.mark.parametrize("command", APPLIERS)
+def test_a_mask_for_another_base_model(finished_run: Path, command: str):
+    from prune_cli import mask_format
+
+    loaded = mask_format.read_mask(finished_run / "mask.safetensors")
+    mask_format.save_mask(finished_run / "mask.safetensors", loaded.masks, {**loaded.manifest, "base_weights_hash": "f" * 64})
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "was learned on base weights ffffffffffff")
 
 
 def test_report_on_a_missing_folder(in_tmp: Path):

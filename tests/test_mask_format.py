@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.numpy import load_file, save_file
 
 from prune_cli import mask_format
 from prune_cli.errors import UserError
@@ -30,14 +32,33 @@ def test_round_trip_is_bit_exact(tmp_path: Path):
     for name in masks:
         assert torch.equal(loaded.masks[name], masks[name])
     assert loaded.manifest["tensors"][0] == {"name": "embeddings.word_embeddings.weight", "shape": [101, 16], "kept": int(masks["embeddings.word_embeddings.weight"].sum())}
-    assert loaded.manifest["task"] == "sst2" and loaded.manifest["format_version"] == 1
+    assert loaded.manifest["task"] == "sst2" and loaded.manifest["format_version"] == 2
 
 
-def test_file_costs_about_one_bit_per_weight(tmp_path: Path):
-    big = {"w": torch.rand(512, 512) > 0.5}
+@pytest.mark.parametrize(("kept", "most_bits"), [(0.5, 1.05), (0.1, 0.55), (0.01, 0.12)])
+def test_file_size_follows_the_masks_entropy(tmp_path: Path, kept: float, most_bits: float):
+    """About one bit per weight at s=0.5, well under one at high sparsity (entropy: 1, 0.47, 0.08)."""
+    big = {"w": torch.rand(1024, 1024, generator=torch.Generator().manual_seed(0)) < kept}
     mask_format.save_mask(tmp_path / "m.safetensors", big, {"base_weights_hash": "h"})
-    payload_bits = (tmp_path / "m.safetensors").stat().st_size * 8
-    assert payload_bits / big["w"].numel() < 1.05
+    bits = (tmp_path / "m.safetensors").stat().st_size * 8 / big["w"].numel()
+    assert bits < most_bits
+
+
+def test_version_1_files_are_still_read(tmp_path: Path):
+    masks = random_masks()
+    mask_format.save_mask(tmp_path / "v1.safetensors", masks, {"base_weights_hash": "abc123"}, encoding="packbits")
+    loaded = mask_format.load_mask(tmp_path / "v1.safetensors", SHAPES, "abc123")
+    assert all(torch.equal(loaded.masks[n], masks[n]) for n in masks)
+
+
+def test_a_tensor_with_the_wrong_number_of_bits_is_refused(tmp_path: Path):
+    path = tmp_path / "mask.safetensors"
+    save(path, random_masks())
+    manifest = mask_format.read_manifest(path)
+    manifest["tensors"][1]["shape"] = [16, 17]  # claims more weights than the bits stored
+    save_file(load_file(str(path)), str(path), metadata={"manifest": json.dumps(manifest)})
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        mask_format.read_mask(path)
 
 
 def test_wrong_base_hash_is_refused(tmp_path: Path):

@@ -205,7 +205,12 @@ def run(ctx: RunContext) -> MethodResult:
         prune(ctx, learner, batches)
 
     state = learner.state
-    masks = keep_top(state.by_name(), learner.target)
+    if learner.cfg["no_recovery"] and learner.pruned_share > learner.target:
+        # Alg. 1's own mask 1[theta > 0]: the exact-s threshold would revive a few pruned weights
+        # to undo the last step's overshoot, which is exactly what this ablation forbids.
+        masks = {n: t > 0 for n, t in state.by_name().items()}
+    else:
+        masks = keep_top(state.by_name(), learner.target)
     # The rest of the budget trains the same head (same optimiser and schedule) on the frozen mask.
     fit_head(ctx, heads, ctx.encoder.masked_weights(masks), total - learner.stop_step, batches, "head", learner.stop_step,
              learner.target, carry=lambda: {"learner": learner.state_dict(with_optimizer=False)})

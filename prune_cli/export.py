@@ -1,0 +1,135 @@
+"""`prune-cli export`: a run dir -> a standalone Hugging Face model folder.
+
+The mask is baked in (pruned weights are stored as zeros), the head travels with the encoder in
+one safetensors file, and the folder carries its own model code, so plain transformers loads it
+without prune-cli:
+
+    AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+
+The encoder alone also loads as a plain `AutoModel` (the head's weights are then ignored).
+The folder is assembled beside its destination and renamed into place, so a half-written export
+never exists under the requested name, and an existing folder is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli import data, hf_modeling, mask_format, rundir
+from prune_cli.errors import UserError
+from prune_cli.head import __file__ as HEAD_SOURCE
+from prune_cli.runner import load_encoder, require_mask_for_task, restore
+
+MODELING_FILE = "modeling_pruned_bert.py"
+HEAD_FILE = "layer_mix_head.py"
+MODEL_CLASS = hf_modeling.PrunedBertForSequenceClassification.__name__
+HEAD_IMPORT = "from prune_cli.head import LayerMixHead"
+MANIFEST_FILE = "prune_cli_manifest.json"
+
+
+def export(run_dir: Path, out: Path) -> Path:
+    """Write the run's model to `out` (which must not exist yet); returns `out`."""
+    rundir.require_run_dir(run_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
+    cfg = rundir.load_config(run_dir)
+    require_mask_for_task(run_dir, cfg)
+    encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
+    if encoder.encoder.config.model_type != "bert":
+        raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
+    weights, head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
+    model = _assemble(cfg, encoder.encoder, weights or {}, head)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        shutil.copyfile(HEAD_SOURCE, staging / HEAD_FILE)
+        modeling = Path(hf_modeling.__file__).read_text()
+        assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
+        (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
+        (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir), indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # the empty folder the user may have made
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tensor], head: torch.nn.Module):
+    """The exported model with the run's effective weights and head in place."""
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    config = base_encoder.config.__class__.from_dict(base_encoder.config.to_dict())
+    config.num_labels = data.num_outputs(task)
+    if task.get("labels"):
+        config.id2label = dict(enumerate(task["labels"]))
+        config.label2id = {label: i for i, label in enumerate(task["labels"])}
+    config.problem_type = "regression" if data.is_regression(task) else "single_label_classification"
+    config.architectures = [MODEL_CLASS]
+    config.auto_map = {"AutoModelForSequenceClassification": f"{MODELING_FILE[:-3]}.{MODEL_CLASS}"}
+    model = hf_modeling.PrunedBertForSequenceClassification(config)
+    encoder_state = {name: tensor for name, tensor in base_encoder.state_dict().items() if not name.startswith("pooler.")}
+    encoder_state.update({name: tensor.detach().to("cpu") for name, tensor in weights.items() if not name.startswith("pooler.")})
+    state = {f"bert.{k}": v for k, v in encoder_state.items()} | {f"head.{k}": v for k, v in head.state_dict().items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:  # only buffers the model rebuilds itself may be missing
+        real_missing = [m for m in missing if not m.endswith("position_ids")]
+        if real_missing or unexpected:
+            raise UserError(f"the run's weights do not fit the export model (missing {real_missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval()
+
+
+def _provenance(run_dir: Path) -> dict:
+    """Where the folder came from: the run's identity, scores and (if any) its mask manifest."""
+    metrics = rundir.load_metrics(run_dir)
+    keep = ("task", "method", "algorithm", "model", "seed", "sparsity_requested", "sparsity_realized", "metrics", "base_weights_hash_before")
+    provenance = {"run_dir": str(run_dir.resolve()), **{k: metrics.get(k) for k in keep}}
+    if (run_dir / rundir.MASK).exists():
+        manifest = mask_format.read_manifest(run_dir / rundir.MASK)
+        provenance["mask"] = {k: v for k, v in manifest.items() if k != "tensors"}
+    return provenance
+
+
+@torch.no_grad()
+def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> dict[str, float]:
+    """Score an exported folder on the run's dev set(s) through plain transformers.
+
+    Only the batching (length-sorted, like `evaluate`) is prune-cli's: the model and tokenizer are
+    what `from_pretrained` gives any user, so equal scores prove the export is the run.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from prune_cli import batching
+    from prune_cli.metrics import task_metrics
+    from prune_cli.training import MAIN_SPLIT
+
+    cfg = rundir.load_config(run_dir)
+    if data_dir is not None:
+        cfg.data.dir = data_dir
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    dev = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev
+    results: dict[str, float] = {}
+    for split, examples in dev.items():
+        if cfg.data.max_eval_samples:
+            examples = data.Examples(examples.texts[: cfg.data.max_eval_samples], examples.labels[: cfg.data.max_eval_samples], examples.source)
+        encoded = batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), data.is_regression(task))
+        predictions = torch.empty(len(encoded), model.config.num_labels)
+        for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, int(cfg.trainer.eval_batch_size))):
+            batch.pop("labels")
+            predictions[torch.from_numpy(indices)] = model(**batch).logits.float()
+        values = predictions[:, 0] if model.config.num_labels == 1 else predictions.argmax(dim=1)
+        suffix = "" if split == MAIN_SPLIT else f"_{split}"
+        for name, value in task_metrics(task["metrics"], values.numpy(), encoded.labels.numpy()).items():
+            results[f"eval_{name}{suffix}"] = value
+    return results

@@ -1,0 +1,113 @@
+"""Are the masks special? The paper's Table 3 checks, each followed by training only a fresh head.
+
+* shuffle: every maskable tensor's mask is permuted at random, so each tensor (hence each layer
+  and component) keeps exactly as many weights, but not the same ones;
+* re-init: the kept weights are rescaled, w0 * N(1, sigma) elementwise (sigma = 0.01 in the
+  paper), with the mask unchanged.
+
+The control is the original mask with a fresh head trained the same way (same steps, same seed),
+so a drop measures the change to the sub-network, not a difference in head training. The
+run's own score (head trained alongside the mask) is shown too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from prune_cli import plots, rundir, runner
+from prune_cli.errors import UserError
+from prune_cli.methods.loops import HeadTrainer, fit_head
+from prune_cli.training import plan_budget, score
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    metric: str
+    run_score: float
+    scores: dict[str, float]  # variant -> main metric with a freshly trained head
+    steps: int
+    sigma: float
+
+
+def shuffled(masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Each tensor's mask permuted within the tensor: same count per tensor, other positions."""
+    out = {}
+    for name, mask in masks.items():
+        flat = mask.reshape(-1)
+        order = torch.randperm(flat.numel(), generator=generator).to(flat.device)
+        out[name] = flat[order].view_as(mask)
+    return out
+
+
+def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """w0 * N(1, sigma), elementwise."""
+    return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
+
+
+def analyse(run_dir: Path, steps: int | None = None, sigma: float = 0.01, seed: int | None = None) -> Sensitivity:
+    rundir.require_run_dir(run_dir)
+    cfg = rundir.load_config(run_dir)
+    runner.require_mask_for_task(run_dir, cfg)
+    stored = rundir.load_metrics(run_dir)
+    if steps is not None:
+        cfg.head.retrain_steps = int(steps)
+    cfg.trainer.progress = False
+    runner.seed_everything(int(cfg.seed))
+    prepared = runner.prepare(cfg, with_train=True)
+    masks = runner.load_run_mask(run_dir, prepared.encoder, prepared.base_hash, prepared.device)
+    if masks is None:
+        raise UserError(f"{run_dir} has no mask (a dense reference); sensitivity needs a pruning run")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    ctx = runner.make_context(plain, prepared, plan_budget(plain["trainer"], len(prepared.train)))
+    head_steps = int(plain["head"].get("retrain_steps") or ctx.budget.total_steps)
+    generator = torch.Generator().manual_seed(int(seed if seed is not None else cfg.seed))
+    base = prepared.encoder.base_weights()
+    variants = {
+        "original mask": masks,
+        "shuffled mask": shuffled(masks, generator),
+    }
+    weights = {name: prepared.encoder.masked_weights(m) for name, m in variants.items()}
+    weights[f"re-init (sigma={sigma:g})"] = prepared.encoder.masked_weights(masks, source=rescaled(base, sigma, generator))
+    key = runner.main_metric_key(cfg)
+    scores = {}
+    for name, effective in weights.items():
+        head = fit_head(ctx, HeadTrainer(ctx, head_steps), effective, head_steps)
+        scores[name] = score(prepared.encoder, head, effective, prepared.dev, plain["task"], plain["trainer"], prepared.device)[key]
+    return Sensitivity(metric=key, run_score=float(stored["main_metric_value"]), scores=scores, steps=head_steps, sigma=sigma)
+
+
+def table(result: Sensitivity, label: str) -> Table:
+    control = result.scores["original mask"]
+    out = Table(title=f"sensitivity of {label} ({result.metric}, fresh head, {result.steps} steps)")
+    for column in ("variant", result.metric, "vs original mask"):
+        out.add_column(column, justify="left" if column == "variant" else "right")
+    out.add_row("the run itself (head trained with the mask)", f"{result.run_score:.4f}", "")
+    for name, value in result.scores.items():
+        out.add_row(name, f"{value:.4f}", "" if name == "original mask" else f"{value - control:+.4f}")
+    return out
+
+
+def to_csv(results: dict[str, Sensitivity]) -> str:
+    rows = ["run,variant,metric,value,steps"]
+    for label, r in results.items():
+        rows.append(f"{label},the run itself,{r.metric},{r.run_score:.6f},")
+        rows += [f"{label},{name},{r.metric},{value:.6f},{r.steps}" for name, value in r.scores.items()]
+    return "\n".join(rows) + "\n"
+
+
+def plot(results: dict[str, Sensitivity], path: Path) -> None:
+    plt = plots.pyplot()
+    figure, axis = plt.subplots(figsize=(2.2 + 1.6 * len(results), 3.4), dpi=120)
+    variants = list(next(iter(results.values())).scores)
+    width = 0.8 / len(variants)
+    for i, variant in enumerate(variants):
+        axis.bar([r + i * width for r in range(len(results))], [s.scores[variant] for s in results.values()], width=width, label=variant)
+    axis.set_xticks([r + 0.4 - width / 2 for r in range(len(results))], list(results), fontsize=6)
+    axis.set_ylabel(next(iter(results.values())).metric)
+    axis.legend(fontsize=7)
+    plots.save_png(figure, path)

@@ -1,0 +1,45 @@
+"""Mask file size per maskable weight, for run dirs (issue 4's "bits per weight" figure).
+
+    python scripts/mask_size.py RUN_DIR [RUN_DIR ...]
+
+For each run: the sparsity, the size of its mask file as written now (format v2, LZMA over the
+packed bits), the size of plain packed bits (format v1) for the same mask, and the entropy bound
+H(p) that no per-weight code can beat for a mask keeping a share p of the weights. Masks written
+by older versions are re-encoded in memory, so every row uses the current format.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+from prune_cli import mask_format, rundir
+
+
+def entropy_bits(kept_share: float) -> float:
+    p = kept_share
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def main(run_dirs: list[str]) -> None:
+    print(f"{'run':60s} {'sparsity':>8s} {'weights':>11s} {'v2 file':>10s} {'v2 bits/w':>9s} {'v1 bits/w':>9s} {'H(p)':>6s}")
+    for run_dir in map(Path, run_dirs):
+        loaded = mask_format.read_mask(run_dir / rundir.MASK)
+        weights = sum(m.numel() for m in loaded.masks.values())
+        kept = sum(int(m.sum()) for m in loaded.masks.values()) / weights
+        sizes = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for encoding in mask_format.ENCODINGS:
+                path = Path(folder) / f"{encoding}.safetensors"
+                mask_format.save_mask(path, loaded.masks, {k: v for k, v in loaded.manifest.items() if k not in ("tensors", "encoding")}, encoding=encoding)
+                sizes[encoding] = path.stat().st_size
+        v2, v1 = sizes["packbits+lzma"], sizes["packbits"]
+        print(f"{str(run_dir)[-60:]:60s} {1 - kept:8.4f} {weights:11d} {v2 / 1e6:8.2f}MB {v2 * 8 / weights:9.3f} {v1 * 8 / weights:9.3f} {entropy_bits(kept):6.3f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
