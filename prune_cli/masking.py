@@ -62,7 +62,7 @@ class ThetaMaskedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_weight: torch.Tensor):
         theta, base = ctx.saved_tensors
-        grad = torch.mul(theta, ctx.t_small).sigmoid_()
+        grad = torch.sigmoid(theta) if ctx.t_small == 1.0 else torch.mul(theta, ctx.t_small).sigmoid_()
         grad.addcmul_(grad, grad, value=-1.0)  # sigma(1 - sigma), in place
         grad.mul_(grad_weight).mul_(base)
         if ctx.t_small != 1.0:

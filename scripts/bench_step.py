@@ -6,7 +6,8 @@
 (b) adapt-by-pruning step       (prune_cli.methods.adapt_by_pruning.MaskLearner, the real code)
 (c) naive reference             (the paper code's approach: deep-copy the model and rebuild the
                                  masked weights as plain tensors every step)
-(d) inference, masked vs dense  (mask applied once through the shared masking mechanism)
+(d) inference, masked vs dense  (mask applied once through the shared masking mechanism; the two
+                                 are timed in alternation, 3x --repeats each)
 
 All in one process, after warm-up, median of --repeats. Prints each time, peak memory (CUDA
 allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
@@ -92,6 +93,24 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
     return statistics.median(times), peak_mib(device)
 
 
+def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median dense and masked forward times, measured in alternation (ABBA...), so that drift in
+    the machine's speed (other load, clocks) hits both alike: the two run the same matmuls."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(warmup + repeats):
+        for use_mask in ((False, True) if i % 2 == 0 else (True, False)):
+            with encoder.fixed(masked if use_mask else None):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                encoder(batch)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i >= warmup:
+                    times[use_mask].append(time.perf_counter() - start)
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float) -> None:
     """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step."""
     model = copy.deepcopy(encoder.encoder)
@@ -166,9 +185,11 @@ def main() -> None:
     del learner
 
     with torch.no_grad():
-        results["d_dense_s"], results["d_dense_peak_mib"] = timed(lambda: encoder(batch), device, args.warmup, args.repeats)
-        with encoder.fixed(encoder.masked_weights(masks)):  # how scoring runs a masked model
-            results["d_masked_s"], results["d_masked_peak_mib"] = timed(lambda: encoder(batch), device, args.warmup, args.repeats)
+        masked = encoder.masked_weights(masks)
+        results["d_dense_s"], results["d_masked_s"] = timed_alternating(encoder, batch, masked, device, args.warmup, 3 * args.repeats)
+        results["d_dense_peak_mib"] = timed(lambda: encoder(batch), device, 1, 1)[1]
+        with encoder.fixed(masked):  # how scoring runs a masked model
+            results["d_masked_peak_mib"] = timed(lambda: encoder(batch), device, 1, 1)[1]
 
     ratios = {
         "adapt_over_finetune": results["b_adapt_s"] / results["a_finetune_s"],

@@ -111,3 +111,29 @@ def test_every_method_config_has_a_registered_algorithm():
     for name in group_options("method"):
         cfg = compose([f"method={name}"])
         assert cfg.method.name == name and cfg.method.algorithm in METHODS
+
+
+def test_word_embedding_rows_path_matches_the_full_table(tiny_model_dir: Path):
+    """Gathering only a batch's word-embedding rows is an optimisation: theta, losses and the
+    stop point must equal the plain path (every row masked every step) exactly."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.methods.adapt_by_pruning import MaskLearner
+    from prune_cli.methods.loops import HeadTrainer
+
+    method = OmegaConf.to_container(compose([]).method)
+    results = []
+    for gather_rows in (True, False):
+        ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=method)
+        learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
+        assert learner.token_table == "embeddings.word_embeddings.weight"
+        if not gather_rows:
+            learner.token_table = None
+        batches = ctx.batches()
+        losses = [learner.step(step, next(batches)) for step in range(6)]
+        results.append((losses, [t.detach().clone() for t in learner.state.theta], learner.pruned_share))
+    (losses_a, theta_a, share_a), (losses_b, theta_b, share_b) = results
+    assert losses_a == losses_b and share_a == share_b
+    for a, b in zip(theta_a, theta_b):
+        assert torch.equal(a, b)
