@@ -186,6 +186,9 @@ def topology_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -
 @dataclass(frozen=True)
 class RecoveryRow:
     label: str
+    task: str
+    seed: int
+    sparsity_requested: float
     sparsity: float
     no_recovery: bool
     recovered_share: float | None
@@ -204,23 +207,28 @@ def recovery(run_dirs: list[Path]) -> list[RecoveryRow]:
         if metrics.get("algorithm") != "adapt_by_pruning":
             raise UserError(f"{run_dir} is a {metrics.get('algorithm')} run; connection recovery exists only in adapt_by_pruning")
         no_recovery = bool(cfg.method.get("no_recovery", False))
-        label = f"{metrics['task']}/{metrics['method']}{'/no_recovery' if no_recovery else ''}/s{metrics['sparsity_requested']}/seed{metrics['seed']}"
-        rows.append(RecoveryRow(label, float(metrics["sparsity_realized"]), no_recovery,
-                                metrics.get("method_details", {}).get("recovered_share"), metrics["main_metric"], float(metrics["main_metric_value"])))
+        rows.append(RecoveryRow(
+            label=run_label(metrics) + ("" if not no_recovery or "no_recovery" in metrics["method"] else " (no_recovery)"),
+            task=metrics["task"], seed=int(metrics["seed"]), sparsity_requested=float(metrics["sparsity_requested"]),
+            sparsity=float(metrics["sparsity_realized"]), no_recovery=no_recovery,
+            recovered_share=metrics.get("method_details", {}).get("recovered_share"),
+            metric=metrics["main_metric"], value=float(metrics["main_metric_value"]),
+        ))
     return rows
 
 
 def recovery_table(rows: list[RecoveryRow]) -> Table:
-    """Per run, and the no_recovery ablation's change where a run with recovery has the same task, sparsity and metric."""
+    """Per run; for a no_recovery run, its score minus the run with recovery on the same task,
+    requested sparsity and seed (the paper's Table 4 delta), where that run is given too."""
     table = Table(title=f"connection recovery ({', '.join(sorted({r.metric for r in rows}))})")
     for column in ("run", "sparsity", "recovery allowed", "recovered share", "score", "no_recovery effect"):
         table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
-    with_recovery = {(r.label.split("/")[0], round(r.sparsity, 4)): r.value for r in rows if not r.no_recovery}
+    with_recovery = {(r.task, r.sparsity_requested, r.seed): r.value for r in rows if not r.no_recovery}
     for r in rows:
-        reference = with_recovery.get((r.label.split("/")[0], round(r.sparsity, 4)))
+        reference = with_recovery.get((r.task, r.sparsity_requested, r.seed))
         effect = f"{r.value - reference:+.4f}" if r.no_recovery and reference is not None else ""
         share = "" if r.recovered_share is None else f"{r.recovered_share:.4f}"
-        table.add_row(r.label, f"{r.sparsity:.3f}", "no" if r.no_recovery else "yes", share, f"{r.value:.4f}", effect)
+        table.add_row(r.label, f"{r.sparsity:.4f}", "no" if r.no_recovery else "yes", share, f"{r.value:.4f}", effect)
     return table
 
 

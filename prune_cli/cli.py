@@ -257,7 +257,7 @@ def analyze_overlap(
 def analyze_sensitivity(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
-    sigma: float = typer.Option(0.01, "--sigma", help="Re-initialisation noise: weights become w0 * N(1, sigma)."),
+    sigma: list[float] = typer.Option([0.01], "--sigma", help="Re-initialisation noise: weights become w0 * N(1, sigma); repeatable."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
@@ -268,7 +268,7 @@ def analyze_sensitivity(
         results = {}
         for run_dir in run_dirs:
             label = analysis.run_label(rundir.load_metrics(run_dir)) if (run_dir / rundir.METRICS).exists() else str(run_dir)
-            results[label] = sensitivity.analyse(run_dir, steps=steps, sigma=sigma)
+            results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma))
             display.console.print(sensitivity.table(results[label], label))
         write_analysis(out or run_dirs[0], "sensitivity", sensitivity.to_csv(results), lambda path: sensitivity.plot(results, path))
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli import data, hf_modeling, mask_format, rundir
+from prune_cli import data, head, hf_modeling, mask_format, rundir
 from prune_cli.errors import UserError
-from prune_cli.head import __file__ as HEAD_SOURCE
 from prune_cli.runner import load_encoder, require_mask_for_task, restore
 
 MODELING_FILE = "modeling_pruned_bert.py"
@@ -43,15 +42,15 @@ def export(run_dir: Path, out: Path) -> Path:
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
-    weights, head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
-    model = _assemble(cfg, encoder.encoder, weights or {}, head)
+    weights, task_head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
+    model = _assemble(cfg, encoder.encoder, weights or {}, task_head)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        shutil.copyfile(HEAD_SOURCE, staging / HEAD_FILE)
+        shutil.copyfile(head.__file__, staging / HEAD_FILE)
         modeling = Path(hf_modeling.__file__).read_text()
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
@@ -65,7 +64,7 @@ def export(run_dir: Path, out: Path) -> Path:
     return out
 
 
-def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tensor], head: torch.nn.Module):
+def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tensor], task_head: torch.nn.Module):
     """The exported model with the run's effective weights and head in place."""
     task = OmegaConf.to_container(cfg.task, resolve=True)
     config = base_encoder.config.__class__.from_dict(base_encoder.config.to_dict())
@@ -79,7 +78,7 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
     model = hf_modeling.PrunedBertForSequenceClassification(config)
     encoder_state = {name: tensor for name, tensor in base_encoder.state_dict().items() if not name.startswith("pooler.")}
     encoder_state.update({name: tensor.detach().to("cpu") for name, tensor in weights.items() if not name.startswith("pooler.")})
-    state = {f"bert.{k}": v for k, v in encoder_state.items()} | {f"head.{k}": v for k, v in head.state_dict().items()}
+    state = {f"bert.{k}": v for k, v in encoder_state.items()} | {f"head.{k}": v for k, v in task_head.state_dict().items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:  # only buffers the model rebuilds itself may be missing
         real_missing = [m for m in missing if not m.endswith("position_ids")]

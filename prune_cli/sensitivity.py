@@ -31,7 +31,6 @@ class Sensitivity:
     run_score: float
     scores: dict[str, float]  # variant -> main metric with a freshly trained head
     steps: int
-    sigma: float
 
 
 def shuffled(masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -49,7 +48,7 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
     return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
 
 
-def analyse(run_dir: Path, steps: int | None = None, sigma: float = 0.01, seed: int | None = None) -> Sensitivity:
+def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_config(run_dir)
     runner.require_mask_for_task(run_dir, cfg)
@@ -72,13 +71,14 @@ def analyse(run_dir: Path, steps: int | None = None, sigma: float = 0.01, seed: 
         "shuffled mask": shuffled(masks, generator),
     }
     weights = {name: prepared.encoder.masked_weights(m) for name, m in variants.items()}
-    weights[f"re-init (sigma={sigma:g})"] = prepared.encoder.masked_weights(masks, source=rescaled(base, sigma, generator))
+    for sigma in sigmas:
+        weights[f"re-init (sigma={sigma:g})"] = prepared.encoder.masked_weights(masks, source=rescaled(base, sigma, generator))
     key = runner.main_metric_key(cfg)
     scores = {}
     for name, effective in weights.items():
         head = fit_head(ctx, HeadTrainer(ctx, head_steps), effective, head_steps)
         scores[name] = score(prepared.encoder, head, effective, prepared.dev, plain["task"], plain["trainer"], prepared.device)[key]
-    return Sensitivity(metric=key, run_score=float(stored["main_metric_value"]), scores=scores, steps=head_steps, sigma=sigma)
+    return Sensitivity(metric=key, run_score=float(stored["main_metric_value"]), scores=scores, steps=head_steps)
 
 
 def table(result: Sensitivity, label: str) -> Table:

@@ -25,7 +25,7 @@ for s in 0.5 0.9; do
 done
 run stsb_abp_s0.5 --task stsb --sparsity 0.5
 
-python scripts/mask_size.py "$root"/sst2_* | tee "$out/mask_size.txt"
+${PYTHON:-python} scripts/mask_size.py "$root"/sst2_* | tee "$out/mask_size.txt"
 rm -rf "$root/export_sst2_abp_s0.5"
 $cli export "$root/sst2_abp_s0.5" --out "$root/export_sst2_abp_s0.5" --check | tee "$out/export_check.txt"
 $cli apply "$root/sst2_abp_s0.5" "$root/stsb_abp_s0.5" \
@@ -35,4 +35,4 @@ pairs=("$root/sst2_abp_s0.5" "$root/sst2_magnitude_s0.5" "$root/sst2_abp_s0.9" "
 $cli analyze topology "${pairs[@]}" --out "$out" | tee "$out/topology.txt"
 $cli analyze overlap "${pairs[@]}" "$root/sst2_abp_no_recovery_s0.5" "$root/sst2_abp_no_recovery_s0.9" --out "$out" | tee "$out/overlap.txt"
 $cli analyze recovery "$root"/sst2_abp_s* "$root"/sst2_abp_no_recovery_s* --out "$out" | tee "$out/recovery.txt"
-$cli analyze sensitivity "${pairs[@]}" --steps "$steps" --out "$out" | tee "$out/sensitivity.txt"
+$cli analyze sensitivity "${pairs[@]}" --steps "$steps" --sigma 0.01 --sigma 0.1 --sigma 0.5 --out "$out" | tee "$out/sensitivity.txt"

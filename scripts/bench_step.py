@@ -8,6 +8,7 @@
                                  masked weights as plain tensors every step)
 (d) inference, masked vs dense  (mask applied once through the shared masking mechanism; the two
                                  are timed in alternation, 3x --repeats each)
+(e) one resume checkpoint       (a pruning step's full state written as `adapt` writes it: fsync'd)
 
 All in one process, after warm-up, median of --repeats. Prints each time, peak memory (CUDA
 allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
@@ -32,6 +33,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli.backbone import PACKAGED_MINILM, load_backbone
+from prune_cli.checkpointing import Checkpointer
 from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, theta_masked_weight
 from prune_cli.methods.adapt_by_pruning import MaskLearner
@@ -173,6 +175,13 @@ def main() -> None:
     learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
     counter = iter(range(10**9))
     results["b_adapt_s"], results["b_peak_mib"] = timed(lambda: learner.step(next(counter), batch), device, args.warmup, args.repeats)
+
+    # (e) one resume checkpoint of a pruning step's full state (theta, Adam moments, head), as `adapt` writes it
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoints = Checkpointer(Path(folder), 1, {}, [])
+        snapshot = {"learner": learner.state_dict(), "heads": learner.heads.state_dict(), "batches_served": 0}
+        results["e_checkpoint_s"], _ = timed(lambda: checkpoints.save("prune", 1, snapshot), device, 1, 3)
+        results["e_checkpoint_mib"] = (Path(folder) / "checkpoint" / "state.pt").stat().st_size / 2**20
 
     if not args.skip_naive:
         theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}

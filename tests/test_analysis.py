@@ -128,6 +128,8 @@ def test_analyze_recovery_pairs_the_no_recovery_ablation(in_tmp: Path, tiny_mode
     result = run_cli("analyze", "recovery", *map(str, runs), "--out", str(in_tmp))
     assert result.exit_code == 0, result.output
     rows = (in_tmp / "recovery.csv").read_text().splitlines()[1:]
+    paired = analysis.recovery_table(analysis.recovery(runs))
+    assert any(cell.strip() for cell in paired.columns[-1]._cells), "the no_recovery run is paired with its reference"
     allowed = {r.split(",")[2] for r in rows}
     assert allowed == {"True", "False"}
     for row in rows:
