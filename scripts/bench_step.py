@@ -38,7 +38,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, theta_masked_weight
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer, WeightTrainer
-from prune_cli.training import Budget, RunContext, pick_device
+from prune_cli.training import Budget, RunContext, loss_fn, pick_device
 
 SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
@@ -93,6 +93,23 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), peak_mib(device)
+
+
+def timed_round_robin(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
+    """Median time of each step kind, measured one step of each in turn (order rotating)."""
+    names = list(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(warmup + repeats):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            steps[name]()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {f"{name}_s": statistics.median(values) for name, values in times.items()}
 
 
 def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
@@ -167,14 +184,33 @@ def main() -> None:
                           budget=Budget(total_steps=10_000, steps_per_epoch=10_000), seed=0, num_outputs=2, regression=False)
 
     results: dict[str, float] = {}
-    finetune = WeightTrainer(context(compose(["method=finetune"]).method), steps=10_000)
-    results["a_finetune_s"], results["a_peak_mib"] = timed(lambda: finetune.step(batch, None), device, args.warmup, args.repeats)
-    del finetune
+    kinds = ["a_finetune", "b_adapt"] + ([] if args.skip_naive else ["c_naive"])
 
-    ours_ctx = context(OmegaConf.to_container(compose([]).method))
-    learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
-    counter = iter(range(10**9))
-    results["b_adapt_s"], results["b_peak_mib"] = timed(lambda: learner.step(next(counter), batch), device, args.warmup, args.repeats)
+    def build(kind: str) -> tuple[Callable[[], object], MaskLearner | None]:
+        """One step function of the given kind, with its own trainer and optimiser state."""
+        if kind == "a_finetune":
+            finetune = WeightTrainer(context(compose(["method=finetune"]).method), steps=10_000)
+            return (lambda: finetune.step(batch, None)), None
+        ours_ctx = context(OmegaConf.to_container(compose([]).method))
+        learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
+        if kind == "b_adapt":
+            counter = iter(range(10**9))
+            return (lambda: learner.step(next(counter), batch)), learner
+        theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}
+        naive_opt = torch.optim.Adam(list(theta.values()), lr=2e-4)
+        return (lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5)), learner
+
+    # Peak memory of each kind on its own, then the times in round robin: one step of each kind
+    # in turn, the order rotating, so that drift in the machine's speed (other load, clocks) hits
+    # every kind alike.
+    for kind in kinds:
+        step, _ = build(kind)
+        results[f"{kind[0]}_peak_mib"] = timed(step, device, 1, 2)[1]
+        del step, _
+    built = {kind: build(kind) for kind in kinds}
+    results.update(timed_round_robin({kind: step for kind, (step, _) in built.items()}, device, args.warmup, args.repeats))
+    learner = built["b_adapt"][1]
+    assert learner is not None
 
     # (e) one resume checkpoint of a pruning step's full state (theta, Adam moments, head), as `adapt` writes it
     with tempfile.TemporaryDirectory() as folder:
@@ -182,16 +218,8 @@ def main() -> None:
         snapshot = {"learner": learner.state_dict(), "heads": learner.heads.state_dict(), "batches_served": 0}
         results["e_checkpoint_s"], _ = timed(lambda: checkpoints.save("prune", 1, snapshot), device, 1, 3)
         results["e_checkpoint_mib"] = (Path(folder) / "checkpoint" / "state.pt").stat().st_size / 2**20
-
-    if not args.skip_naive:
-        theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}
-        naive_opt = torch.optim.Adam(list(theta.values()), lr=2e-4)
-        from prune_cli.training import loss_fn
-
-        results["c_naive_s"], results["c_peak_mib"] = timed(
-            lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5), device, args.warmup, args.repeats)
     masks = keep_top(learner.state.by_name(), 0.5)
-    del learner
+    del built, learner
 
     with torch.no_grad():
         masked = encoder.masked_weights(masks)
