@@ -35,7 +35,7 @@ from omegaconf import OmegaConf
 from prune_cli.backbone import PACKAGED_MINILM, load_backbone
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.config import compose
-from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, theta_masked_weight
+from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer, WeightTrainer
 from prune_cli.training import Budget, RunContext, loss_fn, pick_device

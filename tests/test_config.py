@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prune_cli.config import CONFIG_DIR, check_overrides, compose, group_options
+from prune_cli.config import check_overrides, compose, group_options
 from prune_cli.errors import UserError
 from prune_cli.methods import METHODS
 

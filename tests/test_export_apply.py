@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURE_GLUE, only_run_dir, read_metrics, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, read_metrics, run_cli, tiny_overrides
 
 from prune_cli import export, rundir
 
