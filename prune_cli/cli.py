@@ -33,6 +33,10 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
     except UserError as exc:
         display.fail(str(exc))
         raise typer.Exit(code=exc.exit_code) from None
+    except OSError as exc:  # a path the user gave cannot be read or written (--debug shows where)
+        where = f" ({exc.filename})" if exc.filename else ""
+        display.fail(f"{exc.strerror or exc}{where}; check the path and its permissions")
+        raise typer.Exit(code=2) from None
 
 
 def options_to_overrides(

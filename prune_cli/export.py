@@ -45,8 +45,11 @@ def export(run_dir: Path, out: Path) -> Path:
     weights, task_head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
     model = _assemble(cfg, encoder.encoder, weights or {}, task_head)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write to {out.parent}: {exc.strerror}; choose another --out") from None
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)

@@ -147,3 +147,14 @@ def test_a_mask_for_another_base_model(finished_run: Path, command: str):
 
 def test_report_on_a_missing_folder(in_tmp: Path):
     assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "is not a folder")
+
+
+def test_export_to_an_unwritable_folder(finished_run: Path, tmp_path: Path):
+    (tmp_path / "a-file").write_text("")  # a file where a folder should be: fails even as root
+    assert_one_line_error(run_cli("export", str(finished_run), "--out", str(tmp_path / "a-file" / "model")), "cannot write to")
+
+
+@pytest.mark.parametrize("command", ["analyze topology", "analyze overlap"])
+def test_analysis_output_to_an_unwritable_folder(finished_run: Path, tmp_path: Path, command: str):
+    (tmp_path / "a-file").write_text("")
+    assert_one_line_error(run_cli(*READERS[command](finished_run, tmp_path / "a-file" / "out")), "a-file")
