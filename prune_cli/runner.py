@@ -120,7 +120,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
     history: list[dict[str, float]] = []
-    checkpoints = Checkpointer(run_dir, int(cfg.checkpoint.every_steps or 0), {
+    checkpoints = Checkpointer(run_dir, int(OmegaConf.select(cfg, "checkpoint.every_steps", default=0) or 0), {
         "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
         "base_weights_hash": prepared.base_hash, "total_steps": budget.total_steps, "train_examples": len(prepared.train),
     }, history)
@@ -183,7 +183,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     rundir.write_json(run_dir / rundir.METRICS, summary)  # last: its presence marks the run complete
-    checkpoints.finish(keep=bool(cfg.checkpoint.keep))
+    checkpoints.finish(keep=bool(OmegaConf.select(cfg, "checkpoint.keep", default=False)))
     log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
     display.console.print(
         f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
