@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from prune_cli import batching, data, mask_format, rundir
+from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import load_encoder, load_run_head, load_run_mask, require_mask_for_task
+from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, require_mask_for_task
 from prune_cli.training import pick_device, predict
 
 Text = str | tuple[str, str]
@@ -99,7 +99,7 @@ class TaskBank:
         if any(len(r) != fields for r in rows):
             raise UserError(f"task {name} takes {'sentence pairs' if fields == 2 else 'single sentences'}; got {rows[0]!r}")
         examples = data.Examples(rows, [0.0 if data.is_regression(task_cfg) else 0] * len(rows), "texts")
-        encoded = batching.encode(examples, self.tokenizer, int(task.cfg.data.max_seq_length), data.is_regression(task_cfg))
+        encoded = encode_split(task.cfg, examples, self.tokenizer, None)
         started = time.perf_counter()
         weights = self._weights(task)
         self.last_switch_seconds = time.perf_counter() - started

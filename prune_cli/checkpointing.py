@@ -43,6 +43,8 @@ class ResumePoint:
     phase: str
     steps_done: int
     state: dict[str, Any]
+    torch_rng: torch.Tensor
+    cuda_rng: list[torch.Tensor]
 
 
 class Checkpointer:
@@ -107,8 +109,7 @@ class Checkpointer:
                     "the checkpoint belongs to another setup"
                 )
         self.history[:] = payload["history"]
-        self.pending = ResumePoint(payload["phase"], int(payload["steps_done"]), payload["state"])
-        self._rng = (payload["torch_rng"], payload["cuda_rng"])
+        self.pending = ResumePoint(payload["phase"], int(payload["steps_done"]), payload["state"], payload["torch_rng"], payload["cuda_rng"])
         return self.pending
 
     @property
@@ -120,10 +121,9 @@ class Checkpointer:
         if self.pending is None or self.pending.phase != phase:
             return None
         point, self.pending = self.pending, None
-        torch_rng, cuda_rng = self._rng
-        torch.set_rng_state(torch_rng)
-        if cuda_rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_rng)
+        torch.set_rng_state(point.torch_rng)
+        if point.cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(point.cuda_rng)
         log.info("resuming phase %r after step %d", point.phase, point.steps_done)
         return point
 

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from prune_cli import data, head, hf_modeling, mask_format, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import load_encoder, require_mask_for_task, restore
+from prune_cli.runner import encode_split, load_encoder, require_mask_for_task, restore
 
 MODELING_FILE = "modeling_pruned_bert.py"
 HEAD_FILE = "layer_mix_head.py"
@@ -111,8 +111,7 @@ def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from prune_cli import batching
-    from prune_cli.metrics import task_metrics
-    from prune_cli.training import MAIN_SPLIT
+    from prune_cli.training import split_metrics
 
     cfg = rundir.load_config(run_dir)
     if data_dir is not None:
@@ -123,15 +122,11 @@ def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> 
     dev = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev
     results: dict[str, float] = {}
     for split, examples in dev.items():
-        if cfg.data.max_eval_samples:
-            examples = data.Examples(examples.texts[: cfg.data.max_eval_samples], examples.labels[: cfg.data.max_eval_samples], examples.source)
-        encoded = batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), data.is_regression(task))
+        encoded = encode_split(cfg, examples, tokenizer, cfg.data.max_eval_samples)
         predictions = torch.empty(len(encoded), model.config.num_labels)
         for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, int(cfg.trainer.eval_batch_size))):
             batch.pop("labels")
             predictions[torch.from_numpy(indices)] = model(**batch).logits.float()
         values = predictions[:, 0] if model.config.num_labels == 1 else predictions.argmax(dim=1)
-        suffix = "" if split == MAIN_SPLIT else f"_{split}"
-        for name, value in task_metrics(task["metrics"], values.numpy(), encoded.labels.numpy()).items():
-            results[f"eval_{name}{suffix}"] = value
+        results.update(split_metrics(task, split, values.numpy(), encoded.labels.numpy()))
     return results

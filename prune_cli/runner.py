@@ -67,6 +67,14 @@ def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
             raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
 
 
+def encode_split(cfg: DictConfig, examples: data.Examples, tokenizer, limit: int | None) -> batching.Encoded:
+    """Tokenise a split as the run does: its first `limit` examples, cut at data.max_seq_length."""
+    if limit:
+        examples = data.Examples(examples.texts[:limit], examples.labels[:limit], examples.source)
+    regression = data.is_regression(OmegaConf.to_container(cfg.task, resolve=True))
+    return batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), regression)
+
+
 def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -75,15 +83,9 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     task = OmegaConf.to_container(cfg.task, resolve=True)
     task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=with_train)
     encoder, base_hash, tokenizer = load_encoder(cfg, device)
-    regression = data.is_regression(task)
 
-    def encode(examples: data.Examples, limit: int | None) -> batching.Encoded:
-        if limit:
-            examples = data.Examples(examples.texts[:limit], examples.labels[:limit], examples.source)
-        return batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), regression)
-
-    train = encode(task_data.train, cfg.data.max_train_samples) if with_train else None
-    dev = {split: encode(ex, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
+    train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
+    dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
     return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device)
 
 

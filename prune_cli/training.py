@@ -210,7 +210,11 @@ def score(
     results: dict[str, float] = {}
     for split, encoded in dev.items():
         predictions = predict(encoder, head, weights, encoded, trainer["eval_batch_size"], device, trainer["precision"])
-        suffix = "" if split == MAIN_SPLIT else f"_{split}"
-        for name, value in task_metrics(task["metrics"], predictions, encoded.labels.numpy()).items():
-            results[f"eval_{name}{suffix}"] = value
+        results.update(split_metrics(task, split, predictions, encoded.labels.numpy()))
     return results
+
+
+def split_metrics(task: Mapping[str, Any], split: str, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """GLUE metrics of one dev split, keyed `eval_<metric>[_<split>]` (no suffix for MAIN_SPLIT)."""
+    suffix = "" if split == MAIN_SPLIT else f"_{split}"
+    return {f"eval_{name}{suffix}": value for name, value in task_metrics(task["metrics"], predictions, labels).items()}

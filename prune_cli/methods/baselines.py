@@ -12,7 +12,7 @@ import torch
 from prune_cli.masking import keep_top
 from prune_cli.methods.adapt_by_pruning import cubic_target
 from prune_cli.methods.base import MethodResult
-from prune_cli.methods.loops import effective, finetune, magnitude_scores, retrain_head
+from prune_cli.methods.loops import effective, finetune, magnitude_scores, on_device, retrain_head
 from prune_cli.training import RunContext, score
 
 
@@ -65,7 +65,7 @@ def gmp(ctx: RunContext) -> MethodResult:
 
     resumed = ctx.checkpoints.pending
     if resumed is not None and resumed.phase == "head":  # fine-tuning had finished before the kill
-        masks, extra = _on_device(ctx, resumed.state["carry"]["masks"]), resumed.state["carry"]["extra"]
+        masks, extra = on_device(ctx, resumed.state["carry"]["masks"]), resumed.state["carry"]["extra"]
     else:
         params, head, masks = finetune(ctx, steps, prune_hook=hook, phase="gmp")
         masks = keep_top(magnitude_scores(params, names, masks), target)  # exact s, whatever the schedule did
@@ -95,7 +95,7 @@ def imp(ctx: RunContext) -> MethodResult:
     if resumed is not None:  # rounds before the checkpoint's phase are done: take their results
         carry = resumed.state["carry"]
         first_round = phases.index(resumed.phase) if resumed.phase in phases else len(levels)
-        masks, earlier, extra = _on_device(ctx, carry.get("masks")), list(carry["earlier"]), carry.get("extra", {})
+        masks, earlier, extra = on_device(ctx, carry.get("masks")), list(carry["earlier"]), carry.get("extra", {})
     for number in range(first_round, len(levels)):
         params, head, _ = finetune(ctx, round_steps, masks=masks, phase=phases[number],
                                    carry=lambda: {"masks": masks, "earlier": earlier})
@@ -105,10 +105,6 @@ def imp(ctx: RunContext) -> MethodResult:
             extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
     head = retrain_head(ctx, masks, carry=lambda: {"masks": masks, "earlier": earlier, "extra": extra})
     return MethodResult(masks=masks, head=head, extra=extra, earlier_masks=earlier[:-1])
-
-
-def _on_device(ctx: RunContext, masks):
-    return {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
 
 
 def full_finetune(ctx: RunContext) -> MethodResult:

@@ -49,6 +49,11 @@ class HeadTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
+def on_device(ctx: RunContext, masks: Masks | None) -> Masks | None:
+    """Masks read back from a checkpoint (on the CPU) moved to the run's device."""
+    return {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
+
+
 def retrain_steps(ctx: RunContext) -> int:
     return int(ctx.cfg["head"].get("retrain_steps") or ctx.budget.total_steps)
 
@@ -177,8 +182,7 @@ def finetune(
     if point is not None:
         trainer.load_state_dict(point.state["trainer"])
         batches.skip_to(point.state["batches_served"])
-        masks, first_step = point.state["masks"], point.steps_done
-        masks = {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
+        masks, first_step = on_device(ctx, point.state["masks"]), point.steps_done
     current = measured(masks) if masks else 0.0
     for step in range(first_step, steps):
         if prune_hook is not None:
