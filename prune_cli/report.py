@@ -14,6 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from rich.table import Table
 
 from prune_cli import plots, rundir
@@ -38,6 +39,14 @@ class Group:
     metric: str
     values: tuple[float, ...]
     realized: float
+    tag: str = ""
+    changes: str = ""
+    algorithm: str = ""  # the overrides that made this tag (from the runs' .hydra/overrides.yaml)
+
+    @property
+    def label(self) -> str:
+        """The method, and its tag when the runs carry one (an ablation's name)."""
+        return f"{self.method} ({self.tag})" if self.tag else self.method
 
     @property
     def mean(self) -> float:
@@ -70,16 +79,34 @@ def collect(root: Path) -> Collected:
     return found
 
 
+# Overrides that name a run rather than change its recipe: left out of an ablation's "changes".
+IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.progress", "trainer.log_every",
+                      "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
+
+
+def recipe_changes(run_dir: Path) -> str:
+    """The run's recipe overrides, as typed (`method.init=normal ...`), from Hydra's record."""
+    try:
+        overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text())
+    except (OSError, yaml.YAMLError):
+        return "?"
+    kept = [o for o in overrides or [] if isinstance(o, str) and o.split("=", 1)[0].lstrip("+~") not in IDENTITY_OVERRIDES]
+    return " ".join(sorted(kept))
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
         sparsity = 0.0 if run["method"] in REFERENCE_METHODS else round(run["sparsity_requested"], 4)
-        buckets.setdefault((run["task"], run["method"], sparsity, run["main_metric"]), []).append(run)
-    return [
-        Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
-              statistics.fmean(r["sparsity_realized"] for r in members))
-        for (task, method, sparsity, metric), members in sorted(buckets.items())
-    ]
+        tag = run.get("tag") or ""
+        buckets.setdefault((run["task"], run["method"], sparsity, run["main_metric"], tag), []).append(run)
+    groups = []
+    for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
+        algorithm = members[0].get("algorithm", method)
+        changes = sorted({recipe_changes(r["run_dir"]) for r in members if "run_dir" in r}) if tag else []
+        groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
+                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm))
+    return groups
 
 
 def rich_table(groups: list[Group]) -> Table:
@@ -87,16 +114,16 @@ def rich_table(groups: list[Group]) -> Table:
     for column in ("task", "method", "sparsity", "realized", "metric", "mean ± std", "n"):
         table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right")
     for g in groups:
-        table.add_row(g.task, g.method, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
+        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
     return table
 
 
 def to_csv(groups: list[Group]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["task", "method", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values"])
+    writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values"])
     for g in groups:
-        writer.writerow([g.task, g.method, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}",
+        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}",
                          len(g.values), " ".join(f"{v:.6f}" for v in g.values)])
     return out.getvalue()
 
@@ -105,7 +132,9 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
     lines = ["# prune-cli report", "", f"{len(found.runs)} complete runs, {len(found.failed)} failed, "
              f"{len(found.incomplete)} incomplete.", ""]
     for task in sorted({g.task for g in groups}):
-        task_groups = [g for g in groups if g.task == task]
+        task_groups = [g for g in groups if g.task == task and not g.tag]
+        if not task_groups:
+            continue
         sparsities = sorted({g.sparsity for g in task_groups if g.method not in REFERENCE_METHODS})
         methods = sorted({g.method for g in task_groups})
         lines += [f"## {task} ({task_groups[0].metric}, dev)", ""]
@@ -123,6 +152,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]
         lines.append("")
+    lines += ablation_markdown(groups)
     if found.failed or found.incomplete:
         lines += ["## Runs without results", ""]
         lines += [f"- failed: `{path}`: {reason}" for path, reason in found.failed]
@@ -131,11 +161,38 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
     return "\n".join(lines)
 
 
+def ablation_markdown(groups: list[Group]) -> list[str]:
+    """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
+
+    The default is the untagged runs of the method named after the algorithm (`adapt_by_pruning`),
+    so a tagged run of another recipe of it (`adapt_by_pruning_paper`) is compared with it too.
+    """
+    tagged = [g for g in groups if g.tag]
+    if not tagged:
+        return []
+    lines = ["## Ablations", "",
+             "Each row is a tagged set of runs (`tag=...`); Δ is its mean minus the mean of the default recipe's untagged runs "
+             "(the method named after the algorithm) at the same task and sparsity, in points (× 100).", ""]
+    for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
+        rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
+        lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
+                  "| recipe | changes | mean ± std | n | Δ vs default |", "|---|---|---|---|---|"]
+        for algorithm in sorted({g.algorithm for g in rows}):
+            base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
+            if base is not None:
+                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  |")
+            for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
+                delta = f"{100 * (g.mean - base.mean):+.1f}" if base is not None else "—"
+                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} |")
+        lines.append("")
+    return lines
+
+
 def plot_task(task: str, groups: list[Group], path: Path) -> None:
     """Score vs sparsity per method (mean ± std shaded); FT and feature extraction as lines."""
     plt = plots.pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.6), dpi=120)
-    task_groups = [g for g in groups if g.task == task]
+    task_groups = [g for g in groups if g.task == task and not g.tag]
     for method in sorted({g.method for g in task_groups}):
         points = sorted((g for g in task_groups if g.method == method), key=lambda g: g.sparsity)
         if method in REFERENCE_METHODS:
@@ -162,7 +219,7 @@ def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collect
     groups = group_runs(found.runs)
     out = out_dir or root
     plots = {}
-    for task in sorted({g.task for g in groups}):
+    for task in sorted({g.task for g in groups if not g.tag}):
         name = f"report_{task}.png"
         plot_task(task, groups, out / name)
         plots[task] = name

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli.errors import UserError
 
 CONFIG = Path(".hydra") / "config.yaml"
+OVERRIDES = Path(".hydra") / "overrides.yaml"  # the command-line overrides Hydra recorded
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
 ENCODER = "encoder.safetensors"

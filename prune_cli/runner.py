@@ -157,6 +157,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         "seed": int(cfg.seed),
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
+        "tag": cfg.get("tag"),
     }
     _write_artifacts(run_dir, result, checkpoints.history, {
         **identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,

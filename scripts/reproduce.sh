@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Issue 7's grid on the tasks with local data, then the report:
+# Issue 7's grid on the tasks with local data, the recipe ablations, then the report:
 #   GLUE_DIR=../shared/glue bash scripts/reproduce.sh [runs_root] [report_dir]
 # Every pruning method at s in {0.5, 0.7, 0.9}, plus the fine-tuning and feature-extraction
 # references, seeds 1-3, all on the same budget (configs/trainer/cpu.yaml: 2000 steps or 5 epochs,
-# whichever comes first). TASKS / SEEDS / SPARSITIES / METHODS in the environment narrow it.
+# whichever comes first). Then each recipe ablation below (adapt-by-pruning at s = 0.5 with one
+# change from the default recipe, tagged with its name so that `prune-cli report` puts it in the
+# ablation table). TASKS / SEEDS / SPARSITIES / METHODS / ABLATIONS / ABLATION_TASKS /
+# ABLATION_SEEDS in the environment narrow it (ABLATIONS="" skips the ablations, GRID=0 the grid).
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
@@ -17,24 +20,53 @@ seeds=${SEEDS:-1 2 3}
 sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 
-run_one() {  # task method sparsity seed
-  local dir="$root/$1/$2/s$3/seed$4"
+# name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value)
+declare -A ablation=(
+  [paper-recipe]="method=adapt_by_pruning_paper trainer.batch_size=32 trainer.max_steps=2000 trainer.epochs=5"
+  [paper-init]="method.init=normal"
+  [paper-gamma]="method.gamma_schedule=constant"
+  [paper-theta-lr]="method.theta_lr=2e-5"
+  [paper-head-lr]="head.lr=2e-5"
+  [no-recovery]="method.no_recovery=true"
+  [theta-lr-2e-4]="method.theta_lr=2e-4"
+  [prune-longer]="method.prune_fraction=0.8"
+)
+ablations=${ABLATIONS-paper-init paper-gamma theta-lr-2e-4 prune-longer no-recovery paper-theta-lr paper-head-lr paper-recipe}
+ablation_tasks=${ABLATION_TASKS:-sst2}
+ablation_seeds=${ABLATION_SEEDS:-1}
+
+run_one() {  # dir, then the adapt options
+  local dir=$1; shift
   if [ -f "$dir/metrics.json" ]; then return 0; fi
-  echo "$(date +%T) $1 $2 s=$3 seed=$4 -> $dir"
+  echo "$(date +%T) $* -> $dir"
   if [ -f "$dir/.hydra/config.yaml" ]; then
     $cli adapt --resume "$dir"
   else
-    $cli adapt --task "$1" --method "$2" --sparsity "$3" --seed "$4" trainer.progress=false hydra.run.dir="$dir"
+    $cli adapt "$@" trainer.progress=false hydra.run.dir="$dir"
   fi || echo "$(date +%T) FAILED: $dir" >&2
 }
 
-for task in $tasks; do
-  for seed in $seeds; do
-    run_one "$task" finetune 0.0 "$seed"
-    for s in $sparsities; do
-      for method in $methods; do run_one "$task" "$method" "$s" "$seed"; done
+grid_run() {  # task method sparsity seed
+  run_one "$root/$1/$2/s$3/seed$4" --task "$1" --method "$2" --sparsity "$3" --seed "$4"
+}
+
+if [ "${GRID:-1}" != 0 ]; then
+  for task in $tasks; do
+    for seed in $seeds; do
+      grid_run "$task" finetune 0.0 "$seed"
+      for s in $sparsities; do
+        for method in $methods; do grid_run "$task" "$method" "$s" "$seed"; done
+      done
+      grid_run "$task" feature_extraction 0.0 "$seed"
     done
-    run_one "$task" feature_extraction 0.0 "$seed"
+  done
+fi
+for task in $ablation_tasks; do
+  for seed in $ablation_seeds; do
+    for name in $ablations; do
+      # shellcheck disable=SC2086  # the overrides are meant to split into words
+      run_one "$root/$task/ablation/$name/seed$seed" --task "$task" --sparsity 0.5 --seed "$seed" tag="$name" ${ablation[$name]}
+    done
   done
 done
 mkdir -p "$report"

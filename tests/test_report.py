@@ -10,16 +10,19 @@ from conftest import run_cli
 from prune_cli import report
 
 
-def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None) -> Path:
+def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
+             tag: str | None = None, overrides: list[str] | None = None) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides or []))
     if failed:
         (run_dir / "failed.json").write_text(json.dumps({"error": failed}))
     elif value is not None:
         (run_dir / "metrics.json").write_text(json.dumps({
             "task": "sst2", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
             "main_metric": "eval_accuracy", "main_metric_value": value, "metrics": {"eval_accuracy": value},
+            "algorithm": "adapt_by_pruning" if method.startswith("adapt_by_pruning") else method, "tag": tag,
         }))
     return run_dir
 
@@ -48,7 +51,7 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     result = run_cli("report", str(tmp_path))
     assert result.exit_code == 0, result.output
     csv_text = (tmp_path / "report.csv").read_text()
-    assert "sst2,adapt_by_pruning,0.5,0.500000,eval_accuracy,0.820000" in csv_text
+    assert "sst2,adapt_by_pruning,,0.5,0.500000,eval_accuracy,0.820000" in csv_text
     markdown = (tmp_path / "report.md").read_text()
     assert "failed: `" in markdown and "out of memory" in markdown and "incomplete (no metrics.json)" in markdown
     assert "0.9000 ± 0.0000 (n=1)" in markdown  # finetune as the reference column
@@ -58,3 +61,23 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
 def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
     result = run_cli("report", str(tmp_path))
     assert result.exit_code == 2 and "no run directories" in result.output
+
+
+def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path: Path):
+    partial_sweep(tmp_path)
+    fake_run(tmp_path, "g", "adapt_by_pruning", 0.5, 1, 0.78, tag="paper-init",
+             overrides=["task=sst2", "sparsity=0.5", "seed=1", "tag=paper-init", "method.init=normal", "trainer.progress=false"])
+    fake_run(tmp_path, "h", "adapt_by_pruning", 0.5, 2, 0.76, tag="paper-init",
+             overrides=["task=sst2", "seed=2", "tag=paper-init", "method.init=normal"])
+    fake_run(tmp_path, "i", "adapt_by_pruning_paper", 0.5, 1, 0.70, tag="paper-recipe",
+             overrides=["method=adapt_by_pruning_paper", "tag=paper-recipe", "trainer.batch_size=32"])
+    groups, _, _ = report.build(tmp_path)
+    untagged = [g for g in groups if g.method == "adapt_by_pruning" and not g.tag]
+    assert [g.values for g in untagged] == [(0.80, 0.84)]  # tagged runs are not pooled with the default
+    markdown = (tmp_path / "report.md").read_text()
+    main_table = markdown.split("## Ablations")[0]
+    assert "paper-init" not in main_table and "paper-recipe" not in main_table
+    ablations = markdown.split("## Ablations")[1]
+    assert "| adapt_by_pruning (default) |  | 0.8200 ± 0.0283 | 2 |  |" in ablations
+    assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 |" in ablations
+    assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -12.0 |" in ablations
