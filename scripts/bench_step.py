@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["tiny", "minilm", "bert-base-shape"], default="minilm")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=16, help="tokens per row (SST-2 averages 13.3; its padded batches ~16-25)")
+    parser.add_argument("--seq-len", type=int, default=16, help="tokens per row (SST-2 training batches as adapt pads them: mean 13.9, see scripts/batch_lengths.py)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")

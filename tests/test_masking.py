@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prune_cli.backbone import base_weights_hash, load_backbone
-from prune_cli.masking import MaskedEncoder, keep_top, select_maskable, sparsity, theta_masked_weight
+from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, select_maskable, sparsity, theta_masked_weight
 
 INCLUDE = [r"^embeddings\.\w+_embeddings\.weight$", r"^encoder\..*\.weight$"]
 EXCLUDE = ["LayerNorm", r"\.bias$"]
@@ -29,18 +29,26 @@ def test_default_patterns_select_embeddings_and_linear_weights_only(tiny):
     assert len([n for n in names if n.startswith("encoder.")]) == len(linear)
 
 
+@pytest.mark.parametrize("reuse_memory", [False, True])
 @pytest.mark.parametrize("t_small", [1.0, 0.3])
-def test_theta_gradient_is_eq4(tiny, t_small: float):
-    """grad_theta must equal grad_m * t_s * sigma(t_s theta) * (1 - sigma(t_s theta))."""
+def test_theta_gradient_is_eq4(tiny, t_small: float, reuse_memory: bool):
+    """grad_theta must equal grad_m * t_s * sigma(t_s theta) * (1 - sigma(t_s theta)), also when
+    the weight and gradient live in StepBuffers (then over two steps: the memory is reused)."""
     masked, tokenizer = tiny
     batch = dict(tokenizer(["the film is good .", "the plot is dull ."], padding=True, return_tensors="pt"))
     torch.manual_seed(1)
     names = masked.maskable
     theta = {n: (torch.randn(masked.shapes[n]) * 0.01 + 0.005).requires_grad_() for n in names}
     base = masked.base_weights()
-    weights = {n: theta_masked_weight(base[n], theta[n], 1e5, t_small) for n in names}
-    out = masked(batch, weights)[-1].sum()
-    out.backward()
+    buffers = {n: StepBuffers.like(theta[n], base[n]) if reuse_memory else None for n in names}
+    for _ in range(2 if reuse_memory else 1):
+        for t in theta.values():
+            t.grad = None
+        weights = {n: theta_masked_weight(base[n], theta[n], 1e5, t_small, buffers[n]) for n in names}
+        out = masked(batch, weights)[-1].sum()
+        out.backward()
+    if reuse_memory:
+        assert all(theta[n].grad.data_ptr() == buffers[n].grad.data_ptr() for n in names)
 
     # The same loss with the (hard) mask as a leaf tensor gives grad_m directly.
     hard = {n: torch.sigmoid(theta[n].detach() * 1e5).requires_grad_() for n in names}

@@ -113,9 +113,10 @@ def test_every_method_config_has_a_registered_algorithm():
         assert cfg.method.name == name and cfg.method.algorithm in METHODS
 
 
-def test_word_embedding_rows_path_matches_the_full_table(tiny_model_dir: Path):
-    """Gathering only a batch's word-embedding rows is an optimisation: theta, losses and the
-    stop point must equal the plain path (every row masked every step) exactly."""
+def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_dir: Path):
+    """Gathering only a batch's word-embedding rows and reusing each theta's memory across steps
+    are optimisations: theta, losses and the stop point must equal the plain path (every row
+    masked every step, fresh tensors every step) exactly."""
     from omegaconf import OmegaConf
 
     from prune_cli.config import compose
@@ -124,16 +125,21 @@ def test_word_embedding_rows_path_matches_the_full_table(tiny_model_dir: Path):
 
     method = OmegaConf.to_container(compose([]).method)
     results = []
-    for gather_rows in (True, False):
+    for gather_rows, reuse_memory in ((True, True), (False, True), (False, False)):
         ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=method)
         learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
         assert learner.token_table == "embeddings.word_embeddings.weight"
+        assert len(learner._step_buffers) == len(learner.state.theta) - 1
         if not gather_rows:
             learner.token_table = None
+        if not reuse_memory:
+            learner._step_buffers = {}
         batches = ctx.batches()
         losses = [learner.step(step, next(batches)) for step in range(6)]
         results.append((losses, [t.detach().clone() for t in learner.state.theta], learner.pruned_share))
-    (losses_a, theta_a, share_a), (losses_b, theta_b, share_b) = results
-    assert losses_a == losses_b and share_a == share_b
-    for a, b in zip(theta_a, theta_b):
-        assert torch.equal(a, b)
+    (losses_a, theta_a, share_a) = results[0]
+    assert all(0 < share < 1 for _, _, share in results)
+    for losses_b, theta_b, share_b in results[1:]:
+        assert losses_a == losses_b and share_a == share_b
+        for a, b in zip(theta_a, theta_b):
+            assert torch.equal(a, b)

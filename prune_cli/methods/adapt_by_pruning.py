@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
-from prune_cli.masking import MaskedEncoder, keep_top, theta_masked_weight
+from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
 from prune_cli.training import BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
@@ -61,6 +61,7 @@ class ThetaState:
         self.names = encoder.maskable
         self.theta = [torch.nn.Parameter(initial_theta(encoder.base_weight(n), cfg, generator).to(device)) for n in self.names]
         self.ever_pruned = [t.detach() <= 0 for t in self.theta]
+        self._negative = [torch.empty_like(e) for e in self.ever_pruned]  # reused every step (see StepBuffers)
         self.total = sum(t.numel() for t in self.theta)
         flat_index = torch.randint(0, self.total, (min(QUANTILE_SAMPLE, self.total),), generator=generator)
         # The same sample, split per tensor: reading it never concatenates all of theta.
@@ -75,12 +76,12 @@ class ThetaState:
         """Eq. 7's uniform push, recovery bookkeeping, and the share of theta <= 0, in one sweep."""
         torch._foreach_add_(self.theta, -gamma)
         pruned = 0
-        for theta, ever in zip(self.theta, self.ever_pruned):
-            negative = theta <= 0
+        for theta, ever, negative in zip(self.theta, self.ever_pruned, self._negative):
+            torch.le(theta, 0, out=negative)
             ever |= negative
             if forbid_recovery:
                 theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
-                negative = theta <= 0
+                torch.le(theta, 0, out=negative)
             pruned += int(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
         return pruned / self.total
 
@@ -136,6 +137,8 @@ class MaskLearner:
         self.reached_by_gamma = False
         self.token_table = token_table_name(ctx.encoder)
         self._token_buffer: torch.Tensor | None = None
+        # the word-embedding rows change shape every batch; every other theta reuses its memory
+        self._step_buffers = {n: StepBuffers.like(t, self.base[n]) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table}
 
     def _token_rows(self, theta: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The word-embedding mask for only the rows this batch uses, and input ids into them.
@@ -198,7 +201,7 @@ class MaskLearner:
             if name == self.token_table:
                 weights[name], batch = self._token_rows(theta, batch)
             else:
-                weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small)
+                weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
         with self.ctx.autocast():
             loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights)), batch["labels"])
         loss.backward()
