@@ -105,6 +105,10 @@ def check_config(cfg: DictConfig) -> None:
     resolve_model_path(str(cfg.model.name_or_path))  # a missing model folder fails before Hydra writes anything
     if int(cfg.trainer.batch_size) < 1:
         raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} must be at least 1")
+    from prune_cli.head import POOLINGS
+
+    if cfg.head.get("pooling", "cls") not in POOLINGS:
+        raise UserError(f"head.pooling={cfg.head.pooling!r} is not known; choose one of: {', '.join(POOLINGS)}")
 
 
 def check_run_dir(overrides: Sequence[str]) -> None:

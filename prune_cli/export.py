@@ -77,6 +77,7 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
         config.label2id = {label: i for i, label in enumerate(task["labels"])}
     config.problem_type = "regression" if data.is_regression(task) else "single_label_classification"
     config.architectures = [MODEL_CLASS]
+    config.prune_cli_pooling = task_head.pooling
     config.auto_map = {"AutoModelForSequenceClassification": f"{MODELING_FILE[:-3]}.{MODEL_CLASS}"}
     model = hf_modeling.PrunedBertForSequenceClassification(config)
     encoder_state = {name: tensor for name, tensor in base_encoder.state_dict().items() if not name.startswith("pooler.")}

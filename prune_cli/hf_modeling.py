@@ -19,18 +19,19 @@ from prune_cli.head import LayerMixHead  # export rewrites this to: from .layer_
 
 
 class PrunedBertForSequenceClassification(BertPreTrainedModel):
-    """The encoder's [CLS] vector at every layer, mixed by learned softmax weights, then an MLP."""
+    """The encoder's [CLS] (or mean) vector at every layer, mixed by learned softmax weights, then an MLP."""
 
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.head = LayerMixHead(config.hidden_size, config.num_hidden_layers + 1, config.num_labels)
+        self.head = LayerMixHead(config.hidden_size, config.num_hidden_layers + 1, config.num_labels,
+                                 pooling=getattr(config, "prune_cli_pooling", "cls"))
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs) -> SequenceClassifierOutput:
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, output_hidden_states=True)
-        logits = self.head(out.hidden_states)
+        logits = self.head(out.hidden_states, attention_mask)
         loss = None
         if labels is not None:
             if self.num_labels == 1:

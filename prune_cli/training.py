@@ -143,6 +143,7 @@ def new_head(encoder: MaskedEncoder, num_outputs: int, head_cfg: Mapping[str, An
         num_hidden_states=config.num_hidden_layers + 1,
         num_outputs=num_outputs,
         dropout=float(head_cfg.get("dropout", 0.0)),
+        pooling=str(head_cfg.get("pooling", "cls")),
     )
 
 
@@ -187,7 +188,8 @@ def predict(
     with encoder.fixed(weights):
         for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, batch_size)):
             with autocast(device, precision):
-                out = head(encoder(to_device(batch, device))).float().cpu()
+                batch = to_device(batch, device)
+                out = head(encoder(batch), batch.get("attention_mask")).float().cpu()
             outputs.append((indices, out.numpy()))
     head.train()
     order = np.concatenate([i for i, _ in outputs])

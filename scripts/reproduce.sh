@@ -20,7 +20,9 @@ seeds=${SEEDS:-1 2 3}
 sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 
-# name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value)
+# name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value).
+# The mean-pooling rows change the head of every method (fine-tuning and feature extraction too),
+# since a head change is only fair if the references get it as well.
 declare -A ablation=(
   [paper-recipe]="method=adapt_by_pruning_paper trainer.batch_size=32 trainer.max_steps=2000 trainer.epochs=5"
   [paper-init]="method.init=normal"
@@ -30,8 +32,11 @@ declare -A ablation=(
   [no-recovery]="method.no_recovery=true"
   [theta-lr-2e-4]="method.theta_lr=2e-4"
   [prune-longer]="method.prune_fraction=0.8"
+  [mean-pooling]="head.pooling=mean"
+  [mean-pooling-finetune]="method=finetune head.pooling=mean"
+  [mean-pooling-features]="method=feature_extraction head.pooling=mean"
 )
-ablations=${ABLATIONS-paper-init paper-gamma theta-lr-2e-4 prune-longer no-recovery paper-theta-lr paper-head-lr paper-recipe}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 paper-recipe}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
 

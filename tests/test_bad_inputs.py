@@ -33,6 +33,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
         (["task=="], ["invalid override"]),
         (["method.not_a_key=3"], ["Could not override 'method.not_a_key'", "+method.not_a_key=3"]),
         (["--sparsity", "0.5,0.9"], ["add -m/--multirun"]),
+        (["head.pooling=max"], ["head.pooling='max' is not known", "cls, mean"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):

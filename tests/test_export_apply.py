@@ -19,9 +19,10 @@ def _run(in_tmp: Path, tiny_model_dir: Path, *args: str, name: str) -> Path:
     return in_tmp / name
 
 
-@pytest.mark.parametrize(("task", "method"), [("stsb", "adapt_by_pruning"), ("sst2", "magnitude"), ("mrpc", "finetune")])
-def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, tiny_model_dir: Path, task: str, method: str):
-    run_dir = _run(in_tmp, tiny_model_dir, "--task", task, "--method", method, name="run")
+@pytest.mark.parametrize(("task", "method", "pooling"), [("stsb", "adapt_by_pruning", "cls"), ("sst2", "magnitude", "cls"),
+                                                       ("mrpc", "finetune", "cls"), ("sst2", "adapt_by_pruning", "mean")])
+def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, tiny_model_dir: Path, task: str, method: str, pooling: str):
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", task, "--method", method, f"head.pooling={pooling}", name="run")
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(FIXTURE_GLUE))
     assert result.exit_code == 0, result.output
     modeling = (in_tmp / "hf" / export.MODELING_FILE).read_text()
@@ -40,8 +41,9 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     texts = (["a fine film", "the plot"], ["a bad film", "plot twist ."]) if task != "sst2" else (["a fine film", "the plot is thin"], None)
     batch = tokenizer(texts[0], texts[1], return_tensors="pt", padding=True)
     with torch.no_grad(), encoder.fixed(weights):
-        ours = head(encoder(dict(batch)))
+        ours = head(encoder(dict(batch)), batch["attention_mask"])
         theirs = model(**batch).logits
+    assert head.pooling == pooling == model.config.prune_cli_pooling
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert read_metrics(run_dir)["metrics"] == export.score_exported(in_tmp / "hf", run_dir, str(FIXTURE_GLUE))
     # the baked encoder is a plain BertModel too, zeros where the mask pruned

@@ -113,3 +113,20 @@ def test_fixed_weights_match_per_call_swap_and_are_restored(tiny):
     assert torch.equal(per_call, installed)
     assert base_weights_hash(masked.encoder) == before
     assert all(not p.requires_grad for p in masked.encoder.parameters())
+
+
+def test_mean_pooling_head_ignores_padding_and_differs_from_cls():
+    """A row's output must not depend on how far its batch is padded; [CLS] and mean pooling differ."""
+    from prune_cli.head import LayerMixHead
+
+    torch.manual_seed(0)
+    states = tuple(torch.randn(2, 5, 8) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    mean_head, cls_head = LayerMixHead(8, 3, 2, pooling="mean"), LayerMixHead(8, 3, 2, pooling="cls")
+    cls_head.load_state_dict(mean_head.state_dict())
+    padded = mean_head(states, mask)
+    alone = mean_head(tuple(s[:1, :3] for s in states), mask[:1, :3])
+    torch.testing.assert_close(padded[:1], alone)
+    assert not torch.allclose(padded, cls_head(states, mask))
+    with pytest.raises(ValueError, match="pooling"):
+        LayerMixHead(8, 3, 2, pooling="max")

@@ -203,7 +203,7 @@ class MaskLearner:
             else:
                 weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
         with self.ctx.autocast():
-            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights)), batch["labels"])
+            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights), batch.get("attention_mask")), batch["labels"])
         loss.backward()
         if self.token_table is not None:
             self._token_grad()

@@ -94,7 +94,7 @@ def fit_head(
             with ctx.autocast():
                 with torch.no_grad():
                     hidden = ctx.encoder(batch)
-                loss = criterion(trainer.head(hidden), batch["labels"])
+                loss = criterion(trainer.head(hidden, batch.get("attention_mask")), batch["labels"])
             loss.backward()
             trainer.step()
             ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
@@ -141,7 +141,8 @@ class WeightTrainer:
 
     def step(self, batch: dict[str, torch.Tensor], masks: Masks | None) -> float:
         with self.ctx.autocast():
-            loss = self.criterion(self.heads.head(self.ctx.encoder(batch, effective(self.ctx, self.params, masks))), batch["labels"])
+            hidden = self.ctx.encoder(batch, effective(self.ctx, self.params, masks))
+            loss = self.criterion(self.heads.head(hidden, batch.get("attention_mask")), batch["labels"])
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
