@@ -149,6 +149,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
                 cells = [f"{by_s[s].mean:.4f} ± {by_s[s].std:.4f} (n={len(by_s[s].values)}, realized {by_s[s].realized:.4f})"
                          if s in by_s else "—" for s in sparsities] + [""]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines += margin_lines(task_groups, sparsities)
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]
         lines.append("")
@@ -159,6 +160,35 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
         lines += [f"- incomplete (no metrics.json): `{path}`" for path in found.incomplete]
         lines.append("")
     return "\n".join(lines)
+
+
+OURS = "adapt_by_pruning"
+PRUNING_BASELINES = ("random", "magnitude", "gmp", "imp")
+
+
+def margin_lines(task_groups: list[Group], sparsities: list[float]) -> list[str]:
+    """Issue 7's comparisons, in points (x 100) of the task's metric: ours against fine-tuning, the
+    best pruning baseline at the same sparsity, and feature extraction. Only where both exist."""
+    ours = {g.sparsity: g for g in task_groups if g.method == OURS}
+    refs = {g.method: g for g in task_groups if g.method in REFERENCE_METHODS}
+    if not ours:
+        return []
+    lines = ["", f"Margins of {OURS} (mean over seeds, points; n = seeds behind each mean):", ""]
+    for name, ref in (("fine-tuning", refs.get("finetune")), ("feature extraction", refs.get("feature_extraction"))):
+        if ref is not None:
+            cells = [f"s={s:g}: {100 * (ours[s].mean - ref.mean):+.1f} (n={len(ours[s].values)} vs {len(ref.values)})" for s in sparsities if s in ours]
+            lines.append(f"- vs {name}: " + ", ".join(cells))
+    cells = []
+    for s in sparsities:
+        rivals = [g for g in task_groups if g.sparsity == s and g.method in PRUNING_BASELINES]
+        if s in ours and rivals:
+            best = max(rivals, key=lambda g: g.mean)
+            missing = sorted(set(PRUNING_BASELINES) - {g.method for g in rivals})
+            cells.append(f"s={s:g}: {100 * (ours[s].mean - best.mean):+.1f} over {best.method}"
+                         + (f" (not run: {', '.join(missing)})" if missing else ""))
+    if cells:
+        lines.append("- vs the best pruning baseline: " + ", ".join(cells))
+    return lines
 
 
 def ablation_markdown(groups: list[Group]) -> list[str]:

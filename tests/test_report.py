@@ -55,6 +55,8 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     markdown = (tmp_path / "report.md").read_text()
     assert "failed: `" in markdown and "out of memory" in markdown and "incomplete (no metrics.json)" in markdown
     assert "0.9000 ± 0.0000 (n=1)" in markdown  # finetune as the reference column
+    assert "- vs fine-tuning: s=0.5: -8.0 (n=2 vs 1)" in markdown
+    assert "- vs the best pruning baseline: s=0.5: +27.0 over random (not run: gmp, imp, magnitude)" in markdown
     assert (tmp_path / "report_sst2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
