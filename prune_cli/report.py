@@ -40,8 +40,9 @@ class Group:
     values: tuple[float, ...]
     realized: float
     tag: str = ""
-    changes: str = ""
-    algorithm: str = ""  # the overrides that made this tag (from the runs' .hydra/overrides.yaml)
+    changes: str = ""  # the overrides that made this tag (from the runs' .hydra/overrides.yaml)
+    algorithm: str = ""
+    train_seconds: float = float("nan")  # mean over the runs: what one cell of the grid costs
 
     @property
     def label(self) -> str:
@@ -94,6 +95,12 @@ def recipe_changes(run_dir: Path) -> str:
     return " ".join(sorted(kept))
 
 
+def _uninterrupted_seconds(members: list[dict]) -> float:
+    """Mean training seconds of the runs that were never resumed (a resumed run times only its tail)."""
+    whole = [float(r["train_seconds"]) for r in members if "train_seconds" in r and not r.get("resumed_from")]
+    return statistics.fmean(whole) if whole else float("nan")
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
@@ -105,7 +112,8 @@ def group_runs(runs: list[dict]) -> list[Group]:
         algorithm = members[0].get("algorithm", method)
         changes = sorted({recipe_changes(r["run_dir"]) for r in members if "run_dir" in r}) if tag else []
         groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
-                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm))
+                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
+                            _uninterrupted_seconds(members)))
     return groups
 
 
@@ -121,10 +129,10 @@ def rich_table(groups: list[Group]) -> Table:
 def to_csv(groups: list[Group]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values"])
+    writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values", "train_seconds_mean"])
     for g in groups:
         writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}",
-                         len(g.values), " ".join(f"{v:.6f}" for v in g.values)])
+                         len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"])
     return out.getvalue()
 
 
@@ -154,6 +162,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             lines += ["", f"![{task}]({plots[task]})"]
         lines.append("")
     lines += ablation_markdown(groups)
+    lines += cost_markdown(groups)
     if found.failed or found.incomplete:
         lines += ["## Runs without results", ""]
         lines += [f"- failed: `{path}`: {reason}" for path, reason in found.failed]
@@ -189,6 +198,21 @@ def margin_lines(task_groups: list[Group], sparsities: list[float]) -> list[str]
     if cells:
         lines.append("- vs the best pruning baseline: " + ", ".join(cells))
     return lines
+
+
+def cost_markdown(groups: list[Group]) -> list[str]:
+    """Training seconds per run (metrics.json's train_seconds) by task and method: what the grid costs."""
+    timed = [g for g in groups if g.train_seconds == g.train_seconds]  # NaN: every run of the group was resumed
+    rows: dict[tuple[str, str], list[float]] = {}
+    for g in timed:
+        if not g.tag:
+            rows.setdefault((g.task, g.method), []).extend([g.train_seconds] * len(g.values))
+    total = sum(g.train_seconds * len(g.values) for g in timed)
+    lines = ["## Cost", "", f"Training time of the {sum(len(g.values) for g in groups)} runs above: about {total / 3600:.1f} h "
+             "of wall clock (ablations included; loading and scoring excluded; a resumed run counts as the mean of its "
+             "group's uninterrupted runs).", "", "| task | method | runs | mean training s per run |", "|---|---|---|---|"]
+    lines += [f"| {task} | {method} | {len(seconds)} | {statistics.fmean(seconds):.0f} |" for (task, method), seconds in sorted(rows.items())]
+    return lines + [""]
 
 
 def ablation_markdown(groups: list[Group]) -> list[str]:

@@ -11,7 +11,7 @@ from prune_cli import report
 
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
-             tag: str | None = None, overrides: list[str] | None = None) -> Path:
+             tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
@@ -23,6 +23,8 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             "task": "sst2", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
             "main_metric": "eval_accuracy", "main_metric_value": value, "metrics": {"eval_accuracy": value},
             "algorithm": "adapt_by_pruning" if method.startswith("adapt_by_pruning") else method, "tag": tag,
+            **({"train_seconds": seconds} if seconds is not None else {}),
+            "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
 
@@ -58,6 +60,16 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     assert "- vs fine-tuning: s=0.5: -8.0 (n=2 vs 1)" in markdown
     assert "- vs the best pruning baseline: s=0.5: +27.0 over random (not run: gmp, imp, magnitude)" in markdown
     assert (tmp_path / "report_sst2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, seconds=300.0)
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.82, seconds=5.0, resumed=True)  # timed its tail only
+    report.build(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| sst2 | adapt_by_pruning | 3 | 200 |" in markdown
+    assert "Training time of the 3 runs above: about 0.2 h" in markdown
 
 
 def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
