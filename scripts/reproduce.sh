@@ -22,7 +22,8 @@ methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 
 # name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value).
 # The mean-pooling rows change the head of every method (fine-tuning and feature extraction too),
-# since a head change is only fair if the references get it as well.
+# since a head change is only fair if the references get it as well. An entry without --sparsity
+# runs at s = 0.5.
 declare -A ablation=(
   [paper-recipe]="method=adapt_by_pruning_paper trainer.batch_size=32 trainer.max_steps=2000 trainer.epochs=5"
   [paper-init]="method.init=normal"
@@ -35,8 +36,10 @@ declare -A ablation=(
   [mean-pooling]="head.pooling=mean"
   [mean-pooling-finetune]="method=finetune head.pooling=mean"
   [mean-pooling-features]="method=feature_extraction head.pooling=mean"
+  [mean-pooling-s0.9]="--sparsity 0.9 head.pooling=mean"
+  [prune-to-end]="method.prune_fraction=1.0"
 )
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 paper-recipe}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end paper-recipe}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
 
@@ -69,8 +72,10 @@ fi
 for task in $ablation_tasks; do
   for seed in $ablation_seeds; do
     for name in $ablations; do
+      spec=${ablation[$name]}
+      case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
       # shellcheck disable=SC2086  # the overrides are meant to split into words
-      run_one "$root/$task/ablation/$name/seed$seed" --task "$task" --sparsity 0.5 --seed "$seed" tag="$name" ${ablation[$name]}
+      run_one "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
     done
   done
 done
