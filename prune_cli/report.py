@@ -43,6 +43,10 @@ class Group:
     changes: str = ""  # the overrides that made this tag (from the runs' .hydra/overrides.yaml)
     algorithm: str = ""
     train_seconds: float = float("nan")  # mean over the runs: what one cell of the grid costs
+    seeds: tuple[int, ...] = ()  # the seed of each value, in the same order
+
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.values))
 
     @property
     def label(self) -> str:
@@ -113,7 +117,7 @@ def group_runs(runs: list[dict]) -> list[Group]:
         changes = sorted({recipe_changes(r["run_dir"]) for r in members if "run_dir" in r}) if tag else []
         groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
-                            _uninterrupted_seconds(members)))
+                            _uninterrupted_seconds(members), tuple(int(r.get("seed", -1)) for r in members)))
     return groups
 
 
@@ -215,6 +219,16 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     return lines + [""]
 
 
+def paired_delta(tagged: Group, base: Group) -> str:
+    """tagged − base in points, over the seeds both have; seed-to-seed noise would swamp the mean difference."""
+    mine, theirs = tagged.by_seed(), base.by_seed()
+    shared = sorted(set(mine) & set(theirs))
+    if not shared:
+        return f"{100 * (tagged.mean - base.mean):+.1f} (no shared seed)"
+    delta = statistics.fmean(mine[s] - theirs[s] for s in shared)
+    return f"{100 * delta:+.1f} ({', '.join(map(str, shared))})"
+
+
 def ablation_markdown(groups: list[Group]) -> list[str]:
     """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
 
@@ -225,18 +239,19 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
     if not tagged:
         return []
     lines = ["## Ablations", "",
-             "Each row is a tagged set of runs (`tag=...`); Δ is its mean minus the mean of the default recipe's untagged runs "
-             "(the method named after the algorithm) at the same task and sparsity, in points (× 100).", ""]
+             "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
+             "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
+             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means.", ""]
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
-                  "| recipe | changes | mean ± std | n | Δ vs default |", "|---|---|---|---|---|"]
+                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) |", "|---|---|---|---|---|"]
         for algorithm in sorted({g.algorithm for g in rows}):
             base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
             if base is not None:
                 lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  |")
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
-                delta = f"{100 * (g.mean - base.mean):+.1f}" if base is not None else "—"
+                delta = paired_delta(g, base) if base is not None else "—"
                 lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} |")
         lines.append("")
     return lines
