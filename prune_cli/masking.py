@@ -78,7 +78,7 @@ class ThetaMaskedWeight(torch.autograd.Function):
         ctx.save_for_backward(theta, base)
         ctx.t_small, ctx.buffers = t_small, buffers
         ctx.theta = theta if buffers is not None else None
-        out = torch.mul(theta, t_large) if buffers is None else torch.mul(theta, t_large, out=buffers.weight)
+        out = torch.mul(theta, t_large, out=None if buffers is None else buffers.weight)
         out.sigmoid_().mul_(base)
         return out if buffers is None else out.detach()
 
@@ -86,10 +86,7 @@ class ThetaMaskedWeight(torch.autograd.Function):
     def backward(ctx, grad_weight: torch.Tensor):
         theta, base = ctx.saved_tensors
         out = None if ctx.buffers is None else ctx.buffers.grad
-        if ctx.t_small == 1.0:
-            grad = torch.sigmoid(theta) if out is None else torch.sigmoid(theta, out=out)
-        else:
-            grad = (torch.mul(theta, ctx.t_small) if out is None else torch.mul(theta, ctx.t_small, out=out)).sigmoid_()
+        grad = torch.sigmoid(theta, out=out) if ctx.t_small == 1.0 else torch.mul(theta, ctx.t_small, out=out).sigmoid_()
         grad.addcmul_(grad, grad, value=-1.0)  # sigma(1 - sigma), in place
         grad.mul_(grad_weight).mul_(base)
         if ctx.t_small != 1.0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,7 @@ def margin_lines(task_groups: list[Group], sparsities: list[float]) -> list[str]
 
 def cost_markdown(groups: list[Group]) -> list[str]:
     """Training seconds per run (metrics.json's train_seconds) by task and method: what the grid costs."""
-    timed = [g for g in groups if g.train_seconds == g.train_seconds]  # NaN: every run of the group was resumed
+    timed = [g for g in groups if not math.isnan(g.train_seconds)]  # NaN: every run of the group was resumed
     rows: dict[tuple[str, str], list[float]] = {}
     for g in timed:
         if not g.tag:
