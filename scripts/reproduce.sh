@@ -38,8 +38,9 @@ declare -A ablation=(
   [mean-pooling-features]="method=feature_extraction head.pooling=mean"
   [mean-pooling-s0.9]="--sparsity 0.9 head.pooling=mean"
   [prune-to-end]="method.prune_fraction=1.0"
+  [prune-longer-mean]="method.prune_fraction=0.8 head.pooling=mean"
 )
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end paper-recipe}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean paper-recipe}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
 
