@@ -109,6 +109,11 @@ def check_config(cfg: DictConfig) -> None:
 
     if cfg.head.get("pooling", "cls") not in POOLINGS:
         raise UserError(f"head.pooling={cfg.head.pooling!r} is not known; choose one of: {', '.join(POOLINGS)}")
+    if cfg.method.algorithm == "adapt_by_pruning":
+        warmup, ramp_end = float(cfg.method.get("head_warmup_fraction", 0.0)), float(cfg.method.prune_fraction)
+        if not 0.0 <= warmup < ramp_end <= 1.0:
+            raise UserError(f"method.head_warmup_fraction={warmup} and method.prune_fraction={ramp_end} must satisfy "
+                            "0 <= head_warmup_fraction < prune_fraction <= 1 (pruning runs between the two)")
 
 
 def check_run_dir(overrides: Sequence[str]) -> None:

@@ -39,8 +39,9 @@ declare -A ablation=(
   [mean-pooling-s0.9]="--sparsity 0.9 head.pooling=mean"
   [prune-to-end]="method.prune_fraction=1.0"
   [prune-longer-mean]="method.prune_fraction=0.8 head.pooling=mean"
+  [head-warmup]="method.head_warmup_fraction=0.1"
 )
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean paper-recipe}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
 

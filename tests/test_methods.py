@@ -143,3 +143,25 @@ def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_di
         assert losses_a == losses_b and share_a == share_b
         for a, b in zip(theta_a, theta_b):
             assert torch.equal(a, b)
+
+
+def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target(in_tmp: Path, tiny_model_dir: Path):
+    """head_warmup_fraction: the first steps train only the head on the dense encoder (sparsity 0
+    throughout), then the ramp prunes from there and still ends at exactly s."""
+    import json
+
+    from prune_cli import rundir
+
+    result = run_cli("adapt", "--sparsity", "0.5", "method.head_warmup_fraction=0.25", "method.prune_fraction=0.75", "trainer.epochs=null",
+                     *tiny_overrides(tiny_model_dir, steps=16))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    history = [json.loads(line) for line in (run_dir / rundir.HISTORY).read_text().splitlines()]
+    phases = [record["phase"] for record in history]
+    assert phases[:4] == ["warmup"] * 4 and phases[4] == "prune" and "warmup" not in phases[4:]
+    assert [record["step"] for record in history] == list(range(1, 17))
+    assert all(record["sparsity"] == 0.0 for record in history[:4])
+    assert 0.0 < history[4]["sparsity"] < 0.5, "the ramp starts after the warm-up, not at its own step 4"
+    metrics = read_metrics(run_dir)
+    assert abs(metrics["sparsity_realized"] - 0.5) <= 0.001
+    assert metrics["method_details"]["pruning_steps"] <= 13  # the ramp ends at step 12; the last hair may take one more

@@ -6,6 +6,12 @@ Per step, with m = sigma(t_l * theta) in the forward pass:
 Pruning stops when the share of theta <= 0 reaches the target s (Alg. 1); the mask is then
 1[theta > 0]. The head keeps training on the frozen mask for whatever budget is left.
 
+Optional head warm-up (`head_warmup_fraction`, not in the paper): the first share of the budget
+trains only the head on the dense frozen encoder (every weight kept, as theta_0 says), so that
+the first pruning decisions follow the gradient of a head that already reads the task rather than
+of a random one. Those steps cost a head step each; the pruning ramp then runs from the end of the
+warm-up to `prune_fraction` of the budget.
+
 How we land on *exactly* s: the gamma push brings the share of theta <= 0 up to s; the final mask
 then keeps the round((1 - s) * N) largest theta (a global threshold, which at that point differs
 from theta > 0 by at most a few weights). Requested and realized sparsity are both recorded.
@@ -14,8 +20,8 @@ gamma schedules:
 * constant: gamma_i = gamma (the paper). With the paper's 2e-7 the target may not be reached in a
   short budget; then the final threshold does the rest and `reached_by_gamma` says so.
 * adaptive: every `gamma_update_every` steps, gamma_i is raised to the smallest uniform push that
-  would put the scheduled sparsity (cubic ramp to s over `prune_fraction` of the budget, as in Zhu &
-  Gupta) below zero by the next update (by the next step once the ramp is over, so that the last
+  would put the scheduled sparsity (cubic ramp to s from the end of the head warm-up to
+  `prune_fraction` of the budget, as in Zhu & Gupta) below zero by the next update (by the next step once the ramp is over, so that the last
   hair of the target, which theta's own updates keep undoing, does not drag on), never below
   `gamma`. It is still Eq. 7, with gamma chosen so the budget is met.
 """
@@ -128,7 +134,8 @@ class MaskLearner:
         self.criterion = loss_fn(ctx.regression)
         self.base = ctx.encoder.base_weights()
         self.t_large, self.t_small = float(cfg["t_large"]), float(cfg["t_small"])
-        self.ramp = max(1, int(cfg["prune_fraction"] * total))
+        self.start = head_warmup_steps(cfg, total)  # the first pruning step
+        self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
         self.every = max(1, int(cfg["gamma_update_every"]))
         self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
         self.gamma = float(cfg["gamma"])
@@ -211,8 +218,8 @@ class MaskLearner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.cfg["gamma_schedule"] == "adaptive" and step % self.every == 0:
-            wanted = cubic_target(step + self.every, self.ramp, self.target)
+        if self.cfg["gamma_schedule"] == "adaptive" and (step - self.start) % self.every == 0:
+            wanted = cubic_target(step - self.start + self.every, self.ramp - self.start, self.target)
             # spread over the steps to the next update; past the ramp's end, close the gap at once
             spread = self.every if step + self.every <= self.ramp else max(1, self.ramp - step)
             self.gamma = max(float(self.cfg["gamma"]), state.push_for(wanted, self.pruned_share) / spread)
@@ -220,10 +227,14 @@ class MaskLearner:
         return float(loss.detach())
 
 
+def head_warmup_steps(cfg: Mapping[str, Any], total: int) -> int:
+    return int(float(cfg.get("head_warmup_fraction", 0.0)) * total)
+
+
 def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
     """Alg. 1's loop: prune until the share of theta <= 0 reaches s (or the budget ends)."""
     total = ctx.budget.total_steps
-    first_step = 0
+    first_step = learner.start
     point = ctx.checkpoints.take("prune")
     if point is not None:
         learner.load_state_dict(point.state["learner"])
@@ -250,6 +261,8 @@ def run(ctx: RunContext) -> MethodResult:
     learner = MaskLearner(ctx, heads)
     batches = ctx.batches()
     resumed = ctx.checkpoints.pending
+    if resumed is None or resumed.phase == "warmup":  # a later phase's checkpoint carries the warm head
+        fit_head(ctx, heads, None, learner.start, batches, "warmup")
     if resumed is not None and resumed.phase == "head":  # pruning had already stopped before the kill
         learner.load_state_dict(resumed.state["carry"]["learner"])
     else:
