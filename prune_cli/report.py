@@ -242,18 +242,24 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
     lines = ["## Ablations", "",
              "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
              "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
-             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means.", ""]
+             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means. "
+             "The last column compares the same way with the task's (untagged) fine-tuning runs: issue 7's target.", ""]
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
-                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) |", "|---|---|---|---|---|"]
+                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) |", "|---|---|---|---|---|---|"]
+        finetune = next((g for g in groups if (g.task, g.method, g.tag) == (task, "finetune", "")), None)
+
+        def vs_finetune(group: Group) -> str:
+            return paired_delta(group, finetune) if finetune is not None and group.method != "finetune" else ""
+
         for algorithm in sorted({g.algorithm for g in rows}):
             base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
             if base is not None:
-                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  |")
+                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  | {vs_finetune(base)} |")
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
-                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} |")
+                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} |")
         lines.append("")
     return lines
 
