@@ -47,27 +47,28 @@ def _same_run(a: Path, b: Path) -> None:
     assert history[0] == history[1]
 
 
-# (method, sparsity, steps, kill after this many steps over all phases, phase it dies in);
-# adapt-by-pruning prunes over the first quarter of its budget here, then trains the head.
+# (method, extra overrides, sparsity, steps, kill after this many steps over all phases, phase it
+# dies in); adapt-by-pruning prunes over the first quarter of its budget here, then trains the
+# head; with the warm-up, the head trains alone for 4 steps and pruning runs from step 4 to 10.
+QUICK_PRUNING = ["method.prune_fraction=0.25"]
+WARMUP = [*QUICK_PRUNING, "method.head_warmup_fraction=0.1"]
 CASES = [
-    ("adapt_by_pruning", "0.5", 40, 7, "prune"),
-    ("adapt_by_pruning", "0.5", 40, 33, "head"),
-    ("adapt_by_pruning-warmup", "0.5", 40, 3, "warmup"),
-    ("adapt_by_pruning-warmup", "0.5", 40, 7, "prune"),
-    ("gmp", "0.5", 12, 17, "head"),
-    ("imp", "0.5", 16, 9, "imp round 3/4"),
-    ("finetune", "0.0", 12, 7, "finetune"),
-    ("random", "0.5", 12, 8, "head"),
+    ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 7, "prune"),
+    ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 33, "head"),
+    ("adapt_by_pruning", WARMUP, "0.5", 40, 3, "warmup"),
+    ("adapt_by_pruning", WARMUP, "0.5", 40, 7, "prune"),
+    ("gmp", [], "0.5", 12, 17, "head"),
+    ("imp", [], "0.5", 16, 9, "imp round 3/4"),
+    ("finetune", [], "0.0", 12, 7, "finetune"),
+    ("random", [], "0.5", 12, 8, "head"),
 ]
 
 
-@pytest.mark.parametrize(("method", "sparsity", "steps", "kill_at", "phase"), CASES, ids=[f"{c[0]}-{c[4]}" for c in CASES])
+@pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "kill_at", "phase"), CASES,
+                         ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else ''}-{c[5]}" for c in CASES])
 def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                          method: str, sparsity: str, steps: int, kill_at: int, phase: str):
-    quick_pruning = ["method.prune_fraction=0.25"] if method.startswith("adapt_by_pruning") else []
-    if method.endswith("-warmup"):  # the head alone for 4 steps, then pruning from step 4 to 10
-        method, quick_pruning = method.removesuffix("-warmup"), [*quick_pruning, "method.head_warmup_fraction=0.1"]
-    common = [*quick_pruning, f"method={method}", f"sparsity={sparsity}", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=steps)]
+                                          method: str, extra: list[str], sparsity: str, steps: int, kill_at: int, phase: str):
+    common = [*extra, f"method={method}", f"sparsity={sparsity}", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=steps)]
     assert run_cli("adapt", *common, "hydra.run.dir=uninterrupted").exit_code == 0
 
     with monkeypatch.context() as patch:

@@ -21,9 +21,9 @@ gamma schedules:
   short budget; then the final threshold does the rest and `reached_by_gamma` says so.
 * adaptive: every `gamma_update_every` steps, gamma_i is raised to the smallest uniform push that
   would put the scheduled sparsity (cubic ramp to s from the end of the head warm-up to
-  `prune_fraction` of the budget, as in Zhu & Gupta) below zero by the next update (by the next step once the ramp is over, so that the last
-  hair of the target, which theta's own updates keep undoing, does not drag on), never below
-  `gamma`. It is still Eq. 7, with gamma chosen so the budget is met.
+  `prune_fraction` of the budget, as in Zhu & Gupta) below zero by the next update (by the next
+  step once the ramp is over, so that the last hair of the target, which theta's own updates keep
+  undoing, does not drag on), never below `gamma`. It is still Eq. 7, with gamma chosen so the budget is met.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class MaskLearner:
         self.criterion = loss_fn(ctx.regression)
         self.base = ctx.encoder.base_weights()
         self.t_large, self.t_small = float(cfg["t_large"]), float(cfg["t_small"])
-        self.start = head_warmup_steps(cfg, total)  # the first pruning step
+        self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
         self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
         self.every = max(1, int(cfg["gamma_update_every"]))
         self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
@@ -225,10 +225,6 @@ class MaskLearner:
             self.gamma = max(float(self.cfg["gamma"]), state.push_for(wanted, self.pruned_share) / spread)
         self.pruned_share = state.push_and_track(self.gamma, self.cfg["no_recovery"], self.floor)
         return float(loss.detach())
-
-
-def head_warmup_steps(cfg: Mapping[str, Any], total: int) -> int:
-    return int(float(cfg.get("head_warmup_fraction", 0.0)) * total)
 
 
 def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
