@@ -13,7 +13,10 @@
 All in one process, after warm-up, median of --repeats. Prints each time, peak memory (CUDA
 allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
 /proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time, as text and one
-JSON line. Models: tiny (2x32), minilm (the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-
+JSON line. With --processes N the whole measurement runs in N fresh processes one after the
+other, and the median, min and max of each ratio over them is printed too: on a shared CPU the
+ratio moves more between processes than between repeats within one (memory placement), so one
+process's figure is not reproducible on its own. Models: tiny (2x32), minilm (the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-
 base dimensions, random weights: no download needed).
 """
 
@@ -22,7 +25,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -130,6 +135,43 @@ def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch
     return statistics.median(times[False]), statistics.median(times[True])
 
 
+RATIOS = ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense")
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Median, min and max of each ratio over the processes (NaN-free ones only, e.g. no --skip-naive)."""
+    summary = {}
+    for key in RATIOS:
+        values = [run[key] for run in runs if key in run and not math.isnan(run[key])]
+        if values:
+            summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return summary
+
+
+def single_process_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of one measuring process: the same options, without --processes."""
+    argv = []
+    for key, value in vars(args).items():
+        option = "--" + key.replace("_", "-")
+        if key == "processes" or value is False:
+            continue
+        argv += [option] if value is True else [option, str(value)]
+    return argv
+
+
+def run_processes(argv: list[str], processes: int) -> None:
+    """Re-run this script `processes` times in fresh processes; print each one's ratios and the summary."""
+    runs = []
+    for index in range(processes):
+        out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"process {index + 1}/{processes}: " + "  ".join(f"{key}={runs[-1][key]:.3f}" for key in RATIOS), flush=True)
+    summary = summarize(runs)
+    for key, stats in summary.items():
+        print(f"  {key:32s} median {stats['median']:.3f}  (min {stats['min']:.3f}, max {stats['max']:.3f}, {stats['n']} processes)")
+    print(json.dumps({"processes": runs, "summary": summary}))
+
+
 def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float) -> None:
     """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step."""
     model = copy.deepcopy(encoder.encoder)
@@ -151,7 +193,7 @@ def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, crit
     optimizer.zero_grad(set_to_none=True)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["tiny", "minilm", "bert-base-shape"], default="minilm")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -160,7 +202,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
-    args = parser.parse_args()
+    parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.processes > 1:
+        run_processes(single_process_argv(args), args.processes)
+        return
 
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
