@@ -16,8 +16,8 @@ allocator peak on a GPU; on a CPU the process's peak RSS, reset before each meas
 JSON line. With --processes N the whole measurement runs in N fresh processes one after the
 other, and the median, min and max of each ratio over them is printed too: on a shared CPU the
 ratio moves more between processes than between repeats within one (memory placement), so one
-process's figure is not reproducible on its own. Models: tiny (2x32), minilm (the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-
-base dimensions, random weights: no download needed).
+process's figure is not reproducible on its own. Models: tiny (2x32), minilm (the packaged
+all-MiniLM-L6-v2) or bert-base-shape (BERT-base dimensions, random weights: no download needed).
 """
 
 from __future__ import annotations
