@@ -182,6 +182,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         "base_weights_unchanged": hash_after == prepared.base_hash,
         "method_details": result.extra,
         "device": str(prepared.device),
+        "threads": torch.get_num_threads(),  # intra-op threads this run used (config null: torch's default)
         "versions": {"prune_cli": prune_cli.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -11,6 +11,11 @@
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
+#
+# JOBS=2 runs two cells at a time with cores/JOBS torch threads each (trainer.num_threads; a
+# resumed run gets OMP_NUM_THREADS). On the 2-core CPU that is ~1.3x the throughput of one run
+# on both cores, because MiniLM's small matmuls do not keep two threads busy
+# (scripts/bench_lanes.py measures it). Each run's metrics.json records the threads it used.
 set -uo pipefail
 root=${1:-outputs/reproduce}
 report=${2:-docs/results}
@@ -44,20 +49,31 @@ declare -A ablation=(
 ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
+jobs=${JOBS:-1}
+cores=$(nproc)
+threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
 run_one() {  # dir, then the adapt options
   local dir=$1; shift
-  if [ -f "$dir/metrics.json" ]; then return 0; fi
+  local lane=() lane_env=()
+  if [ "$jobs" -gt 1 ]; then lane=("trainer.num_threads=$threads"); lane_env=("OMP_NUM_THREADS=$threads"); fi
   echo "$(date +%T) $* -> $dir"
   if [ -f "$dir/.hydra/config.yaml" ]; then
-    $cli adapt --resume "$dir"
+    env "${lane_env[@]}" $cli adapt --resume "$dir"
   else
-    $cli adapt "$@" trainer.progress=false hydra.run.dir="$dir"
+    $cli adapt "$@" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir"
   fi || echo "$(date +%T) FAILED: $dir" >&2
 }
 
+launch() {  # like run_one, but with JOBS > 1 in the background, at most JOBS at a time
+  if [ -f "$1/metrics.json" ]; then return 0; fi
+  if [ "$jobs" -le 1 ]; then run_one "$@"; return; fi
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  run_one "$@" &
+}
+
 grid_run() {  # task method sparsity seed
-  run_one "$root/$1/$2/s$3/seed$4" --task "$1" --method "$2" --sparsity "$3" --seed "$4"
+  launch "$root/$1/$2/s$3/seed$4" --task "$1" --method "$2" --sparsity "$3" --seed "$4"
 }
 
 if [ "${GRID:-1}" != 0 ]; then
@@ -77,9 +93,10 @@ for task in $ablation_tasks; do
       spec=${ablation[$name]}
       case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
       # shellcheck disable=SC2086  # the overrides are meant to split into words
-      run_one "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
+      launch "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
     done
   done
 done
+wait
 mkdir -p "$report"
 $cli report "$root" --out "$report"

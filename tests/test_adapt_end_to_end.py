@@ -100,6 +100,8 @@ def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_mo
     assert [round(s, 3) for s in realized] == [0.3, 0.6]
     for run in runs:
         assert files_in(run) == RUN_FILES
+        if launcher:  # each parallel job records the threads it was given
+            assert read_metrics(run)["threads"] == 1
 
 
 def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):

@@ -1,0 +1,88 @@
+"""scripts/reproduce.sh's bookkeeping, with a stand-in CLI: which cells run, skip, resume, and how many at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.sh"
+
+# Records each call, counts the calls running at that moment, and finishes the run like adapt would.
+FAKE_CLI = r'''
+import json, os, sys, time
+from pathlib import Path
+log = Path(os.environ["FAKE_LOG"])
+running = log.parent / "running"
+running.mkdir(exist_ok=True)
+me = running / str(os.getpid())
+me.touch()
+args = sys.argv[1:]
+if args[0] == "adapt":
+    run_dir = Path(args[args.index("--resume") + 1]) if "--resume" in args else Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")))
+    record = {"args": args, "omp": os.environ.get("OMP_NUM_THREADS"), "concurrent": len(list(running.iterdir()))}
+    time.sleep(0.4)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text("{}")
+else:
+    record = {"args": args}
+with open(log, "a") as f:
+    f.write(json.dumps(record) + "\n")
+me.unlink()
+'''
+
+
+def run_grid(tmp_path: Path, jobs: int, root: Path) -> list[dict]:
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text(FAKE_CLI)
+    log = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
+           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "no-recovery"}
+    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def cell(call: dict) -> str:
+    args = call["args"]
+    if "--resume" in args:
+        return args[args.index("--resume") + 1]
+    return next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir="))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_cell_runs_once_then_the_report(tmp_path: Path, jobs: int):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, jobs, root)
+    adapt, report = calls[:-1], calls[-1]
+    assert report["args"][:2] == ["report", str(root)]  # last, after every job has finished
+    expected = {f"{root}/sst2/{m}/s{s}/seed1" for m, s in
+                [("finetune", "0.0"), ("adapt_by_pruning", "0.5"), ("magnitude", "0.5"), ("random", "0.5"), ("feature_extraction", "0.0")]}
+    expected.add(f"{root}/sst2/ablation/no-recovery/seed1")
+    assert sorted(cell(c) for c in adapt) == sorted(expected)
+    assert max(c["concurrent"] for c in adapt) <= jobs
+    if jobs == 1:
+        assert not any("trainer.num_threads" in a for c in adapt for a in c["args"])
+    else:
+        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+        assert all(f"trainer.num_threads={threads}" in c["args"] for c in adapt)
+        assert max(c["concurrent"] for c in adapt) == jobs  # the lanes really overlap
+
+
+def test_finished_cells_are_skipped_and_killed_ones_resumed(tmp_path: Path):
+    root = tmp_path / "runs"
+    finished = root / "sst2" / "finetune" / "s0.0" / "seed1"
+    killed = root / "sst2" / "magnitude" / "s0.5" / "seed1"
+    finished.mkdir(parents=True)
+    (finished / "metrics.json").write_text("{}")
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    calls = run_grid(tmp_path, 2, root)[:-1]
+    assert str(finished) not in [cell(c) for c in calls]
+    resumed = [c for c in calls if "--resume" in c["args"]]
+    assert [cell(c) for c in resumed] == [str(killed)]
+    assert resumed[0]["omp"] == str(max(1, len(os.sched_getaffinity(0)) // 2))  # the stored config cannot take the override
