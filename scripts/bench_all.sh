@@ -8,6 +8,8 @@ if [ -n "${GLUE_DIR:-}" ]; then python "$here/batch_lengths.py" --task sst2; els
 echo "== targets: MiniLM-L6, batch 32, SST-2 lengths (14 tokens: the mean padded batch above; and 16)"
 python "$here/bench_step.py" --model minilm --batch-size 32 --seq-len 14 --processes 5
 python "$here/bench_step.py" --model minilm --batch-size 32 --seq-len 16
+echo "== grid lanes: two one-thread runs side by side vs one two-thread run (MiniLM-L6, batch 32, 14 tokens)"
+python "$here/bench_lanes.py" --model minilm --batch-size 32 --seq-len 14 --lanes 2
 echo "== model size: tiny and bert-base shape (random weights), batch 32, 16 tokens"
 python "$here/bench_step.py" --model tiny --batch-size 32 --seq-len 16
 python "$here/bench_step.py" --model bert-base-shape --batch-size 32 --seq-len 16 --repeats 5 --warmup 2

@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
     return parser
 
 
@@ -211,6 +212,8 @@ def main() -> None:
     if args.processes > 1:
         run_processes(single_process_argv(args), args.processes)
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:

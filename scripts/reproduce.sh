@@ -13,9 +13,9 @@
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
 # JOBS=2 runs two cells at a time with cores/JOBS torch threads each (trainer.num_threads; a
-# resumed run gets OMP_NUM_THREADS). On the 2-core CPU that is ~1.3x the throughput of one run
-# on both cores, because MiniLM's small matmuls do not keep two threads busy
-# (scripts/bench_lanes.py measures it). Each run's metrics.json records the threads it used.
+# resumed run gets OMP_NUM_THREADS). MiniLM's small matmuls do not keep two threads busy, so on
+# the 2-core CPU two one-thread lanes finish 1.0-1.3x the steps per second of one run on both
+# cores (scripts/bench_lanes.py; docs/performance.md). Each metrics.json records its threads.
 set -uo pipefail
 root=${1:-outputs/reproduce}
 report=${2:-docs/results}
