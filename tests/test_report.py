@@ -11,7 +11,8 @@ from prune_cli import report
 
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
-             tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False) -> Path:
+             tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
+             threads: int | None = None) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
@@ -24,6 +25,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             "main_metric": "eval_accuracy", "main_metric_value": value, "metrics": {"eval_accuracy": value},
             "algorithm": "adapt_by_pruning" if method.startswith("adapt_by_pruning") else method, "tag": tag,
             **({"train_seconds": seconds} if seconds is not None else {}),
+            **({"threads": threads} if threads is not None else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -68,8 +70,19 @@ def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
     fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.82, seconds=5.0, resumed=True)  # timed its tail only
     report.build(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert "| sst2 | adapt_by_pruning | 3 | 200 |" in markdown
+    assert "| sst2 | adapt_by_pruning | not recorded | 3 | 200 |" in markdown
     assert "Training time of the 3 runs above: about 0.2 h" in markdown
+
+
+def test_cost_section_says_which_runs_ran_in_lanes(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0, threads=2)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, seconds=300.0, threads=1)
+    fake_run(tmp_path, "c", "random", 0.5, 1, 0.55, seconds=50.0, threads=1)
+    report.build(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| sst2 | adapt_by_pruning | 1/2 | 2 | 200 |" in markdown
+    assert "| sst2 | random | 1 | 1 | 50 |" in markdown
+    assert "ran side by side" in markdown
 
 
 def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
