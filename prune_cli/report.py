@@ -45,7 +45,7 @@ class Group:
     algorithm: str = ""
     train_seconds: float = float("nan")  # mean over the runs: what one cell of the grid costs
     seeds: tuple[int, ...] = ()  # the seed of each value, in the same order
-    threads: str = ""  # torch threads the runs used ("1", "2", "1/2"); "" where metrics.json predates the field
+    threads: str = ""  # torch threads the runs used ("1", "2", "1/2"); "?" for a run whose metrics.json predates the field
 
     def by_seed(self) -> dict[int, float]:
         return dict(zip(self.seeds, self.values))
@@ -120,7 +120,7 @@ def group_runs(runs: list[dict]) -> list[Group]:
         groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
                             _uninterrupted_seconds(members), tuple(int(r.get("seed", -1)) for r in members),
-                            "/".join(sorted({str(r["threads"]) for r in members if "threads" in r}, key=int))))
+                            "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t)))))
     return groups
 
 
@@ -218,12 +218,12 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     rows: dict[tuple[str, str, str], list[float]] = {}
     for g in timed:
         if not g.tag:
-            rows.setdefault((g.task, g.method, g.threads or "not recorded"), []).extend([g.train_seconds] * len(g.values))
+            rows.setdefault((g.task, g.method, g.threads), []).extend([g.train_seconds] * len(g.values))
     total = sum(g.train_seconds * len(g.values) for g in timed)
     lines = ["## Cost", "", f"Training time of the {sum(len(g.values) for g in groups)} runs above: about {total / 3600:.1f} h, "
              "the sum of each run's own wall clock (ablations included; loading and scoring excluded; a resumed run counts as "
              "the mean of its group's uninterrupted runs). Runs on fewer threads than cores ran side by side, so the grid's "
-             "own wall clock was shorter.", "", "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
+             "own wall clock was shorter. Threads `?`: not recorded (the run predates that field of metrics.json).", "", "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
     lines += [f"| {task} | {method} | {threads} | {len(seconds)} | {statistics.fmean(seconds):.0f} |"
               for (task, method, threads), seconds in sorted(rows.items())]
     return lines + [""]

@@ -70,7 +70,7 @@ def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
     fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.82, seconds=5.0, resumed=True)  # timed its tail only
     report.build(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert "| sst2 | adapt_by_pruning | not recorded | 3 | 200 |" in markdown
+    assert "| sst2 | adapt_by_pruning | ? | 3 | 200 |" in markdown
     assert "Training time of the 3 runs above: about 0.2 h" in markdown
 
 
@@ -78,9 +78,12 @@ def test_cost_section_says_which_runs_ran_in_lanes(tmp_path: Path):
     fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0, threads=2)
     fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, seconds=300.0, threads=1)
     fake_run(tmp_path, "c", "random", 0.5, 1, 0.55, seconds=50.0, threads=1)
+    fake_run(tmp_path, "d", "magnitude", 0.5, 1, 0.70, seconds=60.0, threads=1)
+    fake_run(tmp_path, "e", "magnitude", 0.5, 2, 0.71, seconds=80.0)  # made before metrics.json had the field
     report.build(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert "| sst2 | adapt_by_pruning | 1/2 | 2 | 200 |" in markdown
+    assert "| sst2 | magnitude | 1/? | 2 | 70 |" in markdown
     assert "| sst2 | random | 1 | 1 | 50 |" in markdown
     assert "ran side by side" in markdown
 
