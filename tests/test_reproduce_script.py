@@ -25,7 +25,7 @@ args = sys.argv[1:]
 if args[0] == "adapt":
     run_dir = Path(args[args.index("--resume") + 1]) if "--resume" in args else Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")))
     record = {"args": args, "omp": os.environ.get("OMP_NUM_THREADS"), "concurrent": len(list(running.iterdir()))}
-    time.sleep(0.4)
+    time.sleep(0.8)  # long enough that two lanes started together overlap even on a loaded machine
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text("{}")
 else:
