@@ -6,15 +6,26 @@ enough that a whole `adapt` takes about a second.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 FIXTURE_GLUE = Path(__file__).resolve().parent / "fixtures" / "glue"
 # GLUE_DIR (the README sets it to ../shared/glue) is resolved now, before tests change directory.
 SHARED_GLUE = Path(os.environ.get("GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "glue").resolve()
+
+
+def load_script(name: str) -> ModuleType:
+    """A file of scripts/ imported as a module, so its helpers can be tested without running it."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _fixture_words() -> list[str]:

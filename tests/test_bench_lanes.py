@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_lanes.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def lanes():
-    spec = importlib.util.spec_from_file_location("bench_lanes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_lanes")
 
 
 def test_throughput_ratio_counts_steps_per_second_of_all_lanes(lanes):

@@ -47,6 +47,11 @@ def run_grid(tmp_path: Path, jobs: int, root: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+def lane_threads(jobs: int) -> int:
+    """What reproduce.sh gives each lane: cores / JOBS, at least one."""
+    return max(1, len(os.sched_getaffinity(0)) // jobs)
+
+
 def cell(call: dict) -> str:
     args = call["args"]
     if "--resume" in args:
@@ -68,8 +73,7 @@ def test_every_cell_runs_once_then_the_report(tmp_path: Path, jobs: int):
     if jobs == 1:
         assert not any("trainer.num_threads" in a for c in adapt for a in c["args"])
     else:
-        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-        assert all(f"trainer.num_threads={threads}" in c["args"] for c in adapt)
+        assert all(f"trainer.num_threads={lane_threads(jobs)}" in c["args"] for c in adapt)
         assert max(c["concurrent"] for c in adapt) == jobs  # the lanes really overlap
 
 
@@ -85,4 +89,4 @@ def test_finished_cells_are_skipped_and_killed_ones_resumed(tmp_path: Path):
     assert str(finished) not in [cell(c) for c in calls]
     resumed = [c for c in calls if "--resume" in c["args"]]
     assert [cell(c) for c in resumed] == [str(killed)]
-    assert resumed[0]["omp"] == str(max(1, len(os.sched_getaffinity(0)) // 2))  # the stored config cannot take the override
+    assert resumed[0]["omp"] == str(lane_threads(2))  # the stored config cannot take the override
