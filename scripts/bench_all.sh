@@ -10,6 +10,9 @@ python "$here/bench_step.py" --model minilm --batch-size 32 --seq-len 14 --proce
 python "$here/bench_step.py" --model minilm --batch-size 32 --seq-len 16
 echo "== grid lanes: two one-thread runs side by side vs one two-thread run (MiniLM-L6, batch 32, 14 tokens)"
 python "$here/bench_lanes.py" --model minilm --batch-size 32 --seq-len 14 --lanes 2
+echo "== the forward mask, clamped vs plain (10.6M encoder theta of MiniLM-L6), 2 threads and 1"
+python "$here/bench_mask_forward.py" --threads 2
+python "$here/bench_mask_forward.py" --threads 1
 echo "== model size: tiny and bert-base shape (random weights), batch 32, 16 tokens"
 python "$here/bench_step.py" --model tiny --batch-size 32 --seq-len 16
 python "$here/bench_step.py" --model bert-base-shape --batch-size 32 --seq-len 16 --repeats 5 --warmup 2

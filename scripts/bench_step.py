@@ -10,7 +10,10 @@
                                  are timed in alternation, 3x --repeats each)
 (e) one resume checkpoint       (a pruning step's full state written as `adapt` writes it: fsync'd)
 
-All in one process, after warm-up, median of --repeats. Prints each time, peak memory (CUDA
+All in one process, after warm-up, median of --repeats. The kinds take turns, and each turn runs
+one untimed step before the timed one: a training run repeats one kind of step, while the first
+step after another kind pays for that kind's memory churn (on a CPU, freed blocks go back to the
+OS and are page-faulted in again), which is not the cost of either step. Prints each time, peak memory (CUDA
 allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
 /proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time, as text and one
 JSON line. With --processes N the whole measurement runs in N fresh processes one after the
@@ -100,12 +103,16 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
     return statistics.median(times), peak_mib(device)
 
 
-def timed_round_robin(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
-    """Median time of each step kind, measured one step of each in turn (order rotating)."""
+def timed_round_robin(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int,
+                      settle: int = 1) -> dict[str, float]:
+    """Median time of each step kind, measured one step of each in turn (order rotating), each
+    timed step preceded by `settle` untimed steps of the same kind (see the module docstring)."""
     names = list(steps)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(warmup + repeats):
         for name in names[i % len(names):] + names[: i % len(names)]:
+            for _ in range(settle):
+                steps[name]()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
@@ -204,7 +211,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="instead of timing, profile this many steps of (a) and (b) after warm-up and print each one's "
+                             "costliest ops (torch.profiler, self CPU time per step): where b's extra time goes")
     return parser
+
+
+def profile_steps(steps: dict[str, Callable[[], object]], warmup: int, count: int, rows: int = 20) -> None:
+    """Self time per step of each op, costliest first, for each step kind, after its wall time
+    without the profiler: what the ops do not account for is Python and framework overhead."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for kind, step in steps.items():
+        for _ in range(warmup):
+            step()
+        wall = []
+        for _ in range(count):
+            start = time.perf_counter()
+            step()
+            wall.append(time.perf_counter() - start)
+        print(f"== {kind}: {statistics.median(wall) * 1e3:.1f} ms wall per step (median of {count}, not profiled)")
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(count):
+                step()
+        total_ms = sum(event.self_cpu_time_total for event in prof.key_averages()) / 1e3 / count
+        print(f"   {total_ms:.1f} ms of it in ops (self CPU time per step over {count} profiled steps):")
+        events = sorted(prof.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+        for event in events[:rows]:
+            print(f"  {event.self_cpu_time_total / 1e3 / count:8.2f} ms  {event.count // count:5d} calls  {event.key}")
 
 
 def main() -> None:
@@ -260,6 +294,10 @@ def main() -> None:
         step, _ = build(kind)
         results[f"{kind[0]}_peak_mib"] = timed(step, device, 1, 2)[1]
         del step, _
+    if args.profile:
+        steps = {kind: build(kind)[0] for kind in ("a_finetune", "b_adapt")}
+        profile_steps(steps, args.warmup, args.profile)
+        return
     built = {kind: build(kind) for kind in kinds}
     results.update(timed_round_robin({kind: step for kind, (step, _) in built.items()}, device, args.warmup, args.repeats))
     learner = built["b_adapt"][1]

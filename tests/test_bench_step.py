@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from conftest import load_script
 
@@ -33,3 +34,31 @@ def test_each_process_gets_the_same_options_without_processes(bench):
     assert vars(child) == {**vars(args), "processes": 1}
     plain = parser.parse_args(["--processes", "2"])
     assert "--skip-naive" not in bench.single_process_argv(plain)
+
+
+def test_profile_prints_each_kinds_costliest_ops_per_step(bench, capsys):
+    x = torch.randn(64, 64)
+    bench.profile_steps({"a_finetune": lambda: x @ x, "b_adapt": lambda: torch.sigmoid(x @ x)}, warmup=1, count=2)
+    out = capsys.readouterr().out
+    assert "== a_finetune:" in out and "== b_adapt:" in out
+    b_part = out.split("== b_adapt:")[1]
+    assert "aten::sigmoid" in b_part and "aten::sigmoid" not in out.split("== b_adapt:")[0]
+    assert "1 calls  aten::mm" in b_part  # counts are per step, not per profile
+
+
+def test_round_robin_times_each_kind_after_a_settling_step_of_its_own(bench, monkeypatch):
+    """A step that follows another kind pays for that kind's memory churn (here 10 units instead of
+    1 on a fake clock); the timed step must be the one after a step of its own kind."""
+    clock = {"now": 0.0, "last": None}
+
+    def step_of(kind: str):
+        def step() -> None:
+            clock["now"] += 1.0 if clock["last"] == kind else 10.0
+            clock["last"] = kind
+        return step
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+    steps = {"a": step_of("a"), "b": step_of("b"), "c": step_of("c")}
+    cpu = torch.device("cpu")
+    assert bench.timed_round_robin(steps, cpu, warmup=1, repeats=4) == {"a_s": 1.0, "b_s": 1.0, "c_s": 1.0}
+    assert bench.timed_round_robin(steps, cpu, warmup=1, repeats=4, settle=0) == {"a_s": 10.0, "b_s": 10.0, "c_s": 10.0}

@@ -130,3 +130,27 @@ def test_mean_pooling_head_ignores_padding_and_differs_from_cls():
     assert not torch.allclose(padded, cls_head(states, mask))
     with pytest.raises(ValueError, match="pooling"):
         LayerMixHead(8, 3, 2, pooling="max")
+
+
+def test_clamped_mask_argument_leaves_every_mask_bit_identical():
+    """The forward pass clamps t_l * theta to [SIGMOID_ZERO_AT, SIGMOID_ONE_AT] for speed; that is
+    only allowed because sigmoid is already exactly 0 / 1 beyond those bounds on this machine's
+    kernels. Swept here: every 31st float32 with 8 <= |x| < 1024 (where the saturation starts,
+    subnormal outputs included), the bounds' neighbours, and the extremes."""
+    from prune_cli.masking import SIGMOID_ONE_AT, SIGMOID_ZERO_AT
+
+    def bits_of(value: float) -> int:
+        return int(torch.tensor([value], dtype=torch.float32).view(torch.int32))
+
+    positive = torch.arange(bits_of(8.0), bits_of(1024.0), 31, dtype=torch.int32).view(torch.float32)
+    edges = torch.tensor([SIGMOID_ZERO_AT, SIGMOID_ONE_AT])
+    neighbours = torch.cat([torch.nextafter(edges, torch.tensor(float("inf"))), torch.nextafter(edges, torch.tensor(-float("inf")))])
+    extremes = torch.tensor([float("inf"), -float("inf"), 3.4e38, -3.4e38, 1e5, -1e5, 0.0, -0.0, 1e-3, -1e-3])
+    x = torch.cat([positive, -positive, edges, neighbours, extremes])
+    theta = x / 1e5
+    expected = torch.sigmoid(theta * 1e5)
+    got = theta_masked_weight(torch.ones_like(theta), theta, 1e5, 1.0)
+    assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+    assert float(torch.sigmoid(torch.tensor(SIGMOID_ZERO_AT))) == 0.0
+    assert float(torch.sigmoid(torch.tensor(SIGMOID_ONE_AT))) == 1.0
+    assert bool(((expected > 0) & (expected < 1)).any()), "the sweep must cross the unsaturated band"
