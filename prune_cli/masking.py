@@ -73,7 +73,8 @@ class ThetaMaskedWeight(torch.autograd.Function):
     """w0 * sigma(t_l * theta) forward; Eq. 4's gradient for theta backward.
 
     Forward: the effective weight w0 * m with m = sigma(t_l theta) (a step 1[theta > 0] for
-    large t_l; its argument clamped where sigmoid is already exactly 0 or 1, see SIGMOID_ZERO_AT). Backward (Eq. 4 of the paper):
+    large t_l; its argument clamped where sigmoid is already exactly 0 or 1, see SIGMOID_ZERO_AT).
+    Backward (Eq. 4 of the paper):
         grad_theta = grad_m * t_s * sigma(t_s theta) * (1 - sigma(t_s theta)),  grad_m = grad_w * w0.
     Using the large t_l in the backward pass would make the gradient vanish almost everywhere.
     Fused and in place: a full-size temporary per op would cost more than the matmuls on a CPU.

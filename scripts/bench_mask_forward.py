@@ -7,8 +7,8 @@ Why: on a CPU, `sigmoid` runs about half as fast wherever exp(-x) lands among th
 numbers, and t_l * theta (t_l = 1e5) spreads over thousands, so many entries hit that slow path.
 `prune_cli.masking.ThetaMaskedWeight` clamps the argument to [SIGMOID_ZERO_AT, SIGMOID_ONE_AT],
 where sigmoid is already exactly 0 or 1, so every mask stays bit-identical. This times both on
-theta as initialised (N(0.01, 0.03^2), the default method config) and half pruned (half of theta
-in [-3e-3, 0], where a run spends most of its steps), checks that the outputs are identical bit
+theta as `adapt` initialises it (`initial_theta` with the default method config) and half pruned
+(that theta with half of its entries moved into [-3e-3, 0], as after the pruning ramp), checks that the outputs are identical bit
 for bit, and prints the plain/clamped time ratio (> 1: the clamp is faster). Ends with one JSON
 line. Each is the median of --repeats passes over all tensors, both kernels in alternation.
 """
@@ -21,8 +21,11 @@ import statistics
 import time
 
 import torch
+from omegaconf import OmegaConf
 
+from prune_cli.config import compose
 from prune_cli.masking import StepBuffers, theta_masked_weight
+from prune_cli.methods.adapt_by_pruning import initial_theta
 
 T_LARGE = 1e5
 
@@ -32,8 +35,9 @@ def linear_shapes(layers: int, hidden: int, intermediate: int) -> list[tuple[int
     return [(hidden, hidden)] * 4 * layers + [(intermediate, hidden), (hidden, intermediate)] * layers
 
 
-def theta_like(shape: tuple[int, int], pruned_half: bool, generator: torch.Generator) -> torch.Tensor:
-    theta = torch.randn(shape, generator=generator).mul_(0.03).add_(0.01)
+def theta_like(base: torch.Tensor, method_cfg: dict, pruned_half: bool, generator: torch.Generator) -> torch.Tensor:
+    """theta_0 for `base` as adapt-by-pruning draws it; with pruned_half, half of it moved below 0."""
+    theta = initial_theta(base, method_cfg, generator)
     if pruned_half:
         flat = theta.view(-1)
         half = flat.numel() // 2
@@ -85,8 +89,9 @@ def main() -> None:
     bases = [torch.randn(s, generator=generator).mul_(0.05) for s in shapes]
     result: dict[str, object] = {"numel": sum(b.numel() for b in bases), "threads": torch.get_num_threads()}
     print(f"{result['numel']:,} theta in {len(shapes)} tensors, {result['threads']} threads")
+    method_cfg = OmegaConf.to_container(compose([]).method, resolve=True)
     for label, pruned_half in (("init", False), ("half_pruned", True)):
-        thetas = [theta_like(s, pruned_half, generator) for s in shapes]
+        thetas = [theta_like(b, method_cfg, pruned_half, generator) for b in bases]
         row = measure(thetas, bases, args.repeats, args.warmup)
         result[label] = row
         print(f"  theta {label:12s} plain {row['plain_ms']:6.1f} ms  clamped {row['clamped_ms']:6.1f} ms  "

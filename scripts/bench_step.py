@@ -13,10 +13,10 @@
 All in one process, after warm-up, median of --repeats. The kinds take turns, and each turn runs
 one untimed step before the timed one: a training run repeats one kind of step, while the first
 step after another kind pays for that kind's memory churn (on a CPU, freed blocks go back to the
-OS and are page-faulted in again), which is not the cost of either step. Prints each time, peak memory (CUDA
-allocator peak on a GPU; on a CPU the process's peak RSS, reset before each measurement via
-/proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time, as text and one
-JSON line. With --processes N the whole measurement runs in N fresh processes one after the
+OS and are page-faulted in again), which is not the cost of either step. Prints each time, peak
+memory (CUDA allocator peak on a GPU; on a CPU the process's peak RSS, reset before each
+measurement via /proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time,
+as text and one JSON line. With --processes N the whole measurement runs in N fresh processes one after the
 other, and the median, min and max of each ratio over them is printed too: on a shared CPU the
 ratio moves more between processes than between repeats within one (memory placement), so one
 process's figure is not reproducible on its own. Models: tiny (2x32), minilm (the packaged
@@ -217,26 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def profile_steps(steps: dict[str, Callable[[], object]], warmup: int, count: int, rows: int = 20) -> None:
+def profile_steps(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, count: int, rows: int = 20) -> None:
     """Self time per step of each op, costliest first, for each step kind, after its wall time
     without the profiler: what the ops do not account for is Python and framework overhead."""
     from torch.profiler import ProfilerActivity, profile
 
     for kind, step in steps.items():
-        for _ in range(warmup):
-            step()
-        wall = []
-        for _ in range(count):
-            start = time.perf_counter()
-            step()
-            wall.append(time.perf_counter() - start)
-        print(f"== {kind}: {statistics.median(wall) * 1e3:.1f} ms wall per step (median of {count}, not profiled)")
+        wall_s, _ = timed(step, device, warmup, count)
+        print(f"== {kind}: {wall_s * 1e3:.1f} ms wall per step (median of {count}, not profiled)")
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(count):
                 step()
-        total_ms = sum(event.self_cpu_time_total for event in prof.key_averages()) / 1e3 / count
-        print(f"   {total_ms:.1f} ms of it in ops (self CPU time per step over {count} profiled steps):")
         events = sorted(prof.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+        total_ms = sum(event.self_cpu_time_total for event in events) / 1e3 / count
+        print(f"   {total_ms:.1f} ms of it in ops (self CPU time per step over {count} profiled steps):")
         for event in events[:rows]:
             print(f"  {event.self_cpu_time_total / 1e3 / count:8.2f} ms  {event.count // count:5d} calls  {event.key}")
 
@@ -296,7 +290,7 @@ def main() -> None:
         del step, _
     if args.profile:
         steps = {kind: build(kind)[0] for kind in ("a_finetune", "b_adapt")}
-        profile_steps(steps, args.warmup, args.profile)
+        profile_steps(steps, device, args.warmup, args.profile)
         return
     built = {kind: build(kind) for kind in kinds}
     results.update(timed_round_robin({kind: step for kind, (step, _) in built.items()}, device, args.warmup, args.repeats))

@@ -38,7 +38,7 @@ def test_each_process_gets_the_same_options_without_processes(bench):
 
 def test_profile_prints_each_kinds_costliest_ops_per_step(bench, capsys):
     x = torch.randn(64, 64)
-    bench.profile_steps({"a_finetune": lambda: x @ x, "b_adapt": lambda: torch.sigmoid(x @ x)}, warmup=1, count=2)
+    bench.profile_steps({"a_finetune": lambda: x @ x, "b_adapt": lambda: torch.sigmoid(x @ x)}, torch.device("cpu"), warmup=1, count=2)
     out = capsys.readouterr().out
     assert "== a_finetune:" in out and "== b_adapt:" in out
     b_part = out.split("== b_adapt:")[1]
