@@ -8,9 +8,10 @@ numbers, and t_l * theta (t_l = 1e5) spreads over thousands, so many entries hit
 `prune_cli.masking.ThetaMaskedWeight` clamps the argument to [SIGMOID_ZERO_AT, SIGMOID_ONE_AT],
 where sigmoid is already exactly 0 or 1, so every mask stays bit-identical. This times both on
 theta as `adapt` initialises it (`initial_theta` with the default method config) and half pruned
-(that theta with half of its entries moved into [-3e-3, 0], as after the pruning ramp), checks that the outputs are identical bit
-for bit, and prints the plain/clamped time ratio (> 1: the clamp is faster). Ends with one JSON
-line. Each is the median of --repeats passes over all tensors, both kernels in alternation.
+(that theta with half of its entries moved into [-3e-3, 0], as after the pruning ramp), checks
+that the outputs are identical bit for bit, and prints the plain/clamped time ratio (> 1: the
+clamp is faster). Ends with one JSON line. Each is the median of --repeats passes over all
+tensors, both kernels in alternation.
 """
 
 from __future__ import annotations

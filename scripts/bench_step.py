@@ -16,11 +16,12 @@ step after another kind pays for that kind's memory churn (on a CPU, freed block
 OS and are page-faulted in again), which is not the cost of either step. Prints each time, peak
 memory (CUDA allocator peak on a GPU; on a CPU the process's peak RSS, reset before each
 measurement via /proc/self/clear_refs) and the ratios b/a, c/b and dense/masked inference time,
-as text and one JSON line. With --processes N the whole measurement runs in N fresh processes one after the
-other, and the median, min and max of each ratio over them is printed too: on a shared CPU the
-ratio moves more between processes than between repeats within one (memory placement), so one
-process's figure is not reproducible on its own. Models: tiny (2x32), minilm (the packaged
-all-MiniLM-L6-v2) or bert-base-shape (BERT-base dimensions, random weights: no download needed).
+as text and one JSON line. With --processes N the whole measurement runs in N fresh processes
+one after the other, and the median, min and max of each ratio over them is printed too: on a
+shared CPU the ratio moves more between processes than between repeats within one (memory
+placement), so one process's figure is not reproducible on its own. Models: tiny (2x32), minilm
+(the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-base dimensions, random weights: no
+download needed).
 """
 
 from __future__ import annotations
