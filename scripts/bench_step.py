@@ -9,6 +9,9 @@
 (d) inference, masked vs dense  (mask applied once through the shared masking mechanism; the two
                                  are timed in alternation, 3x --repeats each)
 (e) one resume checkpoint       (a pruning step's full state written as `adapt` writes it: fsync'd)
+(b') with --aten-too            (b) again, with the theta push and bookkeeping done by ATen ops
+                                 instead of the compiled loop (prune_cli.native), in the same round
+                                 robin: what that loop saves, measured against its own baseline
 
 All in one process, after warm-up, median of --repeats. The kinds take turns, and each turn runs
 one untimed step before the timed one: a training run repeats one kind of step, while the first
@@ -27,20 +30,23 @@ download needed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from omegaconf import OmegaConf
 
+from prune_cli import native
 from prune_cli.backbone import PACKAGED_MINILM, load_backbone
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.config import compose
@@ -143,7 +149,7 @@ def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch
     return statistics.median(times[False]), statistics.median(times[True])
 
 
-RATIOS = ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense")
+RATIOS = ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense", "native_over_aten")
 
 
 def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -180,6 +186,22 @@ def run_processes(argv: list[str], processes: int) -> None:
     print(json.dumps({"processes": runs, "summary": summary}))
 
 
+@contextlib.contextmanager
+def aten_bookkeeping() -> Iterator[None]:
+    """Learners built inside take the ATen path for the theta push and bookkeeping."""
+    saved = os.environ.get("PRUNE_CLI_NATIVE")
+    os.environ["PRUNE_CLI_NATIVE"] = "0"
+    native._library.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PRUNE_CLI_NATIVE"]
+        else:
+            os.environ["PRUNE_CLI_NATIVE"] = saved
+        native._library.cache_clear()
+
+
 def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float) -> None:
     """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step."""
     model = copy.deepcopy(encoder.encoder)
@@ -212,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
+    parser.add_argument("--aten-too", action="store_true",
+                        help="also time (b) with the theta bookkeeping in ATen ops (PRUNE_CLI_NATIVE=0), in the same round robin")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="instead of timing, profile this many steps of (a) and (b) after warm-up and print each one's "
                              "costliest ops (torch.profiler, self CPU time per step): where b's extra time goes")
@@ -266,7 +290,7 @@ def main() -> None:
                           budget=Budget(total_steps=10_000, steps_per_epoch=10_000), seed=0, num_outputs=2, regression=False)
 
     results: dict[str, float] = {}
-    kinds = ["a_finetune", "b_adapt"] + ([] if args.skip_naive else ["c_naive"])
+    kinds = ["a_finetune", "b_adapt"] + ([] if args.skip_naive else ["c_naive"]) + (["b_adapt_aten"] if args.aten_too else [])
 
     def build(kind: str) -> tuple[Callable[[], object], MaskLearner | None]:
         """One step function of the given kind, with its own trainer and optimiser state."""
@@ -278,6 +302,11 @@ def main() -> None:
         if kind == "b_adapt":
             counter = iter(range(10**9))
             return (lambda: learner.step(next(counter), batch)), learner
+        if kind == "b_adapt_aten":
+            with aten_bookkeeping():
+                aten_learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
+            aten_counter = iter(range(10**9))
+            return (lambda: aten_learner.step(next(aten_counter), batch)), aten_learner
         theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}
         naive_opt = torch.optim.Adam(list(theta.values()), lr=2e-4)
         return (lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5)), learner
@@ -287,7 +316,7 @@ def main() -> None:
     # every kind alike.
     for kind in kinds:
         step, _ = build(kind)
-        results[f"{kind[0]}_peak_mib"] = timed(step, device, 1, 2)[1]
+        results[f"{'b_aten' if kind == 'b_adapt_aten' else kind[0]}_peak_mib"] = timed(step, device, 1, 2)[1]
         del step, _
     if args.profile:
         steps = {kind: build(kind)[0] for kind in ("a_finetune", "b_adapt")}
@@ -318,6 +347,7 @@ def main() -> None:
         "adapt_over_finetune": results["b_adapt_s"] / results["a_finetune_s"],
         "naive_over_adapt": results.get("c_naive_s", float("nan")) / results["b_adapt_s"],
         "masked_inference_speed_vs_dense": results["d_dense_s"] / results["d_masked_s"],
+        "native_over_aten": results["b_adapt_s"] / results.get("b_adapt_aten_s", float("nan")),
     }
     print(f"model={args.model} device={device} batch={args.batch_size} seq_len={args.seq_len} threads={torch.get_num_threads()}")
     for key, value in results.items():
@@ -325,6 +355,8 @@ def main() -> None:
     print(f"  b/a  adapt-by-pruning step / dense fine-tuning step = {ratios['adapt_over_finetune']:.3f}  (target <= 1.10)")
     print(f"  c/b  naive reference step / adapt-by-pruning step  = {ratios['naive_over_adapt']:.3f}  (target >= 2)")
     print(f"  d    masked inference speed / dense inference speed = {ratios['masked_inference_speed_vs_dense']:.3f}  (target >= 0.98)")
+    if args.aten_too:
+        print(f"  b/b' adapt step / the same with ATen bookkeeping    = {ratios['native_over_aten']:.3f}")
     print(json.dumps({"model": args.model, "device": str(device), "batch_size": args.batch_size, "seq_len": args.seq_len,
                       "threads": torch.get_num_threads(), **{k: round(v, 5) for k, v in {**results, **ratios}.items()}}))
     sys.stdout.flush()

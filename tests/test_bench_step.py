@@ -62,3 +62,15 @@ def test_round_robin_times_each_kind_after_a_settling_step_of_its_own(bench, mon
     cpu = torch.device("cpu")
     assert bench.timed_round_robin(steps, cpu, warmup=1, repeats=4) == {"a_s": 1.0, "b_s": 1.0, "c_s": 1.0}
     assert bench.timed_round_robin(steps, cpu, warmup=1, repeats=4, settle=0) == {"a_s": 10.0, "b_s": 10.0, "c_s": 10.0}
+
+
+def test_aten_too_builds_its_learner_on_the_aten_path_and_restores_the_setting(bench, monkeypatch):
+    """(b') must really take the ATen path, and (b), built after it, the default one again."""
+    from prune_cli import native
+
+    monkeypatch.delenv("PRUNE_CLI_NATIVE", raising=False)
+    theta = torch.zeros(3, 4)
+    with bench.aten_bookkeeping():
+        assert not native.available_for([theta], [theta <= 0])
+    assert "PRUNE_CLI_NATIVE" not in __import__("os").environ
+    assert native.available_for([theta], [theta <= 0]) == (native._library() is not None)

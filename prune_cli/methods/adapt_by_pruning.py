@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 import torch
 
+from prune_cli import native
 from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
@@ -67,7 +68,9 @@ class ThetaState:
         self.names = encoder.maskable
         self.theta = [torch.nn.Parameter(initial_theta(encoder.base_weight(n), cfg, generator).to(device)) for n in self.names]
         self.ever_pruned = [t.detach() <= 0 for t in self.theta]
-        self._negative = [torch.empty_like(e) for e in self.ever_pruned]  # reused every step (see StepBuffers)
+        self._native = native.available_for(self.theta, self.ever_pruned)
+        # the ATen path's bools, reused every step (see StepBuffers); the native loop needs none
+        self._negative = [] if self._native else [torch.empty_like(e) for e in self.ever_pruned]
         self.total = sum(t.numel() for t in self.theta)
         flat_index = torch.randint(0, self.total, (min(QUANTILE_SAMPLE, self.total),), generator=generator)
         # The same sample, split per tensor: reading it never concatenates all of theta.
@@ -79,7 +82,13 @@ class ThetaState:
 
     @torch.no_grad()
     def push_and_track(self, gamma: float, forbid_recovery: bool, floor: float) -> float:
-        """Eq. 7's uniform push, recovery bookkeeping, and the share of theta <= 0, in one sweep."""
+        """Eq. 7's uniform push, recovery bookkeeping, and the share of theta <= 0, in one sweep.
+
+        On a CPU one compiled loop does all of it (`prune_cli.native`: same bits, a third of the
+        time); elsewhere, or without a C compiler, the ATen ops below.
+        """
+        if self._native:
+            return native.push_and_track(self.theta, self.ever_pruned, gamma, forbid_recovery, floor) / self.total
         torch._foreach_add_(self.theta, -gamma)
         pruned = 0
         for theta, ever, negative in zip(self.theta, self.ever_pruned, self._negative):
