@@ -165,3 +165,16 @@ def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target
     metrics = read_metrics(run_dir)
     assert abs(metrics["sparsity_realized"] - 0.5) <= 0.001
     assert metrics["method_details"]["pruning_steps"] <= 13  # the ramp ends at step 12; the last hair may take one more
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 4097])
+def test_quantile_by_selection_is_torch_quantile_to_the_bit(size: int):
+    from prune_cli.methods.adapt_by_pruning import quantile_by_selection
+
+    generator = torch.Generator().manual_seed(size)
+    for ties in (False, True):
+        sample = torch.randn(size, generator=generator) * 1e-3
+        if ties:  # repeated values, as a pushed theta has
+            sample = (sample * 1e4).round() / 1e4
+        for q in [0.0, 1.0, 0.5, 0.37, 0.999, 1e-7, *torch.rand(20, generator=generator).tolist()]:
+            assert quantile_by_selection(sample, q) == float(torch.quantile(sample, q)), (size, ties, q)
