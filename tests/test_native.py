@@ -12,22 +12,9 @@ from conftest import run_cli, tiny_overrides
 from safetensors.torch import load_file
 
 from prune_cli import native
+from prune_cli.methods.adapt_by_pruning import push_and_track_aten
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this machine: the ATen path runs instead")
-
-
-def aten_push_and_track(thetas, evers, gamma: float, forbid: bool, floor: float) -> int:
-    """The reference: ThetaState's ATen ops, spelled out."""
-    torch._foreach_add_(thetas, -gamma)
-    pruned = 0
-    for theta, ever in zip(thetas, evers):
-        negative = theta <= 0
-        ever |= negative
-        if forbid:
-            theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
-            negative = theta <= 0
-        pruned += int(negative.sum())
-    return pruned
 
 
 def awkward_thetas(seed: int, gamma: float) -> list[torch.Tensor]:
@@ -50,6 +37,7 @@ def test_native_loop_matches_aten_bit_for_bit(threads: int, forbid: bool, gamma:
     reference = [t.clone() for t in ours]
     ours_ever = [t <= 0 for t in ours]
     reference_ever = [e.clone() for e in ours_ever]
+    negatives = [torch.empty_like(e) for e in ours_ever]
     assert native.available_for(ours, ours_ever)
     floor = -20.0 / 1e5
     for step in range(5):
@@ -57,7 +45,7 @@ def test_native_loop_matches_aten_bit_for_bit(threads: int, forbid: bool, gamma:
             for theta in ours + reference:
                 theta.abs_()
         counted = native.push_and_track(ours, ours_ever, gamma, forbid, floor)
-        assert counted == aten_push_and_track(reference, reference_ever, gamma, forbid, floor)
+        assert counted == push_and_track_aten(reference, reference_ever, negatives, gamma, forbid, floor)
         for a, b in zip(ours, reference):
             assert torch.equal(a.view(torch.int32), b.view(torch.int32)), "theta differs in some bit"
         assert all(torch.equal(a, b) for a, b in zip(ours_ever, reference_ever))

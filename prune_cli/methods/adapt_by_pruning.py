@@ -79,6 +79,24 @@ def quantile_by_selection(sample: torch.Tensor, q: float) -> float:
     return float(low.lerp(high, rank - below))
 
 
+@torch.no_grad()
+def push_and_track_aten(thetas: list[torch.Tensor], evers: list[torch.Tensor], negatives: list[torch.Tensor],
+                        gamma: float, forbid_recovery: bool, floor: float) -> int:
+    """`native.push_and_track` in ATen ops (any device): theta -= gamma; ever |= theta <= 0 (with
+    forbid_recovery, ever-pruned theta clamped to <= floor); returns the number of theta <= 0.
+    `negatives` are bool buffers shaped like theta, reused every step (see StepBuffers)."""
+    torch._foreach_add_(thetas, -gamma)
+    pruned = 0
+    for theta, ever, negative in zip(thetas, evers, negatives):
+        torch.le(theta, 0, out=negative)
+        ever |= negative
+        if forbid_recovery:
+            theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
+            torch.le(theta, 0, out=negative)
+        pruned += int(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
+    return pruned
+
+
 class ThetaState:
     """theta per maskable weight, plus the bookkeeping for recovery and the no_recovery ablation."""
 
@@ -106,16 +124,9 @@ class ThetaState:
         time); elsewhere, or without a C compiler, the ATen ops below.
         """
         if self._native:
-            return native.push_and_track(self.theta, self.ever_pruned, gamma, forbid_recovery, floor) / self.total
-        torch._foreach_add_(self.theta, -gamma)
-        pruned = 0
-        for theta, ever, negative in zip(self.theta, self.ever_pruned, self._negative):
-            torch.le(theta, 0, out=negative)
-            ever |= negative
-            if forbid_recovery:
-                theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
-                torch.le(theta, 0, out=negative)
-            pruned += int(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
+            pruned = native.push_and_track(self.theta, self.ever_pruned, gamma, forbid_recovery, floor)
+        else:
+            pruned = push_and_track_aten(self.theta, self.ever_pruned, self._negative, gamma, forbid_recovery, floor)
         return pruned / self.total
 
     def push_for(self, share: float, exact_pruned_share: float) -> float:
