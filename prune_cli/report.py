@@ -240,6 +240,16 @@ def paired_delta(tagged: Group, base: Group) -> str:
     return f"{100 * delta:+.1f} ({', '.join(map(str, shared))})"
 
 
+# Head settings that decide how the encoder is read (not how the head is trained, which is recipe).
+HEAD_READOUT = ("head.pooling",)
+
+
+def head_changes(group: Group) -> frozenset[str]:
+    """The tag's overrides of the head's readout (`head.pooling=mean`). A recipe that reads the encoder
+    another way is only fairly compared with fine-tuning that reads it the same way."""
+    return frozenset(o for o in group.changes.split() if o.split("=", 1)[0] in HEAD_READOUT)
+
+
 def ablation_markdown(groups: list[Group]) -> list[str]:
     """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
 
@@ -253,23 +263,34 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
              "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
              "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
              "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means. "
-             "The last column compares the same way with the task's (untagged) fine-tuning runs: issue 7's target.", ""]
+             "The next column compares the same way with the task's (untagged) fine-tuning runs: issue 7's target. "
+             "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`), compares with the "
+             "task's tagged fine-tuning runs that made the same change, so that both sides read the encoder the same way.", ""]
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
-                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) |", "|---|---|---|---|---|---|"]
+                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) "
+                  "| Δ vs fine-tuning with the same head (seeds) |", "|---|---|---|---|---|---|---|"]
         finetune = next((g for g in groups if (g.task, g.method, g.tag) == (task, "finetune", "")), None)
 
         def vs_finetune(group: Group) -> str:
             return paired_delta(group, finetune) if finetune is not None and group.method != "finetune" else ""
 
+        def vs_finetune_same_head(group: Group) -> str:
+            head = head_changes(group)
+            if not head or group.method == "finetune":
+                return ""
+            same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and head_changes(g) == head), None)
+            return paired_delta(group, same) if same is not None else "not run"
+
         for algorithm in sorted({g.algorithm for g in rows}):
             base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
             if base is not None:
-                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  | {vs_finetune(base)} |")
+                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  | {vs_finetune(base)} |  |")
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
-                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} |")
+                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} "
+                             f"| {vs_finetune_same_head(g)} |")
         lines.append("")
     return lines
 

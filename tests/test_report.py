@@ -93,6 +93,26 @@ def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
     assert result.exit_code == 2 and "no run directories" in result.output
 
 
+def test_a_head_change_is_also_compared_with_fine_tuning_that_made_the_same_head_change(tmp_path: Path):
+    partial_sweep(tmp_path)  # untagged fine-tuning: 0.90 on seed 1
+    fake_run(tmp_path, "g", "adapt_by_pruning", 0.5, 1, 0.86, tag="longer-mean",
+             overrides=["tag=longer-mean", "head.pooling=mean", "method.prune_fraction=0.8"])
+    fake_run(tmp_path, "h", "adapt_by_pruning", 0.5, 1, 0.83, tag="mean-only", overrides=["tag=mean-only", "head.pooling=mean"])
+    fake_run(tmp_path, "i", "adapt_by_pruning", 0.5, 1, 0.81, tag="max", overrides=["tag=max", "head.pooling=max"])
+    fake_run(tmp_path, "k", "adapt_by_pruning", 0.5, 1, 0.79, tag="slow-head", overrides=["tag=slow-head", "head.lr=2e-5"])
+    fake_run(tmp_path, "j", "finetune", 0.0, 1, 0.88, tag="mean-finetune",
+             overrides=["method=finetune", "tag=mean-finetune", "head.pooling=mean"])
+    report.build(tmp_path)
+    ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
+    # 0.86 - 0.88 against the mean-pooling fine-tuning; 0.86 - 0.90 against the default one
+    assert "| adapt_by_pruning (longer-mean) | `head.pooling=mean method.prune_fraction=0.8` | 0.8600 ± 0.0000 | 1 | +6.0 (1) | -4.0 (1) | -2.0 (1) |" in ablations
+    assert "| adapt_by_pruning (mean-only) | `head.pooling=mean` | 0.8300 ± 0.0000 | 1 | +3.0 (1) | -7.0 (1) | -5.0 (1) |" in ablations
+    # no fine-tuning run with a max-pooling head: said, not hidden
+    assert "| adapt_by_pruning (max) | `head.pooling=max` | 0.8100 ± 0.0000 | 1 | +1.0 (1) | -9.0 (1) | not run |" in ablations
+    # the head's training rate is recipe, not readout: compared with the default fine-tuning only
+    assert "| adapt_by_pruning (slow-head) | `head.lr=2e-5` | 0.7900 ± 0.0000 | 1 | -1.0 (1) | -11.0 (1) |  |" in ablations
+
+
 def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path: Path):
     partial_sweep(tmp_path)
     fake_run(tmp_path, "g", "adapt_by_pruning", 0.5, 1, 0.78, tag="paper-init",
@@ -109,7 +129,7 @@ def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path
     assert "paper-init" not in main_table and "paper-recipe" not in main_table
     ablations = markdown.split("## Ablations")[1]
     # the last column: against fine-tuning (seed 1 only, 0.90), paired the same way
-    assert "| adapt_by_pruning (default) |  | 0.8200 ± 0.0283 | 2 |  | -10.0 (1) |" in ablations
+    assert "| adapt_by_pruning (default) |  | 0.8200 ± 0.0283 | 2 |  | -10.0 (1) |  |" in ablations
     # paired by seed: (0.78 - 0.80 + 0.76 - 0.84) / 2; seed 1 only: 0.70 - 0.80
-    assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 (1, 2) | -12.0 (1) |" in ablations
-    assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |" in ablations
+    assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 (1, 2) | -12.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
