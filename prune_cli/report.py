@@ -91,13 +91,18 @@ IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.prog
                       "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
 
 
+def override_key(override: str) -> str:
+    """`head.pooling` for `head.pooling=mean`, `+head.pooling=mean` or `~head.pooling`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def recipe_changes(run_dir: Path) -> str:
     """The run's recipe overrides, as typed (`method.init=normal ...`), from Hydra's record."""
     try:
         overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text())
     except (OSError, yaml.YAMLError):
         return "?"
-    kept = [o for o in overrides or [] if isinstance(o, str) and o.split("=", 1)[0].lstrip("+~") not in IDENTITY_OVERRIDES]
+    kept = [o for o in overrides or [] if isinstance(o, str) and override_key(o) not in IDENTITY_OVERRIDES]
     return " ".join(sorted(kept))
 
 
@@ -247,7 +252,7 @@ HEAD_READOUT = ("head.pooling",)
 def head_changes(group: Group) -> frozenset[str]:
     """The tag's overrides of the head's readout (`head.pooling=mean`). A recipe that reads the encoder
     another way is only fairly compared with fine-tuning that reads it the same way."""
-    return frozenset(o for o in group.changes.split() if o.split("=", 1)[0] in HEAD_READOUT)
+    return frozenset(o for o in group.changes.split() if override_key(o) in HEAD_READOUT)
 
 
 def ablation_markdown(groups: list[Group]) -> list[str]:

@@ -128,7 +128,8 @@ def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path
     main_table = markdown.split("## Ablations")[0]
     assert "paper-init" not in main_table and "paper-recipe" not in main_table
     ablations = markdown.split("## Ablations")[1]
-    # the last column: against fine-tuning (seed 1 only, 0.90), paired the same way
+    # the fine-tuning column: against fine-tuning (seed 1 only, 0.90), paired the same way; no head change, so
+    # the same-head column is empty
     assert "| adapt_by_pruning (default) |  | 0.8200 ± 0.0283 | 2 |  | -10.0 (1) |  |" in ablations
     # paired by seed: (0.78 - 0.80 + 0.76 - 0.84) / 2; seed 1 only: 0.70 - 0.80
     assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 (1, 2) | -12.0 (1) |  |" in ablations
