@@ -45,8 +45,9 @@ declare -A ablation=(
   [prune-to-end]="method.prune_fraction=1.0"
   [prune-longer-mean]="method.prune_fraction=0.8 head.pooling=mean"
   [head-warmup]="method.head_warmup_fraction=0.1"
+  [prune-longer-mean-paper-theta-lr]="method.prune_fraction=0.8 head.pooling=mean method.theta_lr=2e-5"
 )
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr}
 ablation_tasks=${ABLATION_TASKS:-sst2}
 ablation_seeds=${ABLATION_SEEDS:-1}
 jobs=${JOBS:-1}
