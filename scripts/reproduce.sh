@@ -5,8 +5,10 @@
 # references, seeds 1-3, all on the same budget (configs/trainer/cpu.yaml: 2000 steps or 5 epochs,
 # whichever comes first). Then each recipe ablation below (adapt-by-pruning at s = 0.5 with one
 # change from the default recipe, tagged with its name so that `prune-cli report` puts it in the
-# ablation table). TASKS / SEEDS / SPARSITIES / METHODS / ABLATIONS / ABLATION_TASKS /
-# ABLATION_SEEDS in the environment narrow it (ABLATIONS="" skips the ablations, GRID=0 the grid).
+# ablation table). Each ablation runs on seed 1, except those in `ablation_seeds` below, which
+# docs/results.md reports over seeds 1-3. TASKS / SEEDS / SPARSITIES / METHODS / ABLATIONS /
+# ABLATION_TASKS / ABLATION_SEEDS in the environment narrow it (ABLATIONS="" skips the ablations,
+# GRID=0 the grid, ABLATION_SEEDS="2" runs every listed ablation on seed 2 only).
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
@@ -47,9 +49,17 @@ declare -A ablation=(
   [head-warmup]="method.head_warmup_fraction=0.1"
   [prune-longer-mean-paper-theta-lr]="method.prune_fraction=0.8 head.pooling=mean method.theta_lr=2e-5"
 )
+# The ablations compared over three seeds (the recipe that meets SST-2's s = 0.5 target, the
+# steps towards it, and the mean-pooling references it is measured against); the rest: seed 1.
+declare -A ablation_seeds=(
+  [prune-longer]="1 2 3"
+  [prune-longer-mean]="1 2 3"
+  [prune-longer-mean-paper-theta-lr]="1 2 3"
+  [mean-pooling-finetune]="1 2 3"
+  [mean-pooling-features]="1 2 3"
+)
 ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr}
 ablation_tasks=${ABLATION_TASKS:-sst2}
-ablation_seeds=${ABLATION_SEEDS:-1}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
@@ -88,9 +98,15 @@ if [ "${GRID:-1}" != 0 ]; then
     done
   done
 fi
+seeds_of() {  # the seeds an ablation runs on: ABLATION_SEEDS if set, else its own list, else 1
+  echo "${ABLATION_SEEDS:-${ablation_seeds[$1]:-1}}"
+}
+# every ablation's seed 1 before any seed 2 (most informative first); each seed once
+ablation_seed_order=$(printf '%s\n' 1 2 3 ${ABLATION_SEEDS:-} | awk '!seen[$0]++')
 for task in $ablation_tasks; do
-  for seed in $ablation_seeds; do
+  for seed in $ablation_seed_order; do
     for name in $ablations; do
+      case " $(seeds_of "$name") " in *" $seed "*) ;; *) continue ;; esac
       spec=${ablation[$name]}
       case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
       # shellcheck disable=SC2086  # the overrides are meant to split into words

@@ -36,12 +36,12 @@ me.unlink()
 '''
 
 
-def run_grid(tmp_path: Path, jobs: int, root: Path) -> list[dict]:
+def run_grid(tmp_path: Path, jobs: int, root: Path, **overrides: str) -> list[dict]:
     fake = tmp_path / "fake_cli.py"
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
     env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
-           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "no-recovery"}
+           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "no-recovery", **overrides}
     done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
@@ -90,3 +90,20 @@ def test_finished_cells_are_skipped_and_killed_ones_resumed(tmp_path: Path):
     resumed = [c for c in calls if "--resume" in c["args"]]
     assert [cell(c) for c in resumed] == [str(killed)]
     assert resumed[0]["omp"] == str(lane_threads(2))  # the stored config cannot take the override
+
+
+def test_ablations_reported_over_three_seeds_run_on_three_by_default(tmp_path: Path):
+    """One command must rebuild every ablation row docs/results.md reports, including the 3-seed ones."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="no-recovery prune-longer")[:-1]
+    cells = [cell(c) for c in calls]
+    ablations = f"{root}/sst2/ablation"
+    assert sorted(cells) == sorted([f"{ablations}/no-recovery/seed1"] + [f"{ablations}/prune-longer/seed{s}" for s in (1, 2, 3)])
+    assert max(i for i, c in enumerate(cells) if c.endswith("seed1")) < min(i for i, c in enumerate(cells) if not c.endswith("seed1"))
+
+
+def test_ablation_seeds_in_the_environment_replace_every_list_and_run_each_cell_once(tmp_path: Path):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="no-recovery prune-longer", ABLATION_SEEDS="2")[:-1]
+    ablations = f"{root}/sst2/ablation"
+    assert sorted(cell(c) for c in calls) == [f"{ablations}/no-recovery/seed2", f"{ablations}/prune-longer/seed2"]
