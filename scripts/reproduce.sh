@@ -101,8 +101,9 @@ fi
 seeds_of() {  # the seeds an ablation runs on: ABLATION_SEEDS if set, else its own list, else 1
   echo "${ABLATION_SEEDS:-${ablation_seeds[$1]:-1}}"
 }
-# every ablation's seed 1 before any seed 2 (most informative first); each seed once
-ablation_seed_order=$(printf '%s\n' 1 2 3 ${ABLATION_SEEDS:-} | awk '!seen[$0]++')
+# every seed any selected ablation runs on, once, in first-listed order (so every seed-1 run comes
+# before any seed 2: most informative first)
+ablation_seed_order=$(for name in $ablations; do printf '%s\n' $(seeds_of "$name"); done | awk '!seen[$0]++')
 for task in $ablation_tasks; do
   for seed in $ablation_seed_order; do
     for name in $ablations; do
