@@ -22,6 +22,18 @@ import time
 from pathlib import Path
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment, with a relative GLUE_DIR made absolute.
+
+    The job runs in a fresh folder, so `GLUE_DIR=../shared/glue` (the README's spelling) would
+    otherwise be read from there and the task would not be found.
+    """
+    env = os.environ.copy()
+    if env.get("GLUE_DIR"):
+        env["GLUE_DIR"] = str(Path(env["GLUE_DIR"]).resolve())
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sst2")
@@ -33,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = str(args.keep.resolve()) if args.keep else scratch
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp, env=os.environ.copy(), capture_output=True, text=True)
+        done = subprocess.run(command, cwd=tmp, env=child_environment(), capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"prune-cli failed ({done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")

@@ -7,6 +7,8 @@
 # 3. a multirun over two sparsities (a short budget) and its run dirs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# the sweep below runs in its own folder: a relative GLUE_DIR must not be read from there
+if [ -n "${GLUE_DIR:-}" ]; then GLUE_DIR=$(cd "$GLUE_DIR" && pwd); export GLUE_DIR; fi
 out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/prune-cli-check.XXXXXX")}
 for task in sst2 stsb; do
   python "$here/bench_adapt.py" --task "$task" --keep "$out/$task"
