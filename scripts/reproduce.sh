@@ -109,18 +109,22 @@ fi
 seeds_of() {  # the seeds an ablation runs on: ABLATION_SEEDS if set, else its own list, else 1
   echo "${ABLATION_SEEDS:-${ablation_seeds[$1]:-1}}"
 }
-# every seed any selected ablation runs on, once, in first-listed order (so every seed-1 run comes
-# before any seed 2: most informative first)
-ablation_seed_order=$(for name in $ablations; do printf '%s\n' $(seeds_of "$name"); done | awk '!seen[$0]++')
 tasks_of() {  # the tasks an ablation runs on: ABLATION_TASKS if set, else its own list, else sst2
   echo "${ABLATION_TASKS:-${ablation_task_list[$1]:-sst2}}"
 }
-ablation_task_order=$(for name in $ablations; do printf '%s\n' $(tasks_of "$name"); done | awk '!seen[$0]++')
-for task in $ablation_task_order; do
-  for seed in $ablation_seed_order; do
+over_ablations() {  # every value `$1 <ablation>` gives for the selected ablations, once, first-listed first
+  local name
+  for name in $ablations; do printf '%s\n' $("$1" "$name"); done | awk '!seen[$0]++'
+}
+listed() {  # is word $2 in the list $1?
+  case " $1 " in *" $2 "*) return 0 ;; esac
+  return 1
+}
+# every seed-1 run comes before any seed 2: most informative first
+for task in $(over_ablations tasks_of); do
+  for seed in $(over_ablations seeds_of); do
     for name in $ablations; do
-      case " $(tasks_of "$name") " in *" $task "*) ;; *) continue ;; esac
-      case " $(seeds_of "$name") " in *" $seed "*) ;; *) continue ;; esac
+      listed "$(tasks_of "$name")" "$task" && listed "$(seeds_of "$name")" "$seed" || continue
       spec=${ablation[$name]}
       case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
       # shellcheck disable=SC2086  # the overrides are meant to split into words
