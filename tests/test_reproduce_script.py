@@ -110,17 +110,18 @@ def test_ablation_seeds_in_the_environment_replace_every_list_and_run_each_cell_
 
 
 def test_ablations_listed_for_another_task_run_there_too_at_their_sparsity(tmp_path: Path):
-    """The MRPC and STS-B probes at s = 0.7 and 0.9 (docs/results.md) come from the same one command."""
+    """The longer-ramp probes at s = 0.7 and 0.9 (docs/results.md) come from the same one command."""
     root = tmp_path / "runs"
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery mean-pooling-s0.9 prune-longer-s0.9 prune-longer-s0.7")[:-1]
-    probes = [f"{root}/{task}/ablation/prune-longer-s{s}/seed{seed}" for s in ("0.9", "0.7") for task in ("mrpc", "stsb") for seed in (1, 2, 3)]
+    probes = [f"{root}/{task}/ablation/prune-longer-s0.9/seed{seed}" for task in ("mrpc", "stsb", "sst2", "cola") for seed in (1, 2, 3)]
+    probes += [f"{root}/{task}/ablation/prune-longer-s0.7/seed{seed}" for task in ("mrpc", "stsb") for seed in (1, 2, 3)]
     assert sorted(cell(c) for c in calls) == sorted([
         f"{root}/sst2/ablation/no-recovery/seed1",
         f"{root}/sst2/ablation/mean-pooling-s0.9/seed1",
         f"{root}/mrpc/ablation/mean-pooling-s0.9/seed1",
         *probes,
     ])
-    for task, s in (("mrpc", "0.9"), ("stsb", "0.9"), ("stsb", "0.7")):
+    for task, s in (("mrpc", "0.9"), ("stsb", "0.9"), ("cola", "0.9"), ("stsb", "0.7")):
         probe = next(c["args"] for c in calls if cell(c).endswith(f"{task}/ablation/prune-longer-s{s}/seed3"))
         assert probe[probe.index("--task") + 1] == task and probe[probe.index("--sparsity") + 1] == s
         assert "method.prune_fraction=0.8" in probe and f"tag=prune-longer-s{s}" in probe and probe[probe.index("--seed") + 1] == "3"
