@@ -128,7 +128,8 @@ listed() {  # is word $2 in the list $1?
   case " $1 " in *" $2 "*) return 0 ;; esac
   return 1
 }
-# every seed-1 run comes before any seed 2: most informative first
+# task by task (first-listed first), and within a task every seed-1 run before any seed 2: most
+# informative first
 for task in $(over_ablations tasks_of); do
   for seed in $(over_ablations seeds_of); do
     for name in $ablations; do

@@ -129,5 +129,6 @@ def test_ablations_listed_for_another_task_run_there_too_at_their_sparsity(tmp_p
 
 def test_ablation_tasks_in_the_environment_replace_every_list(tmp_path: Path):
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery prune-longer-s0.9", ABLATION_TASKS="cola", ABLATION_SEEDS="1")[:-1]
-    assert sorted(cell(c) for c in calls) == [f"{root}/cola/ablation/no-recovery/seed1", f"{root}/cola/ablation/prune-longer-s0.9/seed1"]
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery prune-longer-s0.9", ABLATION_TASKS="cola")[:-1]
+    assert sorted(cell(c) for c in calls) == [f"{root}/cola/ablation/no-recovery/seed1"] + [
+        f"{root}/cola/ablation/prune-longer-s0.9/seed{seed}" for seed in (1, 2, 3)]
