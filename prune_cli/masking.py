@@ -164,6 +164,23 @@ class MaskedEncoder(nn.Module):
             for module, attr, original in saved:
                 module._parameters[attr] = original
 
+    @contextmanager
+    def dropout(self, active: bool) -> Iterator["MaskedEncoder"]:
+        """Inside the block, run the encoder with its own dropout (its config's rates); eval mode after.
+
+        The encoder is in eval mode everywhere else: scoring, head training and every baseline. A
+        recipe may turn the model's dropout on while it learns a mask, as a regulariser: on a small
+        training set (MRPC) the mask alone can fit the training labels (docs/results.md).
+        """
+        if not active:
+            yield self
+            return
+        self.encoder.train()
+        try:
+            yield self
+        finally:
+            self.encoder.eval()
+
     def masked_weights(self, masks: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Effective weights `source * mask` (source defaults to the frozen pretrained weights)."""
         src = source if source is not None else self.base_weights()

@@ -154,3 +154,16 @@ def test_clamped_mask_argument_leaves_every_mask_bit_identical():
     assert float(torch.sigmoid(torch.tensor(SIGMOID_ZERO_AT))) == 0.0
     assert float(torch.sigmoid(torch.tensor(SIGMOID_ONE_AT))) == 1.0
     assert bool(((expected > 0) & (expected < 1)).any()), "the sweep must cross the unsaturated band"
+
+
+def test_dropout_is_on_only_inside_the_block(tiny):
+    masked, tokenizer = tiny
+    batch = dict(tokenizer(["the plot is grim ."], return_tensors="pt"))
+    with masked.dropout(False):
+        assert torch.equal(masked(batch)[-1], masked(batch)[-1])
+    torch.manual_seed(3)
+    with masked.dropout(True):
+        assert masked.encoder.training
+        assert not torch.equal(masked(batch)[-1], masked(batch)[-1])  # a fresh dropout draw each pass
+    assert not masked.encoder.training and not any(m.training for m in masked.encoder.modules())
+    assert torch.equal(masked(batch)[-1], masked(batch)[-1])

@@ -167,6 +167,30 @@ def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target
     assert metrics["method_details"]["pruning_steps"] <= 13  # the ramp ends at step 12; the last hair may take one more
 
 
+def test_encoder_dropout_changes_mask_learning_only_and_scoring_stays_deterministic(in_tmp: Path, tiny_model_dir: Path):
+    """method.encoder_dropout: the mask-learning losses change (dropout is on), the head phase and
+    scoring run in eval mode, so `evaluate` still reproduces the recorded scores exactly."""
+    import json
+
+    from prune_cli import rundir
+    from prune_cli.runner import evaluate
+
+    losses = {}
+    for flag in ("false", "true"):
+        result = run_cli("adapt", "--sparsity", "0.5", f"method.encoder_dropout={flag}", f"hydra.run.dir=outputs/{flag}",
+                         *tiny_overrides(tiny_model_dir, steps=8))
+        assert result.exit_code == 0, result.output
+        run_dir = in_tmp / "outputs" / flag
+        history = [json.loads(line) for line in (run_dir / rundir.HISTORY).read_text().splitlines()]
+        losses[flag] = [(r["phase"], r["loss"]) for r in history]
+        metrics = read_metrics(run_dir)
+        assert abs(metrics["sparsity_realized"] - 0.5) <= 0.001
+        assert evaluate(run_dir) == metrics["metrics"]
+    prune_steps = [i for i, (phase, _) in enumerate(losses["false"]) if phase == "prune"]
+    assert prune_steps and losses["true"][0] != losses["false"][0]
+    assert [p for p, _ in losses["true"]] == [p for p, _ in losses["false"]]
+
+
 @pytest.mark.parametrize("size", [1, 2, 7, 1000, 4097])
 def test_quantile_by_selection_is_torch_quantile_to_the_bit(size: int):
     from prune_cli.methods.adapt_by_pruning import quantile_by_selection

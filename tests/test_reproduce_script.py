@@ -132,3 +132,34 @@ def test_ablation_tasks_in_the_environment_replace_every_list(tmp_path: Path):
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery prune-longer-s0.9", ABLATION_TASKS="cola")[:-1]
     assert sorted(cell(c) for c in calls) == [f"{root}/cola/ablation/no-recovery/seed1"] + [
         f"{root}/cola/ablation/prune-longer-s0.9/seed{seed}" for seed in (1, 2, 3)]
+
+
+def test_budget_probes_lift_mrpcs_epoch_cap_for_every_method_they_compare(tmp_path: Path):
+    """The 2000-step MRPC probes (docs/results.md): ours, magnitude and feature extraction on one budget."""
+    root = tmp_path / "runs"
+    names = ("steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 "
+             "steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=names)[:-1]
+    three_seeds = set(names.split()) - {"steps-2000-s0.9", "steps-2000-magnitude-s0.9"}  # s = 0.7: every method, three seeds
+    assert sorted(cell(c) for c in calls) == sorted(f"{root}/mrpc/ablation/{name}/seed{seed}" for name in names.split()
+                                                    for seed in ((1, 2, 3) if name in three_seeds else (1,)))
+    expected = {"steps-2000-s0.9": (None, "0.9"), "steps-2000-s0.7": (None, "0.7"), "steps-2000-features": ("feature_extraction", "0.5"),
+                "steps-2000-magnitude-s0.9": ("magnitude", "0.9"), "steps-2000-magnitude-s0.7": ("magnitude", "0.7"),
+                **{f"steps-2000-{method}-s0.7": (method, "0.7") for method in ("random", "gmp", "imp")}}
+    for call in calls:
+        args, name = call["args"], cell(call).split("/")[-2]
+        method, sparsity = expected[name]
+        assert args[args.index("--task") + 1] == "mrpc" and args[args.index("--sparsity") + 1] == sparsity
+        assert "trainer.epochs=20" in args and f"tag={name}" in args
+        assert ([a for a in args if a.startswith("method=")] == [f"method={method}"]) if method else not any(a.startswith("method=") for a in args)
+
+
+def test_encoder_dropout_probes_run_on_mrpc_at_their_sparsity(tmp_path: Path):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="encoder-dropout-s0.9 encoder-dropout-s0.7")[:-1]
+    assert sorted(cell(c) for c in calls) == sorted(
+        [f"{root}/mrpc/ablation/encoder-dropout-s0.9/seed{seed}" for seed in (1, 2, 3)] + [f"{root}/mrpc/ablation/encoder-dropout-s0.7/seed1"])
+    for call in calls:
+        args = call["args"]
+        assert "method.encoder_dropout=true" in args and args[args.index("--task") + 1] == "mrpc"
+        assert cell(call).split("/")[-2] == f"encoder-dropout-s{args[args.index('--sparsity') + 1]}"

@@ -12,6 +12,10 @@ the first pruning decisions follow the gradient of a head that already reads the
 of a random one. Those steps cost a head step each; the pruning ramp then runs from the end of the
 warm-up to `prune_fraction` of the budget.
 
+Optional encoder dropout (`encoder_dropout`, not in the paper): the model's own dropout is on
+during the mask-learning forward passes only (scoring and head training stay in eval mode), a
+regulariser for tasks whose training set a mask over millions of weights can simply fit.
+
 How we land on *exactly* s: the gamma push brings the share of theta <= 0 up to s; the final mask
 then keeps the round((1 - s) * N) largest theta (a global threshold, which at that point differs
 from theta > 0 by at most a few weights). Requested and realized sparsity are both recorded.
@@ -177,6 +181,7 @@ class MaskLearner:
         self.every = max(1, int(cfg["gamma_update_every"]))
         self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
         self.gamma = float(cfg["gamma"])
+        self.encoder_dropout = bool(cfg.get("encoder_dropout", False))
         self.pruned_share = 0.0
         self.stop_step = total  # the step after which pruning stopped (Alg. 1), set by `prune`
         self.reached_by_gamma = False
@@ -247,7 +252,7 @@ class MaskLearner:
                 weights[name], batch = self._token_rows(theta, batch)
             else:
                 weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
-        with self.ctx.autocast():
+        with self.ctx.autocast(), self.ctx.encoder.dropout(self.encoder_dropout):
             loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights), batch.get("attention_mask")), batch["labels"])
         loss.backward()
         if self.token_table is not None:
