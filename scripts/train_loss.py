@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 
 from prune_cli import rundir
+from prune_cli.errors import UserError
 
 
 def phase_losses(run_dir: Path, last: int) -> dict[str, tuple[int, float]]:
@@ -29,7 +30,7 @@ def phase_losses(run_dir: Path, last: int) -> dict[str, tuple[int, float]]:
 
 
 def describe(run_dir: Path, last: int) -> str:
-    metrics = json.loads((run_dir / rundir.METRICS).read_text())
+    metrics = rundir.load_metrics(run_dir)
     phases = "  ".join(f"{phase} ({steps} steps) {loss:.3f}" for phase, (steps, loss) in phase_losses(run_dir, last).items())
     scores = " ".join(f"{name}={value:.4f}" for name, value in metrics["metrics"].items())
     return f"{run_dir}\n  train loss, last {last} steps of each phase: {phases}\n  dev: {scores}"
@@ -43,7 +44,10 @@ def main() -> None:
     for run_dir in args.run_dirs:
         if not (run_dir / rundir.METRICS).is_file() or not (run_dir / rundir.HISTORY).is_file():
             raise SystemExit(f"error: {run_dir} is not a finished run directory (no {rundir.METRICS} or {rundir.HISTORY})")
-        print(describe(run_dir, args.last))
+        try:
+            print(describe(run_dir, args.last))
+        except UserError as exc:
+            raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

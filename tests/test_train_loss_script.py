@@ -30,3 +30,11 @@ def test_a_folder_that_is_not_a_finished_run_is_a_one_line_error(tmp_path: Path)
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "not a finished run directory" in done.stderr
+
+
+def test_an_unreadable_metrics_file_is_a_one_line_error(tmp_path: Path):
+    run = fake_run(tmp_path / "run")
+    (run / "metrics.json").write_text("{not json")
+    done = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "cannot be read" in done.stderr
