@@ -22,6 +22,12 @@ running.mkdir(exist_ok=True)
 me = running / str(os.getpid())
 me.touch()
 args = sys.argv[1:]
+edit = os.environ.get("FAKE_EDIT_SCRIPT")
+if edit and args[0] == "adapt" and not (log.parent / "edited").exists():  # an editor saving in place
+    (log.parent / "edited").touch()
+    text = Path(edit).read_text()
+    with open(edit, "r+") as f:
+        f.write("#!/usr/bin/env bash\n" + "# a comment added while the grid runs\n" * 8 + text.split("\n", 1)[1])
 if args[0] == "adapt":
     run_dir = Path(args[args.index("--resume") + 1]) if "--resume" in args else Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")))
     record = {"args": args, "omp": os.environ.get("OMP_NUM_THREADS"), "concurrent": len(list(running.iterdir()))}
@@ -36,13 +42,13 @@ me.unlink()
 '''
 
 
-def run_grid(tmp_path: Path, jobs: int, root: Path, **overrides: str) -> list[dict]:
+def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> list[dict]:
     fake = tmp_path / "fake_cli.py"
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
     env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
            "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "no-recovery", **overrides}
-    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -163,3 +169,30 @@ def test_encoder_dropout_probes_run_on_mrpc_at_their_sparsity(tmp_path: Path):
         args = call["args"]
         assert "method.encoder_dropout=true" in args and args[args.index("--task") + 1] == "mrpc"
         assert cell(call).split("/")[-2] == f"encoder-dropout-s{args[args.index('--sparsity') + 1]}"
+
+
+def test_the_best_recipe_with_the_cls_head_runs_on_three_seeds_on_sst2_and_at_s07_on_mrpc(tmp_path: Path):
+    """The [CLS]-head twin of the recipe docs/results.md reports for SST-2, and its MRPC s = 0.7 probe."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="prune-longer-paper-theta-lr prune-longer-paper-theta-lr-s0.7")[:-1]
+    assert sorted(cell(c) for c in calls) == sorted(
+        [f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}" for seed in (1, 2, 3)]
+        + [f"{root}/mrpc/ablation/prune-longer-paper-theta-lr-s0.7/seed{seed}" for seed in (1, 2, 3)])
+    for call in calls:
+        args = call["args"]
+        assert "method.prune_fraction=0.8" in args and "method.theta_lr=2e-5" in args
+        assert not any(a.startswith("head.") for a in args)  # the paper's [CLS] head, as in the grid
+        assert args[args.index("--sparsity") + 1] == ("0.7" if args[args.index("--task") + 1] == "mrpc" else "0.5")
+
+
+def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
+    """bash reads a script as it runs it; reproduce.sh is one block, read in full before it starts."""
+    script = tmp_path / "reproduce.sh"
+    script.write_text(SCRIPT.read_text())
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, script=script, FAKE_EDIT_SCRIPT=str(script))
+    assert (tmp_path / "edited").exists() and "added while the grid runs" in script.read_text()
+    assert sorted(cell(c) for c in calls[:-1]) == sorted(
+        [f"{root}/sst2/{m}/s0.5/seed1" for m in ("adapt_by_pruning", "magnitude", "random")]
+        + [f"{root}/sst2/finetune/s0.0/seed1", f"{root}/sst2/feature_extraction/s0.0/seed1", f"{root}/sst2/ablation/no-recovery/seed1"])
+    assert calls[-1]["args"][0] == "report"
