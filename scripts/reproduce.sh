@@ -94,8 +94,8 @@ ablation_seeds[steps-2000-features]="1 2 3"
 # Ablations probed on the cells whose targets the default recipe misses: MRPC at s = 0.9, where
 # every method (ours included) misses the all-paraphrase F1, and at s = 0.7 (under magnitude by
 # F1; there also the longer ramp with the paper's alpha); STS-B at s = 0.9, where ours is under
-# feature extraction (and s = 0.7 beside it). The longer ramp also runs at s = 0.9 on SST-2 and CoLA, where the default meets its targets, to see
-# whether it holds there. The rest: SST-2 only.
+# feature extraction (and s = 0.7 beside it). The longer ramp also runs at s = 0.9 on SST-2 and
+# CoLA, where the default meets its targets, to see whether it holds there. The rest: SST-2 only.
 declare -A ablation_task_list=(
   [mean-pooling-s0.9]="sst2 mrpc"
   [prune-longer-s0.9]="mrpc stsb sst2 cola"
