@@ -46,6 +46,7 @@ class Group:
     train_seconds: float = float("nan")  # mean over the runs: what one cell of the grid costs
     seeds: tuple[int, ...] = ()  # the seed of each value, in the same order
     threads: str = ""  # torch threads the runs used ("1", "2", "1/2"); "?" for a run whose metrics.json predates the field
+    steps: tuple[int, ...] = ()  # the distinct optimiser-step budgets the runs trained for (metrics.json `steps`)
 
     def by_seed(self) -> dict[int, float]:
         return dict(zip(self.seeds, self.values))
@@ -125,7 +126,8 @@ def group_runs(runs: list[dict]) -> list[Group]:
         groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
                             _uninterrupted_seconds(members), tuple(int(r.get("seed", -1)) for r in members),
-                            "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t)))))
+                            "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
+                            tuple(sorted({int(r["steps"]) for r in members if "steps" in r}))))
     return groups
 
 
@@ -255,6 +257,13 @@ def head_changes(group: Group) -> frozenset[str]:
     return frozenset(o for o in group.changes.split() if override_key(o) in HEAD_READOUT)
 
 
+def reference_key(group: Group) -> tuple[frozenset[str], tuple[int, ...]]:
+    """What fine-tuning must share with a recipe to be its fair reference: how the head reads the encoder,
+    and the budget (issue 7: the same training budget for every method). The budget is the steps each run
+    trained for, not the overrides that set it, so a recipe that restates the default budget still matches."""
+    return head_changes(group), group.steps
+
+
 def ablation_markdown(groups: list[Group]) -> list[str]:
     """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
 
@@ -269,23 +278,24 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
              "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
              "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means. "
              "The next column compares the same way with the task's (untagged) fine-tuning runs: issue 7's target. "
-             "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`), compares with the "
-             "task's tagged fine-tuning runs that made the same change, so that both sides read the encoder the same way.", ""]
+             "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`) or trains for another "
+             "number of steps, compares with the task's tagged fine-tuning runs that read the encoder the same way and "
+             "trained for the same steps (\"not run\" where there are none), so that both sides get the same head and budget.", ""]
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
                   "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) "
-                  "| Δ vs fine-tuning with the same head (seeds) |", "|---|---|---|---|---|---|---|"]
+                  "| Δ vs fine-tuning with the same head and budget (seeds) |", "|---|---|---|---|---|---|---|"]
         finetune = next((g for g in groups if (g.task, g.method, g.tag) == (task, "finetune", "")), None)
 
         def vs_finetune(group: Group) -> str:
             return paired_delta(group, finetune) if finetune is not None and group.method != "finetune" else ""
 
-        def vs_finetune_same_head(group: Group) -> str:
-            head = head_changes(group)
-            if not head or group.method == "finetune":
-                return ""
-            same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and head_changes(g) == head), None)
+        def vs_matched_finetune(group: Group) -> str:
+            key = reference_key(group)
+            if group.method == "finetune" or (not key[0] and (finetune is None or key[1] == finetune.steps)):
+                return ""  # the default fine-tuning already matches: the previous column is the comparison
+            same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and reference_key(g) == key), None)
             return paired_delta(group, same) if same is not None else "not run"
 
         for algorithm in sorted({g.algorithm for g in rows}):
@@ -295,7 +305,7 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
                 lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} "
-                             f"| {vs_finetune_same_head(g)} |")
+                             f"| {vs_matched_finetune(g)} |")
         lines.append("")
     return lines
 

@@ -69,14 +69,22 @@ declare -A ablation=(
   [steps-2000-random-s0.7]="--sparsity 0.7 method=random trainer.epochs=20"
   [steps-2000-gmp-s0.7]="--sparsity 0.7 method=gmp trainer.epochs=20"
   [steps-2000-imp-s0.7]="--sparsity 0.7 method=imp trainer.epochs=20"
+  # t_s (Eq. 4; the paper's 1 is the default): with theta near 0.01, t_s = 1 makes the surrogate
+  # gradient flat (a straight-through estimator); 10 and 100 weight it towards theta near 0
+  [t-small-10]="method.t_small=10"
+  [t-small-100]="method.t_small=100"
+  # SST-2 on about two epochs (4000 steps; the paper trained for 2-5), ours and fine-tuning alike:
+  # the budget is the one lever docs/results.md had left untried for the s = 0.5 target
+  [steps-4000]="trainer.max_steps=4000"
+  [steps-4000-finetune]="method=finetune trainer.max_steps=4000"
   # the model's own dropout while the mask learns: against a mask that fits MRPC's training set
   [encoder-dropout-s0.9]="--sparsity 0.9 method.encoder_dropout=true"
   [encoder-dropout-s0.7]="--sparsity 0.7 method.encoder_dropout=true"
 )
 # The ablations compared over three seeds (the recipe that meets SST-2's s = 0.5 target, the
 # steps towards it, the same recipe with the [CLS] head, the mean-pooling references it is
-# measured against, the longer-ramp and dropout probes, and MRPC at s = 0.7 on the 2000-step
-# budget, every method); the rest: seed 1.
+# measured against, the longer-ramp and dropout probes, MRPC at s = 0.7 on the 2000-step budget,
+# every method, and SST-2 on the 4000-step budget, ours and fine-tuning); the rest: seed 1.
 declare -A ablation_seeds=(
   [prune-longer]="1 2 3"
   [prune-longer-mean]="1 2 3"
@@ -88,6 +96,8 @@ declare -A ablation_seeds=(
   [prune-longer-s0.9]="1 2 3"
   [prune-longer-s0.7]="1 2 3"
   [encoder-dropout-s0.9]="1 2 3"
+  [steps-4000]="1 2 3"
+  [steps-4000-finetune]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
@@ -106,7 +116,7 @@ declare -A ablation_task_list=(
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))

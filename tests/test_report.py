@@ -12,7 +12,7 @@ from prune_cli import report
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
-             threads: int | None = None) -> Path:
+             threads: int | None = None, steps: int | None = None) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
@@ -26,6 +26,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             "algorithm": "adapt_by_pruning" if method.startswith("adapt_by_pruning") else method, "tag": tag,
             **({"train_seconds": seconds} if seconds is not None else {}),
             **({"threads": threads} if threads is not None else {}),
+            **({"steps": steps} if steps is not None else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -111,6 +112,26 @@ def test_a_head_change_is_also_compared_with_fine_tuning_that_made_the_same_head
     assert "| adapt_by_pruning (max) | `head.pooling=max` | 0.8100 ± 0.0000 | 1 | +1.0 (1) | -9.0 (1) | not run |" in ablations
     # the head's training rate is recipe, not readout: compared with the default fine-tuning only
     assert "| adapt_by_pruning (slow-head) | `head.lr=2e-5` | 0.7900 ± 0.0000 | 1 | -1.0 (1) | -11.0 (1) |  |" in ablations
+
+
+def test_a_budget_change_is_compared_with_fine_tuning_on_the_same_budget(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, steps=2000)
+    fake_run(tmp_path, "f", "finetune", 0.0, 1, 0.90, steps=2000)
+    fake_run(tmp_path, "g", "adapt_by_pruning", 0.5, 1, 0.85, tag="longer", overrides=["tag=longer", "trainer.max_steps=4000"],
+             steps=4000)
+    fake_run(tmp_path, "h", "finetune", 0.0, 1, 0.91, tag="longer-finetune",
+             overrides=["method=finetune", "tag=longer-finetune", "trainer.max_steps=4000"], steps=4000)
+    fake_run(tmp_path, "i", "adapt_by_pruning", 0.5, 1, 0.70, tag="restated", overrides=["tag=restated", "trainer.max_steps=2000"],
+             steps=2000)
+    fake_run(tmp_path, "j", "adapt_by_pruning", 0.5, 1, 0.82, tag="mid", overrides=["tag=mid", "trainer.max_steps=3000"], steps=3000)
+    report.build(tmp_path)
+    ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
+    # 0.85 - 0.91 against fine-tuning on the same 4000 steps; 0.85 - 0.90 against the default one
+    assert "| adapt_by_pruning (longer) | `trainer.max_steps=4000` | 0.8500 ± 0.0000 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
+    # restating the default budget is no budget change: the default fine-tuning is the reference
+    assert "| adapt_by_pruning (restated) | `trainer.max_steps=2000` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
+    # no fine-tuning run on 3000 steps: said, not hidden
+    assert "| adapt_by_pruning (mid) | `trainer.max_steps=3000` | 0.8200 ± 0.0000 | 1 | +2.0 (1) | -8.0 (1) | not run |" in ablations
 
 
 def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path: Path):

@@ -185,6 +185,19 @@ def test_the_best_recipe_with_the_cls_head_runs_on_three_seeds_on_sst2_and_at_s0
         assert args[args.index("--sparsity") + 1] == ("0.7" if args[args.index("--task") + 1] == "mrpc" else "0.5")
 
 
+def test_the_two_epoch_budget_runs_ours_and_fine_tuning_alike_on_three_sst2_seeds(tmp_path: Path):
+    """The budget probe for SST-2's s = 0.5 target: both sides of the comparison get the same 4000 steps."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="steps-4000 steps-4000-finetune")[:-1]
+    assert [cell(c) for c in calls] == [f"{root}/sst2/ablation/{name}/seed{seed}"
+                                        for seed in (1, 2, 3) for name in ("steps-4000", "steps-4000-finetune")]  # paired by seed
+    for call in calls:
+        args = call["args"]
+        assert "trainer.max_steps=4000" in args and args[args.index("--task") + 1] == "sst2"
+        assert not any(a.startswith(("head.", "method.")) for a in args)  # the default recipe and head
+        assert [a for a in args if a.startswith("method=")] == (["method=finetune"] if cell(call).split("/")[-2].endswith("finetune") else [])
+
+
 def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
     """bash reads a script as it runs it; reproduce.sh is one block, read in full before it starts."""
     script = tmp_path / "reproduce.sh"
