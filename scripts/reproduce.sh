@@ -77,6 +77,8 @@ declare -A ablation=(
   # the budget is the one lever docs/results.md had left untried for the s = 0.5 target
   [steps-4000]="trainer.max_steps=4000"
   [steps-4000-finetune]="method=finetune trainer.max_steps=4000"
+  # the best [CLS] recipe (prune-longer-paper-theta-lr) on that budget: the two levers together
+  [steps-4000-prune-longer-paper-theta-lr]="trainer.max_steps=4000 method.prune_fraction=0.8 method.theta_lr=2e-5"
   # the model's own dropout while the mask learns: against a mask that fits MRPC's training set
   [encoder-dropout-s0.9]="--sparsity 0.9 method.encoder_dropout=true"
   [encoder-dropout-s0.7]="--sparsity 0.7 method.encoder_dropout=true"
@@ -98,6 +100,7 @@ declare -A ablation_seeds=(
   [encoder-dropout-s0.9]="1 2 3"
   [steps-4000]="1 2 3"
   [steps-4000-finetune]="1 2 3"
+  [steps-4000-prune-longer-paper-theta-lr]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
@@ -116,7 +119,7 @@ declare -A ablation_task_list=(
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))

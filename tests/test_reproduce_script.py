@@ -198,6 +198,23 @@ def test_the_two_epoch_budget_runs_ours_and_fine_tuning_alike_on_three_sst2_seed
         assert [a for a in args if a.startswith("method=")] == (["method=finetune"] if cell(call).split("/")[-2].endswith("finetune") else [])
 
 
+def test_the_best_cls_recipe_on_the_two_epoch_budget_is_that_recipe_plus_the_budget(tmp_path: Path):
+    """The two levers together must be exactly the recipe's cell and the budget's, or the pairing says nothing."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="prune-longer-paper-theta-lr steps-4000-prune-longer-paper-theta-lr")[:-1]
+    by_cell = {cell(c): c["args"] for c in calls}
+    assert sorted(by_cell) == sorted(f"{root}/sst2/ablation/{name}/seed{seed}" for seed in (1, 2, 3)
+                                     for name in ("prune-longer-paper-theta-lr", "steps-4000-prune-longer-paper-theta-lr"))
+
+    def overrides(args: list[str]) -> set[str]:
+        return {a for a in args if a.startswith(("method.", "head.", "trainer.", "method="))}
+
+    for seed in (1, 2, 3):
+        recipe = overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}"])
+        combined = overrides(by_cell[f"{root}/sst2/ablation/steps-4000-prune-longer-paper-theta-lr/seed{seed}"])
+        assert recipe and combined == recipe | {"trainer.max_steps=4000"}
+
+
 def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
     """bash reads a script as it runs it; reproduce.sh is one block, read in full before it starts."""
     script = tmp_path / "reproduce.sh"
