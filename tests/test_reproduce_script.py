@@ -185,12 +185,14 @@ def test_the_best_recipe_with_the_cls_head_runs_on_three_seeds_on_sst2_and_at_s0
         assert args[args.index("--sparsity") + 1] == ("0.7" if args[args.index("--task") + 1] == "mrpc" else "0.5")
 
 
-def test_the_two_epoch_budget_runs_ours_and_fine_tuning_alike_on_three_sst2_seeds(tmp_path: Path):
-    """The budget probe for SST-2's s = 0.5 target: both sides of the comparison get the same 4000 steps."""
+def test_the_two_epoch_budget_runs_ours_and_fine_tuning_alike_on_the_same_sst2_seeds(tmp_path: Path):
+    """The budget probe for SST-2's s = 0.5 target: both sides of the comparison get the same 4000 steps.
+    Fine-tuning also runs seeds 4 and 5, the fresh seeds of the recipe it is the reference for."""
     root = tmp_path / "runs"
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="steps-4000 steps-4000-finetune")[:-1]
-    assert [cell(c) for c in calls] == [f"{root}/sst2/ablation/{name}/seed{seed}"
-                                        for seed in (1, 2, 3) for name in ("steps-4000", "steps-4000-finetune")]  # paired by seed
+    assert [cell(c) for c in calls] == [f"{root}/sst2/ablation/{name}/seed{seed}"  # paired by seed
+                                        for seed in (1, 2, 3, 4, 5) for name in ("steps-4000", "steps-4000-finetune")
+                                        if seed <= 3 or name == "steps-4000-finetune"]
     for call in calls:
         args = call["args"]
         assert "trainer.max_steps=4000" in args and args[args.index("--task") + 1] == "sst2"
@@ -199,20 +201,26 @@ def test_the_two_epoch_budget_runs_ours_and_fine_tuning_alike_on_three_sst2_seed
 
 
 def test_the_best_cls_recipe_on_the_two_epoch_budget_is_that_recipe_plus_the_budget(tmp_path: Path):
-    """The two levers together must be exactly the recipe's cell and the budget's, or the pairing says nothing."""
+    """The two levers together must be exactly the recipe's cell and the budget's, or the pairing says nothing.
+    It runs on seeds 1-5 (4 and 5 fresh, after it was chosen), like its fine-tuning reference."""
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="prune-longer-paper-theta-lr steps-4000-prune-longer-paper-theta-lr")[:-1]
+    calls = run_grid(tmp_path, 1, root, GRID="0",
+                     ABLATIONS="prune-longer-paper-theta-lr steps-4000-prune-longer-paper-theta-lr steps-4000-finetune")[:-1]
     by_cell = {cell(c): c["args"] for c in calls}
-    assert sorted(by_cell) == sorted(f"{root}/sst2/ablation/{name}/seed{seed}" for seed in (1, 2, 3)
-                                     for name in ("prune-longer-paper-theta-lr", "steps-4000-prune-longer-paper-theta-lr"))
+    assert sorted(by_cell) == sorted([f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}" for seed in (1, 2, 3)]
+                                     + [f"{root}/sst2/ablation/{name}/seed{seed}" for seed in (1, 2, 3, 4, 5)
+                                        for name in ("steps-4000-prune-longer-paper-theta-lr", "steps-4000-finetune")])
 
-    def overrides(args: list[str]) -> set[str]:
-        return {a for a in args if a.startswith(("method.", "head.", "trainer.", "method="))}
+    def overrides(args: list[str]) -> set[str]:  # what decides the result (trainer.progress only decides the display)
+        return {a for a in args if a.startswith(("method.", "head.", "trainer.", "method=")) and not a.startswith("trainer.progress=")}
 
     for seed in (1, 2, 3):
         recipe = overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}"])
         combined = overrides(by_cell[f"{root}/sst2/ablation/steps-4000-prune-longer-paper-theta-lr/seed{seed}"])
         assert recipe and combined == recipe | {"trainer.max_steps=4000"}
+    for seed in (4, 5):  # the fresh seeds run the same recipe, against fine-tuning on the same budget
+        assert overrides(by_cell[f"{root}/sst2/ablation/steps-4000-prune-longer-paper-theta-lr/seed{seed}"]) == combined
+        assert overrides(by_cell[f"{root}/sst2/ablation/steps-4000-finetune/seed{seed}"]) == {"method=finetune", "trainer.max_steps=4000"}
 
 
 def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
