@@ -59,6 +59,7 @@ declare -A ablation=(
   [prune-longer-s0.9]="--sparsity 0.9 method.prune_fraction=0.8"
   [prune-longer-s0.7]="--sparsity 0.7 method.prune_fraction=0.8"
   [prune-longer-paper-theta-lr-s0.7]="--sparsity 0.7 method.prune_fraction=0.8 method.theta_lr=2e-5"
+  [prune-longer-paper-theta-lr-s0.9]="--sparsity 0.9 method.prune_fraction=0.8 method.theta_lr=2e-5"
   # MRPC's 5-epoch cap gives every method 575 steps; these lift the cap so that the 2000-step cap
   # binds, as on SST-2 (the same budget for each method they compare)
   [steps-2000-s0.9]="--sparsity 0.9 trainer.epochs=20"
@@ -97,6 +98,7 @@ declare -A ablation_seeds=(
   [prune-longer-mean-paper-theta-lr]="1 2 3"
   [prune-longer-paper-theta-lr]="1 2 3"
   [prune-longer-paper-theta-lr-s0.7]="1 2 3"
+  [prune-longer-paper-theta-lr-s0.9]="1 2 3"
   [mean-pooling-finetune]="1 2 3"
   [mean-pooling-features]="1 2 3"
   [prune-longer-s0.9]="1 2 3"
@@ -112,18 +114,24 @@ ablation_seeds[steps-2000-features]="1 2 3"
 # every method (ours included) misses the all-paraphrase F1, and at s = 0.7 (under magnitude by
 # F1; there also the longer ramp with the paper's alpha); STS-B at s = 0.9, where ours is under
 # feature extraction (and s = 0.7 beside it). The longer ramp also runs at s = 0.9 on SST-2 and
-# CoLA, where the default meets its targets, to see whether it holds there. The rest: SST-2 only.
+# CoLA, where the default meets its targets, to see whether it holds there. The [CLS] recipe
+# chosen on SST-2's dev set (prune-longer-paper-theta-lr) also runs unchanged at s = 0.5 on the
+# three tasks that played no part in choosing it, as a test of the choice, and at s = 0.7 and 0.9
+# on CoLA (where it gained most at s = 0.5) and at s = 0.9 on STS-B (where the longer ramp alone
+# rescued the default). The rest: SST-2 only.
 declare -A ablation_task_list=(
   [mean-pooling-s0.9]="sst2 mrpc"
   [prune-longer-s0.9]="mrpc stsb sst2 cola"
   [prune-longer-s0.7]="mrpc stsb"
-  [prune-longer-paper-theta-lr-s0.7]="mrpc"
+  [prune-longer-paper-theta-lr-s0.7]="mrpc cola"
+  [prune-longer-paper-theta-lr]="sst2 stsb cola mrpc"
+  [prune-longer-paper-theta-lr-s0.9]="cola stsb"
 )
 # the budget and dropout probes are MRPC's alone
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
