@@ -100,6 +100,27 @@ def scoring_weights(encoder: MaskedEncoder, masks, trained) -> dict[str, torch.T
     return encoder.masked_weights(masks) if masks is not None else None
 
 
+def hardware(device: torch.device) -> dict[str, str | None]:
+    """The processor a run computed on, for metrics.json.
+
+    A run is bit-for-bit repeatable on the same kind of machine, but torch picks its CPU kernels by
+    instruction set (and CUDA ones by GPU), and their last-bit rounding differs, so a mask learnt
+    over hundreds of steps can come out slightly different elsewhere. Recording the processor lets
+    a rerun that does not match to the last digit be told apart from a changed recipe.
+    """
+    cpu = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
 def main_metric_key(cfg: DictConfig) -> str:
     return f"eval_{cfg.task.main_metric}"
 
@@ -183,6 +204,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         "method_details": result.extra,
         "device": str(prepared.device),
         "threads": torch.get_num_threads(),  # intra-op threads this run used (config null: torch's default)
+        "hardware": hardware(prepared.device),
         "versions": {"prune_cli": prune_cli.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
