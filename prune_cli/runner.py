@@ -103,10 +103,11 @@ def scoring_weights(encoder: MaskedEncoder, masks, trained) -> dict[str, torch.T
 def hardware(device: torch.device) -> dict[str, str | None]:
     """The processor a run computed on, for metrics.json.
 
-    A run is bit-for-bit repeatable on the same kind of machine, but torch picks its CPU kernels by
-    instruction set (and CUDA ones by GPU), and their last-bit rounding differs, so a mask learnt
-    over hundreds of steps can come out slightly different elsewhere. Recording the processor lets
-    a rerun that does not match to the last digit be told apart from a changed recipe.
+    A run repeats bit for bit on the same machine. Elsewhere torch may pick other CPU kernels (it
+    dispatches by instruction set) or CUDA ones, whose last-bit rounding can differ, so a mask learnt
+    over hundreds of steps can come out slightly different (docs/results.md, "Reruns"). Recording
+    the processor lets a rerun that does not match to the last digit be told apart from a changed
+    recipe.
     """
     cpu = platform.processor() or None
     try:
