@@ -56,10 +56,6 @@ declare -A ablation=(
   [prune-longer-mean-paper-theta-lr]="method.prune_fraction=0.8 head.pooling=mean method.theta_lr=2e-5"
   # the same recipe with the paper's [CLS] head, the head every method's grid row uses
   [prune-longer-paper-theta-lr]="method.prune_fraction=0.8 method.theta_lr=2e-5"
-  [prune-longer-s0.9]="--sparsity 0.9 method.prune_fraction=0.8"
-  [prune-longer-s0.7]="--sparsity 0.7 method.prune_fraction=0.8"
-  [prune-longer-paper-theta-lr-s0.7]="--sparsity 0.7 method.prune_fraction=0.8 method.theta_lr=2e-5"
-  [prune-longer-paper-theta-lr-s0.9]="--sparsity 0.9 method.prune_fraction=0.8 method.theta_lr=2e-5"
   # MRPC's 5-epoch cap gives every method 575 steps; these lift the cap so that the 2000-step cap
   # binds, as on SST-2 (the same budget for each method they compare)
   [steps-2000-s0.9]="--sparsity 0.9 trainer.epochs=20"
@@ -85,6 +81,12 @@ declare -A ablation=(
 # the best [CLS] recipe on the 4000-step budget, the two levers together: built from both cells,
 # so that it stays exactly that recipe plus that budget
 ablation[steps-4000-prune-longer-paper-theta-lr]="${ablation[steps-4000]} ${ablation[prune-longer-paper-theta-lr]}"
+# the longer ramp, alone and with the paper's alpha, at the higher sparsities: built from the s = 0.5
+# cells in the same way, so that every sparsity runs exactly the same recipe
+for s in 0.7 0.9; do
+  ablation[prune-longer-s$s]="--sparsity $s ${ablation[prune-longer]}"
+  ablation[prune-longer-paper-theta-lr-s$s]="--sparsity $s ${ablation[prune-longer-paper-theta-lr]}"
+done
 # The ablations compared over three seeds (the recipe that meets SST-2's s = 0.5 target, the
 # steps towards it, the same recipe with the [CLS] head, the mean-pooling references it is
 # measured against, the longer-ramp and dropout probes, MRPC at s = 0.7 on the 2000-step budget,
