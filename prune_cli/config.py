@@ -114,6 +114,10 @@ def check_config(cfg: DictConfig) -> None:
         if not 0.0 <= warmup < ramp_end <= 1.0:
             raise UserError(f"method.head_warmup_fraction={warmup} and method.prune_fraction={ramp_end} must satisfy "
                             "0 <= head_warmup_fraction < prune_fraction <= 1 (pruning runs between the two)")
+        alpha_warmup = float(cfg.method.get("warmup_fraction", 0.0))
+        if not 0.0 <= alpha_warmup < ramp_end - warmup:
+            raise UserError(f"method.warmup_fraction={alpha_warmup} must be in [0, prune_fraction - head_warmup_fraction = "
+                            f"{ramp_end - warmup:g}): theta's learning rate warms up while the mask is being learnt")
 
 
 def check_run_dir(overrides: Sequence[str]) -> None:

@@ -35,6 +35,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
         (["--sparsity", "0.5,0.9"], ["add -m/--multirun"]),
         (["head.pooling=max"], ["head.pooling='max' is not known", "cls, mean"]),
         (["method.head_warmup_fraction=0.6"], ["head_warmup_fraction=0.6", "prune_fraction=0.5", "0 <= head_warmup_fraction < prune_fraction"]),
+        (["method.warmup_fraction=0.5"], ["method.warmup_fraction=0.5", "prune_fraction - head_warmup_fraction = 0.5"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):

@@ -145,6 +145,35 @@ def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_di
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize(
+    ("schedule", "factors"),
+    [
+        # warm-up over half the 6-step budget, then decay to zero where the ramp ends (the budget's end)
+        ({"warmup_fraction": 0.5, "theta_lr_decay": True, "prune_fraction": 1.0}, [1 / 3, 2 / 3, 1, 1, 2 / 3, 1 / 3]),
+        # the ramp ends at step 3: alpha is zero from there, however long the head goes on alone
+        ({"theta_lr_decay": True, "prune_fraction": 0.5}, [1, 2 / 3, 1 / 3, 0, 0, 0]),
+        ({}, [1] * 6),  # the default: constant alpha
+    ],
+)
+def test_theta_learning_rate_warms_up_and_decays_over_the_pruning_ramp(tiny_model_dir: Path, schedule: dict, factors: list[float]):
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.methods.adapt_by_pruning import MaskLearner
+    from prune_cli.methods.loops import HeadTrainer
+
+    method = {**OmegaConf.to_container(compose([]).method), **schedule}
+    ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=method)
+    assert ctx.budget.total_steps == 6
+    learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
+    batches = ctx.batches()
+    used = []
+    for step in range(6):
+        used.append(learner.optimizer.param_groups[0]["lr"] / method["theta_lr"])
+        learner.step(step, next(batches))
+    assert used == pytest.approx(factors)
+
+
 def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target(in_tmp: Path, tiny_model_dir: Path):
     """head_warmup_fraction: the first steps train only the head on the dense encoder (sparsity 0
     throughout), then the ramp prunes from there and still ends at exactly s."""

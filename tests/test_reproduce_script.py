@@ -65,6 +65,11 @@ def cell(call: dict) -> str:
     return next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir="))
 
 
+def overrides(args: list[str]) -> set[str]:
+    """The overrides that decide a run's result (trainer.progress only decides the display)."""
+    return {a for a in args if a.startswith(("method.", "head.", "trainer.", "method=")) and not a.startswith("trainer.progress=")}
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_every_cell_runs_once_then_the_report(tmp_path: Path, jobs: int):
     root = tmp_path / "runs"
@@ -216,9 +221,6 @@ def test_the_best_cls_recipe_on_the_two_epoch_budget_is_that_recipe_plus_the_bud
                                      + [f"{root}/sst2/ablation/{name}/seed{seed}" for seed in (1, 2, 3, 4, 5)
                                         for name in ("steps-4000-prune-longer-paper-theta-lr", "steps-4000-finetune")])
 
-    def overrides(args: list[str]) -> set[str]:  # what decides the result (trainer.progress only decides the display)
-        return {a for a in args if a.startswith(("method.", "head.", "trainer.", "method=")) and not a.startswith("trainer.progress=")}
-
     for seed in (1, 2, 3):
         recipe = overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}"])
         combined = overrides(by_cell[f"{root}/sst2/ablation/steps-4000-prune-longer-paper-theta-lr/seed{seed}"])
@@ -239,3 +241,20 @@ def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
         [f"{root}/sst2/{m}/s0.5/seed1" for m in ("adapt_by_pruning", "magnitude", "random")]
         + [f"{root}/sst2/finetune/s0.0/seed1", f"{root}/sst2/feature_extraction/s0.0/seed1", f"{root}/sst2/ablation/no-recovery/seed1"])
     assert calls[-1]["args"][0] == "report"
+
+
+def test_alphas_schedules_run_on_three_seeds_each_with_its_one_change_and_with_the_cls_recipe(tmp_path: Path):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr prune-longer-paper-theta-lr-decay")[:-1]
+    by_cell = {cell(c): c["args"] for c in calls}
+    changes = {"theta-lr-warmup": "method.warmup_fraction=0.1", "theta-lr-decay": "method.theta_lr_decay=true"}
+    tasks = {"theta-lr-warmup": ("sst2",), "theta-lr-decay": ("sst2", "cola")}
+    for name, change in changes.items():
+        for task in tasks[name]:
+            for seed in (1, 2, 3):
+                args = by_cell[f"{root}/{task}/ablation/{name}/seed{seed}"]
+                assert args[args.index("--sparsity") + 1] == "0.5" and change in args and f"tag={name}" in args
+    assert f"{root}/cola/ablation/theta-lr-warmup/seed1" not in by_cell
+    for seed in (1, 2, 3):  # the [CLS] recipe plus the decay, exactly
+        recipe = overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}"])
+        assert overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr-decay/seed{seed}"]) == recipe | {changes["theta-lr-decay"]}

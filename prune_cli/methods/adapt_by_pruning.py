@@ -171,13 +171,17 @@ class MaskLearner:
         self.target = float(ctx.cfg["sparsity"])
         total = ctx.budget.total_steps
         self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device)
+        self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
+        self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
         self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
-        self.scheduler = linear_schedule(self.optimizer, int(cfg.get("warmup_fraction", 0.0) * total), total, decay=cfg.get("theta_lr_decay", False))
+        # alpha's schedule counts this learner's own steps: warm-up over a share of the budget, and
+        # (theta_lr_decay) a linear decay that reaches zero where the ramp reaches s and pruning ends,
+        # not at the end of the budget, which the head has to itself
+        self.scheduler = linear_schedule(self.optimizer, int(float(cfg.get("warmup_fraction", 0.0)) * total), self.ramp - self.start,
+                                         decay=cfg.get("theta_lr_decay", False))
         self.criterion = loss_fn(ctx.regression)
         self.base = ctx.encoder.base_weights()
         self.t_large, self.t_small = float(cfg["t_large"]), float(cfg["t_small"])
-        self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
-        self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
         self.every = max(1, int(cfg["gamma_update_every"]))
         self.floor = -20.0 / self.t_large  # a forbidden theta stays where sigma(t_l * theta) is ~0
         self.gamma = float(cfg["gamma"])
