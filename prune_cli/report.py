@@ -12,7 +12,7 @@ import io
 import json
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -264,6 +264,25 @@ def reference_key(group: Group) -> tuple[frozenset[str], tuple[int, ...]]:
     return head_changes(group), group.steps
 
 
+def default_finetune(groups: list[Group], task: str) -> Group | None:
+    """The task's fine-tuning with the default recipe, as the reference the ablation table pairs with.
+
+    That is the grid's untagged runs plus any tagged fine-tuning runs that change nothing (the same recipe
+    on fresh seeds, e.g. `finetune-fresh-seeds`), so that a recipe rerun on those seeds too is compared
+    with fine-tuning on every seed it has. The grid's own tables keep the untagged runs alone, so that
+    every method there is averaged over the same seeds.
+    """
+    grid = next((g for g in groups if (g.task, g.method, g.tag) == (task, "finetune", "")), None)
+    if grid is None:
+        return None
+    by_seed = grid.by_seed()
+    for extra in (g for g in groups if g.task == task and g.method == "finetune" and g.tag and not g.changes):
+        for seed, value in extra.by_seed().items():
+            by_seed.setdefault(seed, value)
+    seeds = tuple(sorted(by_seed))
+    return replace(grid, values=tuple(by_seed[s] for s in seeds), seeds=seeds)
+
+
 def ablation_markdown(groups: list[Group]) -> list[str]:
     """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
 
@@ -277,7 +296,8 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
              "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
              "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
              "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means. "
-             "The next column compares the same way with the task's (untagged) fine-tuning runs: issue 7's target. "
+             "The next column compares the same way with the task's default fine-tuning runs (untagged, plus any tagged "
+             "ones that change nothing: the same recipe on more seeds): issue 7's target. "
              "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`) or trains for another "
              "number of steps, compares with the task's tagged fine-tuning runs that read the encoder the same way and "
              "trained for the same steps (\"not run\" where there are none), so that both sides get the same head and budget.", ""]
@@ -286,7 +306,7 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
                   "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) "
                   "| Δ vs fine-tuning with the same head and budget (seeds) |", "|---|---|---|---|---|---|---|"]
-        finetune = next((g for g in groups if (g.task, g.method, g.tag) == (task, "finetune", "")), None)
+        finetune = default_finetune(groups, task)
 
         def vs_finetune(group: Group) -> str:
             return paired_delta(group, finetune) if finetune is not None and group.method != "finetune" else ""

@@ -155,3 +155,20 @@ def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path
     # paired by seed: (0.78 - 0.80 + 0.76 - 0.84) / 2; seed 1 only: 0.70 - 0.80
     assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 (1, 2) | -12.0 (1) |  |" in ablations
     assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
+
+
+def test_fine_tuning_on_fresh_seeds_with_no_change_extends_the_reference_but_not_the_grid(tmp_path: Path):
+    """A recipe rerun on fresh seeds is paired with fine-tuning on every seed it has: tagged fine-tuning runs that
+    change nothing are the default recipe on more seeds. The grid's table still averages the untagged runs alone."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    fake_run(tmp_path, "f1", "finetune", 0.0, 1, 0.90)
+    fake_run(tmp_path, "f2", "finetune", 0.0, 2, 0.94, tag="fresh", overrides=["method=finetune", "tag=fresh", "trainer.num_threads=1"])
+    fake_run(tmp_path, "f3", "finetune", 0.0, 3, 0.50, tag="other", overrides=["method=finetune", "tag=other", "head.lr=1e-3"])
+    for seed, value in ((1, 0.86), (2, 0.88), (3, 0.70)):
+        fake_run(tmp_path, f"g{seed}", "adapt_by_pruning", 0.5, seed, value, tag="longer",
+                 overrides=["tag=longer", "method.prune_fraction=0.8"])
+    groups, _, _ = report.build(tmp_path)
+    assert [g.values for g in groups if g.method == "finetune" and not g.tag] == [(0.90,)]
+    ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
+    # seeds 1 and 2: (0.86 - 0.90 + 0.88 - 0.94) / 2; seed 3's fine-tuning changed its recipe, so it is no reference
+    assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.8133 ± 0.0987 | 3 | +6.0 (1) | -5.0 (1, 2) |  |" in ablations

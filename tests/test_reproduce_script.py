@@ -230,6 +230,22 @@ def test_the_best_cls_recipe_on_the_two_epoch_budget_is_that_recipe_plus_the_bud
         assert overrides(by_cell[f"{root}/sst2/ablation/steps-4000-finetune/seed{seed}"]) == {"method=finetune", "trainer.max_steps=4000"}
 
 
+def test_the_mean_pooling_recipe_runs_fresh_seeds_against_both_fine_tunings(tmp_path: Path):
+    """The mean-pooling recipe's three-seed margin was tested on seeds 4 and 5: the recipe, fine-tuning with the
+    same head, and the grid's own fine-tuning (no change but the tag) on those two seeds, which the grid lacks."""
+    root = tmp_path / "runs"
+    names = ("prune-longer-mean-paper-theta-lr", "mean-pooling-finetune", "finetune-fresh-seeds")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    by_cell = {cell(c): c["args"] for c in calls}
+    assert sorted(by_cell) == sorted(f"{root}/sst2/ablation/{name}/seed{seed}" for name in names
+                                     for seed in ((4, 5) if name == "finetune-fresh-seeds" else (1, 2, 3, 4, 5)))
+    for seed in (4, 5):
+        assert overrides(by_cell[f"{root}/sst2/ablation/finetune-fresh-seeds/seed{seed}"]) == {"method=finetune"}
+        assert overrides(by_cell[f"{root}/sst2/ablation/mean-pooling-finetune/seed{seed}"]) == {"method=finetune", "head.pooling=mean"}
+        assert overrides(by_cell[f"{root}/sst2/ablation/prune-longer-mean-paper-theta-lr/seed{seed}"]) == {
+            "method.prune_fraction=0.8", "head.pooling=mean", "method.theta_lr=2e-5"}
+
+
 def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
     """bash reads a script as it runs it; reproduce.sh is one block, read in full before it starts."""
     script = tmp_path / "reproduce.sh"
