@@ -80,7 +80,7 @@ declare -A ablation=(
   [steps-4000]="trainer.max_steps=4000"
   [steps-4000-finetune]="method=finetune trainer.max_steps=4000"
   # fine-tuning with the grid's own recipe ([CLS] head, default budget) on fresh seeds 4 and 5 (its
-  # seeds 1-3 are the grid's): the reference for the five-seed check of the mean-pooling recipe
+  # seeds 1-3 are the grid's): the reference for the five-seed checks of the recipes on that budget
   [finetune-fresh-seeds]="method=finetune"
   # the model's own dropout while the mask learns: against a mask that fits MRPC's training set
   [encoder-dropout-s0.9]="--sparsity 0.9 method.encoder_dropout=true"
@@ -103,9 +103,9 @@ done
 # every method, SST-2 on the 4000-step budget, ours and fine-tuning, and alpha's schedules); the
 # [CLS] recipe that meets SST-2's target on the 4000-step budget and its fine-tuning reference
 # also on seeds 4 and 5, fresh seeds run after the recipe was chosen, because its margin was less
-# than the seed spread; likewise the mean-pooling recipe that meets it on the default budget, with
-# both its fine-tuning references (the same head, and the grid's [CLS] head on those two seeds);
-# the rest: seed 1.
+# than the seed spread; likewise the mean-pooling recipe that met it on the default budget on seeds
+# 1-3, with both its fine-tuning references (the same head, and the grid's [CLS] head on those two
+# seeds); the rest: seed 1.
 declare -A ablation_seeds=(
   [prune-longer]="1 2 3"
   [prune-longer-mean]="1 2 3"
