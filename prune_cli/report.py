@@ -324,7 +324,8 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
                 lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  | {vs_finetune(base)} |  |")
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
-                lines.append(f"| {g.label} | `{g.changes}` | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} "
+                changes = f"`{g.changes}`" if g.changes else "none (the default recipe)"
+                lines.append(f"| {g.label} | {changes} | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} "
                              f"| {vs_matched_finetune(g)} |")
         lines.append("")
     return lines

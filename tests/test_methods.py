@@ -231,3 +231,49 @@ def test_quantile_by_selection_is_torch_quantile_to_the_bit(size: int):
             sample = (sample * 1e4).round() / 1e4
         for q in [0.0, 1.0, 0.5, 0.37, 0.999, 1e-7, *torch.rand(20, generator=generator).tolist()]:
             assert quantile_by_selection(sample, q) == float(torch.quantile(sample, q)), (size, ties, q)
+
+
+def test_unseen_token_rows_are_the_vocabulary_the_training_split_never_uses():
+    import numpy as np
+
+    from prune_cli.batching import Encoded
+    from prune_cli.methods.adapt_by_pruning import unseen_token_rows
+
+    split = Encoded(fields={"input_ids": [np.array([2, 5, 3]), np.array([2, 7, 7, 3])]}, labels=torch.zeros(2), pad_ids={"input_ids": 0})
+    assert unseen_token_rows(split, 9).tolist() == [True, True, False, False, True, False, True, False, True]
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.05])
+def test_unseen_tokens_first_prunes_the_rows_the_task_never_reads_before_anything_else(in_tmp: Path, tiny_model_dir: Path, sparsity: float):
+    """method.unseen_tokens_first: never-seen rows go first and count towards s, which stays exact.
+    Above their share they are all pruned; below it, part of them is, and next to nothing else."""
+    from prune_cli import mask_format, rundir
+    from prune_cli.methods.adapt_by_pruning import unseen_token_rows
+
+    result = run_cli("adapt", "--sparsity", str(sparsity), "method.unseen_tokens_first=true", "trainer.epochs=null",
+                     *tiny_overrides(tiny_model_dir, steps=12))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run_dir)
+    details = metrics["method_details"]
+    assert abs(metrics["sparsity_realized"] - sparsity) <= 0.001
+    share = details["unseen_token_share"]
+    assert 0.05 < share < 0.5, "the fixture's vocabulary holds every task's words; SST-2's training split uses a part"
+    masks = mask_format.read_mask(run_dir / rundir.MASK).masks
+    table = masks["embeddings.word_embeddings.weight"]
+    ctx = _tiny_context(tiny_model_dir, sparsity=sparsity, method={})
+    unseen = unseen_token_rows(ctx.train, table.shape[0])
+    assert details["unseen_token_weights_kept"] == int(table[unseen].sum())
+    if sparsity > share:
+        assert not table[unseen].any()
+    else:  # every pruned weight is an unseen row's
+        # the push takes unseen rows first; only a weight the task pushes down itself (or one of
+        # near-zero magnitude, whose theta_0 is as small) goes beside them
+        pruned_unseen = int((~table[unseen]).sum())
+        pruned_seen = sum(int((~m).sum()) for m in masks.values()) - pruned_unseen
+        assert 0 < pruned_unseen < int(table[unseen].numel()) and pruned_seen <= 0.01 * pruned_unseen
+
+
+def test_unseen_tokens_first_without_a_maskable_word_embedding_is_a_one_line_error(in_tmp: Path, tiny_model_dir: Path):
+    result = run_cli("adapt", "method.unseen_tokens_first=true", "mask.include=['^encoder\\..*\\.weight$']", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code == 2 and "mask.include" in result.output and "Traceback" not in result.output

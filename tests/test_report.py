@@ -172,3 +172,4 @@ def test_fine_tuning_on_fresh_seeds_with_no_change_extends_the_reference_but_not
     ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
     # seeds 1 and 2: (0.86 - 0.90 + 0.88 - 0.94) / 2; seed 3's fine-tuning changed its recipe, so it is no reference
     assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.8133 ± 0.0987 | 3 | +6.0 (1) | -5.0 (1, 2) |  |" in ablations
+    assert "| finetune (fresh) | none (the default recipe) | 0.9400 ± 0.0000 | 1 |" in ablations and "``" not in ablations

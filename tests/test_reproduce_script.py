@@ -276,3 +276,17 @@ def test_alphas_schedules_run_on_three_seeds_each_with_its_one_change_and_with_t
     for seed in (1, 2, 3):  # the [CLS] recipe plus the decay, exactly
         recipe = overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr/seed{seed}"])
         assert overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr-decay/seed{seed}"]) == recipe | {changes["theta-lr-decay"]}
+
+
+def test_the_unseen_vocabulary_prior_runs_on_sst2_and_cola_and_the_low_sparsity_probe_on_sst2(tmp_path: Path):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="unseen-tokens-first sparsity-0.2")[:-1]
+    lane = {f"trainer.num_threads={lane_threads(2)}"}  # how the lanes share the cores, not the recipe
+    by_cell = {cell(c): c["args"] for c in calls}
+    for seed in (1, 2, 3):
+        for task in ("sst2", "cola"):
+            args = by_cell[f"{root}/{task}/ablation/unseen-tokens-first/seed{seed}"]
+            assert args[args.index("--sparsity") + 1] == "0.5" and overrides(args) - lane == {"method.unseen_tokens_first=true"}
+        args = by_cell[f"{root}/sst2/ablation/sparsity-0.2/seed{seed}"]
+        assert args[args.index("--sparsity") + 1] == "0.2" and not overrides(args) - lane and "tag=sparsity-0.2" in args
+    assert len(by_cell) == 9

@@ -12,6 +12,14 @@ the first pruning decisions follow the gradient of a head that already reads the
 of a random one. Those steps cost a head step each; the pruning ramp then runs from the end of the
 warm-up to `prune_fraction` of the budget.
 
+Optional vocabulary prior (`unseen_tokens_first`, not in the paper): the word-embedding rows of
+token ids that never occur in the training split start with theta_0 shrunk a thousandfold, so the
+gamma push reaches them first (before everything but the weights the task itself pushes down). The
+task's gradient never reaches those rows (Adam leaves a theta with zero gradient where it is), so
+without the prior the mask prunes them at the same rate as everything else, in magnitude order.
+They count towards s like any other weight; `unseen_token_share` in the run's metrics says how
+much of s they took.
+
 Optional encoder dropout (`encoder_dropout`, not in the paper): the model's own dropout is on
 during the mask-learning forward passes only (scoring and head training stay in eval mode), a
 regulariser for tasks whose training set a mask over millions of weights can simply fit.
@@ -38,12 +46,15 @@ import numpy as np
 import torch
 
 from prune_cli import native
+from prune_cli.batching import Encoded
+from prune_cli.errors import UserError
 from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
 from prune_cli.training import BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
 
 QUANTILE_SAMPLE = 1 << 20  # theta entries sampled to estimate the push gamma needs
+UNSEEN_ROW_SHRINK = 1e-3  # unseen_tokens_first: theta_0 of a never-seen token's row, relative to its own
 
 
 def cubic_target(step: int, ramp_steps: int, final: float) -> float:
@@ -64,6 +75,18 @@ def initial_theta(weight: torch.Tensor, cfg: Mapping[str, Any], generator: torch
         magnitude = weight.detach().abs().float().cpu()
         return magnitude.mul_(cfg["init_mean"] / magnitude.mean().clamp_min(1e-12))
     return torch.randn(tuple(weight.shape), generator=generator).mul_(cfg["init_std"]).add_(cfg["init_mean"])
+
+
+def unseen_token_rows(train: Encoded, num_rows: int) -> torch.Tensor:
+    """True for each word-embedding row whose token id never occurs in the training split.
+
+    Padding is not in the split's rows (batches pad later), so the padding row counts as unseen;
+    attention never reads it.
+    """
+    unseen = torch.ones(num_rows, dtype=torch.bool)
+    seen = np.unique(np.concatenate(train.fields["input_ids"])) if len(train) else np.zeros(0, dtype=np.int64)
+    unseen[torch.from_numpy(seen[seen < num_rows])] = False
+    return unseen
 
 
 def quantile_by_selection(sample: torch.Tensor, q: float) -> float:
@@ -104,9 +127,16 @@ def push_and_track_aten(thetas: list[torch.Tensor], evers: list[torch.Tensor], n
 class ThetaState:
     """theta per maskable weight, plus the bookkeeping for recovery and the no_recovery ablation."""
 
-    def __init__(self, encoder: MaskedEncoder, cfg: Mapping[str, Any], generator: torch.Generator, device: torch.device):
+    def __init__(self, encoder: MaskedEncoder, cfg: Mapping[str, Any], generator: torch.Generator, device: torch.device,
+                 unseen_rows: tuple[str, torch.Tensor] | None = None):
+        """`unseen_rows`: (word-embedding name, True per row the training split never uses), whose
+        theta_0 is shrunk so that the gamma push prunes those rows first (`unseen_tokens_first`)."""
         self.names = encoder.maskable
-        self.theta = [torch.nn.Parameter(initial_theta(encoder.base_weight(n), cfg, generator).to(device)) for n in self.names]
+        initial = {n: initial_theta(encoder.base_weight(n), cfg, generator) for n in self.names}
+        if unseen_rows is not None:
+            name, unseen = unseen_rows
+            initial[name][unseen] *= UNSEEN_ROW_SHRINK
+        self.theta = [torch.nn.Parameter(initial[n].to(device)) for n in self.names]
         self.ever_pruned = [t.detach() <= 0 for t in self.theta]
         self._native = native.available_for(self.theta, self.ever_pruned)
         # the ATen path's bools, reused every step (see StepBuffers); the native loop needs none
@@ -170,7 +200,14 @@ class MaskLearner:
         self.ctx, self.heads = ctx, heads
         self.target = float(ctx.cfg["sparsity"])
         total = ctx.budget.total_steps
-        self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device)
+        self.token_table = token_table_name(ctx.encoder)
+        self.unseen_rows: torch.Tensor | None = None
+        if cfg.get("unseen_tokens_first", False):
+            if self.token_table is None:
+                raise UserError("method.unseen_tokens_first=true needs the word-embedding matrix among the maskable weights (mask.include)")
+            self.unseen_rows = unseen_token_rows(ctx.train, ctx.encoder.base_weight(self.token_table).shape[0])
+        unseen = None if self.unseen_rows is None else (self.token_table, self.unseen_rows)
+        self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device, unseen)
         self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
         self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
         self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
@@ -189,7 +226,6 @@ class MaskLearner:
         self.pruned_share = 0.0
         self.stop_step = total  # the step after which pruning stopped (Alg. 1), set by `prune`
         self.reached_by_gamma = False
-        self.token_table = token_table_name(ctx.encoder)
         self._token_buffer: torch.Tensor | None = None
         # the word-embedding rows change shape every batch; every other theta reuses its memory
         self._step_buffers = {n: StepBuffers.like(t, self.base[n]) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table}
@@ -323,6 +359,13 @@ def run(ctx: RunContext) -> MethodResult:
              learner.target, carry=lambda: {"learner": learner.state_dict(with_optimizer=False)})
     kept = sum(int(m.sum()) for m in masks.values())
     recovered = sum(int((masks[n] & ever).sum()) for n, ever in zip(state.names, state.ever_pruned))
+    extra: dict[str, Any] = {}
+    if learner.unseen_rows is not None:
+        table = masks[learner.token_table]
+        unseen = learner.unseen_rows.to(table.device)
+        # how much of s the never-seen rows took, and whether any of them survived
+        extra["unseen_token_share"] = int(unseen.sum()) * table.shape[1] / state.total
+        extra["unseen_token_weights_kept"] = int(table[unseen].sum())
     return MethodResult(
         masks=masks,
         head=heads.head,
@@ -331,5 +374,6 @@ def run(ctx: RunContext) -> MethodResult:
             "reached_by_gamma": learner.reached_by_gamma,
             "theta_pruned_share_at_stop": learner.pruned_share,
             "recovered_share": recovered / max(kept, 1),
+            **extra,
         },
     )
