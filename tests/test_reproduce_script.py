@@ -278,15 +278,18 @@ def test_alphas_schedules_run_on_three_seeds_each_with_its_one_change_and_with_t
         assert overrides(by_cell[f"{root}/sst2/ablation/prune-longer-paper-theta-lr-decay/seed{seed}"]) == recipe | {changes["theta-lr-decay"]}
 
 
-def test_the_unseen_vocabulary_prior_runs_on_sst2_and_cola_and_the_low_sparsity_probe_on_sst2(tmp_path: Path):
+def test_the_unseen_vocabulary_prior_runs_where_probed_and_the_low_sparsity_probe_on_sst2(tmp_path: Path):
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="unseen-tokens-first sparsity-0.2")[:-1]
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9")[:-1]
     lane = {f"trainer.num_threads={lane_threads(2)}"}  # how the lanes share the cores, not the recipe
     by_cell = {cell(c): c["args"] for c in calls}
     for seed in (1, 2, 3):
         for task in ("sst2", "cola"):
             args = by_cell[f"{root}/{task}/ablation/unseen-tokens-first/seed{seed}"]
             assert args[args.index("--sparsity") + 1] == "0.5" and overrides(args) - lane == {"method.unseen_tokens_first=true"}
+        for task in ("mrpc", "stsb", "sst2"):  # at s = 0.9: where the default misses a target, and SST-2
+            args = by_cell[f"{root}/{task}/ablation/unseen-tokens-first-s0.9/seed{seed}"]
+            assert args[args.index("--sparsity") + 1] == "0.9" and overrides(args) - lane == {"method.unseen_tokens_first=true"}
         args = by_cell[f"{root}/sst2/ablation/sparsity-0.2/seed{seed}"]
         assert args[args.index("--sparsity") + 1] == "0.2" and not overrides(args) - lane and "tag=sparsity-0.2" in args
-    assert len(by_cell) == 9
+    assert len(by_cell) == 18
