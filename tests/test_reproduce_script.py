@@ -280,7 +280,8 @@ def test_alphas_schedules_run_on_three_seeds_each_with_its_one_change_and_with_t
 
 def test_the_unseen_vocabulary_prior_runs_where_probed_and_the_low_sparsity_probe_on_sst2(tmp_path: Path):
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9")[:-1]
+    calls = run_grid(tmp_path, 2, root, GRID="0",
+                     ABLATIONS="unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-s0.9 prune-longer-unseen-tokens-first-s0.9")[:-1]
     lane = {f"trainer.num_threads={lane_threads(2)}"}  # how the lanes share the cores, not the recipe
     by_cell = {cell(c): c["args"] for c in calls}
     for seed in (1, 2, 3):
@@ -292,4 +293,10 @@ def test_the_unseen_vocabulary_prior_runs_where_probed_and_the_low_sparsity_prob
             assert args[args.index("--sparsity") + 1] == "0.9" and overrides(args) - lane == {"method.unseen_tokens_first=true"}
         args = by_cell[f"{root}/sst2/ablation/sparsity-0.2/seed{seed}"]
         assert args[args.index("--sparsity") + 1] == "0.2" and not overrides(args) - lane and "tag=sparsity-0.2" in args
-    assert len(by_cell) == 18
+        # on STS-B at s = 0.9, the prior on top of the longer ramp, exactly
+        longer = by_cell[f"{root}/stsb/ablation/prune-longer-s0.9/seed{seed}"]
+        both = by_cell[f"{root}/stsb/ablation/prune-longer-unseen-tokens-first-s0.9/seed{seed}"]
+        assert both[both.index("--sparsity") + 1] == "0.9"
+        assert overrides(both) == overrides(longer) | {"method.unseen_tokens_first=true"}
+    assert {c.split("/ablation/")[1].split("/")[0] for c in by_cell if "/stsb/" in c} >= {"prune-longer-unseen-tokens-first-s0.9"}
+    assert not any("prune-longer-unseen" in c for c in by_cell if "/stsb/" not in c)
