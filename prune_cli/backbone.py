@@ -18,6 +18,9 @@ from torch import nn
 from prune_cli.errors import UserError
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+# BERT-base's dimensions, for random-weight stand-ins where no pretrained BERT-base can be had
+# (scripts/bench_step.py times it; scripts/vocab_coverage.py counts its maskable weights)
+BERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 
 log = logging.getLogger(__name__)
 

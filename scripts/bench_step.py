@@ -47,7 +47,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli import native
-from prune_cli.backbone import PACKAGED_MINILM, load_backbone
+from prune_cli.backbone import BERT_BASE_SHAPE, PACKAGED_MINILM, load_backbone
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
@@ -57,7 +57,7 @@ from prune_cli.training import Budget, RunContext, loss_fn, pick_device
 
 SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
-    "bert-base-shape": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "bert-base-shape": BERT_BASE_SHAPE,
 }
 
 

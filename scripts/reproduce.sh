@@ -116,7 +116,7 @@ ablation[prune-longer-unseen-tokens-first-s0.9]="${ablation[prune-longer-s0.9]} 
 # also on seeds 4 and 5, fresh seeds run after the recipe was chosen, because its margin was less
 # than the seed spread; likewise the mean-pooling recipe that met it on the default budget on seeds
 # 1-3, with both its fine-tuning references (the same head, and the grid's [CLS] head on those two
-# seeds); the rest: seed 1.
+# seeds); the prior on unseen vocabulary and s = 0.2, three seeds each; the rest: seed 1.
 declare -A ablation_seeds=(
   [prune-longer]="1 2 3"
   [prune-longer-mean]="1 2 3"

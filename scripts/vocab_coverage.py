@@ -17,22 +17,21 @@ import argparse
 
 import torch
 
+from prune_cli.backbone import BERT_BASE_SHAPE
 from prune_cli.config import compose
 from prune_cli.masking import select_maskable
 from prune_cli.methods.adapt_by_pruning import token_table_name, unseen_token_rows
 from prune_cli.runner import prepare
 
-BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 
-
-def bert_base_counts(vocab_size: int, include: list[str], exclude: list[str]) -> tuple[int, int]:
-    """(maskable weights, word-embedding columns) of a BERT-base-shaped encoder, from shapes alone."""
+def bert_base_maskable(vocab_size: int, include: list[str], exclude: list[str]) -> int:
+    """The maskable weights of a BERT-base-shaped encoder, from shapes alone."""
     from transformers import BertConfig, BertModel
 
     with torch.device("meta"):
-        model = BertModel(BertConfig(vocab_size=vocab_size, **BERT_BASE), add_pooling_layer=False)
+        model = BertModel(BertConfig(vocab_size=vocab_size, **BERT_BASE_SHAPE), add_pooling_layer=False)
     params = dict(model.named_parameters())
-    return sum(params[n].numel() for n in select_maskable(model, include, exclude)), BERT_BASE["hidden_size"]
+    return sum(params[n].numel() for n in select_maskable(model, include, exclude))
 
 
 def coverage(overrides: list[str]) -> dict[str, float | int]:
@@ -43,14 +42,15 @@ def coverage(overrides: list[str]) -> dict[str, float | int]:
     table = token_table_name(encoder)
     rows, width = encoder.base_weight(table).shape
     unseen = unseen_token_rows(prepared.train, rows)
-    base_total, base_width = bert_base_counts(rows, list(cfg.mask.include), list(cfg.mask.exclude))
-    unseen_np = unseen.numpy()
-    hits = [int(unseen_np[ids].sum()) for split in prepared.dev.values() for ids in split.fields["input_ids"]]
-    tokens = sum(len(ids) for split in prepared.dev.values() for ids in split.fields["input_ids"])
+    unseen_rows = int(unseen.sum())
+    base_total = bert_base_maskable(rows, list(cfg.mask.include), list(cfg.mask.exclude))
+    dev = [ids for split in prepared.dev.values() for ids in split.fields["input_ids"]]
+    hits = [int(unseen.numpy()[ids].sum()) for ids in dev]
+    tokens = sum(len(ids) for ids in dev)
     return {
-        "vocab": rows, "train_ids": rows - int(unseen.sum()), "unseen_rows": int(unseen.sum()),
-        "share_model": int(unseen.sum()) * width / encoder.num_maskable,
-        "share_bert_base_shape": int(unseen.sum()) * base_width / base_total,
+        "vocab": rows, "train_ids": rows - unseen_rows, "unseen_rows": unseen_rows,
+        "share_model": unseen_rows * width / encoder.num_maskable,
+        "share_bert_base_shape": unseen_rows * BERT_BASE_SHAPE["hidden_size"] / base_total,
         "dev_token_share_unseen": sum(hits) / tokens,
         "dev_examples_with_one": sum(h > 0 for h in hits), "dev_examples": len(hits),
     }

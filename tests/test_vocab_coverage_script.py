@@ -20,9 +20,10 @@ def load_script():
 
 def test_bert_base_shape_is_counted_from_shapes_alone():
     script = load_script()
-    total, width = script.bert_base_counts(30522, ["^embeddings\\.\\w+_embeddings\\.weight$", "^encoder\\..*\\.weight$"], ["LayerNorm", "\\.bias$"])
+    total = script.bert_base_maskable(30522, ["^embeddings\\.\\w+_embeddings\\.weight$", "^encoder\\..*\\.weight$"], ["LayerNorm", "\\.bias$"])
     # word + position + token-type embeddings, then 12 layers of Q, K, V, O and the two FFN matrices
-    assert (total, width) == ((30522 + 512 + 2) * 768 + 12 * (4 * 768 * 768 + 2 * 768 * 3072), 768)
+    assert total == (30522 + 512 + 2) * 768 + 12 * (4 * 768 * 768 + 2 * 768 * 3072)
+    assert script.BERT_BASE_SHAPE["hidden_size"] == 768  # the width the unseen rows' share is counted with
 
 
 def test_counts_match_the_training_split_and_the_dev_examples(tiny_model_dir: Path):
