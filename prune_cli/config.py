@@ -37,14 +37,19 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("unique_dir", _unique_dir, use_cache=True)
 
 
-def check_sparsity(value: Any) -> float:
+def unit_fraction(name: str, value: Any, example: str, meaning: str) -> float:
+    """`value` as a number in [0, 1), or a one-line error that names the option and shows an example."""
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"sparsity={value!r} is not a number; use a value in [0, 1), e.g. --sparsity 0.5") from None
+        raise UserError(f"{name}={value!r} is not a number; use a value in [0, 1), e.g. {example}") from None
     if not 0.0 <= number < 1.0:
-        raise UserError(f"sparsity={value} is outside [0, 1); e.g. --sparsity 0.5 prunes half of the maskable weights")
+        raise UserError(f"{name}={value} is outside [0, 1); e.g. {example} {meaning}")
     return number
+
+
+def check_sparsity(value: Any) -> float:
+    return unit_fraction("sparsity", value, "--sparsity 0.5", "prunes half of the maskable weights")
 
 
 def hydra_error_line(exc: BaseException) -> str:
@@ -114,6 +119,9 @@ def check_config(cfg: DictConfig) -> None:
         if not 0.0 <= warmup < ramp_end <= 1.0:
             raise UserError(f"method.head_warmup_fraction={warmup} and method.prune_fraction={ramp_end} must satisfy "
                             "0 <= head_warmup_fraction < prune_fraction <= 1 (pruning runs between the two)")
+        from prune_cli.methods.adapt_by_pruning import theta_betas
+
+        theta_betas(cfg.method)
         alpha_warmup = float(cfg.method.get("warmup_fraction", 0.0))
         if not 0.0 <= alpha_warmup < ramp_end - warmup:
             raise UserError(f"method.warmup_fraction={alpha_warmup} must be in [0, prune_fraction - head_warmup_fraction = "

@@ -111,13 +111,17 @@ def loss_fn(regression: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return lambda out, y: nn.functional.cross_entropy(out.float(), y)
 
 
-def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.0) -> torch.optim.Optimizer:
+ADAM_BETAS = (0.9, 0.999)  # torch's defaults, and every run's unless a config says otherwise
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.0,
+                   betas: tuple[float, float] = ADAM_BETAS) -> torch.optim.Optimizer:
     params = list(params)
     # fused Adam: one pass over theta/m/v instead of several (theta is as large as the model)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, foreach=True)
     raise UserError(f"optimizer {name!r} is not known; choose adam, adamw or sgd")

@@ -36,6 +36,8 @@ def assert_one_line_error(result, *fragments: str) -> None:
         (["head.pooling=max"], ["head.pooling='max' is not known", "cls, mean"]),
         (["method.head_warmup_fraction=0.6"], ["head_warmup_fraction=0.6", "prune_fraction=0.5", "0 <= head_warmup_fraction < prune_fraction"]),
         (["method.warmup_fraction=0.5"], ["method.warmup_fraction=0.5", "prune_fraction - head_warmup_fraction = 0.5"]),
+        (["method.theta_beta1=1.0"], ["method.theta_beta1=1.0 is outside [0, 1)", "method.theta_beta1=0.99"]),
+        (["method.theta_beta1=much"], ["method.theta_beta1='much' is not a number"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):

@@ -174,6 +174,37 @@ def test_theta_learning_rate_warms_up_and_decays_over_the_pruning_ramp(tiny_mode
     assert used == pytest.approx(factors)
 
 
+def test_theta_beta1_sets_adams_average_for_theta_and_defaults_to_torchs(tiny_model_dir: Path):
+    """method.theta_beta1 reaches theta's Adam (and only it). Adam's first step is the same for any
+    beta1 (the bias correction undoes it), so theta agrees after one step and parts after the next."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.methods.adapt_by_pruning import MaskLearner
+    from prune_cli.methods.loops import HeadTrainer
+
+    default = OmegaConf.to_container(compose([]).method)
+    thetas = {}
+    for betas in ((0.9, 0.999), (0.99, 0.999)):
+        ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method={**default, "theta_beta1": betas[0]})
+        heads = HeadTrainer(ctx, 6)
+        learner = MaskLearner(ctx, heads)
+        assert learner.optimizer.param_groups[0]["betas"] == betas
+        assert heads.optimizer.param_groups[0]["betas"] == (0.9, 0.999)  # the head keeps torch's
+        batches = ctx.batches()
+        trace = []
+        for step in range(3):
+            learner.step(step, next(batches))
+            trace.append(torch.cat([t.detach().flatten() for t in learner.state.theta]).clone())
+        thetas[betas] = trace
+    torch_default, longer = thetas[(0.9, 0.999)], thetas[(0.99, 0.999)]
+    assert (torch_default[0] - longer[0]).abs().max() < 1e-8  # equal up to the last bits of the bias correction
+    assert (torch_default[2] - longer[2]).abs().max() > 1e-6  # alpha is 5e-5: a different average moves theta visibly
+    without_key = {k: v for k, v in default.items() if k != "theta_beta1"}  # e.g. a config from before the option
+    ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=without_key)
+    assert MaskLearner(ctx, HeadTrainer(ctx, 6)).optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+
+
 def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target(in_tmp: Path, tiny_model_dir: Path):
     """head_warmup_fraction: the first steps train only the head on the dense encoder (sparsity 0
     throughout), then the ramp prunes from there and still ends at exactly s."""

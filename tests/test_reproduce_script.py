@@ -47,7 +47,7 @@ def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **ove
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
     env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
-           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "no-recovery", **overrides}
+           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "paper-init", **overrides}
     done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
@@ -78,7 +78,7 @@ def test_every_cell_runs_once_then_the_report(tmp_path: Path, jobs: int):
     assert report["args"][:2] == ["report", str(root)]  # last, after every job has finished
     expected = {f"{root}/sst2/{m}/s{s}/seed1" for m, s in
                 [("finetune", "0.0"), ("adapt_by_pruning", "0.5"), ("magnitude", "0.5"), ("random", "0.5"), ("feature_extraction", "0.0")]}
-    expected.add(f"{root}/sst2/ablation/no-recovery/seed1")
+    expected.add(f"{root}/sst2/ablation/paper-init/seed1")
     assert sorted(cell(c) for c in adapt) == sorted(expected)
     assert max(c["concurrent"] for c in adapt) <= jobs
     if jobs == 1:
@@ -106,28 +106,28 @@ def test_finished_cells_are_skipped_and_killed_ones_resumed(tmp_path: Path):
 def test_ablations_reported_over_three_seeds_run_on_three_by_default(tmp_path: Path):
     """One command must rebuild every ablation row docs/results.md reports, including the 3-seed ones."""
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="no-recovery prune-longer")[:-1]
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="paper-init prune-longer")[:-1]
     cells = [cell(c) for c in calls]
     ablations = f"{root}/sst2/ablation"
-    assert sorted(cells) == sorted([f"{ablations}/no-recovery/seed1"] + [f"{ablations}/prune-longer/seed{s}" for s in (1, 2, 3)])
+    assert sorted(cells) == sorted([f"{ablations}/paper-init/seed1"] + [f"{ablations}/prune-longer/seed{s}" for s in (1, 2, 3)])
     assert max(i for i, c in enumerate(cells) if c.endswith("seed1")) < min(i for i, c in enumerate(cells) if not c.endswith("seed1"))
 
 
 def test_ablation_seeds_in_the_environment_replace_every_list_and_run_each_cell_once(tmp_path: Path):
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="no-recovery prune-longer", ABLATION_SEEDS="2")[:-1]
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="paper-init prune-longer", ABLATION_SEEDS="2")[:-1]
     ablations = f"{root}/sst2/ablation"
-    assert sorted(cell(c) for c in calls) == [f"{ablations}/no-recovery/seed2", f"{ablations}/prune-longer/seed2"]
+    assert sorted(cell(c) for c in calls) == [f"{ablations}/paper-init/seed2", f"{ablations}/prune-longer/seed2"]
 
 
 def test_ablations_listed_for_another_task_run_there_too_at_their_sparsity(tmp_path: Path):
     """The longer-ramp probes at s = 0.7 and 0.9 (docs/results.md) come from the same one command."""
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery mean-pooling-s0.9 prune-longer-s0.9 prune-longer-s0.7")[:-1]
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="paper-init mean-pooling-s0.9 prune-longer-s0.9 prune-longer-s0.7")[:-1]
     probes = [f"{root}/{task}/ablation/prune-longer-s0.9/seed{seed}" for task in ("mrpc", "stsb", "sst2", "cola") for seed in (1, 2, 3)]
     probes += [f"{root}/{task}/ablation/prune-longer-s0.7/seed{seed}" for task in ("mrpc", "stsb") for seed in (1, 2, 3)]
     assert sorted(cell(c) for c in calls) == sorted([
-        f"{root}/sst2/ablation/no-recovery/seed1",
+        f"{root}/sst2/ablation/paper-init/seed1",
         f"{root}/sst2/ablation/mean-pooling-s0.9/seed1",
         f"{root}/mrpc/ablation/mean-pooling-s0.9/seed1",
         *probes,
@@ -140,8 +140,8 @@ def test_ablations_listed_for_another_task_run_there_too_at_their_sparsity(tmp_p
 
 def test_ablation_tasks_in_the_environment_replace_every_list(tmp_path: Path):
     root = tmp_path / "runs"
-    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="no-recovery prune-longer-s0.9", ABLATION_TASKS="cola")[:-1]
-    assert sorted(cell(c) for c in calls) == [f"{root}/cola/ablation/no-recovery/seed1"] + [
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="paper-init prune-longer-s0.9", ABLATION_TASKS="cola")[:-1]
+    assert sorted(cell(c) for c in calls) == [f"{root}/cola/ablation/paper-init/seed1"] + [
         f"{root}/cola/ablation/prune-longer-s0.9/seed{seed}" for seed in (1, 2, 3)]
 
 
@@ -257,7 +257,7 @@ def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
     assert (tmp_path / "edited").exists() and "added while the grid runs" in script.read_text()
     assert sorted(cell(c) for c in calls[:-1]) == sorted(
         [f"{root}/sst2/{m}/s0.5/seed1" for m in ("adapt_by_pruning", "magnitude", "random")]
-        + [f"{root}/sst2/finetune/s0.0/seed1", f"{root}/sst2/feature_extraction/s0.0/seed1", f"{root}/sst2/ablation/no-recovery/seed1"])
+        + [f"{root}/sst2/finetune/s0.0/seed1", f"{root}/sst2/feature_extraction/s0.0/seed1", f"{root}/sst2/ablation/paper-init/seed1"])
     assert calls[-1]["args"][0] == "report"
 
 
@@ -300,3 +300,31 @@ def test_the_unseen_vocabulary_prior_runs_where_probed_and_the_low_sparsity_prob
         assert overrides(both) == overrides(longer) | {"method.unseen_tokens_first=true"}
     assert {c.split("/ablation/")[1].split("/")[0] for c in by_cell if "/stsb/" in c} >= {"prune-longer-unseen-tokens-first-s0.9"}
     assert not any("prune-longer-unseen" in c for c in by_cell if "/stsb/" not in c)
+
+
+def test_thetas_beta1_probe_runs_three_seeds_and_its_larger_alpha_screen_one(tmp_path: Path):
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4")[:-1]
+    lane = {f"trainer.num_threads={lane_threads(2)}"}
+    by_cell = {cell(c): c["args"] for c in calls}
+    assert sorted(by_cell) == sorted([f"{root}/sst2/ablation/theta-beta1-0.99/seed{s}" for s in (1, 2, 3)]
+                                     + [f"{root}/sst2/ablation/theta-beta1-0.99-theta-lr-2e-4/seed1"])
+    for name, change in (("theta-beta1-0.99", {"method.theta_beta1=0.99"}),
+                         ("theta-beta1-0.99-theta-lr-2e-4", {"method.theta_beta1=0.99", "method.theta_lr=2e-4"})):
+        args = by_cell[f"{root}/sst2/ablation/{name}/seed1"]
+        assert args[args.index("--sparsity") + 1] == "0.5" and overrides(args) - lane == change and f"tag={name}" in args
+
+
+def test_switching_off_recovery_runs_three_seeds_on_both_table_4_tasks_at_both_sparsities(tmp_path: Path):
+    """The paper's Table 4 on the tasks we have: SST-2 and STS-B, s = 0.5 and 0.9, three seeds each."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS="no-recovery no-recovery-s0.9")[:-1]
+    lane = {f"trainer.num_threads={lane_threads(2)}"}
+    by_cell = {cell(c): c["args"] for c in calls}
+    expected = {f"{root}/{task}/ablation/{name}/seed{seed}": s for task in ("sst2", "stsb") for seed in (1, 2, 3)
+                for name, s in (("no-recovery", "0.5"), ("no-recovery-s0.9", "0.9"))}
+    assert sorted(by_cell) == sorted(expected)
+    for path, sparsity in expected.items():
+        args = by_cell[path]
+        assert args[args.index("--sparsity") + 1] == sparsity and overrides(args) - lane == {"method.no_recovery=true"}
+

@@ -47,11 +47,12 @@ import torch
 
 from prune_cli import native
 from prune_cli.batching import Encoded
+from prune_cli.config import unit_fraction
 from prune_cli.errors import UserError
 from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, theta_masked_weight
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
-from prune_cli.training import BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
+from prune_cli.training import ADAM_BETAS, BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
 
 QUANTILE_SAMPLE = 1 << 20  # theta entries sampled to estimate the push gamma needs
 UNSEEN_ROW_SHRINK = 1e-3  # unseen_tokens_first: theta_0 of a never-seen token's row, relative to its own
@@ -75,6 +76,21 @@ def initial_theta(weight: torch.Tensor, cfg: Mapping[str, Any], generator: torch
         magnitude = weight.detach().abs().float().cpu()
         return magnitude.mul_(cfg["init_mean"] / magnitude.mean().clamp_min(1e-12))
     return torch.randn(tuple(weight.shape), generator=generator).mul_(cfg["init_std"]).add_(cfg["init_mean"])
+
+
+def theta_betas(cfg: Mapping[str, Any]) -> tuple[float, float]:
+    """Adam's (beta1, beta2) for theta: torch's, with beta1 from `method.theta_beta1` where set.
+
+    beta1 sets how many batches theta's step averages (about 2 / (1 - beta1)). The mask's
+    gradient per weight is mostly batch noise, and Adam's normalised step moves theta by that
+    noise as much as by the signal, so a longer average is a way to keep the magnitude prior
+    where the task is silent without a smaller alpha. A scalar, not a list, so that the
+    override needs no quoting in any shell.
+    """
+    raw = cfg.get("theta_beta1")
+    if raw is None:
+        return ADAM_BETAS
+    return unit_fraction("method.theta_beta1", raw, "method.theta_beta1=0.99", "averages theta's gradient over ~200 batches"), ADAM_BETAS[1]
 
 
 def unseen_token_rows(train: Encoded, num_rows: int) -> torch.Tensor:
@@ -210,7 +226,8 @@ class MaskLearner:
         self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device, unseen)
         self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
         self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
-        self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0))
+        self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0),
+                                        betas=theta_betas(cfg))
         # alpha's schedule counts this learner's own steps: warm-up over a share of the budget, and
         # (theta_lr_decay) a linear decay that reaches zero where the ramp reaches s and pruning ends,
         # not at the end of the budget, which the head has to itself
