@@ -83,9 +83,9 @@ def theta_betas(cfg: Mapping[str, Any]) -> tuple[float, float]:
 
     beta1 sets how many batches theta's step averages (about 2 / (1 - beta1)). The mask's
     gradient per weight is mostly batch noise, and Adam's normalised step moves theta by that
-    noise as much as by the signal, so a longer average is a way to keep the magnitude prior
-    where the task is silent without a smaller alpha. A scalar, not a list, so that the
-    override needs no quoting in any shell.
+    noise as much as by the signal; a longer average (0.99) was the ablation for that reading,
+    and it did not pay (docs/results.md, "theta's Adam average"). A scalar, not a list, so that
+    the override needs no quoting in any shell. Only Adam and AdamW read it.
     """
     raw = cfg.get("theta_beta1")
     if raw is None:
