@@ -47,6 +47,7 @@ class Group:
     seeds: tuple[int, ...] = ()  # the seed of each value, in the same order
     threads: str = ""  # torch threads the runs used ("1", "2", "1/2"); "?" for a run whose metrics.json predates the field
     steps: tuple[int, ...] = ()  # the distinct optimiser-step budgets the runs trained for (metrics.json `steps`)
+    batch_sizes: tuple[int, ...] = ()  # the distinct training batch sizes (the resolved config's trainer.batch_size)
 
     def by_seed(self) -> dict[int, float]:
         return dict(zip(self.seeds, self.values))
@@ -79,7 +80,7 @@ def collect(root: Path) -> Collected:
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:
-                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir)})
+                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config)})
             except UserError:
                 found.incomplete.append(run_dir)
         else:
@@ -90,6 +91,18 @@ def collect(root: Path) -> Collected:
 # Overrides that name a run rather than change its recipe: left out of an ablation's "changes".
 IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.progress", "trainer.log_every",
                       "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
+
+
+def trained_batch_size(config: Path) -> int | None:
+    """trainer.batch_size from a run's resolved config: with metrics.json's steps it makes the run's budget
+    (steps x batch examples), which two runs must share to be compared (4000 steps of 16 are not 4000 of 32)."""
+    try:
+        resolved = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    trainer = resolved.get("trainer") if isinstance(resolved, dict) else None
+    size = trainer.get("batch_size") if isinstance(trainer, dict) else None
+    return size if isinstance(size, int) else None
 
 
 def override_key(override: str) -> str:
@@ -127,7 +140,8 @@ def group_runs(runs: list[dict]) -> list[Group]:
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
                             _uninterrupted_seconds(members), tuple(int(r.get("seed", -1)) for r in members),
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
-                            tuple(sorted({int(r["steps"]) for r in members if "steps" in r}))))
+                            tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
+                            tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None}))))
     return groups
 
 
@@ -257,11 +271,12 @@ def head_changes(group: Group) -> frozenset[str]:
     return frozenset(o for o in group.changes.split() if override_key(o) in HEAD_READOUT)
 
 
-def reference_key(group: Group) -> tuple[frozenset[str], tuple[int, ...]]:
+def reference_key(group: Group) -> tuple[frozenset[str], tuple[int, ...], tuple[int, ...]]:
     """What fine-tuning must share with a recipe to be its fair reference: how the head reads the encoder,
     and the budget (issue 7: the same training budget for every method). The budget is the steps each run
-    trained for, not the overrides that set it, so a recipe that restates the default budget still matches."""
-    return head_changes(group), group.steps
+    trained for and the batch each step read, not the overrides that set them, so a recipe that restates the
+    default budget still matches, and 4000 steps of 16 examples are not matched with 4000 steps of 32."""
+    return head_changes(group), group.steps, group.batch_sizes
 
 
 def default_finetune(groups: list[Group], task: str) -> Group | None:
@@ -299,8 +314,9 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
              "The next column compares the same way with the task's default fine-tuning runs (untagged, plus any tagged "
              "ones that change nothing: the same recipe on more seeds): issue 7's target. "
              "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`) or trains for another "
-             "number of steps, compares with the task's tagged fine-tuning runs that read the encoder the same way and "
-             "trained for the same steps (\"not run\" where there are none), so that both sides get the same head and budget.", ""]
+             "number of steps or on another batch size, compares with the task's tagged fine-tuning runs that read the encoder the same way and "
+             "trained for the same steps of the same batch size (\"not run\" where there are none), so that both sides get the "
+             "same head and budget.", ""]
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
@@ -313,7 +329,7 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
 
         def vs_matched_finetune(group: Group) -> str:
             key = reference_key(group)
-            if group.method == "finetune" or (not key[0] and (finetune is None or key[1] == finetune.steps)):
+            if group.method == "finetune" or (not key[0] and (finetune is None or key[1:] == reference_key(finetune)[1:])):
                 return ""  # the default fine-tuning already matches: the previous column is the comparison
             same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and reference_key(g) == key), None)
             return paired_delta(group, same) if same is not None else "not run"

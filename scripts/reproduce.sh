@@ -98,6 +98,10 @@ declare -A ablation=(
   # each weight's gradient moves theta less; alone, and with the 4x alpha (2e-4) that lost 2.6 alone
   [theta-beta1-0.99]="method.theta_beta1=0.99"
   [theta-beta1-0.99-theta-lr-2e-4]="method.theta_beta1=0.99 method.theta_lr=2e-4"
+  # updates or examples? steps-4000 doubled both; the default budget's 64,000 examples in 4000
+  # updates of 16 doubles only theta's updates, ours and fine-tuning alike
+  [batch-16]="trainer.batch_size=16 trainer.max_steps=4000"
+  [batch-16-finetune]="method=finetune trainer.batch_size=16 trainer.max_steps=4000"
   # the model's own dropout while the mask learns: against a mask that fits MRPC's training set
   [encoder-dropout-s0.9]="--sparsity 0.9 method.encoder_dropout=true"
   [encoder-dropout-s0.7]="--sparsity 0.7 method.encoder_dropout=true"
@@ -105,6 +109,8 @@ declare -A ablation=(
 # the best [CLS] recipe on the 4000-step budget, the two levers together: built from both cells,
 # so that it stays exactly that recipe plus that budget
 ablation[steps-4000-prune-longer-paper-theta-lr]="${ablation[steps-4000]} ${ablation[prune-longer-paper-theta-lr]}"
+# the same recipe on the default budget's examples in 4000 updates of 16 (as steps-4000-... above)
+ablation[batch-16-prune-longer-paper-theta-lr]="${ablation[batch-16]} ${ablation[prune-longer-paper-theta-lr]}"
 # the same recipe with alpha decaying to zero where its ramp ends, on the default budget
 ablation[prune-longer-paper-theta-lr-decay]="${ablation[prune-longer-paper-theta-lr]} ${ablation[theta-lr-decay]}"
 # the longer ramp, alone and with the paper's alpha, at the higher sparsities: built from the s = 0.5
@@ -123,8 +129,8 @@ ablation[prune-longer-unseen-tokens-first-s0.9]="${ablation[prune-longer-s0.9]} 
 # also on seeds 4 and 5, fresh seeds run after the recipe was chosen, because its margin was less
 # than the seed spread; likewise the mean-pooling recipe that met it on the default budget on seeds
 # 1-3, with both its fine-tuning references (the same head, and the grid's [CLS] head on those two
-# seeds); the prior on unseen vocabulary, s = 0.2, theta's beta1 = 0.99 and connection recovery
-# switched off (paper Table 4), three seeds each; the rest: seed 1.
+# seeds); the prior on unseen vocabulary, s = 0.2, theta's beta1 = 0.99, connection recovery
+# switched off (paper Table 4) and the batch of 16, three seeds each; the rest: seed 1.
 declare -A ablation_seeds=(
   [prune-longer]="1 2 3"
   [prune-longer-mean]="1 2 3"
@@ -151,6 +157,9 @@ declare -A ablation_seeds=(
   [theta-beta1-0.99]="1 2 3"
   [no-recovery]="1 2 3"
   [no-recovery-s0.9]="1 2 3"
+  [batch-16]="1 2 3"
+  [batch-16-finetune]="1 2 3"
+  [batch-16-prune-longer-paper-theta-lr]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
@@ -190,7 +199,7 @@ declare -A ablation_task_list=(
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))

@@ -12,10 +12,10 @@ from prune_cli import report
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
-             threads: int | None = None, steps: int | None = None) -> Path:
+             threads: int | None = None, steps: int | None = None, batch_size: int | None = None) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n" + (f"trainer:\n  batch_size: {batch_size}\n" if batch_size else ""))
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides or []))
     if failed:
         (run_dir / "failed.json").write_text(json.dumps({"error": failed}))
@@ -132,6 +132,28 @@ def test_a_budget_change_is_compared_with_fine_tuning_on_the_same_budget(tmp_pat
     assert "| adapt_by_pruning (restated) | `trainer.max_steps=2000` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
     # no fine-tuning run on 3000 steps: said, not hidden
     assert "| adapt_by_pruning (mid) | `trainer.max_steps=3000` | 0.8200 ± 0.0000 | 1 | +2.0 (1) | -8.0 (1) | not run |" in ablations
+
+
+def test_the_same_steps_on_another_batch_size_is_another_budget(tmp_path: Path):
+    """4000 steps of 16 examples are the default budget's examples in twice the updates, not 4000 steps of 32:
+    each recipe is compared with the fine-tuning that read the same batches, whichever is found first."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, steps=2000, batch_size=32)
+    fake_run(tmp_path, "f", "finetune", 0.0, 1, 0.90, steps=2000, batch_size=32)
+    for name, batch, ours, theirs in (("batch-16", 16, 0.81, 0.93), ("steps-4000", 32, 0.85, 0.91)):
+        budget = [f"trainer.batch_size={batch}"] * (batch != 32) + ["trainer.max_steps=4000"]
+        fake_run(tmp_path, name, "adapt_by_pruning", 0.5, 1, ours, tag=name, overrides=[f"tag={name}", *budget], steps=4000,
+                 batch_size=batch)
+        fake_run(tmp_path, f"{name}-finetune", "finetune", 0.0, 1, theirs, tag=f"{name}-finetune",
+                 overrides=["method=finetune", f"tag={name}-finetune", *budget], steps=4000, batch_size=batch)
+    fake_run(tmp_path, "restated", "adapt_by_pruning", 0.5, 1, 0.70, tag="restated",
+             overrides=["tag=restated", "trainer.batch_size=32"], steps=2000, batch_size=32)
+    report.build(tmp_path)
+    ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
+    # 0.81 - 0.93 and 0.85 - 0.91: each against its own budget's fine-tuning, not the other's
+    assert "| adapt_by_pruning (batch-16) | `trainer.batch_size=16 trainer.max_steps=4000` | 0.8100 ± 0.0000 | 1 | +1.0 (1) | -9.0 (1) | -12.0 (1) |" in ablations
+    assert "| adapt_by_pruning (steps-4000) | `trainer.max_steps=4000` | 0.8500 ± 0.0000 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
+    # restating the default batch is no budget change: the default fine-tuning is the reference
+    assert "| adapt_by_pruning (restated) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
 
 
 def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path: Path):

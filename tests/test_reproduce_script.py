@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.sh"
 
@@ -328,3 +329,20 @@ def test_switching_off_recovery_runs_three_seeds_on_both_table_4_tasks_at_both_s
         args = by_cell[path]
         assert args[args.index("--sparsity") + 1] == sparsity and overrides(args) - lane == {"method.no_recovery=true"}
 
+
+
+def test_the_batch_of_16_gives_ours_and_fine_tuning_the_default_examples_in_twice_the_updates(tmp_path: Path):
+    """steps-4000 doubled both the updates and the examples; these cells double only the updates, on
+    both sides of SST-2's comparison and for the [CLS] recipe (that recipe plus this budget), paired by seed."""
+    root = tmp_path / "runs"
+    names = ("batch-16", "batch-16-finetune", "batch-16-prune-longer-paper-theta-lr")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    assert [cell(c) for c in calls] == [f"{root}/sst2/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names]
+    budget = {"trainer.batch_size=16", "trainer.max_steps=4000"}
+    change = {"batch-16": set(), "batch-16-finetune": {"method=finetune"},
+              "batch-16-prune-longer-paper-theta-lr": {"method.prune_fraction=0.8", "method.theta_lr=2e-5"}}
+    for call in calls:
+        args = call["args"]
+        assert overrides(args) == budget | change[cell(call).split("/")[-2]] and args[args.index("--task") + 1] == "sst2"
+    default = OmegaConf.load(SCRIPT.parents[1] / "configs" / "trainer" / "cpu.yaml")
+    assert default.batch_size * default.max_steps == 16 * 4000  # the default budget's examples
