@@ -99,7 +99,7 @@ declare -A ablation=(
   [theta-beta1-0.99]="method.theta_beta1=0.99"
   [theta-beta1-0.99-theta-lr-2e-4]="method.theta_beta1=0.99 method.theta_lr=2e-4"
   # updates or examples? steps-4000 doubled both; the default budget's 64,000 examples in 4000
-  # updates of 16 doubles only theta's updates, ours and fine-tuning alike
+  # updates of 16 doubles only the updates, for ours and fine-tuning alike
   [batch-16]="trainer.batch_size=16 trainer.max_steps=4000"
   [batch-16-finetune]="method=finetune trainer.batch_size=16 trainer.max_steps=4000"
   # the model's own dropout while the mask learns: against a mask that fits MRPC's training set
