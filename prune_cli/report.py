@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 from rich.table import Table
 
 from prune_cli import plots, rundir
@@ -80,7 +81,7 @@ def collect(root: Path) -> Collected:
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:
-                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config)})
+                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(run_dir)})
             except UserError:
                 found.incomplete.append(run_dir)
         else:
@@ -93,15 +94,13 @@ IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.prog
                       "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
 
 
-def trained_batch_size(config: Path) -> int | None:
+def trained_batch_size(run_dir: Path) -> int | None:
     """trainer.batch_size from a run's resolved config: with metrics.json's steps it makes the run's budget
     (steps x batch examples), which two runs must share to be compared (4000 steps of 16 are not 4000 of 32)."""
     try:
-        resolved = yaml.safe_load(config.read_text())
-    except (OSError, yaml.YAMLError):
+        size = OmegaConf.select(rundir.load_config(run_dir), "trainer.batch_size")
+    except UserError:
         return None
-    trainer = resolved.get("trainer") if isinstance(resolved, dict) else None
-    size = trainer.get("batch_size") if isinstance(trainer, dict) else None
     return size if isinstance(size, int) else None
 
 
@@ -271,12 +270,17 @@ def head_changes(group: Group) -> frozenset[str]:
     return frozenset(o for o in group.changes.split() if override_key(o) in HEAD_READOUT)
 
 
-def reference_key(group: Group) -> tuple[frozenset[str], tuple[int, ...], tuple[int, ...]]:
+def budget(group: Group) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The training budget a group's runs had (issue 7: the same for every method compared): the steps each
+    run trained for and the batch each step read, not the overrides that set them, so a recipe that restates
+    the default budget still matches, and 4000 steps of 16 examples are not matched with 4000 steps of 32."""
+    return group.steps, group.batch_sizes
+
+
+def reference_key(group: Group) -> tuple[frozenset[str], tuple[tuple[int, ...], tuple[int, ...]]]:
     """What fine-tuning must share with a recipe to be its fair reference: how the head reads the encoder,
-    and the budget (issue 7: the same training budget for every method). The budget is the steps each run
-    trained for and the batch each step read, not the overrides that set them, so a recipe that restates the
-    default budget still matches, and 4000 steps of 16 examples are not matched with 4000 steps of 32."""
-    return head_changes(group), group.steps, group.batch_sizes
+    and the budget."""
+    return head_changes(group), budget(group)
 
 
 def default_finetune(groups: list[Group], task: str) -> Group | None:
@@ -329,7 +333,7 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
 
         def vs_matched_finetune(group: Group) -> str:
             key = reference_key(group)
-            if group.method == "finetune" or (not key[0] and (finetune is None or key[1:] == reference_key(finetune)[1:])):
+            if group.method == "finetune" or (not head_changes(group) and (finetune is None or budget(group) == budget(finetune))):
                 return ""  # the default fine-tuning already matches: the previous column is the comparison
             same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and reference_key(g) == key), None)
             return paired_delta(group, same) if same is not None else "not run"
