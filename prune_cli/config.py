@@ -126,6 +126,23 @@ def check_config(cfg: DictConfig) -> None:
         if not 0.0 <= alpha_warmup < ramp_end - warmup:
             raise UserError(f"method.warmup_fraction={alpha_warmup} must be in [0, prune_fraction - head_warmup_fraction = "
                             f"{ramp_end - warmup:g}): theta's learning rate warms up while the mask is being learnt")
+        check_hold(cfg.method)
+
+
+def check_hold(method: DictConfig) -> None:
+    """`method.hold_fraction`: theta's learning at s must fit in the budget, and only a push that
+    tracks the pruned share (adaptive) can hold it at s while weights that come back (recovery)
+    are traded for others; a constant push would keep pruning past s, and without recovery
+    nothing could be traded."""
+    hold, ramp_end = float(method.get("hold_fraction", 0.0)), float(method.prune_fraction)
+    if hold == 0.0:
+        return
+    if not 0.0 < hold <= 1.0 - ramp_end + 1e-9:
+        raise UserError(f"method.hold_fraction={hold} must be in [0, 1 - prune_fraction = {1.0 - ramp_end:g}]: "
+                        "theta holds sparsity s from the end of the ramp to (prune_fraction + hold_fraction) of the budget")
+    if method.gamma_schedule != "adaptive" or method.no_recovery:
+        raise UserError(f"method.hold_fraction={hold} needs method.gamma_schedule=adaptive and method.no_recovery=false "
+                        "(holding s means trading weights that come back for others)")
 
 
 def check_run_dir(overrides: Sequence[str]) -> None:

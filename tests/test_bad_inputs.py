@@ -38,6 +38,10 @@ def assert_one_line_error(result, *fragments: str) -> None:
         (["method.warmup_fraction=0.5"], ["method.warmup_fraction=0.5", "prune_fraction - head_warmup_fraction = 0.5"]),
         (["method.theta_beta1=1.0"], ["method.theta_beta1=1.0 is outside [0, 1)", "method.theta_beta1=0.99"]),
         (["method.theta_beta1=much"], ["method.theta_beta1='much' is not a number"]),
+        (["method.hold_fraction=0.6"], ["method.hold_fraction=0.6", "1 - prune_fraction = 0.5"]),
+        (["method.hold_fraction=-0.1"], ["method.hold_fraction=-0.1", "1 - prune_fraction = 0.5"]),
+        (["method.hold_fraction=0.3", "method.no_recovery=true"], ["method.hold_fraction=0.3 needs", "method.no_recovery=false"]),
+        (["method.hold_fraction=0.3", "method.gamma_schedule=constant"], ["method.hold_fraction=0.3 needs", "method.gamma_schedule=adaptive"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):

@@ -152,6 +152,8 @@ def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_di
         ({"warmup_fraction": 0.5, "theta_lr_decay": True, "prune_fraction": 1.0}, [1 / 3, 2 / 3, 1, 1, 2 / 3, 1 / 3]),
         # the ramp ends at step 3: alpha is zero from there, however long the head goes on alone
         ({"theta_lr_decay": True, "prune_fraction": 0.5}, [1, 2 / 3, 1 / 3, 0, 0, 0]),
+        # held at s to the budget's end: the decay reaches zero there instead
+        ({"theta_lr_decay": True, "prune_fraction": 0.5, "hold_fraction": 0.5}, [1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]),
         ({}, [1] * 6),  # the default: constant alpha
     ],
 )
@@ -225,6 +227,37 @@ def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target
     metrics = read_metrics(run_dir)
     assert abs(metrics["sparsity_realized"] - 0.5) <= 0.001
     assert metrics["method_details"]["pruning_steps"] <= 13  # the ramp ends at step 12; the last hair may take one more
+
+
+def test_hold_keeps_learning_the_mask_at_s_until_its_share_of_the_budget(in_tmp: Path, tiny_model_dir: Path):
+    """hold_fraction: once the ramp reaches s, theta goes on learning with the pruned share held at
+    s every step until (prune_fraction + hold_fraction) of the budget; the mask it ends with is
+    not the one it had when s was first reached, and it is still exactly s."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from prune_cli import rundir
+
+    common = ["--sparsity", "0.5", "method.prune_fraction=0.25", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=40)]
+    assert run_cli("adapt", *common, "hydra.run.dir=alg1").exit_code == 0
+    result = run_cli("adapt", *common, "method.hold_fraction=0.5", "hydra.run.dir=held")
+    assert result.exit_code == 0, result.output
+    alg1, held = read_metrics(in_tmp / "alg1"), read_metrics(in_tmp / "held")
+    reached = held["method_details"]["target_reached_step"]
+    assert alg1["method_details"]["pruning_steps"] == reached <= 11, "up to s the two runs are the same run"
+    assert "target_reached_step" not in alg1["method_details"]
+    assert held["method_details"]["pruning_steps"] == 30
+    history = [json.loads(line) for line in (in_tmp / "held" / rundir.HISTORY).read_text().splitlines()]
+    assert [r["phase"] for r in history] == ["prune"] * 30 + ["head"] * 10
+    # the first held step undoes the ramp's last overshoot (0.54 on this tiny model), lifting theta;
+    # from then on every step's push takes the share back to s within the sample's resolution
+    first, rest = history[reached]["sparsity"], [r["sparsity"] for r in history[reached + 1:30]]
+    assert history[reached - 1]["sparsity"] > 0.52 and abs(first - 0.5) < 5e-3
+    assert all(abs(share - 0.5) < 1e-3 for share in rest), rest
+    assert abs(held["sparsity_realized"] - 0.5) <= 0.001
+    masks = [load_file(in_tmp / run / rundir.MASK) for run in ("alg1", "held")]
+    assert any(not torch.equal(masks[0][name], masks[1][name]) for name in masks[0]), "theta stopped learning at s"
 
 
 def test_encoder_dropout_changes_mask_learning_only_and_scoring_stays_deterministic(in_tmp: Path, tiny_model_dir: Path):

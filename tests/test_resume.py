@@ -52,11 +52,13 @@ def _same_run(a: Path, b: Path) -> None:
 # head; with the warm-up, the head trains alone for 4 steps and pruning runs from step 4 to 10.
 QUICK_PRUNING = ["method.prune_fraction=0.25"]
 WARMUP = [*QUICK_PRUNING, "method.head_warmup_fraction=0.1"]
+HOLD = [*QUICK_PRUNING, "method.hold_fraction=0.25"]  # s is held from about step 10 to step 20
 CASES = [
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 33, "head"),
     ("adapt_by_pruning", WARMUP, "0.5", 40, 3, "warmup"),
     ("adapt_by_pruning", WARMUP, "0.5", 40, 7, "prune"),
+    ("adapt_by_pruning", HOLD, "0.5", 40, 16, "prune"),
     ("gmp", [], "0.5", 12, 17, "head"),
     ("imp", [], "0.5", 16, 9, "imp round 3/4"),
     ("finetune", [], "0.0", 12, 7, "finetune"),
@@ -65,7 +67,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "kill_at", "phase"), CASES,
-                         ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else ''}-{c[5]}" for c in CASES])
+                         ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else '-hold' if c[1] is HOLD else ''}-{c[5]}" for c in CASES])
 def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                           method: str, extra: list[str], sparsity: str, steps: int, kill_at: int, phase: str):
     common = [*extra, f"method={method}", f"sparsity={sparsity}", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=steps)]

@@ -6,6 +6,14 @@ Per step, with m = sigma(t_l * theta) in the forward pass:
 Pruning stops when the share of theta <= 0 reaches the target s (Alg. 1); the mask is then
 1[theta > 0]. The head keeps training on the frozen mask for whatever budget is left.
 
+Optional hold at s (`hold_fraction`, not in the paper): Alg. 1 stops learning theta the step the
+target is reached, about halfway through the default budget, so the mask sees half of SST-2's
+examples; a second epoch, which gives it all of them, was the one budget change that moved it
+(docs/results.md, "Updates or examples?"). With a hold, theta goes on learning at sparsity s
+until (prune_fraction + hold_fraction) of the budget: every step the adaptive push takes the
+pruned share back to s, so each weight the task brings back (recovery) pushes out the weakest
+kept one. The final mask is then the exact-s threshold of theta, as without a hold.
+
 Optional head warm-up (`head_warmup_fraction`, not in the paper): the first share of the budget
 trains only the head on the dense frozen encoder (every weight kept, as theta_0 says), so that
 the first pruning decisions follow the gradient of a head that already reads the task rather than
@@ -179,17 +187,33 @@ class ThetaState:
             pruned = push_and_track_aten(self.theta, self.ever_pruned, self._negative, gamma, forbid_recovery, floor)
         return pruned / self.total
 
-    def push_for(self, share: float, exact_pruned_share: float) -> float:
+    def sample(self) -> torch.Tensor:
+        """The same fixed sample of theta every call (its indices are drawn once, at the start)."""
+        return torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)]).float()
+
+    def sample_bias(self, exact_pruned_share: float, sample: torch.Tensor | None = None) -> float:
+        """How far the fixed sample's share of theta <= 0 is from the exact share, measured on the
+        same theta."""
+        sample = self.sample() if sample is None else sample
+        return float((sample <= 0).float().mean()) - exact_pruned_share
+
+    def push_for(self, share: float, exact_pruned_share: float, bias: float | None = None, may_lift: bool = False) -> float:
         """The uniform push that takes the share of theta <= 0 to `share`, from a fixed sample.
 
         It is the sample's `share` quantile, with the target shifted by how far the sample's own
         pruned share is from the exact one: otherwise, once the sample says "reached" while the
         model is a hair short, the push drops to the floor and pruning stalls for the rest of
-        the budget.
+        the budget. By default the bias is measured now, against `exact_pruned_share`, the share
+        before this step's update of theta, so it also cancels whatever that update revived.
+        Holding s must undo that too, so it passes a `bias` measured right after the last push
+        (`sample_bias`), when the sample and the exact share saw the same theta.
+        `may_lift`: a negative push (theta raised) where the share is above `share`; Eq. 7 only
+        ever pushes down, but holding s means holding it from both sides.
         """
-        sample = torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)]).float()
-        bias = float((sample <= 0).float().mean()) - exact_pruned_share
-        return max(0.0, quantile_by_selection(sample, min(1.0, max(0.0, share + bias))))
+        sample = self.sample()
+        bias = self.sample_bias(exact_pruned_share, sample) if bias is None else bias
+        push = quantile_by_selection(sample, min(1.0, max(0.0, share + bias)))
+        return push if may_lift else max(0.0, push)
 
     def by_name(self) -> dict[str, torch.Tensor]:
         return {n: t.detach() for n, t in zip(self.names, self.theta)}
@@ -226,12 +250,15 @@ class MaskLearner:
         self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device, unseen)
         self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
         self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
+        self.hold = float(cfg.get("hold_fraction", 0.0)) > 0.0
+        # the step theta stops learning at the latest once s is reached (Alg. 1: as soon as it is)
+        self.learn_end = max(self.ramp, int((float(cfg["prune_fraction"]) + float(cfg.get("hold_fraction", 0.0))) * total))
         self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0),
                                         betas=theta_betas(cfg))
         # alpha's schedule counts this learner's own steps: warm-up over a share of the budget, and
-        # (theta_lr_decay) a linear decay that reaches zero where the ramp reaches s and pruning ends,
-        # not at the end of the budget, which the head has to itself
-        self.scheduler = linear_schedule(self.optimizer, int(float(cfg.get("warmup_fraction", 0.0)) * total), self.ramp - self.start,
+        # (theta_lr_decay) a linear decay that reaches zero where theta stops learning (the ramp's
+        # end, or the hold's), not at the end of the budget, which the head has to itself
+        self.scheduler = linear_schedule(self.optimizer, int(float(cfg.get("warmup_fraction", 0.0)) * total), self.learn_end - self.start,
                                          decay=cfg.get("theta_lr_decay", False))
         self.criterion = loss_fn(ctx.regression)
         self.base = ctx.encoder.base_weights()
@@ -242,6 +269,8 @@ class MaskLearner:
         self.encoder_dropout = bool(cfg.get("encoder_dropout", False))
         self.pruned_share = 0.0
         self.stop_step = total  # the step after which pruning stopped (Alg. 1), set by `prune`
+        self.reached_step: int | None = None  # the step after which the share of theta <= 0 first reached s
+        self._hold_bias = 0.0  # holding s: the sample's bias, measured after the last push (see push_for)
         self.reached_by_gamma = False
         self._token_buffer: torch.Tensor | None = None
         # the word-embedding rows change shape every batch; every other theta reuses its memory
@@ -282,7 +311,7 @@ class MaskLearner:
         state: dict[str, Any] = {
             "theta": [t.detach() for t in self.state.theta], "ever_pruned": self.state.ever_pruned,
             "gamma": self.gamma, "pruned_share": self.pruned_share,
-            "stop_step": self.stop_step, "reached_by_gamma": self.reached_by_gamma,
+            "stop_step": self.stop_step, "reached_by_gamma": self.reached_by_gamma, "reached_step": self.reached_step,
         }
         if with_optimizer:
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
@@ -296,6 +325,9 @@ class MaskLearner:
                 ever.copy_(saved)
         self.gamma, self.pruned_share = state["gamma"], state["pruned_share"]
         self.stop_step, self.reached_by_gamma = state["stop_step"], state["reached_by_gamma"]
+        self.reached_step = state.get("reached_step")  # absent from checkpoints written before hold_fraction
+        if self.hold and self.reached_step is not None:  # measured on the same theta as before the kill
+            self._hold_bias = self.state.sample_bias(self.pruned_share)
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -318,17 +350,26 @@ class MaskLearner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.cfg["gamma_schedule"] == "adaptive" and (step - self.start) % self.every == 0:
+        if self.hold and self.reached_step is not None:
+            # holding s: every step, the push that takes the share of theta <= 0 back to s at once,
+            # down or (where the ramp's last push overshot, or theta fell by itself) up
+            self.gamma = state.push_for(self.target, self.pruned_share, self._hold_bias, may_lift=True)
+        elif self.cfg["gamma_schedule"] == "adaptive" and (step - self.start) % self.every == 0:
             wanted = cubic_target(step - self.start + self.every, self.ramp - self.start, self.target)
             # spread over the steps to the next update; past the ramp's end, close the gap at once
             spread = self.every if step + self.every <= self.ramp else max(1, self.ramp - step)
             self.gamma = max(float(self.cfg["gamma"]), state.push_for(wanted, self.pruned_share) / spread)
         self.pruned_share = state.push_and_track(self.gamma, self.cfg["no_recovery"], self.floor)
+        if self.reached_step is None and self.pruned_share >= self.target:
+            self.reached_step = step + 1
+        if self.hold and self.reached_step is not None:
+            self._hold_bias = state.sample_bias(self.pruned_share)
         return float(loss.detach())
 
 
 def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
-    """Alg. 1's loop: prune until the share of theta <= 0 reaches s (or the budget ends)."""
+    """Alg. 1's loop: prune until the share of theta <= 0 reaches s (or the budget ends); with a
+    hold, go on learning theta at s until `learn_end`."""
     total = ctx.budget.total_steps
     first_step = learner.start
     point = ctx.checkpoints.take("prune")
@@ -344,7 +385,7 @@ def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
     for step in range(first_step, total):
         loss = learner.step(step, next(batches))
         ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
-        if learner.pruned_share >= learner.target:
+        if learner.reached_step is not None and (not learner.hold or step + 1 >= learner.learn_end):
             learner.stop_step, learner.reached_by_gamma = step + 1, True
             return
         ctx.checkpoints.maybe_save("prune", step + 1, snapshot)
@@ -377,6 +418,8 @@ def run(ctx: RunContext) -> MethodResult:
     kept = sum(int(m.sum()) for m in masks.values())
     recovered = sum(int((masks[n] & ever).sum()) for n, ever in zip(state.names, state.ever_pruned))
     extra: dict[str, Any] = {}
+    if learner.hold:
+        extra["target_reached_step"] = learner.reached_step  # where the hold at s began
     if learner.unseen_rows is not None:
         table = masks[learner.token_table]
         unseen = learner.unseen_rows.to(table.device)
