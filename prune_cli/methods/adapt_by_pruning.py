@@ -250,9 +250,10 @@ class MaskLearner:
         self.state = ThetaState(ctx.encoder, cfg, torch.Generator().manual_seed(ctx.seed), ctx.device, unseen)
         self.start = int(float(cfg.get("head_warmup_fraction", 0.0)) * total)  # the first pruning step
         self.ramp = max(self.start + 1, int(cfg["prune_fraction"] * total))  # the step the ramp reaches s
-        self.hold = float(cfg.get("hold_fraction", 0.0)) > 0.0
+        hold_fraction = float(cfg.get("hold_fraction", 0.0))
+        self.hold = hold_fraction > 0.0
         # the step theta stops learning at the latest once s is reached (Alg. 1: as soon as it is)
-        self.learn_end = max(self.ramp, int((float(cfg["prune_fraction"]) + float(cfg.get("hold_fraction", 0.0))) * total))
+        self.learn_end = max(self.ramp, int((float(cfg["prune_fraction"]) + hold_fraction) * total))
         self.optimizer = make_optimizer(self.state.theta, cfg["theta_optimizer"], cfg["theta_lr"], momentum=cfg.get("theta_momentum", 0.0),
                                         betas=theta_betas(cfg))
         # alpha's schedule counts this learner's own steps: warm-up over a share of the budget, and
