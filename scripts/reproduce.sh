@@ -125,6 +125,7 @@ ablation[prune-longer-paper-theta-lr-decay]="${ablation[prune-longer-paper-theta
 for s in 0.7 0.9; do
   ablation[prune-longer-s$s]="--sparsity $s ${ablation[prune-longer]}"
   ablation[prune-longer-paper-theta-lr-s$s]="--sparsity $s ${ablation[prune-longer-paper-theta-lr]}"
+  ablation[hold-at-s-s$s]="--sparsity $s ${ablation[hold-at-s]}"
 done
 # the two levers that lift STS-B at s = 0.9, the longer ramp and the prior on unseen vocabulary, together
 ablation[prune-longer-unseen-tokens-first-s0.9]="${ablation[prune-longer-s0.9]} method.unseen_tokens_first=true"
@@ -169,16 +170,19 @@ declare -A ablation_seeds=(
   [batch-16-finetune]="1 2 3"
   [batch-16-prune-longer-paper-theta-lr]="1 2 3"
   [hold-at-s]="1 2 3"
-  [hold-at-s-paper-theta-lr]="1 2 3 4 5"
+  [hold-at-s-paper-theta-lr]="1 2 3"
+  [hold-at-s-s0.7]="1 2 3"
+  [hold-at-s-s0.9]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
 # A cell's seeds on one task only (name@task), where they differ from its list above: the [CLS]
 # recipe on SST-2 also on the fresh seeds 4 and 5 its mean-pooling twin and both fine-tunings have,
-# and the hold at s likewise.
+# and the hold at s likewise, alone and with the paper's alpha.
 declare -A ablation_task_seeds=(
   [prune-longer-paper-theta-lr@sst2]="1 2 3 4 5"
   [hold-at-s@sst2]="1 2 3 4 5"
+  [hold-at-s-paper-theta-lr@sst2]="1 2 3 4 5"
 )
 # Ablations probed on the cells whose targets the default recipe misses: MRPC at s = 0.9, where
 # every method (ours included) misses the all-paraphrase F1, and at s = 0.7 (under magnitude by
@@ -193,8 +197,11 @@ declare -A ablation_task_seeds=(
 # unseen vocabulary rows, which are 42% of the maskable weights for CoLA (32% for SST-2), and at
 # s = 0.9 it runs where the default misses a target (MRPC, STS-B) and on SST-2. Switching off
 # connection recovery runs on the two tasks of the paper's Table 4 we have. The hold at s also runs
-# on STS-B, where the default meets its s = 0.5 target, to see whether it keeps it. The rest:
-# SST-2 only.
+# on STS-B, where the default meets its s = 0.5 target, to see whether it keeps it, and at s = 0.7
+# and 0.9 on MRPC, whose 575-step budget leaves the mask even fewer examples than SST-2's (ours met
+# s = 0.7 there on the 2000-step budget); with the paper's alpha, the recipe that meets SST-2's
+# s = 0.5 target, it runs unchanged at s = 0.5 on the three tasks that played no part in choosing
+# it, as the [CLS] recipe did. The rest: SST-2 only.
 declare -A ablation_task_list=(
   [mean-pooling-s0.9]="sst2 mrpc"
   [prune-longer-s0.9]="mrpc stsb sst2 cola"
@@ -209,12 +216,15 @@ declare -A ablation_task_list=(
   [no-recovery]="sst2 stsb"
   [no-recovery-s0.9]="sst2 stsb"
   [hold-at-s]="sst2 stsb"
+  [hold-at-s-paper-theta-lr]="sst2 cola mrpc stsb"
+  [hold-at-s-s0.7]="mrpc"
+  [hold-at-s-s0.9]="mrpc"
 )
 # the budget and dropout probes are MRPC's alone
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr hold-at-s hold-at-s-paper-theta-lr}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr hold-at-s hold-at-s-paper-theta-lr hold-at-s-s0.7 hold-at-s-s0.9}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))

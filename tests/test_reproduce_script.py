@@ -351,13 +351,15 @@ def test_the_batch_of_16_gives_ours_and_fine_tuning_the_default_examples_in_twic
 def test_the_hold_at_s_runs_the_default_recipe_with_theta_learning_to_90_percent_of_the_budget(tmp_path: Path):
     """One change to the default recipe, alone and with the paper's alpha, on SST-2's seeds 1-3
     (paired with the default's grid runs) and the fresh seeds 4 and 5 fine-tuning has; alone also
-    on STS-B, seeds 1-3, to see whether it carries over."""
+    on STS-B, and with the paper's alpha on the other three tasks, seeds 1-3, to see whether it
+    carries over."""
     root = tmp_path / "runs"
     names = ("hold-at-s", "hold-at-s-paper-theta-lr")
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
     expected = [f"{root}/sst2/ablation/hold-at-s/seed{seed}" for seed in (1, 2, 3, 4, 5)]
     expected += [f"{root}/stsb/ablation/hold-at-s/seed{seed}" for seed in (1, 2, 3)]
     expected += [f"{root}/sst2/ablation/hold-at-s-paper-theta-lr/seed{seed}" for seed in (1, 2, 3, 4, 5)]
+    expected += [f"{root}/{task}/ablation/hold-at-s-paper-theta-lr/seed{seed}" for task in ("cola", "mrpc", "stsb") for seed in (1, 2, 3)]
     assert sorted(cell(c) for c in calls) == sorted(expected)
     change = {"hold-at-s": set(), "hold-at-s-paper-theta-lr": {"method.theta_lr=2e-5"}}
     for call in calls:
@@ -366,3 +368,16 @@ def test_the_hold_at_s_runs_the_default_recipe_with_theta_learning_to_90_percent
         assert args[args.index("--task") + 1] == cell(call).split("/")[-4] and args[args.index("--sparsity") + 1] == "0.5"
     default = OmegaConf.load(SCRIPT.parents[1] / "configs" / "method" / "adapt_by_pruning.yaml")
     assert default.prune_fraction + 0.4 == pytest.approx(0.9)
+
+
+def test_the_hold_at_s_runs_on_mrpc_at_the_higher_sparsities_with_only_the_sparsity_changed(tmp_path: Path):
+    """MRPC at s = 0.7 and 0.9, the cells the default misses, seeds 1-3 (paired with the grid's
+    runs): the s = 0.5 cell's overrides exactly, plus the sparsity."""
+    root = tmp_path / "runs"
+    names = ("hold-at-s-s0.7", "hold-at-s-s0.9")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    assert [cell(c) for c in calls] == [f"{root}/mrpc/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names]
+    for call in calls:
+        args = call["args"]
+        assert overrides(args) == {"method.hold_fraction=0.4"} and args[args.index("--task") + 1] == "mrpc"
+        assert args[args.index("--sparsity") + 1] == cell(call).split("/")[-2].removeprefix("hold-at-s-s")
