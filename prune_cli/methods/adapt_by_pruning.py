@@ -277,6 +277,12 @@ class MaskLearner:
         # the word-embedding rows change shape every batch; every other theta reuses its memory
         self._step_buffers = {n: StepBuffers.like(t, self.base[n]) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table}
 
+    @property
+    def holding(self) -> bool:
+        """Whether theta is being held at s: a hold was asked for and s has been reached (the
+        push then targets s every step, and its bias is measured after each push)."""
+        return self.hold and self.reached_step is not None
+
     def _token_rows(self, theta: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The word-embedding mask for only the rows this batch uses, and input ids into them.
 
@@ -327,7 +333,7 @@ class MaskLearner:
         self.gamma, self.pruned_share = state["gamma"], state["pruned_share"]
         self.stop_step, self.reached_by_gamma = state["stop_step"], state["reached_by_gamma"]
         self.reached_step = state.get("reached_step")  # absent from checkpoints written before hold_fraction
-        if self.hold and self.reached_step is not None:  # measured on the same theta as before the kill
+        if self.holding:  # measured on the same theta as before the kill
             self._hold_bias = self.state.sample_bias(self.pruned_share)
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -351,7 +357,7 @@ class MaskLearner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.hold and self.reached_step is not None:
+        if self.holding:
             # holding s: every step, the push that takes the share of theta <= 0 back to s at once,
             # down or (where the ramp's last push overshot, or theta fell by itself) up
             self.gamma = state.push_for(self.target, self.pruned_share, self._hold_bias, may_lift=True)
@@ -363,7 +369,7 @@ class MaskLearner:
         self.pruned_share = state.push_and_track(self.gamma, self.cfg["no_recovery"], self.floor)
         if self.reached_step is None and self.pruned_share >= self.target:
             self.reached_step = step + 1
-        if self.hold and self.reached_step is not None:
+        if self.holding:
             self._hold_bias = state.sample_bias(self.pruned_share)
         return float(loss.detach())
 
