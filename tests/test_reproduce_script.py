@@ -381,3 +381,37 @@ def test_the_hold_at_s_runs_on_mrpc_at_the_higher_sparsities_with_only_the_spars
         args = call["args"]
         assert overrides(args) == {"method.hold_fraction=0.4"} and args[args.index("--task") + 1] == "mrpc"
         assert args[args.index("--sparsity") + 1] == cell(call).split("/")[-2].removeprefix("hold-at-s-s")
+
+
+def test_the_hold_with_the_paper_alpha_runs_at_the_higher_sparsities_with_only_the_sparsity_changed(tmp_path: Path):
+    """The recipe that meets SST-2's s = 0.5 target, at s = 0.9 where the [CLS] recipe stopped paying
+    (STS-B, CoLA) and where every recipe misses (MRPC, also at s = 0.7), seeds 1-3 (paired with the
+    grid's runs), and on MRPC at s = 0.7 also the fresh seeds 4 and 5: the s = 0.5 cell's overrides
+    exactly, plus the sparsity."""
+    root = tmp_path / "runs"
+    names = ("hold-at-s-paper-theta-lr-s0.9", "hold-at-s-paper-theta-lr-s0.7")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    expected = [f"{root}/mrpc/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names]
+    expected += [f"{root}/mrpc/ablation/{names[1]}/seed{seed}" for seed in (4, 5)]
+    expected += [f"{root}/{task}/ablation/{names[0]}/seed{seed}" for task in ("stsb", "cola") for seed in (1, 2, 3)]
+    assert [cell(c) for c in calls] == expected
+    for call in calls:
+        args = call["args"]
+        assert overrides(args) == {"method.hold_fraction=0.4", "method.theta_lr=2e-5"}
+        assert args[args.index("--task") + 1] == cell(call).split("/")[-4]
+        assert args[args.index("--sparsity") + 1] == cell(call).split("/")[-2].removeprefix("hold-at-s-paper-theta-lr-s")
+
+
+def test_the_nearest_baselines_of_mrpc_at_s07_run_on_the_fresh_seeds_with_the_grid_recipe(tmp_path: Path):
+    """Magnitude and random at s = 0.7 on MRPC's seeds 4 and 5, the grid's own recipe and nothing else
+    (like finetune-fresh-seeds), so that with the grid's seeds 1-3 they make the five-seed reference."""
+    root = tmp_path / "runs"
+    names = ("magnitude-s0.7-fresh-seeds", "random-s0.7-fresh-seeds")
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    assert [cell(c) for c in calls] == [f"{root}/mrpc/ablation/{name}/seed{seed}" for seed in (4, 5) for name in names]
+    for call in calls:
+        args = call["args"]
+        method = cell(call).split("/")[-2].removesuffix("-s0.7-fresh-seeds")
+        assert overrides(args) == {f"method={method}"} and args[args.index("--task") + 1] == "mrpc"
+        assert args[args.index("--sparsity") + 1] == "0.7"
+

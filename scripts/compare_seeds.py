@@ -1,0 +1,80 @@
+"""One recipe against others on the same task and sparsity, seed by seed, over every seed each side has.
+
+    python scripts/compare_seeds.py docs/results/runs --task mrpc --sparsity 0.7 \
+        adapt_by_pruning:hold-at-s-paper-theta-lr-s0.7 \
+        magnitude+magnitude:magnitude-s0.7-fresh-seeds random+random:random-s0.7-fresh-seeds
+
+Why: `prune-cli report` averages each cell (method and tag) on its own seeds, so a grid cell (seeds
+1-3) and the same recipe run again on fresh seeds 4 and 5 under a tag are two rows. When a margin is
+smaller than the seed spread, docs/results.md reruns both sides on fresh seeds and reads the
+comparison over all five; this prints that reading from the runs themselves. Each side is one cell
+or several joined with `+` (the same recipe on disjoint seeds); a cell is METHOD (the untagged grid
+runs) or METHOD:TAG. The first side is compared with each of the others, paired by seed: the mean
+of (first − other) × 100 over the seeds both have, and on how many of them the first is ahead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from prune_cli import report
+from prune_cli.errors import UserError
+
+
+def side_values(groups: list[report.Group], side: str, task: str, sparsity: float) -> dict[int, float]:
+    """{seed: main metric} of every cell `side` names, at `task` and `sparsity` (0 for the references)."""
+    by_seed: dict[int, float] = {}
+    for cell in side.split("+"):
+        method, _, tag = cell.partition(":")
+        at = 0.0 if method in report.REFERENCE_METHODS else round(sparsity, 4)
+        match = [g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, method, at, tag)]
+        if not match:
+            raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}")
+        for seed, value in match[0].by_seed().items():
+            if seed in by_seed:
+                raise UserError(f"seed {seed} appears twice in {side!r}; join cells that ran on different seeds")
+            by_seed[seed] = value
+    return dict(sorted(by_seed.items()))
+
+
+def describe(name: str, values: dict[int, float]) -> str:
+    spread = statistics.stdev(values.values()) if len(values) > 1 else 0.0
+    seeds = ", ".join(f"{seed}: {value:.4f}" for seed, value in values.items())
+    return f"{name}: {statistics.fmean(values.values()):.4f} ± {spread:.4f} over {len(values)} seeds ({seeds})"
+
+
+def compare(first: dict[int, float], other: dict[int, float]) -> str:
+    shared = [seed for seed in first if seed in other]
+    if not shared:
+        return "no seed in common"
+    deltas = [100 * (first[seed] - other[seed]) for seed in shared]
+    ahead = sum(d > 0 for d in deltas)
+    per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
+    return f"Δ {statistics.fmean(deltas):+.2f} points over seeds {shared} ({per_seed}); ahead on {ahead} of {len(shared)}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, help="a folder of finished runs (docs/results/runs, outputs/reproduce)")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--sparsity", type=float, required=True)
+    parser.add_argument("sides", nargs="+", help="the recipe to compare, then the ones to compare it with")
+    args = parser.parse_args()
+    try:
+        if len(args.sides) < 2:
+            raise UserError("name the recipe to compare and at least one to compare it with")
+        groups = report.group_runs(report.collect(args.runs).runs)
+        first, *others = (side_values(groups, side, args.task, args.sparsity) for side in args.sides)
+        print(describe(args.sides[0], first))
+        for side, values in zip(args.sides[1:], others):
+            print(describe(side, values))
+            print(f"  {args.sides[0]} against it: {compare(first, values)}")
+    except UserError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""scripts/compare_seeds.py: the five-seed readings docs/results.md quotes (a grid cell joined with
+the same recipe on fresh seeds, against a recipe that ran on all of them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_seeds.py"
+
+
+def finished_run(root: Path, name: str, method: str, seed: int, value: float, tag: str = "", sparsity: float = 0.7) -> None:
+    run_dir = root / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "task": "mrpc", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
+        "main_metric": "eval_f1", "main_metric_value": value, "metrics": {"eval_f1": value}, "tag": tag}))
+
+
+def compare(root: Path, *sides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), str(root), "--task", "mrpc", "--sparsity", "0.7", *sides],
+                          capture_output=True, text=True)
+
+
+def test_a_grid_cell_joined_with_its_fresh_seeds_is_compared_seed_by_seed(tmp_path: Path):
+    for seed, value in ((1, 0.80), (2, 0.82), (3, 0.84), (4, 0.86), (5, 0.78)):
+        finished_run(tmp_path, f"ours{seed}", "adapt_by_pruning", seed, value, tag="hold")
+    for seed, value in ((1, 0.81), (2, 0.81), (3, 0.81)):
+        finished_run(tmp_path, f"magnitude{seed}", "magnitude", seed, value)
+    for seed, value in ((4, 0.81), (5, 0.81)):
+        finished_run(tmp_path, f"fresh{seed}", "magnitude", seed, value, tag="magnitude-fresh")
+    finished_run(tmp_path, "other-s", "magnitude", 6, 0.10, sparsity=0.9)  # another sparsity: left out
+    done = compare(tmp_path, "adapt_by_pruning:hold", "magnitude+magnitude:magnitude-fresh")
+    assert done.returncode == 0, done.stderr
+    assert "magnitude+magnitude:magnitude-fresh: 0.8100 ± 0.0000 over 5 seeds" in done.stdout
+    # (-1 + 1 + 3 + 5 - 3) / 5 = 1.0 point; ahead on seeds 2, 3 and 4
+    assert "Δ +1.00 points over seeds [1, 2, 3, 4, 5] (-1.00, +1.00, +3.00, +5.00, -3.00); ahead on 3 of 5" in done.stdout
+
+
+def test_a_seed_in_two_joined_cells_is_a_one_line_error(tmp_path: Path):
+    finished_run(tmp_path, "a", "magnitude", 1, 0.8)
+    finished_run(tmp_path, "b", "magnitude", 1, 0.7, tag="again")
+    finished_run(tmp_path, "c", "adapt_by_pruning", 1, 0.9)
+    done = compare(tmp_path, "adapt_by_pruning", "magnitude+magnitude:again")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "seed 1 appears twice" in done.stderr
+
+
+def test_a_cell_without_runs_is_a_one_line_error(tmp_path: Path):
+    finished_run(tmp_path, "a", "magnitude", 1, 0.8)
+    done = compare(tmp_path, "adapt_by_pruning:missing", "magnitude")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "no finished runs of 'adapt_by_pruning:missing' for mrpc at s=0.7" in done.stderr
