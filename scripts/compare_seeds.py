@@ -41,12 +41,14 @@ def side_values(groups: list[report.Group], side: str, task: str, sparsity: floa
 
 
 def describe(name: str, values: dict[int, float]) -> str:
+    """Mean ± sd and every seed's value: a margin reads differently beside the spread it sits in."""
     spread = statistics.stdev(values.values()) if len(values) > 1 else 0.0
     seeds = ", ".join(f"{seed}: {value:.4f}" for seed, value in values.items())
     return f"{name}: {statistics.fmean(values.values()):.4f} ± {spread:.4f} over {len(values)} seeds ({seeds})"
 
 
 def compare(first: dict[int, float], other: dict[int, float]) -> str:
+    """The paired reading, over shared seeds only: a seed's draw moves both sides together."""
     shared = [seed for seed in first if seed in other]
     if not shared:
         return "no seed in common"

@@ -147,10 +147,10 @@ ablation[prune-longer-unseen-tokens-first-s0.9]="${ablation[prune-longer-s0.9]} 
 # seeds), and the hold at s on SST-2 (ablation_task_seeds below), alone (which met it by 0.006
 # points on seeds 1-3) and with the paper's alpha (by 0.66), and that recipe on MRPC at s = 0.7
 # (0.04 F1 points above magnitude on seeds 1-3) with its two nearest baselines there, magnitude and
-# random (gmp and imp, 0.4-0.5 behind on seeds 1-3, cost four times as much a run); the prior on
-# unseen vocabulary, s = 0.2, theta's beta1 = 0.99, connection recovery switched off (paper
-# Table 4), the batch of 16 and the hold on the other tasks (with the paper's alpha also at
-# s = 0.7 and 0.9), three seeds each; the rest: seed 1.
+# random (gmp and imp, 0.4-0.5 behind on seeds 1-3, cost about four times as much a run); the
+# prior on unseen vocabulary, s = 0.2, theta's beta1 = 0.99, connection recovery switched off
+# (paper Table 4), the batch of 16 and the hold on the other tasks (with the paper's alpha also
+# at s = 0.7 and 0.9), three seeds each; the rest: seed 1.
 declare -A ablation_seeds=(
   [prune-longer]="1 2 3"
   [prune-longer-mean]="1 2 3"
