@@ -125,10 +125,16 @@ def _uninterrupted_seconds(members: list[dict]) -> float:
     return statistics.fmean(whole) if whole else float("nan")
 
 
+def cell_sparsity(method: str, sparsity: float) -> float:
+    """The sparsity a run's cell is filed under: 0 for the dense references (whatever --sparsity said),
+    else the requested s to 4 places, so that 0.7 typed anywhere finds the runs that asked for it."""
+    return 0.0 if method in REFERENCE_METHODS else round(sparsity, 4)
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
-        sparsity = 0.0 if run["method"] in REFERENCE_METHODS else round(run["sparsity_requested"], 4)
+        sparsity = cell_sparsity(run["method"], run["sparsity_requested"])
         tag = run.get("tag") or ""
         buckets.setdefault((run["task"], run["method"], sparsity, run["main_metric"], tag), []).append(run)
     groups = []

@@ -29,7 +29,7 @@ def side_values(groups: list[report.Group], side: str, task: str, sparsity: floa
     by_seed: dict[int, float] = {}
     for cell in side.split("+"):
         method, _, tag = cell.partition(":")
-        at = 0.0 if method in report.REFERENCE_METHODS else round(sparsity, 4)
+        at = report.cell_sparsity(method, sparsity)
         match = [g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, method, at, tag)]
         if not match:
             raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}")
