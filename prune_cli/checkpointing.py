@@ -4,8 +4,9 @@ A method's loops are a fixed sequence of *phases* (adapt-by-pruning: "prune" the
 "imp round 1/4", ..., "head"). Every `checkpoint.every_steps` steps a loop hands the Checkpointer
 its phase, the number of steps it has done, and a function returning everything it needs to go on:
 trained tensors, optimiser and scheduler state, how many batches its stream has served, plus a
-`carry` of what earlier phases produced (a mask, imp's earlier masks). The torch RNG state and the
-run's step history are added here.
+`carry` of what earlier phases produced (a mask, imp's earlier masks). The torch RNG state, the
+run's step history and any run-wide state registered with `track` (fp16's loss scale) are added
+here.
 
 On `--resume`, the runner loads that state; the method runs from its start, and each phase asks
 `take(phase)`: the phase the checkpoint belongs to restores itself from it and continues at the
@@ -45,6 +46,7 @@ class ResumePoint:
     state: dict[str, Any]
     torch_rng: torch.Tensor
     cuda_rng: list[torch.Tensor]
+    tracked: dict[str, Any]
 
 
 class Checkpointer:
@@ -58,6 +60,12 @@ class Checkpointer:
         self.pending: ResumePoint | None = None
         self.seconds_spent = 0.0
         self.saves = 0
+        self.tracked: dict[str, Any] = {}
+
+    def track(self, name: str, stateful: Any) -> None:
+        """Run-wide state (beside the RNG) that every checkpoint saves and a resume restores:
+        anything with state_dict() / load_state_dict(), such as fp16's loss scaler."""
+        self.tracked[name] = stateful
 
     # -- saving -------------------------------------------------------------------------------
     def due(self, steps_done: int) -> bool:
@@ -79,6 +87,7 @@ class Checkpointer:
             "state": state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "tracked": {name: stateful.state_dict() for name, stateful in self.tracked.items()},
             "history": list(self.history),
         }
         buffer = io.BytesIO()
@@ -109,7 +118,8 @@ class Checkpointer:
                     "the checkpoint belongs to another setup"
                 )
         self.history[:] = payload["history"]
-        self.pending = ResumePoint(payload["phase"], int(payload["steps_done"]), payload["state"], payload["torch_rng"], payload["cuda_rng"])
+        self.pending = ResumePoint(payload["phase"], int(payload["steps_done"]), payload["state"], payload["torch_rng"], payload["cuda_rng"],
+                                   payload.get("tracked", {}))  # absent from checkpoints written before track()
         return self.pending
 
     @property
@@ -124,6 +134,9 @@ class Checkpointer:
         torch.set_rng_state(point.torch_rng)
         if point.cuda_rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(point.cuda_rng)
+        for name, stateful in self.tracked.items():
+            if point.tracked.get(name):  # a disabled GradScaler saves {}, and nothing is to restore
+                stateful.load_state_dict(point.tracked[name])
         log.info("resuming phase %r after step %d", point.phase, point.steps_done)
         return point
 

@@ -76,6 +76,26 @@ def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
     ]
 
 
+def tiny_context(model_dir: Path, sparsity: float, method: dict, precision: str = "fp32"):
+    """A method's RunContext on the tiny model and the fixture SST-2, outside any run directory,
+    for tests that drive a loop step by step; `method` is the method config, given whole."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.runner import prepare
+    from prune_cli.training import RunContext, plan_budget
+
+    cfg = compose([f"data.dir={FIXTURE_GLUE}", f"model.name_or_path={model_dir}", "trainer.device=cpu", "trainer.max_steps=6", "trainer.batch_size=8",
+                   f"trainer.precision={precision}"])
+    prepared = prepare(cfg, with_train=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["sparsity"] = sparsity
+    plain["method"] = method
+    return RunContext(cfg=plain, task=plain["task"], encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
+                      device=prepared.device, budget=plan_budget(plain["trainer"], len(prepared.train)), seed=1,
+                      num_outputs=2, regression=False)
+
+
 def run_cli(*args: str):
     """Invoke the real Typer app in-process; returns the click Result."""
     from typer.testing import CliRunner

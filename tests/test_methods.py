@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import only_run_dir, read_metrics, run_cli, tiny_overrides
+from conftest import only_run_dir, read_metrics, run_cli, tiny_context, tiny_overrides
 
 from prune_cli.config import group_options
 from prune_cli.methods import DENSE, METHODS
@@ -76,7 +76,7 @@ def test_imp_rewinds_to_pretrained_weights_every_round(monkeypatch: pytest.Monke
         return params
 
     monkeypatch.setattr(loops, "pretrained_params", spy)
-    ctx = _tiny_context(tiny_model_dir, sparsity=0.36, method={"algorithm": "imp", "optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.0, "rate": 0.2, "round_steps": 3})
+    ctx = tiny_context(tiny_model_dir, sparsity=0.36, method={"algorithm": "imp", "optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.0, "warmup_fraction": 0.0, "rate": 0.2, "round_steps": 3})
     base = {n: p.detach().clone() for n, p in ctx.encoder.encoder.named_parameters()}
     baselines.imp(ctx)
     rounds = [s for s in starts if set(s) == set(base)]
@@ -85,24 +85,6 @@ def test_imp_rewinds_to_pretrained_weights_every_round(monkeypatch: pytest.Monke
         for name, value in base.items():
             assert torch.equal(snapshot[name], value), name
     assert all(torch.equal(p, base[n]) for n, p in ctx.encoder.encoder.named_parameters())
-
-
-def _tiny_context(model_dir: Path, sparsity: float, method: dict):
-    from omegaconf import OmegaConf
-
-    from prune_cli.config import compose
-    from prune_cli.runner import prepare
-    from prune_cli.training import RunContext, plan_budget
-    from conftest import FIXTURE_GLUE
-
-    cfg = compose([f"data.dir={FIXTURE_GLUE}", f"model.name_or_path={model_dir}", "trainer.device=cpu", "trainer.max_steps=6", "trainer.batch_size=8"])
-    prepared = prepare(cfg, with_train=True)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain["sparsity"] = sparsity
-    plain["method"] = method
-    return RunContext(cfg=plain, task=plain["task"], encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
-                      device=prepared.device, budget=plan_budget(plain["trainer"], len(prepared.train)), seed=1,
-                      num_outputs=2, regression=False)
 
 
 def test_every_method_config_has_a_registered_algorithm():
@@ -126,7 +108,7 @@ def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_di
     method = OmegaConf.to_container(compose([]).method)
     results = []
     for gather_rows, reuse_memory in ((True, True), (False, True), (False, False)):
-        ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=method)
+        ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=method)
         learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
         assert learner.token_table == "embeddings.word_embeddings.weight"
         assert len(learner._step_buffers) == len(learner.state.theta) - 1
@@ -165,7 +147,7 @@ def test_theta_learning_rate_warms_up_and_decays_over_the_pruning_ramp(tiny_mode
     from prune_cli.methods.loops import HeadTrainer
 
     method = {**OmegaConf.to_container(compose([]).method), **schedule}
-    ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=method)
+    ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=method)
     assert ctx.budget.total_steps == 6
     learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
     batches = ctx.batches()
@@ -188,7 +170,7 @@ def test_theta_beta1_sets_adams_average_for_theta_and_defaults_to_torchs(tiny_mo
     default = OmegaConf.to_container(compose([]).method)
     thetas = {}
     for betas in ((0.9, 0.999), (0.99, 0.999)):
-        ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method={**default, "theta_beta1": betas[0]})
+        ctx = tiny_context(tiny_model_dir, sparsity=0.5, method={**default, "theta_beta1": betas[0]})
         heads = HeadTrainer(ctx, 6)
         learner = MaskLearner(ctx, heads)
         assert learner.optimizer.param_groups[0]["betas"] == betas
@@ -203,7 +185,7 @@ def test_theta_beta1_sets_adams_average_for_theta_and_defaults_to_torchs(tiny_mo
     assert (torch_default[0] - longer[0]).abs().max() < 1e-8  # equal up to the last bits of the bias correction
     assert (torch_default[2] - longer[2]).abs().max() > 1e-6  # alpha is 5e-5: a different average moves theta visibly
     without_key = {k: v for k, v in default.items() if k != "theta_beta1"}  # e.g. a config from before the option
-    ctx = _tiny_context(tiny_model_dir, sparsity=0.5, method=without_key)
+    ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=without_key)
     assert MaskLearner(ctx, HeadTrainer(ctx, 6)).optimizer.param_groups[0]["betas"] == (0.9, 0.999)
 
 
@@ -325,7 +307,7 @@ def test_unseen_tokens_first_prunes_the_rows_the_task_never_reads_before_anythin
     assert 0.05 < share < 0.5, "the fixture's vocabulary holds every task's words; SST-2's training split uses a part"
     masks = mask_format.read_mask(run_dir / rundir.MASK).masks
     table = masks["embeddings.word_embeddings.weight"]
-    ctx = _tiny_context(tiny_model_dir, sparsity=sparsity, method={})
+    ctx = tiny_context(tiny_model_dir, sparsity=sparsity, method={})
     unseen = unseen_token_rows(ctx.train, table.shape[0])
     assert details["unseen_token_weights_kept"] == int(table[unseen].sum())
     if sparsity > share:

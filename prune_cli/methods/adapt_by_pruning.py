@@ -350,13 +350,14 @@ class MaskLearner:
                 weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
         with self.ctx.autocast(), self.ctx.encoder.dropout(self.encoder_dropout):
             loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights), batch.get("attention_mask")), batch["labels"])
-        loss.backward()
+        self.ctx.precision.backward(loss)
         if self.token_table is not None:
             self._token_grad()
         self.heads.step()
-        self.optimizer.step()
+        self.ctx.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        self.ctx.precision.update()
         if self.holding:
             # holding s: every step, the push that takes the share of theta <= 0 back to s at once,
             # down or (where the ramp's last push overshot, or theta fell by itself) up

@@ -31,12 +31,14 @@ class HeadTrainer:
 
     def __init__(self, ctx: RunContext, total_steps: int, head: nn.Module | None = None):
         cfg = ctx.cfg["head"]
+        self.precision = ctx.precision
         self.head = head if head is not None else fresh_head(ctx)
         self.optimizer = make_optimizer(self.head.parameters(), cfg["optimizer"], cfg["lr"], cfg.get("weight_decay", 0.0))
         self.scheduler = linear_schedule(self.optimizer, 0, total_steps, decay=cfg.get("lr_decay", True))
 
     def step(self) -> None:
-        self.optimizer.step()
+        """The head's share of a training step; the loop calls `precision.update()` after it."""
+        self.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
 
@@ -95,8 +97,9 @@ def fit_head(
                 with torch.no_grad():
                     hidden = ctx.encoder(batch)
                 loss = criterion(trainer.head(hidden, batch.get("attention_mask")), batch["labels"])
-            loss.backward()
+            ctx.precision.backward(loss)
             trainer.step()
+            ctx.precision.update()
             ctx.on_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
             ctx.checkpoints.maybe_save(phase, step + 1, snapshot)
     return trainer.head
@@ -143,11 +146,12 @@ class WeightTrainer:
         with self.ctx.autocast():
             hidden = self.ctx.encoder(batch, effective(self.ctx, self.params, masks))
             loss = self.criterion(self.heads.head(hidden, batch.get("attention_mask")), batch["labels"])
-        loss.backward()
-        self.optimizer.step()
+        self.ctx.precision.backward(loss)
+        self.ctx.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.heads.step()
+        self.ctx.precision.update()
         return float(loss.detach())
 
     def state_dict(self) -> dict:
