@@ -114,12 +114,13 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `prune-cli adapt`."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to score on (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
     debug: bool = DEBUG,
 ) -> None:
     """Rebuild base model + mask + head from RUN_DIR alone and re-score it on the dev set(s)."""
     from prune_cli import runner
 
-    guarded(lambda: runner.evaluate(run_dir, data_dir=data_dir, device=device), debug)
+    guarded(lambda: runner.evaluate(run_dir, data_dir=data_dir, device=device, precision=precision), debug)
 
 
 @app.command()

@@ -293,8 +293,12 @@ def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device
     return head.eval()
 
 
-def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> dict[str, float]:
-    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics."""
+def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
+    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics.
+
+    `device` and `precision` override the run's own: a run trained on a GPU in fp16 can be
+    re-scored on a CPU, which emulates fp16, in fp32.
+    """
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_config(run_dir)
     stored = rundir.load_metrics(run_dir)
@@ -302,6 +306,8 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
         cfg.data.dir = data_dir
     if device is not None:
         cfg.trainer.device = device
+    if precision is not None:
+        cfg.trainer.precision = precision
     require_mask_for_task(run_dir, cfg)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
