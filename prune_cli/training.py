@@ -51,12 +51,12 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 class Precision:
     """How a training step runs in `trainer.precision`: its autocast, and for fp16 loss scaling.
 
-    fp16's smallest normal number is 6e-5, and the weight gradients a mask learns from are far
-    below it (Eq. 4's gradients are 1e-8 to 1e-6 per weight on MiniLM), so an unscaled fp16
-    backward pass rounds them coarsely or to zero: three steps of theta on MiniLM end 0.34% off
-    fp32's without the scale and 0.03% with it (scripts/precision_check.py). A GradScaler scales
-    the loss before backward, unscales each optimiser's gradients before its step, and skips a
-    step whose gradients overflowed. bf16 has fp32's range and needs none; for fp32 and bf16 the
+    theta learns from very small gradients (Eq. 4's are 1e-8 to 1e-6 per weight on MiniLM), and
+    an unscaled fp16 backward pass rounds small numbers (under 6e-5, fp16's smallest normal one)
+    coarsely or to zero on the way: three steps of theta on MiniLM end 0.34% off fp32's without
+    the scale and 0.03% with it (scripts/precision_check.py). A GradScaler scales the loss before
+    backward, unscales each optimiser's gradients before its step, and skips a step whose
+    gradients overflowed. bf16 has fp32's range and needs none; for fp32 and bf16 the
     scaler is disabled and each call below is the plain one, so those runs are bit-identical to
     runs made before it existed. Every loop calls `backward`, `step` per optimiser, then `update`.
     """
