@@ -24,7 +24,9 @@ one after the other, and the median, min and max of each ratio over them is prin
 shared CPU the ratio moves more between processes than between repeats within one (memory
 placement), so one process's figure is not reproducible on its own. Models: tiny (2x32), minilm
 (the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-base dimensions, random weights: no
-download needed).
+download needed). --precision bf16 or fp16 runs every kind under that autocast, as
+`trainer.precision` runs a training run ((a) and (b) through the run's own code, fp16 with its
+loss scale); fp32 by default. On a GPU, bf16 is what `trainer=gpu` trains in.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer, WeightTrainer
-from prune_cli.training import Budget, RunContext, loss_fn, pick_device
+from prune_cli.training import Budget, RunContext, autocast, loss_fn, pick_device
 
 SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
@@ -131,13 +133,14 @@ def timed_round_robin(steps: dict[str, Callable[[], object]], device: torch.devi
     return {f"{name}_s": statistics.median(values) for name, values in times.items()}
 
 
-def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch.device, warmup: int, repeats: int,
+                      precision: str = "fp32") -> tuple[float, float]:
     """Median dense and masked forward times, measured in alternation (ABBA...), so that drift in
     the machine's speed (other load, clocks) hits both alike: the two run the same matmuls."""
     times: dict[bool, list[float]] = {False: [], True: []}
     for i in range(warmup + repeats):
         for use_mask in ((False, True) if i % 2 == 0 else (True, False)):
-            with encoder.fixed(masked if use_mask else None):
+            with encoder.fixed(masked if use_mask else None), autocast(device, precision):
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
@@ -202,8 +205,9 @@ def aten_bookkeeping() -> Iterator[None]:
         native._library.cache_clear()
 
 
-def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float) -> None:
-    """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step."""
+def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, criterion, t_large: float, precision: str = "fp32") -> None:
+    """The paper code's approach: a fresh deep copy of the model, masked weights rebuilt, per step
+    (its forward pass under the same autocast as ours; being a timing reference, no loss scale)."""
     model = copy.deepcopy(encoder.encoder)
     masks = {n: torch.sigmoid(t * t_large).detach().requires_grad_(True) for n, t in theta.items()}
     for name, mask in masks.items():
@@ -213,7 +217,8 @@ def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, crit
         delattr(module, attr)
         setattr(module, attr, weight * mask)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    loss = criterion(head(model(**inputs, output_hidden_states=True).hidden_states), batch["labels"])
+    with autocast(batch["labels"].device, precision):
+        loss = criterion(head(model(**inputs, output_hidden_states=True).hidden_states), batch["labels"])
     loss.backward()
     with torch.no_grad():
         for name, t in theta.items():
@@ -231,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="trainer.precision of every kind (default fp32)")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
@@ -271,7 +277,8 @@ def main() -> None:
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         name_or_path = build_model(args.model, Path(tmp))
-        cfg = OmegaConf.to_container(compose([f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}"]), resolve=True)
+        cfg = OmegaConf.to_container(compose([f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}",
+                                              f"trainer.precision={args.precision}"]), resolve=True)
         raw, _ = load_backbone(cfg["model"])
     encoder = MaskedEncoder(raw.to(device), select_maskable(raw, cfg["mask"]["include"], cfg["mask"]["exclude"]))
     generator = torch.Generator().manual_seed(0)
@@ -309,7 +316,7 @@ def main() -> None:
             return (lambda: aten_learner.step(next(aten_counter), batch)), aten_learner
         theta = {n: t for n, t in zip(learner.state.names, learner.state.theta)}
         naive_opt = torch.optim.Adam(list(theta.values()), lr=2e-4)
-        return (lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5)), learner
+        return (lambda: naive_step(encoder, theta, learner.heads.head, naive_opt, batch, loss_fn(False), 1e5, args.precision)), learner
 
     # Peak memory of each kind on its own, then the times in round robin: one step of each kind
     # in turn, the order rotating, so that drift in the machine's speed (other load, clocks) hits
@@ -338,9 +345,11 @@ def main() -> None:
 
     with torch.no_grad():
         masked = encoder.masked_weights(masks)
-        results["d_dense_s"], results["d_masked_s"] = timed_alternating(encoder, batch, masked, device, args.warmup, 3 * args.repeats)
-        results["d_dense_peak_mib"] = timed(lambda: encoder(batch), device, 1, 1)[1]
-        with encoder.fixed(masked):  # how scoring runs a masked model
+        results["d_dense_s"], results["d_masked_s"] = timed_alternating(encoder, batch, masked, device, args.warmup, 3 * args.repeats,
+                                                                        args.precision)
+        with autocast(device, args.precision):
+            results["d_dense_peak_mib"] = timed(lambda: encoder(batch), device, 1, 1)[1]
+        with encoder.fixed(masked), autocast(device, args.precision):  # how scoring runs a masked model
             results["d_masked_peak_mib"] = timed(lambda: encoder(batch), device, 1, 1)[1]
 
     ratios = {
@@ -349,7 +358,8 @@ def main() -> None:
         "masked_inference_speed_vs_dense": results["d_dense_s"] / results["d_masked_s"],
         "native_over_aten": results["b_adapt_s"] / results.get("b_adapt_aten_s", float("nan")),
     }
-    print(f"model={args.model} device={device} batch={args.batch_size} seq_len={args.seq_len} threads={torch.get_num_threads()}")
+    print(f"model={args.model} device={device} precision={args.precision} batch={args.batch_size} seq_len={args.seq_len} "
+          f"threads={torch.get_num_threads()}")
     for key, value in results.items():
         print(f"  {key:22s} {value:10.4f}")
     print(f"  b/a  adapt-by-pruning step / dense fine-tuning step = {ratios['adapt_over_finetune']:.3f}  (target <= 1.10)")
@@ -357,7 +367,7 @@ def main() -> None:
     print(f"  d    masked inference speed / dense inference speed = {ratios['masked_inference_speed_vs_dense']:.3f}  (target >= 0.98)")
     if args.aten_too:
         print(f"  b/b' adapt step / the same with ATen bookkeeping    = {ratios['native_over_aten']:.3f}")
-    print(json.dumps({"model": args.model, "device": str(device), "batch_size": args.batch_size, "seq_len": args.seq_len,
+    print(json.dumps({"model": args.model, "device": str(device), "precision": args.precision, "batch_size": args.batch_size, "seq_len": args.seq_len,
                       "threads": torch.get_num_threads(), **{k: round(v, 5) for k, v in {**results, **ratios}.items()}}))
     sys.stdout.flush()
 

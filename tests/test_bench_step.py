@@ -74,3 +74,18 @@ def test_aten_too_builds_its_learner_on_the_aten_path_and_restores_the_setting(b
         assert not native.available_for([theta], [theta <= 0])
     assert "PRUNE_CLI_NATIVE" not in __import__("os").environ
     assert native.available_for([theta], [theta <= 0]) == (native._library() is not None)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_one_process_times_every_kind_in_the_chosen_precision(bench, monkeypatch, capsys, precision: str):
+    """The whole measurement on the tiny model: (a)-(e) and the three ratios, as one JSON line."""
+    import json
+
+    monkeypatch.setattr("sys.argv", ["bench_step.py", "--model", "tiny", "--batch-size", "4", "--seq-len", "8", "--repeats", "2",
+                                     "--warmup", "1", "--device", "cpu", "--precision", precision])
+    bench.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["precision"] == precision and result["model"] == "tiny"
+    for key in ("a_finetune_s", "b_adapt_s", "c_naive_s", "d_dense_s", "d_masked_s", "e_checkpoint_s"):
+        assert result[key] > 0, key
+    assert all(result[r] > 0 for r in ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense"))
