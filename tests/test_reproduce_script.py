@@ -417,11 +417,11 @@ def test_the_nearest_baselines_of_mrpc_at_s07_run_on_the_fresh_seeds_with_the_gr
 
 
 
-def test_bf16_runs_the_default_recipe_in_bf16_on_three_seeds_of_three_tasks(tmp_path: Path):
+def test_bf16_runs_the_default_recipe_in_bf16_on_three_seeds_of_every_task(tmp_path: Path):
     """The one change is the precision, so each run pairs with the grid's fp32 run of its seed."""
     root = tmp_path / "runs"
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS="bf16")[:-1]
-    assert sorted(cell(c) for c in calls) == sorted(f"{root}/{task}/ablation/bf16/seed{seed}" for task in ("sst2", "stsb", "mrpc") for seed in (1, 2, 3))
+    assert sorted(cell(c) for c in calls) == sorted(f"{root}/{task}/ablation/bf16/seed{seed}" for task in ("sst2", "stsb", "mrpc", "cola") for seed in (1, 2, 3))
     for call in calls:
         args = call["args"]
         assert overrides(args) == {"trainer.precision=bf16"} and args[args.index("--sparsity") + 1] == "0.5"
