@@ -55,7 +55,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer, WeightTrainer
-from prune_cli.training import Budget, RunContext, autocast, loss_fn, pick_device
+from prune_cli.training import PRECISIONS, Budget, RunContext, autocast, loss_fn, pick_device
 
 SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="trainer.precision of every kind (default fp32)")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="trainer.precision of every kind (default fp32)")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")

@@ -85,8 +85,7 @@ def tiny_context(model_dir: Path, sparsity: float, method: dict, precision: str 
     from prune_cli.runner import prepare
     from prune_cli.training import RunContext, plan_budget
 
-    cfg = compose([f"data.dir={FIXTURE_GLUE}", f"model.name_or_path={model_dir}", "trainer.device=cpu", "trainer.max_steps=6", "trainer.batch_size=8",
-                   f"trainer.precision={precision}"])
+    cfg = compose(tiny_overrides(model_dir, f"trainer.precision={precision}", steps=6))
     prepared = prepare(cfg, with_train=True)
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["sparsity"] = sparsity

@@ -57,7 +57,8 @@ WARMUP = [*QUICK_PRUNING, "method.head_warmup_fraction=0.1"]
 HOLD = [*QUICK_PRUNING, "method.hold_fraction=0.25"]  # s is held from about step 10 to step 20
 # fp16's loss scale is run state too; the test makes it double every step (and halve on overflow),
 # so a resume that started again from the initial scale would round differently and end elsewhere
-FP16 = [*QUICK_PRUNING, "trainer.precision=fp16"]
+IN_FP16 = "trainer.precision=fp16"
+FP16 = [*QUICK_PRUNING, IN_FP16]
 CASES = [
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 33, "head"),
@@ -66,7 +67,7 @@ CASES = [
     ("adapt_by_pruning", HOLD, "0.5", 40, 16, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 33, "head"),
-    ("finetune", ["trainer.precision=fp16"], "0.0", 12, 7, "finetune"),
+    ("finetune", [IN_FP16], "0.0", 12, 7, "finetune"),
     ("gmp", [], "0.5", 12, 17, "head"),
     ("imp", [], "0.5", 16, 9, "imp round 3/4"),
     ("finetune", [], "0.0", 12, 7, "finetune"),
@@ -76,10 +77,10 @@ CASES = [
 
 @pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "kill_at", "phase"), CASES,
                          ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else '-hold' if c[1] is HOLD else ''}"
-                              f"{'-fp16' if 'trainer.precision=fp16' in c[1] else ''}-{c[5]}" for c in CASES])
+                              f"{'-fp16' if IN_FP16 in c[1] else ''}-{c[5]}" for c in CASES])
 def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                           method: str, extra: list[str], sparsity: str, steps: int, kill_at: int, phase: str):
-    if "trainer.precision=fp16" in extra:
+    if IN_FP16 in extra:
         monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, growth_interval=1))
     common = [*extra, f"method={method}", f"sparsity={sparsity}", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=steps)]
     assert run_cli("adapt", *common, "hydra.run.dir=uninterrupted").exit_code == 0
