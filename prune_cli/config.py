@@ -7,8 +7,11 @@ ones a sweep expands to), so raw `key=value` overrides are caught too.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,11 +19,88 @@ from prune_cli.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
-GROUPS = ("task", "method", "model", "trainer")
 
 
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def config_groups() -> list[str]:
+    """Every config group a `group=option` override can pick, `experiment` included."""
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
+
+
+def _dotted_keys(node: Any, prefix: str) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            yield dotted
+            yield from _dotted_keys(value, dotted + ".")
+
+
+@functools.lru_cache(maxsize=1)
+def key_sources() -> dict[str, tuple[str, ...]]:
+    """Every dotted key any config file defines, as it appears in a composed config, with the
+    choices that define it (`method=imp`, `+experiment=paper_fig2`, `config.yaml`).
+
+    The union over all options of every group holds every key any composition can have, so an
+    override of a key outside it can only be a typo. Hydra itself refuses `trainer.max_step=3`
+    but suggests `+trainer.max_step=3`, which adds a key no code reads: the run would silently
+    ignore the setting. These sources let both be refused with the nearest real key.
+    """
+    sources: dict[str, list[str]] = {}
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        relative = path.relative_to(CONFIG_DIR)
+        group = relative.parts[0] if len(relative.parts) > 1 else None
+        is_global = group is None or "@package _global_" in path.read_text().split("\n", 1)[0]
+        label = "config.yaml" if group is None else f"{'+' if group == 'experiment' else ''}{group}={path.stem}"
+        content = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+        content = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
+        keys = _dotted_keys(content, "") if is_global else _dotted_keys({group: content}, "")
+        for key in keys:
+            sources.setdefault(key, []).append(label)
+    return {key: tuple(labels) for key, labels in sources.items()}
+
+
+def unknown_key_error(key: str) -> UserError:
+    """The one-line error for an override of a key the composed config does not have: a typo
+    (with the nearest real key), or a setting of another option (with the options that have it)."""
+    if key in key_sources():
+        return UserError(f"config key '{key}' does not exist with these choices; it is a setting of "
+                         f"{', '.join(key_sources()[key])}")
+    nearest = difflib.get_close_matches(key, sorted(key_sources()), n=1, cutoff=0.6)
+    hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
+    return UserError(f"no config key '{key}'{hint} (`prune-cli show-config` prints every key)")
+
+
+def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
+    """`+method.key=value` may add a setting the chosen method's file leaves out (the paper recipe
+    has no `unseen_tokens_first`), but only one that some file gives to the same algorithm: any
+    other would be added, never read, and the run would not do what was asked."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or not key.startswith("method.") or key not in key_sources():
+            continue
+        algorithms = {_method_algorithm(label) for label in key_sources()[key]}
+        if None not in algorithms and cfg.method.algorithm not in algorithms:
+            raise UserError(f"'{override.input_line}' would never be read: {key} is a setting of "
+                            f"{', '.join(key_sources()[key])}, not of method={cfg.method.name}")
+
+
+def _method_algorithm(label: str) -> str | None:
+    """The method algorithm a config file configures (None for files that configure no method)."""
+    group, _, option = label.lstrip("+").partition("=")
+    if group != "method":
+        return None
+    content = OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml")
+    return content.get("algorithm") or content.get("method", {}).get("algorithm")
+
+
+def _is_config_key(key: str) -> bool:
+    """Keys of our own config, as opposed to Hydra's (`hydra.run.dir`, `hydra/launcher`) or a group."""
+    return not (key == "hydra" or key.startswith(("hydra.", "hydra/")) or "/" in key or key in config_groups())
 
 
 def _unique_dir(path: str) -> str:
@@ -83,12 +163,14 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
         raise UserError(f"invalid override: {str(exc).strip().splitlines()[0]}") from None
     for override in parsed:
         key = override.key_or_group
+        if _is_config_key(key) and override.package is None and key not in key_sources():
+            raise unknown_key_error(key)
         if override.is_delete():
             continue
         if override.is_sweep_override() and not multirun:
             raise UserError(f"'{override.input_line}' lists several values; add -m/--multirun to sweep over them")
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
-        if key in GROUPS:
+        if key in config_groups():
             options = group_options(key)
             for value in values:
                 if value not in options:
@@ -108,6 +190,10 @@ def check_config(cfg: DictConfig) -> None:
     from prune_cli.backbone import resolve_model_path
 
     resolve_model_path(str(cfg.model.name_or_path))  # a missing model folder fails before Hydra writes anything
+    from prune_cli.training import check_precision, pick_device
+
+    pick_device(str(cfg.trainer.device))  # a wrong device or precision fails before any data is read
+    check_precision(str(cfg.trainer.precision))
     if int(cfg.trainer.batch_size) < 1:
         raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} must be at least 1")
     from prune_cli.head import POOLINGS
@@ -177,6 +263,10 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
     except HydraException as exc:
+        # a key other options of its group define (method.round_steps with method=adapt_by_pruning)
+        missing = re.search(r"Could not override '([\w.]+)'|Could not delete from config\. '([\w.]+)'", str(exc))
+        if missing:
+            raise unknown_key_error(missing.group(1) or missing.group(2)) from None
         raise UserError(f"invalid configuration: {hydra_error_line(exc)}") from None
 
 
@@ -184,5 +274,6 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose the config like a run would, without starting one (show-config, tests)."""
     check_overrides(overrides)
     cfg = _hydra_compose(overrides)
+    check_added_keys(overrides, cfg)
     check_config(cfg)
     return cfg

@@ -31,17 +31,35 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def pick_device(requested: str) -> torch.device:
-    """'auto' means CUDA when present, else CPU; an explicit device must exist."""
+    """'auto' means CUDA when present, else CPU; an explicit device must exist.
+
+    Only the CPU and CUDA are supported (the code paths tested on both); anything else, or a GPU
+    index past the visible ones, is a one-line error rather than torch's traceback mid-run.
+    """
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use trainer.device=auto or cpu")
-    return torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"trainer.device={requested!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible == 0:
+            raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use trainer.device=auto or cpu")
+        if device.index is not None and device.index >= visible:
+            raise UserError(f"trainer.device={requested} but only {visible} CUDA GPU(s) are visible (cuda:0 to cuda:{visible - 1})")
+    return device
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"trainer.precision={precision!r}; choose one of {sorted(PRECISIONS)}")
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision not in PRECISIONS:
-        raise UserError(f"trainer.precision={precision!r}; choose one of {sorted(PRECISIONS)}")
+    check_precision(precision)
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prune_cli.config import check_overrides, compose, group_options
+from omegaconf import OmegaConf
+
+from prune_cli.config import check_overrides, compose, group_options, key_sources
 from prune_cli.errors import UserError
 from prune_cli.methods import METHODS
 
@@ -36,6 +38,14 @@ def test_every_task_and_method_composes(task: str, method: str):
     assert cfg.task.main_metric in cfg.task.metrics
     assert set(cfg.task.tsv.dev_files) == set(cfg.task.hub.dev_splits)
     assert "dev" in cfg.task.tsv.dev_files
+    composed = {k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False)) if not k.startswith("hydra")}
+    assert composed <= set(key_sources()), "the check of override keys would refuse a real key"
+
+
+def _flat_keys(node, prefix: str = ""):
+    for key, value in node.items() if isinstance(node, dict) else ():
+        yield f"{prefix}{key}"
+        yield from _flat_keys(value, f"{prefix}{key}.")
 
 
 def test_scientific_notation_values_are_floats():
@@ -55,6 +65,15 @@ def test_scientific_notation_values_are_floats():
         (["sparsity=half"], "is not a number"),
         (["sparsity=0.5,0.9"], "add -m/--multirun"),
         (["task=="], "invalid override"),
+        (["+experiment=nope"], "unknown experiment 'nope'; choose from: paper_fig2"),
+        (["trainer.max_step=3"], "no config key 'trainer.max_step'; did you mean 'trainer.max_steps'?"),
+        (["+trainer.max_step=3"], "no config key 'trainer.max_step'; did you mean 'trainer.max_steps'?"),
+        (["++method.gama=1e-6"], "did you mean 'method.gamma'?"),
+        (["~trainer.nope"], "no config key 'trainer.nope'"),
+        (["method.round_steps=3"], "'method.round_steps' does not exist with these choices; it is a setting of method=imp"),
+        (["+method.round_steps=3"], "would never be read: method.round_steps is a setting of method=imp, not of method=adapt_by_pruning"),
+        (["trainer.device=tpu"], "trainer.device='tpu' is not supported; use auto, cpu, cuda or cuda:N"),
+        (["trainer.precision=fp8"], "trainer.precision='fp8'; choose one of"),
     ],
 )
 def test_bad_values_fail_at_composition(overrides: list[str], message: str):
@@ -62,6 +81,27 @@ def test_bad_values_fail_at_composition(overrides: list[str], message: str):
         compose(overrides)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_an_added_key_is_accepted_where_the_chosen_method_reads_it():
+    """`+` adds a setting the chosen file leaves out, when the same algorithm reads it."""
+    paper = compose(["method=adapt_by_pruning_paper", "+method.unseen_tokens_first=true"])
+    assert paper.method.unseen_tokens_first is True
+    assert compose(["method=imp", "method.round_steps=3"]).method.round_steps == 3
+    assert compose(["hydra.run.dir=/tmp/x", "++method.gamma=1e-6"]).method.gamma == 1e-6
+
+
+def test_a_cuda_device_must_be_visible(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert compose(["trainer.device=cuda:1"]).trainer.device == "cuda:1"
+    with pytest.raises(UserError, match=r"only 2 CUDA GPU\(s\) are visible \(cuda:0 to cuda:1\)"):
+        compose(["trainer.device=cuda:2"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA GPU is visible"):
+        compose(["trainer.device=cuda"])
 
 
 def test_sweep_values_are_each_checked_under_multirun():
