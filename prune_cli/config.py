@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -180,11 +181,127 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
                 check_sparsity(value)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What a scalar setting must be: its kind and, for numbers, the interval it must lie in."""
+
+    kind: str                      # "int" | "number" | "bool"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False         # low itself not allowed
+    high_open: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "true or false"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        kind = "an integer" if self.kind == "int" else "a number"
+        return f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{', or null' if self.nullable else ''}"
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not float(value).is_integer():
+            return False
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        return not (too_low or too_high)
+
+
+NUMBER = Setting("number")
+POSITIVE = Setting("number", low=0, low_open=True)
+NON_NEGATIVE = Setting("number", low=0)
+COUNT = Setting("int", low=1)
+FLAG = Setting("bool")
+SHARE = Setting("number", low=0, high=1)
+# Every scalar setting a run reads, checked by one loop before any data is read, so that a value
+# Hydra parses but the code cannot use (seed=abc, head.lr=-1, method.t_small=-1, a flag set to
+# "yes") is a one-line error, not a traceback mid-run or a run that silently does something else.
+# The two with checks of their own (sparsity, method.theta_beta1) are not here.
+OWN_CHECKS = ("sparsity", "method.theta_beta1")
+SETTINGS: dict[str, Setting] = {
+    "seed": Setting("int", low=0),
+    "trainer.batch_size": COUNT,
+    "trainer.eval_batch_size": COUNT,
+    "trainer.max_steps": Setting("int", low=1, nullable=True),
+    "trainer.epochs": Setting("number", low=0, low_open=True, nullable=True),
+    "trainer.num_threads": Setting("int", low=1, nullable=True),
+    "trainer.log_every": Setting("int", low=0),
+    "trainer.progress": FLAG,
+    "data.max_seq_length": Setting("int", low=2),  # [CLS] and [SEP]; the model's limit is checked once it is loaded
+    "data.max_train_samples": Setting("int", low=1, nullable=True),
+    "data.max_eval_samples": Setting("int", low=1, nullable=True),
+    "checkpoint.every_steps": Setting("int", low=0),
+    "checkpoint.keep": FLAG,
+    "head.lr": POSITIVE,
+    "head.dropout": Setting("number", low=0, high=1, high_open=True),
+    "head.weight_decay": NON_NEGATIVE,
+    "head.lr_decay": FLAG,
+    "head.retrain_steps": Setting("int", low=1, nullable=True),
+    "method.theta_lr": POSITIVE,
+    "method.lr": POSITIVE,
+    "method.weight_decay": NON_NEGATIVE,
+    "method.gamma": NON_NEGATIVE,
+    "method.gamma_update_every": COUNT,
+    "method.t_large": POSITIVE,
+    "method.t_small": POSITIVE,
+    "method.init_mean": POSITIVE,  # theta_0 > 0: every weight is kept at the start (Alg. 1)
+    "method.init_std": NON_NEGATIVE,
+    "method.theta_momentum": Setting("number", low=0, high=1, high_open=True),
+    "method.rate": Setting("number", low=0, high=1, low_open=True, high_open=True),
+    "method.prune_every": COUNT,
+    "method.round_steps": Setting("int", low=1, nullable=True),
+    "method.start_fraction": SHARE,
+    # shares of the budget: numbers here; check_config's own checks give their ranges, which
+    # depend on one another (the ramp's order), with a message that says so
+    "method.warmup_fraction": NUMBER,
+    "method.head_warmup_fraction": NUMBER,
+    "method.prune_fraction": NUMBER,
+    "method.hold_fraction": NUMBER,
+    "method.end_fraction": SHARE,
+    "method.theta_lr_decay": FLAG,
+    "method.encoder_dropout": FLAG,
+    "method.unseen_tokens_first": FLAG,
+    "method.no_recovery": FLAG,
+}
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Each scalar setting the composed config has, against `SETTINGS`."""
+    for key, setting in SETTINGS.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not setting.accepts(value):
+            raise UserError(f"{key}={value!r} must be {setting.describe()}")
+
+
+_ABSENT = object()
+
+
+def check_mask_patterns(cfg: DictConfig) -> None:
+    for key in ("mask.include", "mask.exclude"):
+        for pattern in cfg.mask[key.split(".")[1]]:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise UserError(f"{key} pattern {str(pattern)!r} is not a regular expression: {exc}") from None
+
+
 def check_config(cfg: DictConfig) -> None:
     """Checks on the composed config that no single override can show."""
     from prune_cli.methods import METHODS
 
     check_sparsity(cfg.sparsity)
+    check_settings(cfg)
+    check_mask_patterns(cfg)
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
     from prune_cli.backbone import resolve_model_path
@@ -194,8 +311,6 @@ def check_config(cfg: DictConfig) -> None:
 
     pick_device(str(cfg.trainer.device))  # a wrong device or precision fails before any data is read
     check_precision(str(cfg.trainer.precision))
-    if int(cfg.trainer.batch_size) < 1:
-        raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} must be at least 1")
     from prune_cli.head import POOLINGS
 
     if cfg.head.get("pooling", "cls") not in POOLINGS:

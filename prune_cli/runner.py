@@ -54,6 +54,13 @@ def seed_everything(seed: int) -> None:
 def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, str, Any]:
     """The frozen base model with its maskable weights selected, its weights' hash, its tokenizer."""
     raw_encoder, tokenizer = load_backbone(cfg.model)
+    positions = getattr(raw_encoder.config, "max_position_embeddings", None)
+    if positions is not None and int(cfg.data.max_seq_length) > positions:
+        # as transformers' run_glue does: cut at the model's limit rather than index past its
+        # position embeddings on the first long example
+        log.warning("data.max_seq_length=%s is longer than this model's %d positions; sequences are cut at %d",
+                    cfg.data.max_seq_length, positions, positions)
+        tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
     base_hash = base_weights_hash(raw_encoder)
     maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
     return MaskedEncoder(raw_encoder.to(device), maskable), base_hash, tokenizer
@@ -68,11 +75,12 @@ def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def encode_split(cfg: DictConfig, examples: data.Examples, tokenizer, limit: int | None) -> batching.Encoded:
-    """Tokenise a split as the run does: its first `limit` examples, cut at data.max_seq_length."""
+    """Tokenise a split as the run does: its first `limit` examples, cut at data.max_seq_length
+    (or at the model's positions, if fewer: `load_encoder` caps the tokenizer's length)."""
     if limit:
         examples = data.Examples(examples.texts[:limit], examples.labels[:limit], examples.source)
     regression = data.is_regression(OmegaConf.to_container(cfg.task, resolve=True))
-    return batching.encode(examples, tokenizer, int(cfg.data.max_seq_length), regression)
+    return batching.encode(examples, tokenizer, min(int(cfg.data.max_seq_length), tokenizer.model_max_length), regression)
 
 
 def prepare(cfg: DictConfig, with_train: bool) -> Prepared:

@@ -16,6 +16,7 @@ import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 FIXTURE_GLUE = Path(__file__).resolve().parent / "fixtures" / "glue"
+TINY_POSITIONS = 64  # the tiny random BERT's position embeddings
 # GLUE_DIR (the README sets it to ../shared/glue) is resolved now, before tests change directory.
 SHARED_GLUE = Path(os.environ.get("GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "glue").resolve()
 
@@ -50,7 +51,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=48, max_position_embeddings=64, type_vocab_size=2,
+        intermediate_size=48, max_position_embeddings=TINY_POSITIONS, type_vocab_size=2,
     )
     BertModel(config).save_pretrained(folder)
     return folder
@@ -72,6 +73,7 @@ def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
         "trainer.batch_size=8",
         "trainer.progress=false",
         "trainer.device=cpu",
+        f"data.max_seq_length={TINY_POSITIONS}",  # the tiny model's positions (longer would be cut, with a warning)
         *extra,
     ]
 

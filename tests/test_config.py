@@ -74,6 +74,13 @@ def test_scientific_notation_values_are_floats():
         (["+method.round_steps=3"], "would never be read: method.round_steps is a setting of method=imp, not of method=adapt_by_pruning"),
         (["trainer.device=tpu"], "trainer.device='tpu' is not supported; use auto, cpu, cuda or cuda:N"),
         (["trainer.precision=fp8"], "trainer.precision='fp8'; choose one of"),
+        (["seed=abc"], "seed='abc' must be an integer >= 0"),
+        (["trainer.max_steps=2.5"], "trainer.max_steps=2.5 must be an integer >= 1, or null"),
+        (["head.lr=-1"], "head.lr=-1 must be a number > 0"),
+        (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
+        (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),
+        (["method.hold_fraction=most"], "method.hold_fraction='most' must be a number"),
+        (["mask.include=['(']"], "mask.include pattern '(' is not a regular expression"),
     ],
 )
 def test_bad_values_fail_at_composition(overrides: list[str], message: str):
@@ -89,6 +96,19 @@ def test_an_added_key_is_accepted_where_the_chosen_method_reads_it():
     assert paper.method.unseen_tokens_first is True
     assert compose(["method=imp", "method.round_steps=3"]).method.round_steps == 3
     assert compose(["hydra.run.dir=/tmp/x", "++method.gamma=1e-6"]).method.gamma == 1e-6
+
+
+def test_every_scalar_setting_has_a_rule():
+    """A number or flag added to a config file without a rule in SETTINGS would go unchecked."""
+    from prune_cli.config import OWN_CHECKS, SETTINGS
+
+    scalars = set()
+    for method in group_options("method"):
+        cfg = OmegaConf.to_container(compose([f"method={method}"]), resolve=False)
+        scalars |= {key for key in _flat_keys(cfg) if not key.startswith(("task.", "hydra"))
+                    and isinstance(OmegaConf.select(OmegaConf.create(cfg), key), (bool, int, float))}
+    assert scalars - set(OWN_CHECKS) <= set(SETTINGS)
+    assert set(SETTINGS) <= set(key_sources()), "a rule for a key no config file has"
 
 
 def test_a_cuda_device_must_be_visible(monkeypatch):

@@ -126,3 +126,21 @@ def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
         data.load_task_data(task_cfg("rte"), {"dir": None})
     assert "nyu-mll/glue/rte could not be loaded" in str(err.value) and "GLUE_DIR" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_sequences_are_cut_at_the_models_positions(tiny_model_dir: Path, caplog):
+    """data.max_seq_length past the model's position embeddings would index past them on the
+    first long example; like transformers' run_glue, the run cuts at the model's limit and says so."""
+    import torch
+    from conftest import tiny_overrides
+    from transformers import AutoConfig
+
+    from prune_cli.config import compose
+    from prune_cli.runner import encode_split, load_encoder
+
+    positions = AutoConfig.from_pretrained(tiny_model_dir).max_position_embeddings
+    cfg = compose(tiny_overrides(tiny_model_dir, f"data.max_seq_length={positions * 2}"))
+    _, _, tokenizer = load_encoder(cfg, torch.device("cpu"))
+    assert f"data.max_seq_length={positions * 2} is longer than this model's {positions} positions" in caplog.text
+    long_text = data.Examples([(" ".join(["film"] * (positions * 3)),)], [1], "test")
+    assert len(encode_split(cfg, long_text, tokenizer, None).fields["input_ids"][0]) == positions
