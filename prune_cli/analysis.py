@@ -86,6 +86,8 @@ def overlap(run_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
     Jaccard = |kept_a & kept_b| / |kept_a | kept_b| (1 for a mask with itself); Hamming = share
     of weights on which the two masks differ. Masks on other base weights are not comparable.
     """
+    if len(run_dirs) < 2:
+        raise UserError(f"overlap compares masks: pass two or more run directories (got {len(run_dirs)})")
     loaded = labelled_masks(run_dirs)
     hashes = {label: m.manifest.get("base_weights_hash") for label, m in loaded.items()}
     if len(set(hashes.values())) > 1:

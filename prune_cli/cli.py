@@ -261,8 +261,8 @@ def analyze_overlap(
 @analyze_app.command("sensitivity")
 def analyze_sensitivity(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
-    sigma: list[float] = typer.Option([0.01], "--sigma", help="Re-initialisation noise: weights become w0 * N(1, sigma); repeatable."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
+    sigma: list[float] = typer.Option([0.01], "--sigma", min=0.0, help="Re-initialisation noise: weights become w0 * N(1, sigma); repeatable."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:

@@ -174,3 +174,15 @@ def test_export_to_an_unwritable_folder(finished_run: Path, tmp_path: Path):
 def test_analysis_output_to_an_unwritable_folder(finished_run: Path, tmp_path: Path, command: str):
     (tmp_path / "a-file").write_text("")
     assert_one_line_error(run_cli(*READERS[command](finished_run, tmp_path / "a-file" / "out")), "a-file")
+
+
+def test_overlap_needs_two_masks(finished_run: Path):
+    assert_one_line_error(run_cli("analyze", "overlap", str(finished_run)), "pass two or more run directories (got 1)")
+
+
+@pytest.mark.parametrize(("option", "value"), [("--steps", "0"), ("--sigma", "-0.1")])
+def test_sensitivity_refuses_meaningless_numbers(finished_run: Path, option: str, value: str):
+    """No head steps would silently fall back to the run's budget; sigma is a spread, never negative."""
+    result = run_cli("analyze", "sensitivity", str(finished_run), option, value)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+    assert "Traceback" not in result.output and not (finished_run / "sensitivity.csv").exists()
