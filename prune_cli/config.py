@@ -1,4 +1,5 @@
-"""Where the configs live, how to compose them without a run, and what counts as a valid one.
+"""Where the configs live (the package's, then the user's own folders), how to compose them
+without a run, and what counts as a valid one.
 
 Validation happens twice on purpose: `check_overrides` runs in the CLI before Hydra starts, so
 a typo in a sweep costs nothing; `check_config` runs on every composed config (including the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +22,40 @@ from prune_cli.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
+USER_CONFIG_ENV = "PRUNE_CLI_CONFIG_PATH"
+
+
+def user_config_dirs() -> tuple[Path, ...]:
+    """Folders of the user's own options (`task/mytask.yaml`, `method/my_recipe.yaml`, ...), from
+    $PRUNE_CLI_CONFIG_PATH (several joined by ':'), so a new task or recipe needs no edit of
+    the package. Hydra searches them after the packaged configs: they add options, and a file
+    with a packaged option's name does not replace it."""
+    raw = os.environ.get(USER_CONFIG_ENV, "")
+    folders = tuple(Path(part).expanduser().resolve() for part in raw.split(os.pathsep) if part.strip())
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{USER_CONFIG_ENV} names {folder}, which is not a folder; it should hold "
+                            "group folders such as task/ or method/ with your own .yaml options")
+    return folders
+
+
+def config_dirs() -> tuple[Path, ...]:
+    return (CONFIG_DIR, *user_config_dirs())
+
+
+def searchpath_overrides() -> list[str]:
+    """The Hydra override that adds the user's config folders to the search path (none if unset)."""
+    folders = user_config_dirs()
+    return [f"hydra.searchpath=[{','.join(repr(f'file://{folder}') for folder in folders)}]"] if folders else []
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    return sorted({p.stem for folder in config_dirs() for p in (folder / group).glob("*.yaml")})
 
 
 def config_groups() -> list[str]:
     """Every config group a `group=option` override can pick, `experiment` included."""
-    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
+    return sorted({p.name for folder in config_dirs() if folder.is_dir() for p in folder.iterdir() if p.is_dir()})
 
 
 def _dotted_keys(node: Any, prefix: str) -> Iterator[str]:
@@ -39,7 +66,6 @@ def _dotted_keys(node: Any, prefix: str) -> Iterator[str]:
             yield from _dotted_keys(value, dotted + ".")
 
 
-@functools.lru_cache(maxsize=1)
 def key_sources() -> dict[str, tuple[str, ...]]:
     """Every dotted key any config file defines, as it appears in a composed config, with the
     choices that define it (`method=imp`, `+experiment=paper_fig2`, `config.yaml`).
@@ -49,9 +75,14 @@ def key_sources() -> dict[str, tuple[str, ...]]:
     but suggests `+trainer.max_step=3`, which adds a key no code reads: the run would silently
     ignore the setting. These sources let both be refused with the nearest real key.
     """
+    return _key_sources(config_dirs())
+
+
+@functools.lru_cache(maxsize=4)
+def _key_sources(folders: tuple[Path, ...]) -> dict[str, tuple[str, ...]]:
     sources: dict[str, list[str]] = {}
-    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
-        relative = path.relative_to(CONFIG_DIR)
+    for folder, path in ((folder, path) for folder in folders for path in sorted(folder.rglob("*.yaml"))):
+        relative = path.relative_to(folder)
         group = relative.parts[0] if len(relative.parts) > 1 else None
         is_global = group is None or "@package _global_" in path.read_text().split("\n", 1)[0]
         label = "config.yaml" if group is None else f"{'+' if group == 'experiment' else ''}{group}={path.stem}"
@@ -95,7 +126,7 @@ def _method_algorithm(label: str) -> str | None:
     group, _, option = label.lstrip("+").partition("=")
     if group != "method":
         return None
-    content = OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml")
+    content = OmegaConf.load(next(f / group / f"{option}.yaml" for f in config_dirs() if (f / group / f"{option}.yaml").exists()))
     return content.get("algorithm") or content.get("method", {}).get("algorithm")
 
 
@@ -275,15 +306,15 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+_ABSENT = object()
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Each scalar setting the composed config has, against `SETTINGS`."""
     for key, setting in SETTINGS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not setting.accepts(value):
             raise UserError(f"{key}={value!r} must be {setting.describe()}")
-
-
-_ABSENT = object()
 
 
 def check_mask_patterns(cfg: DictConfig) -> None:
@@ -376,7 +407,7 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
     register_resolvers()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
+            return hydra_compose(config_name=CONFIG_NAME, overrides=[*searchpath_overrides(), *overrides], return_hydra_config=with_hydra)
     except HydraException as exc:
         # a key other options of its group define (method.round_steps with method=adapt_by_pruning)
         missing = re.search(r"Could not override '([\w.]+)'|Could not delete from config\. '([\w.]+)'", str(exc))

@@ -146,6 +146,9 @@ def _column_index(header: Sequence[str], column: str | int, path: Path) -> int:
 
 def load_from_hub(task: Mapping[str, Any]) -> TaskData:
     """Load a GLUE task from the `datasets` hub; its integer labels use our label order."""
+    if not task.get("hub"):  # a user's own task (task.hub: null) has only its TSV folder
+        raise UserError(f"task '{task['name']}' has no hub dataset (task.hub is null) and no local folder is set; "
+                        f"point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from prune_cli import display, rundir, runner
-from prune_cli.config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+from prune_cli.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, searchpath_overrides
 from prune_cli.errors import UserError
 
 FAILED = "failed.json"
@@ -42,7 +42,7 @@ def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
     register_resolvers()
     failed_jobs.clear()
     saved = sys.argv
-    sys.argv = ["prune-cli", *overrides, *(["--multirun"] if multirun else [])]
+    sys.argv = ["prune-cli", *searchpath_overrides(), *overrides, *(["--multirun"] if multirun else [])]
     try:
         _adapt_main()
     except _CarriedUserError as carried:

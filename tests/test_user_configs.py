@@ -1,0 +1,86 @@
+"""A user's own task and recipe, in a folder named by $PRUNE_CLI_CONFIG_PATH, run like packaged ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
+
+from prune_cli.config import USER_CONFIG_ENV, compose, group_options
+from prune_cli.errors import UserError
+
+MY_TASK = """\
+name: mytask
+glue_dir: MyTask
+tsv:
+  header: true
+  text_columns: [sentence]
+  label_column: label
+  dev_files: {dev: dev.tsv}
+hub: null
+labels: ["0", "1"]
+metrics: [accuracy]
+main_metric: accuracy
+"""
+MY_RECIPE = """\
+defaults:
+  - adapt_by_pruning
+  - _self_
+name: my_recipe
+theta_lr: 3.0e-5
+"""
+
+
+@pytest.fixture()
+def user_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "my-configs"
+    (folder / "task").mkdir(parents=True)
+    (folder / "method").mkdir()
+    (folder / "task" / "mytask.yaml").write_text(MY_TASK)
+    (folder / "method" / "my_recipe.yaml").write_text(MY_RECIPE)
+    (folder / "task" / "sst2.yaml").write_text("name: not-sst2\nglue_dir: X\n")  # may not replace the packaged one
+    monkeypatch.setenv(USER_CONFIG_ENV, str(folder))
+    return folder
+
+
+def test_user_options_join_the_packaged_ones(user_configs: Path):
+    assert "mytask" in group_options("task") and "sst2" in group_options("task")
+    cfg = compose(["task=mytask", "method=my_recipe"])
+    assert (cfg.task.name, cfg.method.name, cfg.method.algorithm, cfg.method.theta_lr) == ("mytask", "my_recipe", "adapt_by_pruning", 3e-5)
+    assert compose(["task=sst2"]).task.name == "sst2", "a user file must not replace a packaged option"
+    with pytest.raises(UserError, match="unknown task 'nope'; choose from: cola, mnli, mrpc, mytask"):
+        compose(["task=nope"])
+    with pytest.raises(UserError, match="would never be read: method.round_steps is a setting of method=imp, not of method=my_recipe"):
+        compose(["method=my_recipe", "+method.round_steps=3"])
+
+
+def test_a_user_task_and_recipe_run_end_to_end(user_configs: Path, in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    data_dir = in_tmp / "my-data"
+    shutil.copytree(FIXTURE_GLUE / "SST-2", data_dir / "MyTask")
+    overrides = tiny_overrides(tiny_model_dir, f"data.dir={data_dir}")
+    result = run_cli("adapt", "--task", "mytask", "--method", "my_recipe", *overrides)
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["task"], metrics["method"]) == ("mytask", "my_recipe")
+    # the run dir describes itself: evaluate needs neither the user folder nor its variable
+    monkeypatch.delenv(USER_CONFIG_ENV)
+    shutil.rmtree(user_configs)
+    result = run_cli("evaluate", str(run))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_user_task_without_data_says_where_to_point(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
+    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("data.dir=")]
+    result = run_cli("adapt", "--task", "mytask", *overrides)
+    assert result.exit_code == 2
+    assert "task 'mytask' has no hub dataset (task.hub is null)" in result.output and "MyTask/" in result.output
+
+
+def test_a_missing_user_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(USER_CONFIG_ENV, str(tmp_path / "nope"))
+    with pytest.raises(UserError, match=f"{USER_CONFIG_ENV} names .*nope, which is not a folder"):
+        compose([])
