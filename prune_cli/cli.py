@@ -24,6 +24,22 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 T = TypeVar("T")
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        import prune_cli
+
+        typer.echo(" ".join(f"{name} {version}" for name, version in prune_cli.versions().items()))
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the versions of prune-cli, Python, torch and transformers, and exit."),
+) -> None:
+    """Adapt a pretrained BERT to a task by pruning only: learn a binary mask over its frozen weights."""
+
+
 def guarded(work: Callable[[], T], debug: bool) -> T:
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -214,7 +214,7 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         "device": str(prepared.device),
         "threads": torch.get_num_threads(),  # intra-op threads this run used (config null: torch's default)
         "hardware": hardware(prepared.device),
-        "versions": {"prune_cli": prune_cli.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": prune_cli.versions(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     rundir.write_json(run_dir / rundir.METRICS, summary)  # last: its presence marks the run complete

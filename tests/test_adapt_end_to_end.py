@@ -105,6 +105,7 @@ def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_mo
             assert metrics["threads"] == 1
         # the processor: what a rerun elsewhere is compared against
         assert metrics["hardware"]["cpu_capability"] and (metrics["hardware"]["gpu"] is None) == (metrics["device"] == "cpu")
+        assert set(metrics["versions"]) == {"prune_cli", "python", "torch", "transformers"}
 
 
 def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):

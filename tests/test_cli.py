@@ -38,3 +38,15 @@ def test_show_config_bad_task_is_one_line_error():
     assert result.exit_code == 2
     assert "unknown task 'nope'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_version_names_what_a_result_depends_on():
+    import torch
+    import transformers
+
+    import prune_cli
+
+    result = run_cli("--version")
+    assert result.exit_code == 0, result.output
+    assert f"prune_cli {prune_cli.__version__}" in result.output
+    assert f"torch {torch.__version__}" in result.output and f"transformers {transformers.__version__}" in result.output
