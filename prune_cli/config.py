@@ -122,12 +122,15 @@ def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
 
 
 def _method_algorithm(label: str) -> str | None:
-    """The method algorithm a config file configures (None for files that configure no method)."""
+    """The method algorithm a config file configures (None for files that configure no method);
+    a recipe that starts from another (`defaults: [adapt_by_pruning, _self_]`) has its algorithm."""
     group, _, option = label.lstrip("+").partition("=")
     if group != "method":
         return None
     content = OmegaConf.load(next(f / group / f"{option}.yaml" for f in config_dirs() if (f / group / f"{option}.yaml").exists()))
-    return content.get("algorithm") or content.get("method", {}).get("algorithm")
+    own = content.get("algorithm") or content.get("method", {}).get("algorithm")
+    bases = [entry for entry in content.get("defaults", []) if isinstance(entry, str) and entry != "_self_"]
+    return own or next((found for base in bases if (found := _method_algorithm(f"method={base}"))), None)
 
 
 def _is_config_key(key: str) -> bool:

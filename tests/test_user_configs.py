@@ -55,6 +55,9 @@ def test_user_options_join_the_packaged_ones(user_configs: Path):
         compose(["task=nope"])
     with pytest.raises(UserError, match="would never be read: method.round_steps is a setting of method=imp, not of method=my_recipe"):
         compose(["method=my_recipe", "+method.round_steps=3"])
+    # the recipe's algorithm comes from the recipe it starts from, so its theta_lr is no setting imp reads
+    with pytest.raises(UserError, match=r"would never be read: method.theta_lr is a setting of .*method=my_recipe, not of method=imp"):
+        compose(["method=imp", "+method.theta_lr=1e-4"])
 
 
 def test_a_user_task_and_recipe_run_end_to_end(user_configs: Path, in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
