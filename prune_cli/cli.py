@@ -37,7 +37,7 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print the versions of prune-cli, Python, torch and transformers, and exit."),
 ) -> None:
-    """Adapt a pretrained BERT to a task by pruning only: learn a binary mask over its frozen weights."""
+    """Options of `prune-cli` itself, before any command (the app's help text is Typer(help=...)'s)."""
 
 
 def guarded(work: Callable[[], T], debug: bool) -> T:

@@ -97,10 +97,10 @@ def _key_sources(folders: tuple[Path, ...]) -> dict[str, tuple[str, ...]]:
 def unknown_key_error(key: str) -> UserError:
     """The one-line error for an override of a key the composed config does not have: a typo
     (with the nearest real key), or a setting of another option (with the options that have it)."""
-    if key in key_sources():
-        return UserError(f"config key '{key}' does not exist with these choices; it is a setting of "
-                         f"{', '.join(key_sources()[key])}")
-    nearest = difflib.get_close_matches(key, sorted(key_sources()), n=1, cutoff=0.6)
+    sources = key_sources()
+    if key in sources:
+        return UserError(f"config key '{key}' does not exist with these choices; it is a setting of {', '.join(sources[key])}")
+    nearest = difflib.get_close_matches(key, sorted(sources), n=1, cutoff=0.6)
     hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
     return UserError(f"no config key '{key}'{hint} (`prune-cli show-config` prints every key)")
 
@@ -111,14 +111,15 @@ def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
     other would be added, never read, and the run would not do what was asked."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    sources = key_sources()
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
-        if not (override.is_add() or override.is_force_add()) or not key.startswith("method.") or key not in key_sources():
+        if not (override.is_add() or override.is_force_add()) or not key.startswith("method.") or key not in sources:
             continue
-        algorithms = {_method_algorithm(label) for label in key_sources()[key]}
+        algorithms = {_method_algorithm(label) for label in sources[key]}
         if None not in algorithms and cfg.method.algorithm not in algorithms:
             raise UserError(f"'{override.input_line}' would never be read: {key} is a setting of "
-                            f"{', '.join(key_sources()[key])}, not of method={cfg.method.name}")
+                            f"{', '.join(sources[key])}, not of method={cfg.method.name}")
 
 
 def _method_algorithm(label: str) -> str | None:
@@ -133,9 +134,9 @@ def _method_algorithm(label: str) -> str | None:
     return own or next((found for base in bases if (found := _method_algorithm(f"method={base}"))), None)
 
 
-def _is_config_key(key: str) -> bool:
+def _is_config_key(key: str, groups: Sequence[str]) -> bool:
     """Keys of our own config, as opposed to Hydra's (`hydra.run.dir`, `hydra/launcher`) or a group."""
-    return not (key == "hydra" or key.startswith(("hydra.", "hydra/")) or "/" in key or key in config_groups())
+    return not (key == "hydra" or key.startswith(("hydra.", "hydra/")) or "/" in key or key in groups)
 
 
 def _unique_dir(path: str) -> str:
@@ -196,16 +197,17 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
         raise UserError(f"invalid override: {str(exc).strip().splitlines()[0]}") from None
+    groups, sources = config_groups(), key_sources()
     for override in parsed:
         key = override.key_or_group
-        if _is_config_key(key) and override.package is None and key not in key_sources():
+        if _is_config_key(key, groups) and override.package is None and key not in sources:
             raise unknown_key_error(key)
         if override.is_delete():
             continue
         if override.is_sweep_override() and not multirun:
             raise UserError(f"'{override.input_line}' lists several values; add -m/--multirun to sweep over them")
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
-        if key in config_groups():
+        if key in groups:
             options = group_options(key)
             for value in values:
                 if value not in options:

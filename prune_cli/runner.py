@@ -54,13 +54,14 @@ def seed_everything(seed: int) -> None:
 def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, str, Any]:
     """The frozen base model with its maskable weights selected, its weights' hash, its tokenizer."""
     raw_encoder, tokenizer = load_backbone(cfg.model)
-    positions = getattr(raw_encoder.config, "max_position_embeddings", None)
-    if positions is not None and int(cfg.data.max_seq_length) > positions:
-        # as transformers' run_glue does: cut at the model's limit rather than index past its
-        # position embeddings on the first long example
-        log.warning("data.max_seq_length=%s is longer than this model's %d positions; sequences are cut at %d",
-                    cfg.data.max_seq_length, positions, positions)
-        tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
+    # As transformers' run_glue does: cut at the longest the model and its tokenizer take, rather
+    # than index past the position embeddings on the first long example. The tokenizer carries
+    # that limit to encode_split, the one place that tokenises.
+    limit = min(tokenizer.model_max_length, getattr(raw_encoder.config, "max_position_embeddings", tokenizer.model_max_length))
+    if int(cfg.data.max_seq_length) > limit:
+        log.warning("data.max_seq_length=%s is longer than this model takes (%d positions); sequences are cut at %d",
+                    cfg.data.max_seq_length, limit, limit)
+    tokenizer.model_max_length = limit
     base_hash = base_weights_hash(raw_encoder)
     maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
     return MaskedEncoder(raw_encoder.to(device), maskable), base_hash, tokenizer

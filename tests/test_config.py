@@ -6,7 +6,7 @@ import pytest
 
 from omegaconf import OmegaConf
 
-from prune_cli.config import check_overrides, compose, group_options, key_sources
+from prune_cli.config import _dotted_keys, check_overrides, compose, group_options, key_sources
 from prune_cli.errors import UserError
 from prune_cli.methods import METHODS
 
@@ -38,14 +38,8 @@ def test_every_task_and_method_composes(task: str, method: str):
     assert cfg.task.main_metric in cfg.task.metrics
     assert set(cfg.task.tsv.dev_files) == set(cfg.task.hub.dev_splits)
     assert "dev" in cfg.task.tsv.dev_files
-    composed = {k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False)) if not k.startswith("hydra")}
+    composed = {k for k in _dotted_keys(OmegaConf.to_container(cfg, resolve=False), "") if not k.startswith("hydra")}
     assert composed <= set(key_sources()), "the check of override keys would refuse a real key"
-
-
-def _flat_keys(node, prefix: str = ""):
-    for key, value in node.items() if isinstance(node, dict) else ():
-        yield f"{prefix}{key}"
-        yield from _flat_keys(value, f"{prefix}{key}.")
 
 
 def test_scientific_notation_values_are_floats():
@@ -104,9 +98,9 @@ def test_every_scalar_setting_has_a_rule():
 
     scalars = set()
     for method in group_options("method"):
-        cfg = OmegaConf.to_container(compose([f"method={method}"]), resolve=False)
-        scalars |= {key for key in _flat_keys(cfg) if not key.startswith(("task.", "hydra"))
-                    and isinstance(OmegaConf.select(OmegaConf.create(cfg), key), (bool, int, float))}
+        cfg = compose([f"method={method}"])
+        scalars |= {key for key in _dotted_keys(OmegaConf.to_container(cfg, resolve=False), "") if not key.startswith(("task.", "hydra"))
+                    and isinstance(OmegaConf.select(cfg, key), (bool, int, float))}
     assert scalars - set(OWN_CHECKS) <= set(SETTINGS)
     assert set(SETTINGS) <= set(key_sources()), "a rule for a key no config file has"
 

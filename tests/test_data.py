@@ -141,6 +141,6 @@ def test_sequences_are_cut_at_the_models_positions(tiny_model_dir: Path, caplog)
     positions = AutoConfig.from_pretrained(tiny_model_dir).max_position_embeddings
     cfg = compose(tiny_overrides(tiny_model_dir, f"data.max_seq_length={positions * 2}"))
     _, _, tokenizer = load_encoder(cfg, torch.device("cpu"))
-    assert f"data.max_seq_length={positions * 2} is longer than this model's {positions} positions" in caplog.text
+    assert f"data.max_seq_length={positions * 2} is longer than this model takes ({positions} positions)" in caplog.text
     long_text = data.Examples([(" ".join(["film"] * (positions * 3)),)], [1], "test")
     assert len(encode_split(cfg, long_text, tokenizer, None).fields["input_ids"][0]) == positions
