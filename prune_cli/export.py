@@ -58,6 +58,10 @@ def export(run_dir: Path, out: Path) -> Path:
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
         (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir), indent=2) + "\n")
+        # mkdtemp's folder is 0700 and transformers writes model.safetensors 0600: give the export
+        # the modes a plain open() would, so that others can load it where the umask lets them.
+        for path in [staging, *staging.rglob("*")]:
+            path.chmod(rundir.default_mode(0o777 if path.is_dir() else 0o666))
         if out.exists():
             out.rmdir()  # the empty folder the user may have made
         staging.rename(out)

@@ -48,10 +48,24 @@ def earlier_mask(level: float) -> Path:
     return Path(EARLIER_MASKS) / f"s{level:.4f}.safetensors"
 
 
+def default_mode(base: int = 0o666) -> int:
+    """The mode `open()` would give a new file (`base=0o777`: a new folder) under the user's umask.
+
+    mkstemp and mkdtemp make their files 0600 and folders 0700 whatever the umask, so a file
+    written through them and renamed into place would be private: a teammate on a shared
+    machine could not read the run's metrics or load its mask. Everything written atomically
+    gets this mode instead, as Hydra's own files do.
+    """
+    umask = os.umask(0o022)  # there is no getter: set any value, then put the real one back
+    os.umask(umask)
+    return base & ~umask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

@@ -123,3 +123,22 @@ def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_d
     assert len(failed) == 1 and "RTE" in json.loads((failed[0] / "failed.json").read_text())["error"]
     report = run_cli("report", str(in_tmp / "outputs"))
     assert report.exit_code == 0 and "failed" in report.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_everything_written_is_as_readable_as_the_umask_allows(in_tmp: Path, tiny_model_dir: Path, umask: int):
+    """Files written atomically go through mkstemp/mkdtemp, which make them private (0600/0700)
+    whatever the umask; a teammate could then not read a run's metrics or load its mask. Every
+    file prune-cli writes, and the exported folder, get the mode a plain `open()` would give."""
+    previous = os.umask(umask)
+    try:
+        assert run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=run").exit_code == 0
+        assert run_cli("export", "run", "--out", "hf").exit_code == 0
+    finally:
+        os.umask(previous)
+    written = [p for folder in ("run", "hf") for p in (in_tmp / folder).rglob("*")]
+    assert written
+    for path in written:
+        expected = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert path.stat().st_mode & 0o777 == expected, (path, oct(path.stat().st_mode & 0o777))
+    assert (in_tmp / "hf").stat().st_mode & 0o777 == 0o777 & ~umask
