@@ -213,6 +213,26 @@ def apply(
     guarded(work, debug)
 
 
+@app.command()
+def predict(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (one per task for a GLUE submission)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the prediction files (created if missing; no file in it is overwritten)."),
+    split: str = typer.Option("test", "--split", help="test: GLUE's leaderboard files (<name>.tsv); dev: the dev rows behind the run's score, with their labels."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to read (default: as configured / $GLUE_DIR)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Write each run's predictions in the GLUE leaderboard's format (index, prediction), one file per test set."""
+    from prune_cli import predictions
+
+    def work() -> None:
+        written = predictions.predict_runs(run_dirs, out, split=split, data_dir=data_dir, device=device, precision=precision)
+        display.console.print(display.written_predictions_table(written))
+
+    guarded(work, debug)
+
+
 def _unique_name(bank, run_dir: Path) -> str:
     """The task's name, or task@run-folder when the same task appears twice."""
     from prune_cli import rundir

@@ -1,12 +1,13 @@
 """Load GLUE examples from a local TSV folder or the `datasets` hub into one plain shape.
 
-Everything after this module sees `Examples` (texts + numeric labels) and never knows where the
-data came from. The per-task layout (columns, header, label names, dev files) lives in
-`configs/task/*.yaml`, so a new GLUE-style task needs a YAML file, not code.
+Everything after this module sees `Examples` (texts + numeric labels), or `Unlabelled` (GLUE's
+test sets: row ids + texts), and never knows where the data came from. The per-task layout
+(columns, header, label names, dev files, test files) lives in `configs/task/*.yaml`, so a new
+GLUE-style task needs a YAML file, not code.
 
 The GLUE TSVs have traps (see `shared/glue/README.md`): unbalanced quotes (read with
-`QUOTE_NONE`), a UTF-8 BOM on MRPC's header (`utf-8-sig`), CoLA without a header, and a dev file
-without a trailing newline. Malformed rows are an error naming the file and line, never skipped
+`QUOTE_NONE`), a UTF-8 BOM on MRPC's header (`utf-8-sig`), CoLA's train and dev files without a
+header (its test file has one), and a dev file without a trailing newline. Malformed rows are an error naming the file and line, never skipped
 silently.
 """
 
@@ -18,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from prune_cli.errors import UserError
 
@@ -99,7 +100,7 @@ def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
 
 
 def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
-    """Read one GLUE TSV with the format traps handled; errors name the file and line."""
+    """Read one labelled GLUE TSV with the format traps handled; errors name the file and line."""
     if not path.is_file():
         raise UserError(
             f"task '{task['name']}': missing file {path}; the GLUE layout is <dir>/{task['glue_dir']}/"
@@ -108,31 +109,37 @@ def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
     layout = task["tsv"]
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
+    for line, (*text, label) in _tsv_rows(path, layout["header"], [*layout["text_columns"], layout["label_column"]]):
+        texts.append(tuple(text))
+        labels.append(_label_value(label, task, f"{path}:{line}"))
+    return Examples(texts=texts, labels=labels, source=str(path))
+
+
+def _tsv_rows(path: Path, header: bool, columns: Sequence[str | int]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, the wanted columns) for each non-blank row: the one place GLUE TSVs are parsed.
+
+    Columns are header names, or 0-based positions in a file without a header (CoLA's train/dev).
+    """
     csv.field_size_limit(sys.maxsize)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if layout["header"]:
-            header = next(rows, None)
-            if header is None:
-                return Examples(texts=[], labels=[], source=str(path))
-            text_idx = [_column_index(header, c, path) for c in layout["text_columns"]]
-            label_idx = _column_index(header, layout["label_column"], path)
+        if header:
+            names = next(rows, None)
+            if names is None:
+                return
+            indices = [_column_index(names, c, path) for c in columns]
         else:
-            text_idx = [int(c) for c in layout["text_columns"]]
-            label_idx = int(layout["label_column"])
-        needed = max([*text_idx, label_idx]) + 1
+            indices = [int(c) for c in columns]
+        needed = max(indices) + 1
         for row in rows:
-            line = rows.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) < needed:
                 raise UserError(
-                    f"{path}:{line}: malformed row, {len(row)} tab-separated fields where {needed} are "
+                    f"{path}:{rows.line_num}: malformed row, {len(row)} tab-separated fields where {needed} are "
                     f"needed; fix or delete that line"
                 )
-            texts.append(tuple(row[i] for i in text_idx))
-            labels.append(_label_value(row[label_idx], task, f"{path}:{line}"))
-    return Examples(texts=texts, labels=labels, source=str(path))
+            yield rows.line_num, [row[i] for i in indices]
 
 
 def _column_index(header: Sequence[str], column: str | int, path: Path) -> int:
@@ -144,34 +151,101 @@ def _column_index(header: Sequence[str], column: str | int, path: Path) -> int:
     return stripped.index(column)
 
 
+@dataclass(frozen=True)
+class Unlabelled:
+    """One test split: GLUE's row ids (what a leaderboard file is keyed by) and the texts."""
+
+    ids: list[str]
+    texts: list[tuple[str, ...]]
+    source: str
+
+    def as_examples(self) -> Examples:
+        """The shape `batching.encode` takes; the labels are placeholders nobody reads."""
+        return Examples(texts=self.texts, labels=[0] * len(self.texts), source=self.source)
+
+
+def test_layout(task: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The task's `test:` block, or an error saying that it has none."""
+    layout = task.get("test")
+    if not layout:
+        raise UserError(f"task '{task['name']}' has no test split configured (task.test); "
+                        f"predict on its dev set with --split dev, or add a test: block to its task file")
+    return layout
+
+
+def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> dict[str, Unlabelled]:
+    """GLUE's unlabelled test split(s) of `task`, keyed by leaderboard file name (SST-2, MNLI-m, AX)."""
+    layout = test_layout(task)
+    glue_dir = resolve_glue_dir(data_cfg.get("dir"))
+    if glue_dir is None:
+        return _load_hub_test(task, layout)
+    splits = {}
+    for name, file in layout["files"].items():
+        path = (glue_dir / task["glue_dir"] / file).resolve()
+        if not path.is_file():
+            raise UserError(
+                f"task '{task['name']}': missing test file {path} (GLUE's layout, under data.dir / ${GLUE_DIR_ENV}="
+                f"{glue_dir}); put it there, or use --split dev"
+            )
+        rows = list(_tsv_rows(path, True, [layout["index_column"], *layout["text_columns"]]))
+        splits[name] = Unlabelled(ids=[r[0].strip() for _, r in rows], texts=[tuple(r[1:]) for _, r in rows], source=str(path))
+    return splits
+
+
 def load_from_hub(task: Mapping[str, Any]) -> TaskData:
     """Load a GLUE task from the `datasets` hub; its integer labels use our label order."""
-    if not task.get("hub"):  # a user's own task (task.hub: null) has only its TSV folder
-        raise UserError(f"task '{task['name']}' has no hub dataset (task.hub is null) and no local folder is set; "
-                        f"point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
-    try:
-        import datasets
-    except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
-        raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
-    hub = task["hub"]
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
-    try:
-        loaded = datasets.load_dataset(HUB_DATASET, hub["config"])
-    except Exception as exc:  # network, missing cache, unknown config: all the same to the user
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
-            f"dataset {HUB_DATASET}/{hub['config']} could not be loaded ({first_line}); download the "
-            f"GLUE TSVs and set data.dir=<folder with {task['glue_dir']}/> or ${GLUE_DIR_ENV}"
-        ) from None
+    hub = task.get("hub")
+    loaded = _hub_dataset(task, hub["config"] if hub else None)
 
     def convert(split: str) -> Examples:
-        if split not in loaded:
-            raise UserError(f"task '{task['name']}': hub dataset has no split '{split}' (has {list(loaded)})")
-        table = loaded[split]
+        table = _hub_split(task, loaded, hub["config"], split)
         columns = [table[c] for c in hub["text_columns"]]
         label_list = table["label"]
         labels = [float(v) for v in label_list] if is_regression(task) else [int(v) for v in label_list]
         return Examples(texts=list(zip(*columns)), labels=labels, source=f"{HUB_DATASET}/{hub['config']}:{split}")
 
     return TaskData(train=convert("train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})
+
+
+def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, Unlabelled]:
+    """Test splits from the hub: `split` in the task's hub config, or `config/split` (MNLI's AX)."""
+    hub = task.get("hub")
+    loaded: dict[str, Any] = {}
+    splits = {}
+    for name, where in layout["hub_splits"].items():
+        config, _, split = where.rpartition("/")
+        config = config or (hub["config"] if hub else None)
+        if config not in loaded:
+            loaded[config] = _hub_dataset(task, config)
+        table = _hub_split(task, loaded[config], config, split)
+        columns = [table[c] for c in hub["text_columns"]]
+        splits[name] = Unlabelled(ids=[str(i) for i in table["idx"]], texts=list(zip(*columns)),
+                                  source=f"{HUB_DATASET}/{config}:{split}")
+    return splits
+
+
+def _hub_dataset(task: Mapping[str, Any], config: str | None):
+    """One GLUE config from the hub, or a one-line error saying how to use local files instead."""
+    if not config:  # a user's own task (task.hub: null) has only its TSV folder
+        raise UserError(f"task '{task['name']}' has no hub dataset (task.hub is null) and no local folder is set; "
+                        f"point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
+        raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
+    try:
+        return datasets.load_dataset(HUB_DATASET, config)
+    except Exception as exc:  # network, missing cache, unknown config: all the same to the user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
+            f"dataset {HUB_DATASET}/{config} could not be loaded ({first_line}); download the "
+            f"GLUE TSVs and set data.dir=<folder with {task['glue_dir']}/> or ${GLUE_DIR_ENV}"
+        ) from None
+
+
+def _hub_split(task: Mapping[str, Any], loaded, config: str, split: str):
+    if split not in loaded:
+        raise UserError(f"task '{task['name']}': hub dataset {HUB_DATASET}/{config} has no split '{split}' (has {list(loaded)})")
+    return loaded[split]

@@ -78,6 +78,16 @@ def predictions_table(texts: Sequence[str], columns: Mapping[str, Mapping[int, o
     return table
 
 
+def written_predictions_table(written: Sequence[Any]) -> Table:
+    """One row per prediction file: what it was read from, its rows, and the share of each answer."""
+    table = Table(title="prediction files")
+    for column in ("file", "read from", "rows", "predicted"):
+        table.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
+    for item in written:
+        table.add_row(str(item.path), item.source, str(item.rows), item.summary)
+    return table
+
+
 def footprint_table(footprints: Mapping[str, Any]) -> Table:
     """Bytes per task (mask + head) next to a fine-tuned float32 copy of the encoder."""
     table = Table(title="bytes per task (the base model is shared and loaded once)")

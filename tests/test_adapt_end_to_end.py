@@ -133,10 +133,11 @@ def test_everything_written_is_as_readable_as_the_umask_allows(in_tmp: Path, tin
     previous = os.umask(umask)
     try:
         assert run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=run").exit_code == 0
+        assert run_cli("predict", "run", "--out", "preds").exit_code == 0
         assert run_cli("export", "run", "--out", "hf").exit_code == 0
     finally:
         os.umask(previous)
-    written = [p for folder in ("run", "hf") for p in (in_tmp / folder).rglob("*")]
+    written = [p for folder in ("run", "preds", "hf") for p in (in_tmp / folder).rglob("*")]
     assert written
     for path in written:
         expected = (0o777 if path.is_dir() else 0o666) & ~umask

@@ -116,12 +116,13 @@ READERS = {
     "evaluate": lambda run, out: ["evaluate", str(run)],
     "export": lambda run, out: ["export", str(run), "--out", str(out)],
     "apply": lambda run, out: ["apply", str(run), "--text", "a fine film"],
+    "predict": lambda run, out: ["predict", str(run), "--out", str(out)],
     "analyze topology": lambda run, out: ["analyze", "topology", str(run), "--out", str(out)],
     "analyze overlap": lambda run, out: ["analyze", "overlap", str(run), str(run), "--out", str(out)],
     "analyze sensitivity": lambda run, out: ["analyze", "sensitivity", str(run), "--steps", "2", "--out", str(out)],
 }
 # The commands that apply a mask to a loaded base model (analyses of mask files alone do not).
-APPLIERS = ["evaluate", "export", "apply", "analyze sensitivity"]
+APPLIERS = ["evaluate", "export", "apply", "predict", "analyze sensitivity"]
 
 
 @pytest.mark.parametrize("command", list(READERS))

@@ -56,3 +56,20 @@ def test_minilm_sst2_slice_end_to_end(in_tmp: Path, minilm: str, glue: Path):
     # the exported folder, loaded by plain transformers, scores exactly the same
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check")
     assert result.exit_code == 0, result.output
+    # GLUE leaderboard file for the real test set, and the dev rows behind the score
+    result = run_cli("predict", str(run_dir), "--out", str(in_tmp / "preds"))
+    assert result.exit_code == 0, result.output
+    result = run_cli("predict", str(run_dir), "--split", "dev", "--out", str(in_tmp / "preds"))
+    assert result.exit_code == 0, result.output
+    import csv
+
+    def rows(path: Path) -> list[dict[str, str]]:
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+    submitted, test_rows = rows(in_tmp / "preds" / "SST-2.tsv"), rows(glue / "SST-2" / "test.tsv")
+    assert [r["index"] for r in submitted] == [r["index"] for r in test_rows] and len(submitted) == 1821
+    assert {r["prediction"] for r in submitted} <= {"0", "1"}
+    dev = rows(in_tmp / "preds" / "SST-2-dev.tsv")
+    assert len(dev) == 128
+    assert sum(r["prediction"] == r["label"] for r in dev) / len(dev) == metrics["metrics"]["eval_accuracy"]

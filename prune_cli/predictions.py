@@ -1,0 +1,172 @@
+"""`prune-cli predict`: prediction files in the GLUE leaderboard's format, from finished runs.
+
+A GLUE submission is a zip of one `<name>.tsv` per test set (SST-2.tsv, MNLI-m.tsv, AX.tsv, ...),
+each `index<TAB>prediction`, where a prediction is the label as GLUE writes it (0/1, entailment,
+...) or STS-B's score. The names and the test files' layouts live in each task's `test:` block.
+
+`--split dev` writes the same format for the dev set(s), plus the gold label, so that the
+predictions behind a run's dev score can be read row by row (error analysis); their metrics are
+the run's `metrics.json` figures.
+
+Every target file is checked before any model is loaded: an existing file is never overwritten,
+and two runs may not write the same name. Each file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prune_cli import data, rundir
+from prune_cli.config import compose
+from prune_cli.errors import UserError
+from prune_cli.runner import encode_split, load_encoder, require_mask_for_task, restore
+from prune_cli.training import check_precision, pick_device, predict
+
+SPLITS = ("test", "dev")
+
+
+@dataclass(frozen=True)
+class Written:
+    """One prediction file: where it is, how many rows, and what was predicted (for the summary)."""
+
+    path: Path
+    source: str
+    rows: int
+    summary: str
+
+
+def task_of(cfg: DictConfig) -> dict[str, Any]:
+    """The run's task config; a run made before `predict` existed takes the `test:` block of the
+    packaged task of the same name (only the data layout, never a setting the run was trained with)."""
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    if "test" not in task:
+        try:
+            task["test"] = OmegaConf.to_container(compose([f"task={task['name']}"]).task, resolve=True).get("test")
+        except UserError:
+            task["test"] = None
+    return task
+
+
+def file_names(cfg: DictConfig, split: str) -> dict[str, str]:
+    """{split key: file name} that predicting `split` for this run writes."""
+    task = task_of(cfg)
+    if split == "test":
+        return {name: f"{name}.tsv" for name in data.test_layout(task)["files"]}
+    return {key: f"{task['glue_dir']}-dev.tsv" if key == "dev" else f"{task['glue_dir']}-{key}-dev.tsv"
+            for key in task["tsv"]["dev_files"]}
+
+
+def plan(run_dirs: Sequence[Path], out: Path, split: str) -> dict[Path, dict[str, Path]]:
+    """Every run's target files, refused up front if any exists or two runs would share one."""
+    if split not in SPLITS:
+        raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
+    targets: dict[Path, dict[str, Path]] = {}
+    claimed: dict[Path, Path] = {}
+    for run_dir in run_dirs:
+        rundir.require_run_dir(run_dir)
+        names = file_names(rundir.load_config(run_dir), split)
+        targets[run_dir] = {key: out / name for key, name in names.items()}
+        for path in targets[run_dir].values():
+            if path in claimed:
+                raise UserError(f"{claimed[path]} and {run_dir} would both write {path}; predict them into different --out folders")
+            if path.exists():
+                raise UserError(f"{path} already exists; never overwriting it, choose another --out")
+            claimed[path] = run_dir
+    return targets
+
+
+def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_dir: str | None = None,
+                 device: str | None = None, precision: str | None = None) -> list[Written]:
+    """Write each run's prediction files for `split` into `out`; returns what was written.
+
+    Every run's data is read before the first model runs, so a missing test file or an
+    unreachable hub stops the command before it has written part of a submission.
+    """
+    targets = plan(run_dirs, out, split)
+    jobs = [_Job.load(run_dir, split, data_dir, device, precision) for run_dir in targets]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror}; choose another --out") from None
+    return [written for job in jobs for written in job.run(targets[job.run_dir])]
+
+
+@dataclass
+class _Job:
+    """One run's config, the rows to predict (ids and texts, per split key), and where to compute."""
+
+    run_dir: Path
+    cfg: DictConfig
+    task: dict[str, Any]
+    inputs: dict[str, tuple[list[str], data.Examples]]
+    device: torch.device
+    precision: str
+    labelled: bool
+
+    @classmethod
+    def load(cls, run_dir: Path, split: str, data_dir: str | None, device: str | None, precision: str | None) -> "_Job":
+        cfg = rundir.load_config(run_dir)
+        if data_dir is not None:
+            cfg.data.dir = data_dir
+        precision = precision or str(cfg.trainer.precision)
+        check_precision(precision)
+        torch_device = pick_device(device or str(cfg.trainer.device))
+        require_mask_for_task(run_dir, cfg)
+        task = task_of(cfg)
+        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        if split == "test":
+            inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(task, data_cfg).items()}
+        else:  # the rows the run was scored on: its dev split(s), cut at data.max_eval_samples as the run was
+            limit = cfg.data.max_eval_samples or None
+            inputs = {key: ([str(i) for i in range(len(ex))][:limit],
+                            data.Examples(ex.texts[:limit], ex.labels[:limit], ex.source))
+                      for key, ex in data.load_task_data(task, data_cfg, with_train=False).dev.items()}
+        for key, (ids, examples) in inputs.items():
+            if not ids:
+                raise UserError(f"task '{task['name']}': {split} set {key} has no rows ({examples.source})")
+        return cls(run_dir, cfg, task, inputs, torch_device, precision, labelled=split == "dev")
+
+    def run(self, paths: dict[str, Path]) -> list[Written]:
+        """Load the run's model, predict every split, write each file atomically."""
+        encoder, base_hash, tokenizer = load_encoder(self.cfg, self.device)
+        weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, self.device)
+        written = []
+        for key, (ids, examples) in self.inputs.items():
+            encoded = encode_split(self.cfg, examples, tokenizer, None)
+            values = predict(encoder, head, weights, encoded, int(self.cfg.trainer.eval_batch_size), self.device, self.precision)
+            rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, examples.labels if self.labelled else None))
+            written.append(Written(paths[key], examples.source, len(ids), _summary(self.task, values)))
+        return written
+
+
+def _label(task: dict[str, Any], value: float | int) -> str:
+    """A prediction as GLUE writes it: the label's name, or the score. A score is written in the
+    fewest digits that read back as the same float32, so metrics recomputed from the file are the
+    run's own to the last digit (three decimals, as run_glue writes, would tie close scores)."""
+    if data.is_regression(task):
+        return np.format_float_positional(np.float32(value), unique=True, trim="-")
+    return str(task["labels"][int(value)])
+
+
+def _tsv(task: dict[str, Any], ids: list[str], values: np.ndarray, gold: list | None) -> str:
+    header = ["index", "prediction"] + (["label"] if gold is not None else [])
+    lines = ["\t".join(header)]
+    for row, (index, value) in enumerate(zip(ids, values)):
+        fields = [index, _label(task, value)] + ([_label(task, gold[row])] if gold is not None else [])
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(task: dict[str, Any], values: np.ndarray) -> str:
+    """What was predicted, at a glance: a run that answers one class for every row shows it here."""
+    if data.is_regression(task):
+        return f"scores {values.min():.2f} to {values.max():.2f}, mean {values.mean():.2f}"
+    counts = Counter(_label(task, v) for v in values)
+    return ", ".join(f"{label} {counts[label] / len(values):.0%}" for label in task["labels"])
