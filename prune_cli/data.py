@@ -7,8 +7,8 @@ GLUE-style task needs a YAML file, not code.
 
 The GLUE TSVs have traps (see `shared/glue/README.md`): unbalanced quotes (read with
 `QUOTE_NONE`), a UTF-8 BOM on MRPC's header (`utf-8-sig`), CoLA's train and dev files without a
-header (its test file has one), and a dev file without a trailing newline. Malformed rows are an error naming the file and line, never skipped
-silently.
+header (its test file has one), and a dev file without a trailing newline. Malformed rows are an
+error naming the file and line, never skipped silently.
 """
 
 from __future__ import annotations
@@ -164,21 +164,30 @@ class Unlabelled:
         return Examples(texts=self.texts, labels=[0] * len(self.texts), source=self.source)
 
 
-def test_layout(task: Mapping[str, Any]) -> Mapping[str, Any]:
+def unlabelled_layout(task: Mapping[str, Any]) -> Mapping[str, Any]:
     """The task's `test:` block, or an error saying that it has none."""
     layout = task.get("test")
-    if not layout:
-        raise UserError(f"task '{task['name']}' has no test split configured (task.test); "
+    if not layout or not (layout.get("files") or layout.get("hub_splits")):
+        raise UserError(f"task '{task['name']}' has no test split configured (task.test.files or hub_splits); "
                         f"predict on its dev set with --split dev, or add a test: block to its task file")
     return layout
 
 
+def unlabelled_names(task: Mapping[str, Any]) -> list[str]:
+    """The leaderboard names of the task's test sets (SST-2; MNLI-m, MNLI-mm, AX)."""
+    layout = unlabelled_layout(task)
+    return list(layout.get("files") or layout["hub_splits"])
+
+
 def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> dict[str, Unlabelled]:
     """GLUE's unlabelled test split(s) of `task`, keyed by leaderboard file name (SST-2, MNLI-m, AX)."""
-    layout = test_layout(task)
+    layout = unlabelled_layout(task)
     glue_dir = resolve_glue_dir(data_cfg.get("dir"))
     if glue_dir is None:
         return _load_hub_test(task, layout)
+    if not layout.get("files"):
+        raise UserError(f"task '{task['name']}' names no local test files (task.test.files); "
+                        f"unset data.dir and ${GLUE_DIR_ENV} to read its test sets from the hub, or use --split dev")
     splits = {}
     for name, file in layout["files"].items():
         path = (glue_dir / task["glue_dir"] / file).resolve()
@@ -210,11 +219,14 @@ def load_from_hub(task: Mapping[str, Any]) -> TaskData:
 def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, Unlabelled]:
     """Test splits from the hub: `split` in the task's hub config, or `config/split` (MNLI's AX)."""
     hub = task.get("hub")
+    if not hub or not layout.get("hub_splits"):
+        raise UserError(f"task '{task['name']}' has no hub test splits (task.hub / task.test.hub_splits) and no local "
+                        f"folder is set; point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
     loaded: dict[str, Any] = {}
     splits = {}
     for name, where in layout["hub_splits"].items():
         config, _, split = where.rpartition("/")
-        config = config or (hub["config"] if hub else None)
+        config = config or hub["config"]
         if config not in loaded:
             loaded[config] = _hub_dataset(task, config)
         table = _hub_split(task, loaded[config], config, split)

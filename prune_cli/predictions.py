@@ -8,8 +8,9 @@ each `index<TAB>prediction`, where a prediction is the label as GLUE writes it (
 predictions behind a run's dev score can be read row by row (error analysis); their metrics are
 the run's `metrics.json` figures.
 
-Every target file is checked before any model is loaded: an existing file is never overwritten,
-and two runs may not write the same name. Each file is written atomically.
+Every target file is checked, and every run's data read, before any model is loaded: an existing
+file is never overwritten, two runs may not write the same name, and a missing test file stops
+the command before it has written part of a submission. Each file is written atomically.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def file_names(cfg: DictConfig, split: str) -> dict[str, str]:
     """{split key: file name} that predicting `split` for this run writes."""
     task = task_of(cfg)
     if split == "test":
-        return {name: f"{name}.tsv" for name in data.test_layout(task)["files"]}
+        return {name: f"{name}.tsv" for name in data.unlabelled_names(task)}
     return {key: f"{task['glue_dir']}-dev.tsv" if key == "dev" else f"{task['glue_dir']}-{key}-dev.tsv"
             for key in task["tsv"]["dev_files"]}
 

@@ -198,3 +198,19 @@ def test_hub_test_splits(monkeypatch: pytest.MonkeyPatch):
     assert {k: len(v.ids) for k, v in splits.items()} == {"MNLI-m": 3, "MNLI-mm": 4, "AX": 2}
     assert splits["AX"].ids == ["10", "11"] and splits["AX"].texts[0] == ("a cat sits .", "a cat .")
     assert splits["AX"].source == "nyu-mll/glue/ax:test"
+
+
+def test_a_user_task_with_only_local_or_only_hub_test_files(monkeypatch: pytest.MonkeyPatch):
+    """A task file may give its test sets as local files only (hub: null) or hub splits only; each
+    missing source is a one-line error that says where to point instead of a KeyError."""
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    local_only = {"name": "mytask", "glue_dir": "SST-2", "hub": None,
+                  "test": {"text_columns": ["sentence"], "index_column": "index", "files": {"MINE": "test.tsv"}}}
+    assert list(data.load_test_splits(local_only, {"dir": str(FIXTURE_GLUE)})) == ["MINE"]
+    with pytest.raises(data.UserError, match="no hub test splits .* point data.dir"):
+        data.load_test_splits(local_only, {"dir": None})
+    hub_only = {"name": "mytask", "glue_dir": "SST-2", "hub": {"config": "sst2", "text_columns": ["sentence"]},
+                "test": {"text_columns": ["sentence"], "index_column": "index", "hub_splits": {"MINE": "test"}}}
+    assert data.unlabelled_names(hub_only) == ["MINE"]
+    with pytest.raises(data.UserError, match="names no local test files .* from the hub"):
+        data.load_test_splits(hub_only, {"dir": str(FIXTURE_GLUE)})
