@@ -64,7 +64,14 @@ class Group:
 
     @property
     def std(self) -> float:
+        """The seeds' sample standard deviation; 0.0 for one seed (what the plots shade)."""
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def mean_std(self) -> str:
+        """A table's "mean ± std" cell. One seed has no spread to show, so its cell is the mean
+        alone: "± 0.0000" would claim a spread of zero that nobody measured."""
+        return f"{self.mean:.4f} ± {self.std:.4f}" if len(self.values) > 1 else f"{self.mean:.4f}"
 
 
 def collect(root: Path) -> Collected:
@@ -155,7 +162,7 @@ def rich_table(groups: list[Group]) -> Table:
     for column in ("task", "method", "sparsity", "realized", "metric", "mean ± std", "n"):
         table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right")
     for g in groups:
-        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, f"{g.mean:.4f} ± {g.std:.4f}", str(len(g.values)))
+        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, g.mean_std, str(len(g.values)))
     return table
 
 
@@ -164,7 +171,7 @@ def to_csv(groups: list[Group]) -> str:
     writer = csv.writer(out)
     writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values", "train_seconds_mean"])
     for g in groups:
-        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}",
+        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}" if len(g.values) > 1 else "",
                          len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"])
     return out.getvalue()
 
@@ -185,9 +192,9 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             by_s = {g.sparsity: g for g in task_groups if g.method == method}
             if method in REFERENCE_METHODS:
                 ref = by_s.get(0.0)
-                cells = ["" for _ in sparsities] + [f"{ref.mean:.4f} ± {ref.std:.4f} (n={len(ref.values)})"]
+                cells = ["" for _ in sparsities] + [f"{ref.mean_std} (n={len(ref.values)})"]
             else:
-                cells = [f"{by_s[s].mean:.4f} ± {by_s[s].std:.4f} (n={len(by_s[s].values)}, realized {by_s[s].realized:.4f})"
+                cells = [f"{by_s[s].mean_std} (n={len(by_s[s].values)}, realized {by_s[s].realized:.4f})"
                          if s in by_s else "—" for s in sparsities] + [""]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += margin_lines(task_groups, sparsities)
@@ -215,7 +222,7 @@ def margin_lines(task_groups: list[Group], sparsities: list[float]) -> list[str]
     refs = {g.method: g for g in task_groups if g.method in REFERENCE_METHODS}
     if not ours:
         return []
-    lines = ["", f"Margins of {OURS} (mean over seeds, points; n = seeds behind each mean):", ""]
+    lines: list[str] = []
     for name, ref in (("fine-tuning", refs.get("finetune")), ("feature extraction", refs.get("feature_extraction"))):
         if ref is not None:
             cells = [f"s={s:g}: {100 * (ours[s].mean - ref.mean):+.1f} (n={len(ours[s].values)} vs {len(ref.values)})" for s in sparsities if s in ours]
@@ -230,7 +237,9 @@ def margin_lines(task_groups: list[Group], sparsities: list[float]) -> list[str]
                          + (f" (not run: {', '.join(missing)})" if missing else ""))
     if cells:
         lines.append("- vs the best pruning baseline: " + ", ".join(cells))
-    return lines
+    if not lines:  # ours alone: nothing to compare with, so no heading over an empty list
+        return []
+    return ["", f"Margins of {OURS} (mean over seeds, points; n = seeds behind each mean):", "", *lines]
 
 
 def cost_markdown(groups: list[Group]) -> list[str]:
@@ -347,11 +356,11 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
         for algorithm in sorted({g.algorithm for g in rows}):
             base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
             if base is not None:
-                lines.append(f"| {algorithm} (default) |  | {base.mean:.4f} ± {base.std:.4f} | {len(base.values)} |  | {vs_finetune(base)} |  |")
+                lines.append(f"| {algorithm} (default) |  | {base.mean_std} | {len(base.values)} |  | {vs_finetune(base)} |  |")
             for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
                 changes = f"`{g.changes}`" if g.changes else "none (the default recipe)"
-                lines.append(f"| {g.label} | {changes} | {g.mean:.4f} ± {g.std:.4f} | {len(g.values)} | {delta} | {vs_finetune(g)} "
+                lines.append(f"| {g.label} | {changes} | {g.mean_std} | {len(g.values)} | {delta} | {vs_finetune(g)} "
                              f"| {vs_matched_finetune(g)} |")
         lines.append("")
     return lines

@@ -59,10 +59,20 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     assert "sst2,adapt_by_pruning,,0.5,0.500000,eval_accuracy,0.820000" in csv_text
     markdown = (tmp_path / "report.md").read_text()
     assert "failed: `" in markdown and "out of memory" in markdown and "incomplete (no metrics.json)" in markdown
-    assert "0.9000 ± 0.0000 (n=1)" in markdown  # finetune as the reference column
+    assert "0.9000 (n=1)" in markdown  # finetune as the reference column: one seed, so no "± std"
+    assert "0.8200 ± 0.0283 (n=2" in markdown
+    assert "sst2,finetune,,0.0,0.000000,eval_accuracy,0.900000,,1," in csv_text, "one seed's std is empty, not 0"
     assert "- vs fine-tuning: s=0.5: -8.0 (n=2 vs 1)" in markdown
     assert "- vs the best pruning baseline: s=0.5: +27.0 over random (not run: gmp, imp, magnitude)" in markdown
     assert (tmp_path / "report_sst2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_margins_heading_without_anything_to_compare(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    report.build(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| adapt_by_pruning | 0.8000 (n=1, realized 0.5000) |" in markdown
+    assert "Margins of" not in markdown
 
 
 def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
@@ -106,12 +116,12 @@ def test_a_head_change_is_also_compared_with_fine_tuning_that_made_the_same_head
     report.build(tmp_path)
     ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
     # 0.86 - 0.88 against the mean-pooling fine-tuning; 0.86 - 0.90 against the default one
-    assert "| adapt_by_pruning (longer-mean) | `head.pooling=mean method.prune_fraction=0.8` | 0.8600 ± 0.0000 | 1 | +6.0 (1) | -4.0 (1) | -2.0 (1) |" in ablations
-    assert "| adapt_by_pruning (mean-only) | `head.pooling=mean` | 0.8300 ± 0.0000 | 1 | +3.0 (1) | -7.0 (1) | -5.0 (1) |" in ablations
+    assert "| adapt_by_pruning (longer-mean) | `head.pooling=mean method.prune_fraction=0.8` | 0.8600 | 1 | +6.0 (1) | -4.0 (1) | -2.0 (1) |" in ablations
+    assert "| adapt_by_pruning (mean-only) | `head.pooling=mean` | 0.8300 | 1 | +3.0 (1) | -7.0 (1) | -5.0 (1) |" in ablations
     # no fine-tuning run with a max-pooling head: said, not hidden
-    assert "| adapt_by_pruning (max) | `head.pooling=max` | 0.8100 ± 0.0000 | 1 | +1.0 (1) | -9.0 (1) | not run |" in ablations
+    assert "| adapt_by_pruning (max) | `head.pooling=max` | 0.8100 | 1 | +1.0 (1) | -9.0 (1) | not run |" in ablations
     # the head's training rate is recipe, not readout: compared with the default fine-tuning only
-    assert "| adapt_by_pruning (slow-head) | `head.lr=2e-5` | 0.7900 ± 0.0000 | 1 | -1.0 (1) | -11.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning (slow-head) | `head.lr=2e-5` | 0.7900 | 1 | -1.0 (1) | -11.0 (1) |  |" in ablations
 
 
 def test_a_budget_change_is_compared_with_fine_tuning_on_the_same_budget(tmp_path: Path):
@@ -127,11 +137,11 @@ def test_a_budget_change_is_compared_with_fine_tuning_on_the_same_budget(tmp_pat
     report.build(tmp_path)
     ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
     # 0.85 - 0.91 against fine-tuning on the same 4000 steps; 0.85 - 0.90 against the default one
-    assert "| adapt_by_pruning (longer) | `trainer.max_steps=4000` | 0.8500 ± 0.0000 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
+    assert "| adapt_by_pruning (longer) | `trainer.max_steps=4000` | 0.8500 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
     # restating the default budget is no budget change: the default fine-tuning is the reference
-    assert "| adapt_by_pruning (restated) | `trainer.max_steps=2000` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning (restated) | `trainer.max_steps=2000` | 0.7000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
     # no fine-tuning run on 3000 steps: said, not hidden
-    assert "| adapt_by_pruning (mid) | `trainer.max_steps=3000` | 0.8200 ± 0.0000 | 1 | +2.0 (1) | -8.0 (1) | not run |" in ablations
+    assert "| adapt_by_pruning (mid) | `trainer.max_steps=3000` | 0.8200 | 1 | +2.0 (1) | -8.0 (1) | not run |" in ablations
 
 
 def test_the_same_steps_on_another_batch_size_is_another_budget(tmp_path: Path):
@@ -150,10 +160,10 @@ def test_the_same_steps_on_another_batch_size_is_another_budget(tmp_path: Path):
     report.build(tmp_path)
     ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
     # 0.81 - 0.93 and 0.85 - 0.91: each against its own budget's fine-tuning, not the other's
-    assert "| adapt_by_pruning (batch-16) | `trainer.batch_size=16 trainer.max_steps=4000` | 0.8100 ± 0.0000 | 1 | +1.0 (1) | -9.0 (1) | -12.0 (1) |" in ablations
-    assert "| adapt_by_pruning (steps-4000) | `trainer.max_steps=4000` | 0.8500 ± 0.0000 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
+    assert "| adapt_by_pruning (batch-16) | `trainer.batch_size=16 trainer.max_steps=4000` | 0.8100 | 1 | +1.0 (1) | -9.0 (1) | -12.0 (1) |" in ablations
+    assert "| adapt_by_pruning (steps-4000) | `trainer.max_steps=4000` | 0.8500 | 1 | +5.0 (1) | -5.0 (1) | -6.0 (1) |" in ablations
     # restating the default batch is no budget change: the default fine-tuning is the reference
-    assert "| adapt_by_pruning (restated) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning (restated) | `trainer.batch_size=32` | 0.7000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
 
 
 def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path: Path):
@@ -176,7 +186,7 @@ def test_tagged_runs_form_the_ablation_table_against_the_default_recipe(tmp_path
     assert "| adapt_by_pruning (default) |  | 0.8200 ± 0.0283 | 2 |  | -10.0 (1) |  |" in ablations
     # paired by seed: (0.78 - 0.80 + 0.76 - 0.84) / 2; seed 1 only: 0.70 - 0.80
     assert "| adapt_by_pruning (paper-init) | `method.init=normal` | 0.7700 ± 0.0141 | 2 | -5.0 (1, 2) | -12.0 (1) |  |" in ablations
-    assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 ± 0.0000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning_paper (paper-recipe) | `trainer.batch_size=32` | 0.7000 | 1 | -10.0 (1) | -20.0 (1) |  |" in ablations
 
 
 def test_fine_tuning_on_fresh_seeds_with_no_change_extends_the_reference_but_not_the_grid(tmp_path: Path):
@@ -194,4 +204,4 @@ def test_fine_tuning_on_fresh_seeds_with_no_change_extends_the_reference_but_not
     ablations = (tmp_path / "report.md").read_text().split("## Ablations")[1]
     # seeds 1 and 2: (0.86 - 0.90 + 0.88 - 0.94) / 2; seed 3's fine-tuning changed its recipe, so it is no reference
     assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.8133 ± 0.0987 | 3 | +6.0 (1) | -5.0 (1, 2) |  |" in ablations
-    assert "| finetune (fresh) | none (the default recipe) | 0.9400 ± 0.0000 | 1 |" in ablations and "``" not in ablations
+    assert "| finetune (fresh) | none (the default recipe) | 0.9400 | 1 |" in ablations and "``" not in ablations
