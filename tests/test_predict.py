@@ -38,7 +38,8 @@ def _test_ids(path: Path, column: str) -> list[str]:
         return [row[column] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
-@pytest.mark.parametrize(("task", "extra"), [("sst2", ()), ("stsb", ()), ("mnli", ("data.max_eval_samples=7",))])
+@pytest.mark.parametrize(("task", "extra"), [("sst2", ()), ("stsb", ()), ("mnli", ("data.max_eval_samples=7",)),
+                                           ("mrpc", ("--method", "finetune")), ("cola", ("--method", "imp"))])
 def test_dev_predictions_give_back_the_runs_metrics(in_tmp: Path, tiny_model_dir: Path, task: str, extra: tuple[str, ...]):
     """The dev file holds the predictions the run was scored on: recomputing GLUE's metrics from its
     prediction and label columns gives metrics.json's figures (MNLI: both dev sets, cut as the run was)."""
