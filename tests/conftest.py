@@ -110,6 +110,16 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Bad input's contract: exit code 2, one `error:` line holding every fragment, no traceback."""
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, (fragment, result.output)
+
+
 def only_run_dir(root: Path) -> Path:
     """The single run directory (the folder holding .hydra) below `root`."""
     found = [p.parent for p in root.rglob(".hydra")]

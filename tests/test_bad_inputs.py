@@ -6,18 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, run_cli, tiny_overrides
 
 from prune_cli.errors import UserError
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, (fragment, result.output)
 
 
 @pytest.mark.parametrize(

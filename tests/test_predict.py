@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_GLUE, read_metrics, run_cli, tiny_overrides
-from test_bad_inputs import assert_one_line_error
+from omegaconf import OmegaConf
+from conftest import FIXTURE_GLUE, assert_one_line_error, read_metrics, run_cli, tiny_overrides
 
 from prune_cli import data, rundir
 from prune_cli.config import compose
+from prune_cli.errors import UserError
 from prune_cli.metrics import task_metrics
 
 
@@ -158,15 +159,14 @@ def test_a_run_made_before_predict_existed(in_tmp: Path, tiny_model_dir: Path):
 
 def test_a_task_without_a_test_split():
     task = {"name": "mytask", "glue_dir": "MY", "test": None}
-    with pytest.raises(data.UserError, match="has no test split configured .* --split dev"):
+    with pytest.raises(UserError, match="has no test split configured .* --split dev"):
         data.load_test_splits(task, {"dir": str(FIXTURE_GLUE)})
 
 
 def test_every_shipped_task_reads_its_test_files():
     """Each task's test: block matches its fixture files (GLUE's own layouts)."""
     for name in ("sst2", "cola", "mrpc", "stsb", "qqp", "qnli", "rte", "mnli"):
-        task = dict(compose([f"task={name}"]).task)
-        task = {**task, "test": dict(task["test"])}
+        task = OmegaConf.to_container(compose([f"task={name}"]).task, resolve=True)
         splits = data.load_test_splits(task, {"dir": str(FIXTURE_GLUE)})
         assert set(splits) == set(task["test"]["files"])
         for split in splits.values():
@@ -191,10 +191,8 @@ def test_hub_test_splits(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.delenv("GLUE_DIR", raising=False)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    task = compose(["task=mnli"]).task
-    from omegaconf import OmegaConf
-
-    splits = data.load_test_splits(OmegaConf.to_container(task, resolve=True), {"dir": None})
+    task = OmegaConf.to_container(compose(["task=mnli"]).task, resolve=True)
+    splits = data.load_test_splits(task, {"dir": None})
     assert calls == [("nyu-mll/glue", "mnli"), ("nyu-mll/glue", "ax")]
     assert {k: len(v.ids) for k, v in splits.items()} == {"MNLI-m": 3, "MNLI-mm": 4, "AX": 2}
     assert splits["AX"].ids == ["10", "11"] and splits["AX"].texts[0] == ("a cat sits .", "a cat .")
@@ -208,10 +206,10 @@ def test_a_user_task_with_only_local_or_only_hub_test_files(monkeypatch: pytest.
     local_only = {"name": "mytask", "glue_dir": "SST-2", "hub": None,
                   "test": {"text_columns": ["sentence"], "index_column": "index", "files": {"MINE": "test.tsv"}}}
     assert list(data.load_test_splits(local_only, {"dir": str(FIXTURE_GLUE)})) == ["MINE"]
-    with pytest.raises(data.UserError, match="no hub test splits .* point data.dir"):
+    with pytest.raises(UserError, match="no hub test splits .* point data.dir"):
         data.load_test_splits(local_only, {"dir": None})
     hub_only = {"name": "mytask", "glue_dir": "SST-2", "hub": {"config": "sst2", "text_columns": ["sentence"]},
                 "test": {"text_columns": ["sentence"], "index_column": "index", "hub_splits": {"MINE": "test"}}}
     assert data.unlabelled_names(hub_only) == ["MINE"]
-    with pytest.raises(data.UserError, match="names no local test files .* from the hub"):
+    with pytest.raises(UserError, match="names no local test files .* from the hub"):
         data.load_test_splits(hub_only, {"dir": str(FIXTURE_GLUE)})
