@@ -16,7 +16,7 @@ the command before it has written part of a submission. Each file is written ato
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import data, rundir
 from prune_cli.config import compose
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, require_mask_for_task, restore
-from prune_cli.training import check_precision, pick_device, predict
+from prune_cli.runner import encode_split, load_encoder, restore, stored_config
+from prune_cli.training import pick_device, predict
 
 SPLITS = ("test", "dev")
 
@@ -55,34 +55,6 @@ def task_of(cfg: DictConfig) -> dict[str, Any]:
     return task
 
 
-def file_names(cfg: DictConfig, split: str) -> dict[str, str]:
-    """{split key: file name} that predicting `split` for this run writes."""
-    task = task_of(cfg)
-    if split == "test":
-        return {name: f"{name}.tsv" for name in data.unlabelled_names(task)}
-    return {key: f"{task['glue_dir']}-dev.tsv" if key == "dev" else f"{task['glue_dir']}-{key}-dev.tsv"
-            for key in task["tsv"]["dev_files"]}
-
-
-def plan(run_dirs: Sequence[Path], out: Path, split: str) -> dict[Path, dict[str, Path]]:
-    """Every run's target files, refused up front if any exists or two runs would share one."""
-    if split not in SPLITS:
-        raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
-    targets: dict[Path, dict[str, Path]] = {}
-    claimed: dict[Path, Path] = {}
-    for run_dir in run_dirs:
-        rundir.require_run_dir(run_dir)
-        names = file_names(rundir.load_config(run_dir), split)
-        targets[run_dir] = {key: out / name for key, name in names.items()}
-        for path in targets[run_dir].values():
-            if path in claimed:
-                raise UserError(f"{claimed[path]} and {run_dir} would both write {path}; predict them into different --out folders")
-            if path.exists():
-                raise UserError(f"{path} already exists; never overwriting it, choose another --out")
-            claimed[path] = run_dir
-    return targets
-
-
 def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_dir: str | None = None,
                  device: str | None = None, precision: str | None = None) -> list[Written]:
     """Write each run's prediction files for `split` into `out`; returns what was written.
@@ -90,61 +62,83 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
     Every run's data is read before the first model runs, so a missing test file or an
     unreachable hub stops the command before it has written part of a submission.
     """
-    targets = plan(run_dirs, out, split)
-    jobs = [_Job.load(run_dir, split, data_dir, device, precision) for run_dir in targets]
+    if split not in SPLITS:
+        raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
+    jobs = [_Job.for_run(run_dir, split, data_dir, device, precision) for run_dir in run_dirs]
+    targets = plan(jobs, out)
+    for job in jobs:
+        job.read()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {out}: {exc.strerror}; choose another --out") from None
-    return [written for job in jobs for written in job.run(targets[job.run_dir])]
+    return [written for job, paths in zip(jobs, targets) for written in job.run(paths)]
 
 
 @dataclass
 class _Job:
-    """One run's config, the rows to predict (ids and texts, per split key), and where to compute."""
+    """One run to predict: its config (with the command's overrides), task and split, then the
+    rows (ids and texts, per split key) once `read` has read them."""
 
     run_dir: Path
     cfg: DictConfig
     task: dict[str, Any]
-    inputs: dict[str, tuple[list[str], data.Examples]]
+    split: str
     device: torch.device
-    precision: str
-    labelled: bool
+    inputs: dict[str, tuple[list[str], data.Examples]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, run_dir: Path, split: str, data_dir: str | None, device: str | None, precision: str | None) -> "_Job":
-        cfg = rundir.load_config(run_dir)
-        if data_dir is not None:
-            cfg.data.dir = data_dir
-        precision = precision or str(cfg.trainer.precision)
-        check_precision(precision)
-        torch_device = pick_device(device or str(cfg.trainer.device))
-        require_mask_for_task(run_dir, cfg)
-        task = task_of(cfg)
-        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
-        if split == "test":
-            inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(task, data_cfg).items()}
+    def for_run(cls, run_dir: Path, split: str, data_dir: str | None, device: str | None, precision: str | None) -> "_Job":
+        cfg = stored_config(run_dir, data_dir, device, precision)
+        return cls(run_dir, cfg, task_of(cfg), split, pick_device(str(cfg.trainer.device)))
+
+    def file_names(self) -> dict[str, str]:
+        """{split key: file name} this run writes."""
+        if self.split == "test":
+            return {name: f"{name}.tsv" for name in data.unlabelled_names(self.task)}
+        glue_dir = self.task["glue_dir"]
+        return {key: f"{glue_dir}-dev.tsv" if key == "dev" else f"{glue_dir}-{key}-dev.tsv" for key in self.task["tsv"]["dev_files"]}
+
+    def read(self) -> None:
+        data_cfg = OmegaConf.to_container(self.cfg.data, resolve=True)
+        if self.split == "test":
+            self.inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(self.task, data_cfg).items()}
         else:  # the rows the run was scored on: its dev split(s), cut at data.max_eval_samples as the run was
-            limit = cfg.data.max_eval_samples or None
-            inputs = {key: ([str(i) for i in range(len(ex))][:limit],
-                            data.Examples(ex.texts[:limit], ex.labels[:limit], ex.source))
-                      for key, ex in data.load_task_data(task, data_cfg, with_train=False).dev.items()}
-        for key, (ids, examples) in inputs.items():
+            limit = self.cfg.data.max_eval_samples or None
+            self.inputs = {key: ([str(i) for i in range(len(ex))[:limit]], data.Examples(ex.texts[:limit], ex.labels[:limit], ex.source))
+                           for key, ex in data.load_task_data(self.task, data_cfg, with_train=False).dev.items()}
+        for key, (ids, examples) in self.inputs.items():
             if not ids:
-                raise UserError(f"task '{task['name']}': {split} set {key} has no rows ({examples.source})")
-        return cls(run_dir, cfg, task, inputs, torch_device, precision, labelled=split == "dev")
+                raise UserError(f"task '{self.task['name']}': {self.split} set {key} has no rows ({examples.source})")
 
     def run(self, paths: dict[str, Path]) -> list[Written]:
         """Load the run's model, predict every split, write each file atomically."""
-        encoder, base_hash, tokenizer = load_encoder(self.cfg, self.device)
-        weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, self.device)
+        device, precision = self.device, str(self.cfg.trainer.precision)
+        encoder, base_hash, tokenizer = load_encoder(self.cfg, device)
+        weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, device)
         written = []
         for key, (ids, examples) in self.inputs.items():
             encoded = encode_split(self.cfg, examples, tokenizer, None)
-            values = predict(encoder, head, weights, encoded, int(self.cfg.trainer.eval_batch_size), self.device, self.precision)
-            rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, examples.labels if self.labelled else None))
+            values = predict(encoder, head, weights, encoded, int(self.cfg.trainer.eval_batch_size), device, precision)
+            labels = examples.labels if self.split == "dev" else None
+            rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, labels))
             written.append(Written(paths[key], examples.source, len(ids), _summary(self.task, values)))
         return written
+
+
+def plan(jobs: Sequence[_Job], out: Path) -> list[dict[str, Path]]:
+    """Every run's target files, refused up front if any exists or two runs would share one."""
+    targets: list[dict[str, Path]] = []
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
+        targets.append({key: out / name for key, name in job.file_names().items()})
+        for path in targets[-1].values():
+            if path in claimed:
+                raise UserError(f"{claimed[path]} and {job.run_dir} would both write {path}; predict them into different --out folders")
+            if path.exists():
+                raise UserError(f"{path} already exists; never overwriting it, choose another --out")
+            claimed[path] = job.run_dir
+    return targets
 
 
 def _label(task: dict[str, Any], value: float | int) -> str:

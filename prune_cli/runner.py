@@ -29,7 +29,7 @@ from prune_cli.config import check_config
 from prune_cli.errors import UserError
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
-from prune_cli.training import RunContext, new_head, pick_device, plan_budget, score
+from prune_cli.training import RunContext, check_precision, new_head, pick_device, plan_budget, score
 
 log = logging.getLogger(__name__)
 
@@ -302,22 +302,30 @@ def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device
     return head.eval()
 
 
-def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
-    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics.
-
-    `device` and `precision` override the run's own: a run trained on a GPU in fp16 can be
-    re-scored on a CPU, which emulates fp16, in fp32.
-    """
+def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None = None,
+                  precision: str | None = None) -> DictConfig:
+    """A finished run's own config, with what re-scoring it may change: the GLUE folder, the device
+    and the precision (a run trained on a GPU in fp16 can be re-scored on a CPU, which emulates
+    fp16, in fp32). `evaluate` and `predict` both read a run through it; a bad precision or a
+    mask made for another task fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_config(run_dir)
-    stored = rundir.load_metrics(run_dir)
     if data_dir is not None:
         cfg.data.dir = data_dir
     if device is not None:
         cfg.trainer.device = device
     if precision is not None:
         cfg.trainer.precision = precision
+    check_precision(str(cfg.trainer.precision))
     require_mask_for_task(run_dir, cfg)
+    return cfg
+
+
+def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
+    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
+    (`data_dir`, `device` and `precision` override the run's own: `stored_config`)."""
+    cfg = stored_config(run_dir, data_dir, device, precision)
+    stored = rundir.load_metrics(run_dir)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
