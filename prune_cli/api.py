@@ -10,11 +10,13 @@
 The base model is loaded once (by the first run added). Every task keeps only its bit-packed
 mask and its head in memory; switching tasks unpacks the mask and installs w0 * m in place of
 the base weights, without reloading or copying the model. `footprint` says what a task costs
-on disk next to a fine-tuned copy of the encoder.
+on disk next to a fine-tuned copy of the encoder. `answer_all` runs every loaded task on a
+list of inputs (what `prune-cli apply` prints, or writes with `--out`).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
+from prune_cli.predictions import answer_shares, answer_text
 from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, require_mask_for_task
 from prune_cli.training import pick_device, predict
 
@@ -50,6 +53,7 @@ class _Task:
     run_dir: Path
     cfg: DictConfig
     packed: dict[str, np.ndarray] | None  # the mask, one bit per weight (None: feature extraction)
+    text_fields: int  # 1: single sentences, 2: sentence pairs
     head: torch.nn.Module
     footprint: Footprint
 
@@ -83,6 +87,7 @@ class TaskBank:
             run_dir=run_dir,
             cfg=cfg,
             packed={n: mask_format.pack(m) for n, m in masks.items()} if masks is not None else None,
+            text_fields=len(cfg.task.tsv.text_columns),
             head=load_run_head(run_dir, cfg, self.encoder, self.device),
             footprint=self._footprint(run_dir),
         )
@@ -90,23 +95,37 @@ class TaskBank:
 
     def predict(self, name: str, texts: Sequence[Text], batch_size: int = 64) -> list[str | float]:
         """Labels (classification) or scores (regression) for `texts` under task `name`'s mask."""
-        if name not in self.tasks:
-            raise UserError(f"no task {name!r} loaded; loaded: {', '.join(self.tasks) or 'none'}")
-        task = self.tasks[name]
-        task_cfg = OmegaConf.to_container(task.cfg.task, resolve=True)
-        fields = len(task_cfg["tsv"]["text_columns"])
-        rows = [(t,) if isinstance(t, str) else tuple(t) for t in texts]
-        if any(len(r) != fields for r in rows):
-            raise UserError(f"task {name} takes {'sentence pairs' if fields == 2 else 'single sentences'}; got {rows[0]!r}")
+        values = self.predict_values(name, texts, batch_size)
+        task_cfg = self.task_config(name)
+        if data.is_regression(task_cfg):
+            return [float(v) for v in values]
+        return [task_cfg["labels"][int(v)] for v in values]
+
+    def predict_values(self, name: str, texts: Sequence[Text], batch_size: int = 64) -> np.ndarray:
+        """What the head answers for `texts` under task `name`'s mask: class ids, or scores."""
+        task, task_cfg = self._task(name), self.task_config(name)
+        rows = [_fields(t) for t in texts]
+        misfit = next((r for r in rows if len(r) != task.text_fields), None)
+        if misfit is not None:
+            raise UserError(f"task {name} takes {'sentence pairs' if task.text_fields == 2 else 'single sentences'}; got {misfit!r}")
         examples = data.Examples(rows, [0.0 if data.is_regression(task_cfg) else 0] * len(rows), "texts")
         encoded = encode_split(task.cfg, examples, self.tokenizer, None)
         started = time.perf_counter()
         weights = self._weights(task)
         self.last_switch_seconds = time.perf_counter() - started
-        values = predict(self.encoder, task.head, weights, encoded, batch_size, self.device, str(task.cfg.trainer.precision))
-        if data.is_regression(task_cfg):
-            return [float(v) for v in values]
-        return [task_cfg["labels"][int(v)] for v in values]
+        return predict(self.encoder, task.head, weights, encoded, batch_size, self.device, str(task.cfg.trainer.precision))
+
+    def takes(self, name: str, text: Text) -> bool:
+        """Whether `text` has the task's form: one sentence, or a pair of them."""
+        return len(_fields(text)) == self._task(name).text_fields
+
+    def task_config(self, name: str) -> dict:
+        return OmegaConf.to_container(self._task(name).cfg.task, resolve=True)
+
+    def _task(self, name: str) -> _Task:
+        if name not in self.tasks:
+            raise UserError(f"no task {name!r} loaded; loaded: {', '.join(self.tasks) or 'none'}")
+        return self.tasks[name]
 
     def footprint(self, name: str) -> Footprint:
         return self.tasks[name].footprint
@@ -127,3 +146,82 @@ class TaskBank:
             head_bytes=head_bytes,
             finetuned_copy_bytes=encoder_bytes + head_bytes,
         )
+
+
+def _fields(text: Text) -> tuple[str, ...]:
+    return (text,) if isinstance(text, str) else tuple(text)
+
+
+PAIR_SEPARATORS = ("\t", "|||")  # a tab first: a two-column TSV line is a pair, whatever its text holds
+
+
+def parse_input(line: str) -> Text:
+    """One input as typed (`--text`) or read (`--file`): a sentence, or a sentence pair written
+    `first ||| second` or, as in a two-column TSV, `first<TAB>second`."""
+    line = line.replace("\r", " ").replace("\n", " ")  # a typed line break is a space to the tokenizer, and would split a TSV row
+    for separator in PAIR_SEPARATORS:
+        if separator in line:
+            return tuple(part.strip() for part in line.split(separator))
+    return line
+
+
+def input_text(text: Text) -> str:
+    """An input as `apply` shows and writes it: a pair as `first ||| second` (never a tab, so a
+    TSV line keeps its columns)."""
+    return " ||| ".join(_fields(text))
+
+
+def read_inputs(path: str) -> list[str]:
+    """The lines of a UTF-8 text file that hold text, one input each ('-': standard input).
+
+    Blank lines are skipped rather than refused: a file's trailing newline, or a blank line between
+    groups, is not an input. `apply --out` writes each input beside its answers, so rows stay
+    traceable without line numbers.
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; --file takes a text file, one input per line") from None
+    inputs = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if not inputs:
+        raise UserError(f"{'standard input' if path == '-' else path} holds no inputs (every line is blank); --file takes one input per line")
+    return inputs
+
+
+@dataclass
+class Answers:
+    """Every loaded task's answers to a list of inputs: `columns[task][i]` is the answer to input
+    i as GLUE writes it (a label's name, or a score), absent where the input has the other form
+    (a pair for a single-sentence task); `shares[task]` sums up what the task answered;
+    `switch_seconds[task]` is how long installing its mask took (tasks that had inputs only)."""
+
+    inputs: list[Text]
+    columns: dict[str, dict[int, str]]
+    shares: dict[str, str]
+    switch_seconds: dict[str, float]
+
+    @property
+    def unanswered(self) -> int:
+        """Inputs no loaded task takes (a pair, say, with only single-sentence tasks loaded)."""
+        return sum(1 for i in range(len(self.inputs)) if not any(i in column for column in self.columns.values()))
+
+    def tsv(self) -> str:
+        """`input`, then one column per task; an empty cell where the task takes the other form."""
+        lines = ["\t".join(["input", *self.columns])]
+        for i, text in enumerate(self.inputs):
+            lines.append("\t".join([input_text(text), *(column.get(i, "") for column in self.columns.values())]))
+        return "\n".join(lines) + "\n"
+
+
+def answer_all(bank: TaskBank, inputs: Sequence[Text]) -> Answers:
+    """Run every loaded task on the inputs that have its form, one mask switch per task."""
+    answers = Answers(list(inputs), {}, {}, {})
+    for name in bank.tasks:
+        task_cfg = bank.task_config(name)
+        fitting = [i for i, text in enumerate(inputs) if bank.takes(name, text)]
+        values = bank.predict_values(name, [inputs[i] for i in fitting]) if fitting else np.empty(0)
+        answers.columns[name] = {i: answer_text(task_cfg, value) for i, value in zip(fitting, values)}
+        answers.shares[name] = answer_shares(task_cfg, values) if fitting else "no input of this form"
+        if fitting:
+            answers.switch_seconds[name] = bank.last_switch_seconds
+    return answers

@@ -189,26 +189,40 @@ def export(
 @app.command()
 def apply(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories of several tasks (all on the same base model)."),
-    text: list[str] = typer.Option(..., "--text", help="Input to classify; a sentence pair is 'first ||| second'. Repeatable."),
+    text: Optional[list[str]] = typer.Option(None, "--text", help="Input to classify; a sentence pair is 'first ||| second'. Repeatable."),
+    file: Optional[str] = typer.Option(None, "--file", help="A UTF-8 file of inputs, one per line (blank lines skipped): a sentence, "
+                                                            "or a pair as 'first ||| second' or 'first<TAB>second'. '-' reads standard input."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the answers to this TSV file (input, then one column per task) "
+                                                           "instead of printing them; never overwritten."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     debug: bool = DEBUG,
 ) -> None:
-    """Load the base model once and run every task's mask + head on the texts, switching masks in place."""
-    from prune_cli.api import TaskBank
+    """Load the base model once and run every task's mask + head on the inputs, switching masks in place."""
+    from prune_cli import api, rundir
 
     def work() -> None:
-        bank = TaskBank(device=device)
-        names = [bank.add(run_dir, name=_unique_name(bank, run_dir)) for run_dir in run_dirs]
-        inputs = [tuple(part.strip() for part in t.split("|||")) if "|||" in t else t for t in text]
-        columns = {}
-        for name in names:
-            fields = len(bank.tasks[name].cfg.task.tsv.text_columns)
-            fitting = [i for i, t in enumerate(inputs) if (1 if isinstance(t, str) else len(t)) == fields]
-            predictions = bank.predict(name, [inputs[i] for i in fitting]) if fitting else []
-            columns[name] = dict(zip(fitting, predictions))
-            display.console.print(f"[dim]{name}: mask switched in {bank.last_switch_seconds * 1000:.0f} ms[/]")
-        display.console.print(display.predictions_table(text, columns))
-        display.console.print(display.footprint_table({name: bank.footprint(name) for name in names}))
+        if out is not None and out.exists():
+            raise UserError(f"{out} already exists; never overwriting it, choose another --out")
+        lines = [*(text or []), *(api.read_inputs(file) if file is not None else [])]
+        if not lines:
+            raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")
+        bank = api.TaskBank(device=device)
+        for run_dir in run_dirs:
+            bank.add(run_dir, name=_unique_name(bank, run_dir))
+        answers = api.answer_all(bank, [api.parse_input(line) for line in lines])
+        for name, seconds in answers.switch_seconds.items():
+            display.console.print(f"[dim]{name}: mask switched in {seconds * 1000:.0f} ms[/]")
+        if answers.unanswered:
+            display.console.print(f"[yellow]{answers.unanswered} of {len(answers.inputs)} inputs have a form no loaded task takes "
+                                  "(one sentence, or a pair 'first ||| second'); their answers are blank[/]")
+        if out is None:
+            display.console.print(display.predictions_table([api.input_text(t) for t in answers.inputs], answers.columns))
+        else:
+            rundir.atomic_write_text(out, answers.tsv())
+            display.console.print(f"wrote {len(answers.inputs)} inputs' answers to {out}")
+            for name, shares in answers.shares.items():
+                display.console.print(f"  {name}: {shares}", highlight=False)
+        display.console.print(display.footprint_table({name: bank.footprint(name) for name in bank.tasks}))
 
     guarded(work, debug)
 

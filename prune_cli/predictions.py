@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import data, rundir
 from prune_cli.config import compose
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, restore, stored_config
+from prune_cli.runner import encode_split, load_encoder, restore, stored_config, use_configured_threads
 from prune_cli.training import pick_device, predict
 
 SPLITS = ("test", "dev")
@@ -114,6 +114,7 @@ class _Job:
     def run(self, paths: dict[str, Path]) -> list[Written]:
         """Load the run's model, predict every split, write each file atomically."""
         device, precision = self.device, str(self.cfg.trainer.precision)
+        use_configured_threads(self.cfg)
         encoder, base_hash, tokenizer = load_encoder(self.cfg, device)
         weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, device)
         written = []
@@ -122,7 +123,7 @@ class _Job:
             values = predict(encoder, head, weights, encoded, int(self.cfg.trainer.eval_batch_size), device, precision)
             labels = examples.labels if self.split == "dev" else None
             rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, labels))
-            written.append(Written(paths[key], examples.source, len(ids), _summary(self.task, values)))
+            written.append(Written(paths[key], examples.source, len(ids), answer_shares(self.task, values)))
         return written
 
 
@@ -141,7 +142,7 @@ def plan(jobs: Sequence[_Job], out: Path) -> list[dict[str, Path]]:
     return targets
 
 
-def _label(task: dict[str, Any], value: float | int) -> str:
+def answer_text(task: dict[str, Any], value: float | int) -> str:
     """A prediction as GLUE writes it: the label's name, or the score. A score is written in the
     fewest digits that read back as the same float32, so metrics recomputed from the file are the
     run's own to the last digit (three decimals, as run_glue writes, would tie close scores)."""
@@ -154,14 +155,14 @@ def _tsv(task: dict[str, Any], ids: list[str], values: np.ndarray, gold: list | 
     header = ["index", "prediction"] + (["label"] if gold is not None else [])
     lines = ["\t".join(header)]
     for row, (index, value) in enumerate(zip(ids, values)):
-        fields = [index, _label(task, value)] + ([_label(task, gold[row])] if gold is not None else [])
+        fields = [index, answer_text(task, value)] + ([answer_text(task, gold[row])] if gold is not None else [])
         lines.append("\t".join(fields))
     return "\n".join(lines) + "\n"
 
 
-def _summary(task: dict[str, Any], values: np.ndarray) -> str:
+def answer_shares(task: dict[str, Any], values: np.ndarray) -> str:
     """What was predicted, at a glance: a run that answers one class for every row shows it here."""
     if data.is_regression(task):
         return f"scores {values.min():.2f} to {values.max():.2f}, mean {values.mean():.2f}"
-    counts = Counter(_label(task, v) for v in values)
+    counts = Counter(answer_text(task, v) for v in values)
     return ", ".join(f"{label} {counts[label] / len(values):.0%}" for label in task["labels"])

@@ -84,9 +84,16 @@ def encode_split(cfg: DictConfig, examples: data.Examples, tokenizer, limit: int
     return batching.encode(examples, tokenizer, min(int(cfg.data.max_seq_length), tokenizer.model_max_length), regression)
 
 
-def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
+def use_configured_threads(cfg: DictConfig) -> None:
+    """torch's intra-op threads as `trainer.num_threads` says (null: torch's default), for every
+    command that computes with a run's config: a run made to share a machine keeps to its share
+    when it is re-scored or predicts too."""
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
+
+
+def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
+    use_configured_threads(cfg)
     device = pick_device(str(cfg.trainer.device))
     resolve_model_path(cfg.model.name_or_path)  # a wrong --model fails before any data is read
     task = OmegaConf.to_container(cfg.task, resolve=True)

@@ -84,6 +84,10 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
         assert np.isclose(float(head(bank.encoder(dict(batch)))[0, 0]), first[0], atol=1e-5)
     footprint = bank.footprint("stsb")
     assert footprint.task_bytes * 5 < footprint.finetuned_copy_bytes
+    from prune_cli.errors import UserError
+
+    with pytest.raises(UserError, match=r"sst2 takes single sentences; got \('a', 'b'\)"):  # names the input that does not fit
+        bank.predict("sst2", ["a fine film", ("a", "b")])
 
 
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
@@ -103,3 +107,61 @@ def test_apply_refuses_a_mask_for_another_base(in_tmp: Path, tiny_model_dir: Pat
     mask_format.save_mask(stsb / rundir.MASK, loaded.masks, {**loaded.manifest, "base_weights_hash": "0" * 64})
     result = run_cli("apply", str(sst2), str(stsb), "--text", "x")
     assert result.exit_code == 2 and "was learned on base weights" in result.output
+
+
+def test_apply_writes_every_tasks_answers_to_a_tsv_in_input_order(in_tmp: Path, tiny_model_dir: Path):
+    """`--file` and `--text` inputs, in that order after the typed ones; each cell is the task's own
+    answer to that row's input (STS-B's scores differ per pair, so a shifted row would show), blank
+    where the task takes the other form; the file is never overwritten."""
+    from prune_cli.api import TaskBank
+    from prune_cli.predictions import answer_text
+
+    sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", "head.pooling=mean", "head.lr=1e-2", name="a")
+    stsb = _run(in_tmp, tiny_model_dir, "--task", "stsb", "head.pooling=mean", "head.lr=1e-2", name="b")
+    (in_tmp / "inputs.txt").write_text("a fine film\n\n a man plays ||| a man is playing\nthe plot\tplot twist .\r\nthe plot is thin\n")
+    out = in_tmp / "answers.tsv"
+    result = run_cli("apply", str(sst2), str(stsb), "--text", "a bad film ||| a fine film", "--file", "inputs.txt", "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    inputs = [("a bad film", "a fine film"), "a fine film", ("a man plays", "a man is playing"), ("the plot", "plot twist ."), "the plot is thin"]
+    bank = TaskBank(device="cpu")
+    bank.add(sst2), bank.add(stsb)
+    singles, pairs = [t for t in inputs if isinstance(t, str)], [t for t in inputs if not isinstance(t, str)]
+    labels = dict(zip(singles, bank.predict("sst2", singles)))  # each task's inputs in one batch, as apply runs them
+    scores = dict(zip(pairs, (answer_text(bank.task_config("stsb"), v) for v in bank.predict_values("stsb", pairs))))
+    expected = [["input", "sst2", "stsb"]]
+    expected += [[t, labels[t], ""] if isinstance(t, str) else [" ||| ".join(t), "", scores[t]] for t in inputs]
+    assert [line.split("\t") for line in out.read_text().splitlines()] == expected
+    assert len({row[2] for row in expected[1:] if row[2]}) == 3, "the pairs' scores differ, so row order is tested"
+    assert "wrote 5 inputs' answers" in result.output and "stsb: scores" in result.output
+
+    before = out.read_bytes()
+    again = run_cli("apply", str(sst2), "--text", "x", "--out", str(out))
+    assert again.exit_code == 2 and "never overwriting" in again.output
+    assert out.read_bytes() == before
+
+
+def test_apply_reads_inputs_from_standard_input_and_flags_those_no_task_takes(in_tmp: Path, tiny_model_dir: Path):
+    from typer.testing import CliRunner
+
+    from prune_cli.cli import app
+
+    sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="a")
+    result = CliRunner().invoke(app, ["apply", str(sst2), "--file", "-", "--device", "cpu"], input="a fine film\nx ||| y\n")
+    assert result.exit_code == 0, result.output
+    assert "a fine film" in result.output and "x ||| y" in result.output
+    assert "1 of 2 inputs have a form no loaded task takes" in result.output
+
+
+@pytest.mark.parametrize(("setup", "args", "fragment"), [
+    (None, [], "nothing to classify"),
+    (b"\n  \n", ["--file", "blank.txt"], "blank.txt holds no inputs"),
+    (b"\xff\xfe a film\n", ["--file", "blank.txt"], "blank.txt is not UTF-8 text"),
+    (None, ["--file", "missing.txt"], "missing.txt"),
+])
+def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_model_dir: Path, setup, args, fragment):
+    from conftest import assert_one_line_error
+
+    sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="a")
+    if setup is not None:
+        (in_tmp / "blank.txt").write_bytes(setup)
+    assert_one_line_error(run_cli("apply", str(sst2), *args), fragment)

@@ -213,3 +213,18 @@ def test_a_user_task_with_only_local_or_only_hub_test_files(monkeypatch: pytest.
     assert data.unlabelled_names(hub_only) == ["MINE"]
     with pytest.raises(UserError, match="names no local test files .* from the hub"):
         data.load_test_splits(hub_only, {"dir": str(FIXTURE_GLUE)})
+
+
+def test_predict_keeps_to_the_runs_thread_count_as_evaluate_does(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run made with `trainer.num_threads` (a lane sharing a machine) keeps to it when it is
+    re-scored or predicts, not only while it trains."""
+    import torch
+
+    run_dir = _run(in_tmp, tiny_model_dir, "sst2", "run", "trainer.num_threads=2")
+    asked: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    assert run_cli("evaluate", str(run_dir)).exit_code == 0
+    assert asked == [2]
+    result = run_cli("predict", str(run_dir), "--split", "dev", "--out", str(in_tmp / "preds"))
+    assert result.exit_code == 0, result.output
+    assert asked == [2, 2]
