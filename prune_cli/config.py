@@ -128,7 +128,7 @@ def _method_algorithm(label: str) -> str | None:
     group, _, option = label.lstrip("+").partition("=")
     if group != "method":
         return None
-    content = OmegaConf.load(next(f / group / f"{option}.yaml" for f in config_dirs() if (f / group / f"{option}.yaml").exists()))
+    content = OmegaConf.load(next(path for folder in config_dirs() if (path := folder / group / f"{option}.yaml").exists()))
     own = content.get("algorithm") or content.get("method", {}).get("algorithm")
     bases = [entry for entry in content.get("defaults", []) if isinstance(entry, str) and entry != "_self_"]
     return own or next((found for base in bases if (found := _method_algorithm(f"method={base}"))), None)

@@ -208,10 +208,9 @@ def load_from_hub(task: Mapping[str, Any]) -> TaskData:
 
     def convert(split: str) -> Examples:
         table = _hub_split(task, loaded, hub["config"], split)
-        columns = [table[c] for c in hub["text_columns"]]
         label_list = table["label"]
         labels = [float(v) for v in label_list] if is_regression(task) else [int(v) for v in label_list]
-        return Examples(texts=list(zip(*columns)), labels=labels, source=f"{HUB_DATASET}/{hub['config']}:{split}")
+        return Examples(texts=_hub_texts(table, hub), labels=labels, source=f"{HUB_DATASET}/{hub['config']}:{split}")
 
     return TaskData(train=convert("train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})
 
@@ -230,10 +229,14 @@ def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[s
         if config not in loaded:
             loaded[config] = _hub_dataset(task, config)
         table = _hub_split(task, loaded[config], config, split)
-        columns = [table[c] for c in hub["text_columns"]]
-        splits[name] = Unlabelled(ids=[str(i) for i in table["idx"]], texts=list(zip(*columns)),
+        splits[name] = Unlabelled(ids=[str(i) for i in table["idx"]], texts=_hub_texts(table, hub),
                                   source=f"{HUB_DATASET}/{config}:{split}")
     return splits
+
+
+def _hub_texts(table, hub: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """A hub split's inputs, one tuple of the task's text columns per row (GLUE's own column names)."""
+    return list(zip(*(table[column] for column in hub["text_columns"])))
 
 
 def _hub_dataset(task: Mapping[str, Any], config: str | None):
