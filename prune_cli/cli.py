@@ -116,9 +116,8 @@ def adapt(
             return
         check_overrides(overrides, multirun)
         compose(first_combination(overrides))  # a typo fails here, in one line, before any job starts
-        if not multirun:
-            check_run_dir(overrides)
-        failed = launch_adapt(overrides, multirun)
+        existed = None if multirun else check_run_dir(overrides)
+        failed = launch_adapt(overrides, multirun, existed)
         if failed:
             raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")
 

@@ -382,9 +382,11 @@ def check_hold(method: DictConfig) -> None:
                         "(holding s means trading weights that come back for others)")
 
 
-def check_run_dir(overrides: Sequence[str]) -> None:
+def check_run_dir(overrides: Sequence[str]) -> Path:
     """Before Hydra creates or writes anything: the run dir must be new (or hold no results) and
-    its folder writable. Hydra writes .hydra/ before our code runs, so this cannot wait."""
+    its folder writable. Hydra writes .hydra/ before our code runs, so this cannot wait.
+    Returns the nearest folder on the run dir's path that exists now (the run dir itself, if it
+    does): a refused run's directory is removed up to there (`rundir.discard_unstarted`)."""
     import os
     import tempfile
 
@@ -401,6 +403,7 @@ def check_run_dir(overrides: Sequence[str]) -> None:
     except OSError as exc:
         raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({exc.strerror}); "
                         "run from a writable folder or set hydra.run.dir=<writable path>") from None
+    return ancestor
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:

@@ -32,13 +32,19 @@ class _CarriedUserError(BaseException):
     """Hydra reports any Exception from a job itself (several lines, exit 1); a BaseException
     passes through untouched, so the CLI can show the UserError as its usual single line."""
 
-    def __init__(self, error: UserError):
+    def __init__(self, error: UserError, run_dir: Path):
         super().__init__(str(error))
         self.error = error
+        self.run_dir = run_dir
 
 
-def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
-    """Run `adapt` through Hydra; returns the run dirs of jobs that failed in a sweep."""
+def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None = None) -> list[str]:
+    """Run `adapt` through Hydra; returns the run dirs of jobs that failed in a sweep.
+
+    A single run refused for bad input has its directory removed if it holds only Hydra's start
+    (`rundir.discard_unstarted`, below `existed`, the nearest folder that was there before). A
+    sweep's failed jobs keep theirs: their failed.json says why, beside the jobs that finished.
+    """
     register_resolvers()
     failed_jobs.clear()
     saved = sys.argv
@@ -46,6 +52,8 @@ def launch_adapt(overrides: Sequence[str], multirun: bool) -> list[str]:
     try:
         _adapt_main()
     except _CarriedUserError as carried:
+        if existed is not None:
+            rundir.discard_unstarted(carried.run_dir, existed)
         raise carried.error from None
     finally:
         sys.argv = saved
@@ -61,7 +69,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     except Exception as exc:  # noqa: BLE001 - every failure is shown or recorded, none is hidden
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if isinstance(exc, UserError):
-                raise _CarriedUserError(exc) from None
+                raise _CarriedUserError(exc, run_dir) from None
             raise
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"

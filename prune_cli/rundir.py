@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,8 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli.errors import UserError
 
-CONFIG = Path(".hydra") / "config.yaml"
-OVERRIDES = Path(".hydra") / "overrides.yaml"  # the command-line overrides Hydra recorded
+HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
+CONFIG = HYDRA_DIR / "config.yaml"
+OVERRIDES = HYDRA_DIR / "overrides.yaml"  # the command-line overrides Hydra recorded
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
 ENCODER = "encoder.safetensors"
@@ -105,6 +107,31 @@ def ensure_fresh(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}; choose another output folder") from None
+
+
+def discard_unstarted(run_dir: Path, existed: Path) -> bool:
+    """Remove the run directory of a run refused before it learnt anything (its data missing or
+    malformed, a model that is no BERT), so that a mistyped command leaves no empty run in
+    outputs/ for `report` to list as incomplete; the error itself was shown. Only a directory
+    holding nothing but what Hydra writes as a run starts (.hydra/, run.log) goes, with the
+    folders above it that are then empty, up to `existed`, the nearest folder that existed
+    before the command: nothing the command did not create is removed. Returns whether it went.
+    """
+    run_dir, existed = run_dir.absolute(), existed.absolute()
+    if existed not in run_dir.parents or not run_dir.is_dir():
+        return False  # a folder the user named and that was there before: leave it as it is
+    if not {entry.name for entry in run_dir.iterdir()} <= {HYDRA_DIR.name, LOG}:
+        return False  # a checkpoint, a mask, a history: something a run made, kept
+    shutil.rmtree(run_dir / HYDRA_DIR, ignore_errors=True)
+    (run_dir / LOG).unlink(missing_ok=True)
+    folder = run_dir
+    while folder != existed:
+        try:
+            folder.rmdir()  # only ever an empty folder
+        except OSError:
+            break
+        folder = folder.parent
+    return True
 
 
 def require_run_dir(run_dir: Path) -> None:

@@ -59,11 +59,13 @@ def test_model_that_is_not_a_bert_encoder(in_tmp: Path, tmp_path_factory):
     GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(folder)
     result = run_cli("adapt", *tiny_overrides(folder))
     assert_one_line_error(result, "needs a BERT-family encoder")
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
 def test_glue_folder_without_the_task(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     result = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path}"))
     assert_one_line_error(result, f"no folder {tmp_path / 'RTE'}", "data.dir", "GLUE_DIR")
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
 def test_malformed_row_names_file_and_line(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
@@ -72,6 +74,7 @@ def test_malformed_row_names_file_and_line(in_tmp: Path, tiny_model_dir: Path, t
     train.write_text(train.read_text() + "a row without a label\n")
     result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'glue'}"))
     assert_one_line_error(result, f"{train}:26: malformed row")
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
 def test_empty_training_set(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
@@ -79,6 +82,26 @@ def test_empty_training_set(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\n")
     result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'glue'}"))
     assert_one_line_error(result, "has no examples")
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
+
+
+def test_a_refused_run_removes_only_what_it_created(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """Beside a finished run, a refused one's folders go and the finished run stays whole; a run
+    dir the user named that was there before stays too (the command did not create it)."""
+    assert run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    finished = only_run_dir(in_tmp / "outputs")
+    before = {p: p.read_bytes() for p in (in_tmp / "outputs").rglob("*") if p.is_file()}
+    refused = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'nowhere'}"))
+    assert_one_line_error(refused, "no folder")
+    assert {p: p.read_bytes() for p in (in_tmp / "outputs").rglob("*") if p.is_file()} == before
+    assert only_run_dir(in_tmp / "outputs") == finished
+
+    named = in_tmp / "mine"
+    named.mkdir()
+    (named / "notes.txt").write_text("mine")
+    refused = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'nowhere'}", f"hydra.run.dir={named}"))
+    assert_one_line_error(refused, "no folder")
+    assert (named / "notes.txt").read_text() == "mine"
 
 
 def test_existing_run_dir_is_never_overwritten(in_tmp: Path, tiny_model_dir: Path):
@@ -178,3 +201,18 @@ def test_sensitivity_refuses_meaningless_numbers(finished_run: Path, option: str
     result = run_cli("analyze", "sensitivity", str(finished_run), option, value)
     assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
     assert "Traceback" not in result.output and not (finished_run / "sensitivity.csv").exists()
+
+
+def test_discard_unstarted_keeps_anything_a_run_made(tmp_path: Path):
+    from prune_cli import rundir
+
+    run = tmp_path / "outputs" / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run / "run.log").write_text("started\n")
+    (run / "checkpoint").mkdir()
+    assert not rundir.discard_unstarted(run, tmp_path) and (run / "run.log").exists(), "a resumable run stays"
+    (run / "checkpoint").rmdir()
+    assert not rundir.discard_unstarted(run, run) and run.exists(), "a folder that was there before stays"
+    assert rundir.discard_unstarted(run, tmp_path)
+    assert not (tmp_path / "outputs").exists() and tmp_path.is_dir(), "removed up to the folder that existed, not past it"
