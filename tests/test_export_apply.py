@@ -165,3 +165,19 @@ def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_mode
     if setup is not None:
         (in_tmp / "blank.txt").write_bytes(setup)
     assert_one_line_error(run_cli("apply", str(sst2), *args), fragment)
+
+
+def test_exported_folder_runs_in_a_transformers_pipeline_with_the_runs_labels(in_tmp: Path, tiny_model_dir: Path):
+    """The common way to serve a classifier: `pipeline("text-classification", folder)` answers with
+    the task's label names, the answers TaskBank (apply) gives on the same base, mask and head."""
+    from transformers import pipeline
+
+    from prune_cli.api import TaskBank
+
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", "head.pooling=mean", "head.lr=1e-2", name="run")
+    assert run_cli("export", str(run_dir), "--out", str(in_tmp / "hf")).exit_code == 0
+    texts = ["a fine film", "the plot is thin", "a bad film", "plot twist ."]
+    classify = pipeline("text-classification", model=str(in_tmp / "hf"), trust_remote_code=True, device="cpu")
+    bank = TaskBank(device="cpu")
+    bank.add(run_dir)
+    assert [answer["label"] for answer in classify(texts)] == bank.predict("sst2", texts)
