@@ -141,7 +141,15 @@ def require_run_dir(run_dir: Path) -> None:
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:
-        raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)})")
+        raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)}){runs_below_hint(run_dir)}")
+
+
+def runs_below_hint(folder: Path) -> str:
+    """A hint for a folder given where a run was wanted (outputs/, a sweep): the runs it holds."""
+    runs = sorted(path.parent for path in folder.rglob(METRICS) if (path.parent / CONFIG).is_file())
+    if not runs:
+        return ""
+    return f"; it holds {len(runs)} finished run{'s' if len(runs) > 1 else ''} below it, e.g. {runs[0]}: pass a run directory itself"
 
 
 def require_resumable(run_dir: Path) -> None:

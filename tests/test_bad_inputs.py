@@ -147,6 +147,13 @@ def test_a_folder_that_is_not_a_run_dir(in_tmp: Path, command: str):
 
 
 @pytest.mark.parametrize("command", list(READERS))
+def test_a_folder_of_runs_given_for_a_run_names_one_of_them(finished_run: Path, in_tmp: Path, command: str):
+    """outputs/ (or a sweep's folder) where a run dir was wanted: the error says what to pass."""
+    assert_one_line_error(run_cli(*READERS[command](in_tmp / "outputs", in_tmp / "out")),
+                          "holds 1 finished run below it", f"e.g. {finished_run}")
+
+
+@pytest.mark.parametrize("command", list(READERS))
 @pytest.mark.parametrize("keep", [0, 100])
 def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
     mask = finished_run / "mask.safetensors"
