@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
 from prune_cli.predictions import answer_shares, answer_text
-from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, require_mask_for_task
+from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, stored_config
 from prune_cli.training import pick_device, predict
 
 Text = str | tuple[str, str]
@@ -61,8 +61,10 @@ class _Task:
 class TaskBank:
     """Several tasks' masks and heads over one shared, frozen base model."""
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", precision: str | None = None):
+        """`precision` (fp32, bf16, fp16) overrides each run's own, as `evaluate --precision` does."""
         self.device = pick_device(device)
+        self.precision = precision
         self.encoder = None
         self.tokenizer = None
         self.base_hash: str | None = None
@@ -72,9 +74,7 @@ class TaskBank:
     def add(self, run_dir: Path | str, name: str | None = None) -> str:
         """Register a finished run's mask and head; returns the name to predict with."""
         run_dir = Path(run_dir)
-        rundir.require_run_dir(run_dir)
-        cfg = rundir.load_config(run_dir)
-        require_mask_for_task(run_dir, cfg)
+        cfg = stored_config(run_dir, precision=self.precision)
         if (run_dir / rundir.ENCODER).exists():
             raise UserError(f"{run_dir} is a dense fine-tuned model (it changed the base weights); use `prune-cli export` for it")
         if self.encoder is None:

@@ -194,6 +194,7 @@ def apply(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the answers to this TSV file (input, then one column per task) "
                                                            "instead of printing them; never overwritten."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Override the runs' precision (fp32, bf16, fp16)."),
     debug: bool = DEBUG,
 ) -> None:
     """Load the base model once and run every task's mask + head on the inputs, switching masks in place."""
@@ -205,7 +206,7 @@ def apply(
         lines = [*(text or []), *(api.read_inputs(file) if file is not None else [])]
         if not lines:
             raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")
-        bank = api.TaskBank(device=device)
+        bank = api.TaskBank(device=device, precision=precision)
         for run_dir in run_dirs:
             bank.add(run_dir, name=_unique_name(bank, run_dir))
         answers = api.answer_all(bank, [api.parse_input(line) for line in lines])

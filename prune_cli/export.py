@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from prune_cli import data, head, hf_modeling, mask_format, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, require_mask_for_task, restore
+from prune_cli.runner import encode_split, load_encoder, restore, stored_config
 
 MODELING_FILE = "modeling_pruned_bert.py"
 HEAD_FILE = "layer_mix_head.py"
@@ -34,11 +34,9 @@ MANIFEST_FILE = "prune_cli_manifest.json"
 
 def export(run_dir: Path, out: Path) -> Path:
     """Write the run's model to `out` (which must not exist yet); returns `out`."""
-    rundir.require_run_dir(run_dir)
+    cfg = stored_config(run_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
-    cfg = rundir.load_config(run_dir)
-    require_mask_for_task(run_dir, cfg)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
@@ -118,9 +116,7 @@ def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> 
     from prune_cli import batching
     from prune_cli.training import split_metrics
 
-    cfg = rundir.load_config(run_dir)
-    if data_dir is not None:
-        cfg.data.dir = data_dir
+    cfg = stored_config(run_dir, data_dir)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))

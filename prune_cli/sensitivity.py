@@ -49,9 +49,7 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
 
 
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
-    rundir.require_run_dir(run_dir)
-    cfg = rundir.load_config(run_dir)
-    runner.require_mask_for_task(run_dir, cfg)
+    cfg = runner.stored_config(run_dir)
     stored = rundir.load_metrics(run_dir)
     if steps is not None:
         cfg.head.retrain_steps = int(steps)

@@ -182,3 +182,23 @@ def test_exported_folder_runs_in_a_transformers_pipeline_with_the_runs_labels(in
     bank = TaskBank(device="cpu")
     bank.add(run_dir)
     assert [answer["label"] for answer in classify(texts)] == bank.predict("sst2", texts)
+
+
+def test_apply_answers_in_another_precision_and_refuses_an_unknown_one(in_tmp: Path, tiny_model_dir: Path):
+    """`apply --precision` overrides the runs' own, as `evaluate --precision` does (the same
+    `runner.stored_config`): an fp32 run answers in bf16 arithmetic, close to but not its fp32 digits."""
+    from conftest import assert_one_line_error
+
+    from prune_cli.api import TaskBank
+
+    stsb = _run(in_tmp, tiny_model_dir, "--task", "stsb", "head.pooling=mean", "head.lr=1e-2", name="b")
+    pairs = [("a man plays", "a man is playing"), ("the plot", "plot twist .")]
+    answers = {}
+    for precision in (None, "bf16"):
+        bank = TaskBank(device="cpu", precision=precision)
+        bank.add(stsb)
+        assert bank.tasks["stsb"].cfg.trainer.precision == (precision or "fp32")
+        answers[precision] = np.array(bank.predict("stsb", pairs))
+    assert not np.array_equal(answers[None], answers["bf16"]) and np.allclose(answers[None], answers["bf16"], atol=0.25)
+    assert_one_line_error(run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "fp8"), "trainer.precision='fp8'")
+    assert run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "bf16", "--device", "cpu").exit_code == 0
