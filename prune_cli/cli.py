@@ -126,16 +126,22 @@ def adapt(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `prune-cli adapt`."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories written by `prune-cli adapt` (a sweep's, say)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to score on (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
     debug: bool = DEBUG,
 ) -> None:
-    """Rebuild base model + mask + head from RUN_DIR alone and re-score it on the dev set(s)."""
+    """Rebuild base model + mask + head from each run directory alone and re-score it on the dev set(s)."""
     from prune_cli import runner
 
-    guarded(lambda: runner.evaluate(run_dir, data_dir=data_dir, device=device, precision=precision), debug)
+    def work() -> None:
+        differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision)
+        if len(run_dirs) > 1:
+            display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
+                                  + "".join(f"\n  differs: {run_dir}" for run_dir in differing), soft_wrap=True, highlight=False)
+
+    guarded(work, debug)
 
 
 @app.command()

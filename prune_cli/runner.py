@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -341,6 +341,17 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
     display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
     display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))
     return metrics
+
+
+def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
+                  precision: str | None = None) -> list[Path]:
+    """Re-score several runs (a sweep, after a move to another machine); returns those whose
+    figures differ from their stored ones. Every run's config and mask are checked before the
+    first is scored, so a mistyped path fails at once rather than after the others' minutes."""
+    for run_dir in run_dirs:
+        stored_config(run_dir, data_dir, device, precision)
+    return [run_dir for run_dir in run_dirs
+            if evaluate(run_dir, data_dir, device, precision) != rundir.load_metrics(run_dir).get("metrics")]
 
 
 def resume(run_dir: Path) -> float:

@@ -62,6 +62,29 @@ def test_same_seed_gives_identical_mask_and_metrics(in_tmp: Path, tiny_model_dir
     assert (runs[0] / "mask.safetensors").read_bytes() == (runs[1] / "mask.safetensors").read_bytes()
 
 
+def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path, tiny_model_dir: Path):
+    """A sweep re-scored in one command: a summary line, and the runs whose figures moved named;
+    a bad path among them fails before any run is scored."""
+    for task in ("sst2", "stsb"):
+        assert run_cli("adapt", "--task", task, *tiny_overrides(tiny_model_dir)).exit_code == 0
+    runs = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
+    result = run_cli("evaluate", *map(str, runs))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("re-scored") == 3 and "2 of 2 runs re-scored to their stored figures exactly" in result.output
+
+    metrics = read_metrics(runs[1])
+    metrics["metrics"] = {key: value + 0.5 for key, value in metrics["metrics"].items()}  # as if scored elsewhere
+    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
+    result = run_cli("evaluate", *map(str, runs))
+    assert "1 of 2 runs re-scored to their stored figures exactly" in result.output and f"differs: {runs[1]}" in result.output
+
+    from conftest import assert_one_line_error
+
+    result = run_cli("evaluate", str(runs[0]), str(in_tmp / "nowhere"))
+    assert_one_line_error(result, "nowhere")
+    assert "re-scored" not in result.output
+
+
 def test_evaluate_refuses_a_mask_for_other_base_weights(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
     assert run_cli("adapt", "--task", "sst2", *tiny_overrides(tiny_model_dir)).exit_code == 0
     run_dir = only_run_dir(in_tmp / "outputs")
