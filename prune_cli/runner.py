@@ -313,8 +313,9 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
                   precision: str | None = None) -> DictConfig:
     """A finished run's own config, with what re-scoring it may change: the GLUE folder, the device
     and the precision (a run trained on a GPU in fp16 can be re-scored on a CPU, which emulates
-    fp16, in fp32). `evaluate` and `predict` both read a run through it; a bad precision or a
-    mask made for another task fails here, before any data or model is loaded."""
+    fp16, in fp32). Every command that loads a finished run reads it through here (evaluate,
+    predict, apply, export, analyze sensitivity); a bad precision or a mask made for another task
+    fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_config(run_dir)
     if data_dir is not None:
