@@ -219,11 +219,13 @@ def answer_all(bank: TaskBank, inputs: Sequence[Text]) -> Answers:
     """Run every loaded task on the inputs that have its form, one mask switch per task."""
     answers = Answers(list(inputs), {}, {}, {})
     for name in bank.tasks:
-        task_cfg = bank.task_config(name)
         fitting = [i for i, text in enumerate(inputs) if bank.takes(name, text)]
-        values = bank.predict_values(name, [inputs[i] for i in fitting]) if fitting else np.empty(0)
+        if not fitting:
+            answers.columns[name], answers.shares[name] = {}, "no input of this form"
+            continue
+        task_cfg = bank.task_config(name)
+        values = bank.predict_values(name, [inputs[i] for i in fitting])
         answers.columns[name] = {i: answer_text(task_cfg, value) for i, value in zip(fitting, values)}
-        answers.shares[name] = answer_shares(task_cfg, values) if fitting else "no input of this form"
-        if fitting:
-            answers.switch_seconds[name] = bank.last_switch_seconds
+        answers.shares[name] = answer_shares(task_cfg, values)
+        answers.switch_seconds[name] = bank.last_switch_seconds
     return answers

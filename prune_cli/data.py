@@ -38,6 +38,10 @@ class Examples:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def first(self, limit: int | None) -> "Examples":
+        """The first `limit` rows (all of them for None or 0): how `data.max_*_samples` cut a split."""
+        return Examples(self.texts[:limit], self.labels[:limit], self.source) if limit else self
+
 
 @dataclass(frozen=True)
 class TaskData:

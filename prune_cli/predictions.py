@@ -104,9 +104,9 @@ class _Job:
         if self.split == "test":
             self.inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(self.task, data_cfg).items()}
         else:  # the rows the run was scored on: its dev split(s), cut at data.max_eval_samples as the run was
-            limit = self.cfg.data.max_eval_samples or None
-            self.inputs = {key: ([str(i) for i in range(len(ex))[:limit]], data.Examples(ex.texts[:limit], ex.labels[:limit], ex.source))
-                           for key, ex in data.load_task_data(self.task, data_cfg, with_train=False).dev.items()}
+            dev = data.load_task_data(self.task, data_cfg, with_train=False).dev
+            cut = {key: ex.first(self.cfg.data.max_eval_samples) for key, ex in dev.items()}
+            self.inputs = {key: ([str(i) for i in range(len(ex))], ex) for key, ex in cut.items()}
         for key, (ids, examples) in self.inputs.items():
             if not ids:
                 raise UserError(f"task '{self.task['name']}': {self.split} set {key} has no rows ({examples.source})")

@@ -63,15 +63,20 @@ class Group:
         return statistics.fmean(self.values)
 
     @property
+    def measured_std(self) -> float | None:
+        """The seeds' sample standard deviation, or None for one seed: it has no spread to show,
+        and "± 0.0000" in a table would claim a spread of zero that nobody measured."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    @property
     def std(self) -> float:
-        """The seeds' sample standard deviation; 0.0 for one seed (what the plots shade)."""
-        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+        """The spread the plots shade: 0.0 for one seed."""
+        return self.measured_std or 0.0
 
     @property
     def mean_std(self) -> str:
-        """A table's "mean ± std" cell. One seed has no spread to show, so its cell is the mean
-        alone: "± 0.0000" would claim a spread of zero that nobody measured."""
-        return f"{self.mean:.4f} ± {self.std:.4f}" if len(self.values) > 1 else f"{self.mean:.4f}"
+        """A table's "mean ± std" cell; one seed's is the mean alone (`measured_std`)."""
+        return f"{self.mean:.4f}" if self.measured_std is None else f"{self.mean:.4f} ± {self.measured_std:.4f}"
 
 
 def collect(root: Path) -> Collected:
@@ -171,7 +176,7 @@ def to_csv(groups: list[Group]) -> str:
     writer = csv.writer(out)
     writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values", "train_seconds_mean"])
     for g in groups:
-        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", f"{g.std:.6f}" if len(g.values) > 1 else "",
+        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", "" if g.measured_std is None else f"{g.measured_std:.6f}",
                          len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"])
     return out.getvalue()
 

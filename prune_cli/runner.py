@@ -78,8 +78,7 @@ def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
 def encode_split(cfg: DictConfig, examples: data.Examples, tokenizer, limit: int | None) -> batching.Encoded:
     """Tokenise a split as the run does: its first `limit` examples, cut at data.max_seq_length
     (or at the model's positions, if fewer: `load_encoder` caps the tokenizer's length)."""
-    if limit:
-        examples = data.Examples(examples.texts[:limit], examples.labels[:limit], examples.source)
+    examples = examples.first(limit)
     regression = data.is_regression(OmegaConf.to_container(cfg.task, resolve=True))
     return batching.encode(examples, tokenizer, min(int(cfg.data.max_seq_length), tokenizer.model_max_length), regression)
 
@@ -332,7 +331,12 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
 def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
     (`data_dir`, `device` and `precision` override the run's own: `stored_config`)."""
-    cfg = stored_config(run_dir, data_dir, device, precision)
+    return _rescore(run_dir, stored_config(run_dir, data_dir, device, precision))[0]
+
+
+def _rescore(run_dir: Path, cfg: DictConfig) -> tuple[dict[str, float], dict[str, float]]:
+    """Score a finished run under `cfg` (its `stored_config`) and print it beside its stored
+    metrics; returns (metrics now, metrics stored)."""
     stored = rundir.load_metrics(run_dir)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
@@ -341,7 +345,7 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
     display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))
-    return metrics
+    return metrics, stored.get("metrics", {})
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
@@ -349,10 +353,9 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
     """Re-score several runs (a sweep, after a move to another machine); returns those whose
     figures differ from their stored ones. Every run's config and mask are checked before the
     first is scored, so a mistyped path fails at once rather than after the others' minutes."""
-    for run_dir in run_dirs:
-        stored_config(run_dir, data_dir, device, precision)
-    return [run_dir for run_dir in run_dirs
-            if evaluate(run_dir, data_dir, device, precision) != rundir.load_metrics(run_dir).get("metrics")]
+    configs = [stored_config(run_dir, data_dir, device, precision) for run_dir in run_dirs]
+    rescored = [(run_dir, *_rescore(run_dir, cfg)) for run_dir, cfg in zip(run_dirs, configs)]
+    return [run_dir for run_dir, now, stored in rescored if now != stored]
 
 
 def resume(run_dir: Path) -> float:
