@@ -14,6 +14,10 @@ saved step, while earlier phases see from `pending_phase` that they are already 
 their results from the carry. Batch order needs no RNG state: a stream re-derives its order from
 the seed and skips the batches it already served.
 
+Ctrl-C or SIGTERM while a method trains (inside `stopping.deferred`) does not lose the steps since
+the last save: the loop stops after the step it is in, saving a checkpoint there first (a second
+one stops at once). The run then continues with `--resume` like a killed one.
+
 The state is one `torch.save` file (nested optimiser state dicts are not flat tensors, so
 safetensors does not fit), written atomically, loaded with `weights_only=True`.
 """
@@ -30,8 +34,8 @@ from typing import Any, Callable
 
 import torch
 
-from prune_cli import rundir
-from prune_cli.errors import UserError
+from prune_cli import rundir, stopping
+from prune_cli.errors import RunInterrupted, UserError
 
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
@@ -72,7 +76,14 @@ class Checkpointer:
         return self.every > 0 and steps_done % self.every == 0
 
     def maybe_save(self, phase: str, steps_done: int, state: Callable[[], dict[str, Any]]) -> None:
-        """Save after `steps_done` steps of `phase` if the cadence says so."""
+        """Save after `steps_done` steps of `phase` if the cadence says so. If Ctrl-C or SIGTERM
+        asked for a stop (`stopping.requested`), this step boundary is where the run stops: save
+        (where checkpoints are on) and raise RunInterrupted."""
+        if stopping.requested is not None:
+            if self.every > 0:
+                self.save(phase, steps_done, state())
+                log.warning("stopped after step %d of phase %r; checkpoint saved", steps_done, phase)
+            raise RunInterrupted(signum=stopping.requested)
         if self.due(steps_done):
             self.save(phase, steps_done, state())
 

@@ -1,18 +1,23 @@
 """`prune-cli`: a thin Typer front. Options become Hydra overrides; the work is in `runner`.
 
-Every `UserError` ends as one red line and exit code 2; `--debug` shows the traceback instead.
+Every `UserError` ends as one red line and exit code 2; Ctrl-C or SIGTERM as one line (for a run:
+where it was left and how to resume it), then the process ends as that signal would have ended
+it (`main`). `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 import typer
 
 from prune_cli import display
-from prune_cli.errors import UserError
+from prune_cli.errors import RunInterrupted, UserError
+from prune_cli.stopping import STOP_SIGNALS
 
 app = typer.Typer(
     add_completion=False,
@@ -53,6 +58,10 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
         where = f" ({exc.filename})" if exc.filename else ""
         display.fail(f"{exc.strerror or exc}{where}; check the path and its permissions")
         raise typer.Exit(code=2) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a run's SIGTERM: Typer would exit 130 without a word
+        stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted()
+        display.interrupted(stop.detail, signal.Signals(stop.signum).name)
+        raise typer.Exit(code=stop.exit_code) from None
 
 
 def options_to_overrides(
@@ -374,7 +383,20 @@ def show_config(
 
 
 def main() -> None:
-    app()
+    """The console script. A command that Ctrl-C or SIGTERM stopped (guarded shows its line and
+    exits 128 + the signal) ends killed by that signal, as a shell expects: a script running
+    prune-cli then stops too, where a plain exit code would read as "handled" and the script
+    would go on to its next command."""
+    try:
+        app()
+    except SystemExit as ended:
+        signum = ended.code - 128 if isinstance(ended.code, int) else 0
+        if signum in STOP_SIGNALS:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise
 
 
 if __name__ == "__main__":

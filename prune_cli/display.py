@@ -67,6 +67,13 @@ def fail(message: str) -> None:
     sys.stderr.flush()
 
 
+def interrupted(detail: str, signal_name: str) -> None:
+    """The one line of a command stopped by Ctrl-C or SIGTERM: not the user's error, not shown as one."""
+    how = "" if signal_name == "SIGINT" else f" ({signal_name})"
+    error_console.print(f"[bold yellow]interrupted{how}[/]{': ' + detail if detail else ''}", highlight=False, soft_wrap=True)
+    sys.stderr.flush()
+
+
 def predictions_table(texts: Sequence[str], columns: Mapping[str, Mapping[int, object]]) -> Table:
     """One row per input text, one column per task ('-' where the task takes other inputs)."""
     table = Table(title="predictions")

@@ -1,13 +1,37 @@
-"""The one exception type that means "the user asked for something we cannot do".
+"""The exceptions the CLI shows as one line instead of a traceback.
 
-Everything raised as `UserError` is shown as a single line with a non-zero exit and no
-traceback; anything else is a bug and keeps its traceback (or shows it with `--debug`).
+Everything raised as `UserError` ("the user asked for something we cannot do") is shown as a
+single line with exit code 2; `RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single
+line, the process then ending as that signal would have ended it. Anything else is a bug and
+keeps its traceback (or shows it with `--debug`).
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 
     exit_code = 2
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; `detail` says where it was left and how to go on.
+
+    It stays a KeyboardInterrupt (a BaseException) so that it passes through Hydra and a sweep
+    stops, where an Exception would be recorded as one failed job and the sweep would go on.
+    """
+
+    def __init__(self, detail: str = "", signum: int = signal.SIGINT):
+        super().__init__(detail)
+        self.detail = detail
+        self.signum = int(signum)
+
+    def __reduce__(self):  # a sweep's worker process sends it back to the launcher pickled
+        return type(self), (self.detail, self.signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's code for a process that the signal ended

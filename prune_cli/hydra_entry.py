@@ -8,6 +8,7 @@ code reads or writes `sys.argv`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
@@ -19,13 +20,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prune_cli import display, rundir, runner
+from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, searchpath_overrides
-from prune_cli.errors import UserError
+from prune_cli.errors import RunInterrupted, UserError
 
 FAILED = "failed.json"
 log = logging.getLogger(__name__)
 failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
+# A sweep's Ctrl-C or SIGTERM, in the launcher's process. Jobs in worker processes (joblib) get
+# the signal too (one process group) and stop after their step with a checkpoint; the launcher
+# must outlive them, since dying at once it would kill them mid-step, so it waits for their
+# RunInterrupted. A job in this process (the basic launcher) stops the same way.
+SWEEP_STOPS = "the sweep's running jobs stop after their current step, with a checkpoint, and no new job starts"
 
 
 class _CarriedUserError(BaseException):
@@ -50,7 +56,8 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
     saved = sys.argv
     sys.argv = ["prune-cli", *searchpath_overrides(), *overrides, *(["--multirun"] if multirun else [])]
     try:
-        _adapt_main()
+        with stopping.deferred(SWEEP_STOPS) if multirun else contextlib.nullcontext():
+            _adapt_main()
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
@@ -64,8 +71,16 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
 def _adapt_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if stopping.requested is not None:  # asked to stop as the job before this one ended: this one never starts
+        rundir.discard_unstarted(run_dir, Path(hydra_cfg.sweep.dir))
+        raise RunInterrupted(f"the sweep stopped before job {hydra_cfg.job.num} started", stopping.requested)
     try:
         return runner.adapt(cfg, run_dir)
+    except RunInterrupted as interrupted:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # a stop ends the whole sweep, not one job
+            raise RunInterrupted(f"sweep job {hydra_cfg.job.num}: {interrupted.detail}; the sweep stopped "
+                                 f"(any other unfinished job in {hydra_cfg.sweep.dir} resumes the same way)", interrupted.signum) from None
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure is shown or recorded, none is hidden
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if isinstance(exc, UserError):

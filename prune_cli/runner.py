@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import platform
 import random
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,11 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors
 
 import prune_cli
-from prune_cli import batching, data, display, mask_format, rundir
+from prune_cli import batching, data, display, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
 from prune_cli.config import check_config
-from prune_cli.errors import UserError
+from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
 from prune_cli.training import RunContext, check_precision, new_head, pick_device, plan_budget, score
@@ -146,8 +147,15 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
 
     With `resume`, `run_dir` is a killed run of this same config: training continues from its
     last checkpoint (or from step 0 if it had none) and the result is bit-identical to an
-    uninterrupted run.
+    uninterrupted run. Ctrl-C or SIGTERM ends in RunInterrupted, whose line says how to resume.
     """
+    try:
+        return _adapt(cfg, run_dir, resume)
+    except KeyboardInterrupt as stop:  # RunInterrupted from a loop's step boundary, or a plain Ctrl-C elsewhere
+        raise RunInterrupted(rundir.interrupted_message(run_dir), getattr(stop, "signum", signal.SIGINT)) from None
+
+
+def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     check_config(cfg)
     if resume:
         rundir.require_resumable(run_dir)
@@ -175,7 +183,11 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
         log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
 
     started = time.perf_counter()
-    result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+    with stopping.deferred("stopping after this step" + (", with a checkpoint" if checkpoints.every > 0 else
+                                                          " (checkpoints are off: the run would start again from step 0)")):
+        result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+        if stopping.requested is not None:  # after the last step, with nothing saved: the result is seconds away
+            log.warning("the stop came after the last training step: finishing the run")
     if checkpoints.pending is not None:
         raise UserError(f"the checkpoint in {run_dir} is for phase {checkpoints.pending.phase!r}, which {cfg.method.name} never reached")
     train_seconds = time.perf_counter() - started

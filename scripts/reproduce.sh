@@ -15,6 +15,7 @@
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
+# Ctrl-C (or SIGTERM) stops every running lane after its current step, with a checkpoint.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
 # JOBS=2 runs two cells at a time with cores/JOBS torch threads each (trainer.num_threads; a
@@ -257,21 +258,50 @@ jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
-run_one() {  # dir, then the adapt options
+# Ctrl-C or SIGTERM stops the grid without losing steps: each running prune-cli gets SIGTERM and
+# stops after its current step with a checkpoint, which the next run of this script resumes. A
+# background lane ignores Ctrl-C (bash does that to `&` jobs of a script), so the signal is passed
+# on by hand: here to each lane, and in run_one by the shell that waits for that prune-cli.
+stop_grid() {
+  trap '' INT TERM
+  local lanes
+  lanes=$(jobs -p)
+  [ -z "$lanes" ] || kill -TERM $lanes 2>/dev/null
+  wait
+  echo "$(date +%T) stopped: run the same command again to go on (finished runs are skipped, stopped ones resume)" >&2
+  exit 130
+}
+trap stop_grid INT TERM
+
+run_one() {  # dir, then the adapt options; returns non-zero only if the run was stopped by a signal
   local dir=$1; shift
-  local lane=() lane_env=()
+  local lane=() lane_env=() command pid status stopping=0
   if [ "$jobs" -gt 1 ]; then lane=("trainer.num_threads=$threads"); lane_env=("OMP_NUM_THREADS=$threads"); fi
   echo "$(date +%T) $* -> $dir"
   if [ -f "$dir/.hydra/config.yaml" ]; then
-    env "${lane_env[@]}" $cli adapt --resume "$dir"
+    command=(env "${lane_env[@]}" $cli adapt --resume "$dir")
   else
-    $cli adapt "$@" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir"
-  fi || echo "$(date +%T) FAILED: $dir" >&2
+    command=($cli adapt "$@" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir")
+  fi
+  pid=""
+  trap 'stopping=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' INT TERM
+  "${command[@]}" &  # waited for below, so that this shell can pass a stop on to it
+  pid=$!
+  [ "$stopping" = 0 ] || kill -TERM "$pid" 2>/dev/null  # a stop that came as it started
+  wait "$pid"
+  status=$?
+  while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done  # a trap ended the wait early
+  trap stop_grid INT TERM
+  case $status in
+    0) ;;
+    130 | 143) echo "$(date +%T) STOPPED: $dir" >&2; return "$status" ;;
+    *) echo "$(date +%T) FAILED: $dir" >&2 ;;
+  esac
 }
 
 launch() {  # like run_one, but with JOBS > 1 in the background, at most JOBS at a time
   if [ -f "$1/metrics.json" ]; then return 0; fi
-  if [ "$jobs" -le 1 ]; then run_one "$@"; return; fi
+  if [ "$jobs" -le 1 ]; then run_one "$@" || stop_grid; return; fi
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
   run_one "$@" &
 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -425,3 +427,65 @@ def test_bf16_runs_the_default_recipe_in_bf16_on_three_seeds_of_every_task(tmp_p
     for call in calls:
         args = call["args"]
         assert overrides(args) == {"trainer.precision=bf16"} and args[args.index("--sparsity") + 1] == "0.5"
+
+
+# A run that takes long enough to be stopped: on SIGTERM it records the stop and ends killed by
+# that signal, as prune-cli does after saving its checkpoint; it notes whether Ctrl-C reaches it.
+STOPPABLE_CLI = r'''
+import json, os, signal, sys, time
+from pathlib import Path
+log = Path(os.environ["FAKE_LOG"])
+running = log.parent / "running"
+running.mkdir(exist_ok=True)
+me = running / str(os.getpid())
+args = sys.argv[1:]
+
+def record(entry):
+    with open(log, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+def stop(number, frame):
+    record({"stopped": args, "signal": number})
+    me.unlink()
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+
+signal.signal(signal.SIGTERM, stop)
+if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    signal.signal(signal.SIGINT, stop)
+me.touch()
+record({"args": args})
+if args[0] == "adapt":
+    time.sleep(60)
+me.unlink()
+'''
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_stops_every_running_lane_with_sigterm_and_starts_nothing_more(tmp_path: Path, jobs: int):
+    """A terminal's Ctrl-C (SIGINT to the whole process group) reaches prune-cli as SIGTERM in
+    every lane (a `&` lane ignores SIGINT), the script waits for them, then stops: no new cell,
+    no report, no run left behind."""
+    fake = tmp_path / "stoppable_cli.py"
+    fake.write_text(STOPPABLE_CLI)
+    log = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
+           "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": ""}
+    script = subprocess.Popen(["bash", str(SCRIPT), str(tmp_path / "runs"), str(tmp_path / "report")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    running = tmp_path / "running"
+    deadline = time.monotonic() + 60
+    while (not running.is_dir() or len(list(running.iterdir())) < jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # every lane's run is in its sleep, its handlers installed
+    os.killpg(script.pid, signal.SIGINT)
+    out, err = script.communicate(timeout=30)
+    assert script.returncode == 130, out + err
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    started = [c["args"] for c in calls if "args" in c]
+    stopped = [c for c in calls if "stopped" in c]
+    assert len(started) == jobs and all(a[0] == "adapt" for a in started), calls  # no further cell, no report
+    assert sorted(map(str, (c["stopped"] for c in stopped))) == sorted(map(str, started))
+    assert {c["signal"] for c in stopped} == {signal.SIGTERM}, "a lane's run should get SIGTERM, not Ctrl-C"
+    assert not list(running.iterdir()), "a run outlived the script"
+    assert err.count("STOPPED: ") == jobs and "run the same command again" in err, err

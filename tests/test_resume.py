@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from conftest import only_run_dir, read_metrics, run_cli, tiny_overrides
-from prune_cli import checkpointing, rundir
+from prune_cli import checkpointing, rundir, stopping
 
 
 class _Killed(BaseException):
@@ -162,3 +163,152 @@ def test_resume_refuses_a_corrupt_checkpoint(in_tmp: Path, tiny_model_dir: Path,
     result = run_cli("adapt", "--resume", str(in_tmp / "killed"))
     assert result.exit_code == 2
     assert "cannot be read" in result.output and "delete the checkpoint folder" in result.output
+
+
+def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, step: int, presses: int = 1) -> None:
+    """Press Ctrl-C (a real SIGINT to this process) `presses` times during step `step` of
+    `phase`, as it ends (steps are numbered as the run's history numbers them)."""
+    original = checkpointing.Checkpointer.maybe_save
+
+    def pressing(self, at_phase, steps_done, state):
+        if (at_phase, steps_done) == (phase, step):
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs before the next press, as with a person's two presses
+        original(self, at_phase, steps_done, state)
+
+    monkeypatch.setattr(checkpointing.Checkpointer, "maybe_save", pressing)
+
+
+def _interrupted_line(result) -> str:
+    assert result.exit_code == 130, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+# (method, extra overrides, sparsity, steps, the phase and step Ctrl-C comes in): each of the
+# three loops that save checkpoints, stopped between two of its regular checkpoints (every 5 steps)
+CTRL_C_CASES = [
+    ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, "prune", 7),
+    ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, "head", 33),
+    ("finetune", [], "0.0", 12, "finetune", 8),
+]
+
+
+@pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "phase", "saved_at"), CTRL_C_CASES,
+                         ids=[f"{c[0]}-{c[4]}" for c in CTRL_C_CASES])
+def test_ctrl_c_saves_a_checkpoint_at_the_step_and_resumes_bit_identical(
+        in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        method: str, extra: list[str], sparsity: str, steps: int, phase: str, saved_at: int):
+    """The first Ctrl-C lets the step finish, saves there (not at the last regular checkpoint,
+    which would lose steps), exits 130 with one line naming the resume command."""
+    common = [*extra, f"method={method}", f"sparsity={sparsity}", "checkpoint.every_steps=5", "trainer.epochs=null",
+              *tiny_overrides(tiny_model_dir, steps=steps)]
+    assert run_cli("adapt", *common, "hydra.run.dir=uninterrupted").exit_code == 0
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, phase, saved_at)
+        line = _interrupted_line(run_cli("adapt", *common, "hydra.run.dir=stopped"))
+    stopped = in_tmp / "stopped"
+    assert f"after step {saved_at} of phase '{phase}'" in line and f"prune-cli adapt --resume {stopped}" in line, line
+    assert json.loads((stopped / rundir.CHECKPOINT_PROGRESS).read_text()) == {"phase": phase, "steps_done": saved_at}
+    assert not (stopped / rundir.METRICS).exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the run's Ctrl-C handler outlived it"
+
+    result = run_cli("adapt", "--resume", str(stopped))
+    assert result.exit_code == 0, result.output
+    _same_run(in_tmp / "uninterrupted", stopped)
+    assert read_metrics(stopped)["resumed_from"] == {"phase": phase, "steps_done": saved_at}
+
+
+def test_second_ctrl_c_stops_at_once_and_the_last_regular_checkpoint_resumes(
+        in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    common = [*QUICK_PRUNING, "checkpoint.every_steps=5", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=40)]
+    assert run_cli("adapt", *common, "hydra.run.dir=uninterrupted").exit_code == 0
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 7, presses=2)
+        line = _interrupted_line(run_cli("adapt", *common, "hydra.run.dir=stopped"))
+    assert "after step 5 of phase 'prune'" in line, line
+    result = run_cli("adapt", "--resume", str(in_tmp / "stopped"))
+    assert result.exit_code == 0, result.output
+    _same_run(in_tmp / "uninterrupted", in_tmp / "stopped")
+
+
+def test_ctrl_c_with_checkpoints_off_says_the_run_starts_again(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 3)
+        line = _interrupted_line(run_cli("adapt", "checkpoint.every_steps=0", *tiny_overrides(tiny_model_dir, steps=6),
+                                         "hydra.run.dir=stopped"))
+    assert "before the run's first checkpoint" in line and "starts it again from step 0" in line, line
+    assert not (in_tmp / "stopped" / rundir.CHECKPOINT).exists()
+
+
+def test_ctrl_c_stops_a_sweep_and_names_its_job(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 2)
+        line = _interrupted_line(run_cli("adapt", "-m", "seed=1,2", "checkpoint.every_steps=5", *tiny_overrides(tiny_model_dir, steps=12),
+                                         "hydra.sweep.dir=sweep"))
+    assert "sweep job 0:" in line and "after step 2 of phase 'prune'" in line and "the sweep stopped (any other unfinished job in sweep resumes" in line, line
+    assert len(list((in_tmp / "sweep").rglob(".hydra"))) == 1, "the second job started after Ctrl-C"
+
+
+def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
+    """joblib's workers get a terminal's Ctrl-C too (one process group): the launcher waits while
+    each saves after its step, instead of dying and killing them mid-step; no later job starts."""
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "seed=1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               "trainer.num_threads=1", "checkpoint.every_steps=25", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=3000),
+               "hydra.sweep.dir=sweep", "hydra.sweep.subdir=seed${seed}"]
+    process = subprocess.Popen(command, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    progress = [in_tmp / "sweep" / f"seed{seed}" / rundir.CHECKPOINT_PROGRESS for seed in (1, 2)]
+    deadline = time.monotonic() + 240
+    while not all(p.exists() for p in progress) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGINT, out + err  # ends killed by SIGINT, as a shell expects
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and "the sweep stopped" in lines[0] and "--resume" in lines[0], err[-3000:]
+    assert "Traceback" not in err
+    for path in progress:
+        job = path.parent.parent
+        stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (job / rundir.LOG).read_text())
+        assert len(stops) == 1, f"{job.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
+        assert json.loads(path.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+        assert not (job / rundir.METRICS).exists()
+    assert not (in_tmp / "sweep" / "seed3").exists(), "a job started after Ctrl-C"
+
+
+def test_the_first_stop_signal_is_recorded_and_the_second_stops_at_once():
+    """Inside nested blocks (a sweep around a job's training) one record; the handlers go back after."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with stopping.deferred("the sweep stops"):
+        with stopping.deferred("the run stops"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert stopping.requested == signal.SIGTERM
+        assert stopping.requested == signal.SIGTERM, "the sweep must see its job's stop"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert stopping.requested is None, "a stop of this sweep would refuse the next command's runs"
+
+
+def test_a_sweep_asked_to_stop_between_jobs_starts_no_further_job(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from prune_cli import runner
+
+    finish = runner.adapt
+
+    def finish_then_stop(cfg, run_dir, resume=False):  # a Ctrl-C as job 0 has just finished
+        value = finish(cfg, run_dir, resume)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return value
+
+    monkeypatch.setattr(runner, "adapt", finish_then_stop)
+    line = _interrupted_line(run_cli("adapt", "-m", "seed=1,2", *tiny_overrides(tiny_model_dir), "hydra.sweep.dir=sweep",
+                                     "hydra.sweep.subdir=seed${seed}"))
+    assert "the sweep stopped before job 1 started" in line, line
+    assert (in_tmp / "sweep" / "seed1" / rundir.METRICS).exists()
+    assert not (in_tmp / "sweep" / "seed2").exists(), "the job that never started left its directory"
