@@ -7,6 +7,7 @@ it (`main`). `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -60,7 +61,8 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or a run's SIGTERM: Typer would exit 130 without a word
         stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted()
-        display.interrupted(stop.detail, signal.Signals(stop.signum).name)
+        with contextlib.suppress(OSError, SystemExit):  # a closed stderr (rich exits on a broken pipe) must not
+            display.interrupted(stop.detail, signal.Signals(stop.signum).name)  # change how the process ends
         raise typer.Exit(code=stop.exit_code) from None
 
 
@@ -166,9 +168,9 @@ def report(
         groups, found, out_dir = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for path, reason in found.failed:
-            display.console.print(f"[red]failed[/] {path}: {reason}")
+            display.console.print(f"[red]failed[/] {path}: {reason}", soft_wrap=True, highlight=False)
         for path in found.incomplete:
-            display.console.print(f"[yellow]incomplete[/] {path} (no metrics.json)")
+            display.console.print(f"[yellow]incomplete[/] {path}: {reporting.incomplete_reason(path)}", soft_wrap=True, highlight=False)
         display.console.print(f"wrote {out_dir / 'report.csv'}, {out_dir / 'report.md'} and report_<task>.png")
 
     guarded(work, debug)
@@ -392,8 +394,9 @@ def main() -> None:
     except SystemExit as ended:
         signum = ended.code - 128 if isinstance(ended.code, int) else 0
         if signum in STOP_SIGNALS:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError):  # `| tee` died of the same Ctrl-C
+                    stream.flush()
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
         raise

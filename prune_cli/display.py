@@ -1,4 +1,4 @@
-"""What a person sees: a rich progress bar during training and a table of metrics at the end."""
+"""What a person sees: a rich progress bar during training (on stderr) and a table of metrics at the end."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
         TextColumn("loss {task.fields[loss]:.4f}  sparsity {task.fields[sparsity]:.3f}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=not console.is_terminal,
+        console=error_console,  # a display, not output: `> log` or `| tee log` keeps it out of the log,
+        transient=not error_console.is_terminal,  # and a closed stdout (`| head`) cannot end the run mid-step
     )
     with progress:
         bars: dict[str, object] = {}

@@ -30,7 +30,8 @@ failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launche
 # A sweep's Ctrl-C or SIGTERM, in the launcher's process. Jobs in worker processes (joblib) get
 # the signal too (one process group) and stop after their step with a checkpoint; the launcher
 # must outlive them, since dying at once it would kill them mid-step, so it waits for their
-# RunInterrupted. A job in this process (the basic launcher) stops the same way.
+# RunInterrupted (joblib then ends the sweep at the first one, which can cut another's save
+# short). A job in this process (the basic launcher) stops the same way.
 SWEEP_STOPS = "the sweep's running jobs stop after their current step, with a checkpoint, and no new job starts"
 
 

@@ -101,6 +101,13 @@ def collect(root: Path) -> Collected:
     return found
 
 
+def incomplete_reason(run_dir: Path) -> str:
+    """Why a run has no results, and for one that stopped, how it goes on."""
+    if (run_dir / rundir.METRICS).exists():
+        return f"{rundir.METRICS} cannot be read"
+    return f"no {rundir.METRICS} (stopped or killed); it holds {rundir.resume_hint(run_dir)}"
+
+
 # Overrides that name a run rather than change its recipe: left out of an ablation's "changes".
 IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.progress", "trainer.log_every",
                       "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
@@ -211,7 +218,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
     if found.failed or found.incomplete:
         lines += ["## Runs without results", ""]
         lines += [f"- failed: `{path}`: {reason}" for path, reason in found.failed]
-        lines += [f"- incomplete (no metrics.json): `{path}`" for path in found.incomplete]
+        lines += [f"- incomplete: `{path}`: {incomplete_reason(path)}" for path in found.incomplete]
         lines.append("")
     return "\n".join(lines)
 

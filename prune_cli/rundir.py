@@ -164,17 +164,22 @@ def require_resumable(run_dir: Path) -> None:
         raise UserError(f"cannot write to run directory {run_dir}; resuming needs to write its results there")
 
 
-def interrupted_message(run_dir: Path) -> str:
-    """What to say when Ctrl-C or SIGTERM stops a run (after "interrupted: "): what the run
-    directory holds and how to go on."""
-    if (run_dir / METRICS).exists():
-        return f"after the run finished; its results are complete in {run_dir}"
+def resume_hint(run_dir: Path) -> str:
+    """What an unfinished run directory holds and the command that goes on with it: the line of a
+    stopped run and `report`'s list of unfinished runs say it alike."""
     try:
         saved = json.loads((run_dir / CHECKPOINT_PROGRESS).read_text())
         where = f"after step {int(saved['steps_done'])} of phase {saved['phase']!r}"
     except (OSError, ValueError, KeyError, TypeError):
-        return f"before the run's first checkpoint; `prune-cli adapt --resume {run_dir}` starts it again from step 0"
-    return f"{run_dir} holds a checkpoint {where}; `prune-cli adapt --resume {run_dir}` continues from there"
+        return f"no checkpoint; `prune-cli adapt --resume {run_dir}` runs it again from step 0"
+    return f"a checkpoint {where}; `prune-cli adapt --resume {run_dir}` continues from there"
+
+
+def interrupted_message(run_dir: Path) -> str:
+    """What to say when Ctrl-C or SIGTERM stops a run (after "interrupted: ")."""
+    if (run_dir / METRICS).exists():
+        return f"after the run finished; its results are complete in {run_dir}"
+    return f"{run_dir} holds {resume_hint(run_dir)}"
 
 
 def load_config(run_dir: Path) -> DictConfig:

@@ -240,7 +240,7 @@ def test_ctrl_c_with_checkpoints_off_says_the_run_starts_again(in_tmp: Path, tin
         _ctrl_c_at(patch, "prune", 3)
         line = _interrupted_line(run_cli("adapt", "checkpoint.every_steps=0", *tiny_overrides(tiny_model_dir, steps=6),
                                          "hydra.run.dir=stopped"))
-    assert "before the run's first checkpoint" in line and "starts it again from step 0" in line, line
+    assert "holds no checkpoint" in line and "runs it again from step 0" in line, line
     assert not (in_tmp / "stopped" / rundir.CHECKPOINT).exists()
 
 
@@ -253,9 +253,11 @@ def test_ctrl_c_stops_a_sweep_and_names_its_job(in_tmp: Path, tiny_model_dir: Pa
     assert len(list((in_tmp / "sweep").rglob(".hydra"))) == 1, "the second job started after Ctrl-C"
 
 
-def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
-    """joblib's workers get a terminal's Ctrl-C too (one process group): the launcher waits while
-    each saves after its step, instead of dying and killing them mid-step; no later job starts."""
+def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
+    """joblib's workers get a terminal's Ctrl-C too (one process group): the launcher waits
+    instead of dying and killing them mid-step, the job it names stopped after a step with a
+    checkpoint, and no later job starts. (joblib ends the sweep with the first job to stop, which
+    can cut another worker's save short; that job keeps its last regular checkpoint.)"""
     command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "seed=1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                "trainer.num_threads=1", "checkpoint.every_steps=25", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=3000),
                "hydra.sweep.dir=sweep", "hydra.sweep.subdir=seed${seed}"]
@@ -270,12 +272,12 @@ def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_che
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert len(lines) == 1 and "the sweep stopped" in lines[0] and "--resume" in lines[0], err[-3000:]
     assert "Traceback" not in err
+    named = in_tmp / "sweep" / re.search(r"sweep job \d+: \S*/(seed\d)", lines[0]).group(1)
+    stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (named / rundir.LOG).read_text())
+    assert len(stops) == 1, f"{named.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
+    assert json.loads((named / rundir.CHECKPOINT_PROGRESS).read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
     for path in progress:
-        job = path.parent.parent
-        stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (job / rundir.LOG).read_text())
-        assert len(stops) == 1, f"{job.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
-        assert json.loads(path.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
-        assert not (job / rundir.METRICS).exists()
+        assert path.exists() and not (path.parent.parent / rundir.METRICS).exists()
     assert not (in_tmp / "sweep" / "seed3").exists(), "a job started after Ctrl-C"
 
 
