@@ -7,6 +7,7 @@ it (`main`). `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -389,17 +390,26 @@ def main() -> None:
     exits 128 + the signal) ends killed by that signal, as a shell expects: a script running
     prune-cli then stops too, where a plain exit code would read as "handled" and the script
     would go on to its next command."""
+    stopped_by: list[int] = []
+    # Registered first, so it runs last: after the interpreter has shut down what runs beside
+    # it (joblib's worker processes, which would otherwise outlive the command) and after every
+    # later atexit handler (multiprocessing's cleanup among them).
+    atexit.register(lambda: stopped_by and _end_by_signal(stopped_by[0]))
     try:
         app()
     except SystemExit as ended:
         signum = ended.code - 128 if isinstance(ended.code, int) else 0
         if signum in STOP_SIGNALS:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(OSError):  # `| tee` died of the same Ctrl-C
-                    stream.flush()
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            stopped_by.append(signum)
         raise
+
+
+def _end_by_signal(signum: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # `| tee` died of the same Ctrl-C
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 if __name__ == "__main__":

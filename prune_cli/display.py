@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Iterator, Mapping, Sequence
 
 from rich.console import Console
@@ -72,6 +72,13 @@ def interrupted(detail: str, signal_name: str) -> None:
     how = "" if signal_name == "SIGINT" else f" ({signal_name})"
     error_console.print(f"[bold yellow]interrupted{how}[/]{': ' + detail if detail else ''}", highlight=False, soft_wrap=True)
     sys.stderr.flush()
+
+
+def stopped_job(detail: str) -> None:
+    """A sweep job's line when a stop ended it, shown where the job ran (a joblib worker too)."""
+    with suppress(OSError, SystemExit):  # rich exits on a broken pipe; the sweep's own line follows
+        error_console.print(f"[bold yellow]stopped[/] {detail}", highlight=False, soft_wrap=True)
+        sys.stderr.flush()
 
 
 def predictions_table(texts: Sequence[str], columns: Mapping[str, Mapping[int, object]]) -> Table:

@@ -27,11 +27,11 @@ from prune_cli.errors import RunInterrupted, UserError
 FAILED = "failed.json"
 log = logging.getLogger(__name__)
 failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
-# A sweep's Ctrl-C or SIGTERM, in the launcher's process. Jobs in worker processes (joblib) get
-# the signal too (one process group) and stop after their step with a checkpoint; the launcher
-# must outlive them, since dying at once it would kill them mid-step, so it waits for their
-# RunInterrupted (joblib then ends the sweep at the first one, which can cut another's save
-# short). A job in this process (the basic launcher) stops the same way.
+# A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
+# group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
+# stopped job does not raise (joblib would end the sweep at the first one, killing the other
+# workers mid-save): it shows its line where it ran and returns, every job after it returns at
+# once, and the launcher, which recorded the signal itself, ends the command when all have.
 SWEEP_STOPS = "the sweep's running jobs stop after their current step, with a checkpoint, and no new job starts"
 
 
@@ -54,11 +54,16 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
     """
     register_resolvers()
     failed_jobs.clear()
+    stopping.stopped_sweep = None
     saved = sys.argv
     sys.argv = ["prune-cli", *searchpath_overrides(), *overrides, *(["--multirun"] if multirun else [])]
     try:
         with stopping.deferred(SWEEP_STOPS) if multirun else contextlib.nullcontext():
             _adapt_main()
+            asked = stopping.requested or (stopping.stopped_sweep[1] if stopping.stopped_sweep else None)
+        if multirun and asked is not None:
+            raise RunInterrupted("the sweep stopped: each stopped job's line gives its --resume command; "
+                                 "jobs that had not started did not run", asked)
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
@@ -72,18 +77,22 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
 def _adapt_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    if stopping.requested is not None:  # asked to stop as the job before this one ended: this one never starts
-        rundir.discard_unstarted(run_dir, Path(hydra_cfg.sweep.dir))
-        raise RunInterrupted(f"the sweep stopped before job {hydra_cfg.job.num} started", stopping.requested)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = str(hydra_cfg.sweep.dir)
+    stopped_here = stopping.stopped_sweep is not None and stopping.stopped_sweep[0] == sweep_dir
+    if in_sweep and (stopping.requested is not None or stopped_here):
+        rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
+        return None
     try:
         return runner.adapt(cfg, run_dir)
     except RunInterrupted as interrupted:
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # a stop ends the whole sweep, not one job
-            raise RunInterrupted(f"sweep job {hydra_cfg.job.num}: {interrupted.detail}; the sweep stopped "
-                                 f"(any other unfinished job in {hydra_cfg.sweep.dir} resumes the same way)", interrupted.signum) from None
-        raise
+        if not in_sweep:
+            raise
+        stopping.stopped_sweep = (sweep_dir, interrupted.signum)
+        display.stopped_job(f"sweep job {hydra_cfg.job.num}: {interrupted.detail}")
+        return None
     except Exception as exc:  # noqa: BLE001 - every failure is shown or recorded, none is hidden
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+        if not in_sweep:
             if isinstance(exc, UserError):
                 raise _CarriedUserError(exc, run_dir) from None
             raise

@@ -19,6 +19,10 @@ from typing import Iterator
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 log = logging.getLogger(__name__)
 requested: int | None = None  # the signal that asked for a stop, inside the outermost block
+# (sweep dir, signal) of a sweep job this process stopped: the sweep's later jobs here do not
+# start. Kept here, not in hydra_entry: joblib's workers receive the job function pickled by
+# value, with a fresh copy of its own module's globals for every job.
+stopped_sweep: tuple[str, int] | None = None
 _depth = 0
 
 

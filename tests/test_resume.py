@@ -244,20 +244,27 @@ def test_ctrl_c_with_checkpoints_off_says_the_run_starts_again(in_tmp: Path, tin
     assert not (in_tmp / "stopped" / rundir.CHECKPOINT).exists()
 
 
+def _stopped_job_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("stopped sweep job")]
+
+
 def test_ctrl_c_stops_a_sweep_and_names_its_job(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as patch:
         _ctrl_c_at(patch, "prune", 2)
-        line = _interrupted_line(run_cli("adapt", "-m", "seed=1,2", "checkpoint.every_steps=5", *tiny_overrides(tiny_model_dir, steps=12),
-                                         "hydra.sweep.dir=sweep"))
-    assert "sweep job 0:" in line and "after step 2 of phase 'prune'" in line and "the sweep stopped (any other unfinished job in sweep resumes" in line, line
-    assert len(list((in_tmp / "sweep").rglob(".hydra"))) == 1, "the second job started after Ctrl-C"
+        result = run_cli("adapt", "-m", "seed=1,2", "checkpoint.every_steps=5", *tiny_overrides(tiny_model_dir, steps=12),
+                         "hydra.sweep.dir=sweep", "hydra.sweep.subdir=seed${seed}")
+    assert "the sweep stopped" in _interrupted_line(result)
+    job = in_tmp / "sweep" / "seed1"
+    assert _stopped_job_lines(result.output) == [f"stopped sweep job 0: {job} holds a checkpoint after step 2 of phase 'prune'; "
+                                                 f"`prune-cli adapt --resume {job}` continues from there"], result.output
+    assert not (in_tmp / "sweep" / "seed2").exists(), "the second job started after Ctrl-C"
 
 
-def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
+def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
     """joblib's workers get a terminal's Ctrl-C too (one process group): the launcher waits
-    instead of dying and killing them mid-step, the job it names stopped after a step with a
-    checkpoint, and no later job starts. (joblib ends the sweep with the first job to stop, which
-    can cut another worker's save short; that job keeps its last regular checkpoint.)"""
+    instead of dying and killing them mid-step, each running job stops after its step with a
+    checkpoint (none raises, so joblib cannot end the sweep at the first and kill the other
+    mid-save), and no later job starts."""
     command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "seed=1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                "trainer.num_threads=1", "checkpoint.every_steps=25", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=3000),
                "hydra.sweep.dir=sweep", "hydra.sweep.subdir=seed${seed}"]
@@ -270,14 +277,15 @@ def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_at_a_step_with_a_checkpoint(i
     out, err = process.communicate(timeout=120)
     assert process.returncode == -signal.SIGINT, out + err  # ends killed by SIGINT, as a shell expects
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
-    assert len(lines) == 1 and "the sweep stopped" in lines[0] and "--resume" in lines[0], err[-3000:]
+    assert len(lines) == 1 and "the sweep stopped" in lines[0], err[-3000:]
     assert "Traceback" not in err
-    named = in_tmp / "sweep" / re.search(r"sweep job \d+: \S*/(seed\d)", lines[0]).group(1)
-    stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (named / rundir.LOG).read_text())
-    assert len(stops) == 1, f"{named.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
-    assert json.loads((named / rundir.CHECKPOINT_PROGRESS).read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+    assert len(_stopped_job_lines(err)) == 2 and all("--resume" in line for line in _stopped_job_lines(err)), err[-3000:]
     for path in progress:
-        assert path.exists() and not (path.parent.parent / rundir.METRICS).exists()
+        job = path.parent.parent
+        stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (job / rundir.LOG).read_text())
+        assert len(stops) == 1, f"{job.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
+        assert json.loads(path.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+        assert not (job / rundir.METRICS).exists()
     assert not (in_tmp / "sweep" / "seed3").exists(), "a job started after Ctrl-C"
 
 
@@ -311,6 +319,24 @@ def test_a_sweep_asked_to_stop_between_jobs_starts_no_further_job(in_tmp: Path, 
     monkeypatch.setattr(runner, "adapt", finish_then_stop)
     line = _interrupted_line(run_cli("adapt", "-m", "seed=1,2", *tiny_overrides(tiny_model_dir), "hydra.sweep.dir=sweep",
                                      "hydra.sweep.subdir=seed${seed}"))
-    assert "the sweep stopped before job 1 started" in line, line
+    assert "the sweep stopped" in line and "jobs that had not started did not run" in line, line
     assert (in_tmp / "sweep" / "seed1" / rundir.METRICS).exists()
     assert not (in_tmp / "sweep" / "seed2").exists(), "the job that never started left its directory"
+
+
+def test_sigterm_stops_a_run_at_a_step_and_the_process_ends_killed_by_it(in_tmp: Path, tiny_model_dir: Path):
+    """A scheduler's preemption (SIGTERM, to the process alone) is a stop like Ctrl-C."""
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "checkpoint.every_steps=25", "trainer.epochs=null",
+               *tiny_overrides(tiny_model_dir, steps=3000), "hydra.run.dir=run"]
+    process = subprocess.Popen(command, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = in_tmp / "run" / rundir.CHECKPOINT_PROGRESS
+    deadline = time.monotonic() + 240
+    while not progress.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM, out + err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM): ") and "--resume" in lines[0], err[-3000:]
+    stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (in_tmp / "run" / rundir.LOG).read_text())
+    assert len(stops) == 1 and json.loads(progress.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
