@@ -62,8 +62,7 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or a run's SIGTERM: Typer would exit 130 without a word
         stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted()
-        with contextlib.suppress(OSError, SystemExit):  # a closed stderr (rich exits on a broken pipe) must not
-            display.interrupted(stop.detail, signal.Signals(stop.signum).name)  # change how the process ends
+        display.interrupted(stop.detail, signal.Signals(stop.signum).name)
         raise typer.Exit(code=stop.exit_code) from None
 
 

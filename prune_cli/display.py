@@ -70,14 +70,19 @@ def fail(message: str) -> None:
 def interrupted(detail: str, signal_name: str) -> None:
     """The one line of a command stopped by Ctrl-C or SIGTERM: not the user's error, not shown as one."""
     how = "" if signal_name == "SIGINT" else f" ({signal_name})"
-    error_console.print(f"[bold yellow]interrupted{how}[/]{': ' + detail if detail else ''}", highlight=False, soft_wrap=True)
-    sys.stderr.flush()
+    _stop_line(f"interrupted{how}", f": {detail}" if detail else "")
 
 
 def stopped_job(detail: str) -> None:
     """A sweep job's line when a stop ended it, shown where the job ran (a joblib worker too)."""
-    with suppress(OSError, SystemExit):  # rich exits on a broken pipe; the sweep's own line follows
-        error_console.print(f"[bold yellow]stopped[/] {detail}", highlight=False, soft_wrap=True)
+    _stop_line("stopped", f" {detail}")
+
+
+def _stop_line(label: str, rest: str) -> None:
+    """A stop's line on stderr. A closed stderr (rich raises SystemExit on a broken pipe) must
+    not change how the stopped process ends, so printing it is best effort."""
+    with suppress(OSError, SystemExit):
+        error_console.print(f"[bold yellow]{label}[/]{rest}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
 
 
