@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
-from prune_cli.predictions import answer_shares, answer_text
+from prune_cli.predictions import answer_name, answer_shares, answer_text
 from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, stored_config
 from prune_cli.training import pick_device, predict
 
@@ -193,12 +193,14 @@ def read_inputs(path: str) -> list[str]:
 @dataclass
 class Answers:
     """Every loaded task's answers to a list of inputs: `columns[task][i]` is the answer to input
-    i as GLUE writes it (a label's name, or a score), absent where the input has the other form
-    (a pair for a single-sentence task); `shares[task]` sums up what the task answered;
-    `switch_seconds[task]` is how long installing its mask took (tasks that had inputs only)."""
+    i as GLUE writes it (a label, or a score), absent where the input has the other form (a pair
+    for a single-sentence task), and `named[task][i]` the same answer as people read it (the
+    class's name: "positive" where GLUE writes "1"); `shares[task]` sums up what the task
+    answered; `switch_seconds[task]` is how long installing its mask took (tasks that had inputs only)."""
 
     inputs: list[Text]
     columns: dict[str, dict[int, str]]
+    named: dict[str, dict[int, str]]
     shares: dict[str, str]
     switch_seconds: dict[str, float]
 
@@ -217,15 +219,16 @@ class Answers:
 
 def answer_all(bank: TaskBank, inputs: Sequence[Text]) -> Answers:
     """Run every loaded task on the inputs that have its form, one mask switch per task."""
-    answers = Answers(list(inputs), {}, {}, {})
+    answers = Answers(list(inputs), {}, {}, {}, {})
     for name in bank.tasks:
         fitting = [i for i, text in enumerate(inputs) if bank.takes(name, text)]
         if not fitting:
-            answers.columns[name], answers.shares[name] = {}, "no input of this form"
+            answers.columns[name], answers.named[name], answers.shares[name] = {}, {}, "no input of this form"
             continue
         task_cfg = bank.task_config(name)
         values = bank.predict_values(name, [inputs[i] for i in fitting])
         answers.columns[name] = {i: answer_text(task_cfg, value) for i, value in zip(fitting, values)}
+        answers.named[name] = {i: answer_name(task_cfg, value) for i, value in zip(fitting, values)}
         answers.shares[name] = answer_shares(task_cfg, values)
         answers.switch_seconds[name] = bank.last_switch_seconds
     return answers

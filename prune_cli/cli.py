@@ -233,7 +233,7 @@ def apply(
             display.console.print(f"[yellow]{answers.unanswered} of {len(answers.inputs)} inputs have a form no loaded task takes "
                                   "(one sentence, or a pair 'first ||| second'); their answers are blank[/]")
         if out is None:
-            display.console.print(display.predictions_table([api.input_text(t) for t in answers.inputs], answers.columns))
+            display.console.print(display.predictions_table([api.input_text(t) for t in answers.inputs], answers.named))
         else:
             rundir.atomic_write_text(out, answers.tsv())
             display.console.print(f"wrote {len(answers.inputs)} inputs' answers to {out}")

@@ -338,6 +338,9 @@ def check_config(cfg: DictConfig) -> None:
     check_sparsity(cfg.sparsity)
     check_settings(cfg)
     check_mask_patterns(cfg)
+    from prune_cli.data import check_label_names
+
+    check_label_names(OmegaConf.to_container(cfg.task, resolve=True))
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
     from prune_cli.backbone import resolve_model_path

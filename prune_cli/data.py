@@ -25,6 +25,10 @@ from prune_cli.errors import UserError
 
 HUB_DATASET = "nyu-mll/glue"
 GLUE_DIR_ENV = "GLUE_DIR"
+# How each command is pointed at a GLUE folder: adapt composes a config, the commands that read a
+# finished run take a flag; a message that named only data.dir= sent evaluate's users to an option
+# it does not have.
+POINT_AT_DATA = f"data.dir=... (adapt), --data-dir (evaluate, predict, export --check) or ${GLUE_DIR_ENV}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,26 @@ def num_outputs(task: Mapping[str, Any]) -> int:
     return 1 if is_regression(task) else len(task["labels"])
 
 
+def label_names(task: Mapping[str, Any]) -> list[str]:
+    """What each class means, for people: `task.label_names` where the data's own labels are
+    codes (GLUE writes SST-2's classes as "0" and "1"; the hub's `glue` names them negative and
+    positive), else the labels themselves. Files keep the data's labels; displays and exported
+    models (`id2label`) use these. Run directories made before the key existed have neither."""
+    return [str(name) for name in (task.get("label_names") or task["labels"])]
+
+
+def check_label_names(task: Mapping[str, Any]) -> None:
+    """`task.label_names`, where set, names each of `task.labels` once."""
+    names = task.get("label_names")
+    if names is None:
+        return
+    if is_regression(task):
+        raise UserError(f"task '{task['name']}': label_names={list(names)} is set, but the task is a regression (labels: null); remove it")
+    if len(names) != len(task["labels"]) or len(set(map(str, names))) != len(names):
+        raise UserError(f"task '{task['name']}': label_names={list(names)} must name each of labels={list(task['labels'])} "
+                        "once, in the same order, each name different")
+
+
 def resolve_glue_dir(configured: str | None) -> Path | None:
     """`data.dir` wins, then the `GLUE_DIR` environment variable; None means "use the hub"."""
     chosen = configured or os.environ.get(GLUE_DIR_ENV)
@@ -76,7 +100,7 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
         if not task_dir.is_dir():
             raise UserError(
                 f"task '{task['name']}': no folder {task_dir} (looked in data.dir / ${GLUE_DIR_ENV}="
-                f"{glue_dir}); put the GLUE TSVs in {task_dir}/{{train,dev}}.tsv, point data.dir=... at "
+                f"{glue_dir}); put the GLUE TSVs in {task_dir}/{{train,dev}}.tsv, point {POINT_AT_DATA} at "
                 f"a folder that has {task['glue_dir']}/, or unset both to use the '{HUB_DATASET}' hub"
             )
         data = TaskData(
@@ -108,7 +132,7 @@ def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
     if not path.is_file():
         raise UserError(
             f"task '{task['name']}': missing file {path}; the GLUE layout is <dir>/{task['glue_dir']}/"
-            f"{{train,dev}}.tsv (set data.dir=... or ${GLUE_DIR_ENV})"
+            f"{{train,dev}}.tsv (point {POINT_AT_DATA} at <dir>)"
         )
     layout = task["tsv"]
     texts: list[tuple[str, ...]] = []
@@ -198,7 +222,7 @@ def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> di
         if not path.is_file():
             raise UserError(
                 f"task '{task['name']}': missing test file {path} (GLUE's layout, under data.dir / ${GLUE_DIR_ENV}="
-                f"{glue_dir}); put it there, or use --split dev"
+                f"{glue_dir}); put it there, point --data-dir at a folder that has {task['glue_dir']}/{file}, or use --split dev"
             )
         rows = list(_tsv_rows(path, True, [layout["index_column"], *layout["text_columns"]]))
         splits[name] = Unlabelled(ids=[r[0].strip() for _, r in rows], texts=[tuple(r[1:]) for _, r in rows], source=str(path))
@@ -224,7 +248,7 @@ def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[s
     hub = task.get("hub")
     if not hub or not layout.get("hub_splits"):
         raise UserError(f"task '{task['name']}' has no hub test splits (task.hub / task.test.hub_splits) and no local "
-                        f"folder is set; point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
+                        f"folder is set; point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/")
     loaded: dict[str, Any] = {}
     splits = {}
     for name, where in layout["hub_splits"].items():
@@ -247,7 +271,7 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
     """One GLUE config from the hub, or a one-line error saying how to use local files instead."""
     if not config:  # a user's own task (task.hub: null) has only its TSV folder
         raise UserError(f"task '{task['name']}' has no hub dataset (task.hub is null) and no local folder is set; "
-                        f"point data.dir=... or ${GLUE_DIR_ENV} at a folder that has {task['glue_dir']}/")
+                        f"point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/")
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
@@ -260,7 +284,7 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
         raise UserError(
             f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
             f"dataset {HUB_DATASET}/{config} could not be loaded ({first_line}); download the "
-            f"GLUE TSVs and set data.dir=<folder with {task['glue_dir']}/> or ${GLUE_DIR_ENV}"
+            f"GLUE TSVs and point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/"
         ) from None
 
 

@@ -7,6 +7,7 @@ without prune-cli:
     AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
 
 The encoder alone also loads as a plain `AutoModel` (the head's weights are then ignored).
+`README.md` is the model card (`model_card.py`), for whoever finds the folder on the hub.
 The folder is assembled beside its destination and renamed into place, so a half-written export
 never exists under the requested name, and an existing folder is never overwritten.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli import data, head, hf_modeling, mask_format, rundir
+from prune_cli import data, head, hf_modeling, mask_format, model_card, rundir
 from prune_cli.errors import UserError
 from prune_cli.runner import encode_split, load_encoder, restore, stored_config
 
@@ -30,6 +31,7 @@ HEAD_FILE = "layer_mix_head.py"
 MODEL_CLASS = hf_modeling.PrunedBertForSequenceClassification.__name__
 HEAD_IMPORT = "from prune_cli.head import LayerMixHead"
 MANIFEST_FILE = "prune_cli_manifest.json"
+CARD_FILE = "README.md"  # the hub renders it as the model's page
 
 
 def export(run_dir: Path, out: Path) -> Path:
@@ -56,6 +58,7 @@ def export(run_dir: Path, out: Path) -> Path:
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
         (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir), indent=2) + "\n")
+        model_card.build(OmegaConf.to_container(cfg, resolve=True), rundir.load_metrics(run_dir), out.name).save(staging / CARD_FILE)
         # mkdtemp's folder is 0700 and transformers writes model.safetensors 0600: give the export
         # the modes a plain open() would, so that others can load it where the umask lets them.
         for path in [staging, *staging.rglob("*")]:
@@ -74,9 +77,9 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
     task = OmegaConf.to_container(cfg.task, resolve=True)
     config = base_encoder.config.__class__.from_dict(base_encoder.config.to_dict())
     config.num_labels = data.num_outputs(task)
-    if task.get("labels"):
-        config.id2label = dict(enumerate(task["labels"]))
-        config.label2id = {label: i for i, label in enumerate(task["labels"])}
+    if not data.is_regression(task):  # the classes' names, so that a pipeline answers "positive", not "1"
+        config.id2label = dict(enumerate(data.label_names(task)))
+        config.label2id = {name: i for i, name in enumerate(data.label_names(task))}
     config.problem_type = "regression" if data.is_regression(task) else "single_label_classification"
     config.architectures = [MODEL_CLASS]
     config.prune_cli_pooling = task_head.pooling

@@ -25,7 +25,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, rundir
-from prune_cli.config import compose
 from prune_cli.errors import UserError
 from prune_cli.runner import encode_split, load_encoder, restore, stored_config, use_configured_threads
 from prune_cli.training import pick_device, predict
@@ -44,15 +43,9 @@ class Written:
 
 
 def task_of(cfg: DictConfig) -> dict[str, Any]:
-    """The run's task config; a run made before `predict` existed takes the `test:` block of the
-    packaged task of the same name (only the data layout, never a setting the run was trained with)."""
-    task = OmegaConf.to_container(cfg.task, resolve=True)
-    if "test" not in task:
-        try:
-            task["test"] = OmegaConf.to_container(compose([f"task={task['name']}"]).task, resolve=True).get("test")
-        except UserError:
-            task["test"] = None
-    return task
+    """The run's task config, as `stored_config` completed it: a run made before `predict` existed
+    has the packaged task's `test:` block (`runner.fill_in_later_task_keys`)."""
+    return OmegaConf.to_container(cfg.task, resolve=True)
 
 
 def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_dir: str | None = None,
@@ -160,9 +153,16 @@ def _tsv(task: dict[str, Any], ids: list[str], values: np.ndarray, gold: list | 
     return "\n".join(lines) + "\n"
 
 
+def answer_name(task: dict[str, Any], value: float | int) -> str:
+    """A prediction as people read it: the class's name ("positive" where GLUE writes "1"), or the score."""
+    if data.is_regression(task):
+        return answer_text(task, value)
+    return data.label_names(task)[int(value)]
+
+
 def answer_shares(task: dict[str, Any], values: np.ndarray) -> str:
-    """What was predicted, at a glance: a run that answers one class for every row shows it here."""
+    """What was predicted, at a glance, by class name: a run that answers one class for every row shows it here."""
     if data.is_regression(task):
         return f"scores {values.min():.2f} to {values.max():.2f}, mean {values.mean():.2f}"
-    counts = Counter(answer_text(task, v) for v in values)
-    return ", ".join(f"{label} {counts[label] / len(values):.0%}" for label in task["labels"])
+    counts = Counter(int(v) for v in values)
+    return ", ".join(f"{name} {counts[i] / len(values):.0%}" for i, name in enumerate(data.label_names(task)))

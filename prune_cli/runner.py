@@ -26,7 +26,7 @@ import prune_cli
 from prune_cli import batching, data, display, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
-from prune_cli.config import check_config
+from prune_cli.config import check_config, compose
 from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
@@ -337,7 +337,31 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
         cfg.trainer.precision = precision
     check_precision(str(cfg.trainer.precision))
     require_mask_for_task(run_dir, cfg)
+    fill_in_later_task_keys(cfg)
     return cfg
+
+
+# Task keys added after runs already existed, that describe only data layout or display (never a
+# setting a run was trained with): `test` (predict's test sets) and `label_names` (what apply shows
+# and an export's id2label).
+LATER_TASK_KEYS = ("test", "label_names")
+
+
+def fill_in_later_task_keys(cfg: DictConfig) -> None:
+    """Give a run made before one of `LATER_TASK_KEYS` existed the packaged task's value of that key
+    (its label names only where its labels are the packaged task's), or null where there is none."""
+    missing = [key for key in LATER_TASK_KEYS if key not in cfg.task]
+    if not missing:
+        return
+    try:
+        packaged = compose([f"task={cfg.task.name}"]).task
+    except UserError:  # a user's own task whose folder is gone: nothing to take
+        packaged = None
+    for key in missing:
+        value = packaged.get(key) if packaged is not None else None
+        if key == "label_names" and packaged is not None and list(packaged.labels or []) != list(cfg.task.labels or []):
+            value = None
+        cfg.task[key] = value
 
 
 def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:

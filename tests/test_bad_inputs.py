@@ -40,6 +40,9 @@ from prune_cli.errors import UserError
         (["method.hold_fraction=-0.1"], ["method.hold_fraction=-0.1", "1 - prune_fraction = 0.5"]),
         (["method.hold_fraction=0.3", "method.no_recovery=true"], ["method.hold_fraction=0.3 needs", "method.no_recovery=false"]),
         (["method.hold_fraction=0.3", "method.gamma_schedule=constant"], ["method.hold_fraction=0.3 needs", "method.gamma_schedule=adaptive"]),
+        (["task.label_names=[good]"], ["task 'sst2': label_names=['good'] must name each of labels=['0', '1'] once"]),
+        (["task.label_names=[good,good]"], ["label_names=['good', 'good'] must name each", "each name different"]),
+        (["--task", "stsb", "+task.label_names=[low]"], ["task 'stsb': label_names=['low'] is set, but the task is a regression"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):
@@ -137,6 +140,15 @@ READERS = {
 }
 # The commands that apply a mask to a loaded base model (analyses of mask files alone do not).
 APPLIERS = ["evaluate", "export", "apply", "predict", "analyze sensitivity"]
+
+
+@pytest.mark.parametrize("args", [["evaluate"], ["predict", "--out", "preds"], ["export", "--out", "hf", "--check"]])
+def test_a_reader_without_the_data_names_its_own_flag(finished_run: Path, args: list[str]):
+    """The data error tells a reader of a finished run about --data-dir, which it has, and not only
+    about data.dir=..., which only adapt takes."""
+    result = run_cli(args[0], str(finished_run), *args[1:], "--data-dir", "no-glue-here")
+    flag = "point --data-dir at a folder that has SST-2/test.tsv" if args[0] == "predict" else "--data-dir (evaluate, predict, export --check)"
+    assert_one_line_error(result, "no-glue-here/SST-2", flag)
 
 
 @pytest.mark.parametrize("command", list(READERS))

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from conftest import FIXTURE_GLUE, read_metrics, run_cli, tiny_overrides
 
 from prune_cli import export, rundir
@@ -134,6 +136,7 @@ def test_apply_writes_every_tasks_answers_to_a_tsv_in_input_order(in_tmp: Path, 
     assert [line.split("\t") for line in out.read_text().splitlines()] == expected
     assert len({row[2] for row in expected[1:] if row[2]}) == 3, "the pairs' scores differ, so row order is tested"
     assert "wrote 5 inputs' answers" in result.output and "stsb: scores" in result.output
+    assert re.search(r"sst2: negative \d+%, positive \d+%", result.output), "the shares name the classes; the TSV keeps GLUE's labels"
 
     before = out.read_bytes()
     again = run_cli("apply", str(sst2), "--text", "x", "--out", str(out))
@@ -144,6 +147,7 @@ def test_apply_writes_every_tasks_answers_to_a_tsv_in_input_order(in_tmp: Path, 
 def test_apply_reads_inputs_from_standard_input_and_flags_those_no_task_takes(in_tmp: Path, tiny_model_dir: Path):
     from typer.testing import CliRunner
 
+    from prune_cli.api import TaskBank
     from prune_cli.cli import app
 
     sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="a")
@@ -151,6 +155,10 @@ def test_apply_reads_inputs_from_standard_input_and_flags_those_no_task_takes(in
     assert result.exit_code == 0, result.output
     assert "a fine film" in result.output and "x ||| y" in result.output
     assert "1 of 2 inputs have a form no loaded task takes" in result.output
+    bank = TaskBank(device="cpu")
+    bank.add(sst2)
+    named = {"0": "negative", "1": "positive"}[bank.predict("sst2", ["a fine film"])[0]]
+    assert re.search(rf"a fine film\s*│\s*{named}\s*│", result.output), "the table shows the class's name, not GLUE's 0 or 1"
 
 
 @pytest.mark.parametrize(("setup", "args", "fragment"), [
@@ -170,7 +178,8 @@ def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_mode
 
 def test_exported_folder_runs_in_a_transformers_pipeline_with_the_runs_labels(in_tmp: Path, tiny_model_dir: Path):
     """The common way to serve a classifier: `pipeline("text-classification", folder)` answers with
-    the task's label names, the answers TaskBank (apply) gives on the same base, mask and head."""
+    the classes' names (`task.label_names`: "positive", where GLUE writes "1"), the answers TaskBank
+    (apply) gives on the same base, mask and head."""
     from transformers import pipeline
 
     from prune_cli.api import TaskBank
@@ -181,7 +190,82 @@ def test_exported_folder_runs_in_a_transformers_pipeline_with_the_runs_labels(in
     classify = pipeline("text-classification", model=str(in_tmp / "hf"), trust_remote_code=True, device="cpu")
     bank = TaskBank(device="cpu")
     bank.add(run_dir)
-    assert [answer["label"] for answer in classify(texts)] == bank.predict("sst2", texts)
+    named = {"0": "negative", "1": "positive"}
+    assert [answer["label"] for answer in classify(texts)] == [named[label] for label in bank.predict("sst2", texts)]
+
+
+@pytest.mark.parametrize(("task", "method"), [("sst2", "adapt_by_pruning"), ("mnli", "magnitude"), ("stsb", "finetune")])
+def test_exported_folder_has_a_model_card_the_hub_can_read(in_tmp: Path, tiny_model_dir: Path, task: str, method: str):
+    """The folder's README.md is a model card: huggingface_hub parses its metadata back, with each
+    dev score of metrics.json (both of MNLI's dev sets) as a model-index result, and its text says
+    what was pruned and that only the head was trained."""
+    from huggingface_hub import ModelCard
+
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", task, "--method", method, name="run")
+    assert run_cli("export", str(run_dir), "--out", str(in_tmp / "my-model")).exit_code == 0
+    card = ModelCard.load(in_tmp / "my-model" / export.CARD_FILE)
+    metrics = read_metrics(run_dir)
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
+    assert card.data.base_model is None, "a local base folder is no hub id"
+    assert card.data.datasets == ["nyu-mll/glue"] and card.data.model_name == "my-model"
+    hub_splits = {"sst2": {"validation": ""}, "mnli": {"validation_matched": "", "validation_mismatched": "_mm"}, "stsb": {"validation": ""}}[task]
+    hub_metric = {"pearson": "pearsonr"}  # the hub's metric id where it differs from ours
+    expected = {(split, hub_metric.get(name, name)): round(metrics["metrics"][f"eval_{name}{suffix}"], 4)
+                for split, suffix in hub_splits.items() for name in rundir.load_config(run_dir).task.metrics}
+    assert {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results} == expected
+    assert {r.dataset_config for r in card.data.eval_results} == {task}
+    text = card.text
+    assert "Scored on the first" not in text
+    if method == "finetune":
+        assert "fine-tuned" in text and "zero" not in text and "pruning" not in card.data.tags
+    else:
+        pruned = metrics["num_maskable"] - metrics["num_kept"]
+        assert f"{pruned:,} of its {metrics['num_maskable']:,} maskable weights" in text and "no weight of the encoder was trained" in text
+    labels = {"sst2": "Labels: `negative` (GLUE's `0`), `positive` (GLUE's `1`).",
+              "mnli": "Labels: `entailment`, `neutral`, `contradiction`.", "stsb": "answers one number on the task's own scale"}[task]
+    assert labels in text
+
+
+def test_a_model_card_of_scores_on_a_dev_slice_says_so_and_files_no_results(in_tmp: Path, tiny_model_dir: Path):
+    """Scores on `data.max_eval_samples` examples are no result on GLUE's dev split: the hub metadata
+    leaves them out, and the text says what they are."""
+    from prune_cli import model_card
+
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", "data.max_eval_samples=40", name="run")
+    cfg = rundir.load_config(run_dir)
+    card = model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model")
+    assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"]
+    assert "Scored on the first 40 examples of each dev split only" in card.text
+    cfg.data.max_eval_samples = None
+    assert model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").data.eval_results
+
+
+def test_a_run_made_before_label_names_existed_takes_the_packaged_tasks(in_tmp: Path, tiny_model_dir: Path):
+    """Older run dirs have no task.label_names: the packaged task's are used, for display only, and
+    only where the run's labels are the packaged task's."""
+    from prune_cli.runner import stored_config
+
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="run")
+    stored = rundir.load_config(run_dir)
+    del stored.task["label_names"]
+    OmegaConf.save(stored, run_dir / rundir.CONFIG)
+    assert "label_names" not in rundir.load_config(run_dir).task
+    assert list(stored_config(run_dir).task.label_names) == ["negative", "positive"]
+    assert run_cli("export", str(run_dir), "--out", str(in_tmp / "hf")).exit_code == 0
+    assert '"1": "positive"' in (in_tmp / "hf" / "config.json").read_text()
+    stored.task.labels = ["bad", "good"]
+    OmegaConf.save(stored, run_dir / rundir.CONFIG)
+    assert stored_config(run_dir).task.label_names is None
+
+
+def test_model_card_names_the_base_model_as_the_hub_knows_it():
+    from prune_cli.backbone import PACKAGED_MINILM
+    from prune_cli.model_card import hub_base_model
+
+    assert hub_base_model(PACKAGED_MINILM) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_base_model("bert-base-uncased") == "bert-base-uncased"
+    assert hub_base_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert hub_base_model("/models/my-bert") is None and hub_base_model("./my-bert") is None
 
 
 def test_apply_answers_in_another_precision_and_refuses_an_unknown_one(in_tmp: Path, tiny_model_dir: Path):

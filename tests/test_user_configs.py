@@ -74,6 +74,14 @@ def test_a_user_task_and_recipe_run_end_to_end(user_configs: Path, in_tmp: Path,
     shutil.rmtree(user_configs)
     result = run_cli("evaluate", str(run))
     assert result.exit_code == 0, result.output
+    # its export's model card claims no GLUE dataset or hub scores, and its labels (no label_names) are its own
+    from huggingface_hub import ModelCard
+
+    assert run_cli("export", str(run), "--out", str(in_tmp / "hf")).exit_code == 0
+    card = ModelCard.load(in_tmp / "hf" / "README.md")
+    assert card.data.datasets is None and card.data.eval_results is None and "mytask" in card.data.tags
+    assert "adapted to the task 'mytask' **by pruning only**" in card.text and "Labels: `0`, `1`." in card.text
+    assert json.loads((in_tmp / "hf" / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
 
 
 def test_a_user_task_without_data_says_where_to_point(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):

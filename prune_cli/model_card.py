@@ -1,0 +1,151 @@
+"""The model card (`README.md`) of an exported folder: what the model is, how well it scores, how to load it.
+
+A folder meant for the Hugging Face hub is read there through its README: the hub renders it as
+the model's page and files the model by its YAML metadata (base model, dataset, task, scores as
+`model-index`). Without one the hub shows "empty or missing yaml metadata", and whoever finds the
+model cannot tell that most of its weights are zero or that only a head was trained. The card is
+built from the run directory alone (its config and `metrics.json`), through `huggingface_hub`'s
+own card classes, so the metadata is in the form the hub parses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from prune_cli import __version__, data
+from prune_cli.backbone import PACKAGED_MINILM
+from prune_cli.training import MAIN_SPLIT
+
+# The hub's name for the model prune-cli ships as its default.
+PACKAGED_MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
+# prune-cli's metric names -> the hub's metric ids (https://hf.co/metrics).
+HUB_METRIC = {"accuracy": "accuracy", "f1": "f1", "matthews_correlation": "matthews_correlation",
+              "pearson": "pearsonr", "spearmanr": "spearmanr"}
+PAPER = "[Gao, Colombo and Wang (2021), *Adapting by Pruning: A Case Study on BERT*](https://arxiv.org/abs/2105.03343)"
+
+DENSE_REFERENCES = ("finetune", "feature_extraction")  # no mask: nothing in them is pruned
+# What each method did to the encoder, in the card's words.
+WHAT_THE_METHOD_DID = {
+    "adapt_by_pruning": f"a binary mask over its frozen weights, learnt for the task by gradient descent (adapt-by-pruning, {PAPER})",
+    "random": "a random binary mask over its frozen weights (the random-pruning baseline)",
+    "magnitude": "a binary mask keeping its pretrained weights of largest magnitude (the magnitude-pruning baseline)",
+    "gmp": "a binary mask from gradual magnitude pruning during fine-tuning (Zhu and Gupta, 2018), with the kept weights put back to their pretrained values",
+    "imp": "a binary mask from iterative magnitude pruning with rewinding (lottery tickets), with the kept weights at their pretrained values",
+}
+
+
+def hub_base_model(name_or_path: str) -> str | None:
+    """The base model's hub id, for the card's `base_model`; None for a local folder."""
+    if name_or_path == PACKAGED_MINILM:
+        return PACKAGED_MINILM_HUB
+    looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
+    return None if looks_local else name_or_path
+
+
+def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) -> ModelCard:
+    """The card of the folder exported from a run with config `cfg` and `metrics.json` `metrics`.
+
+    Scores become hub metadata (`model-index`, which the hub shows as results on GLUE's dev split)
+    only for a GLUE task scored on its whole dev set: a run on `data.max_eval_samples` says so in
+    the text instead."""
+    task, model = cfg["task"], str(cfg["model"]["name_or_path"])
+    base = hub_base_model(model)
+    hub = task.get("hub") or None
+    algorithm = str(metrics.get("algorithm") or metrics["method"])
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        base_model=base,
+        datasets=[data.HUB_DATASET] if hub else None,
+        tags=["prune-cli", *([] if algorithm in DENSE_REFERENCES else ["pruning", "sparse"]), str(metrics["method"]),
+              f"glue-{task['name']}" if hub else str(task["name"])],
+        model_name=folder_name,
+        eval_results=_eval_results(task, metrics) if hub and not cfg["data"].get("max_eval_samples") else None,
+    )
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, folder_name, base or model)}")
+
+
+def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[EvalResult] | None:
+    """The dev scores as `model-index` entries, one per metric and dev split (MNLI has two)."""
+    results = []
+    for split_key, hub_split in task["hub"]["dev_splits"].items():
+        suffix = "" if split_key == MAIN_SPLIT else f"_{split_key}"
+        for name in task["metrics"]:
+            value = metrics["metrics"].get(f"eval_{name}{suffix}")
+            if value is None or name not in HUB_METRIC:
+                continue
+            results.append(EvalResult(
+                task_type="text-classification", dataset_type=data.HUB_DATASET, dataset_name=f"GLUE {task['glue_dir']}",
+                dataset_config=task["hub"]["config"], dataset_split=hub_split, metric_type=HUB_METRIC[name],
+                metric_value=round(float(value), 4),
+            ))
+    return results or None
+
+
+def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str, base: str) -> str:
+    task, algorithm = cfg["task"], str(metrics.get("algorithm") or metrics["method"])
+    lines = [f"# {folder_name}", "", _what_it_is(task, algorithm, metrics, base, str(cfg['head'].get('pooling', 'cls'))), ""]
+    lines += ["## Dev scores", ""]
+    evaluated = cfg["data"].get("max_eval_samples")
+    if evaluated:
+        lines += [f"Scored on the first {evaluated} examples of each dev split only (`data.max_eval_samples`), "
+                  "not the whole dev set: a smoke-test figure, not a result.", ""]
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {float(value):.4f} |" for name, value in metrics["metrics"].items()]
+    lines += ["", "## Use", "", "```python", "from transformers import pipeline", "",
+              f'classify = pipeline("text-classification", model="{folder_name}", trust_remote_code=True)',
+              f"print(classify({_example_input(task)}))", "```", ""]
+    lines += _labels_paragraph(task)
+    lines += ["The folder carries its own model code (`modeling_pruned_bert.py`, about 40 lines, and "
+              "`layer_mix_head.py`), hence `trust_remote_code=True`; nothing from prune-cli need be installed. "
+              "transformers logs that the class \"is not supported\" for text-classification (its check lists "
+              "built-in classes only); the answers are right all the same.", ""]
+    if algorithm not in DENSE_REFERENCES:
+        lines += ["Pruned weights are stored as zeros in a dense `model.safetensors`, so the file is as large as the "
+                  "base model and runs at its speed. The bit-packed mask, a few MB, is the run directory's "
+                  "`mask.safetensors`; `prune-cli apply` serves many tasks' masks on one base model in memory.", ""]
+    lines += _provenance(cfg, metrics)
+    return "\n".join(lines)
+
+
+def _what_it_is(task: Mapping[str, Any], algorithm: str, metrics: Mapping[str, Any], base: str, pooling: str) -> str:
+    name = f"GLUE {task['glue_dir']}" if task.get("hub") else f"the task '{task['name']}'"
+    head = ("The head, trained for the task, is a learnt softmax mix of every layer's "
+            f"{'[CLS] vector' if pooling == 'cls' else 'mean token vector'} followed by a one-hidden-layer MLP.")
+    if algorithm == "finetune":
+        return f"`{base}` fine-tuned on {name} (every weight trained: the dense reference, not a pruned model). {head}"
+    if algorithm == "feature_extraction":
+        return f"`{base}` with its weights frozen and unchanged, and a head trained on {name} (the feature-extraction reference). {head}"
+    kept, total = int(metrics["num_kept"]), int(metrics["num_maskable"])
+    what = WHAT_THE_METHOD_DID.get(algorithm, f"a binary mask over its frozen weights ({algorithm})")
+    return (f"`{base}` adapted to {name} **by pruning only**: {what}. {total - kept:,} of its {total:,} maskable weights "
+            f"({1 - kept / total:.1%}) are zero, and every other weight keeps its pretrained value: no weight of the "
+            f"encoder was trained. {head}")
+
+
+def _example_input(task: Mapping[str, Any]) -> str:
+    if len(task["tsv"]["text_columns"]) == 2:
+        return '{"text": "A man is playing a guitar.", "text_pair": "A man plays the guitar."}'
+    return '"a gripping, funny and moving film"'
+
+
+def _labels_paragraph(task: Mapping[str, Any]) -> list[str]:
+    if data.is_regression(task):
+        return ["The model answers one number on the task's own scale, which the pipeline returns as `score` "
+                "as it is (the config's `problem_type` is regression, so no sigmoid squashes it).", ""]
+    names, labels = data.label_names(task), [str(label) for label in task["labels"]]
+    pairs = ", ".join(f"`{name}`" + (f" (GLUE's `{label}`)" if name != label else "") for name, label in zip(names, labels))
+    return [f"Labels: {pairs}.", ""]
+
+
+def _provenance(cfg: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    overrides = [f"task={cfg['task']['name']}", f"method={metrics['method']}", f"sparsity={metrics['sparsity_requested']}",
+                 f"seed={metrics['seed']}"]
+    return ["## How it was made", "",
+            f"With prune-cli {metrics.get('versions', {}).get('prune_cli', __version__)} ({', '.join(overrides)}): "
+            f"{metrics['steps']} training steps on {metrics['train_examples']:,} examples. The run's whole config is "
+            "`.hydra/config.yaml` in its run directory, which `prune_cli_manifest.json` names. "
+            f"The base weights' SHA-256 fingerprint: `{metrics.get('base_weights_hash_before')}`.", ""]
