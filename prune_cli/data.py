@@ -67,7 +67,8 @@ def label_names(task: Mapping[str, Any]) -> list[str]:
     """What each class means, for people: `task.label_names` where the data's own labels are
     codes (GLUE writes SST-2's classes as "0" and "1"; the hub's `glue` names them negative and
     positive), else the labels themselves. Files keep the data's labels; displays and exported
-    models (`id2label`) use these. Run directories made before the key existed have neither."""
+    models (`id2label`) use these. A run made before the key existed is given the packaged task's
+    when its config is read back (`runner.fill_in_later_task_keys`)."""
     return [str(name) for name in (task.get("label_names") or task["labels"])]
 
 

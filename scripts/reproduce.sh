@@ -259,16 +259,20 @@ cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
 # Ctrl-C or SIGTERM stops the grid without losing steps: each running prune-cli gets SIGTERM and
-# stops after its current step with a checkpoint, which the next run of this script resumes. A
-# background lane ignores Ctrl-C (bash does that to `&` jobs of a script), so the signal is passed
-# on by hand: here to each lane, and in run_one by the shell that waits for that prune-cli.
+# stops after its current step with a checkpoint, which the next run of this script resumes. The
+# signal is passed on by hand: here to each lane, and in run_one by the shell that waits for that
+# prune-cli. A lane may get two signals for one Ctrl-C (the terminal's SIGINT, which its own trap
+# catches, and this SIGTERM), and prune-cli reads a second signal as "stop at once, from the last
+# regular checkpoint"; so run_one passes on one SIGTERM only, and ignores signals from then on.
+# Times are printed with printf's %(...)T, not $(date): a trap that runs while bash is in a command
+# substitution can abort bash itself ("reader_loop: bad jump").
 stop_grid() {
   trap '' INT TERM
   local lanes
   lanes=$(jobs -p)
   [ -z "$lanes" ] || kill -TERM $lanes 2>/dev/null
   wait
-  echo "$(date +%T) stopped: run the same command again to go on (finished runs are skipped, stopped ones resume)" >&2
+  printf '%(%T)T stopped: run the same command again to go on (finished runs are skipped, stopped ones resume)\n' -1 >&2
   exit 130
 }
 trap stop_grid INT TERM
@@ -277,26 +281,27 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
   local dir=$1; shift
   local lane=() lane_env=() command pid status stopping=0
   if [ "$jobs" -gt 1 ]; then lane=("trainer.num_threads=$threads"); lane_env=("OMP_NUM_THREADS=$threads"); fi
-  echo "$(date +%T) $* -> $dir"
+  printf '%(%T)T %s -> %s\n' -1 "$*" "$dir"
   if [ -f "$dir/.hydra/config.yaml" ]; then
     command=(env "${lane_env[@]}" $cli adapt --resume "$dir")
   else
     command=($cli adapt "$@" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir")
   fi
   pid=""
-  trap 'stopping=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' INT TERM
+  trap '[ "$stopping" = 1 ] || { stopping=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null; }' INT TERM
   "${command[@]}" &  # waited for below, so that this shell can pass a stop on to it
   pid=$!
   [ "$stopping" = 0 ] || kill -TERM "$pid" 2>/dev/null  # a stop that came as it started
   wait "$pid"
   status=$?
   while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done  # a trap ended the wait early
-  trap stop_grid INT TERM
+  if [ "$stopping" = 1 ]; then trap '' INT TERM; else trap stop_grid INT TERM; fi
   case $status in
     0) ;;
-    130 | 143) echo "$(date +%T) STOPPED: $dir" >&2; return "$status" ;;
-    *) echo "$(date +%T) FAILED: $dir" >&2 ;;
+    130 | 143) printf '%(%T)T STOPPED: %s\n' -1 "$dir" >&2; return "$status" ;;
+    *) printf '%(%T)T FAILED: %s\n' -1 "$dir" >&2 ;;
   esac
+  [ "$stopping" = 0 ] || return 130  # a stop that came as the run finished still stops the grid
 }
 
 launch() {  # like run_one, but with JOBS > 1 in the background, at most JOBS at a time
