@@ -87,7 +87,7 @@ class TaskBank:
             run_dir=run_dir,
             cfg=cfg,
             packed={n: mask_format.pack(m) for n, m in masks.items()} if masks is not None else None,
-            text_fields=len(cfg.task.tsv.text_columns),
+            text_fields=data.text_fields(cfg.task),
             head=load_run_head(run_dir, cfg, self.encoder, self.device),
             footprint=self._footprint(run_dir),
         )

@@ -1,9 +1,11 @@
-"""Load GLUE examples from a local TSV folder or the `datasets` hub into one plain shape.
+"""Load a task's examples from a local GLUE-style TSV folder or a `datasets` dataset into one plain shape.
 
 Everything after this module sees `Examples` (texts + numeric labels), or `Unlabelled` (GLUE's
 test sets: row ids + texts), and never knows where the data came from. The per-task layout
 (columns, header, label names, dev files, test files) lives in `configs/task/*.yaml`, so a new
-GLUE-style task needs a YAML file, not code.
+task needs a YAML file, not code: a GLUE-style TSV folder (`glue_dir` + `tsv`), or any dataset
+`datasets.load_dataset` opens (`hub.dataset`: a hub id, or a local folder of CSV / JSON /
+Parquet files named by split), GLUE's own `nyu-mll/glue` when that key is absent.
 
 The GLUE TSVs have traps (see `shared/glue/README.md`): unbalanced quotes (read with
 `QUOTE_NONE`), a UTF-8 BOM on MRPC's header (`utf-8-sig`), CoLA's train and dev files without a
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from prune_cli.backbone import looks_local
 from prune_cli.errors import UserError
 
 HUB_DATASET = "nyu-mll/glue"
@@ -72,6 +75,45 @@ def label_names(task: Mapping[str, Any]) -> list[str]:
     return [str(name) for name in (task.get("label_names") or task["labels"])]
 
 
+def dataset_name(task: Mapping[str, Any]) -> str:
+    """The `datasets` dataset the task's `hub:` block reads: `hub.dataset`, GLUE's by default."""
+    return str((task.get("hub") or {}).get("dataset") or HUB_DATASET)
+
+
+def is_glue(task: Mapping[str, Any]) -> bool:
+    """A GLUE task (scores that the hub files under GLUE): its dataset, where it has one, is GLUE's."""
+    return bool(task.get("hub")) and dataset_name(task) == HUB_DATASET
+
+
+def text_fields(task: Mapping[str, Any]) -> int:
+    """1 for a single-sentence task, 2 for a sentence pair."""
+    return len((task.get("tsv") or task["hub"])["text_columns"])
+
+
+def dev_keys(task: Mapping[str, Any]) -> list[str]:
+    """The task's dev splits by key: "dev", and "mm" for MNLI's mismatched set."""
+    return list(task["tsv"]["dev_files"] if task.get("tsv") else task["hub"]["dev_splits"])
+
+
+def check_layout(task: Mapping[str, Any]) -> None:
+    """A task reads a TSV folder (`glue_dir` + `tsv`), a dataset (`hub`), or both, with one shape.
+
+    Checked when the config is composed, so a task file that could never be read fails before a
+    run directory is made, not after the model has loaded."""
+    name, tsv, hub = task["name"], task.get("tsv"), task.get("hub")
+    if not (task.get("glue_dir") and tsv) and not hub:
+        raise UserError(f"task '{name}' says where no data is: give it a TSV folder layout (glue_dir and tsv:) "
+                        "or a dataset (hub: with dataset, text_columns and dev_splits)")
+    if bool(task.get("glue_dir")) != bool(tsv):
+        raise UserError(f"task '{name}': glue_dir and tsv: go together (the folder's name and its files' layout); set both or neither")
+    if hub and not hub.get("dataset") and not hub.get("config"):
+        raise UserError(f"task '{name}': hub: names neither a dataset (hub.dataset: a hub id or a local folder) "
+                        f"nor a config of GLUE's {HUB_DATASET} (hub.config)")
+    if tsv and hub and (len(tsv["text_columns"]) != len(hub["text_columns"]) or list(tsv["dev_files"]) != list(hub["dev_splits"])):
+        raise UserError(f"task '{name}': its TSV layout and its dataset must have the same number of text columns "
+                        "and the same dev split keys (tsv.dev_files, hub.dev_splits)")
+
+
 def check_label_names(task: Mapping[str, Any]) -> None:
     """`task.label_names`, where set, names each of `task.labels` once."""
     names = task.get("label_names")
@@ -95,7 +137,7 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
 
     `with_train=False` (re-scoring a saved run) skips the training split and leaves it empty.
     """
-    glue_dir = resolve_glue_dir(data_cfg.get("dir"))
+    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None  # a dataset-only task ignores both
     if glue_dir is not None:
         task_dir = glue_dir / task["glue_dir"]
         if not task_dir.is_dir():
@@ -211,7 +253,7 @@ def unlabelled_names(task: Mapping[str, Any]) -> list[str]:
 def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> dict[str, Unlabelled]:
     """GLUE's unlabelled test split(s) of `task`, keyed by leaderboard file name (SST-2, MNLI-m, AX)."""
     layout = unlabelled_layout(task)
-    glue_dir = resolve_glue_dir(data_cfg.get("dir"))
+    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
     if glue_dir is None:
         return _load_hub_test(task, layout)
     if not layout.get("files"):
@@ -231,65 +273,124 @@ def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> di
 
 
 def load_from_hub(task: Mapping[str, Any]) -> TaskData:
-    """Load a GLUE task from the `datasets` hub; its integer labels use our label order."""
+    """Load a task from its `datasets` dataset (GLUE's unless `hub.dataset` names another)."""
     hub = task.get("hub")
-    loaded = _hub_dataset(task, hub["config"] if hub else None)
+    config = hub.get("config") if hub else None
+    loaded = _hub_dataset(task, config)
 
     def convert(split: str) -> Examples:
-        table = _hub_split(task, loaded, hub["config"], split)
-        label_list = table["label"]
-        labels = [float(v) for v in label_list] if is_regression(task) else [int(v) for v in label_list]
-        return Examples(texts=_hub_texts(table, hub), labels=labels, source=f"{HUB_DATASET}/{hub['config']}:{split}")
+        table = _hub_split(task, loaded, config, split)
+        where = _where(task, config, split)
+        return Examples(texts=_hub_texts(table, hub, where), labels=_hub_labels(task, table, where), source=where)
 
-    return TaskData(train=convert("train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})
+    return TaskData(train=convert(hub.get("train_split") or "train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})
+
+
+def _where(task: Mapping[str, Any], config: str | None, split: str) -> str:
+    return f"{dataset_name(task)}{f'/{config}' if config else ''}:{split}"
+
+
+def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | list[int]:
+    """A split's labels in the task's label order.
+
+    A class column of the dataset's own (`ClassLabel`: ids with names) is read by name, so a task
+    whose `labels` (or `label_names`) list the classes in another order still gets each row right;
+    plain integers are class ids in `labels`' order, and strings are looked up in `labels`, as the
+    TSV reader does. A label outside the task's classes (-1: a test split has none) is an error
+    naming the split, never a silent wrong class."""
+    column = (task.get("hub") or {}).get("label_column") or "label"
+    if column not in table.column_names:
+        raise UserError(f"{where}: no label column {column!r} (found {table.column_names}); set task.hub.label_column")
+    values = table[column]
+    if is_regression(task):
+        try:
+            return [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: the labels in {column!r} are not all numbers; the task is a regression (labels: null)") from None
+    classes = getattr(table.features.get(column), "names", None)
+    ids = list(range(len(task["labels"])))
+    if classes is not None:
+        ours = {name: i for i, name in enumerate(label_names(task))} | {str(label): i for i, label in enumerate(task["labels"])}
+        missing = [name for name in classes if name not in ours]
+        if missing:
+            raise UserError(f"{where}: the dataset's classes are {list(classes)}; task.labels or task.label_names must name "
+                            f"each of them (missing: {missing})")
+        ids = [ours[name] for name in classes]
+    labels = []
+    for row, value in enumerate(values):
+        if isinstance(value, str):
+            labels.append(_label_value(value, task, f"{where}, row {row}"))
+        elif isinstance(value, int) and 0 <= value < len(ids):
+            labels.append(ids[value])
+        else:
+            raise UserError(f"{where}, row {row}: label {value!r} is no class id in 0..{len(ids) - 1} nor one of "
+                            f"{list(task['labels'])} (a test split's -1 means it has no labels; score on a labelled split)")
+    return labels
 
 
 def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, Unlabelled]:
     """Test splits from the hub: `split` in the task's hub config, or `config/split` (MNLI's AX)."""
     hub = task.get("hub")
     if not hub or not layout.get("hub_splits"):
+        where = f"point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/" if task.get("glue_dir") else "name them there"
         raise UserError(f"task '{task['name']}' has no hub test splits (task.hub / task.test.hub_splits) and no local "
-                        f"folder is set; point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/")
+                        f"folder is set; {where}")
     loaded: dict[str, Any] = {}
     splits = {}
-    for name, where in layout["hub_splits"].items():
-        config, _, split = where.rpartition("/")
-        config = config or hub["config"]
+    for name, place in layout["hub_splits"].items():
+        config, _, split = place.rpartition("/")
+        config = config or hub.get("config")
         if config not in loaded:
             loaded[config] = _hub_dataset(task, config)
         table = _hub_split(task, loaded[config], config, split)
-        splits[name] = Unlabelled(ids=[str(i) for i in table["idx"]], texts=_hub_texts(table, hub),
-                                  source=f"{HUB_DATASET}/{config}:{split}")
+        where = _where(task, config, split)
+        # GLUE's test rows carry their leaderboard id in `idx`; another dataset's are numbered in order
+        ids = table["idx"] if "idx" in table.column_names else range(len(table))
+        splits[name] = Unlabelled(ids=[str(i) for i in ids], texts=_hub_texts(table, hub, where), source=where)
     return splits
 
 
-def _hub_texts(table, hub: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """A hub split's inputs, one tuple of the task's text columns per row (GLUE's own column names)."""
+def _hub_texts(table, hub: Mapping[str, Any], where: str) -> list[tuple[str, ...]]:
+    """A split's inputs, one tuple of the task's text columns per row (the dataset's own column names)."""
+    missing = [column for column in hub["text_columns"] if column not in table.column_names]
+    if missing:
+        raise UserError(f"{where}: no column {missing[0]!r} (found {table.column_names}); set task.hub.text_columns")
     return list(zip(*(table[column] for column in hub["text_columns"])))
 
 
+def _dataset_location(name: str) -> str:
+    """What `datasets.load_dataset` is given: a hub id as it is, a local folder with `~` expanded."""
+    return str(Path(name).expanduser().resolve()) if looks_local(name) else name
+
+
 def _hub_dataset(task: Mapping[str, Any], config: str | None):
-    """One GLUE config from the hub, or a one-line error saying how to use local files instead."""
-    if not config:  # a user's own task (task.hub: null) has only its TSV folder
-        raise UserError(f"task '{task['name']}' has no hub dataset (task.hub is null) and no local folder is set; "
+    """The task's dataset (every split), or a one-line error saying how to point the tool at data."""
+    if not task.get("hub"):  # a user's own TSV task (task.hub: null) has only its folder
+        raise UserError(f"task '{task['name']}' has no dataset (task.hub is null) and no local folder is set; "
                         f"point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/")
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
         raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
+    name = dataset_name(task)
     try:
-        return datasets.load_dataset(HUB_DATASET, config)
+        return datasets.load_dataset(_dataset_location(name), config)
     except Exception as exc:  # network, missing cache, unknown config: all the same to the user
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = f"{name}/{config}" if config else name
+        if not is_glue(task):
+            raise UserError(f"task '{task['name']}': the dataset {what} could not be loaded ({first_line}); set task.hub.dataset "
+                            "to a hub id or to a local folder of CSV / JSON / Parquet files named by split (train.csv, ...)") from None
         raise UserError(
             f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
-            f"dataset {HUB_DATASET}/{config} could not be loaded ({first_line}); download the "
+            f"dataset {what} could not be loaded ({first_line}); download the "
             f"GLUE TSVs and point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/"
         ) from None
 
 
-def _hub_split(task: Mapping[str, Any], loaded, config: str, split: str):
+def _hub_split(task: Mapping[str, Any], loaded, config: str | None, split: str):
     if split not in loaded:
-        raise UserError(f"task '{task['name']}': hub dataset {HUB_DATASET}/{config} has no split '{split}' (has {list(loaded)})")
+        raise UserError(f"task '{task['name']}': dataset {_where(task, config, split).rpartition(':')[0]} has no split "
+                        f"'{split}' (has {list(loaded)})")
     return loaded[split]

@@ -10,6 +10,7 @@ own card classes, so the metadata is in the form the hub parses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -43,30 +44,36 @@ def hub_base_model(name_or_path: str) -> str | None:
     return None if looks_local(name_or_path) else name_or_path
 
 
+def hub_dataset(task: Mapping[str, Any]) -> str | None:
+    """The hub id of the dataset the task's scores are on; None for data of the user's own (a TSV
+    folder, or a local folder of files), which the hub cannot link to."""
+    return None if not task.get("hub") or looks_local(data.dataset_name(task)) else data.dataset_name(task)
+
+
 def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) -> ModelCard:
     """The card of the folder exported from a run with config `cfg` and `metrics.json` `metrics`.
 
-    Scores become hub metadata (`model-index`, which the hub shows as results on GLUE's dev split)
-    only for a GLUE task scored on its whole dev set: a run on `data.max_eval_samples` says so in
-    the text instead."""
+    Scores become hub metadata (`model-index`, which the hub shows as results on that dataset's
+    dev split) only for a task whose dataset is on the hub, scored on its whole dev set: a run on
+    `data.max_eval_samples` says so in the text instead."""
     task, model = cfg["task"], str(cfg["model"]["name_or_path"])
     base = hub_base_model(model)
-    hub = task.get("hub") or None
+    dataset = hub_dataset(task)
     algorithm = str(metrics.get("algorithm") or metrics["method"])
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-classification",
         base_model=base,
-        datasets=[data.HUB_DATASET] if hub else None,
+        datasets=[dataset] if dataset else None,
         tags=["prune-cli", *([] if algorithm in DENSE else ["pruning", "sparse"]), str(metrics["method"]),
-              f"glue-{task['name']}" if hub else str(task["name"])],
+              f"glue-{task['name']}" if data.is_glue(task) else str(task["name"])],
         model_name=folder_name,
-        eval_results=_eval_results(task, metrics) if hub and not cfg["data"].get("max_eval_samples") else None,
+        eval_results=_eval_results(task, metrics, dataset) if dataset and not cfg["data"].get("max_eval_samples") else None,
     )
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base or model)}")
 
 
-def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[EvalResult] | None:
+def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: str) -> list[EvalResult] | None:
     """The dev scores as `model-index` entries, one per metric and dev split (MNLI has two)."""
     results = []
     for split_key, hub_split in task["hub"]["dev_splits"].items():
@@ -76,8 +83,8 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[E
             if value is None or name not in HUB_METRIC:
                 continue
             results.append(EvalResult(
-                task_type="text-classification", dataset_type=data.HUB_DATASET, dataset_name=f"GLUE {task['glue_dir']}",
-                dataset_config=task["hub"]["config"], dataset_split=hub_split, metric_type=HUB_METRIC[name],
+                task_type="text-classification", dataset_type=dataset, dataset_name=_dataset_title(task),
+                dataset_config=task["hub"].get("config"), dataset_split=hub_split, metric_type=HUB_METRIC[name],
                 metric_value=round(float(value), 4),
             ))
     return results or None
@@ -109,8 +116,18 @@ def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, fo
     return "\n".join(lines)
 
 
+def _dataset_title(task: Mapping[str, Any]) -> str:
+    """How the card names the task's data: GLUE's tasks by their GLUE name, any other by task and dataset."""
+    if data.is_glue(task):
+        return f"GLUE {task['glue_dir']}"
+    if not task.get("hub"):
+        return f"the task '{task['name']}'"
+    dataset = hub_dataset(task)  # a local folder is named, not its path on the machine that trained
+    return f"the task '{task['name']}' (" + (f"dataset `{dataset}`)" if dataset else f"a local dataset, `{Path(data.dataset_name(task)).name}`)")
+
+
 def _what_it_is(task: Mapping[str, Any], algorithm: str, metrics: Mapping[str, Any], base: str, pooling: str) -> str:
-    name = f"GLUE {task['glue_dir']}" if task.get("hub") else f"the task '{task['name']}'"
+    name = _dataset_title(task)
     head = ("The head, trained for the task, is a learnt softmax mix of every layer's "
             f"{'[CLS] vector' if pooling == 'cls' else 'mean token vector'} followed by a one-hidden-layer MLP.")
     if algorithm == "finetune":
@@ -125,7 +142,7 @@ def _what_it_is(task: Mapping[str, Any], algorithm: str, metrics: Mapping[str, A
 
 
 def _example_input(task: Mapping[str, Any]) -> str:
-    if len(task["tsv"]["text_columns"]) == 2:
+    if data.text_fields(task) == 2:
         return '{"text": "A man is playing a guitar.", "text_pair": "A man plays the guitar."}'
     return '"a gripping, funny and moving film"'
 
@@ -135,7 +152,8 @@ def _labels_paragraph(task: Mapping[str, Any]) -> list[str]:
         return ["The model answers one number on the task's own scale, which the pipeline returns as `score` "
                 "as it is (the config's `problem_type` is regression, so no sigmoid squashes it).", ""]
     names, labels = data.label_names(task), [str(label) for label in task["labels"]]
-    pairs = ", ".join(f"`{name}`" + (f" (GLUE's `{label}`)" if name != label else "") for name, label in zip(names, labels))
+    source = "GLUE's" if data.is_glue(task) else "the data's"
+    pairs = ", ".join(f"`{name}`" + (f" ({source} `{label}`)" if name != label else "") for name, label in zip(names, labels))
     return [f"Labels: {pairs}.", ""]
 
 

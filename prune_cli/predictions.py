@@ -89,8 +89,8 @@ class _Job:
         """{split key: file name} this run writes."""
         if self.split == "test":
             return {name: f"{name}.tsv" for name in data.unlabelled_names(self.task)}
-        glue_dir = self.task["glue_dir"]
-        return {key: f"{glue_dir}-dev.tsv" if key == "dev" else f"{glue_dir}-{key}-dev.tsv" for key in self.task["tsv"]["dev_files"]}
+        stem = self.task.get("glue_dir") or self.task["name"]  # a dataset-only task has no GLUE folder name
+        return {key: f"{stem}-dev.tsv" if key == "dev" else f"{stem}-{key}-dev.tsv" for key in data.dev_keys(self.task)}
 
     def read(self) -> None:
         data_cfg = OmegaConf.to_container(self.cfg.data, resolve=True)

@@ -128,6 +128,81 @@ def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
     assert "\n" not in str(err.value)
 
 
+MOVIES = {"name": "movies", "glue_dir": None, "tsv": None,
+          "hub": {"dataset": None, "text_columns": ["review"], "label_column": "sentiment", "dev_splits": {"dev": "validation"}},
+          "labels": ["neg", "pos"], "metrics": ["accuracy"], "main_metric": "accuracy"}
+
+
+def _movies(dataset: str) -> dict:
+    return {**MOVIES, "hub": {**MOVIES["hub"], "dataset": dataset}}
+
+
+@pytest.fixture()
+def datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`datasets` caches what it builds from local files; keep that out of the user's cache."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    return tmp_path / "datasets-cache"
+
+
+def test_a_folder_of_csv_files_is_a_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, datasets_cache: Path):
+    """A task of one's own need not be GLUE-shaped: `hub.dataset` names any dataset that
+    `datasets.load_dataset` opens, here a local folder of CSV files named by split, with its own
+    column names and string labels; $GLUE_DIR, set for the GLUE tasks, is not consulted."""
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    (folder / "train.csv").write_text('review,sentiment\n"a fine, warm film",pos\ndull,neg\nlovely,pos\n')
+    (folder / "validation.csv").write_text("review,sentiment\nawful,neg\ngreat,pos\n")
+    monkeypatch.setenv("GLUE_DIR", str(FIXTURE_GLUE))
+    data.check_layout(_movies(str(folder)))
+    loaded = data.load_task_data(_movies(str(folder)), {"dir": str(FIXTURE_GLUE)})
+    assert loaded.train.texts == [("a fine, warm film",), ("dull",), ("lovely",)] and loaded.train.labels == [1, 0, 1]
+    assert loaded.dev["dev"].labels == [0, 1] and loaded.dev["dev"].source == f"{folder}:validation"
+    assert datasets_cache.is_dir()
+    (folder / "validation.csv").write_text("review,sentiment\nawful,bad\n")
+    with pytest.raises(UserError, match=r"movies:validation, row 0: label 'bad' is not one of \['neg', 'pos'\]"):
+        data.load_task_data(_movies(str(folder)), {"dir": None})
+    with pytest.raises(UserError, match=r"dataset .*nope could not be loaded .*set task.hub.dataset to a hub id or to a local folder"):
+        data.load_task_data(_movies(str(tmp_path / "nope")), {"dir": None})
+
+
+def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
+    """A dataset's own class column (ids with names) may list the classes in another order than
+    the task's labels: each row is read by its class name. An id outside the classes (a test
+    split's -1) is an error naming the split and row, never a class."""
+    import datasets
+
+    features = datasets.Features({"review": datasets.Value("string"), "sentiment": datasets.ClassLabel(names=["pos", "neg"])})
+    table = {"review": ["good", "bad", "fine"], "sentiment": [0, 1, 0]}
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name: datasets.DatasetDict(
+        train=datasets.Dataset.from_dict(table, features=features), validation=datasets.Dataset.from_dict(table, features=features)))
+    assert data.load_task_data(_movies("me/movies"), {"dir": None}).train.labels == [1, 0, 1]
+    wrong = {**_movies("me/movies"), "labels": ["negative", "positive"]}
+    with pytest.raises(UserError, match=r"me/movies:train: the dataset's classes are \['pos', 'neg'\]; .*missing: \['pos', 'neg'\]"):
+        data.load_task_data(wrong, {"dir": None})
+    plain = {"review": ["good", "unlabelled"], "sentiment": [1, -1]}
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name: datasets.DatasetDict(
+        train=datasets.Dataset.from_dict(plain), validation=datasets.Dataset.from_dict(plain)))
+    with pytest.raises(UserError, match=r"me/movies:train, row 1: label -1 is no class id in 0..1 .*a test split's -1"):
+        data.load_task_data(_movies("me/movies"), {"dir": None})
+    with pytest.raises(UserError, match=r"me/movies:train: no label column 'label' \(found \['review', 'sentiment'\]\)"):
+        data.load_task_data({**MOVIES, "hub": {**_movies("me/movies")["hub"], "label_column": None}}, {"dir": None})
+
+
+def test_a_task_must_say_where_its_data_is():
+    glue = task_cfg("sst2")
+    data.check_layout(glue)
+    with pytest.raises(UserError, match="task 'movies' says where no data is"):
+        data.check_layout({**MOVIES, "hub": None})
+    with pytest.raises(UserError, match="glue_dir and tsv: go together"):
+        data.check_layout({**_movies("me/movies"), "glue_dir": "Movies"})
+    with pytest.raises(UserError, match="hub: names neither a dataset .* nor a config of GLUE's nyu-mll/glue"):
+        data.check_layout({**glue, "hub": {**glue["hub"], "config": None}})
+    with pytest.raises(UserError, match="the same number of text columns and the same dev split keys"):
+        data.check_layout({**glue, "hub": {**glue["hub"], "text_columns": ["sentence1", "sentence2"]}})
+
+
 def test_sequences_are_cut_at_the_models_positions(tiny_model_dir: Path, caplog):
     """data.max_seq_length past the model's position embeddings would index past them on the
     first long example; like transformers' run_glue, the run cuts at the model's limit and says so."""

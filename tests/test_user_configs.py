@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
+from omegaconf import OmegaConf
 
+from prune_cli import rundir
 from prune_cli.config import USER_CONFIG_ENV, compose, group_options
 from prune_cli.errors import UserError
 
@@ -84,11 +86,77 @@ def test_a_user_task_and_recipe_run_end_to_end(user_configs: Path, in_tmp: Path,
     assert json.loads((in_tmp / "hf" / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
 
 
+MY_DATASET_TASK = """\
+name: moviecsv
+glue_dir: null
+tsv: null
+hub:
+  dataset: {folder}
+  text_columns: [review]
+  label_column: sentiment
+  dev_splits: {{dev: validation}}
+labels: [neg, pos]
+metrics: [accuracy]
+main_metric: accuracy
+test:
+  hub_splits: {{Reviews: test}}
+"""
+
+
+def test_a_user_task_from_a_folder_of_csv_files_runs_end_to_end(user_configs: Path, in_tmp: Path, tiny_model_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    """A dataset that is no GLUE TSV folder (`hub.dataset`: here CSV files named by split, with
+    their own columns and labels) trains, re-scores, writes its dev predictions under the task's
+    name, and exports a card that files no hub dataset or scores for a folder on this machine."""
+    import csv
+
+    import datasets
+    from huggingface_hub import ModelCard
+
+    from prune_cli import model_card
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", in_tmp / "datasets-cache")
+    folder = in_tmp / "movie-reviews"
+    folder.mkdir()
+    sst2 = list(csv.reader((FIXTURE_GLUE / "SST-2" / "train.tsv").open(), delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    for split, rows in {"train": sst2, "validation": sst2[:12]}.items():
+        with (folder / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["review", "sentiment"])
+            writer.writerows([sentence, "pos" if label == "1" else "neg"] for sentence, label in rows)
+    (folder / "test.csv").write_text("review\nwhat a joy\nterrible plot\nfine\n")  # no labels, no ids
+    (user_configs / "task" / "moviecsv.yaml").write_text(MY_DATASET_TASK.format(folder=folder))
+    result = run_cli("adapt", "--task", "moviecsv", *tiny_overrides(tiny_model_dir))  # data.dir is set, and not read
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["task"], metrics["train_examples"]) == ("moviecsv", len(sst2))
+    monkeypatch.delenv(USER_CONFIG_ENV)
+    assert run_cli("evaluate", str(run)).exit_code == 0
+    assert run_cli("predict", str(run), "--split", "dev", "--out", str(in_tmp / "preds")).exit_code == 0
+    rows = (in_tmp / "preds" / "moviecsv-dev.tsv").read_text().splitlines()
+    assert rows[0] == "index\tprediction\tlabel" and len(rows) == 13 and {r.split("\t")[1] for r in rows[1:]} <= {"neg", "pos"}
+    assert run_cli("predict", str(run), "--out", str(in_tmp / "test-preds")).exit_code == 0
+    rows = [row.split("\t") for row in (in_tmp / "test-preds" / "Reviews.tsv").read_text().splitlines()]
+    assert [row[0] for row in rows] == ["index", "0", "1", "2"], "a test split without GLUE's idx is numbered in order"
+    assert run_cli("export", str(run), "--out", str(in_tmp / "hf")).exit_code == 0
+    card = ModelCard.load(in_tmp / "hf" / "README.md")
+    assert card.data.datasets is None and card.data.eval_results is None and "moviecsv" in card.data.tags
+    assert "the task 'moviecsv' (a local dataset, `movie-reviews`)" in card.text and str(folder) not in card.text
+    # the same task on a hub dataset files that dataset and its dev scores (no GLUE config, no glue- tag)
+    cfg = rundir.load_config(run)
+    cfg.task.hub.dataset = "me/movie-reviews"
+    card = model_card.build(OmegaConf.to_container(cfg, resolve=True), metrics, "my-model")
+    assert card.data.datasets == ["me/movie-reviews"] and "moviecsv" in card.data.tags
+    [score] = card.data.eval_results
+    assert (score.dataset_type, score.dataset_config, score.dataset_split, score.metric_type) == ("me/movie-reviews", None, "validation", "accuracy")
+
+
 def test_a_user_task_without_data_says_where_to_point(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
     overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("data.dir=")]
     result = run_cli("adapt", "--task", "mytask", *overrides)
     assert result.exit_code == 2
-    assert "task 'mytask' has no hub dataset (task.hub is null)" in result.output and "MyTask/" in result.output
+    assert "task 'mytask' has no dataset (task.hub is null)" in result.output and "MyTask/" in result.output
 
 
 def test_a_missing_user_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
