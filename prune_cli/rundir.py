@@ -33,6 +33,9 @@ from prune_cli.errors import UserError
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
 OVERRIDES = HYDRA_DIR / "overrides.yaml"  # the command-line overrides Hydra recorded
+HYDRA_SETTINGS = HYDRA_DIR / "hydra.yaml"  # Hydra's own settings for the run, with the folder it was launched from
+# Config keys that may name a path on this machine: a relative one is relative to that folder.
+PATH_KEYS = ("data.dir", "model.name_or_path", "task.hub.dataset")
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
 ENCODER = "encoder.safetensors"
@@ -183,12 +186,41 @@ def interrupted_message(run_dir: Path) -> str:
 
 
 def load_config(run_dir: Path) -> DictConfig:
+    """The run's stored config, its relative paths anchored where the run was launched."""
     try:
         cfg = OmegaConf.load(run_dir / CONFIG)
     except Exception as exc:
         raise UserError(f"{run_dir / CONFIG} cannot be read: {exc}") from None
     assert isinstance(cfg, DictConfig)
+    anchor_relative_paths(cfg, run_dir)
     return cfg
+
+
+def launch_dir(run_dir: Path) -> Path | None:
+    """The folder the run was launched from (Hydra records it), or None where that is unknown."""
+    try:
+        return Path(OmegaConf.load(run_dir / HYDRA_SETTINGS).hydra.runtime.cwd)
+    except Exception:  # noqa: BLE001 - no hydra.yaml, or one without the key: nothing to anchor to
+        return None
+
+
+def anchor_relative_paths(cfg: DictConfig, run_dir: Path) -> None:
+    """Make each relative path of `PATH_KEYS` (`data.dir=../glue`, `--model ./my-bert`, a task's
+    `hub.dataset: ./reviews`) absolute, from the folder the run was launched in, where it exists there.
+
+    Without this, `evaluate`, `export`, `apply`, `predict` and `--resume` read such a path from
+    wherever they are run, and a run re-scored from another folder fails to find its model or
+    data (a dataset-only task has no `--data-dir` to point elsewhere). A value that is no folder
+    there (a hub name) is left as it is."""
+    launched = launch_dir(run_dir)
+    if launched is None:
+        return
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        if (launched / value).exists():
+            OmegaConf.update(cfg, key, str((launched / value).resolve()))
 
 
 def load_metrics(run_dir: Path) -> dict[str, Any]:

@@ -85,6 +85,29 @@ def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path
     assert "re-scored" not in result.output
 
 
+def test_a_run_given_relative_paths_is_rescored_from_any_folder(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
+    """`data.dir=glue --model ./model` are relative to where the run was launched: the commands
+    that read the finished run find both from any folder, and `--data-dir` is still read from
+    the folder it is typed in."""
+    import shutil
+
+    shutil.copytree(FIXTURE_GLUE, in_tmp / "glue")
+    shutil.copytree(tiny_model_dir, in_tmp / "model")
+    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith(("data.dir=", "model.name_or_path="))]
+    assert run_cli("adapt", "--task", "sst2", "--model", "./model", "data.dir=glue", *overrides).exit_code == 0
+    run_dir = only_run_dir(in_tmp / "outputs")
+    stored = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "name_or_path: ./model" in stored and "dir: glue" in stored, "the stored config keeps what was typed"
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    os.chdir(elsewhere)
+    result = run_cli("evaluate", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert "│ yes" in result.output and "│ no" not in result.output, "re-scored to its stored figure"
+    shutil.copytree(FIXTURE_GLUE, elsewhere / "other-glue")
+    assert run_cli("evaluate", str(run_dir), "--data-dir", "other-glue").exit_code == 0
+    assert run_cli("evaluate", str(run_dir), "--data-dir", "missing-glue").exit_code == 2
+
+
 def test_evaluate_refuses_a_mask_for_other_base_weights(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
     assert run_cli("adapt", "--task", "sst2", *tiny_overrides(tiny_model_dir)).exit_code == 0
     run_dir = only_run_dir(in_tmp / "outputs")

@@ -104,7 +104,7 @@ test:
 
 
 def test_a_user_task_from_a_folder_of_csv_files_runs_end_to_end(user_configs: Path, in_tmp: Path, tiny_model_dir: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch):
+                                                                  monkeypatch: pytest.MonkeyPatch, tmp_path_factory):
     """A dataset that is no GLUE TSV folder (`hub.dataset`: here CSV files named by split, with
     their own columns and labels) trains, re-scores, writes its dev predictions under the task's
     name, and exports a card that files no hub dataset or scores for a folder on this machine."""
@@ -125,13 +125,14 @@ def test_a_user_task_from_a_folder_of_csv_files_runs_end_to_end(user_configs: Pa
             writer.writerow(["review", "sentiment"])
             writer.writerows([sentence, "pos" if label == "1" else "neg"] for sentence, label in rows)
     (folder / "test.csv").write_text("review\nwhat a joy\nterrible plot\nfine\n")  # no labels, no ids
-    (user_configs / "task" / "moviecsv.yaml").write_text(MY_DATASET_TASK.format(folder=folder))
+    (user_configs / "task" / "moviecsv.yaml").write_text(MY_DATASET_TASK.format(folder="./movie-reviews"))
     result = run_cli("adapt", "--task", "moviecsv", *tiny_overrides(tiny_model_dir))  # data.dir is set, and not read
     assert result.exit_code == 0, result.output
     run = only_run_dir(in_tmp / "outputs")
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["task"], metrics["train_examples"]) == ("moviecsv", len(sst2))
     monkeypatch.delenv(USER_CONFIG_ENV)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # the relative dataset is found from where the run was launched
     assert run_cli("evaluate", str(run)).exit_code == 0
     assert run_cli("predict", str(run), "--split", "dev", "--out", str(in_tmp / "preds")).exit_code == 0
     rows = (in_tmp / "preds" / "moviecsv-dev.tsv").read_text().splitlines()
