@@ -1,6 +1,8 @@
-"""Python API for the multi-task use case: one base model in memory, one small mask per task.
+"""Python API: `adapt` (a run, as `prune-cli adapt` makes it) and the multi-task use case, one
+base model in memory and one small mask per task.
 
-    from prune_cli.api import TaskBank
+    from prune_cli.api import TaskBank, adapt
+    run_dir = adapt(task="sst2", sparsity=0.5, overrides=["trainer.max_steps=500"])
     bank = TaskBank()
     bank.add("outputs/sst2/adapt_by_pruning/s0.5/...")      # -> "sst2"
     bank.add("outputs/stsb/adapt_by_pruning/s0.5/...")      # -> "stsb"
@@ -33,6 +35,22 @@ from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run
 from prune_cli.training import pick_device, predict
 
 Text = str | tuple[str, str]
+
+
+def adapt(task: str | None = None, sparsity: float | str | None = None, method: str | None = None,
+          model: str | None = None, seed: int | str | None = None, overrides: Sequence[str] = ()) -> Path:
+    """Learn a mask (or run a baseline) from Python, a notebook or a script, and return the run
+    directory: the same config checks, the same Hydra run directory (under `outputs/` of the
+    current folder, never overwritten) and the same files as `prune-cli adapt` with these
+    options and `key=value` overrides. Bad input raises `UserError`; sweeps are the CLI's `-m`
+    (or a Python loop over this)."""
+    from prune_cli.config import options_to_overrides
+    from prune_cli.hydra_entry import run_adapt
+
+    options = options_to_overrides(task, None if sparsity is None else str(sparsity), method, model,
+                                   None if seed is None else str(seed))
+    [run_dir] = run_adapt([*options, *overrides], multirun=False)
+    return run_dir
 
 
 @dataclass(frozen=True)

@@ -66,29 +66,8 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(code=stop.exit_code) from None
 
 
-def options_to_overrides(
-    task: Optional[str], sparsity: Optional[str], method: Optional[str], model: Optional[str], seed: Optional[str]
-) -> list[str]:
-    """Map CLI options onto Hydra overrides; comma lists become sweeps under --multirun."""
-    from prune_cli.config import group_options
-
-    overrides = []
-    if task is not None:
-        overrides.append(f"task={task}")
-    if method is not None:
-        overrides.append(f"method={method}")
-    if model is not None:
-        names = model.split(",")
-        known = group_options("model")
-        overrides.append(f"model={model}" if all(n in known for n in names) else f"model.name_or_path={model}")
-    if sparsity is not None:
-        overrides.append(f"sparsity={sparsity}")
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    return overrides
-
-
-TASK = typer.Option(None, "--task", help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte); comma list sweeps with -m.")
+TASK = typer.Option(None, "--task", help="Task config name: GLUE's (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte) or your own "
+                    "(PRUNE_CLI_CONFIG_PATH); comma list sweeps with -m.")
 SPARSITY = typer.Option(None, "--sparsity", help="Share of maskable weights to prune, in [0, 1); comma list sweeps with -m.")
 METHOD = typer.Option(None, "--method", help="Method config name (configs/method); comma list sweeps with -m.")
 MODEL = typer.Option(None, "--model", help="Model config name (configs/model), Hugging Face model name, or local folder.")
@@ -112,8 +91,8 @@ def adapt(
 
     Extra words are Hydra overrides, e.g. `trainer.max_steps=2000 method.t_small=0.5`.
     """
-    from prune_cli.config import check_overrides, check_run_dir, compose, first_combination
-    from prune_cli.hydra_entry import launch_adapt
+    from prune_cli.config import options_to_overrides
+    from prune_cli.hydra_entry import run_adapt
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
 
@@ -125,12 +104,7 @@ def adapt(
 
             runner.resume(resume)
             return
-        check_overrides(overrides, multirun)
-        compose(first_combination(overrides))  # a typo fails here, in one line, before any job starts
-        existed = None if multirun else check_run_dir(overrides)
-        failed = launch_adapt(overrides, multirun, existed)
-        if failed:
-            raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")
+        run_adapt(overrides, multirun)
 
     guarded(work, debug)
 
@@ -377,7 +351,7 @@ def show_config(
     """Print the composed config for these options and overrides (nothing runs)."""
     from omegaconf import OmegaConf
 
-    from prune_cli.config import compose
+    from prune_cli.config import compose, options_to_overrides
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
     cfg = guarded(lambda: compose(overrides), debug)

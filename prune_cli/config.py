@@ -175,6 +175,26 @@ def hydra_error_line(exc: BaseException) -> str:
     return "; ".join(line.rstrip(".") for line in lines) or type(exc).__name__
 
 
+def options_to_overrides(task: str | None, sparsity: str | None, method: str | None, model: str | None,
+                         seed: str | None) -> list[str]:
+    """Map `adapt`'s options (the CLI's, or `prune_cli.api.adapt`'s) onto Hydra overrides; comma
+    lists become sweeps under --multirun."""
+    overrides = []
+    if task is not None:
+        overrides.append(f"task={task}")
+    if method is not None:
+        overrides.append(f"method={method}")
+    if model is not None:
+        names = model.split(",")
+        known = group_options("model")
+        overrides.append(f"model={model}" if all(n in known for n in names) else f"model.name_or_path={model}")
+    if sparsity is not None:
+        overrides.append(f"sparsity={sparsity}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    return overrides
+
+
 def first_combination(overrides: Sequence[str]) -> list[str]:
     """The overrides with every sweep reduced to its first value (to compose one job up front)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -1,4 +1,4 @@
-"""The one place where Typer hands over to Hydra.
+"""The one place where the CLI (and `prune_cli.api.adapt`) hands over to Hydra.
 
 Hydra's Compose API gives up multirun, run directories and job logging, so runs go through a real
 `@hydra.main` function. The CLI turns its options into override strings and calls that function
@@ -21,12 +21,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from prune_cli import display, rundir, runner, stopping
-from prune_cli.config import CONFIG_DIR, CONFIG_NAME, register_resolvers, searchpath_overrides
+from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_run_dir, compose, first_combination,
+                              register_resolvers, searchpath_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 
 FAILED = "failed.json"
 log = logging.getLogger(__name__)
 failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
+finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
 # A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
 # group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
 # stopped job does not raise (joblib would end the sweep at the first one, killing the other
@@ -45,6 +47,20 @@ class _CarriedUserError(BaseException):
         self.run_dir = run_dir
 
 
+def run_adapt(overrides: Sequence[str], multirun: bool) -> list[Path]:
+    """`adapt`, for the CLI and for Python alike: check the overrides, compose the first
+    combination (a typo fails here, in one line, before any job starts), make sure the run
+    directory is new, launch; returns the run dirs that finished (a joblib sweep's finish in
+    its workers, and are not listed)."""
+    check_overrides(overrides, multirun)
+    compose(first_combination(overrides))
+    existed = None if multirun else check_run_dir(overrides)
+    failed = launch_adapt(overrides, multirun, existed)
+    if failed:
+        raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")
+    return list(finished_runs)
+
+
 def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None = None) -> list[str]:
     """Run `adapt` through Hydra; returns the run dirs of jobs that failed in a sweep.
 
@@ -54,6 +70,7 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
     """
     register_resolvers()
     failed_jobs.clear()
+    finished_runs.clear()
     stopping.stopped_sweep = None
     saved = sys.argv
     sys.argv = ["prune-cli", *searchpath_overrides(), *overrides, *(["--multirun"] if multirun else [])]
@@ -84,7 +101,9 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
         return None
     try:
-        return runner.adapt(cfg, run_dir)
+        score = runner.adapt(cfg, run_dir)
+        finished_runs.append(run_dir)
+        return score
     except RunInterrupted as interrupted:
         if not in_sweep:
             raise

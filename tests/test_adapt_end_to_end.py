@@ -62,6 +62,25 @@ def test_same_seed_gives_identical_mask_and_metrics(in_tmp: Path, tiny_model_dir
     assert (runs[0] / "mask.safetensors").read_bytes() == (runs[1] / "mask.safetensors").read_bytes()
 
 
+def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: Path):
+    """`prune_cli.api.adapt` is `prune-cli adapt` from Python: the same checks (a typo raises the
+    CLI's message, and leaves no run directory), the same run, and it returns the run directory."""
+    from prune_cli.api import TaskBank, adapt
+    from prune_cli.errors import UserError
+
+    with pytest.raises(UserError, match="did you mean 'trainer.max_steps'"):
+        adapt(task="sst2", overrides=["trainer.max_step=3"])
+    assert not (in_tmp / "outputs").exists()
+    run_dir = adapt(task="mrpc", sparsity=0.5, seed=3, overrides=tiny_overrides(tiny_model_dir))
+    assert run_dir.is_absolute() and run_dir.parent.parent == in_tmp / "outputs" / "mrpc" / "adapt_by_pruning"
+    assert run_cli("adapt", "--task", "mrpc", "--sparsity", "0.5", "--seed", "3", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    [cli_run] = [p.parent for p in (in_tmp / "outputs").rglob(".hydra") if p.parent != run_dir]
+    assert read_metrics(run_dir)["metrics"] == read_metrics(cli_run)["metrics"]
+    assert (run_dir / "mask.safetensors").read_bytes() == (cli_run / "mask.safetensors").read_bytes()
+    bank = TaskBank(device="cpu")
+    assert bank.add(run_dir) == "mrpc" and len(bank.predict("mrpc", [("a cat sits .", "a cat is sitting .")])) == 1
+
+
 def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path, tiny_model_dir: Path):
     """A sweep re-scored in one command: a summary line, and the runs whose figures moved named;
     a bad path among them fails before any run is scored."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import run_cli
 
-from prune_cli.cli import options_to_overrides
+from prune_cli.config import options_to_overrides
 
 
 def test_options_become_overrides():
