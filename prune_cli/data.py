@@ -286,8 +286,9 @@ def load_from_hub(task: Mapping[str, Any]) -> TaskData:
     return TaskData(train=convert(hub.get("train_split") or "train"), dev={k: convert(v) for k, v in hub["dev_splits"].items()})
 
 
-def _where(task: Mapping[str, Any], config: str | None, split: str) -> str:
-    return f"{dataset_name(task)}{f'/{config}' if config else ''}:{split}"
+def _where(task: Mapping[str, Any], config: str | None, split: str | None = None) -> str:
+    """How messages and `Examples.source` name a dataset (`nyu-mll/glue/sst2`) or one of its splits (`...:train`)."""
+    return f"{dataset_name(task)}{f'/{config}' if config else ''}{f':{split}' if split else ''}"
 
 
 def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | list[int]:
@@ -373,12 +374,11 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
         raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
-    name = dataset_name(task)
     try:
-        return datasets.load_dataset(_dataset_location(name), config)
+        return datasets.load_dataset(_dataset_location(dataset_name(task)), config)
     except Exception as exc:  # network, missing cache, unknown config: all the same to the user
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = f"{name}/{config}" if config else name
+        what = _where(task, config)
         if not is_glue(task):
             raise UserError(f"task '{task['name']}': the dataset {what} could not be loaded ({first_line}); set task.hub.dataset "
                             "to a hub id or to a local folder of CSV / JSON / Parquet files named by split (train.csv, ...)") from None
@@ -391,6 +391,5 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
 
 def _hub_split(task: Mapping[str, Any], loaded, config: str | None, split: str):
     if split not in loaded:
-        raise UserError(f"task '{task['name']}': dataset {_where(task, config, split).rpartition(':')[0]} has no split "
-                        f"'{split}' (has {list(loaded)})")
+        raise UserError(f"task '{task['name']}': dataset {_where(task, config)} has no split '{split}' (has {list(loaded)})")
     return loaded[split]

@@ -50,8 +50,8 @@ class _CarriedUserError(BaseException):
 def run_adapt(overrides: Sequence[str], multirun: bool) -> list[Path]:
     """`adapt`, for the CLI and for Python alike: check the overrides, compose the first
     combination (a typo fails here, in one line, before any job starts), make sure the run
-    directory is new, launch; returns the run dirs that finished (a joblib sweep's finish in
-    its workers, and are not listed)."""
+    directory is new, launch; returns the run dirs that finished (a joblib sweep's jobs run in
+    worker processes, so they are not listed)."""
     check_overrides(overrides, multirun)
     compose(first_combination(overrides))
     existed = None if multirun else check_run_dir(overrides)
