@@ -356,7 +356,12 @@ def _hub_texts(table, hub: Mapping[str, Any], where: str) -> list[tuple[str, ...
     missing = [column for column in hub["text_columns"] if column not in table.column_names]
     if missing:
         raise UserError(f"{where}: no column {missing[0]!r} (found {table.column_names}); set task.hub.text_columns")
-    return list(zip(*(table[column] for column in hub["text_columns"])))
+    rows = list(zip(*(table[column] for column in hub["text_columns"])))
+    for row, texts in enumerate(rows):  # an empty CSV cell arrives as None, which the tokenizer cannot take
+        for column, text in zip(hub["text_columns"], texts):
+            if not isinstance(text, str):
+                raise UserError(f"{where}, row {row}: column {column!r} holds {text!r}, not text; fill or delete that row")
+    return rows
 
 
 def _dataset_location(name: str) -> str:

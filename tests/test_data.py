@@ -163,6 +163,9 @@ def test_a_folder_of_csv_files_is_a_task(tmp_path: Path, monkeypatch: pytest.Mon
     (folder / "validation.csv").write_text("review,sentiment\nawful,bad\n")
     with pytest.raises(UserError, match=r"movies:validation, row 0: label 'bad' is not one of \['neg', 'pos'\]"):
         data.load_task_data(_movies(str(folder)), {"dir": None})
+    (folder / "validation.csv").write_text("review,sentiment\nawful,neg\n,pos\n")  # an empty cell: None, which no tokenizer takes
+    with pytest.raises(UserError, match=r"movies:validation, row 1: column 'review' holds None, not text"):
+        data.load_task_data(_movies(str(folder)), {"dir": None})
     with pytest.raises(UserError, match=r"dataset .*nope could not be loaded .*set task.hub.dataset to a hub id or to a local folder"):
         data.load_task_data(_movies(str(tmp_path / "nope")), {"dir": None})
 
