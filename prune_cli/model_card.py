@@ -47,7 +47,8 @@ def hub_base_model(name_or_path: str) -> str | None:
 def hub_dataset(task: Mapping[str, Any]) -> str | None:
     """The hub id of the dataset the task's scores are on; None for data of the user's own (a TSV
     folder, or a local folder of files), which the hub cannot link to."""
-    return None if not task.get("hub") or looks_local(data.dataset_name(task)) else data.dataset_name(task)
+    name = data.dataset_name(task)
+    return name if task.get("hub") and not looks_local(name) else None
 
 
 def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) -> ModelCard:
@@ -74,7 +75,10 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
 
 
 def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: str) -> list[EvalResult] | None:
-    """The dev scores as `model-index` entries, one per metric and dev split (MNLI has two)."""
+    """The dev scores as `model-index` entries, one per metric and dev split (MNLI has two). The
+    entries name the dataset as the hub lists it ("GLUE SST-2", or the dataset's id), not in the
+    text's words."""
+    dataset_name = f"GLUE {task['glue_dir']}" if data.is_glue(task) else dataset
     results = []
     for split_key, hub_split in task["hub"]["dev_splits"].items():
         suffix = "" if split_key == MAIN_SPLIT else f"_{split_key}"
@@ -83,7 +87,7 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: 
             if value is None or name not in HUB_METRIC:
                 continue
             results.append(EvalResult(
-                task_type="text-classification", dataset_type=dataset, dataset_name=_dataset_title(task),
+                task_type="text-classification", dataset_type=dataset, dataset_name=dataset_name,
                 dataset_config=task["hub"].get("config"), dataset_split=hub_split, metric_type=HUB_METRIC[name],
                 metric_value=round(float(value), 4),
             ))

@@ -214,6 +214,7 @@ def test_exported_folder_has_a_model_card_the_hub_can_read(in_tmp: Path, tiny_mo
                 for split, suffix in hub_splits.items() for name in rundir.load_config(run_dir).task.metrics}
     assert {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results} == expected
     assert {r.dataset_config for r in card.data.eval_results} == {task}
+    assert {r.dataset_name for r in card.data.eval_results} == {f"GLUE {rundir.load_config(run_dir).task.glue_dir}"}
     text = card.text
     assert "Scored on the first" not in text
     if method == "finetune":

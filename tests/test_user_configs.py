@@ -151,6 +151,7 @@ def test_a_user_task_from_a_folder_of_csv_files_runs_end_to_end(user_configs: Pa
     assert card.data.datasets == ["me/movie-reviews"] and "moviecsv" in card.data.tags
     [score] = card.data.eval_results
     assert (score.dataset_type, score.dataset_config, score.dataset_split, score.metric_type) == ("me/movie-reviews", None, "validation", "accuracy")
+    assert score.dataset_name == "me/movie-reviews", "metadata names the dataset, not in the card text's words"
 
 
 def test_a_user_task_without_data_says_where_to_point(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
