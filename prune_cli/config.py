@@ -342,6 +342,41 @@ def check_settings(cfg: DictConfig) -> None:
             raise UserError(f"{key}={value!r} must be {setting.describe()}")
 
 
+# Text settings that are free (names) or checked on their own (the method by METHODS, the model by
+# loading it, the device and precision by training's own checks); every other text setting is a
+# choice, in `choices()`. A test holds every text key of the config files to one list or the other.
+FREE_OR_OWN_TEXT = ("method.name", "model.name", "trainer.name", "method.algorithm", "model.name_or_path",
+                    "trainer.device", "trainer.precision")
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """Each setting that names one of a fixed set of options, with the set, as defined by the
+    module that acts on it. Without this a typo (`method.init=magnitud`) would quietly run the
+    code's fall-back. Imported when called: those modules load torch, which `--help` need not."""
+    from prune_cli.head import POOLINGS
+    from prune_cli.methods.adapt_by_pruning import GAMMA_SCHEDULES, THETA_INITS
+    from prune_cli.methods.baselines import MAGNITUDE_SCOPES
+    from prune_cli.training import OPTIMIZERS
+
+    return {
+        "head.pooling": POOLINGS,
+        "head.optimizer": OPTIMIZERS,
+        "method.optimizer": OPTIMIZERS,
+        "method.theta_optimizer": OPTIMIZERS,
+        "method.init": THETA_INITS,
+        "method.gamma_schedule": GAMMA_SCHEDULES,
+        "method.scope": MAGNITUDE_SCOPES,
+    }
+
+
+def check_choices(cfg: DictConfig) -> None:
+    """Each choice setting the composed config has, against `choices()`."""
+    for key, options in choices().items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and value not in options:
+            raise UserError(f"{key}={value!r} is not known; choose one of: {', '.join(options)}")
+
+
 def check_mask_patterns(cfg: DictConfig) -> None:
     for key in ("mask.include", "mask.exclude"):
         for pattern in cfg.mask[key.split(".")[1]]:
@@ -372,10 +407,7 @@ def check_config(cfg: DictConfig) -> None:
 
     pick_device(str(cfg.trainer.device))  # a wrong device or precision fails before any data is read
     check_precision(str(cfg.trainer.precision))
-    from prune_cli.head import POOLINGS
-
-    if cfg.head.get("pooling", "cls") not in POOLINGS:
-        raise UserError(f"head.pooling={cfg.head.pooling!r} is not known; choose one of: {', '.join(POOLINGS)}")
+    check_choices(cfg)
     if cfg.method.algorithm == "adapt_by_pruning":
         warmup, ramp_end = float(cfg.method.get("head_warmup_fraction", 0.0)), float(cfg.method.prune_fraction)
         if not 0.0 <= warmup < ramp_end <= 1.0:

@@ -168,6 +168,7 @@ def loss_fn(regression: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return lambda out, y: nn.functional.cross_entropy(out.float(), y)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")  # head.optimizer, method.optimizer, method.theta_optimizer
 ADAM_BETAS = (0.9, 0.999)  # torch's defaults, and every run's unless a config says otherwise
 
 
@@ -181,7 +182,7 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, foreach=True)
-    raise UserError(f"optimizer {name!r} is not known; choose adam, adamw or sgd")
+    raise UserError(f"optimizer {name!r} is not known; choose one of: {', '.join(OPTIMIZERS)}")
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, decay: bool = True):

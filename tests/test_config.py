@@ -105,6 +105,23 @@ def test_every_scalar_setting_has_a_rule():
     assert set(SETTINGS) <= set(key_sources()), "a rule for a key no config file has"
 
 
+def test_every_text_setting_is_a_checked_choice_or_named_free():
+    """A text setting added to a config file, read by code that falls back on anything it does
+    not recognise, would run the fall-back on a typo; each one must be a choice or be listed."""
+    from prune_cli.config import FREE_OR_OWN_TEXT, choices
+
+    texts = set()
+    for method in group_options("method"):
+        for trainer in group_options("trainer"):
+            cfg = compose([f"method={method}", f"trainer={trainer}"])
+            texts |= {key for key in _dotted_keys(OmegaConf.to_container(cfg, resolve=False), "")
+                      if not key.startswith(("task.", "hydra")) and isinstance(OmegaConf.select(cfg, key), str)}
+            for key, options in choices().items():
+                value = OmegaConf.select(cfg, key, default=None)
+                assert value is None or value in options, f"{method}/{trainer}: {key}={value!r}"
+    assert texts - set(FREE_OR_OWN_TEXT) == set(choices())
+
+
 def test_a_cuda_device_must_be_visible(monkeypatch):
     import torch
 

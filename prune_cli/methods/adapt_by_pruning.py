@@ -62,6 +62,8 @@ from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
 from prune_cli.training import ADAM_BETAS, BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
 
+THETA_INITS = ("normal", "magnitude")  # method.init: initial_theta
+GAMMA_SCHEDULES = ("constant", "adaptive")  # method.gamma_schedule: the paper's fixed push, or the cubic ramp
 QUANTILE_SAMPLE = 1 << 20  # theta entries sampled to estimate the push gamma needs
 UNSEEN_ROW_SHRINK = 1e-3  # unseen_tokens_first: theta_0 of a never-seen token's row, relative to its own
 

@@ -15,6 +15,8 @@ from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import effective, finetune, magnitude_scores, on_device, retrain_head
 from prune_cli.training import RunContext, score
 
+MAGNITUDE_SCOPES = ("global", "per_layer")  # method.scope of `magnitude`
+
 
 def _target(ctx: RunContext) -> float:
     return float(ctx.cfg["sparsity"])
