@@ -64,13 +64,7 @@ def labelled_masks(run_dirs: list[Path]) -> dict[str, mask_format.LoadedMask]:
     """Each run dir's mask under a readable label (task/method/sparsity/seed)."""
     loaded_by_label: dict[str, mask_format.LoadedMask] = {}
     for run_dir in run_dirs:
-        path = run_dir / rundir.MASK
-        if not run_dir.is_dir():
-            raise UserError(f"{run_dir} is not a directory")
-        if not path.is_file():
-            raise UserError(f"{run_dir} has no {rundir.MASK} (not a run dir, or a dense method with no mask to analyse)"
-                            f"{rundir.runs_below_hint(run_dir)}")
-        loaded = mask_format.read_mask(path)
+        loaded = mask_format.read_mask(rundir.require_mask(run_dir, "this analysis"))
         label = run_label(loaded.manifest)
         loaded_by_label[label if label not in loaded_by_label else f"{label} ({run_dir.name})"] = loaded
     return loaded_by_label

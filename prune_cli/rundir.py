@@ -147,6 +147,20 @@ def require_run_dir(run_dir: Path) -> None:
         raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)}){runs_below_hint(run_dir)}")
 
 
+def require_mask(run_dir: Path, needs: str) -> Path:
+    """The run's mask file. A finished dense reference (fine-tuning, feature extraction) has none,
+    and saying so beats pointing at runs below it; a folder of runs names one of them."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    path = run_dir / MASK
+    if path.is_file():
+        return path
+    if (run_dir / METRICS).is_file():
+        method = load_metrics(run_dir).get("method", "dense")
+        raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
+    raise UserError(f"{run_dir} has no {MASK}: it is not a finished run directory{runs_below_hint(run_dir)}")
+
+
 def runs_below_hint(folder: Path) -> str:
     """A hint for a folder given where a run was wanted (outputs/, a sweep): the runs it holds."""
     runs = sorted(path.parent for path in folder.rglob(METRICS) if (path.parent / CONFIG).is_file())

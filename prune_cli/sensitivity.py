@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from prune_cli import plots, rundir, runner
-from prune_cli.errors import UserError
 from prune_cli.methods.loops import HeadTrainer, fit_head
 from prune_cli.training import plan_budget, score
 
@@ -51,14 +50,14 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
     cfg = runner.stored_config(run_dir)
     stored = rundir.load_metrics(run_dir)
+    rundir.require_mask(run_dir, "sensitivity")  # before the model and data are loaded
     if steps is not None:
         cfg.head.retrain_steps = int(steps)
     cfg.trainer.progress = False
     runner.seed_everything(int(cfg.seed))
     prepared = runner.prepare(cfg, with_train=True)
     masks = runner.load_run_mask(run_dir, prepared.encoder, prepared.base_hash, prepared.device)
-    if masks is None:
-        raise UserError(f"{run_dir} has no mask (a dense reference); sensitivity needs a pruning run")
+    assert masks is not None, "require_mask found the mask file above"
     plain = OmegaConf.to_container(cfg, resolve=True)
     ctx = runner.make_context(plain, prepared, plan_budget(plain["trainer"], len(prepared.train)))
     head_steps = int(plain["head"].get("retrain_steps") or ctx.budget.total_steps)

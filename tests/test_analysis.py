@@ -49,8 +49,14 @@ def test_analyze_topology_on_two_runs(in_tmp: Path, tiny_model_dir: Path):
 
 def test_analyze_a_run_without_mask_is_a_clear_error(in_tmp: Path, tiny_model_dir: Path):
     assert run_cli("adapt", "--method", "feature_extraction", "--sparsity", "0", *tiny_overrides(tiny_model_dir)).exit_code == 0
-    result = run_cli("analyze", "topology", str(only_run_dir(in_tmp / "outputs")))
-    assert result.exit_code == 2 and "has no mask.safetensors" in result.output
+    run = only_run_dir(in_tmp / "outputs")
+    for args in (["topology", str(run)], ["sensitivity", str(run), "--steps", "2"]):
+        result = run_cli("analyze", *args)
+        assert result.exit_code == 2 and "is a feature_extraction run, a dense reference with no mask" in result.output
+        assert "finished run below it" not in result.output  # not pointed at itself as a run below it
+    result = run_cli("analyze", "topology", str(in_tmp / "outputs"))
+    assert result.exit_code == 2 and "has no mask.safetensors: it is not a finished run directory" in result.output
+    assert "holds 1 finished run below it" in " ".join(result.output.split())
 
 
 def _two_runs(in_tmp: Path, tiny_model_dir: Path, *extra: str) -> list[Path]:
