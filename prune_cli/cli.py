@@ -139,13 +139,13 @@ def report(
     from prune_cli import report as reporting
 
     def work() -> None:
-        groups, found, out_dir = reporting.build(root, out)
+        groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for path, reason in found.failed:
             display.console.print(f"[red]failed[/] {path}: {reason}", soft_wrap=True, highlight=False)
         for path in found.incomplete:
             display.console.print(f"[yellow]incomplete[/] {path}: {reporting.incomplete_reason(path)}", soft_wrap=True, highlight=False)
-        display.console.print(f"wrote {out_dir / 'report.csv'}, {out_dir / 'report.md'} and report_<task>.png")
+        display.console.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True, highlight=False)
 
     guarded(work, debug)
 

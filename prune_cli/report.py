@@ -172,7 +172,8 @@ def group_runs(runs: list[dict]) -> list[Group]:
 def rich_table(groups: list[Group]) -> Table:
     table = Table(title="results (mean ± std over seeds)")
     for column in ("task", "method", "sparsity", "realized", "metric", "mean ± std", "n"):
-        table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right")
+        # fold, not "…": in an 80-column terminal an ellipsis would hide a run's tag or metric
+        table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right", overflow="fold")
     for g in groups:
         table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, g.mean_std, str(len(g.values)))
     return table
@@ -402,7 +403,9 @@ def plot_task(task: str, groups: list[Group], path: Path) -> None:
     plots.save_png(figure, path)
 
 
-def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collected, Path]:
+def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collected, list[Path]]:
+    """Collect the runs under `root` and write report.csv, report.md and a plot per task into
+    `out_dir` (default `root`); returns the groups, what was found, and the files written."""
     found = collect(root)
     if not found.runs and not found.failed and not found.incomplete:
         raise UserError(f"no run directories (folders with {rundir.CONFIG}) under {root}")
@@ -415,4 +418,4 @@ def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collect
         plots[task] = name
     rundir.atomic_write_text(out / "report.csv", to_csv(groups))
     rundir.atomic_write_text(out / "report.md", to_markdown(groups, found, plots))
-    return groups, found, out
+    return groups, found, [out / "report.csv", out / "report.md", *(out / name for name in plots.values())]

@@ -43,7 +43,9 @@ def partial_sweep(root: Path) -> None:
 
 def test_groups_average_over_seeds(tmp_path: Path):
     partial_sweep(tmp_path)
-    groups, found, _ = report.build(tmp_path)
+    groups, found, written = report.build(tmp_path)
+    assert written == [tmp_path / "report.csv", tmp_path / "report.md", tmp_path / "report_sst2.png"]  # what `report` lists
+    assert all(path.is_file() for path in written)
     by_key = {(g.method, g.sparsity): g for g in groups}
     ours = by_key[("adapt_by_pruning", 0.5)]
     assert len(ours.values) == 2 and abs(ours.mean - 0.82) < 1e-12 and abs(ours.std - 0.028284271) < 1e-6
