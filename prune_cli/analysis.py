@@ -148,7 +148,8 @@ def topology_table(results: dict[str, dict[str, dict[str, float]]], kind: str) -
     table = Table(title=f"share of weights kept per {kind}")
     table.add_column(kind)
     for label in results:
-        table.add_column(label, justify="right")
+        # fold, not "…": the end of a label (sparsity, seed) is what tells two runs apart
+        table.add_column(label, justify="right", overflow="fold")
     rows = list(dict.fromkeys(key for shares in results.values() for key in shares[kind]))
     for row in rows:
         table.add_row(row, *(f"{shares[kind].get(row, float('nan')):.3f}" for shares in results.values()))

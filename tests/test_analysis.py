@@ -141,3 +141,21 @@ def test_analyze_recovery_pairs_the_no_recovery_ablation(in_tmp: Path, tiny_mode
     for row in rows:
         if row.split(",")[2] == "False":
             assert float(row.split(",")[3]) == 0.0, "no_recovery must never let a pruned weight back"
+
+
+def test_tables_keep_whole_run_labels_in_a_narrow_terminal(tmp_path: Path):
+    """Rich cuts a cell that does not fit with "…"; the end of a run's label (its sparsity and
+    seed, or a report's tag) is what tells runs apart, so the tables fold it onto a second line."""
+    from rich.console import Console
+
+    from prune_cli import report
+    from test_report import partial_sweep
+
+    labels = [f"sst2/adapt_by_pruning/s0.{level}/seed{seed}" for level in (5, 7) for seed in (11, 12)]
+    shares = {label: {"component": {"embed": 0.5, "query": 0.5}} for label in labels}
+    partial_sweep(tmp_path)
+    groups, _, _ = report.build(tmp_path)
+    for table in (analysis.topology_table(shares, "component"), report.rich_table(groups)):
+        console = Console(width=60, record=True)
+        console.print(table)
+        assert "…" not in console.export_text()
