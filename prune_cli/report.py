@@ -49,6 +49,12 @@ class Group:
     threads: str = ""  # torch threads the runs used ("1", "2", "1/2"); "?" for a run whose metrics.json predates the field
     steps: tuple[int, ...] = ()  # the distinct optimiser-step budgets the runs trained for (metrics.json `steps`)
     batch_sizes: tuple[int, ...] = ()  # the distinct training batch sizes (the resolved config's trainer.batch_size)
+    repeats: int = 0  # runs of a seed the cell already had (the same command run again, or a sweep's copies)
+
+    @property
+    def runs(self) -> int:
+        """Runs behind the cell: one per seed plus the repeats averaged into their seed."""
+        return len(self.values) + self.repeats
 
     def by_seed(self) -> dict[int, float]:
         return dict(zip(self.seeds, self.values))
@@ -150,6 +156,18 @@ def cell_sparsity(method: str, sparsity: float) -> float:
     return 0.0 if method in REFERENCE_METHODS else round(sparsity, 4)
 
 
+def per_seed_values(members: list[dict]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """One value per seed, in the order the seeds first appear: a seed run twice is one sample,
+    not two (two runs of seed 42 would otherwise count as n = 2 with a spread of 0), so its runs
+    are averaged. A run whose metrics.json has no seed is a sample of its own."""
+    by_seed: dict[object, list[float]] = {}
+    for index, run in enumerate(members):
+        key = int(run["seed"]) if run.get("seed") is not None else ("unknown", index)
+        by_seed.setdefault(key, []).append(float(run["main_metric_value"]))
+    seeds = tuple(key if isinstance(key, int) else -1 for key in by_seed)
+    return seeds, tuple(statistics.fmean(values) for values in by_seed.values())
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
@@ -160,13 +178,29 @@ def group_runs(runs: list[dict]) -> list[Group]:
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
         changes = sorted({recipe_changes(r["run_dir"]) for r in members if "run_dir" in r}) if tag else []
-        groups.append(Group(task, method, sparsity, metric, tuple(r["main_metric_value"] for r in members),
+        seeds, values = per_seed_values(members)
+        groups.append(Group(task, method, sparsity, metric, values,
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
-                            _uninterrupted_seconds(members), tuple(int(r.get("seed", -1)) for r in members),
+                            _uninterrupted_seconds(members), seeds,
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
                             tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
-                            tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None}))))
+                            tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
+                            len(members) - len(values)))
     return groups
+
+
+def seeds_cell(group: Group) -> str:
+    """The table's n: seeds, and the runs that repeated one of them (averaged into it, not counted)."""
+    return f"{len(group.values)}" + (f" (+{group.repeats} repeat{'s' if group.repeats > 1 else ''})" if group.repeats else "")
+
+
+def repeats_lines(groups: list[Group]) -> list[str]:
+    """A note under a task's table where some seed was run more than once."""
+    repeated = [g for g in groups if g.repeats]
+    if not repeated:
+        return []
+    cells = ", ".join(f"{g.label} s={g.sparsity:g} ({g.repeats})" for g in repeated)
+    return ["", f"Runs that repeat a seed of their cell are averaged into that seed, not counted as seeds: {cells}."]
 
 
 def rich_table(groups: list[Group]) -> Table:
@@ -175,7 +209,7 @@ def rich_table(groups: list[Group]) -> Table:
         # fold, not "…": in an 80-column terminal an ellipsis would hide a run's tag or metric
         table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right", overflow="fold")
     for g in groups:
-        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, g.mean_std, str(len(g.values)))
+        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, g.mean_std, seeds_cell(g))
     return table
 
 
@@ -211,6 +245,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
                          if s in by_s else "—" for s in sparsities] + [""]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += margin_lines(task_groups, sparsities)
+        lines += repeats_lines(task_groups)
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]
         lines.append("")
@@ -266,9 +301,9 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     rows: dict[tuple[str, str, str], list[float]] = {}
     for g in timed:
         if not g.tag:
-            rows.setdefault((g.task, g.method, g.threads), []).extend([g.train_seconds] * len(g.values))
-    total = sum(g.train_seconds * len(g.values) for g in timed)
-    lines = ["## Cost", "", f"Training time of the {sum(len(g.values) for g in groups)} runs above: about {total / 3600:.1f} h, "
+            rows.setdefault((g.task, g.method, g.threads), []).extend([g.train_seconds] * g.runs)
+    total = sum(g.train_seconds * g.runs for g in timed)
+    lines = ["## Cost", "", f"Training time of the {sum(g.runs for g in groups)} runs above: about {total / 3600:.1f} h, "
              "the sum of each run's own wall clock (ablations included; loading and scoring excluded; a resumed run counts as "
              "the mean of its group's uninterrupted runs). Runs on fewer threads than cores ran side by side, so the grid's "
              "own wall clock was shorter. Threads `?`: not recorded (the run predates that field of metrics.json).", "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 from prune_cli import rundir, report
@@ -213,3 +214,22 @@ def test_fine_tuning_on_fresh_seeds_with_no_change_extends_the_reference_but_not
     # seeds 1 and 2: (0.86 - 0.90 + 0.88 - 0.94) / 2; seed 3's fine-tuning changed its recipe, so it is no reference
     assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.8133 ± 0.0987 | 3 | +6.0 (1) | -5.0 (1, 2) |  |" in ablations
     assert "| finetune (fresh) | none (the default recipe) | 0.9400 | 1 |" in ablations and "``" not in ablations
+
+
+def test_a_seed_run_twice_is_one_sample_not_two(tmp_path: Path):
+    """Two runs of seed 1 are not two seeds: counted as such, two identical dense references (a
+    sweep's copies, or the same command run again) would show n = 2 and a spread of 0."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=10.0)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 1, 0.84, seconds=10.0)
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 2, 0.90, seconds=10.0)
+    fake_run(tmp_path, "d", "finetune", 0.5, 7, 0.91, seconds=10.0)
+    fake_run(tmp_path, "e", "finetune", 0.9, 7, 0.91, seconds=10.0)
+    groups, _, _ = report.build(tmp_path)
+    ours, tuned = groups
+    assert ours.seeds == (1, 2) and ours.values == pytest.approx((0.82, 0.90)) and ours.repeats == 1 and ours.runs == 3
+    assert tuned.values == (0.91,) and tuned.measured_std is None and tuned.repeats == 1
+    assert report.seeds_cell(ours) == "2 (+1 repeat)"
+    markdown = (tmp_path / "report.md").read_text()
+    assert "0.8600 ± 0.0566 (n=2, realized 0.5000)" in markdown and "0.9100 (n=1)" in markdown
+    assert "averaged into that seed, not counted as seeds: adapt_by_pruning s=0.5 (1), finetune s=0 (1)" in markdown
+    assert "Training time of the 5 runs above" in markdown  # the cost counts every run
