@@ -78,6 +78,11 @@ def stopped_job(detail: str) -> None:
     _stop_line("stopped", f" {detail}")
 
 
+def skipped_job(detail: str) -> None:
+    """A sweep job's line when it did not run because another job of the sweep runs the same thing."""
+    error_console.print(f"[bold cyan]skipped[/] {detail}", highlight=False, soft_wrap=True)
+
+
 def _stop_line(label: str, rest: str) -> None:
     """A stop's line on stderr. A closed stderr (rich raises SystemExit on a broken pipe) must
     not change how the stopped process ends, so printing it is best effort."""

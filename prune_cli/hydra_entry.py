@@ -9,6 +9,8 @@ code reads or writes `sys.argv`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import sys
 import traceback
@@ -18,7 +20,7 @@ from typing import Sequence
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_run_dir, compose, first_combination,
@@ -100,6 +102,12 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     if in_sweep and (stopping.requested is not None or stopped_here):
         rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
         return None
+    first = repeated_reference(cfg, Path(sweep_dir), run_dir) if in_sweep else None
+    if first is not None:
+        rundir.discard_unstarted(run_dir, Path(sweep_dir))
+        display.skipped_job(f"sweep job {hydra_cfg.job.num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
+                            f"with the same settings in {first}")
+        return None
     try:
         score = runner.adapt(cfg, run_dir)
         finished_runs.append(run_dir)
@@ -121,3 +129,20 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")
         failed_jobs.append(str(run_dir))
         return None
+
+
+def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path) -> Path | None:
+    """For a dense reference (fine-tuning, feature extraction) in a sweep, the run dir of an
+    earlier job of the sweep that runs the very same thing, if any. Such a method ignores
+    sparsity, so `--method finetune,adapt_by_pruning --sparsity 0.5,0.7,0.9` would otherwise
+    fine-tune three times with one seed: three times the cost for one result, which a report
+    would once have shown as three seeds with no spread. Each job claims its config with
+    sparsity left out; the first claim runs, the others are skipped."""
+    from prune_cli.methods import DENSE
+
+    if cfg.method.algorithm not in DENSE:
+        return None
+    same = OmegaConf.to_container(cfg, resolve=False)
+    same.pop("sparsity", None)
+    key = hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return rundir.claim_sweep_run(sweep_dir, key, run_dir)

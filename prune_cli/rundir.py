@@ -13,6 +13,9 @@ A run directory is self-describing:
     run.log              the log (Hydra's file handler)
     metrics.json         identity + scores; written LAST, so its presence means "complete"
 
+A sweep folder also holds `.dense_references/`: one claim per dense reference run, so that the
+sweep runs it once whatever sparsities it covers (`claim_sweep_run`).
+
 Every artifact is written atomically (temp file in the same folder, fsync, rename): a killed run
 never leaves a half-written file that a later `evaluate` or `report` would read as complete.
 """
@@ -47,6 +50,8 @@ CHECKPOINT = Path("checkpoint")
 CHECKPOINT_STATE = CHECKPOINT / "state.pt"
 CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
+# In a sweep folder: one file per dense reference run, claimed by the first job that runs it
+SWEEP_CLAIMS = Path(".dense_references")
 
 
 def earlier_mask(level: float) -> Path:
@@ -135,6 +140,25 @@ def discard_unstarted(run_dir: Path, existed: Path) -> bool:
             break
         folder = folder.parent
     return True
+
+
+def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
+    """Claim the run `key` for `run_dir` in this sweep; returns None when the claim is ours, or
+    the run dir of the job that claimed it first. The claim is an exclusive create, so jobs of a
+    parallel launcher (joblib, SLURM on a shared disk) agree on one winner without talking."""
+    claims = sweep_dir / SWEEP_CLAIMS
+    claims.mkdir(parents=True, exist_ok=True)
+    path = claims / f"{key}.json"
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_mode())
+    except FileExistsError:
+        try:
+            return Path(json.loads(path.read_text())["run_dir"])
+        except (OSError, ValueError, KeyError):
+            return path  # claimed, the claim still being written: name the claim itself
+    with os.fdopen(descriptor, "w") as claim:
+        json.dump({"run_dir": str(run_dir)}, claim)
+    return None
 
 
 def require_run_dir(run_dir: Path) -> None:

@@ -173,6 +173,25 @@ def test_multirun_sweep_gives_one_complete_run_dir_per_job(in_tmp: Path, tiny_mo
         assert set(metrics["versions"]) == {"prune_cli", "python", "torch", "transformers"}
 
 
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1"]],
+                         ids=["basic", "joblib"])
+def test_a_sweep_runs_a_dense_reference_once_whatever_the_sparsities(in_tmp: Path, tiny_model_dir: Path, launcher: list[str]):
+    """Fine-tuning ignores sparsity: a sweep over three sparsities and two seeds fine-tunes once per
+    seed, not three times, while the pruning method runs every cell; parallel jobs agree on which."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--method", "finetune,random", "--sparsity", "0.3,0.6,0.9",
+               "--seed", "1,2", *tiny_overrides(tiny_model_dir, *launcher, steps=3)]
+    done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = sorted(p.parent for p in (in_tmp / "outputs" / "multirun").rglob(".hydra"))
+    identities = sorted((m["method"], m["seed"], m["sparsity_requested"]) for m in map(read_metrics, runs))
+    tuned = [(seed, s) for method, seed, s in identities if method == "finetune"]
+    assert [seed for seed, _ in tuned] == [1, 2], identities  # one fine-tuning per seed, at whichever s got there first
+    assert sorted((seed, s) for method, seed, s in identities if method == "random") == [(seed, s) for seed in (1, 2) for s in (0.3, 0.6, 0.9)]
+    skipped = [line for line in done.stderr.splitlines() if line.startswith("skipped sweep job")]
+    assert len(skipped) == 4 and all("finetune ignores sparsity" in line for line in skipped)
+
+
 def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     import shutil
 
