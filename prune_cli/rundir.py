@@ -180,8 +180,13 @@ def require_mask(run_dir: Path, needs: str) -> Path:
     if path.is_file():
         return path
     if (run_dir / METRICS).is_file():
-        method = load_metrics(run_dir).get("method", "dense")
-        raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
+        from prune_cli.methods import DENSE
+
+        metrics = load_metrics(run_dir)
+        method = metrics.get("method", "?")
+        if metrics.get("algorithm", method) in DENSE:
+            raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
+        raise UserError(f"{run_dir} is a finished {method} run, but its {MASK} is missing")
     raise UserError(f"{run_dir} has no {MASK}: it is not a finished run directory{runs_below_hint(run_dir)}")
 
 

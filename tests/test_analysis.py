@@ -57,6 +57,12 @@ def test_analyze_a_run_without_mask_is_a_clear_error(in_tmp: Path, tiny_model_di
     result = run_cli("analyze", "topology", str(in_tmp / "outputs"))
     assert result.exit_code == 2 and "has no mask.safetensors: it is not a finished run directory" in result.output
     assert "holds 1 finished run below it" in " ".join(result.output.split())
+    # a pruning run whose mask was deleted is not called a dense reference
+    assert run_cli("adapt", "--method", "random", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    pruned = next(p.parent for p in (in_tmp / "outputs" / "sst2" / "random").rglob("mask.safetensors"))
+    (pruned / "mask.safetensors").unlink()
+    result = run_cli("analyze", "topology", str(pruned))
+    assert result.exit_code == 2 and "is a finished random run, but its mask.safetensors is missing" in " ".join(result.output.split())
 
 
 def _two_runs(in_tmp: Path, tiny_model_dir: Path, *extra: str) -> list[Path]:
