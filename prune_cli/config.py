@@ -148,9 +148,18 @@ def _unique_dir(path: str) -> str:
     return str(candidate)
 
 
+def _config_subdir(run_dir: str) -> str | None:
+    """Hydra resolver for `hydra.output_subdir`, read as each job starts (`rundir.config_subdir`)."""
+    from prune_cli import rundir
+
+    return rundir.config_subdir(Path(run_dir))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", _unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver("config_subdir"):  # not cached: each job asks about its own folder, as it starts
+        OmegaConf.register_new_resolver("config_subdir", _config_subdir, use_cache=False)
 
 
 def unit_fraction(name: str, value: Any, example: str, meaning: str) -> float:
@@ -461,6 +470,21 @@ def check_run_dir(overrides: Sequence[str]) -> Path:
         raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({exc.strerror}); "
                         "run from a writable folder or set hydra.run.dir=<writable path>") from None
     return ancestor
+
+
+def check_sweep_dir(overrides: Sequence[str]) -> None:
+    """Before a sweep starts: its folder must hold no runs. Jobs are named by their settings and
+    their number within the sweep, so a second sweep into the same folder (a fixed
+    `hydra.sweep.dir`) would reach the first one's job folders, where Hydra rewrites `.hydra/`
+    before any check of ours could run, leaving finished results beside another run's config."""
+    from prune_cli import rundir
+
+    target = Path(str(_hydra_compose(first_combination(overrides), with_hydra=True).hydra.sweep.dir))
+    runs = rundir.runs_in(target) if target.is_dir() else []
+    if runs:
+        raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "
+                        "a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset "
+                        "(`prune-cli adapt --resume RUN_DIR` continues a stopped job)")
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:

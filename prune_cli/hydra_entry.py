@@ -23,13 +23,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
-from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_run_dir, compose, first_combination,
-                              register_resolvers, searchpath_overrides)
+from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_run_dir, check_sweep_dir, compose,
+                              first_combination, register_resolvers, searchpath_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 
 FAILED = "failed.json"
 log = logging.getLogger(__name__)
-failed_jobs: list[str] = []  # run dirs of failed sweep jobs (in-process launchers)
+failed_jobs: list[str] = []  # failed sweep jobs' run dirs, each saying where its reason is (in-process launchers)
 finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
 # A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
 # group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
@@ -56,10 +56,12 @@ def run_adapt(overrides: Sequence[str], multirun: bool) -> list[Path]:
     worker processes, so they are not listed)."""
     check_overrides(overrides, multirun)
     compose(first_combination(overrides))
+    if multirun:
+        check_sweep_dir(overrides)
     existed = None if multirun else check_run_dir(overrides)
     failed = launch_adapt(overrides, multirun, existed)
     if failed:
-        raise UserError(f"{len(failed)} sweep job(s) failed; reasons are in failed.json under: {', '.join(failed)}")
+        raise UserError(f"{len(failed)} sweep job(s) failed: {', '.join(failed)}")
     return list(finished_runs)
 
 
@@ -108,6 +110,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         display.skipped_job(f"sweep job {hydra_cfg.job.num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
                             f"with the same settings in {first}")
         return None
+    shared = bool(rundir.results_in(run_dir))  # another job's finished run (a subdir that leaves out what tells them apart)
     try:
         score = runner.adapt(cfg, run_dir)
         finished_runs.append(run_dir)
@@ -125,9 +128,12 @@ def _adapt_main(cfg: DictConfig) -> float | None:
             raise
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
         display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")
-        failed_jobs.append(str(run_dir))
+        if shared:  # a failed.json there would list the other job's finished run as failed
+            failed_jobs.append(f"{run_dir} (its error is above: the folder holds another job's finished run)")
+        else:
+            rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
+            failed_jobs.append(f"{run_dir} (reason in its {FAILED})")
         return None
 
 

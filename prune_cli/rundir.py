@@ -103,9 +103,22 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
+def results_in(run_dir: Path) -> list[str]:
+    """The result files a run directory already holds (none for a new or a stopped run)."""
+    return [name for name in RESULT_FILES if (run_dir / name).exists()]
+
+
+def config_subdir(run_dir: Path) -> str | None:
+    """Where Hydra saves a job's config in its run directory: `.hydra`, or nowhere (None) where
+    the directory already holds a run's results. Two jobs of one sweep can share a folder (a
+    `hydra.sweep.subdir` that leaves out what tells them apart); the second must not replace the
+    first's config beside the first's results. It then stops at `ensure_fresh`."""
+    return None if results_in(run_dir) else str(HYDRA_DIR)
+
+
 def ensure_fresh(run_dir: Path) -> None:
     """Refuse to write into a directory that already holds a run's results."""
-    existing = [name for name in RESULT_FILES if (run_dir / name).exists()]
+    existing = results_in(run_dir)
     if existing:
         raise UserError(f"run directory {run_dir} already holds results ({', '.join(existing)}); never overwriting it")
     try:
@@ -188,6 +201,11 @@ def require_mask(run_dir: Path, needs: str) -> Path:
             raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
         raise UserError(f"{run_dir} is a finished {method} run, but its {MASK} is missing")
     raise UserError(f"{run_dir} has no {MASK}: it is not a finished run directory{runs_below_hint(run_dir)}")
+
+
+def runs_in(folder: Path) -> list[Path]:
+    """Every run directory below `folder`, finished or not: the folders Hydra wrote a config into."""
+    return sorted(config.parent.parent for config in folder.rglob(str(CONFIG)))
 
 
 def runs_below_hint(folder: Path) -> str:

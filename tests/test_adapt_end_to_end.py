@@ -199,7 +199,7 @@ def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_d
     shutil.copytree(FIXTURE_GLUE / "SST-2", glue / "SST-2")
     result = run_cli("adapt", "-m", "--task", "sst2,rte", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=3))
     assert result.exit_code == 2
-    assert "1 sweep job(s) failed" in result.output
+    assert "1 sweep job(s) failed" in result.output and "(reason in its failed.json)" in result.output
     runs = {p.parent for p in (in_tmp / "outputs" / "multirun").rglob(".hydra")}
     finished = [r for r in runs if (r / "metrics.json").exists()]
     failed = [r for r in runs if (r / "failed.json").exists()]
@@ -207,6 +207,33 @@ def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_d
     assert len(failed) == 1 and "RTE" in json.loads((failed[0] / "failed.json").read_text())["error"]
     report = run_cli("report", str(in_tmp / "outputs"))
     assert report.exit_code == 0 and "failed" in report.output
+
+
+def test_a_sweep_into_a_folder_that_holds_runs_is_refused_before_anything_is_written(in_tmp: Path, tiny_model_dir: Path):
+    """Jobs are named by settings and job number: a second sweep into the same folder would reach
+    the first one's job folders, where Hydra rewrites .hydra/ before any check of ours runs."""
+    sweep = ["hydra.sweep.dir=grid", *tiny_overrides(tiny_model_dir, steps=3)]
+    assert run_cli("adapt", "-m", "--method", "random,magnitude", *sweep).exit_code == 0
+    configs = {path: path.read_bytes() for path in (in_tmp / "grid").rglob("*.yaml")}
+    result = run_cli("adapt", "-m", "--method", "magnitude,random", "trainer.batch_size=4", *sweep)
+    assert result.exit_code == 2
+    assert "sweep folder grid already holds 2 runs" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert {path: path.read_bytes() for path in (in_tmp / "grid").rglob("*.yaml")} == configs
+    assert run_cli("adapt", "-m", "--method", "random", "hydra.sweep.dir=grid2", *sweep[1:]).exit_code == 0  # a new folder is fine
+
+
+def test_jobs_that_share_a_folder_leave_the_first_ones_run_as_it_finished(in_tmp: Path, tiny_model_dir: Path):
+    """A `hydra.sweep.subdir` that leaves out what tells two jobs apart sends both to one folder:
+    the second must neither rewrite the first's config nor mark its finished run as failed."""
+    result = run_cli("adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid", "hydra.sweep.subdir=${task.name}",
+                     *tiny_overrides(tiny_model_dir, steps=3))
+    assert result.exit_code == 2, result.output
+    assert "1 sweep job(s) failed" in result.output and "holds another job's finished run" in " ".join(result.output.split())
+    run = in_tmp / "grid" / "sst2"
+    assert read_metrics(run)["method"] == "magnitude" and not (run / "failed.json").exists()
+    assert "name: magnitude" in (run / ".hydra" / "config.yaml").read_text()
+    assert "method=magnitude" in (run / ".hydra" / "overrides.yaml").read_text()
+    assert run_cli("evaluate", str(run)).exit_code == 0
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
