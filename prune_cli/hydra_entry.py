@@ -110,7 +110,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         display.skipped_job(f"sweep job {hydra_cfg.job.num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
                             f"with the same settings in {first}")
         return None
-    shared = bool(rundir.results_in(run_dir))  # another job's finished run (a subdir that leaves out what tells them apart)
+    shared = rundir.holds_a_run(run_dir)  # another job's run (a subdir that leaves out what tells them apart)
     try:
         score = runner.adapt(cfg, run_dir)
         finished_runs.append(run_dir)
@@ -129,8 +129,8 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")
-        if shared:  # a failed.json there would list the other job's finished run as failed
-            failed_jobs.append(f"{run_dir} (its error is above: the folder holds another job's finished run)")
+        if shared:  # a failed.json there would list the other job's run as failed
+            failed_jobs.append(f"{run_dir} (its error is above: the folder holds another job's run)")
         else:
             rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
             failed_jobs.append(f"{run_dir} (reason in its {FAILED})")

@@ -108,19 +108,27 @@ def results_in(run_dir: Path) -> list[str]:
     return [name for name in RESULT_FILES if (run_dir / name).exists()]
 
 
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether a run directory holds a run's work: results, or a stopped run's checkpoint."""
+    return bool(results_in(run_dir)) or (run_dir / CHECKPOINT).exists()
+
+
 def config_subdir(run_dir: Path) -> str | None:
     """Where Hydra saves a job's config in its run directory: `.hydra`, or nowhere (None) where
-    the directory already holds a run's results. Two jobs of one sweep can share a folder (a
-    `hydra.sweep.subdir` that leaves out what tells them apart); the second must not replace the
-    first's config beside the first's results. It then stops at `ensure_fresh`."""
-    return None if results_in(run_dir) else str(HYDRA_DIR)
+    the directory already holds a run (`holds_a_run`), whose config must stay beside its results
+    or checkpoint. Two jobs of one sweep can share a folder (a `hydra.sweep.subdir` that leaves
+    out what tells them apart); the second then stops at `ensure_fresh`."""
+    return None if holds_a_run(run_dir) else str(HYDRA_DIR)
 
 
 def ensure_fresh(run_dir: Path) -> None:
-    """Refuse to write into a directory that already holds a run's results."""
+    """Refuse to write into a directory that already holds a run's results or a stopped run."""
     existing = results_in(run_dir)
     if existing:
         raise UserError(f"run directory {run_dir} already holds results ({', '.join(existing)}); never overwriting it")
+    if (run_dir / CHECKPOINT).exists():
+        raise UserError(f"run directory {run_dir} holds a stopped run ({CHECKPOINT}/); never overwriting it: "
+                        f"`prune-cli adapt --resume {run_dir}` continues it")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-probe"
