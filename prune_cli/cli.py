@@ -84,7 +84,8 @@ def adapt(
     model: Optional[str] = MODEL,
     seed: Optional[str] = SEED,
     multirun: bool = typer.Option(False, "--multirun", "-m", help="Run a Hydra sweep over comma-separated values."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint, with the config stored in RUN_DIR."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint, with the config stored in "
+                                          "RUN_DIR; or a stopped sweep, given its folder: finished jobs are kept, stopped ones resume, the rest run."),
     debug: bool = DEBUG,
 ) -> None:
     """Learn a mask (or run a baseline) and write a run directory under outputs/.
@@ -100,9 +101,13 @@ def adapt(
         if resume is not None:
             if overrides or multirun:
                 raise UserError(f"--resume continues {resume} with the config stored there; drop the other options ({' '.join(overrides) or '--multirun'})")
-            from prune_cli import runner
+            from prune_cli import rundir, runner
+            from prune_cli.hydra_entry import continue_sweep
 
-            runner.resume(resume)
+            if rundir.is_sweep_dir(resume):
+                continue_sweep(resume)
+            else:
+                runner.resume(resume)
             return
         run_adapt(overrides, multirun)
 

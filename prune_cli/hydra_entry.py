@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -31,6 +32,7 @@ FAILED = "failed.json"
 log = logging.getLogger(__name__)
 failed_jobs: list[str] = []  # failed sweep jobs' run dirs, each saying where its reason is (in-process launchers)
 finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
+sweep_dirs: list[str] = []  # the sweep folder, as its jobs saw it (in-process launchers)
 # A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
 # group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
 # stopped job does not raise (joblib would end the sweep at the first one, killing the other
@@ -59,7 +61,37 @@ def run_adapt(overrides: Sequence[str], multirun: bool) -> list[Path]:
     if multirun:
         check_sweep_dir(overrides)
     existed = None if multirun else check_run_dir(overrides)
-    failed = launch_adapt(overrides, multirun, existed)
+    return _finished(launch_adapt(overrides, multirun, existed))
+
+
+def continue_sweep(sweep_dir: Path) -> list[Path]:
+    """`adapt --resume SWEEP_DIR`: the sweep Hydra recorded there, run again into the same folder.
+    Its jobs get the same folders (settings and job number), and each goes on from where it is
+    (`_adapt_main`): a finished job stays as it is, a stopped one resumes from its checkpoint, a
+    failed one or one that never started runs. Relative paths in the sweep's overrides are read
+    from the folder it was launched in, as when it started."""
+    overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
+    sweep = sweep_dir.absolute()
+    with _working_dir(launched):
+        check_overrides(overrides, multirun=True)
+        compose(first_combination(overrides))
+        return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={sweep}"], multirun=True))
+
+
+@contextlib.contextmanager
+def _working_dir(folder: Path | None):
+    """Run in `folder` (when there is one), then come back."""
+    before = Path.cwd()
+    if folder is not None:
+        os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _finished(failed: list[str]) -> list[Path]:
+    """The sweep's finished runs, or a one-line error naming its failed jobs."""
     if failed:
         raise UserError(f"{len(failed)} sweep job(s) failed: {', '.join(failed)}")
     return list(finished_runs)
@@ -75,6 +107,7 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
     register_resolvers()
     failed_jobs.clear()
     finished_runs.clear()
+    sweep_dirs.clear()
     stopping.stopped_sweep = None
     saved = sys.argv
     sys.argv = ["prune-cli", *searchpath_overrides(), *overrides, *(["--multirun"] if multirun else [])]
@@ -83,8 +116,9 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
             _adapt_main()
             asked = stopping.requested or (stopping.stopped_sweep[1] if stopping.stopped_sweep else None)
         if multirun and asked is not None:
-            raise RunInterrupted("the sweep stopped: each stopped job's line gives its --resume command; "
-                                 "jobs that had not started did not run", asked)
+            folder = sweep_dirs[0] if sweep_dirs else "<its folder, which holds multirun.yaml>"
+            raise RunInterrupted(f"the sweep stopped: `prune-cli adapt --resume {folder}` continues it (finished jobs are kept, "
+                                 "stopped ones resume, the rest run); jobs that had not started did not run", asked)
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
@@ -100,6 +134,8 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_dir = str(hydra_cfg.sweep.dir)
+    if in_sweep and not sweep_dirs:
+        sweep_dirs.append(sweep_dir)
     stopped_here = stopping.stopped_sweep is not None and stopping.stopped_sweep[0] == sweep_dir
     if in_sweep and (stopping.requested is not None or stopped_here):
         rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
@@ -110,16 +146,35 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         display.skipped_job(f"sweep job {hydra_cfg.job.num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
                             f"with the same settings in {first}")
         return None
-    shared = rundir.holds_a_run(run_dir)  # another job's run (a subdir that leaves out what tells them apart)
+    if not in_sweep:
+        return _run_job(cfg, run_dir, None, sweep_dir)  # check_run_dir has made sure the folder holds no run
+    earlier = rundir.holds_a_run(run_dir)
+    if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
+        if (run_dir / rundir.METRICS).exists():
+            display.skipped_job(f"sweep job {hydra_cfg.job.num}: finished already, in {run_dir}")
+            finished_runs.append(run_dir)
+            return None
+        return _run_job(rundir.load_config(run_dir), run_dir, hydra_cfg.job.num, sweep_dir, resume=True)
+    if not earlier:
+        (run_dir / FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
+    # a folder that holds another job's run (a subdir that leaves out what tells them apart) fails in runner.adapt
+    return _run_job(cfg, run_dir, hydra_cfg.job.num, sweep_dir, shared=earlier)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str, resume: bool = False,
+             shared: bool = False) -> float | None:
+    """One run: a single run's stop or failure goes up to the CLI; a sweep job's is shown and
+    recorded (job_num set), so that the other jobs go on."""
+    in_sweep = job_num is not None
     try:
-        score = runner.adapt(cfg, run_dir)
+        score = runner.adapt(cfg, run_dir, resume)
         finished_runs.append(run_dir)
         return score
     except RunInterrupted as interrupted:
         if not in_sweep:
             raise
         stopping.stopped_sweep = (sweep_dir, interrupted.signum)
-        display.stopped_job(f"sweep job {hydra_cfg.job.num}: {interrupted.detail}")
+        display.stopped_job(f"sweep job {job_num}: {interrupted.detail}")
         return None
     except Exception as exc:  # noqa: BLE001 - every failure is shown or recorded, none is hidden
         if not in_sweep:
@@ -128,7 +183,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
             raise
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        display.fail(f"job {hydra_cfg.job.num} ({run_dir}): {reason}")
+        display.fail(f"job {job_num} ({run_dir}): {reason}")
         if shared:  # a failed.json there would list the other job's run as failed
             failed_jobs.append(f"{run_dir} (its error is above: the folder holds another job's run)")
         else:

@@ -13,8 +13,10 @@ A run directory is self-describing:
     run.log              the log (Hydra's file handler)
     metrics.json         identity + scores; written LAST, so its presence means "complete"
 
-A sweep folder also holds `.dense_references/`: one claim per dense reference run, so that the
-sweep runs it once whatever sparsities it covers (`claim_sweep_run`).
+A sweep folder holds Hydra's `multirun.yaml` (the sweep's command, which `adapt --resume
+SWEEP_DIR` runs again: `load_sweep`), one run directory per job, and `.dense_references/`: one
+claim per dense reference run, so that the sweep runs it once whatever sparsities it covers
+(`claim_sweep_run`).
 
 Every artifact is written atomically (temp file in the same folder, fsync, rename): a killed run
 never leaves a half-written file that a later `evaluate` or `report` would read as complete.
@@ -52,6 +54,9 @@ CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
 # In a sweep folder: one file per dense reference run, claimed by the first job that runs it
 SWEEP_CLAIMS = Path(".dense_references")
+SWEEP_RECORD = "multirun.yaml"  # Hydra writes it in a sweep folder: the sweep's overrides and launch folder
+# Hydra overrides of a recorded sweep that its continuation sets afresh
+SWEEP_OWN_OVERRIDES = ("hydra.mode", "hydra.sweep.dir", "hydra.searchpath")
 
 
 def earlier_mask(level: float) -> Path:
@@ -174,12 +179,40 @@ def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_mode())
     except FileExistsError:
         try:
-            return Path(json.loads(path.read_text())["run_dir"])
+            claimant = Path(json.loads(path.read_text())["run_dir"])
         except (OSError, ValueError, KeyError):
             return path  # claimed, the claim still being written: name the claim itself
+        return None if claimant == run_dir else claimant  # ours, from before the sweep was stopped
     with os.fdopen(descriptor, "w") as claim:
         json.dump({"run_dir": str(run_dir)}, claim)
     return None
+
+
+def is_sweep_dir(folder: Path) -> bool:
+    return (folder / SWEEP_RECORD).is_file()
+
+
+def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None]:
+    """A sweep's command as Hydra recorded it: its overrides, its Hydra overrides (less those a
+    continuation sets afresh, `SWEEP_OWN_OVERRIDES`), and the folder it was launched from."""
+    try:
+        hydra = OmegaConf.load(sweep_dir / SWEEP_RECORD).hydra
+        recorded = OmegaConf.to_container(hydra.overrides, resolve=False)  # as typed: `subdir=seed${seed}` stays so
+        task, own = [str(o) for o in recorded["task"]], [str(o) for o in recorded["hydra"]]
+        launched = Path(str(hydra.runtime.cwd))
+    except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
+        raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {exc}") from None
+    kept = [o for o in own if o.split("=", 1)[0].lstrip("+~") not in SWEEP_OWN_OVERRIDES]
+    return task, kept, launched if launched.is_dir() else None
+
+
+def same_config(run_dir: Path, cfg: DictConfig) -> bool:
+    """Whether a run directory's stored config is `cfg`, as Hydra saved it (paths as typed)."""
+    try:
+        stored = OmegaConf.load(run_dir / CONFIG)
+    except Exception:  # noqa: BLE001 - an unreadable config is not this config
+        return False
+    return OmegaConf.to_container(stored, resolve=False) == OmegaConf.to_container(cfg, resolve=False)
 
 
 def require_run_dir(run_dir: Path) -> None:

@@ -265,6 +265,55 @@ def test_ctrl_c_stops_a_sweep_and_names_its_job(in_tmp: Path, tiny_model_dir: Pa
     assert not (in_tmp / "sweep" / "seed2").exists(), "the second job started after Ctrl-C"
 
 
+def test_a_stopped_sweep_continues_from_its_folder_and_ends_as_if_never_stopped(
+        in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """`adapt --resume SWEEP_DIR`: the stopped job resumes from its checkpoint (bit-identical to
+    an uninterrupted sweep's), the job that never started runs, and nothing is run twice."""
+    common = ["seed=1,2", "checkpoint.every_steps=5", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=12),
+              "hydra.sweep.subdir=seed${seed}"]
+    assert run_cli("adapt", "-m", *common, "hydra.sweep.dir=reference").exit_code == 0
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 2)
+        line = _interrupted_line(run_cli("adapt", "-m", *common, "hydra.sweep.dir=sweep"))
+    assert "`prune-cli adapt --resume sweep` continues it" in line, line
+    assert (in_tmp / "sweep" / "seed1" / rundir.CHECKPOINT).is_dir() and not (in_tmp / "sweep" / "seed2").exists()
+    config = (in_tmp / "sweep" / "seed1" / rundir.CONFIG).read_bytes()
+
+    result = run_cli("adapt", "--resume", "sweep")
+    assert result.exit_code == 0, result.output
+    for seed in (1, 2):
+        _same_run(in_tmp / "reference" / f"seed{seed}", in_tmp / "sweep" / f"seed{seed}")
+    assert read_metrics(in_tmp / "sweep" / "seed1")["resumed_from"] == {"phase": "prune", "steps_done": 2}
+    assert (in_tmp / "sweep" / "seed1" / rundir.CONFIG).read_bytes() == config
+
+    again = run_cli("adapt", "--resume", "sweep")  # a finished sweep: every job says so, none runs
+    assert again.exit_code == 0 and again.output.count("finished already") == 2, again.output
+
+
+def test_a_continued_sweep_runs_its_failed_jobs_again_from_any_folder(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A job that failed (its data was missing) runs again once the data is there; its old
+    failed.json goes, so the report lists it as finished. Relative paths in the sweep's command
+    are read from the folder it was launched in, wherever --resume is typed."""
+    import shutil
+
+    from conftest import FIXTURE_GLUE
+
+    shutil.copytree(FIXTURE_GLUE / "SST-2", in_tmp / "glue" / "SST-2")
+    overrides = [o for o in tiny_overrides(tiny_model_dir, steps=3) if not o.startswith("data.dir=")]
+    result = run_cli("adapt", "-m", "--task", "sst2,rte", "data.dir=glue", "hydra.sweep.dir=sweep", *overrides)
+    assert result.exit_code == 2 and "1 sweep job(s) failed" in result.output
+    shutil.copytree(FIXTURE_GLUE / "RTE", in_tmp / "glue" / "RTE")
+    (in_tmp / "elsewhere").mkdir()
+    monkeypatch.chdir(in_tmp / "elsewhere")
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("finished already") == 1
+    runs = sorted(p.parent for p in (in_tmp / "sweep").rglob("metrics.json"))
+    assert sorted(read_metrics(run)["task"] for run in runs) == ["rte", "sst2"]
+    assert not list((in_tmp / "sweep").rglob("failed.json"))
+    assert not (in_tmp / "elsewhere" / "outputs").exists()
+
+
 def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_checkpoint(in_tmp: Path, tiny_model_dir: Path):
     """joblib's workers get a terminal's Ctrl-C too (one process group): the launcher waits
     instead of dying and killing them mid-step, each running job stops after its step with a
