@@ -20,6 +20,7 @@ from typing import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,15 +31,24 @@ from prune_cli.errors import RunInterrupted, UserError
 
 FAILED = "failed.json"
 log = logging.getLogger(__name__)
-failed_jobs: list[str] = []  # failed sweep jobs' run dirs, each saying where its reason is (in-process launchers)
+failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
 finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
-sweep_dirs: list[str] = []  # the sweep folder, as its jobs saw it (in-process launchers)
+sweep_dirs: list[str] = []  # the sweep folder, recorded where the sweep is launched (SweepWatch)
 # A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
 # group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
 # stopped job does not raise (joblib would end the sweep at the first one, killing the other
 # workers mid-save): it shows its line where it ran and returns, every job after it returns at
 # once, and the launcher, which recorded the signal itself, ends the command when all have.
 SWEEP_STOPS = "the sweep's running jobs stop after their current step, with a checkpoint, and no new job starts"
+
+
+class SweepWatch(Callback):
+    """Hydra callback (`hydra.callbacks` in configs/config.yaml): records a sweep's folder in the
+    process that launches it. Jobs in worker processes (joblib, SLURM) cannot report back, so
+    the launching process reads their failures, and names the folder to continue, from there."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dirs[:] = [str(config.hydra.sweep.dir)]
 
 
 class _CarriedUserError(BaseException):
@@ -119,13 +129,16 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
             folder = sweep_dirs[0] if sweep_dirs else "<its folder, which holds multirun.yaml>"
             raise RunInterrupted(f"the sweep stopped: `prune-cli adapt --resume {folder}` continues it (finished jobs are kept, "
                                  "stopped ones resume, the rest run); jobs that had not started did not run", asked)
+        if multirun and sweep_dirs:  # jobs that ran in worker processes recorded their failures only on disk
+            for record in sorted(Path(sweep_dirs[0]).absolute().rglob(FAILED)):
+                failed_jobs.setdefault(str(record.parent), f"reason in its {FAILED}")
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
         raise carried.error from None
     finally:
         sys.argv = saved
-    return list(failed_jobs)
+    return [f"{run_dir} ({where})" for run_dir, where in failed_jobs.items()]
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
@@ -134,8 +147,6 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_dir = str(hydra_cfg.sweep.dir)
-    if in_sweep and not sweep_dirs:
-        sweep_dirs.append(sweep_dir)
     stopped_here = stopping.stopped_sweep is not None and stopping.stopped_sweep[0] == sweep_dir
     if in_sweep and (stopping.requested is not None or stopped_here):
         rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
@@ -185,10 +196,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         display.fail(f"job {job_num} ({run_dir}): {reason}")
         if shared:  # a failed.json there would list the other job's run as failed
-            failed_jobs.append(f"{run_dir} (its error is above: the folder holds another job's run)")
+            failed_jobs[str(run_dir)] = "its error is above: the folder holds another job's run"
         else:
             rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
-            failed_jobs.append(f"{run_dir} (reason in its {FAILED})")
+            failed_jobs[str(run_dir)] = f"reason in its {FAILED}"
         return None
 
 

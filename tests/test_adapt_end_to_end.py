@@ -209,6 +209,23 @@ def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_d
     assert report.exit_code == 0 and "failed" in report.output
 
 
+def test_a_parallel_sweep_with_a_failed_job_exits_non_zero_and_names_it(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """joblib's jobs run in worker processes, which report nothing back: the launching process
+    reads their failed.json files, so the command still fails and names the job."""
+    import shutil
+
+    glue = tmp_path / "glue-sst2-only"
+    shutil.copytree(FIXTURE_GLUE / "SST-2", glue / "SST-2")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--task", "sst2,rte", "hydra.sweep.dir=grid",
+               *tiny_overrides(tiny_model_dir, f"data.dir={glue}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                               "trainer.num_threads=1", steps=3)]
+    done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    failed = [p.parent for p in (in_tmp / "grid").rglob("failed.json")]
+    assert len(failed) == 1 and f"1 sweep job(s) failed: {failed[0]} (reason in its failed.json)" in done.stderr, done.stderr
+
+
 def test_a_sweep_into_a_folder_that_holds_runs_is_refused_before_anything_is_written(in_tmp: Path, tiny_model_dir: Path):
     """Jobs are named by settings and job number: a second sweep into the same folder would reach
     the first one's job folders, where Hydra rewrites .hydra/ before any check of ours runs."""

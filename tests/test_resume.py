@@ -331,7 +331,7 @@ def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_che
     out, err = process.communicate(timeout=120)
     assert process.returncode == -signal.SIGINT, out + err  # ends killed by SIGINT, as a shell expects
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
-    assert len(lines) == 1 and "the sweep stopped" in lines[0], err[-3000:]
+    assert len(lines) == 1 and "the sweep stopped: `prune-cli adapt --resume sweep` continues it" in lines[0], err[-3000:]
     assert "Traceback" not in err
     assert len(_stopped_job_lines(err)) == 2 and all("--resume" in line for line in _stopped_job_lines(err)), err[-3000:]
     for path in progress:
