@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 # BERT-base's dimensions, for random-weight stand-ins where no pretrained BERT-base can be had
@@ -59,14 +59,14 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     try:
         config = AutoConfig.from_pretrained(path)
     except Exception as exc:
-        raise UserError(f"cannot load a model config from {path!r}: {_first_line(exc)}") from None
+        raise UserError(f"cannot load a model config from {path!r}: {first_line(exc)}") from None
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
         raise UserError(f"{path!r} is a '{config.model_type}' model; prune-cli needs a BERT-family encoder")
     try:
         encoder = AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:
-        raise UserError(f"cannot load model/tokenizer from {path!r}: {_first_line(exc)}") from None
+        raise UserError(f"cannot load model/tokenizer from {path!r}: {first_line(exc)}") from None
     if not hasattr(encoder, "embeddings") or not hasattr(encoder, "encoder"):
         raise UserError(
             f"{path!r} loads as {type(encoder).__name__}, which has no embeddings/encoder stack; "
@@ -87,7 +87,3 @@ def base_weights_hash(encoder: nn.Module) -> str:
         digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
@@ -225,7 +225,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
-        raise UserError(f"invalid override: {str(exc).strip().splitlines()[0]}") from None
+        raise UserError(f"invalid override: {first_line(exc)}") from None
     groups, sources = config_groups(), key_sources()
     for override in parsed:
         key = override.key_or_group

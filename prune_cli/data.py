@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from prune_cli.backbone import looks_local
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 HUB_DATASET = "nyu-mll/glue"
 GLUE_DIR_ENV = "GLUE_DIR"
@@ -382,14 +382,14 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
     try:
         return datasets.load_dataset(_dataset_location(dataset_name(task)), config)
     except Exception as exc:  # network, missing cache, unknown config: all the same to the user
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         what = _where(task, config)
         if not is_glue(task):
-            raise UserError(f"task '{task['name']}': the dataset {what} could not be loaded ({first_line}); set task.hub.dataset "
+            raise UserError(f"task '{task['name']}': the dataset {what} could not be loaded ({reason}); set task.hub.dataset "
                             "to a hub id or to a local folder of CSV / JSON / Parquet files named by split (train.csv, ...)") from None
         raise UserError(
             f"task '{task['name']}': no local GLUE folder is set (data.dir / ${GLUE_DIR_ENV}) and the hub "
-            f"dataset {what} could not be loaded ({first_line}); download the "
+            f"dataset {what} could not be loaded ({reason}); download the "
             f"GLUE TSVs and point {POINT_AT_DATA} at a folder that has {task['glue_dir']}/"
         ) from None
 

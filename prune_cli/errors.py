@@ -11,6 +11,12 @@ from __future__ import annotations
 import signal
 
 
+def first_line(exc: BaseException) -> str:
+    """A library's exception as one line for a UserError: its message's first line, or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 

@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save as save_numpy
 
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 from prune_cli.rundir import atomic_write_bytes
 
 FORMAT = "prune-cli-mask"
@@ -84,7 +84,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable mask file ({_reason(exc)}); it may be truncated or corrupt") from None
+        raise UserError(f"{path} is not a readable mask file ({first_line(exc)}); it may be truncated or corrupt") from None
     try:
         manifest = json.loads(metadata["manifest"])
     except (KeyError, json.JSONDecodeError):
@@ -103,7 +103,7 @@ def _unpacked(path: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
         stored = load_numpy(str(path))
         return {t["name"]: decode(stored[t["name"]], tuple(t["shape"]), manifest["encoding"]) for t in manifest["tensors"]}
     except (SafetensorError, OSError, ValueError, KeyError, lzma.LZMAError) as exc:
-        raise UserError(f"{path} cannot be read ({_reason(exc)}); it may be truncated or corrupt") from None
+        raise UserError(f"{path} cannot be read ({first_line(exc)}); it may be truncated or corrupt") from None
 
 
 def read_mask(path: Path) -> LoadedMask:
@@ -128,7 +128,3 @@ def load_mask(path: Path, expected_shapes: Mapping[str, tuple[int, ...]], base_h
         raise UserError(f"{path} masks tensors {sorted(shapes)[:3]}… with other names/shapes than this model's maskable weights")
     return LoadedMask(masks=_unpacked(path, manifest), manifest=manifest)
 
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
@@ -201,7 +201,7 @@ def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None]:
         task, own = [str(o) for o in recorded["task"]], [str(o) for o in recorded["hydra"]]
         launched = Path(str(hydra.runtime.cwd))
     except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
-        raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {exc}") from None
+        raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {first_line(exc)}") from None
     kept = [o for o in own if o.split("=", 1)[0].lstrip("+~") not in SWEEP_OWN_OVERRIDES]
     return task, kept, launched if launched.is_dir() else None
 
@@ -260,13 +260,27 @@ def runs_below_hint(folder: Path) -> str:
 def require_resumable(run_dir: Path) -> None:
     """A run dir that `--resume` can continue: it has its config and no final metrics yet."""
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory; --resume takes the run directory of a killed run")
+        raise UserError(f"{run_dir} is not a directory; --resume takes the run directory of a killed run, or a sweep's folder")
     if not (run_dir / CONFIG).is_file():
-        raise UserError(f"{run_dir} is not a prune-cli run directory (missing {CONFIG}); nothing to resume")
+        raise UserError(f"{run_dir} is not a prune-cli run directory (missing {CONFIG}) nor a sweep's folder (no {SWEEP_RECORD})"
+                        f"{resumable_hint(run_dir)}")
     if (run_dir / METRICS).exists():
         raise UserError(f"{run_dir} already finished ({METRICS} is there); nothing to resume")
     if not os.access(run_dir, os.W_OK):
         raise UserError(f"cannot write to run directory {run_dir}; resuming needs to write its results there")
+
+
+def resumable_hint(folder: Path) -> str:
+    """For a folder given to --resume that is neither a run nor a sweep: the sweep it is inside,
+    or the sweeps and unfinished runs below it."""
+    around = next((parent for parent in folder.absolute().parents if is_sweep_dir(parent)), None)
+    if around is not None:
+        return f"; it is inside the sweep {around}: `prune-cli adapt --resume {around}` continues that sweep"
+    sweeps = sorted(record.parent for record in folder.rglob(SWEEP_RECORD))
+    unfinished = [run for run in runs_in(folder) if not (run / METRICS).exists()]
+    found = ([f"{len(sweeps)} sweep folder(s), e.g. {sweeps[0]}"] if sweeps else []) + \
+            ([f"{len(unfinished)} unfinished run(s), e.g. {unfinished[0]}"] if unfinished else [])
+    return f"; it holds {' and '.join(found)}: pass one of those" if found else "; nothing to resume"
 
 
 def resume_hint(run_dir: Path) -> str:

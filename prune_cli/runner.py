@@ -27,7 +27,7 @@ from prune_cli import batching, data, display, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
 from prune_cli.config import check_config, compose
-from prune_cli.errors import RunInterrupted, UserError
+from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
 from prune_cli.training import RunContext, check_precision, new_head, pick_device, plan_budget, score
@@ -316,7 +316,7 @@ def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device
     try:
         head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(device)))
     except Exception as exc:
-        raise UserError(f"{run_dir / rundir.HEAD} cannot be loaded into the task head: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{run_dir / rundir.HEAD} cannot be loaded into the task head: {first_line(exc)}") from None
     return head.eval()
 
 

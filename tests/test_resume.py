@@ -144,7 +144,14 @@ def test_resume_refuses_a_finished_run(in_tmp: Path, tiny_model_dir: Path):
 def test_resume_refuses_a_folder_that_is_not_a_run(in_tmp: Path):
     result = run_cli("adapt", "--resume", str(in_tmp))
     assert result.exit_code == 2
-    assert "not a prune-cli run directory" in result.output
+    assert "not a prune-cli run directory" in result.output and "nothing to resume" in result.output
+    # a folder of sweeps, or a folder inside one, names what --resume does take
+    (in_tmp / "grid" / "sst2").mkdir(parents=True)
+    (in_tmp / "grid" / "multirun.yaml").write_text("hydra: {}\n")
+    result = run_cli("adapt", "--resume", str(in_tmp))
+    assert result.exit_code == 2 and f"it holds 1 sweep folder(s), e.g. {in_tmp / 'grid'}: pass one of those" in " ".join(result.output.split())
+    result = run_cli("adapt", "--resume", str(in_tmp / "grid" / "sst2"))
+    assert result.exit_code == 2 and f"`prune-cli adapt --resume {in_tmp / 'grid'}` continues that sweep" in " ".join(result.output.split())
 
 
 def test_resume_refuses_extra_options(in_tmp: Path):
