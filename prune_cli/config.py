@@ -483,8 +483,8 @@ def check_sweep_dir(overrides: Sequence[str]) -> None:
     runs = rundir.runs_in(target) if target.is_dir() else []
     if runs:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "
-                        "a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset "
-                        "(`prune-cli adapt --resume RUN_DIR` continues a stopped job)")
+                        f"a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset, "
+                        f"or continue that sweep with `prune-cli adapt --resume {target}`")
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:

@@ -235,6 +235,7 @@ def test_a_sweep_into_a_folder_that_holds_runs_is_refused_before_anything_is_wri
     result = run_cli("adapt", "-m", "--method", "magnitude,random", "trainer.batch_size=4", *sweep)
     assert result.exit_code == 2
     assert "sweep folder grid already holds 2 runs" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert "continue that sweep with `prune-cli adapt --resume grid`" in " ".join(result.output.split())
     assert {path: path.read_bytes() for path in (in_tmp / "grid").rglob("*.yaml")} == configs
     assert run_cli("adapt", "-m", "--method", "random", "hydra.sweep.dir=grid2", *sweep[1:]).exit_code == 0  # a new folder is fine
 
