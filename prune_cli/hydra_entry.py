@@ -29,7 +29,6 @@ from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_ru
                               first_combination, register_resolvers, searchpath_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 
-FAILED = "failed.json"
 log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
 finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
@@ -130,8 +129,8 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
             raise RunInterrupted(f"the sweep stopped: `prune-cli adapt --resume {folder}` continues it (finished jobs are kept, "
                                  "stopped ones resume, the rest run); jobs that had not started did not run", asked)
         if multirun and sweep_dirs:  # jobs that ran in worker processes recorded their failures only on disk
-            for record in sorted(Path(sweep_dirs[0]).absolute().rglob(FAILED)):
-                failed_jobs.setdefault(str(record.parent), f"reason in its {FAILED}")
+            for record in sorted(Path(sweep_dirs[0]).absolute().rglob(rundir.FAILED)):
+                failed_jobs.setdefault(str(record.parent), f"reason in its {rundir.FAILED}")
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
@@ -167,7 +166,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
             return None
         return _run_job(rundir.load_config(run_dir), run_dir, hydra_cfg.job.num, sweep_dir, resume=True)
     if not earlier:
-        (run_dir / FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
+        (run_dir / rundir.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
     # a folder that holds another job's run (a subdir that leaves out what tells them apart) fails in runner.adapt
     return _run_job(cfg, run_dir, hydra_cfg.job.num, sweep_dir, shared=earlier)
 
@@ -198,8 +197,8 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         if shared:  # a failed.json there would list the other job's run as failed
             failed_jobs[str(run_dir)] = "its error is above: the folder holds another job's run"
         else:
-            rundir.write_json(run_dir / FAILED, {"error": reason, "traceback": traceback.format_exc()})
-            failed_jobs[str(run_dir)] = f"reason in its {FAILED}"
+            rundir.write_json(run_dir / rundir.FAILED, {"error": reason, "traceback": traceback.format_exc()})
+            failed_jobs[str(run_dir)] = f"reason in its {rundir.FAILED}"
         return None
 
 

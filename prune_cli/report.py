@@ -23,7 +23,6 @@ from prune_cli import plots, rundir
 from prune_cli.errors import UserError
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
-FAILED = "failed.json"
 
 
 @dataclass
@@ -89,11 +88,10 @@ def collect(root: Path) -> Collected:
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; pass outputs/ or a multirun folder")
     found = Collected()
-    for config in sorted(root.rglob(str(rundir.CONFIG))):
-        run_dir = config.parent.parent
-        if (run_dir / FAILED).is_file():
+    for run_dir in rundir.runs_in(root):
+        if (run_dir / rundir.FAILED).is_file():
             try:
-                reason = json.loads((run_dir / FAILED).read_text()).get("error", "?")
+                reason = json.loads((run_dir / rundir.FAILED).read_text()).get("error", "?")
             except (OSError, json.JSONDecodeError):
                 reason = "failed.json unreadable"
             found.failed.append((run_dir, reason))

@@ -12,6 +12,7 @@ A run directory is self-describing:
                          clean finish unless checkpoint.keep=true
     run.log              the log (Hydra's file handler)
     metrics.json         identity + scores; written LAST, so its presence means "complete"
+    failed.json          a sweep job that failed: its error and traceback (`report` lists it)
 
 A sweep folder holds Hydra's `multirun.yaml` (the sweep's command, which `adapt --resume
 SWEEP_DIR` runs again: `load_sweep`), one run directory per job, and `.dense_references/`: one
@@ -47,6 +48,7 @@ ENCODER = "encoder.safetensors"
 EARLIER_MASKS = "masks"
 HISTORY = "history.jsonl"
 METRICS = "metrics.json"
+FAILED = "failed.json"  # a sweep job's error, where a job that failed left its folder
 LOG = "run.log"
 CHECKPOINT = Path("checkpoint")
 CHECKPOINT_STATE = CHECKPOINT / "state.pt"
@@ -251,7 +253,7 @@ def runs_in(folder: Path) -> list[Path]:
 
 def runs_below_hint(folder: Path) -> str:
     """A hint for a folder given where a run was wanted (outputs/, a sweep): the runs it holds."""
-    runs = sorted(path.parent for path in folder.rglob(METRICS) if (path.parent / CONFIG).is_file())
+    runs = [run for run in runs_in(folder) if (run / METRICS).is_file()]
     if not runs:
         return ""
     return f"; it holds {len(runs)} finished run{'s' if len(runs) > 1 else ''} below it, e.g. {runs[0]}: pass a run directory itself"
