@@ -305,6 +305,8 @@ SETTINGS: dict[str, Setting] = {
     "data.max_seq_length": Setting("int", low=2),  # [CLS] and [SEP]; the model's limit is checked once it is loaded
     "data.max_train_samples": Setting("int", low=1, nullable=True),
     "data.max_eval_samples": Setting("int", low=1, nullable=True),
+    "data.holdout": Setting("int", low=1, nullable=True),
+    "data.holdout_seed": Setting("int", low=0),
     "checkpoint.every_steps": Setting("int", low=0),
     "checkpoint.keep": FLAG,
     "head.lr": POSITIVE,

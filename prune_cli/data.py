@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from prune_cli.backbone import looks_local
 from prune_cli.errors import UserError, first_line
 
 HUB_DATASET = "nyu-mll/glue"
+HOLDOUT = "holdout"  # the split key of training rows set aside to score on (`data.holdout`)
 GLUE_DIR_ENV = "GLUE_DIR"
 # How each command is pointed at a GLUE folder: adapt composes a config, the commands that read a
 # finished run take a flag; a message that named only data.dir= sent evaluate's users to an option
@@ -50,9 +53,13 @@ class Examples:
         return Examples(self.texts[:limit], self.labels[:limit], self.source) if limit else self
 
 
+SKIPPED = Examples([], [], "skipped")  # the training split of a run re-scored, not trained
+
+
 @dataclass(frozen=True)
 class TaskData:
-    """Train split plus one or more dev splits: "dev", and "mm" for MNLI's mismatched set."""
+    """Train split plus the splits to score on: "dev", and "mm" for MNLI's mismatched set, or
+    `HOLDOUT` alone (`data.holdout`)."""
 
     train: Examples
     dev: dict[str, Examples]
@@ -95,6 +102,32 @@ def dev_keys(task: Mapping[str, Any]) -> list[str]:
     return list(task["tsv"]["dev_files"] if task.get("tsv") else task["hub"]["dev_splits"])
 
 
+def scoring_keys(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> list[str]:
+    """The splits a run is scored on: `HOLDOUT` where `data.holdout` sets training rows aside, else
+    the task's dev splits. Every reader of a run (evaluate, predict, export) goes by this, so none
+    of them scores a held-out run on dev, or the reverse."""
+    return [HOLDOUT] if data_cfg.get("holdout") else dev_keys(task)
+
+
+def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Examples, Examples]:
+    """(the rows left to train on, `size` rows set aside to score on), both in file order.
+
+    Why: a recipe chosen by its dev score is scored on the set it was chosen on, and GLUE's test
+    labels are not public, so choosing on rows of the training split keeps dev for the final
+    figure. The rows are drawn by numpy's legacy `RandomState`, whose stream numpy keeps fixed
+    across versions, from `data.holdout_seed` (not the run's seed): every run of a comparison,
+    whatever its seed, is scored on the same rows and never trains on them."""
+    if size >= len(train):
+        raise UserError(f"task '{task_name}': data.holdout={size} would leave no training examples "
+                        f"(the training set, {train.source}, has {len(train)}); hold out fewer rows")
+    chosen = np.zeros(len(train), dtype=bool)
+    chosen[np.random.RandomState(seed).permutation(len(train))[:size]] = True
+    held, rest = np.flatnonzero(chosen), np.flatnonzero(~chosen)
+    where = f"{train.source} (held out: {size} rows, data.holdout_seed={seed})"
+    return (Examples([train.texts[i] for i in rest], [train.labels[i] for i in rest], train.source),
+            Examples([train.texts[i] for i in held], [train.labels[i] for i in held], where))
+
+
 def check_layout(task: Mapping[str, Any]) -> None:
     """A task reads a TSV folder (`glue_dir` + `tsv`), a dataset (`hub`), or both, with one shape.
 
@@ -135,8 +168,11 @@ def resolve_glue_dir(configured: str | None) -> Path | None:
 def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_train: bool = True) -> TaskData:
     """Read train and dev splits for `task`, from the local GLUE folder if one is configured.
 
-    `with_train=False` (re-scoring a saved run) skips the training split and leaves it empty.
+    `with_train=False` (re-scoring a saved run) leaves the training split empty; it is still read
+    where `data.holdout` takes the rows to score on from it (`hold_out`), in place of the dev splits.
     """
+    holdout = data_cfg.get("holdout")
+    read_train = with_train or bool(holdout)
     glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None  # a dataset-only task ignores both
     if glue_dir is not None:
         task_dir = glue_dir / task["glue_dir"]
@@ -147,13 +183,16 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
                 f"a folder that has {task['glue_dir']}/, or unset both to use the '{HUB_DATASET}' hub"
             )
         data = TaskData(
-            train=read_glue_tsv(task_dir / "train.tsv", task) if with_train else Examples([], [], "skipped"),
-            dev={key: read_glue_tsv(task_dir / name, task) for key, name in task["tsv"]["dev_files"].items()},
+            train=read_glue_tsv(task_dir / "train.tsv", task) if read_train else SKIPPED,
+            dev={} if holdout else {key: read_glue_tsv(task_dir / name, task) for key, name in task["tsv"]["dev_files"].items()},
         )
     else:
         data = load_from_hub(task)
-    if with_train and len(data.train) == 0:
+    if read_train and len(data.train) == 0:
         raise UserError(f"task '{task['name']}': the training set ({data.train.source}) has no examples")
+    if holdout:
+        rest, held = hold_out(data.train, int(holdout), int(data_cfg.get("holdout_seed") or 0), task["name"])
+        data = TaskData(train=rest if with_train else SKIPPED, dev={HOLDOUT: held})
     return data
 
 

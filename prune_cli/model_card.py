@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from prune_cli import __version__, data
 from prune_cli.backbone import PACKAGED_MINILM, looks_local
 from prune_cli.methods import DENSE
-from prune_cli.training import MAIN_SPLIT
+from prune_cli.training import metric_key
 
 # The hub's name for the model prune-cli ships as its default.
 PACKAGED_MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
@@ -81,9 +81,8 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: 
     dataset_name = f"GLUE {task['glue_dir']}" if data.is_glue(task) else dataset
     results = []
     for split_key, hub_split in task["hub"]["dev_splits"].items():
-        suffix = "" if split_key == MAIN_SPLIT else f"_{split_key}"
         for name in task["metrics"]:
-            value = metrics["metrics"].get(f"eval_{name}{suffix}")
+            value = metrics["metrics"].get(metric_key(name, split_key))
             if value is None or name not in HUB_METRIC:
                 continue
             results.append(EvalResult(
@@ -97,7 +96,12 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: 
 def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, folder_name: str, base: str) -> str:
     task = cfg["task"]
     lines = [f"# {folder_name}", "", _what_it_is(task, algorithm, metrics, base, str(cfg['head'].get('pooling', 'cls'))), ""]
-    lines += ["## Dev scores", ""]
+    holdout = cfg["data"].get("holdout")
+    lines += ["## Held-out scores" if holdout else "## Dev scores", ""]
+    if holdout:
+        lines += [f"Scored on {holdout} examples held out of the training split (`data.holdout`, "
+                  f"`data.holdout_seed={cfg['data'].get('holdout_seed') or 0}`), which the run never trained on, "
+                  "not on the dev set.", ""]
     evaluated = cfg["data"].get("max_eval_samples")
     if evaluated:
         lines += [f"Scored on the first {evaluated} examples of each dev split only (`data.max_eval_samples`), "

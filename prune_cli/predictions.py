@@ -90,13 +90,14 @@ class _Job:
         if self.split == "test":
             return {name: f"{name}.tsv" for name in data.unlabelled_names(self.task)}
         stem = self.task.get("glue_dir") or self.task["name"]  # a dataset-only task has no GLUE folder name
-        return {key: f"{stem}-dev.tsv" if key == "dev" else f"{stem}-{key}-dev.tsv" for key in data.dev_keys(self.task)}
+        names = {"dev": f"{stem}-dev.tsv", data.HOLDOUT: f"{stem}-{data.HOLDOUT}.tsv"}
+        return {key: names.get(key, f"{stem}-{key}-dev.tsv") for key in data.scoring_keys(self.task, self.cfg.data)}
 
     def read(self) -> None:
         data_cfg = OmegaConf.to_container(self.cfg.data, resolve=True)
         if self.split == "test":
             self.inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(self.task, data_cfg).items()}
-        else:  # the rows the run was scored on: its dev split(s), cut at data.max_eval_samples as the run was
+        else:  # the rows the run was scored on: its dev split(s) or held-out rows, cut at data.max_eval_samples as the run was
             dev = data.load_task_data(self.task, data_cfg, with_train=False).dev
             cut = {key: ex.first(self.cfg.data.max_eval_samples) for key, ex in dev.items()}
             self.inputs = {key: ([str(i) for i in range(len(ex))], ex) for key, ex in cut.items()}

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from prune_cli import plots, rundir
+from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
@@ -166,12 +167,18 @@ def per_seed_values(members: list[dict]) -> tuple[tuple[int, ...], tuple[float, 
     return seeds, tuple(statistics.fmean(values) for values in by_seed.values())
 
 
+def section(run: dict) -> str:
+    """The table a run is filed in: its task, or `<task>-holdout` for a run scored on training rows set
+    aside (`data.holdout`), so that its figures are never averaged or compared with dev figures."""
+    return f"{run['task']}-{HOLDOUT}" if HOLDOUT in (run.get("scored_on") or {}) else run["task"]
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
         sparsity = cell_sparsity(run["method"], run["sparsity_requested"])
         tag = run.get("tag") or ""
-        buckets.setdefault((run["task"], run["method"], sparsity, run["main_metric"], tag), []).append(run)
+        buckets.setdefault((section(run), run["method"], sparsity, run["main_metric"], tag), []).append(run)
     groups = []
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
@@ -230,7 +237,8 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             continue
         sparsities = sorted({g.sparsity for g in task_groups if g.method not in REFERENCE_METHODS})
         methods = sorted({g.method for g in task_groups})
-        lines += [f"## {task} ({task_groups[0].metric}, dev)", ""]
+        scored_on = "held-out training rows" if task.endswith(f"-{HOLDOUT}") else "dev"
+        lines += [f"## {task} ({task_groups[0].metric}, {scored_on})", ""]
         lines.append("| method | " + " | ".join(f"s={s:g}" for s in sparsities) + " | reference |")
         lines.append("|---|" + "---|" * (len(sparsities) + 1))
         for method in methods:

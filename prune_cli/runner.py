@@ -30,7 +30,7 @@ from prune_cli.config import check_config, compose
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
-from prune_cli.training import RunContext, check_precision, new_head, pick_device, plan_budget, score
+from prune_cli.training import RunContext, check_precision, metric_key, new_head, pick_device, plan_budget, score
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Prepared:
     train: batching.Encoded | None
     dev: dict[str, batching.Encoded]
     device: torch.device
+    scored_on: dict[str, dict[str, Any]]  # each split scored: where its rows came from, and how many (metrics.json)
 
 
 def seed_everything(seed: int) -> None:
@@ -102,7 +103,8 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
 
     train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
-    return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device)
+    scored_on = {split: {"source": ex.source, "rows": len(dev[split])} for split, ex in task_data.dev.items()}
+    return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device, scored_on=scored_on)
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -138,8 +140,16 @@ def hardware(device: torch.device) -> dict[str, str | None]:
     }
 
 
+def metrics_title(cfg: DictConfig) -> str:
+    """The heading over a run's scores: they are dev figures unless `data.holdout` set rows aside."""
+    return "held-out metrics" if cfg.data.get("holdout") else "dev metrics"
+
+
 def main_metric_key(cfg: DictConfig) -> str:
-    return f"eval_{cfg.task.main_metric}"
+    """The metrics.json key of the figure a run is judged by: the task's main metric on the first
+    split it is scored on (dev, or the held-out training rows of `data.holdout`)."""
+    split = data.scoring_keys(OmegaConf.to_container(cfg.task, resolve=True), cfg.data)[0]
+    return metric_key(str(cfg.task.main_metric), split)
 
 
 def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
@@ -218,6 +228,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "main_metric": key,
         "main_metric_value": metrics[key],
         "metrics": metrics,
+        "scored_on": prepared.scored_on,
         "num_maskable": prepared.encoder.num_maskable,
         "num_kept": int(sum(int(m.sum()) for m in result.masks.values())) if result.masks is not None else prepared.encoder.num_maskable,
         "steps": budget.total_steps,
@@ -243,7 +254,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
         f"base weights unchanged: {summary['base_weights_unchanged']}"
     )
-    display.console.print(display.metrics_table("dev metrics", metrics))
+    display.console.print(display.metrics_table(metrics_title(cfg), metrics))
     display.console.print(f"run directory: [bold]{run_dir}[/]")
     return float(metrics[key])
 
@@ -380,7 +391,7 @@ def _rescore(run_dir: Path, cfg: DictConfig) -> tuple[dict[str, float], dict[str
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
-    display.console.print(display.metrics_table("dev metrics", metrics, compare=stored.get("metrics", {})))
+    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored.get("metrics", {})))
     return metrics, stored.get("metrics", {})
 
 

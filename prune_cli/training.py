@@ -284,7 +284,12 @@ def score(
     return results
 
 
+def metric_key(name: str, split: str) -> str:
+    """How metrics.json names metric `name` on split `split`: `eval_<metric>[_<split>]`, with no
+    suffix for MAIN_SPLIT, so a held-out run's figures (`eval_accuracy_holdout`) never pass for dev's."""
+    return f"eval_{name}" if split == MAIN_SPLIT else f"eval_{name}_{split}"
+
+
 def split_metrics(task: Mapping[str, Any], split: str, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """GLUE metrics of one dev split, keyed `eval_<metric>[_<split>]` (no suffix for MAIN_SPLIT)."""
-    suffix = "" if split == MAIN_SPLIT else f"_{split}"
-    return {f"eval_{name}{suffix}": value for name, value in task_metrics(task["metrics"], predictions, labels).items()}
+    """GLUE metrics of one split to score on, keyed by `metric_key`."""
+    return {metric_key(name, split): value for name, value in task_metrics(task["metrics"], predictions, labels).items()}

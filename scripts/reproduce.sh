@@ -9,9 +9,13 @@
 # which run on the seeds listed there (1-3; four cells 1-5, three 4-5; `ablation_task_seeds` gives
 # four cells 1-5 on one task alone), and those in `ablation_task_list`, which run on the tasks
 # listed there.
-# TASKS / SEEDS / SPARSITIES / METHODS / ABLATIONS / ABLATION_TASKS / ABLATION_SEEDS in the
-# environment narrow it (ABLATIONS="" skips the ablations, GRID=0 the grid, ABLATION_SEEDS="2"
-# runs every listed ablation on seed 2 only, ABLATION_TASKS likewise for tasks).
+# TASKS / SEEDS / SPARSITIES / METHODS / REFERENCES / ABLATIONS / ABLATION_TASKS / ABLATION_SEEDS
+# in the environment narrow it (ABLATIONS="" skips the ablations, GRID=0 the grid, REFERENCES=finetune
+# the feature-extraction references, ABLATION_SEEDS="2" runs every listed ablation on seed 2 only,
+# ABLATION_TASKS likewise for tasks). OVERRIDES adds Hydra overrides to every run: the held-out check
+# of the recipe choice (docs/results.md, "Choosing without dev") is
+#   OVERRIDES="data.holdout=872" TASKS=sst2 SPARSITIES=0.5 METHODS=adapt_by_pruning REFERENCES=finetune \
+#   ABLATIONS=hold-at-s-paper-theta-lr ABLATION_SEEDS="1 2 3" bash scripts/reproduce.sh outputs/holdout docs/results/holdout
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
@@ -34,6 +38,8 @@ tasks=${TASKS:-sst2 stsb mrpc cola}
 seeds=${SEEDS:-1 2 3}
 sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
+references=${REFERENCES-finetune feature_extraction}
+read -r -a overrides <<< "${OVERRIDES:-}"
 
 # name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value).
 # The mean-pooling rows change the head of every method (fine-tuning and feature extraction too),
@@ -285,7 +291,7 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
   if [ -f "$dir/.hydra/config.yaml" ]; then
     command=(env "${lane_env[@]}" $cli adapt --resume "$dir")
   else
-    command=($cli adapt "$@" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir")
+    command=($cli adapt "$@" "${overrides[@]}" "${lane[@]}" trainer.progress=false hydra.run.dir="$dir")
   fi
   pid=""
   trap '[ "$stopping" = 1 ] || { stopping=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null; }' INT TERM
@@ -311,6 +317,10 @@ launch() {  # like run_one, but with JOBS > 1 in the background, at most JOBS at
   run_one "$@" &
 }
 
+listed() {  # is word $2 in the list $1?
+  case " $1 " in *" $2 "*) return 0 ;; esac
+  return 1
+}
 grid_run() {  # task method sparsity seed
   launch "$root/$1/$2/s$3/seed$4" --task "$1" --method "$2" --sparsity "$3" --seed "$4"
 }
@@ -318,11 +328,11 @@ grid_run() {  # task method sparsity seed
 if [ "${GRID:-1}" != 0 ]; then
   for task in $tasks; do
     for seed in $seeds; do
-      grid_run "$task" finetune 0.0 "$seed"
+      ! listed "$references" finetune || grid_run "$task" finetune 0.0 "$seed"
       for s in $sparsities; do
         for method in $methods; do grid_run "$task" "$method" "$s" "$seed"; done
       done
-      grid_run "$task" feature_extraction 0.0 "$seed"
+      ! listed "$references" feature_extraction || grid_run "$task" feature_extraction 0.0 "$seed"
     done
   done
 fi
@@ -336,10 +346,6 @@ tasks_of() {  # the tasks an ablation runs on: ABLATION_TASKS if set, else its o
 over_ablations() {  # every value `$1 <ablation> [$2...]` gives for the selected ablations, once, first-listed first
   local name
   for name in $ablations; do printf '%s\n' $("$1" "$name" "${@:2}"); done | awk '!seen[$0]++'
-}
-listed() {  # is word $2 in the list $1?
-  case " $1 " in *" $2 "*) return 0 ;; esac
-  return 1
 }
 # task by task (first-listed first), and within a task every seed-1 run before any seed 2: most
 # informative first

@@ -520,3 +520,19 @@ def test_ctrl_c_as_a_run_finishes_still_stops_the_grid(tmp_path: Path):
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c["args"][:5] for c in calls if "args" in c] == [["adapt", "--task", "sst2", "--method", "finetune"]], calls
     assert len([c for c in calls if "stopped" in c]) == 1 and "run the same command again" in err, err
+
+
+def test_overrides_reach_every_new_run_and_references_can_be_narrowed(tmp_path: Path):
+    """The held-out check (docs/results.md) is this script with OVERRIDES and REFERENCES: every run it
+    starts must carry the overrides, and the references not listed must not run."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, OVERRIDES="data.holdout=872 data.holdout_seed=3", REFERENCES="finetune",
+                     METHODS="adapt_by_pruning")[:-1]
+    assert sorted(cell(c) for c in calls) == sorted([f"{root}/sst2/finetune/s0.0/seed1", f"{root}/sst2/adapt_by_pruning/s0.5/seed1",
+                                                     f"{root}/sst2/ablation/paper-init/seed1"])
+    assert all({"data.holdout=872", "data.holdout_seed=3"} <= set(c["args"]) for c in calls)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    none = run_grid(plain, 1, plain / "runs", METHODS="adapt_by_pruning", REFERENCES="")[:-1]
+    assert [cell(c) for c in none] == [f"{plain}/runs/sst2/adapt_by_pruning/s0.5/seed1", f"{plain}/runs/sst2/ablation/paper-init/seed1"]
+    assert not any(a.startswith("data.") for c in none for a in c["args"])
