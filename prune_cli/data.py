@@ -116,14 +116,34 @@ def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Exa
     labels are not public, so choosing on rows of the training split keeps dev for the final
     figure. The rows are drawn by numpy's legacy `RandomState`, whose stream numpy keeps fixed
     across versions, from `data.holdout_seed` (not the run's seed): every run of a comparison,
-    whatever its seed, is scored on the same rows and never trains on them."""
-    if size >= len(train):
+    whatever its seed, is scored on the same rows and never trains on them.
+
+    A held-out row must not be trained on in pieces either. SST-2's training rows are the phrases
+    of parsed sentences: nine in ten rows drawn at random sit inside a longer training row, and
+    average 9 words against dev's 19. So only rows that no other training row contains are drawn
+    (whole sentences, like dev's), and every training row found inside a held-out row is dropped
+    from training (that sentence's phrases, and any other row that occurs in it). Where no row
+    contains another (pairs, CoLA, STS-B) this is a plain random draw."""
+    texts = ["\t".join(row).strip() for row in train.texts]
+    everything = "\n" + "\n".join(texts) + "\n"
+    held: list[int] = []
+    for index in np.random.RandomState(seed).permutation(len(train)):
+        if everything.count(texts[index]) == 1:  # in no other row (nor twice): not a piece of a longer one
+            held.append(int(index))
+            if len(held) == size:
+                break
+    if len(held) < size:
+        raise UserError(f"task '{task_name}': data.holdout={size}, but only {len(held)} training rows ({train.source}) "
+                        "are not part of another row; hold out fewer rows")
+    chosen = set(held)
+    held_text = "\n".join(texts[i] for i in held)
+    rest = [i for i, text in enumerate(texts) if i not in chosen and text not in held_text]
+    if not rest:
         raise UserError(f"task '{task_name}': data.holdout={size} would leave no training examples "
                         f"(the training set, {train.source}, has {len(train)}); hold out fewer rows")
-    chosen = np.zeros(len(train), dtype=bool)
-    chosen[np.random.RandomState(seed).permutation(len(train))[:size]] = True
-    held, rest = np.flatnonzero(chosen), np.flatnonzero(~chosen)
-    where = f"{train.source} (held out: {size} rows, data.holdout_seed={seed})"
+    held.sort()
+    dropped = len(train) - size - len(rest)
+    where = f"{train.source} (held out: {size} rows, data.holdout_seed={seed}; {dropped} rows inside them not trained on)"
     return (Examples([train.texts[i] for i in rest], [train.labels[i] for i in rest], train.source),
             Examples([train.texts[i] for i in held], [train.labels[i] for i in held], where))
 

@@ -45,9 +45,28 @@ def test_the_same_rows_whatever_reads_them_and_other_rows_for_another_holdout_se
     assert rows(other.dev[data.HOLDOUT]) != rows(trained.dev[data.HOLDOUT])
 
 
+def test_no_piece_of_a_held_out_row_is_trained_on():
+    """SST-2's training rows are phrases of parsed sentences: a held-out sentence must not be learnt
+    from its own phrases, nor a held-out phrase from the sentence around it."""
+    sentences = ["a fine film about love", "the plot is dull and slow", "warm and witty", "an utter mess of a movie"]
+    phrases = ["a fine film", "about love", "the plot", "dull and slow", "warm", "witty", "an utter mess", "a movie"]
+    texts = [(t,) for t in sentences + phrases]
+    train = data.Examples(texts, [1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0], "phrases.tsv")
+    for seed in range(10):
+        rest, held = data.hold_out(train, 2, seed, "phrases")
+        inside = [r for (r,) in rest.texts for (h,) in held.texts if r in h]
+        assert not inside, (seed, inside)
+        assert all(h in sentences for (h,) in held.texts)  # never a piece of a longer row
+        assert len(rest) + len(held) + sum(p in h for p in phrases for (h,) in held.texts) == len(train)
+    with pytest.raises(UserError, match="only 4 training rows .* are not part of another row"):
+        data.hold_out(train, 5, 0, "phrases")
+
+
 def test_holding_out_every_training_row_is_refused():
     with pytest.raises(UserError, match=r"data.holdout=24 would leave no training examples .*has 24"):
         data.load_task_data(SST2, {**FIXTURE, "holdout": 24})
+    with pytest.raises(UserError, match=r"data.holdout=25, but only 24 training rows"):
+        data.load_task_data(SST2, {**FIXTURE, "holdout": 25})
 
 
 def test_a_held_out_run_is_scored_on_its_rows_by_every_reader(in_tmp: Path, tiny_model_dir: Path):
@@ -96,7 +115,7 @@ def test_the_report_never_pools_held_out_figures_with_dev_ones(in_tmp: Path, tin
 
 @pytest.mark.parametrize(("override", "fragments"), [
     ("data.holdout=0", ["data.holdout"]),
-    ("data.holdout=30", ["data.holdout=30 would leave no training examples"]),
+    ("data.holdout=24", ["data.holdout=24 would leave no training examples"]),
     ("data.holdout_seed=-1", ["data.holdout_seed"]),
 ])
 def test_a_holdout_that_cannot_work_is_a_one_line_error_and_leaves_no_run(in_tmp: Path, tiny_model_dir: Path,
