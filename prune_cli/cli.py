@@ -227,7 +227,7 @@ def apply(
 def predict(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (one per task for a GLUE submission)."),
     out: Path = typer.Option(..., "--out", help="Folder for the prediction files (created if missing; no file in it is overwritten)."),
-    split: str = typer.Option("test", "--split", help="test: GLUE's leaderboard files (<name>.tsv); dev: the dev rows behind the run's score, with their labels."),
+    split: str = typer.Option("test", "--split", help="test: GLUE's leaderboard files (<name>.tsv); dev: the rows behind the run's score (its dev set, or its data.holdout rows), with their labels."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to read (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
