@@ -160,6 +160,9 @@ def test_a_folder_of_csv_files_is_a_task(tmp_path: Path, monkeypatch: pytest.Mon
     assert loaded.train.texts == [("a fine, warm film",), ("dull",), ("lovely",)] and loaded.train.labels == [1, 0, 1]
     assert loaded.dev["dev"].labels == [0, 1] and loaded.dev["dev"].source == f"{folder}:validation"
     assert datasets_cache.is_dir()
+    held = data.load_task_data(_movies(str(folder)), {"dir": None, "holdout": 1})  # a dataset's rows are held out too
+    assert list(held.dev) == [data.HOLDOUT] and len(held.train) == 2
+    assert set(held.train.texts + held.dev[data.HOLDOUT].texts) == set(loaded.train.texts)
     (folder / "validation.csv").write_text("review,sentiment\nawful,bad\n")
     with pytest.raises(UserError, match=r"movies:validation, row 0: label 'bad' is not one of \['neg', 'pos'\]"):
         data.load_task_data(_movies(str(folder)), {"dir": None})
