@@ -98,7 +98,8 @@ def collect(root: Path) -> Collected:
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:
-                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(run_dir)})
+                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(run_dir),
+                                   "holdout": held_out_rows(run_dir)})
             except UserError:
                 found.incomplete.append(run_dir)
         else:
@@ -113,9 +114,22 @@ def incomplete_reason(run_dir: Path) -> str:
     return f"no {rundir.METRICS} (stopped or killed); it holds {rundir.resume_hint(run_dir)}"
 
 
-# Overrides that name a run rather than change its recipe: left out of an ablation's "changes".
+# Overrides that name a run rather than change its recipe: left out of an ablation's "changes". The
+# held-out rows (data.holdout) decide the table a run is filed in (`section`), not its recipe.
 IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.progress", "trainer.log_every",
-                      "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep")
+                      "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep",
+                      "data.holdout", "data.holdout_seed")
+
+
+def held_out_rows(run_dir: Path) -> str | None:
+    """Which training rows a run was scored on, where `data.holdout` set some aside: "872" rows, or
+    "872-seed3" for another `data.holdout_seed` than 0. None for a run scored on dev."""
+    try:
+        data_cfg = rundir.load_config(run_dir).get("data") or {}
+    except UserError:
+        return None
+    size, seed = data_cfg.get("holdout"), data_cfg.get("holdout_seed") or 0
+    return None if not size else f"{size}" + (f"-seed{seed}" if seed else "")
 
 
 def trained_batch_size(run_dir: Path) -> int | None:
@@ -168,9 +182,12 @@ def per_seed_values(members: list[dict]) -> tuple[tuple[int, ...], tuple[float, 
 
 
 def section(run: dict) -> str:
-    """The table a run is filed in: its task, or `<task>-holdout` for a run scored on training rows set
-    aside (`data.holdout`), so that its figures are never averaged or compared with dev figures."""
-    return f"{run['task']}-{HOLDOUT}" if HOLDOUT in (run.get("scored_on") or {}) else run["task"]
+    """The table a run is filed in: its task, or `<task>-holdout<rows>` for a run scored on training rows
+    set aside (`data.holdout`), so that its figures are never averaged or compared with dev figures, nor
+    with another set of held-out rows."""
+    if HOLDOUT not in (run.get("scored_on") or {}):
+        return run["task"]
+    return f"{run['task']}-{HOLDOUT}{run.get('holdout') or ''}"
 
 
 def group_runs(runs: list[dict]) -> list[Group]:
@@ -237,7 +254,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             continue
         sparsities = sorted({g.sparsity for g in task_groups if g.method not in REFERENCE_METHODS})
         methods = sorted({g.method for g in task_groups})
-        scored_on = "held-out training rows" if task.endswith(f"-{HOLDOUT}") else "dev"
+        scored_on = "held-out training rows" if task_groups[0].metric.endswith(f"_{HOLDOUT}") else "dev"
         lines += [f"## {task} ({task_groups[0].metric}, {scored_on})", ""]
         lines.append("| method | " + " | ".join(f"s={s:g}" for s in sparsities) + " | reference |")
         lines.append("|---|" + "---|" * (len(sparsities) + 1))

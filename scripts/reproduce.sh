@@ -14,7 +14,7 @@
 # the feature-extraction references, ABLATION_SEEDS="2" runs every listed ablation on seed 2 only,
 # ABLATION_TASKS likewise for tasks). OVERRIDES adds Hydra overrides to every run: the held-out check
 # of the recipe choice (docs/results.md, "Choosing without dev") is
-#   OVERRIDES="data.holdout=872" TASKS=sst2 SPARSITIES=0.5 METHODS=adapt_by_pruning REFERENCES=finetune \
+#   OVERRIDES="data.holdout=872" TASKS=sst2 SPARSITIES=0.5 METHODS=adapt_by_pruning REFERENCES=finetune ABLATION_TASKS=sst2 \
 #   ABLATIONS=hold-at-s-paper-theta-lr ABLATION_SEEDS="1 2 3" bash scripts/reproduce.sh outputs/holdout docs/results/holdout
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from

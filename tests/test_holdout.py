@@ -101,16 +101,17 @@ def test_a_held_out_run_is_scored_on_its_rows_by_every_reader(in_tmp: Path, tiny
 
 
 def test_the_report_never_pools_held_out_figures_with_dev_ones(in_tmp: Path, tiny_model_dir: Path):
-    for extra in ("data.holdout=8", "data.holdout=null"):
-        result = run_cli("adapt", "--task", "sst2", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, extra))
+    for extra in ("data.holdout=8", "data.holdout=null", "data.holdout=8 data.holdout_seed=2"):
+        result = run_cli("adapt", "--task", "sst2", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, *extra.split()))
         assert result.exit_code == 0, result.output
     built = run_cli("report", "outputs")
     assert built.exit_code == 0, built.output
     markdown = (in_tmp / "outputs" / "report.md").read_text()
     assert "## sst2 (eval_accuracy, dev)" in markdown
-    assert "## sst2-holdout (eval_accuracy_holdout, held-out training rows)" in markdown
+    assert "## sst2-holdout8 (eval_accuracy_holdout, held-out training rows)" in markdown
+    assert "## sst2-holdout8-seed2 (eval_accuracy_holdout, held-out training rows)" in markdown  # other rows: their own table
     cells = (in_tmp / "outputs" / "report.csv").read_text().splitlines()[1:]
-    assert sorted(line.split(",")[0] for line in cells) == ["sst2", "sst2-holdout"]
+    assert sorted(line.split(",")[0] for line in cells) == ["sst2", "sst2-holdout8", "sst2-holdout8-seed2"]
 
 
 @pytest.mark.parametrize(("override", "fragments"), [
