@@ -109,6 +109,11 @@ def scoring_keys(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> list[s
     return [HOLDOUT] if data_cfg.get("holdout") else dev_keys(task)
 
 
+def row_text(texts: tuple[str, ...]) -> str:
+    """A row's text as one string (a pair's two sides joined by a tab), for `hold_out`'s containment tests."""
+    return "\t".join(texts).strip()
+
+
 def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Examples, Examples]:
     """(the rows left to train on, `size` rows set aside to score on), both in file order.
 
@@ -124,7 +129,7 @@ def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Exa
     (whole sentences, like dev's), and every training row found inside a held-out row is dropped
     from training (that sentence's phrases, and any other row that occurs in it). Where no row
     contains another (pairs, CoLA, STS-B) this is a plain random draw."""
-    texts = ["\t".join(row).strip() for row in train.texts]
+    texts = [row_text(row) for row in train.texts]
     everything = "\n" + "\n".join(texts) + "\n"
     held: list[int] = []
     for index in np.random.RandomState(seed).permutation(len(train)):

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from prune_cli import plots, rundir
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError
+from prune_cli.rundir import override_key
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
 
@@ -98,8 +99,9 @@ def collect(root: Path) -> Collected:
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:
-                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(run_dir),
-                                   "holdout": held_out_rows(run_dir)})
+                config = stored_config(run_dir)
+                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
+                                   "holdout": held_out_rows(config)})
             except UserError:
                 found.incomplete.append(run_dir)
         else:
@@ -121,30 +123,28 @@ IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.prog
                       "data.holdout", "data.holdout_seed")
 
 
-def held_out_rows(run_dir: Path) -> str | None:
-    """Which training rows a run was scored on, where `data.holdout` set some aside: "872" rows, or
-    "872-seed3" for another `data.holdout_seed` than 0. None for a run scored on dev."""
+def stored_config(run_dir: Path) -> DictConfig | None:
+    """A run's resolved config, read once for everything `collect` takes from it; None if unreadable."""
     try:
-        data_cfg = rundir.load_config(run_dir).get("data") or {}
+        return rundir.load_config(run_dir)
     except UserError:
         return None
-    size, seed = data_cfg.get("holdout"), data_cfg.get("holdout_seed") or 0
+
+
+def held_out_rows(config: DictConfig | None) -> str | None:
+    """Which training rows a run was scored on, where `data.holdout` set some aside: "872" rows, or
+    "872-seed3" for another `data.holdout_seed` than 0. None for a run scored on dev."""
+    if config is None:
+        return None
+    size, seed = OmegaConf.select(config, "data.holdout"), OmegaConf.select(config, "data.holdout_seed") or 0
     return None if not size else f"{size}" + (f"-seed{seed}" if seed else "")
 
 
-def trained_batch_size(run_dir: Path) -> int | None:
+def trained_batch_size(config: DictConfig | None) -> int | None:
     """trainer.batch_size from a run's resolved config: with metrics.json's steps it makes the run's budget
     (steps x batch examples), which two runs must share to be compared (4000 steps of 16 are not 4000 of 32)."""
-    try:
-        size = OmegaConf.select(rundir.load_config(run_dir), "trainer.batch_size")
-    except UserError:
-        return None
+    size = OmegaConf.select(config, "trainer.batch_size") if config is not None else None
     return size if isinstance(size, int) else None
-
-
-def override_key(override: str) -> str:
-    """`head.pooling` for `head.pooling=mean`, `+head.pooling=mean` or `~head.pooling`."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def recipe_changes(run_dir: Path) -> str:
@@ -185,9 +185,7 @@ def section(run: dict) -> str:
     """The table a run is filed in: its task, or `<task>-holdout<rows>` for a run scored on training rows
     set aside (`data.holdout`), so that its figures are never averaged or compared with dev figures, nor
     with another set of held-out rows."""
-    if HOLDOUT not in (run.get("scored_on") or {}):
-        return run["task"]
-    return f"{run['task']}-{HOLDOUT}{run.get('holdout') or ''}"
+    return f"{run['task']}-{HOLDOUT}{run['holdout']}" if run.get("holdout") else run["task"]
 
 
 def group_runs(runs: list[dict]) -> list[Group]:

@@ -190,6 +190,11 @@ def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
     return None
 
 
+def override_key(override: str) -> str:
+    """`head.pooling` for `head.pooling=mean`, `+head.pooling=mean` or `~head.pooling`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def is_sweep_dir(folder: Path) -> bool:
     return (folder / SWEEP_RECORD).is_file()
 
@@ -204,7 +209,7 @@ def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None]:
         launched = Path(str(hydra.runtime.cwd))
     except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
         raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {first_line(exc)}") from None
-    kept = [o for o in own if o.split("=", 1)[0].lstrip("+~") not in SWEEP_OWN_OVERRIDES]
+    kept = [o for o in own if override_key(o) not in SWEEP_OWN_OVERRIDES]
     return task, kept, launched if launched.is_dir() else None
 
 

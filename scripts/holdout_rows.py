@@ -24,19 +24,15 @@ from prune_cli import data
 from prune_cli.config import compose
 
 
-def row_text(texts: tuple[str, ...]) -> str:
-    return "\t".join(texts).strip()
-
-
 def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float | int]:
     """The comparison for one task: a plain random draw against `data.hold_out`'s."""
     full = data.load_task_data(task, {**data_cfg, "holdout": None})
-    texts = [row_text(t) for t in full.train.texts]
+    texts = [data.row_text(t) for t in full.train.texts]
     everything = "\n" + "\n".join(texts) + "\n"
     plain = np.random.RandomState(seed).permutation(len(texts))[:size]
     inside = sum(everything.count(texts[i]) > 1 for i in plain)
     rest, held = data.hold_out(full.train, size, seed, task["name"])
-    words = lambda rows: statistics.fmean(len(row_text(t).split()) for t in rows)  # noqa: E731
+    words = lambda rows: statistics.fmean(len(data.row_text(t).split()) for t in rows)  # noqa: E731
     return {
         "train_rows": len(texts),
         "plain_draw_inside_another_row": inside / size,
