@@ -103,9 +103,10 @@ def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, fo
                   f"`data.holdout_seed={cfg['data'].get('holdout_seed') or 0}`), which the run never trained on, "
                   "not on the dev set.", ""]
     evaluated = cfg["data"].get("max_eval_samples")
-    if evaluated:
-        lines += [f"Scored on the first {evaluated} examples of each dev split only (`data.max_eval_samples`), "
-                  "not the whole dev set: a smoke-test figure, not a result.", ""]
+    if evaluated and not (holdout and evaluated >= holdout):  # a cut at or above the held-out rows cuts none
+        scored = (f"the first {evaluated} of those examples only (`data.max_eval_samples`), not all {holdout}" if holdout
+                  else f"the first {evaluated} examples of each dev split only (`data.max_eval_samples`), not the whole dev set")
+        lines += [f"Scored on {scored}: a smoke-test figure, not a result.", ""]
     lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {name} | {float(value):.4f} |" for name, value in metrics["metrics"].items()]
     lines += ["", "## Use", "", "```python", "from transformers import pipeline", "",

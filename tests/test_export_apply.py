@@ -237,6 +237,13 @@ def test_a_model_card_of_scores_on_a_dev_slice_says_so_and_files_no_results(in_t
     card = model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model")
     assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"]
     assert "Scored on the first 40 examples of each dev split only" in card.text
+    cfg.data.holdout = 100  # a slice of held-out rows is named as such, not as dev's
+    held_out_slice = model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").text
+    assert "Scored on the first 40 of those examples only (`data.max_eval_samples`), not all 100" in held_out_slice
+    assert "dev split" not in held_out_slice.split("## Use")[0]
+    cfg.data.holdout = 40  # a cut that keeps every held-out row is no slice
+    assert "smoke-test" not in model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").text
+    cfg.data.holdout = None
     cfg.data.max_eval_samples = None
     assert model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").data.eval_results
 
