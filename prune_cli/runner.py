@@ -252,7 +252,8 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
     display.console.print(
         f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
-        f"base weights unchanged: {summary['base_weights_unchanged']}"
+        f"pretrained weights unchanged: {summary['base_weights_unchanged']}"
+        + (" (the fine-tuned weights are the run's own copy)" if result.weights is not None else "")
     )
     display.console.print(display.metrics_table(metrics_title(cfg), metrics))
     display.console.print(f"run directory: [bold]{run_dir}[/]")

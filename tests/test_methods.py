@@ -24,7 +24,7 @@ def test_pruning_method_hits_sparsity_and_writes_run_dir(in_tmp: Path, tiny_mode
     metrics = read_metrics(run_dir)
     assert metrics["method"] == method
     assert abs(metrics["sparsity_realized"] - float(sparsity)) <= 0.001
-    assert metrics["base_weights_unchanged"]
+    assert metrics["base_weights_unchanged"] and "pretrained weights unchanged: True" in " ".join(result.output.split())
     assert {"metrics.json", "mask.safetensors", "head.safetensors", "history.jsonl"} <= {p.name for p in run_dir.iterdir()}
     if method in {"gmp", "imp"}:
         assert "finetuned_eval_accuracy" in metrics["method_details"]
@@ -42,6 +42,9 @@ def test_dense_references_write_run_dir_and_reproduce(in_tmp: Path, tiny_model_d
     assert metrics["sparsity_realized"] == 0.0 and not (run_dir / "mask.safetensors").exists()
     assert (run_dir / "encoder.safetensors").exists() == (method == "finetune")
     assert metrics["base_weights_unchanged"]  # even fine-tuning trains a copy, never the base
+    said = " ".join(result.output.split())  # rich wraps the console at its width
+    assert "pretrained weights unchanged: True" in said
+    assert ("the run's own copy" in said) == (method == "finetune")  # so a True is not read as "not fine-tuned"
     from prune_cli.runner import evaluate
 
     assert evaluate(run_dir) == metrics["metrics"]
