@@ -327,8 +327,9 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     lines = ["## Cost", "", f"Training time of the {sum(g.runs for g in groups)} runs above: about {total / 3600:.1f} h, "
              "the sum of each run's own wall clock (ablations included; loading and scoring excluded; a resumed run counts as "
              "the mean of its group's uninterrupted runs). Runs on fewer threads than cores ran side by side, so the grid's "
-             "own wall clock was shorter. Threads `?`: not recorded (the run predates that field of metrics.json).", "",
-             "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
+             "own wall clock was shorter."
+             + (" Threads `?`: not recorded (the run predates that field of metrics.json)." if any("?" in t for _, _, t in rows) else ""),
+             "", "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
     lines += [f"| {task} | {method} | {threads} | {len(seconds)} | {statistics.fmean(seconds):.0f} |"
               for (task, method, threads), seconds in sorted(rows.items())]
     return lines + [""]

@@ -106,6 +106,14 @@ def test_cost_section_says_which_runs_ran_in_lanes(tmp_path: Path):
     assert "| sst2 | magnitude | 1/? | 2 | 70 |" in markdown
     assert "| sst2 | random | 1 | 1 | 50 |" in markdown
     assert "ran side by side" in markdown
+    assert "Threads `?`: not recorded" in markdown  # the magnitude row has one
+
+
+def test_cost_section_explains_an_unrecorded_thread_count_only_where_the_table_shows_one(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0, threads=2)
+    report.build(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| sst2 | adapt_by_pruning | 2 | 1 | 100 |" in markdown and "`?`" not in markdown
 
 
 def test_report_on_a_folder_without_runs_is_a_clear_error(tmp_path: Path):
