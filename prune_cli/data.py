@@ -21,7 +21,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -114,6 +114,14 @@ def row_text(texts: tuple[str, ...]) -> str:
     return "\t".join(texts).strip()
 
 
+def occurrences_in(texts: list[str]) -> Callable[[str], int]:
+    """How often a text occurs across `texts` (a row counts itself): 1 for a row that no other row
+    contains, more for a piece of a longer row. `hold_out` draws by it, and `scripts/holdout_rows.py`
+    measures a plain draw with the same rule."""
+    everything = "\n" + "\n".join(texts) + "\n"
+    return everything.count
+
+
 def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Examples, Examples]:
     """(the rows left to train on, `size` rows set aside to score on), both in file order.
 
@@ -130,10 +138,10 @@ def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Exa
     from training (that sentence's phrases, and any other row that occurs in it). Where no row
     contains another (pairs, CoLA, STS-B) this is a plain random draw."""
     texts = [row_text(row) for row in train.texts]
-    everything = "\n" + "\n".join(texts) + "\n"
+    occurrences = occurrences_in(texts)
     held: list[int] = []
     for index in np.random.RandomState(seed).permutation(len(train)):
-        if everything.count(texts[index]) == 1:  # in no other row (nor twice): not a piece of a longer one
+        if occurrences(texts[index]) == 1:  # in no other row (nor twice): not a piece of a longer one
             held.append(int(index))
             if len(held) == size:
                 break

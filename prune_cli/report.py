@@ -22,7 +22,6 @@ from rich.table import Table
 from prune_cli import plots, rundir
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError
-from prune_cli.rundir import override_key
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
 
@@ -153,7 +152,7 @@ def recipe_changes(run_dir: Path) -> str:
         overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text())
     except (OSError, yaml.YAMLError):
         return "?"
-    kept = [o for o in overrides or [] if isinstance(o, str) and override_key(o) not in IDENTITY_OVERRIDES]
+    kept = [o for o in overrides or [] if isinstance(o, str) and rundir.override_key(o) not in IDENTITY_OVERRIDES]
     return " ".join(sorted(kept))
 
 
@@ -352,7 +351,7 @@ HEAD_READOUT = ("head.pooling",)
 def head_changes(group: Group) -> frozenset[str]:
     """The tag's overrides of the head's readout (`head.pooling=mean`). A recipe that reads the encoder
     another way is only fairly compared with fine-tuning that reads it the same way."""
-    return frozenset(o for o in group.changes.split() if override_key(o) in HEAD_READOUT)
+    return frozenset(o for o in group.changes.split() if rundir.override_key(o) in HEAD_READOUT)
 
 
 def budget(group: Group) -> tuple[tuple[int, ...], tuple[int, ...]]:

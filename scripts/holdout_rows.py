@@ -28,9 +28,9 @@ def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float
     """The comparison for one task: a plain random draw against `data.hold_out`'s."""
     full = data.load_task_data(task, {**data_cfg, "holdout": None})
     texts = [data.row_text(t) for t in full.train.texts]
-    everything = "\n" + "\n".join(texts) + "\n"
+    occurrences = data.occurrences_in(texts)
     plain = np.random.RandomState(seed).permutation(len(texts))[:size]
-    inside = sum(everything.count(texts[i]) > 1 for i in plain)
+    inside = sum(occurrences(texts[i]) > 1 for i in plain)
     rest, held = data.hold_out(full.train, size, seed, task["name"])
     words = lambda rows: statistics.fmean(len(data.row_text(t).split()) for t in rows)  # noqa: E731
     return {
