@@ -55,8 +55,8 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
     """The card of the folder exported from a run with config `cfg` and `metrics.json` `metrics`.
 
     Scores become hub metadata (`model-index`, which the hub shows as results on that dataset's
-    dev split) only for a task whose dataset is on the hub, scored on its whole dev set: a run on
-    `data.max_eval_samples` says so in the text instead."""
+    dev split) only for a task whose dataset is on the hub, scored on its whole dev set: a run that
+    `data.max_eval_samples` cut to a slice of it says so in the text instead."""
     task, model = cfg["task"], str(cfg["model"]["name_or_path"])
     base = hub_base_model(model)
     dataset = hub_dataset(task)
@@ -69,9 +69,23 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
         tags=["prune-cli", *([] if algorithm in DENSE else ["pruning", "sparse"]), str(metrics["method"]),
               f"glue-{task['name']}" if data.is_glue(task) else str(task["name"])],
         model_name=folder_name,
-        eval_results=_eval_results(task, metrics, dataset) if dataset and not cfg["data"].get("max_eval_samples") else None,
+        eval_results=_eval_results(task, metrics, dataset) if dataset and not _scored_a_slice(cfg, metrics) else None,
     )
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base or model)}")
+
+
+def _scored_a_slice(cfg: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:
+    """Whether `data.max_eval_samples` left rows of a scored split unscored: a cut at or above a split's size cuts
+    nothing, and the scores are then the whole split's. metrics.json's `scored_on` counts each split's rows before and
+    after the cut; a run from before it counted both is judged by its config (any cut on dev, a cut below the
+    held-out count)."""
+    evaluated, holdout = cfg["data"].get("max_eval_samples"), cfg["data"].get("holdout")
+    if not evaluated:
+        return False
+    splits = list((metrics.get("scored_on") or {}).values())
+    if splits and all("split_rows" in split for split in splits):
+        return any(split["rows"] < split["split_rows"] for split in splits)
+    return not (holdout and evaluated >= holdout)
 
 
 def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: str) -> list[EvalResult] | None:
@@ -103,7 +117,7 @@ def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, fo
                   f"`data.holdout_seed={cfg['data'].get('holdout_seed') or 0}`), which the run never trained on, "
                   "not on the dev set.", ""]
     evaluated = cfg["data"].get("max_eval_samples")
-    if evaluated and not (holdout and evaluated >= holdout):  # a cut at or above the held-out rows cuts none
+    if _scored_a_slice(cfg, metrics):
         scored = (f"the first {evaluated} of those examples only (`data.max_eval_samples`), not all {holdout}" if holdout
                   else f"the first {evaluated} examples of each dev split only (`data.max_eval_samples`), not the whole dev set")
         lines += [f"Scored on {scored}: a smoke-test figure, not a result.", ""]

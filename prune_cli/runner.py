@@ -44,7 +44,7 @@ class Prepared:
     train: batching.Encoded | None
     dev: dict[str, batching.Encoded]
     device: torch.device
-    scored_on: dict[str, dict[str, Any]]  # each split scored: where its rows came from, and how many (metrics.json)
+    scored_on: dict[str, dict[str, Any]]  # each split scored: where its rows came from, how many were scored of how many (metrics.json)
 
 
 def seed_everything(seed: int) -> None:
@@ -103,7 +103,8 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
 
     train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
-    scored_on = {split: {"source": ex.source, "rows": len(dev[split])} for split, ex in task_data.dev.items()}
+    # rows scored, and the split's rows before data.max_eval_samples: readers (the model card) can tell a cut that bites
+    scored_on = {split: {"source": ex.source, "rows": len(dev[split]), "split_rows": len(ex)} for split, ex in task_data.dev.items()}
     return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device, scored_on=scored_on)
 
 

@@ -229,23 +229,40 @@ def test_exported_folder_has_a_model_card_the_hub_can_read(in_tmp: Path, tiny_mo
 
 def test_a_model_card_of_scores_on_a_dev_slice_says_so_and_files_no_results(in_tmp: Path, tiny_model_dir: Path):
     """Scores on `data.max_eval_samples` examples are no result on GLUE's dev split: the hub metadata
-    leaves them out, and the text says what they are."""
+    leaves them out, and the text says what they are. A cut at or above a split's size cuts nothing."""
     from prune_cli import model_card
 
-    run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", "data.max_eval_samples=40", name="run")
-    cfg = rundir.load_config(run_dir)
-    card = model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model")
-    assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"]
-    assert "Scored on the first 40 examples of each dev split only" in card.text
-    cfg.data.holdout = 100  # a slice of held-out rows is named as such, not as dev's
-    held_out_slice = model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").text
-    assert "Scored on the first 40 of those examples only (`data.max_eval_samples`), not all 100" in held_out_slice
+    def card(name: str, *overrides: str) -> model_card.ModelCard:
+        run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", *overrides, name=name)
+        return model_card.build(OmegaConf.to_container(rundir.load_config(run_dir), resolve=True), read_metrics(run_dir), "my-model")
+
+    dev_slice = card("dev-slice", "data.max_eval_samples=5")  # the fixture's dev split has 12 rows
+    assert dev_slice.data.eval_results is None and dev_slice.data.datasets == ["nyu-mll/glue"]
+    assert "Scored on the first 5 examples of each dev split only" in dev_slice.text
+    whole_dev = card("whole-dev", "data.max_eval_samples=12")
+    assert whole_dev.data.eval_results and "smoke-test" not in whole_dev.text
+    held_out_slice = card("held-out-slice", "data.holdout=8", "data.max_eval_samples=5").text  # named as such, not as dev's
+    assert "Scored on the first 5 of those examples only (`data.max_eval_samples`), not all 8" in held_out_slice
     assert "dev split" not in held_out_slice.split("## Use")[0]
-    cfg.data.holdout = 40  # a cut that keeps every held-out row is no slice
-    assert "smoke-test" not in model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").text
-    cfg.data.holdout = None
-    cfg.data.max_eval_samples = None
-    assert model_card.build(OmegaConf.to_container(cfg, resolve=True), read_metrics(run_dir), "my-model").data.eval_results
+    assert "smoke-test" not in card("whole-held-out", "data.holdout=8", "data.max_eval_samples=8").text
+
+
+def test_a_model_card_of_a_run_that_counted_no_split_sizes_judges_the_cut_by_its_config(in_tmp: Path, tiny_model_dir: Path):
+    """metrics.json's `scored_on` had no `split_rows` before the card read it: such a run's cut is taken to bite
+    on dev, and below the held-out count only."""
+    from prune_cli import model_card
+
+    run_dir = _run(in_tmp, tiny_model_dir, "--task", "sst2", "data.max_eval_samples=12", name="run")
+    cfg = OmegaConf.to_container(rundir.load_config(run_dir), resolve=True)
+    metrics = read_metrics(run_dir)
+    assert metrics["scored_on"]["dev"] == {"source": metrics["scored_on"]["dev"]["source"], "rows": 12, "split_rows": 12}
+    for split in metrics["scored_on"].values():
+        del split["split_rows"]
+    assert "smoke-test" in model_card.build(cfg, metrics, "my-model").text
+    cfg["data"]["holdout"] = 12
+    assert "smoke-test" not in model_card.build(cfg, metrics, "my-model").text
+    cfg["data"]["holdout"] = 20
+    assert "Scored on the first 12 of those examples only" in model_card.build(cfg, metrics, "my-model").text
 
 
 def test_a_run_made_before_label_names_existed_takes_the_packaged_tasks(in_tmp: Path, tiny_model_dir: Path):
