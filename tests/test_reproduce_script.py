@@ -235,6 +235,25 @@ def test_the_best_cls_recipe_on_the_two_epoch_budget_is_that_recipe_plus_the_bud
         assert overrides(by_cell[f"{root}/sst2/ablation/steps-4000-finetune/seed{seed}"]) == {"method=finetune", "trainer.max_steps=4000"}
 
 
+def test_stsbs_two_budgets_cross_with_dev_and_the_held_out_rows_for_ours_and_fine_tuning_alike(tmp_path: Path):
+    """STS-B's held-out check (data.holdout=1000) trains for 745 steps in 5 epochs, its dev runs for 900: the dev
+    cells get the held-out runs' 745 steps, the held-out cells dev's 900 (epochs lifted), both sides of the comparison
+    alike, with the default recipe and head, paired by seed. Only the held-out cells carry the held-out rows."""
+    budgets = {"steps-745": {"trainer.max_steps=745"}, "steps-900": {"trainer.max_steps=900", "trainer.epochs=null"}}
+    for name, held_out in (("steps-745", ""), ("steps-900", "data.holdout=1000")):
+        root = tmp_path / name / "runs"
+        root.parent.mkdir()
+        names = (name, f"{name}-finetune")
+        calls = run_grid(root.parent, 1, root, GRID="0", ABLATIONS=" ".join(names), OVERRIDES=held_out)[:-1]
+        assert [cell(c) for c in calls] == [f"{root}/stsb/ablation/{n}/seed{seed}" for seed in (1, 2, 3) for n in names]
+        for call in calls:
+            args = call["args"]
+            finetune = cell(call).split("/")[-2].endswith("finetune")
+            assert overrides(args) == budgets[name] | ({"method=finetune"} if finetune else set())
+            assert args[args.index("--task") + 1] == "stsb"
+            assert [a for a in args if a.startswith("data.")] == ([held_out] if held_out else [])
+
+
 def test_the_mean_pooling_recipe_runs_fresh_seeds_against_both_fine_tunings(tmp_path: Path):
     """The mean-pooling recipe's three-seed margin was tested on seeds 4 and 5: the recipe, fine-tuning with the
     same head, and the grid's own fine-tuning (no change but the tag) on those two seeds, which the grid lacks."""
