@@ -1,0 +1,88 @@
+"""A finished run's score on the rows it was scored on, split by where each row comes from: the
+`genre` column of GLUE's STS-B (and MNLI) files, e.g. STS-B's captions, news and forum pairs.
+
+    GLUE_DIR=../shared/glue python scripts/score_by_source.py RUN_DIR [RUN_DIR ...] [--column genre]
+
+Why: STS-B's dev set and its training split mix the sources differently (dev: 42% captions, 33%
+news, 25% forums; train: 35%, 57%, 8%), so rows held out of the training split (`data.holdout`)
+weigh the sources unlike dev. If one method's score differs between dev and held-out rows, the
+per-source scores say whether that follows the mix or holds within each source.
+
+Each run is predicted again with `prune-cli predict --split dev` (its dev rows, or its held-out
+rows), and the whole-split metric recomputed from those predictions must equal the run's own
+metrics.json figure, or the script stops: the per-source figures are then the run's own. Prints
+one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from prune_cli import data, rundir
+from prune_cli.metrics import task_metrics
+from prune_cli.predictions import predict_runs, task_of
+from prune_cli.runner import stored_config
+
+
+def source_of_texts(task: dict, glue_dir: Path, column: str) -> dict[tuple[str, ...], str]:
+    """{a row's texts: its `column` value} over the task's train and dev files (held-out rows are
+    training rows), read by the tool's own GLUE reader with that column added as a last text field."""
+    layout = {**task["tsv"], "text_columns": [*task["tsv"]["text_columns"], column]}
+    sources: dict[tuple[str, ...], str] = {}
+    for split in ("train", "dev"):
+        rows = data.read_glue_tsv(glue_dir / task["glue_dir"] / f"{split}.tsv", {**task, "tsv": layout})
+        for *texts, source in rows.texts:
+            sources.setdefault(tuple(texts), source)
+    return sources
+
+
+def by_source(run_dir: Path, column: str) -> dict:
+    """The run's main metric per source, with the row counts, from a fresh prediction of its rows."""
+    cfg = stored_config(run_dir)
+    task = task_of(cfg)
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    glue_dir = data.resolve_glue_dir(data_cfg.get("dir"))
+    if glue_dir is None or not data.is_glue(task):
+        raise SystemExit(f"{run_dir}: needs the local GLUE folder (GLUE_DIR or data.dir) of a GLUE task")
+    (key,) = data.scoring_keys(task, data_cfg)  # tasks with a genre column and one scoring split
+    rows = data.load_task_data(task, data_cfg, with_train=False).dev[key].first(data_cfg.get("max_eval_samples"))
+    with tempfile.TemporaryDirectory() as out:
+        (written,) = predict_runs([run_dir], Path(out), split="dev")
+        with written.path.open(newline="") as handle:
+            table = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    predictions = np.array([float(r["prediction"]) if data.is_regression(task) else task["labels"].index(r["prediction"]) for r in table])
+    labels = np.array(rows.labels)
+    metrics = rundir.load_metrics(run_dir)
+    name = metrics["main_metric"].removeprefix("eval_").removesuffix(f"_{key}")
+    whole = task_metrics([name], predictions, labels)[name]
+    if abs(whole - metrics["main_metric_value"]) > 1e-6:
+        raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
+    sources = source_of_texts(task, glue_dir, column)
+    source = np.array([sources.get(tuple(texts), "?") for texts in rows.texts])
+    return {
+        "run": str(run_dir), "task": metrics["task"], "method": metrics["method"], "tag": metrics.get("tag"),
+        "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": key, "metric": name, "all": round(whole, 4),
+        "rows": dict(sorted(Counter(source.tolist()).items())),
+        "by_source": {s: round(task_metrics([name], predictions[source == s], labels[source == s])[name], 4) for s in sorted(set(source))},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("--column", default="genre", help="the GLUE file column that names each row's source")
+    args = parser.parse_args()
+    for run_dir in args.run_dirs:
+        print(json.dumps(by_source(run_dir, args.column)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

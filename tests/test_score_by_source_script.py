@@ -1,0 +1,57 @@
+"""scripts/score_by_source.py: the per-source figures docs/results.md quotes for STS-B's held-out rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURE_GLUE, load_script, only_run_dir, read_metrics, run_cli, tiny_overrides
+from scipy.stats import spearmanr
+
+from prune_cli.predictions import predict_runs
+
+
+def _glue_with_two_sources(tmp_path: Path) -> Path:
+    """The fixture GLUE folder, with every other STS-B dev row from the news instead of captions."""
+    glue = tmp_path / "glue"
+    shutil.copytree(FIXTURE_GLUE, glue)
+    dev = glue / "STS-B" / "dev.tsv"
+    header, *rows = dev.read_text().splitlines()
+    fields = [row.split("\t") for row in rows]
+    for i, row in enumerate(fields):
+        row[1] = "main-news" if i % 2 else "main-captions"
+    dev.write_text("\n".join([header, *("\t".join(row) for row in fields)]) + "\n")
+    return glue
+
+
+def test_each_source_is_scored_on_its_own_rows_of_the_runs_own_predictions(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    glue = _glue_with_two_sources(tmp_path)
+    result = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    script = load_script("score_by_source")
+    figures = script.by_source(run, "genre")
+    assert figures["all"] == pytest.approx(read_metrics(run)["main_metric_value"], abs=1e-4)
+    assert figures["rows"] == {"main-captions": 6, "main-news": 6} and figures["scored_on"] == "dev"
+
+    (written,) = predict_runs([run], tmp_path / "rows", split="dev")
+    with written.path.open(newline="") as handle:
+        table = list(csv.DictReader(handle, delimiter="\t"))
+    predicted, gold = (np.array([float(r[k]) for r in table]) for k in ("prediction", "label"))
+    for source, rows in (("main-captions", slice(0, None, 2)), ("main-news", slice(1, None, 2))):
+        assert figures["by_source"][source] == pytest.approx(round(spearmanr(predicted[rows], gold[rows])[0], 4), abs=1e-4)
+    print(json.dumps(figures))
+
+
+def test_a_run_whose_rows_do_not_predict_to_its_own_score_stops_the_script(in_tmp: Path, tiny_model_dir: Path):
+    result = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, steps=6))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run)
+    (run / "metrics.json").write_text(json.dumps({**metrics, "main_metric_value": metrics["main_metric_value"] + 0.01}))
+    with pytest.raises(SystemExit, match="not metrics.json's"):
+        load_script("score_by_source").by_source(run, "genre")
