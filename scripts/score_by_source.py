@@ -3,6 +3,8 @@
 
     GLUE_DIR=../shared/glue python scripts/score_by_source.py RUN_DIR [RUN_DIR ...] [--column genre]
 
+For runs scored on one split: STS-B's, and MNLI's held-out (`data.holdout`) runs.
+
 Why: STS-B's dev set and its training split mix the sources differently (dev: 42% captions, 33%
 news, 25% forums; train: 35%, 57%, 8%), so rows held out of the training split (`data.holdout`)
 weigh the sources unlike dev. If one method's score differs between dev and held-out rows, the
@@ -37,8 +39,9 @@ def source_of_texts(task: dict, glue_dir: Path, column: str) -> dict[tuple[str, 
     training rows), read by the tool's own GLUE reader with that column added as a last text field."""
     layout = {**task["tsv"], "text_columns": [*task["tsv"]["text_columns"], column]}
     sources: dict[tuple[str, ...], str] = {}
-    for split in ("train", "dev"):
-        rows = data.read_glue_tsv(glue_dir / task["glue_dir"] / f"{split}.tsv", {**task, "tsv": layout})
+    folder = glue_dir / task["glue_dir"]
+    for path in [folder / "train.tsv", *sorted(folder.glob("dev*.tsv"))]:  # MNLI: dev_matched.tsv, dev_mismatched.tsv
+        rows = data.read_glue_tsv(path, {**task, "tsv": layout})
         for *texts, source in rows.texts:
             sources.setdefault(tuple(texts), source)
     return sources
@@ -52,13 +55,17 @@ def by_source(run_dir: Path, column: str) -> dict:
     glue_dir = data.resolve_glue_dir(data_cfg.get("dir"))
     if glue_dir is None or not data.is_glue(task):
         raise SystemExit(f"{run_dir}: needs the local GLUE folder (GLUE_DIR or data.dir) of a GLUE task")
-    (key,) = data.scoring_keys(task, data_cfg)  # tasks with a genre column and one scoring split
+    keys = data.scoring_keys(task, data_cfg)
+    if len(keys) != 1:  # MNLI's two dev sets would need a table each; its held-out runs have one
+        raise SystemExit(f"{run_dir}: scored on {len(keys)} splits ({', '.join(keys)}); this script reads runs scored on one")
+    (key,) = keys
     rows = data.load_task_data(task, data_cfg, with_train=False).dev[key].first(data_cfg.get("max_eval_samples"))
     with tempfile.TemporaryDirectory() as out:
         (written,) = predict_runs([run_dir], Path(out), split="dev")
         with written.path.open(newline="") as handle:
             table = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    predictions = np.array([float(r["prediction"]) if data.is_regression(task) else task["labels"].index(r["prediction"]) for r in table])
+    labels_as_written = [str(label) for label in task.get("labels") or []]  # how predict writes a class
+    predictions = np.array([float(r["prediction"]) if data.is_regression(task) else labels_as_written.index(r["prediction"]) for r in table])
     labels = np.array(rows.labels)
     metrics = rundir.load_metrics(run_dir)
     name = metrics["main_metric"].removeprefix("eval_").removesuffix(f"_{key}")

@@ -55,3 +55,19 @@ def test_a_run_whose_rows_do_not_predict_to_its_own_score_stops_the_script(in_tm
     (run / "metrics.json").write_text(json.dumps({**metrics, "main_metric_value": metrics["main_metric_value"] + 0.01}))
     with pytest.raises(SystemExit, match="not metrics.json's"):
         load_script("score_by_source").by_source(run, "genre")
+
+
+def test_a_classification_run_held_out_of_mnli_is_scored_per_genre_and_two_dev_sets_are_refused(in_tmp: Path, tiny_model_dir: Path):
+    """MNLI's held-out rows come from its training split, whose genres the script reads; a run scored on both dev
+    sets would need two tables, and is refused in a sentence."""
+    script = load_script("score_by_source")
+    held = run_cli("adapt", "--task", "mnli", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, "data.holdout=8"), "hydra.run.dir=held")
+    assert held.exit_code == 0, held.output
+    figures = script.by_source(in_tmp / "held", "genre")
+    assert figures["scored_on"] == "holdout" and sum(figures["rows"].values()) == 8 and "?" not in figures["rows"]
+    assert figures["all"] == pytest.approx(read_metrics(in_tmp / "held")["main_metric_value"], abs=1e-4)
+    assert set(figures["by_source"]) == set(figures["rows"])
+    both = run_cli("adapt", "--task", "mnli", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir), "hydra.run.dir=both")
+    assert both.exit_code == 0, both.output
+    with pytest.raises(SystemExit, match="scored on 2 splits"):
+        script.by_source(in_tmp / "both", "genre")
