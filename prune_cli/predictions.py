@@ -68,6 +68,14 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
     return [written for job, paths in zip(jobs, targets) for written in job.run(paths)]
 
 
+def predict_scored_rows(run_dir: Path, data_dir: str | None = None) -> dict[str, tuple[data.Examples, np.ndarray]]:
+    """{split key: (the rows the run was scored on, its predictions for them)}, as `--split dev` writes them, for
+    analyses that need the rows themselves (scripts/score_by_source.py) rather than a file."""
+    job = _Job.for_run(run_dir, "dev", data_dir, None, None)
+    job.read()
+    return {key: (job.inputs[key][1], values) for key, values in job.predict().items()}
+
+
 @dataclass
 class _Job:
     """One run to predict: its config (with the command's overrides), task and split, then the
@@ -105,16 +113,21 @@ class _Job:
             if not ids:
                 raise UserError(f"task '{self.task['name']}': {self.split} set {key} has no rows ({examples.source})")
 
-    def run(self, paths: dict[str, Path]) -> list[Written]:
-        """Load the run's model, predict every split, write each file atomically."""
+    def predict(self) -> dict[str, np.ndarray]:
+        """Load the run's model and predict every split read: {split key: class ids, or scores}."""
         device, precision = self.device, str(self.cfg.trainer.precision)
         use_configured_threads(self.cfg)
         encoder, base_hash, tokenizer = load_encoder(self.cfg, device)
         weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, device)
+        batch_size = int(self.cfg.trainer.eval_batch_size)
+        return {key: predict(encoder, head, weights, encode_split(self.cfg, examples, tokenizer, None), batch_size, device, precision)
+                for key, (_, examples) in self.inputs.items()}
+
+    def run(self, paths: dict[str, Path]) -> list[Written]:
+        """Predict every split, write each file atomically."""
         written = []
-        for key, (ids, examples) in self.inputs.items():
-            encoded = encode_split(self.cfg, examples, tokenizer, None)
-            values = predict(encoder, head, weights, encoded, int(self.cfg.trainer.eval_batch_size), device, precision)
+        for key, values in self.predict().items():
+            ids, examples = self.inputs[key]
             labels = examples.labels if self.split == "dev" else None
             rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, labels))
             written.append(Written(paths[key], examples.source, len(ids), answer_shares(self.task, values)))

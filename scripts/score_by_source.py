@@ -10,8 +10,8 @@ news, 25% forums; train: 35%, 57%, 8%), so rows held out of the training split (
 weigh the sources unlike dev. If one method's score differs between dev and held-out rows, the
 per-source scores say whether that follows the mix or holds within each source.
 
-Each run is predicted again with `prune-cli predict --split dev` (its dev rows, or its held-out
-rows), and the whole-split metric recomputed from those predictions must equal the run's own
+Each run's scored rows (its dev rows, or its held-out rows) are predicted again as `prune-cli
+predict --split dev` predicts them, and the whole-split metric recomputed from those predictions must equal the run's own
 metrics.json figure, or the script stops: the per-source figures are then the run's own. Prints
 one JSON line per run.
 """
@@ -19,9 +19,7 @@ one JSON line per run.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -30,8 +28,9 @@ from omegaconf import OmegaConf
 
 from prune_cli import data, rundir
 from prune_cli.metrics import task_metrics
-from prune_cli.predictions import predict_runs, task_of
+from prune_cli.predictions import predict_scored_rows, task_of
 from prune_cli.runner import stored_config
+from prune_cli.training import metric_key
 
 
 def source_of_texts(task: dict, glue_dir: Path, column: str) -> dict[tuple[str, ...], str]:
@@ -59,16 +58,10 @@ def by_source(run_dir: Path, column: str) -> dict:
     if len(keys) != 1:  # MNLI's two dev sets would need a table each; its held-out runs have one
         raise SystemExit(f"{run_dir}: scored on {len(keys)} splits ({', '.join(keys)}); this script reads runs scored on one")
     (key,) = keys
-    rows = data.load_task_data(task, data_cfg, with_train=False).dev[key].first(data_cfg.get("max_eval_samples"))
-    with tempfile.TemporaryDirectory() as out:
-        (written,) = predict_runs([run_dir], Path(out), split="dev")
-        with written.path.open(newline="") as handle:
-            table = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    labels_as_written = [str(label) for label in task.get("labels") or []]  # how predict writes a class
-    predictions = np.array([float(r["prediction"]) if data.is_regression(task) else labels_as_written.index(r["prediction"]) for r in table])
+    rows, predictions = predict_scored_rows(run_dir)[key]
     labels = np.array(rows.labels)
     metrics = rundir.load_metrics(run_dir)
-    name = metrics["main_metric"].removeprefix("eval_").removesuffix(f"_{key}")
+    name = next(n for n in task["metrics"] if metric_key(n, key) == metrics["main_metric"])
     whole = task_metrics([name], predictions, labels)[name]
     if abs(whole - metrics["main_metric_value"]) > 1e-6:
         raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
