@@ -215,12 +215,6 @@ declare -A ablation_seeds=(
   [hold-at-s-paper-theta-lr-s0.7]="1 2 3"
   [hold-at-s-paper-theta-lr-s0.9]="1 2 3"
   [bf16]="1 2 3"
-  [steps-745]="1 2 3"
-  [steps-745-finetune]="1 2 3"
-  [steps-900]="1 2 3"
-  [steps-900-finetune]="1 2 3"
-  [steps-1490]="1 2 3"
-  [steps-1490-finetune]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
@@ -276,16 +270,14 @@ declare -A ablation_task_list=(
   [magnitude-s0.7-fresh-seeds]="mrpc"
   [random-s0.7-fresh-seeds]="mrpc"
   [bf16]="sst2 stsb mrpc cola"
-  [steps-745]="stsb"
-  [steps-745-finetune]="stsb"
-  [steps-900]="stsb"
-  [steps-900-finetune]="stsb"
-  [steps-1490]="stsb"
-  [steps-1490-finetune]="stsb"
 )
 # the budget and dropout probes are MRPC's alone
 for name in "${!ablation[@]}"; do
   case $name in steps-2000-* | encoder-dropout-*) ablation_task_list[$name]=mrpc ;; esac
+done
+# STS-B's budgets, ours and fine-tuning at each: three seeds, STS-B alone
+for steps in 745 900 1490; do
+  for name in "steps-$steps" "steps-$steps-finetune"; do ablation_seeds[$name]="1 2 3"; ablation_task_list[$name]=stsb; done
 done
 ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr hold-at-s hold-at-s-paper-theta-lr hold-at-s-s0.7 hold-at-s-s0.9 hold-at-s-paper-theta-lr-s0.9 hold-at-s-paper-theta-lr-s0.7 magnitude-s0.7-fresh-seeds random-s0.7-fresh-seeds bf16 steps-745 steps-745-finetune}
 jobs=${JOBS:-1}

@@ -43,4 +43,4 @@ def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_spl
         metrics = json.loads((kept[prefix] / line["run"][len(prefix):] / "metrics.json").read_text())
         assert (metrics["tag"], metrics["seed"], metrics["steps"]) == (line["tag"], line["seed"], line["steps"])
         assert round(metrics["main_metric_value"], 4) == line["all"], line["run"]
-        assert sum(line["rows"].values()) == {"dev": 1500, "holdout": 1000}[line["scored_on"]], line["run"]
+        assert sum(line["rows"].values()) == metrics["scored_on"][line["scored_on"]]["rows"], line["run"]
