@@ -262,7 +262,7 @@ def test_the_mean_pooling_recipe_runs_fresh_seeds_against_both_fine_tunings(tmp_
     root = tmp_path / "runs"
     names = ("prune-longer-mean-paper-theta-lr", "mean-pooling-finetune", "finetune-fresh-seeds")
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
-    by_cell = {cell(c): c["args"] for c in calls}
+    by_cell = {cell(c): c["args"] for c in calls if cell(c).startswith(f"{root}/sst2/")}  # STS-B's: the test below
     assert sorted(by_cell) == sorted(f"{root}/sst2/ablation/{name}/seed{seed}" for name in names
                                      for seed in ((4, 5) if name == "finetune-fresh-seeds" else (1, 2, 3, 4, 5)))
     for seed in (4, 5):
@@ -270,6 +270,29 @@ def test_the_mean_pooling_recipe_runs_fresh_seeds_against_both_fine_tunings(tmp_
         assert overrides(by_cell[f"{root}/sst2/ablation/mean-pooling-finetune/seed{seed}"]) == {"method=finetune", "head.pooling=mean"}
         assert overrides(by_cell[f"{root}/sst2/ablation/prune-longer-mean-paper-theta-lr/seed{seed}"]) == {
             "method.prune_fraction=0.8", "head.pooling=mean", "method.theta_lr=2e-5"}
+
+
+def test_the_mean_pooling_head_runs_on_stsb_for_ours_and_fine_tuning_on_three_seeds_on_dev_and_held_out_rows(tmp_path: Path):
+    """STS-B's mean-pooling probe pairs ours with fine-tuning reading the encoder the same way, seeds 1-3, on dev
+    (beside SST-2's cells, unchanged) and, with the held-out rows and ABLATION_TASKS=stsb, on STS-B alone."""
+    names = ("mean-pooling", "mean-pooling-finetune")
+    expected = {"mean-pooling": {"head.pooling=mean"}, "mean-pooling-finetune": {"method=finetune", "head.pooling=mean"}}
+    for held_out in ("", "data.holdout=1000"):
+        folder = tmp_path / (held_out or "dev")
+        folder.mkdir()
+        root = folder / "runs"
+        extra = {"OVERRIDES": held_out, "ABLATION_TASKS": "stsb"} if held_out else {}
+        calls = run_grid(folder, 1, root, GRID="0", ABLATIONS=" ".join(names), **extra)[:-1]
+        by_cell = {cell(c): c["args"] for c in calls}
+        sst2 = [] if held_out else [f"{root}/sst2/ablation/mean-pooling/seed1",
+                                    *(f"{root}/sst2/ablation/mean-pooling-finetune/seed{seed}" for seed in (1, 2, 3, 4, 5))]
+        stsb = [f"{root}/stsb/ablation/{name}/seed{seed}" for name in names for seed in (1, 2, 3)]
+        assert sorted(by_cell) == sorted(sst2 + stsb)
+        for run in stsb:
+            args = by_cell[run]
+            assert overrides(args) == expected[run.split("/")[-2]]
+            assert args[args.index("--task") + 1] == "stsb"
+            assert [a for a in args if a.startswith("data.")] == ([held_out] if held_out else [])
 
 
 def test_an_edit_to_the_script_while_it_runs_changes_nothing(tmp_path: Path):
