@@ -129,7 +129,7 @@ def evaluate(
         differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision)
         if len(run_dirs) > 1:
             display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
-                                  + "".join(f"\n  differs: {run_dir}" for run_dir in differing), soft_wrap=True, highlight=False)
+                                  + "".join(f"\n  differs: {run_dir}" for run_dir in differing), highlight=False)
 
     guarded(work, debug)
 
@@ -147,10 +147,10 @@ def report(
         groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for path, reason in found.failed:
-            display.console.print(f"[red]failed[/] {path}: {reason}", soft_wrap=True, highlight=False)
+            display.console.print(f"[red]failed[/] {path}: {reason}", highlight=False)
         for path in found.incomplete:
-            display.console.print(f"[yellow]incomplete[/] {path}: {reporting.incomplete_reason(path)}", soft_wrap=True, highlight=False)
-        display.console.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True, highlight=False)
+            display.console.print(f"[yellow]incomplete[/] {path}: {reporting.incomplete_reason(path)}", highlight=False)
+        display.console.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
 
     guarded(work, debug)
 

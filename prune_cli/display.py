@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+# soft_wrap: a line is never broken at the console's width. Piped or captured, rich assumes 80
+# columns, and would split a long run-directory path or error message over two lines, so that
+# `prune-cli adapt ... | tail -1` no longer gives the path, nor an error its one line. Tables still fit.
+console = Console(soft_wrap=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
@@ -63,7 +66,7 @@ def _fmt(value: object) -> str:
 
 
 def fail(message: str) -> None:
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False)
     sys.stderr.flush()
 
 
@@ -80,14 +83,14 @@ def stopped_job(detail: str) -> None:
 
 def skipped_job(detail: str) -> None:
     """A sweep job's line when it did not run because another job of the sweep runs the same thing."""
-    error_console.print(f"[bold cyan]skipped[/] {detail}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold cyan]skipped[/] {detail}", highlight=False)
 
 
 def _stop_line(label: str, rest: str) -> None:
     """A stop's line on stderr. A closed stderr (rich raises SystemExit on a broken pipe) must
     not change how the stopped process ends, so printing it is best effort."""
     with suppress(OSError, SystemExit):
-        error_console.print(f"[bold yellow]{label}[/]{rest}", highlight=False, soft_wrap=True)
+        error_console.print(f"[bold yellow]{label}[/]{rest}", highlight=False)
         sys.stderr.flush()
 
 

@@ -28,6 +28,8 @@ def test_adapt_writes_a_complete_run_dir_and_evaluate_reproduces_it(in_tmp: Path
     run_dir = only_run_dir(in_tmp / "outputs")
     assert run_dir.relative_to(in_tmp).parts[:4] == ("outputs", task, "adapt_by_pruning", f"s{sparsity}")
     assert files_in(run_dir) == RUN_FILES
+    # the path on one line, however long, so that `prune-cli adapt ... | tail -1` gives it whole
+    assert result.output.splitlines()[-1] == f"run directory: {run_dir.resolve()}"
 
     metrics = read_metrics(run_dir)
     assert (metrics["task"], metrics["method"], metrics["seed"]) == (task, "adapt_by_pruning", 3)
