@@ -121,9 +121,8 @@ def main() -> None:
     if args.processes <= 1:
         print(json.dumps(measure(args)))
         return
-    argv = [a for a in sys.argv[1:]]
-    at = argv.index("--processes")
-    argv = argv[:at] + argv[at + 2:]
+    argv = [part for key, value in vars(args).items() if key != "processes"
+            for part in ("--" + key.replace("_", "-"), str(value))]  # the same options, one process each
     runs = []
     for index in range(args.processes):
         out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout
