@@ -42,7 +42,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_step import build_model  # noqa: E402  (the same model choices as bench_step)
+from bench_step import build_model, single_process_argv  # noqa: E402  (bench_step's model choices and process runs)
 
 VARIANTS = ("dense", "dense_copy", "masked", "masked_in_place")
 
@@ -50,7 +50,7 @@ VARIANTS = ("dense", "dense_copy", "masked", "masked_in_place")
 @contextmanager
 def written_in_place(encoder: MaskedEncoder, weights: dict[str, torch.Tensor]) -> Iterator[None]:
     """Copy `weights` into the parameters' own storage for the block, then copy the originals back."""
-    params = dict(encoder.encoder.named_parameters())
+    params = encoder.base_weights()  # the parameters themselves, not copies
     saved = {name: params[name].detach().clone() for name in weights}
     try:
         with torch.no_grad():
@@ -121,8 +121,7 @@ def main() -> None:
     if args.processes <= 1:
         print(json.dumps(measure(args)))
         return
-    argv = [part for key, value in vars(args).items() if key != "processes"
-            for part in ("--" + key.replace("_", "-"), str(value))]  # the same options, one process each
+    argv = single_process_argv(args)
     runs = []
     for index in range(args.processes):
         out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import load_script
-from transformers import BertConfig, BertModel
 
+from prune_cli.backbone import load_backbone
 from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 
@@ -18,15 +19,14 @@ def bench():
     return load_script("bench_inference")
 
 
-def tiny_encoder() -> MaskedEncoder:
-    torch.manual_seed(0)
-    raw = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24))
+def tiny_encoder(tiny_model_dir: Path) -> MaskedEncoder:
+    raw, _ = load_backbone({"name_or_path": str(tiny_model_dir)})
     mask_cfg = compose([]).mask
     return MaskedEncoder(raw, select_maskable(raw, list(mask_cfg.include), list(mask_cfg.exclude)))
 
 
-def test_written_in_place_uses_the_parameters_own_memory_and_puts_the_originals_back(bench):
-    encoder = tiny_encoder()
+def test_written_in_place_uses_the_parameters_own_memory_and_puts_the_originals_back(bench, tiny_model_dir: Path):
+    encoder = tiny_encoder(tiny_model_dir)
     params = dict(encoder.encoder.named_parameters())
     before = {name: (params[name].data_ptr(), params[name].detach().clone()) for name in encoder.maskable}
     masked = encoder.masked_weights(keep_top({n: torch.rand(params[n].shape) for n in encoder.maskable}, 0.5))
