@@ -19,12 +19,16 @@ from prune_cli import report
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-@pytest.mark.parametrize("published", [RESULTS, RESULTS / "holdout", RESULTS / "dev-by-source"],
-                         ids=["grid", "holdout", "dev-by-source"])
+RUN_SETS = {"grid": RESULTS, "holdout": RESULTS / "holdout", "dev-by-source": RESULTS / "dev-by-source",
+            "holdout-by-file": RESULTS / "holdout-by-file"}
+PER_SOURCE_FILES = sorted((RESULTS / "holdout").glob("stsb_by_*.jsonl"))
+
+
+@pytest.mark.parametrize("published", RUN_SETS.values(), ids=RUN_SETS.keys())
 def test_published_report_is_rebuilt_exactly_from_the_published_runs(tmp_path: Path, published: Path):
     """The grid's report, the held-out check's (docs/results/holdout: `collect_results.sh
-    outputs/holdout docs/results/holdout`), and that of the STS-B dev runs remade for their per-source
-    scores (docs/results/dev-by-source)."""
+    outputs/holdout docs/results/holdout`), and those of the STS-B runs remade for their per-source
+    scores (docs/results/dev-by-source on dev, docs/results/holdout-by-file on held-out pairs)."""
     report.build(published / "runs", out_dir=tmp_path)
     for name in ("report.md", "report.csv"):
         assert (tmp_path / name).read_text() == (published / name).read_text(), (
@@ -32,17 +36,27 @@ def test_published_report_is_rebuilt_exactly_from_the_published_runs(tmp_path: P
             "regenerate it with scripts/collect_results.sh")
 
 
-def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_split_score_is_that_runs():
-    """docs/results/holdout/stsb_by_source.jsonl (`scripts/score_by_source.py`) needs masks the repository does not
-    keep, so it cannot be rebuilt here; what can be checked is that each line names a published run (outputs/reproduce
-    is kept as docs/results/runs, outputs/holdout as docs/results/holdout/runs, outputs/dev-by-source as
-    docs/results/dev-by-source/runs), that its whole-split figure is that run's own metrics.json figure, and that its
-    sources' rows add up to the rows the run was scored on."""
+def test_the_per_source_files_are_the_three_the_docs_quote():
+    assert [p.name for p in PER_SOURCE_FILES] == ["stsb_by_filename.jsonl", "stsb_by_source.jsonl", "stsb_by_training_split.jsonl"]
+
+
+@pytest.mark.parametrize("per_source", PER_SOURCE_FILES, ids=[p.stem for p in PER_SOURCE_FILES])
+def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_split_score_is_that_runs(per_source: Path):
+    """docs/results/holdout/stsb_by_*.jsonl (`scripts/score_by_source.py`, by genre, by file, and by whether the
+    training split holds the file) need masks the repository does not keep, so they cannot be rebuilt here; what can
+    be checked is that each line names a published run (outputs/reproduce is kept as docs/results/runs, outputs/holdout
+    as docs/results/holdout/runs, outputs/dev-by-source and outputs/holdout-by-file under their own names in
+    docs/results), that its whole-split figure is that run's own metrics.json figure, and that its sources' rows add up
+    to the rows the run was scored on."""
     kept = {"outputs/reproduce/": RESULTS / "runs", "outputs/holdout/": RESULTS / "holdout" / "runs",
-            "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs"}
-    lines = (RESULTS / "holdout" / "stsb_by_source.jsonl").read_text().splitlines()
+            "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs",
+            "outputs/holdout-by-file/": RESULTS / "holdout-by-file" / "runs"}
+    grouping = {"stsb_by_source": ("genre", False), "stsb_by_filename": ("filename", False),
+                "stsb_by_training_split": ("filename", True)}[per_source.stem]
+    lines = per_source.read_text().splitlines()
     assert lines
     for line in map(json.loads, lines):
+        assert (line.get("column", "genre"), line.get("in_train", False)) == grouping, line["run"]  # the first lines predate both keys
         prefix = next(p for p in kept if line["run"].startswith(p))
         metrics = json.loads((kept[prefix] / line["run"][len(prefix):] / "metrics.json").read_text())
         assert (metrics["tag"], metrics["seed"], metrics["steps"]) == (line["tag"], line["seed"], line["steps"])

@@ -15,15 +15,16 @@ from scipy.stats import spearmanr
 from prune_cli.predictions import predict_runs
 
 
-def _glue_with_two_sources(tmp_path: Path) -> Path:
-    """The fixture GLUE folder, with every other STS-B dev row from the news instead of captions."""
+def _glue_with_two_sources(tmp_path: Path, column: int = 1, even: str = "main-captions", odd: str = "main-news") -> Path:
+    """The fixture GLUE folder, with STS-B's dev rows alternating between two values of one column
+    (by default the genre: captions, then news)."""
     glue = tmp_path / "glue"
     shutil.copytree(FIXTURE_GLUE, glue)
     dev = glue / "STS-B" / "dev.tsv"
     header, *rows = dev.read_text().splitlines()
     fields = [row.split("\t") for row in rows]
     for i, row in enumerate(fields):
-        row[1] = "main-news" if i % 2 else "main-captions"
+        row[column] = odd if i % 2 else even
     dev.write_text("\n".join([header, *("\t".join(row) for row in fields)]) + "\n")
     return glue
 
@@ -71,3 +72,18 @@ def test_a_classification_run_held_out_of_mnli_is_scored_per_genre_and_two_dev_s
     assert both.exit_code == 0, both.output
     with pytest.raises(SystemExit, match="scored on 2 splits"):
         script.by_source(in_tmp / "both", "genre")
+
+
+def test_in_train_scores_the_rows_of_sources_the_training_split_holds_apart_from_the_rest(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """The fixture's training split is all MSRvid; half the dev rows are relabelled as a file it lacks."""
+    glue = _glue_with_two_sources(tmp_path, column=2, even="MSRvid", odd="answers-forums")
+    result = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    script = load_script("score_by_source")
+    by_file = script.by_source(run, "filename")
+    grouped = script.by_source(run, "filename", in_train=True)
+    assert by_file["rows"] == {"MSRvid": 6, "answers-forums": 6} and by_file["column"] == "filename"
+    assert grouped["rows"] == {"in-train": 6, "not-in-train": 6} and grouped["in_train"] is True
+    assert grouped["by_source"] == {"in-train": by_file["by_source"]["MSRvid"], "not-in-train": by_file["by_source"]["answers-forums"]}
+    assert grouped["all"] == by_file["all"]
