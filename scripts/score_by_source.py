@@ -11,8 +11,8 @@ weigh the sources unlike dev. If one method's score differs between dev and held
 per-source scores say whether that follows the mix or holds within each source. `--column filename`
 splits finer (STS-B's dev set has two files its training split lacks: answers-forums and
 track5.en-en); `--in-train` scores two groups instead, the rows whose source (in `--column`) the
-training split also holds and the rows whose source it does not, since a method that fits the
-training split's sources closely can lead on the first and trail on the second.
+training split also holds and the rows whose source it does not, since a gap between two methods
+may follow the sources they trained on rather than the genre.
 
 Each run's scored rows (its dev rows, or its held-out rows) are predicted again as `prune-cli
 predict --split dev` predicts them, and the whole-split metric recomputed from those predictions must equal the run's own
