@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,24 @@ def source_of_texts(task: dict, glue_dir: Path, column: str) -> tuple[dict[tuple
     return sources, in_train
 
 
-def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
-    """The run's main metric per source (or, with `in_train`, per group: sources the training split
-    holds and sources it lacks), with the row counts, from a fresh prediction of its rows."""
+class ScoredRows(NamedTuple):
+    """One run's scored rows, predicted again: what `by_source` reports on, and what
+    scripts/bootstrap_gap.py resamples. (A NamedTuple: tests load this script without
+    registering it as a module, which a dataclass needs.)"""
+
+    metrics: dict  # the run's metrics.json
+    key: str  # the split key the run was scored on ("dev", "holdout")
+    metric: str  # the task's main metric, as task_metrics names it
+    texts: list[tuple[str, ...]]
+    predictions: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray  # each row's source (or, with in_train, its group)
+
+
+def scored_rows(run_dir: Path, column: str, in_train: bool = False) -> ScoredRows:
+    """The run's scored rows, its fresh predictions for them, and each row's source (or, with
+    `in_train`, group: sources the training split holds and sources it lacks); stops unless the
+    predictions give the run's own metrics.json figure."""
     cfg = stored_config(run_dir)
     task = task_of(cfg)
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
@@ -78,13 +94,23 @@ def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
     if abs(whole - metrics["main_metric_value"]) > 1e-6:
         raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
     sources, train_sources = source_of_texts(task, glue_dir, column)
-    row_sources = [sources.get(tuple(texts), "?") for texts in rows.texts]
+    texts = [tuple(t) for t in rows.texts]
+    row_sources = [sources.get(t, "?") for t in texts]
     if in_train:
         row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]
-    source = np.array(row_sources)
+    return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources))
+
+
+def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
+    """The run's main metric per source (or, with `in_train`, per group), with the row counts, from
+    a fresh prediction of its rows."""
+    scored = scored_rows(run_dir, column, in_train)
+    metrics, name, source = scored.metrics, scored.metric, scored.source
+    predictions, labels = scored.predictions, scored.labels
     return {
         "run": str(run_dir), "task": metrics["task"], "method": metrics["method"], "tag": metrics.get("tag"),
-        "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": key, "metric": name, "all": round(whole, 4),
+        "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": scored.key, "metric": name,
+        "all": round(task_metrics([name], predictions, labels)[name], 4),
         "column": column, "in_train": in_train,
         "rows": dict(sorted(Counter(source.tolist()).items())),
         "by_source": {s: round(task_metrics([name], predictions[source == s], labels[source == s])[name], 4) for s in sorted(set(source))},

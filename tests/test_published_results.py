@@ -22,6 +22,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 RUN_SETS = {"grid": RESULTS, "holdout": RESULTS / "holdout", "dev-by-source": RESULTS / "dev-by-source",
             "holdout-by-file": RESULTS / "holdout-by-file"}
 PER_SOURCE_FILES = sorted((RESULTS / "holdout").glob("stsb_by_*.jsonl"))
+# where each runs root the per-source lines name is published: outputs/reproduce as docs/results/runs,
+# outputs/holdout as docs/results/holdout/runs, the remade STS-B roots under their own names
+KEPT = {"outputs/reproduce/": RESULTS / "runs", "outputs/holdout/": RESULTS / "holdout" / "runs",
+        "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs",
+        "outputs/holdout-by-file/": RESULTS / "holdout-by-file" / "runs"}
 
 
 @pytest.mark.parametrize("published", RUN_SETS.values(), ids=RUN_SETS.keys())
@@ -48,17 +53,33 @@ def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_spl
     as docs/results/holdout/runs, outputs/dev-by-source and outputs/holdout-by-file under their own names in
     docs/results), that its whole-split figure is that run's own metrics.json figure, and that its sources' rows add up
     to the rows the run was scored on."""
-    kept = {"outputs/reproduce/": RESULTS / "runs", "outputs/holdout/": RESULTS / "holdout" / "runs",
-            "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs",
-            "outputs/holdout-by-file/": RESULTS / "holdout-by-file" / "runs"}
     grouping = {"stsb_by_source": ("genre", False), "stsb_by_filename": ("filename", False),
                 "stsb_by_training_split": ("filename", True)}[per_source.stem]
     lines = per_source.read_text().splitlines()
     assert lines
     for line in map(json.loads, lines):
         assert (line.get("column", "genre"), line.get("in_train", False)) == grouping, line["run"]  # the first lines predate both keys
-        prefix = next(p for p in kept if line["run"].startswith(p))
-        metrics = json.loads((kept[prefix] / line["run"][len(prefix):] / "metrics.json").read_text())
+        prefix = next(p for p in KEPT if line["run"].startswith(p))
+        metrics = json.loads((KEPT[prefix] / line["run"][len(prefix):] / "metrics.json").read_text())
         assert (metrics["tag"], metrics["seed"], metrics["steps"]) == (line["tag"], line["seed"], line["steps"])
         assert round(metrics["main_metric_value"], 4) == line["all"], line["run"]
         assert sum(line["rows"].values()) == metrics["scored_on"][line["scored_on"]]["rows"], line["run"]
+
+
+def test_each_published_bootstrap_gap_is_of_published_runs_and_its_whole_split_gap_is_theirs():
+    """docs/results/holdout/stsb_bootstrap.jsonl (`scripts/bootstrap_gap.py`) needs masks too; each line must name two
+    published run folders with the seeds it paired, and a gap over all rows must be the runs' own metrics.json gap."""
+    lines = [json.loads(text) for text in (RESULTS / "holdout" / "stsb_bootstrap.jsonl").read_text().splitlines()]
+    assert lines
+
+    def own_scores(folder: str) -> dict[int, float]:
+        prefix = next(p for p in KEPT if folder.startswith(p))
+        runs = sorted((KEPT[prefix] / folder[len(prefix):]).glob("seed*/metrics.json"))
+        return {json.loads(r.read_text())["seed"]: json.loads(r.read_text())["main_metric_value"] for r in runs}
+
+    for line in lines:
+        first, second = own_scores(line["first"]), own_scores(line["second"])
+        assert line["seeds"] == sorted(set(first) & set(second)), line
+        assert line["ci95"][0] <= line["gap"] <= line["ci95"][1] and line["se"] > 0, line
+        if line["source"] == "all":
+            assert line["gap"] == pytest.approx(sum(100 * (first[s] - second[s]) for s in line["seeds"]) / len(line["seeds"]), abs=0.01), line
