@@ -11,7 +11,7 @@ seeds are the same on both sets, but the rows are a draw: a few hundred pairs of
 Spearman gap by a point. This resamples the scored rows with replacement (the same resample for
 every seed and both sides), recomputes the gap (the mean over seeds of (first − second) × 100), and
 prints the gap, the resamples' standard deviation (its standard error over rows) and their 2.5% and
-97.5% percentiles as one JSON line. It measures the rows' noise only, not the seeds'. Two gaps
+97.5% percentiles, one JSON line per source asked for. It measures the rows' noise only, not the seeds'. Two gaps
 measured on different row sets (dev and held-out pairs) have independent errors, so their
 difference has the error sqrt(se1² + se2²).
 

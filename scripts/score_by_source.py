@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from omegaconf import OmegaConf
