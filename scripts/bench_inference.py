@@ -17,7 +17,7 @@ machine's speed hits all alike):
 If dense_copy is as slow as masked, the cost is where the tensors live, not what they hold; if
 masked_in_place is as slow as masked, it is the numbers (e.g. denormal activations). Prints each
 forward's median time and its speed relative to dense (dense time / its time; >= 0.98 is issue 5's
-target for masked), per process and, with --processes N, the median over N fresh processes.
+target for masked), per process and, with --processes N, the median, min and max over N fresh processes.
 The mask is a random half of the maskable weights (s = 0.5), as keep_top of random scores.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_step import build_model, single_process_argv  # noqa: E402  (bench_step's model choices and process runs)
+from bench_step import build_model, run_processes, single_process_argv  # noqa: E402  (bench_step's model choices and process runs)
 
 VARIANTS = ("dense", "dense_copy", "masked", "masked_in_place")
 
@@ -121,18 +120,8 @@ def main() -> None:
     if args.processes <= 1:
         print(json.dumps(measure(args)))
         return
-    argv = single_process_argv(args)
-    runs = []
-    for index in range(args.processes):
-        out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"process {index + 1}/{args.processes}: "
-              + "  ".join(f"{v}={runs[-1][f'{v}_speed_vs_dense']:.3f}" for v in VARIANTS[1:])
-              + f"  (dense {runs[-1]['dense_s'] * 1000:.1f} ms)", flush=True)
-    summary = {v: statistics.median(run[f"{v}_speed_vs_dense"] for run in runs) for v in VARIANTS[1:]}
-    for variant, value in summary.items():
-        print(f"  {variant:16s} speed vs dense: median {value:.3f} over {len(runs)} processes")
-    print(json.dumps({"processes": runs, "summary_median_speed_vs_dense": summary}))
+    run_processes(single_process_argv(args), args.processes, script=__file__,
+                  keys=tuple(f"{variant}_speed_vs_dense" for variant in VARIANTS[1:]))
 
 
 if __name__ == "__main__":

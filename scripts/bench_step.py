@@ -155,10 +155,10 @@ def timed_alternating(encoder: MaskedEncoder, batch, masked: dict, device: torch
 RATIOS = ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense", "native_over_aten")
 
 
-def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+def summarize(runs: list[dict[str, float]], keys: tuple[str, ...] = RATIOS) -> dict[str, dict[str, float]]:
     """Median, min and max of each ratio over the processes (NaN-free ones only, e.g. no --skip-naive)."""
     summary = {}
-    for key in RATIOS:
+    for key in keys:
         values = [run[key] for run in runs if key in run and not math.isnan(run[key])]
         if values:
             summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
@@ -176,14 +176,15 @@ def single_process_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def run_processes(argv: list[str], processes: int) -> None:
-    """Re-run this script `processes` times in fresh processes; print each one's ratios and the summary."""
+def run_processes(argv: list[str], processes: int, script: str = __file__, keys: tuple[str, ...] = RATIOS) -> None:
+    """Re-run `script` (this one unless another benchmark passes itself) `processes` times in fresh
+    processes, each printing its figures as a last JSON line; print each one's `keys` and the summary."""
     runs = []
     for index in range(processes):
-        out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, script, *argv], check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"process {index + 1}/{processes}: " + "  ".join(f"{key}={runs[-1][key]:.3f}" for key in RATIOS), flush=True)
-    summary = summarize(runs)
+        print(f"process {index + 1}/{processes}: " + "  ".join(f"{key}={runs[-1][key]:.3f}" for key in keys), flush=True)
+    summary = summarize(runs, keys)
     for key, stats in summary.items():
         print(f"  {key:32s} median {stats['median']:.3f}  (min {stats['min']:.3f}, max {stats['max']:.3f}, {stats['n']} processes)")
     print(json.dumps({"processes": runs, "summary": summary}))

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from prune_cli import rundir
 from prune_cli.metrics import task_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,10 +40,17 @@ ALL = "all"  # --source for every scored row
 
 
 def seed_dirs(folder: Path) -> dict[int, Path]:
-    """{seed: run folder} of the `seed<N>` folders under `folder`."""
+    """{seed: run folder} of the finished runs directly under `folder` (reproduce.sh's `seed<N>`
+    folders), each keyed by the seed its own metrics.json records, as pair_by_source.py's lines are."""
     if not folder.is_dir():
         raise SystemExit(f"{folder} is not a folder of seed<N> runs")
-    found = {int(m.group(1)): d for d in folder.iterdir() if (m := re.fullmatch(r"seed(\d+)", d.name)) and d.is_dir()}
+    found: dict[int, Path] = {}
+    for run in rundir.runs_in(folder):
+        if run.parent == folder and (run / rundir.METRICS).is_file():
+            seed = rundir.load_metrics(run)["seed"]
+            if seed in found:
+                raise SystemExit(f"{found[seed]} and {run} both ran seed {seed}; give one set of runs per folder")
+            found[seed] = run
     if not found:
         raise SystemExit(f"no seed<N> run folders under {folder}")
     return found

@@ -70,6 +70,7 @@ class ScoredRows(NamedTuple):
     predictions: np.ndarray
     labels: np.ndarray
     source: np.ndarray  # each row's source (or, with in_train, its group)
+    whole: float  # the metric over every row, checked against metrics.json
 
 
 def scored_rows(run_dir: Path, column: str, in_train: bool = False) -> ScoredRows:
@@ -98,7 +99,7 @@ def scored_rows(run_dir: Path, column: str, in_train: bool = False) -> ScoredRow
     row_sources = [sources.get(t, "?") for t in texts]
     if in_train:
         row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]
-    return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources))
+    return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources), whole)
 
 
 def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
@@ -110,7 +111,7 @@ def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
     return {
         "run": str(run_dir), "task": metrics["task"], "method": metrics["method"], "tag": metrics.get("tag"),
         "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": scored.key, "metric": name,
-        "all": round(task_metrics([name], predictions, labels)[name], 4),
+        "all": round(scored.whole, 4),
         "column": column, "in_train": in_train,
         "rows": dict(sorted(Counter(source.tolist()).items())),
         "by_source": {s: round(task_metrics([name], predictions[source == s], labels[source == s])[name], 4) for s in sorted(set(source))},

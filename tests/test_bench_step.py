@@ -25,6 +25,9 @@ def test_summary_is_median_min_max_over_processes_and_skips_missing_naive(bench)
     assert summary["adapt_over_finetune"] == {"median": 1.05, "min": 1.00, "max": 1.20, "n": 3}
     assert summary["naive_over_adapt"] == {"median": 2.75, "min": 2.5, "max": 3.0, "n": 2}
     assert bench.summarize([{"adapt_over_finetune": 1.0, "naive_over_adapt": math.nan}]).keys() == {"adapt_over_finetune"}
+    # another benchmark (bench_inference.py) summarises its own keys the same way
+    assert bench.summarize(runs, keys=("masked_inference_speed_vs_dense",)) == {
+        "masked_inference_speed_vs_dense": {"median": 1.0, "min": 0.9, "max": 1.1, "n": 3}}
 
 
 def test_each_process_gets_the_same_options_without_processes(bench):

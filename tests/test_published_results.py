@@ -74,8 +74,8 @@ def test_each_published_bootstrap_gap_is_of_published_runs_and_its_whole_split_g
 
     def own_scores(folder: str) -> dict[int, float]:
         prefix = next(p for p in KEPT if folder.startswith(p))
-        runs = sorted((KEPT[prefix] / folder[len(prefix):]).glob("seed*/metrics.json"))
-        return {json.loads(r.read_text())["seed"]: json.loads(r.read_text())["main_metric_value"] for r in runs}
+        runs = [json.loads(r.read_text()) for r in (KEPT[prefix] / folder[len(prefix):]).glob("seed*/metrics.json")]
+        return {metrics["seed"]: metrics["main_metric_value"] for metrics in runs}
 
     for line in lines:
         first, second = own_scores(line["first"]), own_scores(line["second"])
