@@ -253,8 +253,9 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
         methods = sorted({g.method for g in task_groups})
         scored_on = "held-out training rows" if task_groups[0].metric.endswith(f"_{HOLDOUT}") else "dev"
         lines += [f"## {task} ({task_groups[0].metric}, {scored_on})", ""]
-        lines.append("| method | " + " | ".join(f"s={s:g}" for s in sparsities) + " | reference |")
-        lines.append("|---|" + "---|" * (len(sparsities) + 1))
+        header = ["method", *(f"s={s:g}" for s in sparsities), "reference"]  # a list: no empty cell when only references ran
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
         for method in methods:
             by_s = {g.sparsity: g for g in task_groups if g.method == method}
             if method in REFERENCE_METHODS:

@@ -84,6 +84,21 @@ def test_no_margins_heading_without_anything_to_compare(tmp_path: Path):
     assert "Margins of" not in markdown
 
 
+@pytest.mark.parametrize("methods", [[("finetune", 0.0)], [("finetune", 0.0), ("adapt_by_pruning", 0.5), ("random", 0.9)]],
+                         ids=["references-only", "grid"])
+def test_the_task_table_has_as_many_cells_in_every_row_as_in_its_header(tmp_path: Path, methods: list[tuple[str, float]]):
+    """A runs root with only the references (a fine-tuning remake, as docs/results/sst2-rows) once got a header
+    cell too many, which no Markdown renderer reads as a table."""
+    for i, (method, sparsity) in enumerate(methods):
+        fake_run(tmp_path, str(i), method, sparsity, 1, 0.8)
+    report.build(tmp_path)
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| method |")))
+    table = lines[start:start + 2 + len(methods)]
+    assert [line.count("|") for line in table] == [table[1].count("|")] * len(table), table
+    assert table[0] == "| method | " + "".join(f"s={s:g} | " for s in sorted({s for m, s in methods if m != "finetune"})) + "reference |"
+
+
 def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
     fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0)
     fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, seconds=300.0)
