@@ -18,7 +18,8 @@ difference has the error sqrt(se1² + se2²).
 Each side is the folder that holds its runs' `seed<N>` folders; the seeds both have are paired, and
 both sides must have been scored on the same rows. `--source` keeps only the rows of one source (as
 scripts/score_by_source.py names it with the same `--column` and `--in-train`), `all` (the default)
-every row; given several times, it prints a line for each, from one prediction of the runs.
+every row; given several times, it prints a line for each, from one prediction of the runs. With
+`all` alone no source column is read, so it also serves tasks whose files name no source (SST-2).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def bootstrap(pairs: list[tuple[ScoredRows, ScoredRows]], keep: np.ndarray, resa
             "ci95": [round(float(v), 2) for v in np.percentile(draws, [2.5, 97.5])]}
 
 
-def paired_runs(first: Path, second: Path, column: str, in_train: bool) -> tuple[list[int], list[tuple[ScoredRows, ScoredRows]]]:
+def paired_runs(first: Path, second: Path, column: str | None, in_train: bool) -> tuple[list[int], list[tuple[ScoredRows, ScoredRows]]]:
     """The seeds both sides have, and each seed's two runs' scored rows, checked to be the same rows."""
     a, b = seed_dirs(first), seed_dirs(second)
     seeds = sorted(set(a) & set(b))
@@ -97,15 +98,18 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="the resampling's random seed")
     args = parser.parse_args()
-    seeds, pairs = paired_runs(args.first, args.second, args.column, args.in_train)
+    asked = args.source or [ALL]
+    # the files' source column is read only when some rows are to be kept by it: SST-2's have none
+    column = None if set(asked) == {ALL} else args.column
+    seeds, pairs = paired_runs(args.first, args.second, column, args.in_train)
     sources = pairs[0][0].source
-    for source in args.source or [ALL]:
+    for source in asked:
         keep = np.arange(sources.size) if source == ALL else np.flatnonzero(sources == source)
         if keep.size == 0:
             raise SystemExit(f"no rows of source {source!r}; the sources are {', '.join(sorted(set(sources.tolist())))}")
         result = bootstrap(pairs, keep, args.resamples, args.seed)
         print(json.dumps({"first": str(args.first), "second": str(args.second), "source": source,
-                          "column": args.column, "in_train": args.in_train, "rows": int(keep.size), "seeds": seeds,
+                          "column": column, "in_train": args.in_train, "rows": int(keep.size), "seeds": seeds,
                           **result, "resamples": args.resamples}), flush=True)
 
 

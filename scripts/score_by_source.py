@@ -32,6 +32,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from prune_cli import data, rundir
+from prune_cli.errors import UserError
 from prune_cli.metrics import task_metrics
 from prune_cli.predictions import predict_scored_rows, task_of
 from prune_cli.runner import stored_config
@@ -50,7 +51,10 @@ def source_of_texts(task: dict, glue_dir: Path, column: str) -> tuple[dict[tuple
     in_train: set[str] = set()
     folder = glue_dir / task["glue_dir"]
     for path in [folder / "train.tsv", *sorted(folder.glob("dev*.tsv"))]:  # MNLI: dev_matched.tsv, dev_mismatched.tsv
-        rows = data.read_glue_tsv(path, {**task, "tsv": layout})
+        try:
+            rows = data.read_glue_tsv(path, {**task, "tsv": layout})
+        except UserError as error:  # a file without that column (SST-2's name no source): one line, no traceback
+            raise SystemExit(str(error)) from None
         for *texts, source in rows.texts:
             sources.setdefault(tuple(texts), source)
             if path.name == "train.tsv":
@@ -73,9 +77,10 @@ class ScoredRows(NamedTuple):
     whole: float  # the metric over every row, checked against metrics.json
 
 
-def scored_rows(run_dir: Path, column: str, in_train: bool = False) -> ScoredRows:
+def scored_rows(run_dir: Path, column: str | None, in_train: bool = False) -> ScoredRows:
     """The run's scored rows, its fresh predictions for them, and each row's source (or, with
-    `in_train`, group: sources the training split holds and sources it lacks); stops unless the
+    `in_train`, group: sources the training split holds and sources it lacks; with no `column`,
+    '' for every row, for tasks whose files name no source, e.g. SST-2); stops unless the
     predictions give the run's own metrics.json figure."""
     cfg = stored_config(run_dir)
     task = task_of(cfg)
@@ -94,8 +99,10 @@ def scored_rows(run_dir: Path, column: str, in_train: bool = False) -> ScoredRow
     whole = task_metrics([name], predictions, labels)[name]
     if abs(whole - metrics["main_metric_value"]) > 1e-6:
         raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
-    sources, train_sources = source_of_texts(task, glue_dir, column)
     texts = [tuple(t) for t in rows.texts]
+    if column is None:
+        return ScoredRows(metrics, key, name, texts, predictions, labels, np.full(len(texts), ""), whole)
+    sources, train_sources = source_of_texts(task, glue_dir, column)
     row_sources = [sources.get(t, "?") for t in texts]
     if in_train:
         row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]

@@ -15,10 +15,10 @@ from conftest import FIXTURE_GLUE, load_script, run_cli, tiny_overrides
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bootstrap_gap.py"
 
 
-def _stsb_runs(tiny_model_dir: Path, side: str, *extra: str, seeds: tuple[int, ...] = (1, 2)) -> Path:
-    """Finished STS-B runs of one side, one `seed<N>` folder per seed, as reproduce.sh lays them out."""
+def _stsb_runs(tiny_model_dir: Path, side: str, *extra: str, seeds: tuple[int, ...] = (1, 2), task: str = "stsb") -> Path:
+    """Finished runs (STS-B unless told) of one side, one `seed<N>` folder per seed, as reproduce.sh lays them out."""
     for seed in seeds:
-        result = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", "--seed", str(seed),
+        result = run_cli("adapt", "--task", task, "--sparsity", "0.5", "--seed", str(seed),
                          *tiny_overrides(tiny_model_dir, *extra, steps=6), f"hydra.run.dir={side}/seed{seed}")
         assert result.exit_code == 0, result.output
     return Path(side)
@@ -59,3 +59,21 @@ def test_runs_on_other_rows_an_unknown_source_and_folders_without_seeds_are_refu
     fine = run("dev", "dev", "--source", "main-captions", "--source", "all", "--resamples", "5")
     assert fine.returncode == 0, fine.stderr
     assert [json.loads(line)["source"] for line in fine.stdout.splitlines()] == ["main-captions", "all"]
+
+
+def test_a_task_whose_files_name_no_source_gets_its_whole_split_gap_without_a_source_column(in_tmp: Path, tiny_model_dir: Path):
+    """SST-2's files have no genre or filename column: asked for all rows alone, the script reads none (and says so)."""
+    ours = _stsb_runs(tiny_model_dir, "ours", seeds=(1,), task="sst2")
+    tuned = _stsb_runs(tiny_model_dir, "tuned", "method=finetune", seeds=(1,), task="sst2")
+    result = subprocess.run([sys.executable, str(SCRIPT), "ours", "tuned", "--resamples", "20"], capture_output=True, text=True,
+                            env={**os.environ, "GLUE_DIR": str(FIXTURE_GLUE)})
+    assert result.returncode == 0, result.stderr
+    (line,) = map(json.loads, result.stdout.splitlines())
+    own = [json.loads((side / "seed1" / "metrics.json").read_text())["main_metric_value"] for side in (ours, tuned)]
+    assert (line["source"], line["column"], line["seeds"]) == ("all", None, [1])
+    assert line["gap"] == pytest.approx(100 * (own[0] - own[1]), abs=0.01)
+    assert line["rows"] == json.loads((ours / "seed1" / "metrics.json").read_text())["scored_on"]["dev"]["rows"]
+    # a source other than all needs the column, which SST-2's files lack: refused in a sentence
+    refused = subprocess.run([sys.executable, str(SCRIPT), "ours", "tuned", "--source", "news"], capture_output=True, text=True,
+                             env={**os.environ, "GLUE_DIR": str(FIXTURE_GLUE)})
+    assert refused.returncode != 0 and "has no column 'genre'" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
