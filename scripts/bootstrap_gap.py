@@ -101,7 +101,8 @@ def main() -> None:
     asked = args.source or [ALL]
     # the files' source column is read only when some rows are to be kept by it: SST-2's have none
     column = None if set(asked) == {ALL} else args.column
-    seeds, pairs = paired_runs(args.first, args.second, column, args.in_train)
+    in_train = args.in_train and column is not None  # no column read, so no grouping by it either
+    seeds, pairs = paired_runs(args.first, args.second, column, in_train)
     sources = pairs[0][0].source
     for source in asked:
         keep = np.arange(sources.size) if source == ALL else np.flatnonzero(sources == source)
@@ -109,7 +110,7 @@ def main() -> None:
             raise SystemExit(f"no rows of source {source!r}; the sources are {', '.join(sorted(set(sources.tolist())))}")
         result = bootstrap(pairs, keep, args.resamples, args.seed)
         print(json.dumps({"first": str(args.first), "second": str(args.second), "source": source,
-                          "column": column, "in_train": args.in_train, "rows": int(keep.size), "seeds": seeds,
+                          "column": column, "in_train": in_train, "rows": int(keep.size), "seeds": seeds,
                           **result, "resamples": args.resamples}), flush=True)
 
 

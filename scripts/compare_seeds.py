@@ -55,7 +55,11 @@ def compare(first: dict[int, float], other: dict[int, float]) -> str:
     deltas = [100 * (first[seed] - other[seed]) for seed in shared]
     ahead = sum(d > 0 for d in deltas)
     per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
-    return f"Δ {statistics.fmean(deltas):+.2f} points over seeds {shared} ({per_seed}); ahead on {ahead} of {len(shared)}"
+    spread = ""
+    if len(deltas) > 1:  # how far the seeds alone move the mean: what a row bootstrap's error is set against
+        sd = statistics.stdev(deltas)
+        spread = f"; standard error over seeds {sd / len(deltas) ** 0.5:.2f} (sd of the paired gaps {sd:.2f})"
+    return f"Δ {statistics.fmean(deltas):+.2f} points over seeds {shared} ({per_seed}); ahead on {ahead} of {len(shared)}{spread}"
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ def test_a_grid_cell_joined_with_its_fresh_seeds_is_compared_seed_by_seed(tmp_pa
     assert "magnitude+magnitude:magnitude-fresh: 0.8100 ± 0.0000 over 5 seeds" in done.stdout
     # (-1 + 1 + 3 + 5 - 3) / 5 = 1.0 point; ahead on seeds 2, 3 and 4
     assert "Δ +1.00 points over seeds [1, 2, 3, 4, 5] (-1.00, +1.00, +3.00, +5.00, -3.00); ahead on 3 of 5" in done.stdout
+    # the paired gaps' sd: sqrt((4 + 0 + 4 + 16 + 16) / 4) = sqrt(10) = 3.16; over sqrt(5) seeds 1.41
+    assert "; standard error over seeds 1.41 (sd of the paired gaps 3.16)" in done.stdout
 
 
 def test_a_seed_in_two_joined_cells_is_a_one_line_error(tmp_path: Path):
