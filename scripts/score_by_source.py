@@ -101,11 +101,12 @@ def scored_rows(run_dir: Path, column: str | None, in_train: bool = False) -> Sc
         raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
     texts = [tuple(t) for t in rows.texts]
     if column is None:
-        return ScoredRows(metrics, key, name, texts, predictions, labels, np.full(len(texts), ""), whole)
-    sources, train_sources = source_of_texts(task, glue_dir, column)
-    row_sources = [sources.get(t, "?") for t in texts]
-    if in_train:
-        row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]
+        row_sources = [""] * len(texts)
+    else:
+        sources, train_sources = source_of_texts(task, glue_dir, column)
+        row_sources = [sources.get(t, "?") for t in texts]
+        if in_train:
+            row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]
     return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources), whole)
 
 
