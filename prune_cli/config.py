@@ -334,6 +334,7 @@ SETTINGS: dict[str, Setting] = {
     "method.head_warmup_fraction": NUMBER,
     "method.prune_fraction": NUMBER,
     "method.hold_fraction": NUMBER,
+    "method.hold_theta_lr": Setting("number", low=0, low_open=True, nullable=True),
     "method.end_fraction": SHARE,
     "method.theta_lr_decay": FLAG,
     "method.encoder_dropout": FLAG,
@@ -441,6 +442,9 @@ def check_hold(method: DictConfig) -> None:
     nothing could be traded."""
     hold, ramp_end = float(method.get("hold_fraction", 0.0)), float(method.prune_fraction)
     if hold == 0.0:
+        if method.get("hold_theta_lr") is not None:
+            raise UserError(f"method.hold_theta_lr={method.hold_theta_lr} needs method.hold_fraction > 0: "
+                            "it is theta's learning rate while held at s")
         return
     if not 0.0 < hold <= 1.0 - ramp_end + 1e-9:
         raise UserError(f"method.hold_fraction={hold} must be in [0, 1 - prune_fraction = {1.0 - ramp_end:g}]: "

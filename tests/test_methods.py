@@ -161,6 +161,43 @@ def test_theta_learning_rate_warms_up_and_decays_over_the_pruning_ramp(tiny_mode
     assert used == pytest.approx(factors)
 
 
+@pytest.mark.parametrize("decay", [False, True])
+def test_hold_theta_lr_is_thetas_rate_while_held_at_s_and_theta_lr_before(tiny_model_dir: Path, decay: bool):
+    """method.hold_theta_lr: each optimiser step of theta uses theta_lr until s is reached and the
+    held rate from the first held step on, times the same schedule factor; the scheduler's own rate
+    is left as it was (a resumed run starts from it), and a held rate equal to theta_lr is the run
+    without one, bit for bit."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.methods.adapt_by_pruning import MaskLearner
+    from prune_cli.methods.loops import HeadTrainer
+
+    default = {**OmegaConf.to_container(compose([]).method), "prune_fraction": 0.5, "hold_fraction": 0.5, "theta_lr_decay": decay}
+    alpha = default["theta_lr"]
+    thetas = []
+    for held in (None, alpha, alpha / 4):
+        ctx = tiny_context(tiny_model_dir, sparsity=0.5, method={**default, "hold_theta_lr": held})
+        learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
+        step_rates: list[float] = []
+        learner.optimizer.register_step_pre_hook(lambda optimizer, *_: step_rates.append(optimizer.param_groups[0]["lr"]))
+        batches = ctx.batches()
+        scheduled, holding = [], []
+        for step in range(6):
+            scheduled.append(learner.optimizer.param_groups[0]["lr"])
+            holding.append(learner.holding)
+            learner.step(step, next(batches))
+        thetas.append(torch.cat([t.detach().flatten() for t in learner.state.theta]))
+        assert holding[0] is False and holding[-1] is True, holding
+        factors = [rate / alpha for rate in scheduled]
+        assert factors == pytest.approx([1 - step / 6 for step in range(6)] if decay else [1.0] * 6)
+        rate_held = alpha if held is None else held
+        assert step_rates == pytest.approx([(rate_held if h else alpha) * f for h, f in zip(holding, factors)], rel=1e-12)
+        assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(alpha * (1 - 6 / 6 if decay else 1.0))
+    assert torch.equal(thetas[0], thetas[1]), "hold_theta_lr = theta_lr must be the run without it"
+    assert not torch.equal(thetas[0], thetas[2])
+
+
 def test_theta_beta1_sets_adams_average_for_theta_and_defaults_to_torchs(tiny_model_dir: Path):
     """method.theta_beta1 reaches theta's Adam (and only it). Adam's first step is the same for any
     beta1 (the bias correction undoes it), so theta agrees after one step and parts after the next."""

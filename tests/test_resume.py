@@ -56,6 +56,7 @@ def _same_run(a: Path, b: Path) -> None:
 QUICK_PRUNING = ["method.prune_fraction=0.25"]
 WARMUP = [*QUICK_PRUNING, "method.head_warmup_fraction=0.1"]
 HOLD = [*QUICK_PRUNING, "method.hold_fraction=0.25"]  # s is held from about step 10 to step 20
+HOLD_ALPHA = [*HOLD, "method.hold_theta_lr=1e-5"]  # and theta learns at its own rate while held
 # fp16's loss scale is run state too; the test makes it double every step (and halve on overflow),
 # so a resume that started again from the initial scale would round differently and end elsewhere
 IN_FP16 = "trainer.precision=fp16"
@@ -66,6 +67,7 @@ CASES = [
     ("adapt_by_pruning", WARMUP, "0.5", 40, 3, "warmup"),
     ("adapt_by_pruning", WARMUP, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", HOLD, "0.5", 40, 16, "prune"),
+    ("adapt_by_pruning", HOLD_ALPHA, "0.5", 40, 16, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 33, "head"),
     ("finetune", [IN_FP16], "0.0", 12, 7, "finetune"),
@@ -77,7 +79,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "kill_at", "phase"), CASES,
-                         ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else '-hold' if c[1] is HOLD else ''}"
+                         ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else '-hold' if c[1] is HOLD else '-hold-alpha' if c[1] is HOLD_ALPHA else ''}"
                               f"{'-fp16' if IN_FP16 in c[1] else ''}-{c[5]}" for c in CASES])
 def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                           method: str, extra: list[str], sparsity: str, steps: int, kill_at: int, phase: str):
