@@ -42,14 +42,22 @@ from prune_cli.training import metric_key
 IN_TRAIN = {True: "in-train", False: "not-in-train"}  # the two groups of --in-train
 
 
+# source_of_texts' answers, by (task folder, layout, column): a call with many runs of one task
+# reads its train.tsv (STS-B: 5,749 rows; MNLI: 393k) once, not once a run
+_SOURCES_READ: dict[tuple[str, str, str], tuple[dict[tuple[str, ...], str], set[str]]] = {}
+
+
 def source_of_texts(task: dict, glue_dir: Path, column: str) -> tuple[dict[tuple[str, ...], str], set[str]]:
     """{a row's texts: its `column` value} over the task's train and dev files (held-out rows are
     training rows), read by the tool's own GLUE reader with that column added as a last text field;
-    and the `column` values the training split holds."""
+    and the `column` values the training split holds. Read once per task folder and column."""
     layout = {**task["tsv"], "text_columns": [*task["tsv"]["text_columns"], column]}
+    folder = glue_dir / task["glue_dir"]
+    key = (str(folder.resolve()), json.dumps(layout, sort_keys=True), column)
+    if key in _SOURCES_READ:
+        return _SOURCES_READ[key]
     sources: dict[tuple[str, ...], str] = {}
     in_train: set[str] = set()
-    folder = glue_dir / task["glue_dir"]
     for path in [folder / "train.tsv", *sorted(folder.glob("dev*.tsv"))]:  # MNLI: dev_matched.tsv, dev_mismatched.tsv
         try:
             rows = data.read_glue_tsv(path, {**task, "tsv": layout})
@@ -59,6 +67,7 @@ def source_of_texts(task: dict, glue_dir: Path, column: str) -> tuple[dict[tuple
             sources.setdefault(tuple(texts), source)
             if path.name == "train.tsv":
                 in_train.add(source)
+    _SOURCES_READ[key] = sources, in_train
     return sources, in_train
 
 

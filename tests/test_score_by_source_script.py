@@ -87,3 +87,26 @@ def test_in_train_scores_the_rows_of_sources_the_training_split_holds_apart_from
     assert grouped["rows"] == {"in-train": 6, "not-in-train": 6} and grouped["in_train"] is True
     assert grouped["by_source"] == {"in-train": by_file["by_source"]["MSRvid"], "not-in-train": by_file["by_source"]["answers-forums"]}
     assert grouped["all"] == by_file["all"]
+
+
+def test_many_runs_of_one_task_read_its_files_for_the_sources_once(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The source of every row comes from the task's train and dev files, which for MNLI hold 393k
+    rows: scoring several runs (here the same run three times) reads them once per column."""
+    glue = _glue_with_two_sources(tmp_path)
+    result = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    script = load_script("score_by_source")
+    read = script.data.read_glue_tsv
+    source_reads: list[tuple[str, str]] = []
+
+    def counting_read(path: Path, task: dict):
+        if len(task["tsv"]["text_columns"]) == 3:  # the two sentences and the source column
+            source_reads.append((path.name, task["tsv"]["text_columns"][-1]))
+        return read(path, task)
+
+    monkeypatch.setattr(script.data, "read_glue_tsv", counting_read)
+    first = script.by_source(run, "genre")
+    assert [script.by_source(run, "genre") for _ in range(2)] == [first, first]
+    script.by_source(run, "filename")
+    assert source_reads == [("train.tsv", "genre"), ("dev.tsv", "genre"), ("train.tsv", "filename"), ("dev.tsv", "filename")]
