@@ -450,22 +450,28 @@ def test_the_hold_with_the_paper_alpha_runs_at_the_higher_sparsities_with_only_t
         assert args[args.index("--sparsity") + 1] == cell(call).split("/")[-2].removeprefix("hold-at-s-paper-theta-lr-s")
 
 
-def test_the_hold_with_the_paper_alpha_while_held_only_runs_on_sst2_and_on_stsb_at_s09(tmp_path: Path):
+def test_the_hold_with_the_paper_alpha_while_held_only_runs_where_a_new_default_must_hold(tmp_path: Path):
     """The hold with the paper's alpha in the hold alone (the ramp at the default alpha): at s = 0.5
     on SST-2, where the paper's alpha with the hold met the target, and at s = 0.9 on STS-B, where
     it lost against the default; seeds 1-3, paired with the hold's and the grid's runs, and on
-    SST-2 also seeds 4 and 5, which fine-tuning has. At s = 0.5 also on STS-B, whose target there
-    the default meets: a recipe that would replace it must keep that."""
+    SST-2 also seeds 4 and 5, which fine-tuning has. At s = 0.5 also on STS-B, whose target the
+    default meets: a recipe that would replace it must keep that. Then MRPC at every s (s = 0.7
+    only there) and CoLA at s = 0.5 and 0.9, the orderings a new default must keep; task by task,
+    every seed-1 run before any seed 2, so the most informative runs come first."""
     root = tmp_path / "runs"
-    names = ("hold-at-s-then-paper-theta-lr", "hold-at-s-then-paper-theta-lr-s0.9")
+    names = ("hold-at-s-then-paper-theta-lr", "hold-at-s-then-paper-theta-lr-s0.9", "hold-at-s-then-paper-theta-lr-s0.7")
     calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
     expected = [f"{root}/sst2/ablation/{names[0]}/seed{seed}" for seed in (1, 2, 3, 4, 5)]
-    assert [cell(c) for c in calls] == expected + [f"{root}/stsb/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names]
+    expected += [f"{root}/stsb/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names[:2]]
+    expected += [f"{root}/mrpc/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names]
+    expected += [f"{root}/cola/ablation/{name}/seed{seed}" for seed in (1, 2, 3) for name in names[:2]]
+    assert [cell(c) for c in calls] == expected
+    sparsity_of = {names[0]: "0.5", names[1]: "0.9", names[2]: "0.7"}
     for call in calls:
         args, name = call["args"], cell(call).split("/")[-2]
         assert overrides(args) == {"method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"}
         assert args[args.index("--task") + 1] == cell(call).split("/")[-4]
-        assert args[args.index("--sparsity") + 1] == ("0.5" if name == names[0] else "0.9")
+        assert args[args.index("--sparsity") + 1] == sparsity_of[name]
 
 
 def test_the_nearest_baselines_of_mrpc_at_s07_run_on_the_fresh_seeds_with_the_grid_recipe(tmp_path: Path):
