@@ -355,10 +355,11 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 # Text settings that are free (names) or checked on their own (the method by METHODS, the model by
-# loading it, the device and precision by training's own checks); every other text setting is a
+# loading it, the device and precision by training's own checks, a transfer's mask run by
+# check_transfer); every other text setting is a
 # choice, in `choices()`. A test holds every text key of the config files to one list or the other.
 FREE_OR_OWN_TEXT = ("method.name", "model.name", "trainer.name", "method.algorithm", "model.name_or_path",
-                    "trainer.device", "trainer.precision")
+                    "trainer.device", "trainer.precision", "method.mask_run")
 
 
 def choices() -> dict[str, tuple[str, ...]]:
@@ -433,6 +434,27 @@ def check_config(cfg: DictConfig) -> None:
             raise UserError(f"method.warmup_fraction={alpha_warmup} must be in [0, prune_fraction - head_warmup_fraction = "
                             f"{ramp_end - warmup:g}): theta's learning rate warms up while the mask is being learnt")
         check_hold(cfg.method)
+    if cfg.method.algorithm == "transfer":
+        check_transfer(cfg)
+
+
+SPARSITY_TOLERANCE = 1e-3  # a learnt mask stops within a few weights of s (0.9000070 for s = 0.9)
+
+
+def check_transfer(cfg: DictConfig) -> None:
+    """`method=transfer`: the mask run must be a finished pruning run, and the run's sparsity the
+    mask's own, so that the run is filed (and compared in `report`) at the sparsity it really has.
+    The base weights are checked when the mask is loaded (that needs the model)."""
+    from prune_cli import mask_format, rundir
+
+    source = cfg.method.get("mask_run")
+    if not source:
+        raise UserError("method=transfer needs method.mask_run=<a finished pruning run's directory> (the mask to score)")
+    manifest = mask_format.read_manifest(rundir.require_mask(Path(str(source)).expanduser(), "method=transfer"))
+    pruned = mask_format.manifest_sparsity(manifest)
+    if abs(pruned - float(cfg.sparsity)) > SPARSITY_TOLERANCE:
+        raise UserError(f"method.mask_run={source} holds a mask at sparsity {pruned:.4f}, not {float(cfg.sparsity):g}; "
+                        f"run with --sparsity {round(pruned, 3):g} (sparsity={round(pruned, 3):g})")
 
 
 def check_hold(method: DictConfig) -> None:

@@ -98,6 +98,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def manifest_sparsity(manifest: Mapping[str, Any]) -> float:
+    """The pruned share of a mask file, from its manifest's per-tensor counts (no bits read)."""
+    total = sum(int(np.prod(t["shape"])) for t in manifest["tensors"])
+    return 1.0 - sum(int(t["kept"]) for t in manifest["tensors"]) / max(total, 1)
+
+
 def _unpacked(path: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
     try:
         stored = load_numpy(str(path))

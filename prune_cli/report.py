@@ -399,7 +399,8 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
     lines = ["## Ablations", "",
              "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
              "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
-             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means. "
+             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means; "
+             "— where the algorithm has no untagged runs there (`method=transfer` scores another run's mask). "
              "The next column compares the same way with the task's default fine-tuning runs (untagged, plus any tagged "
              "ones that change nothing: the same recipe on more seeds): issue 7's target. "
              "The last one, for a recipe that changes how the head reads the encoder (`head.pooling`) or trains for another "

@@ -41,7 +41,7 @@ CONFIG = HYDRA_DIR / "config.yaml"
 OVERRIDES = HYDRA_DIR / "overrides.yaml"  # the command-line overrides Hydra recorded
 HYDRA_SETTINGS = HYDRA_DIR / "hydra.yaml"  # Hydra's own settings for the run, with the folder it was launched from
 # Config keys that may name a path on this machine: a relative one is relative to that folder.
-PATH_KEYS = ("data.dir", "model.name_or_path", "task.hub.dataset")
+PATH_KEYS = ("data.dir", "model.name_or_path", "task.hub.dataset", "method.mask_run")
 MASK = "mask.safetensors"
 HEAD = "head.safetensors"
 ENCODER = "encoder.safetensors"

@@ -288,7 +288,7 @@ def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, chec
     return RunContext(
         cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
         device=prepared.device, budget=budget, seed=int(plain_cfg["seed"]),
-        num_outputs=data.num_outputs(task), regression=data.is_regression(task), **extra,
+        num_outputs=data.num_outputs(task), regression=data.is_regression(task), base_hash=prepared.base_hash, **extra,
     )
 
 

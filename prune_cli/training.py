@@ -225,6 +225,7 @@ class RunContext:
     regression: bool
     on_step: Callable[[dict[str, float]], None] = field(default=lambda record: None)
     checkpoints: Checkpointer = field(default_factory=checkpointing.disabled)
+    base_hash: str = ""  # the loaded base weights' hash, which another run's mask is checked against ("": not computed yet)
     precision: Precision = field(init=False)
 
     def __post_init__(self) -> None:

@@ -165,6 +165,15 @@ for s in 0.7 0.9; do
 done
 # the two levers that lift STS-B at s = 0.9, the longer ramp and the prior on unseen vocabulary, together
 ablation[prune-longer-unseen-tokens-first-s0.9]="${ablation[prune-longer-s0.9]} method.unseen_tokens_first=true"
+# Another task's mask at s = 0.9, scored on MRPC with a fresh MRPC head (method=transfer; fiftieth
+# sitting): STS-B's masks (its best recipe there, the longer ramp, and the hold), learnt on 5.7k
+# scored pairs, and CoLA's (the hold with the paper's alpha while held), a task of single
+# sentences, as a control. @ROOT@ is this script's runs root and @SEED@ the cell's seed: each seed
+# reads the mask of the same seed. These cells run after every other cell, once what they read
+# has finished.
+for source in stsb/ablation/prune-longer-s0.9 stsb/ablation/hold-at-s-s0.9 cola/ablation/hold-at-s-then-paper-theta-lr-s0.9; do
+  ablation[transfer-${source%%/*}-${source##*/}]="--sparsity 0.9 --method transfer method.mask_run=@ROOT@/$source/seed@SEED@"
+done
 # The ablations compared over three seeds (the recipe that meets SST-2's s = 0.5 target, the
 # steps towards it, the same recipe with the [CLS] head, the mean-pooling references it is
 # measured against, the longer-ramp and dropout probes, MRPC at s = 0.7 on the 2000-step budget,
@@ -222,6 +231,9 @@ declare -A ablation_seeds=(
   [hold-at-s-then-paper-theta-lr-s0.7]="1 2 3"
   [hold-at-s-then-paper-theta-lr-s0.9]="1 2 3"
   [bf16]="1 2 3"
+  [transfer-stsb-prune-longer-s0.9]="1 2 3"
+  [transfer-stsb-hold-at-s-s0.9]="1 2 3"
+  [transfer-cola-hold-at-s-then-paper-theta-lr-s0.9]="1 2 3"
 )
 for method in "" magnitude- random- gmp- imp-; do ablation_seeds[steps-2000-${method}s0.7]="1 2 3"; done
 ablation_seeds[steps-2000-features]="1 2 3"
@@ -295,6 +307,9 @@ declare -A ablation_task_list=(
   [magnitude-s0.7-fresh-seeds]="mrpc"
   [random-s0.7-fresh-seeds]="mrpc"
   [bf16]="sst2 stsb mrpc cola"
+  [transfer-stsb-prune-longer-s0.9]="mrpc"
+  [transfer-stsb-hold-at-s-s0.9]="mrpc"
+  [transfer-cola-hold-at-s-then-paper-theta-lr-s0.9]="mrpc"
 )
 # the budget and dropout probes are MRPC's alone
 for name in "${!ablation[@]}"; do
@@ -304,7 +319,7 @@ done
 for steps in 745 900 1490; do
   for name in "steps-$steps" "steps-$steps-finetune"; do ablation_seeds[$name]="1 2 3"; ablation_task_list[$name]=stsb; done
 done
-ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr hold-at-s hold-at-s-paper-theta-lr hold-at-s-s0.7 hold-at-s-s0.9 hold-at-s-paper-theta-lr-s0.9 hold-at-s-paper-theta-lr-s0.7 magnitude-s0.7-fresh-seeds random-s0.7-fresh-seeds bf16 steps-745 steps-745-finetune hold-at-s-then-paper-theta-lr hold-at-s-then-paper-theta-lr-s0.9 hold-at-s-then-paper-theta-lr-s0.7}
+ablations=${ABLATIONS-mean-pooling mean-pooling-finetune mean-pooling-features mean-pooling-s0.9 paper-init paper-gamma prune-longer no-recovery paper-theta-lr paper-head-lr theta-lr-2e-4 prune-to-end prune-longer-mean head-warmup paper-recipe prune-longer-mean-paper-theta-lr prune-longer-paper-theta-lr prune-longer-s0.9 prune-longer-s0.7 prune-longer-paper-theta-lr-s0.7 prune-longer-paper-theta-lr-s0.9 steps-2000-s0.9 steps-2000-features steps-2000-magnitude-s0.9 steps-2000-s0.7 steps-2000-magnitude-s0.7 encoder-dropout-s0.9 encoder-dropout-s0.7 steps-2000-random-s0.7 steps-2000-gmp-s0.7 steps-2000-imp-s0.7 steps-4000 steps-4000-finetune t-small-10 t-small-100 steps-4000-prune-longer-paper-theta-lr theta-lr-warmup theta-lr-decay prune-longer-paper-theta-lr-decay finetune-fresh-seeds unseen-tokens-first sparsity-0.2 unseen-tokens-first-s0.9 prune-longer-unseen-tokens-first-s0.9 theta-beta1-0.99 theta-beta1-0.99-theta-lr-2e-4 no-recovery-s0.9 batch-16 batch-16-finetune batch-16-prune-longer-paper-theta-lr hold-at-s hold-at-s-paper-theta-lr hold-at-s-s0.7 hold-at-s-s0.9 hold-at-s-paper-theta-lr-s0.9 hold-at-s-paper-theta-lr-s0.7 magnitude-s0.7-fresh-seeds random-s0.7-fresh-seeds bf16 steps-745 steps-745-finetune hold-at-s-then-paper-theta-lr hold-at-s-then-paper-theta-lr-s0.9 hold-at-s-then-paper-theta-lr-s0.7 transfer-stsb-prune-longer-s0.9 transfer-stsb-hold-at-s-s0.9 transfer-cola-hold-at-s-then-paper-theta-lr-s0.9}
 jobs=${JOBS:-1}
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
@@ -393,19 +408,25 @@ over_ablations() {  # every value `$1 <ablation> [$2...]` gives for the selected
   for name in $ablations; do printf '%s\n' $("$1" "$name" "${@:2}"); done | awk '!seen[$0]++'
 }
 # task by task (first-listed first), and within a task every seed-1 run before any seed 2: most
-# informative first
-for task in $(over_ablations tasks_of); do
-  for seed in $(over_ablations seeds_of "$task"); do
-    for name in $ablations; do
-      listed "$(tasks_of "$name")" "$task" && listed "$(seeds_of "$name" "$task")" "$seed" || continue
-      spec=${ablation[$name]}
-      case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
-      # shellcheck disable=SC2086  # the overrides are meant to split into words
-      launch "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
+# informative first; then, once those have finished, the cells that read another run (@ROOT@)
+for pass in own reading; do
+  for task in $(over_ablations tasks_of); do
+    for seed in $(over_ablations seeds_of "$task"); do
+      for name in $ablations; do
+        listed "$(tasks_of "$name")" "$task" && listed "$(seeds_of "$name" "$task")" "$seed" || continue
+        spec=${ablation[$name]}
+        if [[ $spec == *@ROOT@* ]]; then cell=reading; else cell=own; fi
+        [ "$cell" = "$pass" ] || continue
+        spec=${spec//@ROOT@/$root}
+        spec=${spec//@SEED@/$seed}
+        case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
+        # shellcheck disable=SC2086  # the overrides are meant to split into words
+        launch "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
+      done
     done
   done
+  wait
 done
-wait
 mkdir -p "$report"
 $cli report "$root" --out "$report"
 exit

@@ -1,7 +1,7 @@
 """A finished run's score on the rows it was scored on, split by where each row comes from: the
 `genre` column of GLUE's STS-B (and MNLI) files, e.g. STS-B's captions, news and forum pairs.
 
-    GLUE_DIR=../shared/glue python scripts/score_by_source.py RUN_DIR [RUN_DIR ...] [--column genre] [--in-train]
+    GLUE_DIR=../shared/glue python scripts/score_by_source.py RUN_DIR [RUN_DIR ...] [--column genre] [--in-train | --seen-in TASK]
 
 For runs scored on one split: STS-B's, and MNLI's held-out (`data.holdout`) runs.
 
@@ -12,7 +12,13 @@ per-source scores say whether that follows the mix or holds within each source. 
 splits finer (STS-B's dev set has two files its training split lacks: answers-forums and
 track5.en-en); `--in-train` scores two groups instead, the rows whose source (in `--column`) the
 training split also holds and the rows whose source it does not, since a gap between two methods
-may follow the sources they trained on rather than the genre.
+may follow the sources they trained on rather than the genre. `--seen-in TASK` scores two groups
+by another task's training split: the rows with a sentence that split holds (case, punctuation
+and spacing aside) and the rest. A mask learnt on STS-B and scored on MRPC (`method=transfer`)
+has seen sentences of 63 of MRPC's 408 dev pairs (48 as the same pair, with a similarity score),
+since STS-B's MSRpar pairs come from MRPC's corpus: its score on the rest is the one free of
+that. Each group also gets every metric of the task and, for a classification task, the share of
+rows given each answer (`all_metrics`, `answer_shares`).
 
 Each run's scored rows (its dev rows, or its held-out rows) are predicted again as `prune-cli
 predict --split dev` predicts them, and the whole-split metric recomputed from those predictions must equal the run's own
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +78,32 @@ def source_of_texts(task: dict, glue_dir: Path, column: str) -> tuple[dict[tuple
     return sources, in_train
 
 
+def seen_label(task_name: str, seen: bool) -> str:
+    """The group name of `--seen-in`: rows with a sentence of that task's training split, or none."""
+    return f"{'seen' if seen else 'unseen'} in {task_name} train"
+
+
+def normalised(text: str) -> str:
+    """A sentence as compared across tasks' files: lower case, words only (GLUE's files quote and
+    space the same sentence differently)."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+_TRAIN_SENTENCES: dict[tuple[str, str], set[str]] = {}
+
+
+def train_sentences(task_name: str, glue_dir: Path) -> set[str]:
+    """Every sentence of a task's training split in `glue_dir`, normalised; read once per task."""
+    key = (task_name, str(glue_dir))
+    if key not in _TRAIN_SENTENCES:
+        from prune_cli.config import compose
+
+        task = OmegaConf.to_container(compose([f"task={task_name}"]).task, resolve=True)
+        rows = data.read_glue_tsv(glue_dir / task["glue_dir"] / "train.tsv", task)
+        _TRAIN_SENTENCES[key] = {normalised(text) for texts in rows.texts for text in texts}
+    return _TRAIN_SENTENCES[key]
+
+
 class ScoredRows(NamedTuple):
     """One run's scored rows, predicted again: what `by_source` reports on, and what
     scripts/bootstrap_gap.py resamples. (A NamedTuple: tests load this script without
@@ -84,11 +117,13 @@ class ScoredRows(NamedTuple):
     labels: np.ndarray
     source: np.ndarray  # each row's source (or, with in_train, its group)
     whole: float  # the metric over every row, checked against metrics.json
+    names: tuple[str, ...] = ()  # every metric the task reports (MRPC: f1, accuracy)
 
 
-def scored_rows(run_dir: Path, column: str | None, in_train: bool = False) -> ScoredRows:
+def scored_rows(run_dir: Path, column: str | None, in_train: bool = False, seen_in: str | None = None) -> ScoredRows:
     """The run's scored rows, its fresh predictions for them, and each row's source (or, with
-    `in_train`, group: sources the training split holds and sources it lacks; with no `column`,
+    `in_train`, group: sources the training split holds and sources it lacks; with `seen_in`,
+    rows with a sentence of that task's training split and rows without; with no `column`,
     '' for every row, for tasks whose files name no source, e.g. SST-2); stops unless the
     predictions give the run's own metrics.json figure."""
     cfg = stored_config(run_dir)
@@ -109,29 +144,42 @@ def scored_rows(run_dir: Path, column: str | None, in_train: bool = False) -> Sc
     if abs(whole - metrics["main_metric_value"]) > 1e-6:
         raise SystemExit(f"{run_dir}: its rows predict to {name} {whole}, not metrics.json's {metrics['main_metric_value']}")
     texts = [tuple(t) for t in rows.texts]
-    if column is None:
+    if seen_in is not None:
+        try:
+            known = train_sentences(seen_in, glue_dir)
+        except UserError as error:
+            raise SystemExit(str(error)) from None
+        row_sources = [seen_label(seen_in, any(normalised(text) in known for text in row)) for row in texts]
+    elif column is None:
         row_sources = [""] * len(texts)
     else:
         sources, train_sources = source_of_texts(task, glue_dir, column)
         row_sources = [sources.get(t, "?") for t in texts]
         if in_train:
             row_sources = [s if s == "?" else IN_TRAIN[s in train_sources] for s in row_sources]
-    return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources), whole)
+    return ScoredRows(metrics, key, name, texts, predictions, labels, np.array(row_sources), whole, tuple(task["metrics"]))
 
 
-def by_source(run_dir: Path, column: str, in_train: bool = False) -> dict:
-    """The run's main metric per source (or, with `in_train`, per group), with the row counts, from
-    a fresh prediction of its rows."""
-    scored = scored_rows(run_dir, column, in_train)
+def by_source(run_dir: Path, column: str | None, in_train: bool = False, seen_in: str | None = None) -> dict:
+    """The run's main metric per source (or, with `in_train` or `seen_in`, per group), with the row
+    counts, from a fresh prediction of its rows."""
+    scored = scored_rows(run_dir, column, in_train, seen_in)
     metrics, name, source = scored.metrics, scored.metric, scored.source
     predictions, labels = scored.predictions, scored.labels
     return {
         "run": str(run_dir), "task": metrics["task"], "method": metrics["method"], "tag": metrics.get("tag"),
         "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": scored.key, "metric": name,
         "all": round(scored.whole, 4),
-        "column": column, "in_train": in_train,
+        "column": column, "in_train": in_train, **({"seen_in": seen_in} if seen_in else {}),
         "rows": dict(sorted(Counter(source.tolist()).items())),
         "by_source": {s: round(task_metrics([name], predictions[source == s], labels[source == s])[name], 4) for s in sorted(set(source))},
+        # every metric of the task, and for a classification task the share of rows given each
+        # answer: an F1 can rise by answering the majority class more often, not by telling the
+        # classes apart better
+        "all_metrics": {s: {n: round(v, 4) for n, v in task_metrics(list(scored.names), predictions[source == s], labels[source == s]).items()}
+                        for s in sorted(set(source))},
+        **({"answer_shares": {s: {str(a): round(float(np.mean(predictions[source == s] == a)), 4) for a in np.unique(predictions)}
+                              for s in sorted(set(source))}} if np.issubdtype(predictions.dtype, np.integer) else {}),
     }
 
 
@@ -141,9 +189,14 @@ def main() -> None:
     parser.add_argument("--column", default="genre", help="the GLUE file column that names each row's source")
     parser.add_argument("--in-train", action="store_true",
                         help="score two groups: rows whose source the training split holds, and the rest")
+    parser.add_argument("--seen-in", metavar="TASK",
+                        help="score two groups instead: rows with a sentence of TASK's training split (stsb, say), and the rest")
     args = parser.parse_args()
+    if args.seen_in and args.in_train:
+        parser.error("--seen-in and --in-train group the rows two ways; give one")
     for run_dir in args.run_dirs:
-        print(json.dumps(by_source(run_dir, args.column, args.in_train)), flush=True)
+        column = None if args.seen_in else args.column
+        print(json.dumps(by_source(run_dir, column, args.in_train, args.seen_in)), flush=True)
 
 
 if __name__ == "__main__":

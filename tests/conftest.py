@@ -120,6 +120,21 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in result.output, (fragment, result.output)
 
 
+def method_needs(method: str, folder: Path) -> list[str]:
+    """The overrides composing `method=<name>` needs besides: `transfer` must name a run with a
+    mask (here a two-weight mask file, half pruned, so at sparsity 0.5), and nothing else needs any."""
+    if method != "transfer":
+        return []
+    import torch
+
+    from prune_cli import mask_format
+
+    run = folder / "mask-run"
+    run.mkdir(exist_ok=True)
+    mask_format.save_mask(run / "mask.safetensors", {"weight": torch.tensor([True, False])}, {})
+    return [f"method.mask_run={run}", "sparsity=0.5"]
+
+
 def only_run_dir(root: Path) -> Path:
     """The single run directory (the folder holding .hydra) below `root`."""
     found = [p.parent for p in root.rglob(".hydra")]

@@ -243,3 +243,37 @@ def test_discard_unstarted_keeps_anything_a_run_made(tmp_path: Path):
     assert not rundir.discard_unstarted(run, run) and run.exists(), "a folder that was there before stays"
     assert rundir.discard_unstarted(run, tmp_path)
     assert not (tmp_path / "outputs").exists() and tmp_path.is_dir(), "removed up to the folder that existed, not past it"
+
+
+def _transfer(run: str, sparsity: str, tiny_model_dir: Path):
+    return run_cli("adapt", "--task", "mrpc", "--method", "transfer", "--sparsity", sparsity, f"method.mask_run={run}",
+                   *tiny_overrides(tiny_model_dir))
+
+
+def test_transfer_without_a_mask_run(in_tmp: Path, tiny_model_dir: Path):
+    result = run_cli("adapt", "--task", "mrpc", "--method", "transfer", *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "method=transfer needs method.mask_run=")
+    assert not (in_tmp / "outputs").exists()
+
+
+def test_transfer_from_a_run_without_a_mask(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
+    dense = run_cli("adapt", "--method", "feature_extraction", "--sparsity", "0", "hydra.run.dir=dense", *tiny_overrides(tiny_model_dir))
+    assert dense.exit_code == 0, dense.output
+    assert_one_line_error(_transfer("dense", "0.5", tiny_model_dir), "is a feature_extraction run, a dense reference with no mask",
+                          "method=transfer needs a pruning run")
+    assert_one_line_error(_transfer("nowhere", "0.5", tiny_model_dir), "nowhere is not a directory")
+    assert [p.name for p in (in_tmp / "outputs").rglob(".hydra")] == [".hydra"], "a refused transfer writes no run dir"
+
+
+def test_transfer_at_another_sparsity_than_the_masks(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
+    assert_one_line_error(_transfer(str(finished_run), "0.9", tiny_model_dir), "holds a mask at sparsity 0.5000, not 0.9",
+                          "--sparsity 0.5")
+
+
+def test_transfer_of_a_mask_for_another_base_model(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
+    from prune_cli import mask_format
+
+    loaded = mask_format.read_mask(finished_run / "mask.safetensors")
+    mask_format.save_mask(finished_run / "mask.safetensors", loaded.masks, {**loaded.manifest, "base_weights_hash": "f" * 64})
+    assert_one_line_error(_transfer(str(finished_run), "0.5", tiny_model_dir), "was learned on base weights ffffffffffff")
+    assert len(list((in_tmp / "outputs").rglob("metrics.json"))) == 1, "only the source run finished"

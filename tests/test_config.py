@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from conftest import method_needs
 from omegaconf import OmegaConf
 
 from prune_cli.config import _dotted_keys, check_overrides, compose, group_options, key_sources
@@ -17,8 +19,8 @@ def test_all_eight_glue_tasks_are_configured():
     assert group_options("task") == GLUE_TASKS
 
 
-def test_method_registry_matches_method_configs():
-    algorithms = {compose([f"method={name}"]).method.algorithm for name in group_options("method")}
+def test_method_registry_matches_method_configs(tmp_path: Path):
+    algorithms = {compose([f"method={name}", *method_needs(name, tmp_path)]).method.algorithm for name in group_options("method")}
     assert algorithms == set(METHODS)
 
 
@@ -31,8 +33,8 @@ def test_paper_recipe_sets_its_own_budget_and_head_but_command_line_wins():
 
 @pytest.mark.parametrize("task", GLUE_TASKS)
 @pytest.mark.parametrize("method", group_options("method"))
-def test_every_task_and_method_composes(task: str, method: str):
-    cfg = compose([f"task={task}", f"method={method}"])
+def test_every_task_and_method_composes(task: str, method: str, tmp_path: Path):
+    cfg = compose([f"task={task}", f"method={method}", *method_needs(method, tmp_path)])
     assert cfg.task.name == task
     assert cfg.method.name == method
     assert cfg.task.main_metric in cfg.task.metrics
@@ -92,20 +94,20 @@ def test_an_added_key_is_accepted_where_the_chosen_method_reads_it():
     assert compose(["hydra.run.dir=/tmp/x", "++method.gamma=1e-6"]).method.gamma == 1e-6
 
 
-def test_every_scalar_setting_has_a_rule():
+def test_every_scalar_setting_has_a_rule(tmp_path: Path):
     """A number or flag added to a config file without a rule in SETTINGS would go unchecked."""
     from prune_cli.config import OWN_CHECKS, SETTINGS
 
     scalars = set()
     for method in group_options("method"):
-        cfg = compose([f"method={method}"])
+        cfg = compose([f"method={method}", *method_needs(method, tmp_path)])
         scalars |= {key for key in _dotted_keys(OmegaConf.to_container(cfg, resolve=False), "") if not key.startswith(("task.", "hydra"))
                     and isinstance(OmegaConf.select(cfg, key), (bool, int, float))}
     assert scalars - set(OWN_CHECKS) <= set(SETTINGS)
     assert set(SETTINGS) <= set(key_sources()), "a rule for a key no config file has"
 
 
-def test_every_text_setting_is_a_checked_choice_or_named_free():
+def test_every_text_setting_is_a_checked_choice_or_named_free(tmp_path: Path):
     """A text setting added to a config file, read by code that falls back on anything it does
     not recognise, would run the fall-back on a typo; each one must be a choice or be listed."""
     from prune_cli.config import FREE_OR_OWN_TEXT, choices
@@ -113,7 +115,7 @@ def test_every_text_setting_is_a_checked_choice_or_named_free():
     texts = set()
     for method in group_options("method"):
         for trainer in group_options("trainer"):
-            cfg = compose([f"method={method}", f"trainer={trainer}"])
+            cfg = compose([f"method={method}", f"trainer={trainer}", *method_needs(method, tmp_path)])
             texts |= {key for key in _dotted_keys(OmegaConf.to_container(cfg, resolve=False), "")
                       if not key.startswith(("task.", "hydra")) and isinstance(OmegaConf.select(cfg, key), str)}
             for key, options in choices().items():

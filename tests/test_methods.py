@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import only_run_dir, read_metrics, run_cli, tiny_context, tiny_overrides
+from conftest import method_needs, only_run_dir, read_metrics, run_cli, tiny_context, tiny_overrides
 
 from prune_cli.config import group_options
 from prune_cli.methods import DENSE, METHODS
 from prune_cli.methods.baselines import imp_levels
 
-PRUNING = sorted(set(METHODS) - DENSE)
+PRUNING = sorted(set(METHODS) - DENSE - {"transfer"})  # transfer scores another run's mask: tested below
 
 
 @pytest.mark.parametrize("method", PRUNING)
@@ -30,6 +32,35 @@ def test_pruning_method_hits_sparsity_and_writes_run_dir(in_tmp: Path, tiny_mode
         assert "finetuned_eval_accuracy" in metrics["method_details"]
     from prune_cli.runner import evaluate
 
+    assert evaluate(run_dir) == metrics["metrics"]
+
+
+def test_transfer_scores_another_tasks_mask_with_a_fresh_head_on_this_task(in_tmp: Path, tiny_model_dir: Path):
+    """The STS-B mask, bit for bit, on MRPC: a head trained on MRPC, the run filed at the mask's
+    sparsity, saying where its mask came from, and re-scored by `evaluate` like any pruning run,
+    from its own files once the STS-B run is gone."""
+    from prune_cli import mask_format
+    from prune_cli.runner import evaluate
+
+    learnt = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", "hydra.run.dir=stsb-run", *tiny_overrides(tiny_model_dir, steps=8))
+    assert learnt.exit_code == 0, learnt.output
+    source = in_tmp / "stsb-run"
+    result = run_cli("adapt", "--task", "mrpc", "--method", "transfer", "--sparsity", "0.5", "method.mask_run=stsb-run",
+                     "hydra.run.dir=mrpc-run", *tiny_overrides(tiny_model_dir, steps=8))
+    assert result.exit_code == 0, result.output
+    run_dir = in_tmp / "mrpc-run"
+    metrics = read_metrics(run_dir)
+    given, kept = (mask_format.read_mask(d / "mask.safetensors") for d in (source, run_dir))
+    assert given.masks.keys() == kept.masks.keys()
+    assert all(torch.equal(given.masks[n], kept.masks[n]) for n in given.masks)
+    assert kept.manifest["task"] == "mrpc" and given.manifest["task"] == "stsb"
+    assert metrics["sparsity_realized"] == read_metrics(source)["sparsity_realized"]
+    details = metrics["method_details"]
+    assert details["mask_task"] == "stsb" and details["mask_method"] == "adapt_by_pruning" and details["mask_seed"] == read_metrics(source)["seed"]
+    assert details["mask_run"] == str(source.resolve()) and abs(details["mask_sparsity"] - metrics["sparsity_realized"]) < 1e-12
+    assert set(metrics["metrics"]) == {"eval_accuracy", "eval_f1"} and metrics["base_weights_unchanged"]
+    assert [r["phase"] for r in map(json.loads, (run_dir / "history.jsonl").read_text().splitlines())] == ["head"] * 8
+    shutil.rmtree(source)  # the run holds its mask: it stands alone
     assert evaluate(run_dir) == metrics["metrics"]
 
 
@@ -90,11 +121,11 @@ def test_imp_rewinds_to_pretrained_weights_every_round(monkeypatch: pytest.Monke
     assert all(torch.equal(p, base[n]) for n, p in ctx.encoder.encoder.named_parameters())
 
 
-def test_every_method_config_has_a_registered_algorithm():
+def test_every_method_config_has_a_registered_algorithm(tmp_path: Path):
     from prune_cli.config import compose
 
     for name in group_options("method"):
-        cfg = compose([f"method={name}"])
+        cfg = compose([f"method={name}", *method_needs(name, tmp_path)])
         assert cfg.method.name == name and cfg.method.algorithm in METHODS
 
 

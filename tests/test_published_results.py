@@ -20,23 +20,26 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 RUN_SETS = {"grid": RESULTS, "holdout": RESULTS / "holdout", "dev-by-source": RESULTS / "dev-by-source",
-            "holdout-by-file": RESULTS / "holdout-by-file", "sst2-rows": RESULTS / "sst2-rows"}
-PER_SOURCE_FILES = sorted((RESULTS / "holdout").glob("stsb_by_*.jsonl"))
+            "holdout-by-file": RESULTS / "holdout-by-file", "sst2-rows": RESULTS / "sst2-rows",
+            "transfer-sources": RESULTS / "transfer-sources"}
+PER_SOURCE_FILES = [*sorted((RESULTS / "holdout").glob("stsb_by_*.jsonl")), RESULTS / "transfer-sources" / "mrpc_by_seen_in_stsb.jsonl"]
 BOOTSTRAP_FILES = sorted((RESULTS / "holdout").glob("*_bootstrap.jsonl"))
 # where each runs root the per-source lines name is published: outputs/reproduce as docs/results/runs,
-# outputs/holdout as docs/results/holdout/runs, the remade STS-B and SST-2 roots under their own names
+# outputs/holdout as docs/results/holdout/runs, the remade STS-B, SST-2 and MRPC roots under their own names
 KEPT = {"outputs/reproduce/": RESULTS / "runs", "outputs/holdout/": RESULTS / "holdout" / "runs",
         "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs",
         "outputs/holdout-by-file/": RESULTS / "holdout-by-file" / "runs",
-        "outputs/sst2-rows/": RESULTS / "sst2-rows" / "runs"}
+        "outputs/sst2-rows/": RESULTS / "sst2-rows" / "runs",
+        "outputs/transfer-sources/": RESULTS / "transfer-sources" / "runs"}
 
 
 @pytest.mark.parametrize("published", RUN_SETS.values(), ids=RUN_SETS.keys())
 def test_published_report_is_rebuilt_exactly_from_the_published_runs(tmp_path: Path, published: Path):
     """The grid's report, the held-out check's (docs/results/holdout: `collect_results.sh
     outputs/holdout docs/results/holdout`), those of the STS-B runs remade for their per-source
-    scores (docs/results/dev-by-source on dev, docs/results/holdout-by-file on held-out pairs), and
-    that of the SST-2 runs remade for their row bootstrap (docs/results/sst2-rows)."""
+    scores (docs/results/dev-by-source on dev, docs/results/holdout-by-file on held-out pairs), that
+    of the SST-2 runs remade for their row bootstrap (docs/results/sst2-rows), and that of the MRPC
+    transfer runs with the runs they read or are compared with (docs/results/transfer-sources)."""
     report.build(published / "runs", out_dir=tmp_path)
     for name in ("report.md", "report.csv"):
         assert (tmp_path / name).read_text() == (published / name).read_text(), (
@@ -44,8 +47,9 @@ def test_published_report_is_rebuilt_exactly_from_the_published_runs(tmp_path: P
             "regenerate it with scripts/collect_results.sh")
 
 
-def test_the_per_source_files_are_the_three_the_docs_quote():
-    assert [p.name for p in PER_SOURCE_FILES] == ["stsb_by_filename.jsonl", "stsb_by_source.jsonl", "stsb_by_training_split.jsonl"]
+def test_the_per_source_files_are_the_four_the_docs_quote():
+    assert [p.name for p in PER_SOURCE_FILES] == ["stsb_by_filename.jsonl", "stsb_by_source.jsonl",
+                                                                "stsb_by_training_split.jsonl", "mrpc_by_seen_in_stsb.jsonl"]
 
 
 @pytest.mark.parametrize("per_source", PER_SOURCE_FILES, ids=[p.stem for p in PER_SOURCE_FILES])
@@ -56,12 +60,13 @@ def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_spl
     as docs/results/holdout/runs, outputs/dev-by-source and outputs/holdout-by-file under their own names in
     docs/results), that its whole-split figure is that run's own metrics.json figure, and that its sources' rows add up
     to the rows the run was scored on."""
-    grouping = {"stsb_by_source": ("genre", False), "stsb_by_filename": ("filename", False),
-                "stsb_by_training_split": ("filename", True)}[per_source.stem]
+    grouping = {"stsb_by_source": ("genre", False, None), "stsb_by_filename": ("filename", False, None),
+                "stsb_by_training_split": ("filename", True, None), "mrpc_by_seen_in_stsb": (None, False, "stsb")}[per_source.stem]
     lines = per_source.read_text().splitlines()
     assert lines
     for line in map(json.loads, lines):
-        assert (line.get("column", "genre"), line.get("in_train", False)) == grouping, line["run"]  # the first lines predate both keys
+        # the first lines predate the column and in_train keys, and all but MRPC's the seen_in key
+        assert (line.get("column", "genre"), line.get("in_train", False), line.get("seen_in")) == grouping, line["run"]
         prefix = next(p for p in KEPT if line["run"].startswith(p))
         metrics = json.loads((KEPT[prefix] / line["run"][len(prefix):] / "metrics.json").read_text())
         assert (metrics["tag"], metrics["seed"], metrics["steps"]) == (line["tag"], line["seed"], line["steps"])

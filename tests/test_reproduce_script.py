@@ -34,6 +34,9 @@ if edit and args[0] == "adapt" and not (log.parent / "edited").exists():  # an e
 if args[0] == "adapt":
     run_dir = Path(args[args.index("--resume") + 1]) if "--resume" in args else Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")))
     record = {"args": args, "omp": os.environ.get("OMP_NUM_THREADS"), "concurrent": len(list(running.iterdir()))}
+    read = [a.split("=", 1)[1] for a in args if a.startswith("method.mask_run=")]
+    if read:  # a cell that reads another run: was that run finished when this one started?
+        record["read_finished"] = (Path(read[0]) / "metrics.json").exists()
     time.sleep(0.8)  # long enough that two lanes started together overlap even on a loaded machine
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text("{}")
@@ -487,6 +490,25 @@ def test_the_nearest_baselines_of_mrpc_at_s07_run_on_the_fresh_seeds_with_the_gr
         assert overrides(args) == {f"method={method}"} and args[args.index("--task") + 1] == "mrpc"
         assert args[args.index("--sparsity") + 1] == "0.7"
 
+
+
+def test_transfer_cells_read_the_mask_of_their_seed_under_the_runs_root_after_every_other_cell(tmp_path: Path):
+    """MRPC scored with another task's mask of the same seed: listed first, the transfer cells still
+    run last, in two lanes, once the STS-B runs they read have finished."""
+    root = tmp_path / "runs"
+    names = ("transfer-stsb-prune-longer-s0.9", "transfer-cola-hold-at-s-then-paper-theta-lr-s0.9", "prune-longer-s0.9")
+    calls = run_grid(tmp_path, 2, root, GRID="0", ABLATIONS=" ".join(names))[:-1]
+    reading = [c for c in calls if cell(c).split("/")[-2].startswith("transfer-")]
+    assert sorted(cell(c) for c in reading) == sorted(f"{root}/mrpc/ablation/{name}/seed{seed}" for name in names[:2] for seed in (1, 2, 3))
+    assert calls[-len(reading):] == reading, "every cell that reads another run comes after the rest"
+    sources = {names[0]: "stsb/ablation/prune-longer-s0.9", names[1]: "cola/ablation/hold-at-s-then-paper-theta-lr-s0.9"}
+    for call in reading:
+        args, name, seed = call["args"], cell(call).split("/")[-2], cell(call)[-1]
+        assert overrides(args) - {f"trainer.num_threads={lane_threads(2)}"} == {f"method.mask_run={root}/{sources[name]}/seed{seed}"} and args[args.index("--method") + 1] == "transfer"
+        assert args[args.index("--sparsity") + 1] == "0.9" and args[args.index("--seed") + 1] == seed
+    stsb = [c for c in reading if "transfer-stsb" in cell(c)]
+    assert all(c["read_finished"] for c in stsb), "an STS-B mask was read before its run finished"
+    assert not any(c["read_finished"] for c in reading if c not in stsb), "no CoLA run was made here, so nothing to read"
 
 
 def test_bf16_runs_the_default_recipe_in_bf16_on_three_seeds_of_every_task(tmp_path: Path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_GLUE, load_script, only_run_dir, read_metrics, run_cli, tiny_overrides
 from scipy.stats import spearmanr
+from sklearn.metrics import f1_score
 
 from prune_cli.predictions import predict_runs
 
@@ -38,6 +39,7 @@ def test_each_source_is_scored_on_its_own_rows_of_the_runs_own_predictions(in_tm
     figures = script.by_source(run, "genre")
     assert figures["all"] == pytest.approx(read_metrics(run)["main_metric_value"], abs=1e-4)
     assert figures["rows"] == {"main-captions": 6, "main-news": 6} and figures["scored_on"] == "dev"
+    assert "answer_shares" not in figures and set(figures["all_metrics"]["main-news"]) == {"pearson", "spearmanr"}  # a regression
 
     (written,) = predict_runs([run], tmp_path / "rows", split="dev")
     with written.path.open(newline="") as handle:
@@ -110,3 +112,40 @@ def test_many_runs_of_one_task_read_its_files_for_the_sources_once(in_tmp: Path,
     assert [script.by_source(run, "genre") for _ in range(2)] == [first, first]
     script.by_source(run, "filename")
     assert source_reads == [("train.tsv", "genre"), ("dev.tsv", "genre"), ("train.tsv", "filename"), ("dev.tsv", "filename")]
+
+
+def test_seen_in_scores_the_rows_with_a_sentence_of_another_tasks_training_split_apart(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """STS-B's training split here holds, as its first pairs' first sentences, the first three MRPC
+    dev pairs' first sentences, written in other case and without GLUE's stray quote, and no other
+    MRPC sentence: those three pairs form one group, the other nine the other, each scored on the
+    run's own predictions."""
+    glue = tmp_path / "glue"
+    shutil.copytree(FIXTURE_GLUE, glue)
+    mrpc_dev = [row.split("\t") for row in (glue / "MRPC" / "dev.tsv").read_text(encoding="utf-8-sig").splitlines()[1:]]
+    train = glue / "STS-B" / "train.tsv"
+    header, *rows = train.read_text().splitlines()
+    fields = [row.split("\t") for row in rows]
+    for i, row in enumerate(fields):  # pairs of their own, but for the three planted sentences
+        row[7], row[8] = f"sts pair {i} first", f"sts pair {i} second"
+    for i in range(3):
+        fields[i][7] = mrpc_dev[i][3].strip('"').upper()
+    train.write_text("\n".join([header, *("\t".join(row) for row in fields)]) + "\n")
+    result = run_cli("adapt", "--task", "mrpc", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    script = load_script("score_by_source")
+    figures = script.by_source(run, None, seen_in="stsb")
+    seen, unseen = "seen in stsb train", "unseen in stsb train"
+    assert figures["rows"] == {seen: 3, unseen: len(mrpc_dev) - 3} and figures["seen_in"] == "stsb"
+
+    (written,) = predict_runs([run], tmp_path / "rows", split="dev")
+    with written.path.open(newline="") as handle:
+        table = list(csv.DictReader(handle, delimiter="\t"))
+    predicted, gold = (np.array([int(r[k]) for r in table]) for k in ("prediction", "label"))
+    for group, rows in ((seen, slice(0, 3)), (unseen, slice(3, None))):
+        assert figures["by_source"][group] == pytest.approx(round(f1_score(gold[rows], predicted[rows], zero_division=0.0), 4), abs=1e-4)
+        assert figures["all_metrics"][group]["f1"] == figures["by_source"][group]
+        assert figures["all_metrics"][group]["accuracy"] == pytest.approx(np.mean(gold[rows] == predicted[rows]), abs=1e-4)
+        shares = figures["answer_shares"][group]
+        assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3) and shares.get("1", 0.0) == pytest.approx(np.mean(predicted[rows] == 1), abs=1e-4)
+    assert not script.by_source(run, None)["by_source"].keys() - {""}, "without --seen-in the rows stay one group"

@@ -17,6 +17,7 @@ METHODS: dict[str, Method] = {
     "imp": baselines.imp,
     "finetune": baselines.full_finetune,
     "feature_extraction": baselines.feature_extraction,
+    "transfer": baselines.transfer,
 }
 DENSE = {"finetune", "feature_extraction"}  # references: they ignore `sparsity`
 

@@ -1,4 +1,4 @@
-"""The paper's baselines, all on the shared masking mechanism and loops.
+"""The paper's baselines, and `transfer` (another run's mask), all on the shared masking mechanism and loops.
 
 Scoring is the paper's (§4.1): every pruning method is scored with the surviving weights at their
 *pretrained* values and a freshly trained head (same budget, same seed). gmp and imp also report
@@ -7,8 +7,12 @@ their own fine-tuned score, under `finetuned_eval_*` in method_details.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from prune_cli import mask_format, rundir
+from prune_cli.backbone import base_weights_hash
 from prune_cli.masking import keep_top
 from prune_cli.methods.adapt_by_pruning import cubic_target
 from prune_cli.methods.base import MethodResult
@@ -107,6 +111,18 @@ def imp(ctx: RunContext) -> MethodResult:
             extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
     head = retrain_head(ctx, masks, carry=lambda: {"masks": masks, "earlier": earlier, "extra": extra})
     return MethodResult(masks=masks, head=head, extra=extra, earlier_masks=earlier[:-1])
+
+
+def transfer(ctx: RunContext) -> MethodResult:
+    """Another run's mask (`method.mask_run`, checked against these base weights) with a fresh head
+    trained on this task: does a sub-network found on one task read another? The source run's
+    identity goes into method_details, so the run says where its mask came from."""
+    source = Path(str(ctx.cfg["method"]["mask_run"])).expanduser()
+    loaded = mask_format.load_mask(source / rundir.MASK, ctx.encoder.shapes, ctx.base_hash or base_weights_hash(ctx.encoder.encoder))
+    masks = {name: mask.to(ctx.device) for name, mask in loaded.masks.items()}
+    extra = {"mask_run": str(source.resolve()), "mask_sparsity": mask_format.manifest_sparsity(loaded.manifest)}
+    extra.update({f"mask_{key}": loaded.manifest[key] for key in ("task", "method", "seed", "tag") if loaded.manifest.get(key) is not None})
+    return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra)
 
 
 def full_finetune(ctx: RunContext) -> MethodResult:
