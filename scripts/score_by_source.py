@@ -117,7 +117,7 @@ class ScoredRows(NamedTuple):
     labels: np.ndarray
     source: np.ndarray  # each row's source (or, with in_train, its group)
     whole: float  # the metric over every row, checked against metrics.json
-    names: tuple[str, ...] = ()  # every metric the task reports (MRPC: f1, accuracy)
+    names: tuple[str, ...]  # every metric the task reports (MRPC: f1, accuracy)
 
 
 def scored_rows(run_dir: Path, column: str | None, in_train: bool = False, seen_in: str | None = None) -> ScoredRows:
@@ -166,20 +166,22 @@ def by_source(run_dir: Path, column: str | None, in_train: bool = False, seen_in
     scored = scored_rows(run_dir, column, in_train, seen_in)
     metrics, name, source = scored.metrics, scored.metric, scored.source
     predictions, labels = scored.predictions, scored.labels
+    groups = sorted(set(source))
+    # every metric of the task per group (the main one is `by_source`), and for a classification
+    # task the share of rows given each answer: an F1 can rise by answering the majority class
+    # more often, not by telling the classes apart better
+    per_group = {s: {n: round(v, 4) for n, v in task_metrics(list(scored.names), predictions[source == s], labels[source == s]).items()}
+                 for s in groups}
     return {
         "run": str(run_dir), "task": metrics["task"], "method": metrics["method"], "tag": metrics.get("tag"),
         "seed": metrics["seed"], "steps": metrics["steps"], "scored_on": scored.key, "metric": name,
         "all": round(scored.whole, 4),
         "column": column, "in_train": in_train, **({"seen_in": seen_in} if seen_in else {}),
         "rows": dict(sorted(Counter(source.tolist()).items())),
-        "by_source": {s: round(task_metrics([name], predictions[source == s], labels[source == s])[name], 4) for s in sorted(set(source))},
-        # every metric of the task, and for a classification task the share of rows given each
-        # answer: an F1 can rise by answering the majority class more often, not by telling the
-        # classes apart better
-        "all_metrics": {s: {n: round(v, 4) for n, v in task_metrics(list(scored.names), predictions[source == s], labels[source == s]).items()}
-                        for s in sorted(set(source))},
+        "by_source": {s: per_group[s][name] for s in groups},
+        "all_metrics": per_group,
         **({"answer_shares": {s: {str(a): round(float(np.mean(predictions[source == s] == a)), 4) for a in np.unique(predictions)}
-                              for s in sorted(set(source))}} if np.issubdtype(predictions.dtype, np.integer) else {}),
+                              for s in groups}} if np.issubdtype(predictions.dtype, np.integer) else {}),
     }
 
 

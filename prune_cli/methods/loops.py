@@ -52,7 +52,7 @@ class HeadTrainer:
 
 
 def on_device(ctx: RunContext, masks: Masks | None) -> Masks | None:
-    """Masks read back from a checkpoint (on the CPU) moved to the run's device."""
+    """Masks read on the CPU (back from a checkpoint, or another run's mask file) moved to the run's device."""
     return {n: m.to(ctx.device) for n, m in masks.items()} if masks is not None else None
 
 
