@@ -49,7 +49,7 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
 
     options = options_to_overrides(task, None if sparsity is None else str(sparsity), method, model,
                                    None if seed is None else str(seed))
-    [run_dir] = run_adapt([*options, *overrides], multirun=False)
+    [run_dir] = run_adapt([*options, *overrides], multirun=False, one_run=True)
     return run_dir
 
 

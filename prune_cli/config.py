@@ -2,8 +2,10 @@
 without a run, and what counts as a valid one.
 
 Validation happens twice on purpose: `check_overrides` runs in the CLI before Hydra starts, so
-a typo in a sweep costs nothing; `check_config` runs on every composed config (including the
-ones a sweep expands to), so raw `key=value` overrides are caught too.
+a typo in a sweep costs nothing; `check_config` runs on every composed config, so raw
+`key=value` overrides are caught too: before launch on every job a sweep expands to
+(`sweep_jobs`, `check_jobs`), and again in each job as it starts (a mask run named by a
+job may have changed in between).
 """
 
 from __future__ import annotations
@@ -109,10 +111,8 @@ def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
     """`+method.key=value` may add a setting the chosen method's file leaves out (the paper recipe
     has no `unseen_tokens_first`), but only one that some file gives to the same algorithm: any
     other would be added, never read, and the run would not do what was asked."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     sources = key_sources()
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parse_overrides(overrides):
         key = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or not key.startswith("method.") or key not in sources:
             continue
@@ -149,10 +149,18 @@ def _unique_dir(path: str) -> str:
 
 
 def _config_subdir(run_dir: str) -> str | None:
-    """Hydra resolver for `hydra.output_subdir`, read as each job starts (`rundir.config_subdir`)."""
+    """Hydra resolver for `hydra.output_subdir`, read as each job starts (`rundir.config_subdir`).
+    The one moment before Hydra writes a sweep job's config, so the job claims its folder here
+    (`rundir.claim_job_folder`); the job itself reads the claim back when it runs."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from prune_cli import rundir
 
-    return rundir.config_subdir(Path(run_dir))
+    job = HydraConfig.get() if HydraConfig.initialized() else None
+    in_sweep = job is not None and job.mode == RunMode.MULTIRUN and job.job.get("num") is not None
+    claimed = in_sweep and rundir.claim_job_folder(Path(str(job.sweep.dir)).absolute(), Path(run_dir), int(job.job.num)) is not None
+    return rundir.config_subdir(Path(run_dir), claimed_by_another=claimed)
 
 
 def register_resolvers() -> None:
@@ -204,12 +212,30 @@ def options_to_overrides(task: str | None, sparsity: str | None, method: str | N
     return overrides
 
 
+class _GroupOptions:
+    """What Hydra's override parser asks of a config loader to expand a `glob(...)` sweep: a
+    group's options. Without one, Hydra cannot expand a glob at all ("ConfigLoader is not set");
+    `group_options` knows the user's own folders too."""
+
+    def get_group_options(self, group_name: str, results_filter: Any = None) -> list[str]:
+        return group_options(group_name)
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Any]:
+    """Hydra's parse of override strings (its `Override` objects), a malformed one as one line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create(config_loader=_GroupOptions()).parse_overrides(list(overrides))  # type: ignore[arg-type]
+    except OverrideParseException as exc:
+        raise UserError(f"invalid override: {first_line(exc)}") from None
+
+
 def first_combination(overrides: Sequence[str]) -> list[str]:
     """The overrides with every sweep reduced to its first value (to compose one job up front)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     result = []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parse_overrides(overrides):
         if override.is_sweep_override():
             result.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
         else:
@@ -217,17 +243,57 @@ def first_combination(overrides: Sequence[str]) -> list[str]:
     return result
 
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def config_sweeps(overrides: Sequence[str]) -> bool:
+    """Whether the composed config itself asks for a sweep (an experiment's `hydra.mode:
+    MULTIRUN`), so that `adapt +experiment=paper_fig2` is checked and launched as the sweep it
+    is, -m or not."""
+    return str(_hydra_compose(first_combination(overrides), with_hydra=True).hydra.mode) == "RunMode.MULTIRUN"
+
+
+def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
+    """Every job's overrides, as Hydra's basic sweeper makes them (with its own
+    `split_arguments`, so the jobs are the ones it launches): the config's
+    `hydra.sweeper.params` (an experiment's grid) first, then the command line's, a later value
+    of a key replacing an earlier one, crossed. Another sweeper (Optuna, say) picks its jobs as
+    it goes; then only the first combination is known in advance."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    sweeper = _hydra_compose(first_combination(overrides), with_hydra=True).hydra.sweeper
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return [first_combination(overrides)]
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    [jobs] = BasicSweeper.split_arguments(parse_overrides([*params, *overrides]), None)
+    return jobs
+
+
+def check_jobs(jobs: Sequence[Sequence[str]]) -> None:
+    """Compose and check every job of a sweep (`sweep_jobs`) before any starts.
+
+    Checking the first combination alone let a bad later one (another run's mask at a different
+    sparsity, a hold that no longer fits a longer ramp) fail only when its turn came, hours into
+    the sweep, and a key one swept method lacks end in Hydra's multi-line refusal after the
+    sweep folder was made. The cost is one composition per job, about 0.1 s."""
+    failures: list[tuple[int, Sequence[str], UserError]] = []
+    for number, job in enumerate(jobs):
+        try:
+            compose(job)
+        except UserError as error:
+            failures.append((number, job, error))
+    if failures:
+        number, job, error = failures[0]
+        settings = " ".join(entry for entry in job if any(entry not in other for other in jobs))
+        others = len(failures) - 1
+        also = f" ({others} other job{'s' if others > 1 else ''} of {len(jobs)} fail{'' if others > 1 else 's'} too)" if others else ""
+        raise UserError(f"sweep job {number} ({settings or 'its settings'}): {error}{also}; no job has started")
+
+
 def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
     """Reject bad group choices, bad sparsities and malformed overrides before anything runs."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except OverrideParseException as exc:
-        raise UserError(f"invalid override: {first_line(exc)}") from None
     groups, sources = config_groups(), key_sources()
-    for override in parsed:
+    for override in parse_overrides(overrides):
         key = override.key_or_group
         if _is_config_key(key, groups) and override.package is None and key not in sources:
             raise unknown_key_error(key)
@@ -236,6 +302,9 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
         if override.is_sweep_override() and not multirun:
             raise UserError(f"'{override.input_line}' lists several values; add -m/--multirun to sweep over them")
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+        if not values:
+            raise UserError(f"'{override.input_line}' sweeps over no values"
+                            + (f"; {key}'s options: {', '.join(group_options(key))}" if key in groups else ""))
         if key in groups:
             options = group_options(key)
             for value in values:

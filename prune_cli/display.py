@@ -61,6 +61,16 @@ def metrics_table(title: str, rows: Mapping[str, object], compare: Mapping[str, 
     return table
 
 
+@contextmanager
+def checking(what: str) -> Iterator[None]:
+    """A transient status line on a terminal while something takes seconds; nothing in a log."""
+    if not error_console.is_terminal:
+        yield
+        return
+    with error_console.status(what):
+        yield
+
+
 def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 

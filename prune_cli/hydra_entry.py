@@ -25,8 +25,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
-from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_overrides, check_run_dir, check_sweep_dir, compose,
-                              first_combination, register_resolvers, searchpath_overrides)
+from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_jobs, check_overrides, check_run_dir, check_sweep_dir, compose,
+                              config_sweeps, register_resolvers, searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,23 @@ class _CarriedUserError(BaseException):
         self.run_dir = run_dir
 
 
-def run_adapt(overrides: Sequence[str], multirun: bool) -> list[Path]:
-    """`adapt`, for the CLI and for Python alike: check the overrides, compose the first
-    combination (a typo fails here, in one line, before any job starts), make sure the run
+def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -> list[Path]:
+    """`adapt`, for the CLI and for Python alike: check the overrides, compose the run (every
+    job of a sweep: a bad one fails here, in one line, before any starts), make sure the run
     directory is new, launch; returns the run dirs that finished (a joblib sweep's jobs run in
-    worker processes, so they are not listed)."""
+    worker processes, so they are not listed). An experiment that sets `hydra.mode: MULTIRUN`
+    is a sweep without -m; `one_run` (Python's `api.adapt`, which returns one run) refuses it."""
+    check_overrides(overrides, multirun=True)
+    multirun = multirun or config_sweeps(overrides)
+    if multirun and one_run:
+        raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "
+                        "run the sweep with `prune-cli adapt`, or loop over single runs")
     check_overrides(overrides, multirun)
-    compose(first_combination(overrides))
     if multirun:
+        _check_sweep(overrides)
         check_sweep_dir(overrides)
+    else:
+        compose(overrides)
     existed = None if multirun else check_run_dir(overrides)
     return _finished(launch_adapt(overrides, multirun, existed))
 
@@ -83,8 +91,15 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
-        compose(first_combination(overrides))
+        _check_sweep(overrides)
         return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={sweep}"], multirun=True))
+
+
+def _check_sweep(overrides: Sequence[str]) -> None:
+    """Every job of the sweep composed and checked before any starts (a status line while it takes)."""
+    jobs = sweep_jobs(overrides)
+    with display.checking(f"checking the settings of the sweep's {len(jobs)} jobs"):
+        check_jobs(jobs)
 
 
 @contextlib.contextmanager
@@ -131,6 +146,8 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
         if multirun and sweep_dirs:  # jobs that ran in worker processes recorded their failures only on disk
             for record in sorted(Path(sweep_dirs[0]).absolute().rglob(rundir.FAILED)):
                 failed_jobs.setdefault(str(record.parent), f"reason in its {rundir.FAILED}")
+            for label, where in rundir.folder_clashes(Path(sweep_dirs[0]).absolute()).items():
+                failed_jobs.setdefault(label, where)
     except _CarriedUserError as carried:
         if existed is not None:
             rundir.discard_unstarted(carried.run_dir, existed)
@@ -158,6 +175,11 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         return None
     if not in_sweep:
         return _run_job(cfg, run_dir, None, sweep_dir)  # check_run_dir has made sure the folder holds no run
+    owner = rundir.claim_job_folder(Path(sweep_dir).absolute(), run_dir, hydra_cfg.job.num)
+    if owner is not None:
+        _folder_clash(run_dir, hydra_cfg.job.num, sweep_dir, f"its folder {run_dir} is {owner}'s: hydra.sweep.subdir leaves out "
+                                                             "what tells the two jobs apart")
+        return None
     earlier = rundir.holds_a_run(run_dir)
     if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
         if (run_dir / rundir.METRICS).exists():
@@ -165,6 +187,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
             finished_runs.append(run_dir)
             return None
         return _run_job(rundir.load_config(run_dir), run_dir, hydra_cfg.job.num, sweep_dir, resume=True)
+    rundir.folder_clash_record(Path(sweep_dir).absolute(), hydra_cfg.job.num).unlink(missing_ok=True)  # an earlier attempt's
     if not earlier:
         (run_dir / rundir.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
     # a folder that holds another job's run (a subdir that leaves out what tells them apart) fails in runner.adapt
@@ -193,13 +216,22 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
             raise
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        display.fail(f"job {job_num} ({run_dir}): {reason}")
         if shared:  # a failed.json there would list the other job's run as failed
-            failed_jobs[str(run_dir)] = "its error is above: the folder holds another job's run"
+            _folder_clash(run_dir, job_num, sweep_dir, reason)
         else:
+            display.fail(f"job {job_num} ({run_dir}): {reason}")
             rundir.write_json(run_dir / rundir.FAILED, {"error": reason, "traceback": traceback.format_exc()})
             failed_jobs[str(run_dir)] = f"reason in its {rundir.FAILED}"
         return None
+
+
+def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> None:
+    """A sweep job sent to a folder that holds, or is, another job's run: shown, and recorded in the
+    sweep folder (never in the run's own), where the launching process finds it."""
+    display.fail(f"job {job_num} ({run_dir}): {reason}")
+    record = rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num)
+    rundir.write_json(record, {"run_dir": str(run_dir), "error": reason})
+    failed_jobs[f"{run_dir}, job {job_num}"] = f"its folder holds another job's run; error in {record}"
 
 
 def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path) -> Path | None:

@@ -25,6 +25,7 @@ never leaves a half-written file that a later `evaluate` or `report` would read 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +57,12 @@ CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
 # In a sweep folder: one file per dense reference run, claimed by the first job that runs it
 SWEEP_CLAIMS = Path(".dense_references")
+# In a sweep folder: one file per job folder, claimed by the first job sent there; and one file
+# per job sent to a folder another job has (a `hydra.sweep.subdir` that leaves out what tells them
+# apart): a failed.json there would mark the other job's run as failed, so the job's error goes
+# here, where the launching process reads it
+SWEEP_FOLDERS = Path(".job_folders")
+SWEEP_FOLDER_CLASHES = Path(".folder_clashes")
 SWEEP_RECORD = "multirun.yaml"  # Hydra writes it in a sweep folder: the sweep's overrides and launch folder
 # Hydra overrides of a recorded sweep that its continuation sets afresh
 SWEEP_OWN_OVERRIDES = ("hydra.mode", "hydra.sweep.dir", "hydra.searchpath")
@@ -120,12 +127,12 @@ def holds_a_run(run_dir: Path) -> bool:
     return bool(results_in(run_dir)) or (run_dir / CHECKPOINT).exists()
 
 
-def config_subdir(run_dir: Path) -> str | None:
+def config_subdir(run_dir: Path, claimed_by_another: bool = False) -> str | None:
     """Where Hydra saves a job's config in its run directory: `.hydra`, or nowhere (None) where
     the directory already holds a run (`holds_a_run`), whose config must stay beside its results
-    or checkpoint. Two jobs of one sweep can share a folder (a `hydra.sweep.subdir` that leaves
-    out what tells them apart); the second then stops at `ensure_fresh`."""
-    return None if holds_a_run(run_dir) else str(HYDRA_DIR)
+    or checkpoint, or is another sweep job's (`claim_job_folder`: a `hydra.sweep.subdir` that
+    leaves out what tells two jobs apart; the second then fails without writing there)."""
+    return None if claimed_by_another or holds_a_run(run_dir) else str(HYDRA_DIR)
 
 
 def ensure_fresh(run_dir: Path) -> None:
@@ -170,24 +177,62 @@ def discard_unstarted(run_dir: Path, existed: Path) -> bool:
     return True
 
 
-def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
-    """Claim the run `key` for `run_dir` in this sweep; returns None when the claim is ours, or
-    the run dir of the job that claimed it first. The claim is an exclusive create, so jobs of a
-    parallel launcher (joblib, SLURM on a shared disk) agree on one winner without talking."""
-    claims = sweep_dir / SWEEP_CLAIMS
-    claims.mkdir(parents=True, exist_ok=True)
-    path = claims / f"{key}.json"
+def _claim(path: Path, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Claim `path` with `payload`: None when the claim is made now, else the claim already
+    there ({} while it is still being written). An exclusive create, so jobs of a parallel
+    launcher (joblib, SLURM on a shared disk) agree on one winner without talking."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_mode())
     except FileExistsError:
         try:
-            claimant = Path(json.loads(path.read_text())["run_dir"])
-        except (OSError, ValueError, KeyError):
-            return path  # claimed, the claim still being written: name the claim itself
-        return None if claimant == run_dir else claimant  # ours, from before the sweep was stopped
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
     with os.fdopen(descriptor, "w") as claim:
-        json.dump({"run_dir": str(run_dir)}, claim)
+        json.dump(payload, claim)
     return None
+
+
+def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
+    """Claim the run `key` for `run_dir` in this sweep; returns None when the claim is ours, or
+    the run dir of the job that claimed it first (the claim itself while it is being written)."""
+    path = sweep_dir / SWEEP_CLAIMS / f"{key}.json"
+    held = _claim(path, {"run_dir": str(run_dir)})
+    if held is None:
+        return None
+    if "run_dir" not in held:
+        return path
+    return None if Path(held["run_dir"]) == run_dir else Path(held["run_dir"])  # ours, from before the sweep was stopped
+
+
+def claim_job_folder(sweep_dir: Path, run_dir: Path, job_num: int) -> str | None:
+    """Claim `run_dir` for sweep job `job_num`; returns None when it is this job's, else which job
+    has it. Claimed as the job starts, before Hydra writes the job's config (the `config_subdir`
+    resolver), so that of two jobs a subdir sends to one folder, running at once under a parallel
+    launcher, the second neither rewrites the first's config nor writes results beside its own."""
+    key = hashlib.sha256(str(run_dir.absolute()).encode()).hexdigest()[:16]
+    held = _claim(sweep_dir / SWEEP_FOLDERS / f"{key}.json", {"run_dir": str(run_dir), "job": job_num})
+    if held is None or held.get("job") == job_num:
+        return None
+    return f"sweep job {held['job']}" if "job" in held else "another sweep job"
+
+
+def folder_clash_record(sweep_dir: Path, job_num: int) -> Path:
+    return sweep_dir / SWEEP_FOLDER_CLASHES / f"job{job_num}.json"
+
+
+def folder_clashes(sweep_dir: Path) -> dict[str, str]:
+    """The sweep's jobs that found their folder holding another job's run: `<run dir>, job N`
+    -> where their error is."""
+    clashes = {}
+    for record in sorted((sweep_dir / SWEEP_FOLDER_CLASHES).glob("job*.json")):
+        try:
+            run_dir = json.loads(record.read_text())["run_dir"]
+        except (OSError, ValueError, KeyError):
+            continue  # still being written by a job that has not finished failing: its own line says so
+        clashes[f"{run_dir}, {record.stem.replace('job', 'job ')}"] = f"its folder holds another job's run; error in {record}"
+    return clashes
 
 
 def override_key(override: str) -> str:

@@ -72,6 +72,8 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
 
     with pytest.raises(UserError, match="did you mean 'trainer.max_steps'"):
         adapt(task="sst2", overrides=["trainer.max_step=3"])
+    with pytest.raises(UserError, match="make a sweep .* this call runs one run"):
+        adapt(overrides=["+experiment=paper_fig2_cpu_refs", *tiny_overrides(tiny_model_dir)])
     assert not (in_tmp / "outputs").exists()
     run_dir = adapt(task="mrpc", sparsity=0.5, seed=3, overrides=tiny_overrides(tiny_model_dir))
     assert run_dir.is_absolute() and run_dir.parent.parent == in_tmp / "outputs" / "mrpc" / "adapt_by_pruning"
@@ -194,6 +196,23 @@ def test_a_sweep_runs_a_dense_reference_once_whatever_the_sparsities(in_tmp: Pat
     assert len(skipped) == 4 and all("finetune ignores sparsity" in line for line in skipped)
 
 
+def test_a_glob_sweep_over_a_group_runs(in_tmp: Path, tiny_model_dir: Path):
+    """`method=glob(...)` is Hydra's sweep over a group's options; it once ended in a traceback."""
+    result = run_cli("adapt", "-m", "method=glob([rand*,magn*])", *tiny_overrides(tiny_model_dir, steps=3))
+    assert result.exit_code == 0, result.output
+    runs = {p.parent for p in (in_tmp / "outputs" / "multirun").rglob("metrics.json")}
+    assert sorted(read_metrics(run)["method"] for run in runs) == ["magnitude", "random"]
+
+
+def test_an_experiment_runs_its_grid_without_dash_m(in_tmp: Path, tiny_model_dir: Path):
+    """`+experiment=...` sets hydra.mode: MULTIRUN: launched as the sweep it is, into its sweep folder."""
+    result = run_cli("adapt", "+experiment=paper_fig2_cpu_refs", "hydra.sweep.dir=refs", *tiny_overrides(tiny_model_dir, steps=3))
+    assert result.exit_code == 0, result.output
+    runs = {p.parent for p in (in_tmp / "refs").rglob("metrics.json")}
+    assert sorted(read_metrics(run)["method"] for run in runs) == ["feature_extraction", "finetune"]
+    assert (in_tmp / "refs" / "multirun.yaml").is_file() and not (in_tmp / "outputs").exists()
+
+
 def test_a_failing_sweep_job_does_not_stop_the_others(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     import shutil
 
@@ -253,6 +272,27 @@ def test_jobs_that_share_a_folder_leave_the_first_ones_run_as_it_finished(in_tmp
     assert read_metrics(run)["method"] == "magnitude" and not (run / "failed.json").exists()
     assert "name: magnitude" in (run / ".hydra" / "config.yaml").read_text()
     assert "method=magnitude" in (run / ".hydra" / "overrides.yaml").read_text()
+    assert run_cli("evaluate", str(run)).exit_code == 0
+    again = run_cli("adapt", "--resume", "grid")  # continued: the first job is done, the second is refused again
+    assert again.exit_code == 2 and again.output.count("finished already") == 1 and "holds another job's run" in " ".join(again.output.split())
+    assert read_metrics(run)["method"] == "magnitude" and "name: magnitude" in (run / ".hydra" / "config.yaml").read_text()
+
+
+def test_jobs_that_share_a_folder_under_a_parallel_launcher_leave_one_run_and_name_the_other(in_tmp: Path, tiny_model_dir: Path):
+    """Under joblib the two jobs start at once, before either has results: the first to claim the
+    folder runs, the other writes nothing there (no config, no results, no failed.json), and the
+    launching process, which hears nothing from the workers, still names it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid",
+               "hydra.sweep.subdir=${task.name}",
+               *tiny_overrides(tiny_model_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1", steps=3)]
+    done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    run = in_tmp / "grid" / "sst2"
+    errors = " ".join(done.stderr.split())
+    assert f"1 sweep job(s) failed: {run}, job " in errors and "its folder holds another job's run" in errors, errors
+    method = read_metrics(run)["method"]
+    assert f"name: {method}" in (run / ".hydra" / "config.yaml").read_text() and not (run / "failed.json").exists()
     assert run_cli("evaluate", str(run)).exit_code == 0
 
 

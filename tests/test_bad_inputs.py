@@ -277,3 +277,37 @@ def test_transfer_of_a_mask_for_another_base_model(finished_run: Path, in_tmp: P
     mask_format.save_mask(finished_run / "mask.safetensors", loaded.masks, {**loaded.manifest, "base_weights_hash": "f" * 64})
     assert_one_line_error(_transfer(str(finished_run), "0.5", tiny_model_dir), "was learned on base weights ffffffffffff")
     assert len(list((in_tmp / "outputs").rglob("metrics.json"))) == 1, "only the source run finished"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--method", "adapt_by_pruning,finetune", "method.hold_fraction=0.4"],
+         ["sweep job 1 (method=finetune):", "config key 'method.hold_fraction' does not exist", "no job has started"]),
+        (["--sparsity", "0.5,0.9", "method.prune_fraction=0.5,0.8", "method.hold_fraction=0.3"],
+         ["sweep job 1 (sparsity=0.5 method.prune_fraction=0.8):", "1 - prune_fraction = 0.2", "(1 other job of 4 fails too)"]),
+        (["method=glob(nope*)"], ["'method=glob(nope*)' sweeps over no values", "method's options: adapt_by_pruning"]),
+    ],
+)
+def test_a_sweep_with_a_bad_later_job_is_refused_before_any_job_starts(in_tmp: Path, tiny_model_dir: Path, args: list[str],
+                                                                       fragments: list[str]):
+    """Every job is composed and checked up front: checking the first alone let a later one fail
+    hours into the sweep, or in Hydra's multi-line refusal after the sweep folder was made."""
+    assert_one_line_error(run_cli("adapt", "-m", *args, *tiny_overrides(tiny_model_dir)), *fragments)
+    assert not (in_tmp / "outputs").exists(), "nothing may be written for a refused sweep"
+
+
+def test_a_transfer_sweep_checks_each_jobs_mask_before_any_job_starts(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
+    """The first job (s = 0.5, the mask's own) is fine; the second would have run after it and failed."""
+    result = run_cli("adapt", "-m", "--task", "mrpc", "--method", "transfer", "--sparsity", "0.5,0.9", f"method.mask_run={finished_run}",
+                     *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "sweep job 1 (sparsity=0.9):", "holds a mask at sparsity 0.5000, not 0.9", "no job has started")
+    assert not (in_tmp / "outputs" / "multirun").exists()
+
+
+def test_an_experiments_grid_is_checked_job_by_job_without_dash_m(in_tmp: Path, tiny_model_dir: Path):
+    """`+experiment=...` sets hydra.mode: MULTIRUN itself; its grid's jobs are checked like any sweep's."""
+    result = run_cli("adapt", "+experiment=paper_fig2_cpu", "method.prune_fraction=0.6", *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "sweep job 2 (method=random sparsity=0.5):", "'method.prune_fraction' does not exist",
+                          "(7 other jobs of 10 fail too)")
+    assert not (in_tmp / "outputs").exists()
