@@ -164,21 +164,26 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_dir = str(hydra_cfg.sweep.dir)
     stopped_here = stopping.stopped_sweep is not None and stopping.stopped_sweep[0] == sweep_dir
+    job_num = hydra_cfg.job.num if in_sweep else None
+    # whose folder this is (claimed first in the config_subdir resolver): a job never removes
+    # a folder another job of the sweep has, which may be running and hold only Hydra's start
+    owner = rundir.claim_job_folder(Path(sweep_dir).absolute(), run_dir, job_num) if in_sweep else None
     if in_sweep and (stopping.requested is not None or stopped_here):
-        rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
+        if owner is None:
+            rundir.discard_unstarted(run_dir, Path(sweep_dir))  # the sweep was stopped: this job never starts
         return None
-    first = repeated_reference(cfg, Path(sweep_dir), run_dir) if in_sweep else None
+    first = repeated_reference(cfg, Path(sweep_dir), run_dir, job_num) if in_sweep else None
     if first is not None:
-        rundir.discard_unstarted(run_dir, Path(sweep_dir))
-        display.skipped_job(f"sweep job {hydra_cfg.job.num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
+        if owner is None:
+            rundir.discard_unstarted(run_dir, Path(sweep_dir))
+        display.skipped_job(f"sweep job {job_num}: {cfg.method.name} ignores sparsity, and this sweep runs it "
                             f"with the same settings in {first}")
         return None
     if not in_sweep:
         return _run_job(cfg, run_dir, None, sweep_dir)  # check_run_dir has made sure the folder holds no run
-    owner = rundir.claim_job_folder(Path(sweep_dir).absolute(), run_dir, hydra_cfg.job.num)
     if owner is not None:
-        _folder_clash(run_dir, hydra_cfg.job.num, sweep_dir, f"its folder {run_dir} is {owner}'s: hydra.sweep.subdir leaves out "
-                                                             "what tells the two jobs apart")
+        _folder_clash(run_dir, job_num, sweep_dir, f"its folder {run_dir} is {owner}'s: hydra.sweep.subdir leaves out "
+                                                   "what tells the two jobs apart")
         return None
     earlier = rundir.holds_a_run(run_dir)
     if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
@@ -234,7 +239,7 @@ def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> N
     failed_jobs[f"{run_dir}, job {job_num}"] = f"its folder holds another job's run; error in {record}"
 
 
-def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path) -> Path | None:
+def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path, job_num: int) -> Path | None:
     """For a dense reference (fine-tuning, feature extraction) in a sweep, the run dir of an
     earlier job of the sweep that runs the very same thing, if any. Such a method ignores
     sparsity, so `--method finetune,adapt_by_pruning --sparsity 0.5,0.7,0.9` would otherwise
@@ -248,4 +253,4 @@ def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path) -> Path 
     same = OmegaConf.to_container(cfg, resolve=False)
     same.pop("sparsity", None)
     key = hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return rundir.claim_sweep_run(sweep_dir, key, run_dir)
+    return rundir.claim_sweep_run(sweep_dir, key, run_dir, job_num)

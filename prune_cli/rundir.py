@@ -194,16 +194,19 @@ def _claim(path: Path, payload: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path) -> Path | None:
-    """Claim the run `key` for `run_dir` in this sweep; returns None when the claim is ours, or
-    the run dir of the job that claimed it first (the claim itself while it is being written)."""
+def claim_sweep_run(sweep_dir: Path, key: str, run_dir: Path, job_num: int) -> Path | None:
+    """Claim the run `key` for sweep job `job_num` in `run_dir`; returns None when the claim is
+    this job's (made now, or before the sweep was stopped), or the run dir of the job that
+    claimed it first (the claim itself while it is being written). Told apart by job, not by
+    folder: two jobs a subdir sends to one folder are still two jobs."""
     path = sweep_dir / SWEEP_CLAIMS / f"{key}.json"
-    held = _claim(path, {"run_dir": str(run_dir)})
+    held = _claim(path, {"run_dir": str(run_dir), "job": job_num})
     if held is None:
         return None
     if "run_dir" not in held:
         return path
-    return None if Path(held["run_dir"]) == run_dir else Path(held["run_dir"])  # ours, from before the sweep was stopped
+    ours = held["job"] == job_num if "job" in held else Path(held["run_dir"]) == run_dir  # a claim from before jobs were recorded
+    return None if ours else Path(held["run_dir"])
 
 
 def claim_job_folder(sweep_dir: Path, run_dir: Path, job_num: int) -> str | None:

@@ -196,6 +196,16 @@ def test_a_sweep_runs_a_dense_reference_once_whatever_the_sparsities(in_tmp: Pat
     assert len(skipped) == 4 and all("finetune ignores sparsity" in line for line in skipped)
 
 
+def test_a_dense_reference_sent_to_one_folder_for_every_sparsity_is_skipped_not_failed(in_tmp: Path, tiny_model_dir: Path):
+    """A subdir without the sparsity is the natural one for a reference that ignores it: the
+    repeat is the same run, told apart from the first by its job number, so it is skipped."""
+    result = run_cli("adapt", "-m", "--method", "finetune", "--sparsity", "0.5,0.9", "hydra.sweep.dir=grid",
+                     "hydra.sweep.subdir=${task.name}/${method.name}", *tiny_overrides(tiny_model_dir, steps=3))
+    assert result.exit_code == 0, result.output
+    assert "skipped sweep job 1: finetune ignores sparsity" in " ".join(result.output.split())
+    assert read_metrics(in_tmp / "grid" / "sst2" / "finetune")["sparsity_requested"] == 0.5
+
+
 def test_a_glob_sweep_over_a_group_runs(in_tmp: Path, tiny_model_dir: Path):
     """`method=glob(...)` is Hydra's sweep over a group's options; it once ended in a traceback."""
     result = run_cli("adapt", "-m", "method=glob([rand*,magn*])", *tiny_overrides(tiny_model_dir, steps=3))
