@@ -246,14 +246,20 @@ def first_combination(overrides: Sequence[str]) -> list[str]:
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def config_sweeps(overrides: Sequence[str]) -> bool:
+def launch_settings(overrides: Sequence[str]) -> DictConfig:
+    """Hydra's own settings for a launch (`hydra.mode`, the sweeper, the run and sweep folders),
+    composed once from the first combination and read by every pre-launch check."""
+    return _hydra_compose(first_combination(overrides), with_hydra=True).hydra
+
+
+def config_sweeps(settings: DictConfig) -> bool:
     """Whether the composed config itself asks for a sweep (an experiment's `hydra.mode:
     MULTIRUN`), so that `adapt +experiment=paper_fig2` is checked and launched as the sweep it
     is, -m or not."""
-    return str(_hydra_compose(first_combination(overrides), with_hydra=True).hydra.mode) == "RunMode.MULTIRUN"
+    return str(settings.mode) == "RunMode.MULTIRUN"
 
 
-def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
+def sweep_jobs(overrides: Sequence[str], settings: DictConfig) -> list[list[str]]:
     """Every job's overrides, as Hydra's basic sweeper makes them (with its own
     `split_arguments`, so the jobs are the ones it launches): the config's
     `hydra.sweeper.params` (an experiment's grid) first, then the command line's, a later value
@@ -261,10 +267,9 @@ def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
     it goes; then only the first combination is known in advance."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    sweeper = _hydra_compose(first_combination(overrides), with_hydra=True).hydra.sweeper
-    if sweeper.get("_target_") != BASIC_SWEEPER:
+    if settings.sweeper.get("_target_") != BASIC_SWEEPER:
         return [first_combination(overrides)]
-    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    params = [f"{key}={value}" for key, value in (settings.sweeper.get("params") or {}).items()]
     [jobs] = BasicSweeper.split_arguments(parse_overrides([*params, *overrides]), None)
     return jobs
 
@@ -545,7 +550,7 @@ def check_hold(method: DictConfig) -> None:
                         "(holding s means trading weights that come back for others)")
 
 
-def check_run_dir(overrides: Sequence[str]) -> Path:
+def check_run_dir(settings: DictConfig) -> Path:
     """Before Hydra creates or writes anything: the run dir must be new (or hold no results) and
     its folder writable. Hydra writes .hydra/ before our code runs, so this cannot wait.
     Returns the nearest folder on the run dir's path that exists now (the run dir itself, if it
@@ -555,7 +560,7 @@ def check_run_dir(overrides: Sequence[str]) -> Path:
 
     from prune_cli import rundir
 
-    target = Path(str(_hydra_compose(overrides, with_hydra=True).hydra.run.dir))
+    target = Path(str(settings.run.dir))
     if target.exists():
         rundir.ensure_fresh(target)
     ancestor = target.absolute()
@@ -569,14 +574,14 @@ def check_run_dir(overrides: Sequence[str]) -> Path:
     return ancestor
 
 
-def check_sweep_dir(overrides: Sequence[str]) -> None:
+def check_sweep_dir(settings: DictConfig) -> None:
     """Before a sweep starts: its folder must hold no runs. Jobs are named by their settings and
     their number within the sweep, so a second sweep into the same folder (a fixed
     `hydra.sweep.dir`) would reach the first one's job folders, where Hydra rewrites `.hydra/`
     before any check of ours could run, leaving finished results beside another run's config."""
     from prune_cli import rundir
 
-    target = Path(str(_hydra_compose(first_combination(overrides), with_hydra=True).hydra.sweep.dir))
+    target = Path(str(settings.sweep.dir))
     runs = rundir.runs_in(target) if target.is_dir() else []
     if runs:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "

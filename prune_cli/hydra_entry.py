@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_jobs, check_overrides, check_run_dir, check_sweep_dir, compose,
-                              config_sweeps, register_resolvers, searchpath_overrides, sweep_jobs)
+                              config_sweeps, launch_settings, register_resolvers, searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,18 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
     worker processes, so they are not listed). An experiment that sets `hydra.mode: MULTIRUN`
     is a sweep without -m; `one_run` (Python's `api.adapt`, which returns one run) refuses it."""
     check_overrides(overrides, multirun=True)
-    multirun = multirun or config_sweeps(overrides)
+    settings = launch_settings(overrides)
+    multirun = multirun or config_sweeps(settings)
     if multirun and one_run:
         raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "
                         "run the sweep with `prune-cli adapt`, or loop over single runs")
     check_overrides(overrides, multirun)
     if multirun:
-        _check_sweep(overrides)
-        check_sweep_dir(overrides)
+        _check_sweep(overrides, settings)
+        check_sweep_dir(settings)
     else:
         compose(overrides)
-    existed = None if multirun else check_run_dir(overrides)
+    existed = None if multirun else check_run_dir(settings)
     return _finished(launch_adapt(overrides, multirun, existed))
 
 
@@ -91,13 +92,13 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
-        _check_sweep(overrides)
+        _check_sweep(overrides, launch_settings(overrides))
         return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={sweep}"], multirun=True))
 
 
-def _check_sweep(overrides: Sequence[str]) -> None:
+def _check_sweep(overrides: Sequence[str], settings: DictConfig) -> None:
     """Every job of the sweep composed and checked before any starts (a status line while it takes)."""
-    jobs = sweep_jobs(overrides)
+    jobs = sweep_jobs(overrides, settings)
     with display.checking(f"checking the settings of the sweep's {len(jobs)} jobs"):
         check_jobs(jobs)
 
@@ -188,15 +189,16 @@ def _adapt_main(cfg: DictConfig) -> float | None:
     earlier = rundir.holds_a_run(run_dir)
     if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
         if (run_dir / rundir.METRICS).exists():
-            display.skipped_job(f"sweep job {hydra_cfg.job.num}: finished already, in {run_dir}")
+            display.skipped_job(f"sweep job {job_num}: finished already, in {run_dir}")
             finished_runs.append(run_dir)
             return None
-        return _run_job(rundir.load_config(run_dir), run_dir, hydra_cfg.job.num, sweep_dir, resume=True)
-    rundir.folder_clash_record(Path(sweep_dir).absolute(), hydra_cfg.job.num).unlink(missing_ok=True)  # an earlier attempt's
+        return _run_job(rundir.load_config(run_dir), run_dir, job_num, sweep_dir, resume=True)
+    rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num).unlink(missing_ok=True)  # an earlier attempt's
     if not earlier:
         (run_dir / rundir.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
-    # a folder that holds another job's run (a subdir that leaves out what tells them apart) fails in runner.adapt
-    return _run_job(cfg, run_dir, hydra_cfg.job.num, sweep_dir, shared=earlier)
+    # a folder of ours that holds a run no job of this sweep claimed (one from before folders were
+    # claimed, or a subdir that reaches outside the sweep folder) fails in runner.adapt
+    return _run_job(cfg, run_dir, job_num, sweep_dir, shared=earlier)
 
 
 def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str, resume: bool = False,
@@ -234,9 +236,8 @@ def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> N
     """A sweep job sent to a folder that holds, or is, another job's run: shown, and recorded in the
     sweep folder (never in the run's own), where the launching process finds it."""
     display.fail(f"job {job_num} ({run_dir}): {reason}")
-    record = rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num)
-    rundir.write_json(record, {"run_dir": str(run_dir), "error": reason})
-    failed_jobs[f"{run_dir}, job {job_num}"] = f"its folder holds another job's run; error in {record}"
+    label, where = rundir.record_folder_clash(Path(sweep_dir).absolute(), job_num, run_dir, reason)
+    failed_jobs[label] = where
 
 
 def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path, job_num: int) -> Path | None:

@@ -225,17 +225,30 @@ def folder_clash_record(sweep_dir: Path, job_num: int) -> Path:
     return sweep_dir / SWEEP_FOLDER_CLASHES / f"job{job_num}.json"
 
 
+def record_folder_clash(sweep_dir: Path, job_num: int, run_dir: Path, reason: str) -> tuple[str, str]:
+    """Record why sweep job `job_num` did not run in `run_dir`, another job's folder; returns the
+    job's entry in the sweep's list of failures (`folder_clashes`)."""
+    record = folder_clash_record(sweep_dir, job_num)
+    write_json(record, {"run_dir": str(run_dir), "job": job_num, "error": reason})
+    return _clash_entry(str(run_dir), job_num, record)
+
+
 def folder_clashes(sweep_dir: Path) -> dict[str, str]:
     """The sweep's jobs that found their folder holding another job's run: `<run dir>, job N`
     -> where their error is."""
     clashes = {}
     for record in sorted((sweep_dir / SWEEP_FOLDER_CLASHES).glob("job*.json")):
         try:
-            run_dir = json.loads(record.read_text())["run_dir"]
+            recorded = json.loads(record.read_text())
+            label, where = _clash_entry(recorded["run_dir"], int(recorded["job"]), record)
         except (OSError, ValueError, KeyError):
             continue  # still being written by a job that has not finished failing: its own line says so
-        clashes[f"{run_dir}, {record.stem.replace('job', 'job ')}"] = f"its folder holds another job's run; error in {record}"
+        clashes[label] = where
     return clashes
+
+
+def _clash_entry(run_dir: str, job_num: int, record: Path) -> tuple[str, str]:
+    return f"{run_dir}, job {job_num}", f"its folder holds another job's run; error in {record}"
 
 
 def override_key(override: str) -> str:

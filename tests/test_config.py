@@ -8,7 +8,7 @@ import pytest
 from conftest import method_needs
 from omegaconf import OmegaConf
 
-from prune_cli.config import _dotted_keys, check_overrides, compose, group_options, key_sources, sweep_jobs
+from prune_cli.config import _dotted_keys, check_overrides, compose, group_options, key_sources, launch_settings, sweep_jobs
 from prune_cli.errors import UserError
 from prune_cli.methods import METHODS
 
@@ -148,13 +148,16 @@ def test_sweep_values_are_each_checked_under_multirun():
 def test_a_sweeps_jobs_are_the_ones_hydras_basic_sweeper_launches():
     """An experiment's grid (hydra.sweeper.params) first, the command line's values replacing its
     own for the same key, crossed; a glob over a group's options expands (it once raised)."""
-    jobs = sweep_jobs(["+experiment=paper_fig2_cpu", "task=mrpc", "seed=1,2"])
+    def jobs_of(overrides: list[str]) -> list[list[str]]:
+        return sweep_jobs(overrides, launch_settings(overrides))
+
+    jobs = jobs_of(["+experiment=paper_fig2_cpu", "task=mrpc", "seed=1,2"])
     assert len(jobs) == 5 * 2 * 2 and all("task=mrpc" in job and "+experiment=paper_fig2_cpu" in job for job in jobs)
     assert sorted({entry for job in jobs for entry in job if entry.startswith(("seed=", "sparsity="))}) == \
         ["seed=1", "seed=2", "sparsity=0.5", "sparsity=0.9"]
-    assert sweep_jobs(["method=glob(*m*)", "seed=range(1,3)"]) == \
+    assert jobs_of(["method=glob(*m*)", "seed=range(1,3)"]) == \
         [[f"method={method}", f"seed={seed}"] for method in ("gmp", "imp", "magnitude", "random") for seed in (1, 2)]
-    assert sweep_jobs(["task=sst2"]) == [["task=sst2"]]
+    assert jobs_of(["task=sst2"]) == [["task=sst2"]]
 
 
 def test_budget_is_whichever_limit_comes_first():
