@@ -41,7 +41,7 @@ from prune_cli.config import compose
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_step import build_model, run_processes, single_process_argv  # noqa: E402  (bench_step's model choices and process runs)
+from bench_step import MODEL_CHOICES, build_model, run_processes, single_process_argv  # noqa: E402  (bench_step's model choices and process runs)
 
 VARIANTS = ("dense", "dense_copy", "masked", "masked_in_place")
 
@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tiny", "minilm", "bert-base-shape"), default="minilm")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=14)
     parser.add_argument("--warmup", type=int, default=3)

@@ -25,6 +25,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_step import MODEL_CHOICES  # noqa: E402  (the models bench_step can build)
+
 BENCH_STEP = Path(__file__).resolve().parent / "bench_step.py"
 KINDS = ("a_finetune_s", "b_adapt_s", "d_dense_s", "d_masked_s")
 
@@ -55,7 +58,7 @@ def run_lanes(argv: list[str], lanes: int, threads: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["tiny", "minilm", "bert-base-shape"], default="minilm")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=14)
     parser.add_argument("--repeats", type=int, default=8)

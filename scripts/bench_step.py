@@ -23,8 +23,9 @@ as text and one JSON line. With --processes N the whole measurement runs in N fr
 one after the other, and the median, min and max of each ratio over them is printed too: on a
 shared CPU the ratio moves more between processes than between repeats within one (memory
 placement), so one process's figure is not reproducible on its own. Models: tiny (2x32), minilm
-(the packaged all-MiniLM-L6-v2) or bert-base-shape (BERT-base dimensions, random weights: no
-download needed). --precision bf16 or fp16 runs every kind under that autocast, as
+(the packaged all-MiniLM-L6-v2), minilm-shape (its dimensions, random weights: the same timing
+where the package is not installed, e.g. on a GPU machine) or bert-base-shape (BERT-base
+dimensions, random weights: no download needed). --precision bf16 or fp16 runs every kind under that autocast, as
 `trainer.precision` runs a training run ((a) and (b) through the run's own code, fp16 with its
 loss scale); fp32 by default. On a GPU, bf16 is what `trainer=gpu` trains in.
 """
@@ -59,21 +60,32 @@ from prune_cli.training import PRECISIONS, Budget, RunContext, autocast, loss_fn
 
 SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
+    "minilm-shape": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
     "bert-base-shape": BERT_BASE_SHAPE,
 }
+MODEL_CHOICES = ("tiny", "minilm", *(name for name in SHAPES if name != "tiny"))
 
 
-def build_model(name: str, folder: Path) -> str:
-    """Return a name_or_path for load_backbone; random-weight shapes are saved to `folder`."""
+def build_model(name: str, folder: Path, tokenizer: str | None = None) -> str:
+    """Return a name_or_path for load_backbone; random-weight shapes are saved to `folder`.
+
+    Step timings need only token ids, so by default the vocabulary is made up (30522 entries, as
+    BERT's); `tokenizer` (a folder or hub name) gives the model that tokenizer instead, for an
+    end-to-end run on real text (scripts/shaped_model.py).
+    """
     if name == "minilm":
         return PACKAGED_MINILM
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(30517)]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    if tokenizer is None:
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(30517)]
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+        tokens = BertTokenizerFast(vocab=str(folder / "vocab.txt"))
+    else:
+        tokens = AutoTokenizer.from_pretrained(tokenizer)
+    tokens.save_pretrained(folder)
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), **SHAPES[name])).save_pretrained(folder)
+    BertModel(BertConfig(vocab_size=len(tokens), **SHAPES[name])).save_pretrained(folder)
     return str(folder)
 
 
@@ -231,7 +243,7 @@ def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, crit
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["tiny", "minilm", "bert-base-shape"], default="minilm")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=16, help="tokens per row (SST-2 training batches as adapt pads them: mean 13.9, see scripts/batch_lengths.py)")
     parser.add_argument("--repeats", type=int, default=10)
@@ -278,8 +290,11 @@ def main() -> None:
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         name_or_path = build_model(args.model, Path(tmp))
-        cfg = OmegaConf.to_container(compose([f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}",
-                                              f"trainer.precision={args.precision}"]), resolve=True)
+        settings = [f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}", f"trainer.precision={args.precision}"]
+        cfg = OmegaConf.to_container(compose(settings), resolve=True)
+        # every kind's method config is composed here, with this model: the folder is gone below
+        finetune_method = compose([*settings, "method=finetune"]).method
+        ours_method = OmegaConf.to_container(compose(settings).method)
         raw, _ = load_backbone(cfg["model"])
     encoder = MaskedEncoder(raw.to(device), select_maskable(raw, cfg["mask"]["include"], cfg["mask"]["exclude"]))
     generator = torch.Generator().manual_seed(0)
@@ -303,9 +318,9 @@ def main() -> None:
     def build(kind: str) -> tuple[Callable[[], object], MaskLearner | None]:
         """One step function of the given kind, with its own trainer and optimiser state."""
         if kind == "a_finetune":
-            finetune = WeightTrainer(context(compose(["method=finetune"]).method), steps=10_000)
+            finetune = WeightTrainer(context(finetune_method), steps=10_000)
             return (lambda: finetune.step(batch, None)), None
-        ours_ctx = context(OmegaConf.to_container(compose([]).method))
+        ours_ctx = context(ours_method)
         learner = MaskLearner(ours_ctx, HeadTrainer(ours_ctx, 10_000))
         if kind == "b_adapt":
             counter = iter(range(10**9))

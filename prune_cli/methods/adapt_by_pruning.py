@@ -143,15 +143,17 @@ def push_and_track_aten(thetas: list[torch.Tensor], evers: list[torch.Tensor], n
     forbid_recovery, ever-pruned theta clamped to <= floor); returns the number of theta <= 0.
     `negatives` are bool buffers shaped like theta, reused every step (see StepBuffers)."""
     torch._foreach_add_(thetas, -gamma)
-    pruned = 0
+    counts = []
     for theta, ever, negative in zip(thetas, evers, negatives):
         torch.le(theta, 0, out=negative)
         ever |= negative
         if forbid_recovery:
             theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
             torch.le(theta, 0, out=negative)
-        pruned += int(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
-    return pruned
+        counts.append(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
+    # one read of the total: a read per tensor made a GPU step wait for the device ~75 times, so
+    # the launches of the next kernels never overlapped with the device's work
+    return int(torch.stack(counts).sum())
 
 
 class ThetaState:
