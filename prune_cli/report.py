@@ -335,14 +335,48 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     return lines + [""]
 
 
+@dataclass(frozen=True)
+class PairedGap:
+    """first − second in points (× 100), seed by seed, over the seeds both sides have.
+
+    A seed's draw (data order, θ0, the head) moves both sides together, so a margin smaller than the
+    seed spread is read on these paired differences, not on two means. The one pairing behind the
+    report's Δ columns, scripts/compare_seeds.py and scripts/pair_by_source.py.
+    """
+
+    seeds: tuple[int, ...]
+    points: tuple[float, ...]  # one difference per shared seed, in points
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.points)
+
+    @property
+    def ahead(self) -> int:
+        """On how many shared seeds the first side is ahead."""
+        return sum(p > 0 for p in self.points)
+
+    @property
+    def standard_error(self) -> float | None:
+        """How far the seeds alone move the mean (sd of the differences over √n); None under two seeds."""
+        return statistics.stdev(self.points) / len(self.points) ** 0.5 if len(self.points) > 1 else None
+
+    def per_seed(self) -> str:
+        return ", ".join(f"{p:+.2f}" for p in self.points)
+
+
+def paired_gap(first: dict[int, float], second: dict[int, float]) -> PairedGap:
+    """The paired differences of two {seed: score} readings (seeds in ascending order)."""
+    seeds = tuple(sorted(set(first) & set(second)))
+    return PairedGap(seeds, tuple(100 * (first[s] - second[s]) for s in seeds))
+
+
 def paired_delta(tagged: Group, base: Group) -> str:
     """tagged − base in points, over the seeds both have; seed-to-seed noise would swamp the mean difference."""
-    mine, theirs = tagged.by_seed(), base.by_seed()
-    shared = sorted(set(mine) & set(theirs))
-    if not shared:
+    gap = paired_gap(tagged.by_seed(), base.by_seed())
+    if not gap.seeds:
         return f"{100 * (tagged.mean - base.mean):+.1f} (no shared seed)"
-    delta = statistics.fmean(mine[s] - theirs[s] for s in shared)
-    return f"{100 * delta:+.1f} ({', '.join(map(str, shared))})"
+    return f"{gap.mean:+.1f} ({', '.join(map(str, gap.seeds))})"
 
 
 # Head settings that decide how the encoder is read (not how the head is trained, which is recipe).

@@ -49,17 +49,14 @@ def describe(name: str, values: dict[int, float]) -> str:
 
 def compare(first: dict[int, float], other: dict[int, float]) -> str:
     """The paired reading, over shared seeds only: a seed's draw moves both sides together."""
-    shared = [seed for seed in first if seed in other]
-    if not shared:
+    gap = report.paired_gap(first, other)
+    if not gap.seeds:
         return "no seed in common"
-    deltas = [100 * (first[seed] - other[seed]) for seed in shared]
-    ahead = sum(d > 0 for d in deltas)
-    per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
     spread = ""
-    if len(deltas) > 1:  # how far the seeds alone move the mean: what a row bootstrap's error is set against
-        sd = statistics.stdev(deltas)
-        spread = f"; standard error over seeds {sd / len(deltas) ** 0.5:.2f} (sd of the paired gaps {sd:.2f})"
-    return f"Δ {statistics.fmean(deltas):+.2f} points over seeds {shared} ({per_seed}); ahead on {ahead} of {len(shared)}{spread}"
+    if gap.standard_error is not None:  # how far the seeds alone move the mean: what a row bootstrap's error is set against
+        spread = f"; standard error over seeds {gap.standard_error:.2f} (sd of the paired gaps {statistics.stdev(gap.points):.2f})"
+    return (f"Δ {gap.mean:+.2f} points over seeds {list(gap.seeds)} ({gap.per_seed()}); "
+            f"ahead on {gap.ahead} of {len(gap.seeds)}{spread}")
 
 
 def main() -> None:

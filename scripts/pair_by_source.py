@@ -19,6 +19,8 @@ import json
 import statistics
 from pathlib import Path
 
+from prune_cli.report import paired_gap
+
 WHOLE = "all"  # the row for the whole scored split
 
 
@@ -48,13 +50,12 @@ def paired_table(lines: list[dict], first: str, second: str) -> list[str]:
               "|---|---|---|---|---|---|"]
     rows = []
     for source in sources:
-        first_scores = [scores(a[s])[source] for s in seeds]
-        second_scores = [scores(b[s])[source] for s in seeds]
-        gaps = [100 * (x - y) for x, y in zip(first_scores, second_scores)]
+        first_scores = {s: scores(a[s])[source] for s in seeds}
+        second_scores = {s: scores(b[s])[source] for s in seeds}
+        gap = paired_gap(first_scores, second_scores)
         count = sum(a[seeds[0]]["rows"].values()) if source == WHOLE else a[seeds[0]]["rows"][source]
-        rows.append(f"| {source} | {count} | {statistics.mean(first_scores):.4f} | {statistics.mean(second_scores):.4f} | "
-                    f"{statistics.mean(gaps):+.2f} ({', '.join(f'{g:+.2f}' for g in gaps)}) | "
-                    f"{sum(g > 0 for g in gaps)} of {len(gaps)} |")
+        rows.append(f"| {source} | {count} | {statistics.mean(first_scores.values()):.4f} | {statistics.mean(second_scores.values()):.4f} | "
+                    f"{gap.mean:+.2f} ({gap.per_seed()}) | {gap.ahead} of {len(gap.seeds)} |")
     return header + rows
 
 

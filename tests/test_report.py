@@ -256,3 +256,17 @@ def test_a_seed_run_twice_is_one_sample_not_two(tmp_path: Path):
     assert "0.8600 ± 0.0566 (n=2, realized 0.5000)" in markdown and "0.9100 (n=1)" in markdown
     assert "averaged into that seed, not counted as seeds: adapt_by_pruning s=0.5 (1), finetune s=0 (1)" in markdown
     assert "Training time of the 5 runs above" in markdown  # the cost counts every run
+
+
+def test_paired_gap_pairs_shared_seeds_only_in_points():
+    """The one pairing behind the report's Δ and the compare/pair scripts: seeds both sides have,
+    ascending, first − second × 100, with the seeds' own standard error."""
+    gap = report.paired_gap({3: 0.80, 1: 0.90, 2: 0.85, 7: 0.1}, {1: 0.88, 2: 0.86, 3: 0.78, 5: 0.9})
+    assert gap.seeds == (1, 2, 3)
+    assert gap.points == pytest.approx((2.0, -1.0, 2.0))
+    assert gap.mean == pytest.approx(1.0) and gap.ahead == 2
+    assert gap.standard_error == pytest.approx(3 ** 0.5 / 3 ** 0.5)  # sd of (2, -1, 2) is sqrt(3)
+    assert gap.per_seed() == "+2.00, -1.00, +2.00"
+    single = report.paired_gap({1: 0.5}, {1: 0.4, 2: 0.3})
+    assert single.standard_error is None and single.mean == pytest.approx(10.0)
+    assert report.paired_gap({1: 0.5}, {2: 0.5}).seeds == ()
