@@ -282,6 +282,8 @@ def test_jobs_that_share_a_folder_leave_the_first_ones_run_as_it_finished(in_tmp
     assert read_metrics(run)["method"] == "magnitude" and not (run / "failed.json").exists()
     assert "name: magnitude" in (run / ".hydra" / "config.yaml").read_text()
     assert "method=magnitude" in (run / ".hydra" / "overrides.yaml").read_text()
+    log = (run / "run.log").read_text()  # Hydra opened it for the second job too, which wrote nothing there
+    assert log.count("task=sst2") == 1 and "method=magnitude" in log and "random" not in log
     assert run_cli("evaluate", str(run)).exit_code == 0
     again = run_cli("adapt", "--resume", "grid")  # continued: the first job is done, the second is refused again
     assert again.exit_code == 2 and again.output.count("finished already") == 1 and "holds another job's run" in " ".join(again.output.split())
@@ -303,6 +305,9 @@ def test_jobs_that_share_a_folder_under_a_parallel_launcher_leave_one_run_and_na
     assert f"1 sweep job(s) failed: {run}, job " in errors and "its folder holds another job's run" in errors, errors
     method = read_metrics(run)["method"]
     assert f"name: {method}" in (run / ".hydra" / "config.yaml").read_text() and not (run / "failed.json").exists()
+    other = ({"magnitude", "random"} - {method}).pop()
+    log = (run / "run.log").read_text()  # the other job's log lines, if any, must not land in this run's log
+    assert log.count("task=sst2") == 1 and f"method={method}" in log and other not in log
     assert run_cli("evaluate", str(run)).exit_code == 0
 
 
