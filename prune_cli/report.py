@@ -357,9 +357,14 @@ class PairedGap:
         return sum(p > 0 for p in self.points)
 
     @property
+    def sd(self) -> float | None:
+        """The differences' standard deviation over the seeds; None under two seeds."""
+        return statistics.stdev(self.points) if len(self.points) > 1 else None
+
+    @property
     def standard_error(self) -> float | None:
-        """How far the seeds alone move the mean (sd of the differences over √n); None under two seeds."""
-        return statistics.stdev(self.points) / len(self.points) ** 0.5 if len(self.points) > 1 else None
+        """How far the seeds alone move the mean (sd over √n); None under two seeds."""
+        return None if self.sd is None else self.sd / len(self.points) ** 0.5
 
     def per_seed(self) -> str:
         return ", ".join(f"{p:+.2f}" for p in self.points)

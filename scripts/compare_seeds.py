@@ -54,7 +54,7 @@ def compare(first: dict[int, float], other: dict[int, float]) -> str:
         return "no seed in common"
     spread = ""
     if gap.standard_error is not None:  # how far the seeds alone move the mean: what a row bootstrap's error is set against
-        spread = f"; standard error over seeds {gap.standard_error:.2f} (sd of the paired gaps {statistics.stdev(gap.points):.2f})"
+        spread = f"; standard error over seeds {gap.standard_error:.2f} (sd of the paired gaps {gap.sd:.2f})"
     return (f"Δ {gap.mean:+.2f} points over seeds {list(gap.seeds)} ({gap.per_seed()}); "
             f"ahead on {gap.ahead} of {len(gap.seeds)}{spread}")
 

@@ -265,8 +265,8 @@ def test_paired_gap_pairs_shared_seeds_only_in_points():
     assert gap.seeds == (1, 2, 3)
     assert gap.points == pytest.approx((2.0, -1.0, 2.0))
     assert gap.mean == pytest.approx(1.0) and gap.ahead == 2
-    assert gap.standard_error == pytest.approx(3 ** 0.5 / 3 ** 0.5)  # sd of (2, -1, 2) is sqrt(3)
+    assert gap.sd == pytest.approx(3 ** 0.5) and gap.standard_error == pytest.approx(1.0)  # sd of (2, -1, 2): sqrt(3)
     assert gap.per_seed() == "+2.00, -1.00, +2.00"
     single = report.paired_gap({1: 0.5}, {1: 0.4, 2: 0.3})
-    assert single.standard_error is None and single.mean == pytest.approx(10.0)
+    assert single.sd is None and single.standard_error is None and single.mean == pytest.approx(10.0)
     assert report.paired_gap({1: 0.5}, {2: 0.5}).seeds == ()
