@@ -21,7 +21,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 RUN_SETS = {"grid": RESULTS, "holdout": RESULTS / "holdout", "dev-by-source": RESULTS / "dev-by-source",
             "holdout-by-file": RESULTS / "holdout-by-file", "sst2-rows": RESULTS / "sst2-rows",
-            "transfer-sources": RESULTS / "transfer-sources"}
+            "transfer-sources": RESULTS / "transfer-sources", "sst2-holdout-rows": RESULTS / "sst2-holdout-rows"}
 PER_SOURCE_FILES = [*sorted((RESULTS / "holdout").glob("stsb_by_*.jsonl")), RESULTS / "transfer-sources" / "mrpc_by_seen_in_stsb.jsonl"]
 BOOTSTRAP_FILES = sorted((RESULTS / "holdout").glob("*_bootstrap.jsonl"))
 # where each runs root the per-source lines name is published: outputs/reproduce as docs/results/runs,
@@ -30,7 +30,8 @@ KEPT = {"outputs/reproduce/": RESULTS / "runs", "outputs/holdout/": RESULTS / "h
         "outputs/dev-by-source/": RESULTS / "dev-by-source" / "runs",
         "outputs/holdout-by-file/": RESULTS / "holdout-by-file" / "runs",
         "outputs/sst2-rows/": RESULTS / "sst2-rows" / "runs",
-        "outputs/transfer-sources/": RESULTS / "transfer-sources" / "runs"}
+        "outputs/transfer-sources/": RESULTS / "transfer-sources" / "runs",
+        "outputs/sst2-holdout-rows/": RESULTS / "sst2-holdout-rows" / "runs"}
 
 
 @pytest.mark.parametrize("published", RUN_SETS.values(), ids=RUN_SETS.keys())
@@ -38,8 +39,9 @@ def test_published_report_is_rebuilt_exactly_from_the_published_runs(tmp_path: P
     """The grid's report, the held-out check's (docs/results/holdout: `collect_results.sh
     outputs/holdout docs/results/holdout`), those of the STS-B runs remade for their per-source
     scores (docs/results/dev-by-source on dev, docs/results/holdout-by-file on held-out pairs), that
-    of the SST-2 runs remade for their row bootstrap (docs/results/sst2-rows), and that of the MRPC
-    transfer runs with the runs they read or are compared with (docs/results/transfer-sources)."""
+    of the SST-2 runs remade for their row bootstrap (docs/results/sst2-rows on dev,
+    docs/results/sst2-holdout-rows on held-out sentences), and that of the MRPC transfer runs with the
+    runs they read or are compared with (docs/results/transfer-sources)."""
     report.build(published / "runs", out_dir=tmp_path)
     for name in ("report.md", "report.csv"):
         assert (tmp_path / name).read_text() == (published / name).read_text(), (
@@ -74,13 +76,13 @@ def test_each_published_per_source_score_is_of_a_published_run_and_its_whole_spl
         assert sum(line["rows"].values()) == metrics["scored_on"][line["scored_on"]]["rows"], line["run"]
 
 
-def test_the_bootstrap_files_are_the_two_the_docs_quote():
-    assert [p.name for p in BOOTSTRAP_FILES] == ["sst2_bootstrap.jsonl", "stsb_bootstrap.jsonl"]
+def test_the_bootstrap_files_are_the_three_the_docs_quote():
+    assert [p.name for p in BOOTSTRAP_FILES] == ["sst2_bootstrap.jsonl", "sst2_holdout_bootstrap.jsonl", "stsb_bootstrap.jsonl"]
 
 
 @pytest.mark.parametrize("published", BOOTSTRAP_FILES, ids=[p.stem for p in BOOTSTRAP_FILES])
 def test_each_published_bootstrap_gap_is_of_published_runs_and_its_whole_split_gap_is_theirs(published: Path):
-    """docs/results/holdout/{stsb,sst2}_bootstrap.jsonl (`scripts/bootstrap_gap.py`) need masks too; each line must
+    """docs/results/holdout/{stsb,sst2,sst2_holdout}_bootstrap.jsonl (`scripts/bootstrap_gap.py`) need masks too; each line must
     name two published run folders with the seeds it paired, and a gap over all rows must be the runs' own
     metrics.json gap."""
     lines = [json.loads(text) for text in published.read_text().splitlines()]
