@@ -13,10 +13,13 @@ have SST-2's real lengths.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from prune_cli.backbone import PACKAGED_MINILM, resolve_model_path
+from prune_cli.rundir import default_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import SHAPES, build_model  # noqa: E402  (one builder for every random-weight shape)
@@ -30,8 +33,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} already exists; name a new folder")
-    args.out.mkdir(parents=True)
-    print(build_model(args.shape, args.out, resolve_model_path(args.tokenizer)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # built beside its final name and renamed when whole: a killed build leaves no half model there
+    partial = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}."))
+    try:
+        build_model(args.shape, partial, resolve_model_path(args.tokenizer))
+        partial.chmod(default_mode(0o777))
+        partial.rename(args.out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    print(args.out)
 
 
 if __name__ == "__main__":

@@ -121,5 +121,6 @@ def test_shaped_model_gets_the_shape_of_its_name_and_a_real_tokenizer(tiny_model
     assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (384, 6, 1536)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert config.vocab_size == len(tokenizer) == len(AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert [p.name for p in tmp_path.iterdir()] == ["shaped"]  # built aside, renamed whole
     with pytest.raises(SystemExit):
         shaped.main()  # the folder exists now
