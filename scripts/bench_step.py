@@ -291,10 +291,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         name_or_path = build_model(args.model, Path(tmp))
         settings = [f"model.name_or_path={name_or_path}", f"trainer.batch_size={args.batch_size}", f"trainer.precision={args.precision}"]
-        cfg = OmegaConf.to_container(compose(settings), resolve=True)
+        composed = compose(settings)
+        cfg = OmegaConf.to_container(composed, resolve=True)
         # every kind's method config is composed here, with this model: the folder is gone below
         finetune_method = compose([*settings, "method=finetune"]).method
-        ours_method = OmegaConf.to_container(compose(settings).method)
+        ours_method = OmegaConf.to_container(composed.method)
         raw, _ = load_backbone(cfg["model"])
     encoder = MaskedEncoder(raw.to(device), select_maskable(raw, cfg["mask"]["include"], cfg["mask"]["exclude"]))
     generator = torch.Generator().manual_seed(0)
