@@ -140,7 +140,8 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Where report.csv/.md and the plots go (default: ROOT)."),
     debug: bool = DEBUG,
 ) -> None:
-    """Collect every run's metrics.json into a table, report.csv, report.md and per-task plots."""
+    """Collect every run's metrics.json into a table, report.csv, report.md and per-task plots (per task and
+    backbone where the runs pruned more than one)."""
     from prune_cli import report as reporting
 
     def work() -> None:

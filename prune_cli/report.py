@@ -11,7 +11,9 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -180,19 +182,59 @@ def per_seed_values(members: list[dict]) -> tuple[tuple[int, ...], tuple[float, 
     return seeds, tuple(statistics.fmean(values) for values in by_seed.values())
 
 
-def section(run: dict) -> str:
+UNRECORDED_BACKBONE = "model-unrecorded"  # a run whose metrics.json predates its `model` field
+
+
+def backbone(run: dict) -> str:
+    """The model a run pruned, as metrics.json records it (`model.name_or_path`, as typed)."""
+    return str(run.get("model") or UNRECORDED_BACKBONE)
+
+
+def backbone_label(model: str) -> str:
+    """How a table names a backbone: the packaged MiniLM without its `packaged:` prefix."""
+    return model.removeprefix("packaged:")
+
+
+def section(run: dict, by_backbone: bool = False) -> str:
     """The table a run is filed in: its task, or `<task>-holdout<rows>` for a run scored on training rows
     set aside (`data.holdout`), so that its figures are never averaged or compared with dev figures, nor
-    with another set of held-out rows."""
-    return f"{run['task']}-{HOLDOUT}{run['holdout']}" if run.get("holdout") else run["task"]
+    with another set of held-out rows. Where the runs collected pruned more than one backbone, the
+    backbone is part of the table's name (`sst2@bert-base-uncased`): MiniLM's seed 1 and BERT-base's
+    seed 1 are two results, not one seed run twice, and neither is the other's reference."""
+    task = f"{run['task']}-{HOLDOUT}{run['holdout']}" if run.get("holdout") else run["task"]
+    return f"{task}@{backbone_label(backbone(run))}" if by_backbone else task
+
+
+def backbones_line(runs: list[dict]) -> list[str]:
+    """The report's statement of which model its runs pruned (none where no run recorded it)."""
+    counts = Counter(backbone(run) for run in runs)
+    if set(counts) == {UNRECORDED_BACKBONE}:
+        return []
+    if len(counts) == 1:
+        return [f"Backbone of every run: `{next(iter(counts))}`.", ""]
+    listed = ", ".join(f"`{model}` ({n} run{'s' if n > 1 else ''})" for model, n in sorted(counts.items(), key=lambda kv: backbone_label(kv[0])))
+    return [f"Backbones: {listed}. Each has its own tables (`<task>@<backbone>`); no run is averaged or compared "
+            "with another backbone's.", ""]
+
+
+def plot_file_name(task: str, taken: set[str]) -> str:
+    """A plot's file name for a table: `report_<table>.png`, with anything a path cannot hold (the
+    slashes of a local folder or a hub name) as `_`, and a number added where two tables would share one."""
+    stem = "report_" + re.sub(r"[^\w.@-]", "_", task)
+    name, number = f"{stem}.png", 2
+    while name in taken:
+        name, number = f"{stem}-{number}.png", number + 1
+    taken.add(name)
+    return name
 
 
 def group_runs(runs: list[dict]) -> list[Group]:
+    by_backbone = len({backbone(run) for run in runs}) > 1
     buckets: dict[tuple, list[dict]] = {}
     for run in runs:
         sparsity = cell_sparsity(run["method"], run["sparsity_requested"])
         tag = run.get("tag") or ""
-        buckets.setdefault((section(run), run["method"], sparsity, run["main_metric"], tag), []).append(run)
+        buckets.setdefault((section(run, by_backbone), run["method"], sparsity, run["main_metric"], tag), []).append(run)
     groups = []
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
@@ -244,7 +286,7 @@ def to_csv(groups: list[Group]) -> str:
 
 def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) -> str:
     lines = ["# prune-cli report", "", f"{len(found.runs)} complete runs, {len(found.failed)} failed, "
-             f"{len(found.incomplete)} incomplete.", ""]
+             f"{len(found.incomplete)} incomplete.", "", *backbones_line(found.runs)]
     for task in sorted({g.task for g in groups}):
         task_groups = [g for g in groups if g.task == task and not g.tag]
         if not task_groups:
@@ -508,9 +550,10 @@ def build(root: Path, out_dir: Path | None = None) -> tuple[list[Group], Collect
         raise UserError(f"no run directories (folders with {rundir.CONFIG}) under {root}")
     groups = group_runs(found.runs)
     out = out_dir or root
-    plots = {}
+    plots: dict[str, str] = {}
+    taken: set[str] = set()
     for task in sorted({g.task for g in groups if not g.tag}):
-        name = f"report_{task}.png"
+        name = plot_file_name(task, taken)
         plot_task(task, groups, out / name)
         plots[task] = name
     rundir.atomic_write_text(out / "report.csv", to_csv(groups))

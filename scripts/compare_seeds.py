@@ -32,7 +32,9 @@ def side_values(groups: list[report.Group], side: str, task: str, sparsity: floa
         at = report.cell_sparsity(method, sparsity)
         match = [g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, method, at, tag)]
         if not match:
-            raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}")
+            tables = sorted({g.task for g in groups})
+            hint = "" if task in tables else f"; the folder's tables are {', '.join(tables)}; pass one as --task"
+            raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}{hint}")
         for seed, value in match[0].by_seed().items():
             if seed in by_seed:
                 raise UserError(f"seed {seed} appears twice in {side!r}; join cells that ran on different seeds")
@@ -62,7 +64,8 @@ def compare(first: dict[int, float], other: dict[int, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, help="a folder of finished runs (docs/results/runs, outputs/reproduce)")
-    parser.add_argument("--task", required=True)
+    parser.add_argument("--task", required=True, help="a table of `prune-cli report`: the task (sst2), or "
+                        "<task>@<backbone> in a folder of more than one backbone")
     parser.add_argument("--sparsity", type=float, required=True)
     parser.add_argument("sides", nargs="+", help="the recipe to compare, then the ones to compare it with")
     args = parser.parse_args()

@@ -11,17 +11,19 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_seeds.py"
 
 
-def finished_run(root: Path, name: str, method: str, seed: int, value: float, tag: str = "", sparsity: float = 0.7) -> None:
+def finished_run(root: Path, name: str, method: str, seed: int, value: float, tag: str = "", sparsity: float = 0.7,
+                 model: str = "packaged:all-MiniLM-L6-v2") -> None:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
     (run_dir / "metrics.json").write_text(json.dumps({
         "task": "mrpc", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
-        "main_metric": "eval_f1", "main_metric_value": value, "metrics": {"eval_f1": value}, "tag": tag}))
+        "main_metric": "eval_f1", "main_metric_value": value, "metrics": {"eval_f1": value}, "tag": tag,
+        "model": model}))
 
 
-def compare(root: Path, *sides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), str(root), "--task", "mrpc", "--sparsity", "0.7", *sides],
+def compare(root: Path, *sides: str, task: str = "mrpc") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), str(root), "--task", task, "--sparsity", "0.7", *sides],
                           capture_output=True, text=True)
 
 
@@ -56,3 +58,18 @@ def test_a_cell_without_runs_is_a_one_line_error(tmp_path: Path):
     done = compare(tmp_path, "adapt_by_pruning:missing", "magnitude")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "no finished runs of 'adapt_by_pruning:missing' for mrpc at s=0.7" in done.stderr
+
+
+def test_runs_of_two_backbones_are_compared_within_one_and_the_error_names_the_tables(tmp_path: Path):
+    """A folder holding MiniLM and BERT-base runs files them as `mrpc@<backbone>` (as `prune-cli report`
+    does): a bare --task then names the tables, and a backbone's table pairs its own runs only."""
+    for seed, value in ((1, 0.82), (2, 0.84)):
+        finished_run(tmp_path, f"ours{seed}", "adapt_by_pruning", seed, value)
+        finished_run(tmp_path, f"mag{seed}", "magnitude", seed, 0.81)
+        finished_run(tmp_path, f"bert{seed}", "magnitude", seed, 0.70, model="bert-base-uncased")
+    done = compare(tmp_path, "adapt_by_pruning", "magnitude")
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0
+    assert "the folder's tables are mrpc@all-MiniLM-L6-v2, mrpc@bert-base-uncased; pass one as --task" in done.stderr
+    done = compare(tmp_path, "adapt_by_pruning", "magnitude", task="mrpc@all-MiniLM-L6-v2")
+    assert done.returncode == 0, done.stderr
+    assert "magnitude: 0.8100 ± 0.0000 over 2 seeds" in done.stdout and "Δ +2.00 points over seeds [1, 2] (+1.00, +3.00)" in done.stdout

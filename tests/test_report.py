@@ -13,7 +13,8 @@ from prune_cli import rundir, report
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
-             threads: int | None = None, steps: int | None = None, batch_size: int | None = None) -> Path:
+             threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
+             model: str | None = None) -> Path:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n" + (f"trainer:\n  batch_size: {batch_size}\n" if batch_size else ""))
@@ -28,6 +29,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             **({"train_seconds": seconds} if seconds is not None else {}),
             **({"threads": threads} if threads is not None else {}),
             **({"steps": steps} if steps is not None else {}),
+            **({"model": model} if model is not None else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -256,6 +258,49 @@ def test_a_seed_run_twice_is_one_sample_not_two(tmp_path: Path):
     assert "0.8600 ± 0.0566 (n=2, realized 0.5000)" in markdown and "0.9100 (n=1)" in markdown
     assert "averaged into that seed, not counted as seeds: adapt_by_pruning s=0.5 (1), finetune s=0 (1)" in markdown
     assert "Training time of the 5 runs above" in markdown  # the cost counts every run
+
+
+def test_runs_of_two_backbones_are_never_averaged_or_compared_together(tmp_path: Path):
+    """MiniLM's and BERT-base's seed 1 are two results, not one seed run twice: each backbone gets its
+    own tables, margins, ablation pairing and plot, named `<task>@<backbone>`."""
+    minilm, bert = "packaged:all-MiniLM-L6-v2", "bert-base-uncased"
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model=minilm)
+    fake_run(tmp_path, "b", "finetune", 0.0, 1, 0.86, model=minilm)
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 1, 0.90, model=bert)
+    fake_run(tmp_path, "d", "finetune", 0.0, 1, 0.92, model=bert)
+    fake_run(tmp_path, "e", "adapt_by_pruning", 0.5, 1, 0.91, model=bert, tag="longer", overrides=["method.prune_fraction=0.8"])
+    groups, _, written = report.build(tmp_path)
+    cells = {(g.task, g.method, g.tag): g.values for g in groups}
+    assert cells == {("sst2@all-MiniLM-L6-v2", "adapt_by_pruning", ""): (0.80,), ("sst2@all-MiniLM-L6-v2", "finetune", ""): (0.86,),
+                     ("sst2@bert-base-uncased", "adapt_by_pruning", ""): (0.90,), ("sst2@bert-base-uncased", "finetune", ""): (0.92,),
+                     ("sst2@bert-base-uncased", "adapt_by_pruning", "longer"): (0.91,)}
+    assert all(g.repeats == 0 for g in groups)
+    assert [p.name for p in written[2:]] == ["report_sst2@all-MiniLM-L6-v2.png", "report_sst2@bert-base-uncased.png"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Backbones: `packaged:all-MiniLM-L6-v2` (2 runs), `bert-base-uncased` (3 runs)" in markdown
+    assert "## sst2@all-MiniLM-L6-v2 (eval_accuracy, dev)" in markdown and "## sst2@bert-base-uncased (eval_accuracy, dev)" in markdown
+    assert markdown.count("- vs fine-tuning: s=0.5: -6.0 (n=1 vs 1)") == 1  # MiniLM against MiniLM's fine-tuning
+    assert markdown.count("- vs fine-tuning: s=0.5: -2.0 (n=1 vs 1)") == 1  # BERT-base against its own
+    assert "### sst2@bert-base-uncased, s=0.5" in markdown
+    assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.9100 | 1 | +1.0 (1) | -1.0 (1) |  |" in markdown
+    assert "sst2@bert-base-uncased,adapt_by_pruning,,0.5," in (tmp_path / "report.csv").read_text()
+
+
+def test_a_report_of_one_backbone_names_it_once_and_keeps_plain_task_tables(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model="/models/my bert/")
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.82, model="/models/my bert/")
+    groups, _, written = report.build(tmp_path)
+    assert [g.task for g in groups] == ["sst2"] and written[2].name == "report_sst2.png"
+    assert "Backbone of every run: `/models/my bert/`." in (tmp_path / "report.md").read_text()
+
+
+def test_a_backbone_named_by_a_path_gets_a_plot_file_name_without_its_slashes(tmp_path: Path):
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model="/models/my bert/")
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 1, 0.82, model="google/bert_uncased_L-2_H-128_A-2")
+    groups, _, written = report.build(tmp_path)
+    assert sorted(g.task for g in groups) == ["sst2@/models/my bert/", "sst2@google/bert_uncased_L-2_H-128_A-2"]
+    assert sorted(p.name for p in written[2:]) == ["report_sst2@_models_my_bert_.png", "report_sst2@google_bert_uncased_L-2_H-128_A-2.png"]
+    assert all(p.parent == tmp_path and p.is_file() for p in written)
 
 
 def test_paired_gap_pairs_shared_seeds_only_in_points():
