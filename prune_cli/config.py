@@ -102,7 +102,9 @@ def unknown_key_error(key: str) -> UserError:
     sources = key_sources()
     if key in sources:
         return UserError(f"config key '{key}' does not exist with these choices; it is a setting of {', '.join(sources[key])}")
-    nearest = difflib.get_close_matches(key, sorted(sources), n=1, cutoff=0.6)
+    # the nearest key of the same group first: `model.name` means `model.name_or_path`, not `method.name`
+    siblings = sorted(k for k in sources if k.rpartition(".")[0] == key.rpartition(".")[0])
+    nearest = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6) or difflib.get_close_matches(key, sorted(sources), n=1, cutoff=0.6)
     hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
     return UserError(f"no config key '{key}'{hint} (`prune-cli show-config` prints every key)")
 
@@ -432,7 +434,7 @@ def check_settings(cfg: DictConfig) -> None:
 # loading it, the device and precision by training's own checks, a transfer's mask run by
 # check_transfer); every other text setting is a
 # choice, in `choices()`. A test holds every text key of the config files to one list or the other.
-FREE_OR_OWN_TEXT = ("method.name", "model.name", "trainer.name", "method.algorithm", "model.name_or_path",
+FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.name_or_path",
                     "trainer.device", "trainer.precision", "method.mask_run")
 
 

@@ -77,6 +77,8 @@ def test_scientific_notation_values_are_floats():
         (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),
         (["method.hold_fraction=most"], "method.hold_fraction='most' must be a number"),
         (["mask.include=['(']"], "mask.include pattern '(' is not a regular expression"),
+        # the model is named in one key only, so a label cannot claim another model than the one loaded
+        (["model.name=bert-base-uncased"], "no config key 'model.name'; did you mean 'model.name_or_path'?"),
     ],
 )
 def test_bad_values_fail_at_composition(overrides: list[str], message: str):
@@ -169,3 +171,15 @@ def test_budget_is_whichever_limit_comes_first():
     assert plan_budget({"batch_size": 8, "max_steps": 7, "epochs": None}, 100).total_steps == 7
     with pytest.raises(UserError, match="both unset"):
         plan_budget({"batch_size": 8, "max_steps": None, "epochs": None}, 100)
+
+
+def test_a_model_given_by_path_is_the_only_model_the_stored_config_names(tmp_path: Path):
+    """`--model ./my-bert` once kept the default's label (`model.name: minilm`) beside the path it
+    loaded; a run's stored config must name the model it pruned and no other."""
+    from prune_cli.config import options_to_overrides
+
+    folder = tmp_path / "my-bert"
+    folder.mkdir()
+    cfg = compose(options_to_overrides(None, None, None, str(folder), None))
+    assert OmegaConf.to_container(cfg.model) == {"name_or_path": str(folder)}
+    assert OmegaConf.to_container(compose(["model=bert-base-uncased"]).model) == {"name_or_path": "bert-base-uncased"}
