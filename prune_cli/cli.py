@@ -147,6 +147,8 @@ def report(
     def work() -> None:
         groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
+        for group in (g for g in groups if g.recipes):
+            display.console.print(f"[yellow]mixes recipes:[/] {group.task} {reporting.describe_recipes(group)}", highlight=False)
         for path, reason in found.failed:
             display.console.print(f"[red]failed[/] {path}: {reason}", highlight=False)
         for path in found.incomplete:

@@ -52,6 +52,7 @@ class Group:
     steps: tuple[int, ...] = ()  # the distinct optimiser-step budgets the runs trained for (metrics.json `steps`)
     batch_sizes: tuple[int, ...] = ()  # the distinct training batch sizes (the resolved config's trainer.batch_size)
     repeats: int = 0  # runs of a seed the cell already had (the same command run again, or a sweep's copies)
+    recipes: tuple[tuple[str, int], ...] = ()  # an untagged cell's distinct recipe overrides and their runs, where they differ
 
     @property
     def runs(self) -> int:
@@ -118,8 +119,8 @@ def incomplete_reason(run_dir: Path) -> str:
 
 
 # Overrides that name a run rather than change its recipe: left out of an ablation's "changes". The
-# held-out rows (data.holdout) decide the table a run is filed in (`section`), not its recipe.
-IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "trainer.progress", "trainer.log_every",
+# held-out rows (data.holdout) and the model decide the table a run is filed in (`section`), not its recipe.
+IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "model", "model.name_or_path", "trainer.progress", "trainer.log_every",
                       "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep",
                       "data.holdout", "data.holdout_seed")
 
@@ -228,6 +229,29 @@ def plot_file_name(task: str, taken: set[str]) -> str:
     return name
 
 
+def mixed_recipes(members: list[dict]) -> tuple[tuple[str, int], ...]:
+    """An untagged cell's distinct recipes (the runs' overrides) with how many runs had each, most runs
+    first; empty where every run had the same. Untagged runs are taken as one recipe on several seeds,
+    so a 2-step smoke run left beside them would be averaged in as another seed."""
+    counts = Counter(recipe_changes(r["run_dir"]) for r in members if "run_dir" in r)
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) if len(counts) > 1 else ()
+
+
+def describe_recipes(group: Group) -> str:
+    """`adapt_by_pruning s=0.5 (none: 2 runs; `trainer.max_steps=2`: 1 run)`: a mixed cell, for a note."""
+    parts = "; ".join(f"{f'`{changes}`' if changes else 'none'}: {n} run{'s' if n > 1 else ''}" for changes, n in group.recipes)
+    return f"{group.label} s={group.sparsity:g} ({parts})"
+
+
+def mixed_lines(groups: list[Group]) -> list[str]:
+    """A note under a task's table naming the cells that average runs of different recipes."""
+    mixed = [g for g in groups if g.recipes]
+    if not mixed:
+        return []
+    return ["", "Cells that average runs of different recipes (their overrides differ; tag the odd ones with `tag=<name>` "
+                "or move them out): " + ", ".join(describe_recipes(g) for g in mixed) + "."]
+
+
 def group_runs(runs: list[dict]) -> list[Group]:
     by_backbone = len({backbone(run) for run in runs}) > 1
     buckets: dict[tuple, list[dict]] = {}
@@ -246,7 +270,7 @@ def group_runs(runs: list[dict]) -> list[Group]:
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
                             tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
                             tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
-                            len(members) - len(values)))
+                            len(members) - len(values), () if tag else mixed_recipes(members)))
     return groups
 
 
@@ -309,6 +333,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += margin_lines(task_groups, sparsities)
         lines += repeats_lines(task_groups)
+        lines += mixed_lines(task_groups)
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]
         lines.append("")

@@ -260,6 +260,26 @@ def test_a_seed_run_twice_is_one_sample_not_two(tmp_path: Path):
     assert "Training time of the 5 runs above" in markdown  # the cost counts every run
 
 
+def test_a_cell_whose_untagged_runs_differ_in_recipe_says_so(tmp_path: Path):
+    """A 2-step smoke run left in outputs/ beside the real runs would be averaged into the cell as
+    another seed: the report names such a cell and the recipes it mixes, in report.md and on screen."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, overrides=["task=sst2", "seed=1"])
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, overrides=["task=sst2", "seed=2", "trainer.num_threads=1"])
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.51, overrides=["seed=3", "trainer.max_steps=2"])
+    fake_run(tmp_path, "d", "random", 0.5, 1, 0.55, overrides=["seed=1", "model=minilm"])  # the model names, not changes, a run
+    fake_run(tmp_path, "e", "random", 0.5, 2, 0.56)
+    fake_run(tmp_path, "f", "adapt_by_pruning", 0.5, 4, 0.70, tag="smoke", overrides=["trainer.max_steps=2"])
+    fake_run(tmp_path, "g", "adapt_by_pruning", 0.5, 5, 0.71, tag="smoke", overrides=["trainer.max_steps=3"])
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    note = ("Cells that average runs of different recipes (their overrides differ; tag the odd ones with `tag=<name>` "
+            "or move them out): adapt_by_pruning s=0.5 (none: 2 runs; `trainer.max_steps=2`: 1 run)")
+    markdown = (tmp_path / "report.md").read_text()
+    assert note in markdown and markdown.count("Cells that average runs of different recipes") == 1
+    assert "mixes recipes: sst2 adapt_by_pruning s=0.5 (none: 2 runs; `trainer.max_steps=2`: 1 run)" in " ".join(result.output.split())
+    assert "random s=0.5" not in markdown.split("Cells that average")[1].split("\n")[0]
+
+
 def test_runs_of_two_backbones_are_never_averaged_or_compared_together(tmp_path: Path):
     """MiniLM's and BERT-base's seed 1 are two results, not one seed run twice: each backbone gets its
     own tables, margins, ablation pairing and plot, named `<task>@<backbone>`."""
