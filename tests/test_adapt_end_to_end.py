@@ -329,3 +329,21 @@ def test_everything_written_is_as_readable_as_the_umask_allows(in_tmp: Path, tin
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
         assert path.stat().st_mode & 0o777 == expected, (path, oct(path.stat().st_mode & 0o777))
     assert (in_tmp / "hf").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_sweep_over_two_backbones_reports_each_on_its_own(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """`--model A,B` sweeps backbones; `report` then files each backbone's runs in its own table
+    (`sst2@<backbone>`), never averaging A's seed with B's, and a `--model` word is no recipe change."""
+    import shutil
+
+    other = tmp_path / "other-bert"
+    shutil.copytree(tiny_model_dir, other)
+    overrides = [o for o in tiny_overrides(tiny_model_dir, steps=2) if not o.startswith("model.")]
+    result = run_cli("adapt", "-m", "--task", "sst2", "--model", f"{tiny_model_dir},{other}", *overrides)
+    assert result.exit_code == 0, result.output
+    report = run_cli("report", str(in_tmp / "outputs"))
+    assert report.exit_code == 0, report.output
+    markdown = (in_tmp / "outputs" / "report.md").read_text()
+    assert f"## sst2@{tiny_model_dir} (eval_accuracy, dev)" in markdown and f"## sst2@{other} (eval_accuracy, dev)" in markdown
+    assert "Backbones: " in markdown and "repeat" not in markdown and "mixes recipes" not in report.output
+    assert len(list((in_tmp / "outputs").glob("report_sst2@*.png"))) == 2
