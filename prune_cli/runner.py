@@ -196,7 +196,11 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     started = time.perf_counter()
     with stopping.deferred("stopping after this step" + (", with a checkpoint" if checkpoints.every > 0 else
                                                           " (checkpoints are off: the run would start again from step 0)")):
-        result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+        try:
+            result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+        except BaseException:
+            checkpoints.settle()  # a failed or stopped run's last checkpoint is on disk before it says so
+            raise
         if stopping.requested is not None:  # after the last step, with nothing saved: the result is seconds away
             log.warning("the stop came after the last training step: finishing the run")
     if checkpoints.pending is not None:

@@ -89,7 +89,7 @@ def test_one_process_times_every_kind_in_the_chosen_precision(bench, monkeypatch
     bench.main()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["precision"] == precision and result["model"] == "tiny"
-    for key in ("a_finetune_s", "b_adapt_s", "c_naive_s", "d_dense_s", "d_masked_s", "e_checkpoint_s"):
+    for key in ("a_finetune_s", "b_adapt_s", "c_naive_s", "d_dense_s", "d_masked_s", "e_checkpoint_s", "e_checkpoint_write_s"):
         assert result[key] > 0, key
     assert all(result[r] > 0 for r in ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense"))
 

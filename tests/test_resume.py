@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -403,3 +404,77 @@ def test_sigterm_stops_a_run_at_a_step_and_the_process_ends_killed_by_it(in_tmp:
     assert len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM): ") and "--resume" in lines[0], err[-3000:]
     stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (in_tmp / "run" / rundir.LOG).read_text())
     assert len(stops) == 1 and json.loads(progress.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+
+
+def _held_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
+    """Checkpoint writes that wait for the returned event (10 s at most) before writing."""
+    release, written = threading.Event(), []
+    original = rundir.atomic_write_bytes
+
+    def held(path, payload):
+        release.wait(timeout=10)
+        original(path, payload)
+        written.append(Path(path).name)
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", held)
+    return release, written
+
+
+def test_a_checkpoint_is_written_while_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """save() serialises and returns; the write (about a gigabyte at BERT-base's size) happens on
+    another thread, and wait() is where it is known to be on disk."""
+    release, written = _held_writes(monkeypatch)
+    saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
+    saver.save("prune", 1, {"theta": torch.ones(3)})
+    assert written == [] and not (tmp_path / rundir.CHECKPOINT_STATE).exists()  # save() did not wait for the write
+    release.set()
+    saver.wait()
+    assert written == ["state.pt", "progress.json"] and (tmp_path / rundir.CHECKPOINT_PROGRESS).exists()
+    assert torch.load(tmp_path / rundir.CHECKPOINT_STATE, weights_only=True)["state"]["theta"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_state_saved_is_the_one_at_the_save_not_at_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Training changes θ in place right after a save: the file must hold θ as it was at the save."""
+    release, _ = _held_writes(monkeypatch)
+    saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
+    theta = torch.zeros(4)
+    saver.save("prune", 1, {"theta": theta})
+    theta.add_(5.0)  # the next step, while the write is held
+    release.set()
+    saver.wait()
+    assert torch.load(tmp_path / rundir.CHECKPOINT_STATE, weights_only=True)["state"]["theta"].tolist() == [0.0] * 4
+
+
+def test_a_failed_background_write_fails_the_next_save_and_not_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                               caplog: pytest.LogCaptureFixture):
+    def full_disk(path, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", full_disk)
+    saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
+    saver.save("prune", 1, {"theta": torch.ones(2)})
+    with pytest.raises(OSError, match="No space left"):
+        saver.save("prune", 2, {"theta": torch.ones(2)})  # as a synchronous write would, one save later
+    saver.save("prune", 3, {"theta": torch.ones(2)})
+    saver.finish(keep=False)  # the results are written by now: the lost checkpoint is logged, not raised
+    assert "the last checkpoint could not be written: [Errno 28] No space left on device" in caplog.text
+    assert not (tmp_path / rundir.CHECKPOINT).exists()
+
+
+def test_a_clean_finish_waits_for_the_last_write_before_deleting_the_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    release, written = _held_writes(monkeypatch)
+    saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
+    saver.save("head", 9, {"theta": torch.ones(2)})
+    threading.Timer(0.2, release.set).start()
+    saver.finish(keep=False)
+    assert written == ["state.pt", "progress.json"] and not (tmp_path / rundir.CHECKPOINT).exists(), "the write landed after the folder was deleted"
+
+
+def test_a_crashed_run_has_its_last_checkpoint_on_disk_when_the_crash_is_reported(in_tmp: Path, tiny_model_dir: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    release, written = _held_writes(monkeypatch)
+    threading.Timer(0.5, release.set).start()
+    _crash_at(monkeypatch, 2)
+    with pytest.raises(_Killed):
+        run_cli("adapt", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=6), "hydra.run.dir=crashed")
+    assert written == ["state.pt", "progress.json"] and (in_tmp / "crashed" / rundir.CHECKPOINT_STATE).exists()
