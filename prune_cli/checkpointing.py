@@ -21,10 +21,10 @@ one stops at once). The run then continues with `--resume` like a killed one.
 The state is one `torch.save` file (nested optimiser state dicts are not flat tensors, so
 safetensors does not fit), written atomically, loaded with `weights_only=True`. The state is
 serialised on the training thread, at the step it belongs to; writing it to disk (and fsync)
-happens on a background thread while training goes on, since at BERT-base's size on a GPU the
-write of about a gigabyte took 17-23% of training at the default cadence. Only one write is ever
-in flight: the next save, a stop and a clean finish wait for it, and its error (a full disk)
-fails the run at the next save as a synchronous write's would.
+happens on a background thread while training goes on, since at BERT-base's size on a GPU a
+checkpoint (1.3 GiB) took 17-23% of training at the default cadence. Only one write is ever in
+flight: the next save, a stop, the end of training (however it ends) and a clean finish wait for
+it, and its error (a full disk) fails the run at the next save as a synchronous write's would.
 """
 
 from __future__ import annotations

@@ -198,9 +198,8 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
                                                           " (checkpoints are off: the run would start again from step 0)")):
         try:
             result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
-        except BaseException:
-            checkpoints.settle()  # a failed or stopped run's last checkpoint is on disk before it says so
-            raise
+        finally:
+            checkpoints.settle()  # the last checkpoint is on disk before the run reports how training ended
         if stopping.requested is not None:  # after the last step, with nothing saved: the result is seconds away
             log.warning("the stop came after the last training step: finishing the run")
     if checkpoints.pending is not None:
