@@ -229,11 +229,10 @@ def plot_file_name(task: str, taken: set[str]) -> str:
     return name
 
 
-def mixed_recipes(members: list[dict]) -> tuple[tuple[str, int], ...]:
-    """An untagged cell's distinct recipes (the runs' overrides) with how many runs had each, most runs
-    first; empty where every run had the same. Untagged runs are taken as one recipe on several seeds,
-    so a 2-step smoke run left beside them would be averaged in as another seed."""
-    counts = Counter(recipe_changes(r["run_dir"]) for r in members if "run_dir" in r)
+def mixed_recipes(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
+    """An untagged cell's distinct recipes (`recipe_changes` of its runs, counted) with how many runs had
+    each, most runs first; empty where every run had the same. Untagged runs are taken as one recipe on
+    several seeds, so a 2-step smoke run left beside them would be averaged in as another seed."""
     return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) if len(counts) > 1 else ()
 
 
@@ -262,15 +261,15 @@ def group_runs(runs: list[dict]) -> list[Group]:
     groups = []
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
-        changes = sorted({recipe_changes(r["run_dir"]) for r in members if "run_dir" in r}) if tag else []
+        recipes = Counter(recipe_changes(r["run_dir"]) for r in members if "run_dir" in r)  # each run's overrides, read once
         seeds, values = per_seed_values(members)
         groups.append(Group(task, method, sparsity, metric, values,
-                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(changes), algorithm,
+                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(sorted(recipes)) if tag else "", algorithm,
                             _uninterrupted_seconds(members), seeds,
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
                             tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
                             tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
-                            len(members) - len(values), () if tag else mixed_recipes(members)))
+                            len(members) - len(values), () if tag else mixed_recipes(recipes)))
     return groups
 
 
