@@ -5,7 +5,8 @@ A method never edits the pretrained model. It hands `MaskedEncoder` a dict of *e
 through `torch.func.functional_call`: no copy of the model, no per-step module surgery. What a
 method puts in the dict is its own business:
 
-* adapt-by-pruning: `w0 * sigma(t_l theta)` with the paper's gradient (Eq. 4), `ThetaMaskedWeight`;
+* adapt-by-pruning: `w0 * sigma(t_l theta)` with the paper's gradient (Eq. 4), `ThetaMaskedWeight`
+  (one weight; on a CPU) or `ThetaMaskedWeights` (all at once, in multi-tensor kernels; on a GPU);
 * a fixed binary mask (random, magnitude, evaluation): `w0 * m`, computed once and reused;
 * methods that also move weights (gmp, imp, finetune): `w * m` with trainable `w`.
 
@@ -15,6 +16,7 @@ embedding matrices and every encoder Linear weight; never LayerNorm, biases or t
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,6 +114,74 @@ def theta_masked_weight(base: torch.Tensor, theta: torch.Tensor, t_large: float,
                         buffers: StepBuffers | None = None) -> torch.Tensor:
     """The effective weight adapt-by-pruning trains through (see `ThetaMaskedWeight`)."""
     return ThetaMaskedWeight.apply(theta, base, t_large, t_small, buffers)
+
+
+class ThetaMaskedWeights(torch.autograd.Function):
+    """`ThetaMaskedWeight` for many weights at once, in multi-tensor (`torch._foreach_*`) kernels.
+
+    The same ops on the same numbers, so the same bits (tests/test_masking.py checks it). On a GPU
+    a pruning step is bound by kernel launches, not arithmetic (docs/performance.md, "On a GPU"):
+    one weight at a time costs four launches per weight in each direction, 600 a step for
+    BERT-base's 75, where a multi-tensor kernel covers dozens of weights per launch. On a CPU the
+    foreach ops are a loop over the weights that allocates fresh outputs; there the per-weight
+    Function, writing into `StepBuffers`, is the faster (`multi_tensor_masking`).
+    Inputs: t_large, t_small, the number n of weights, then n thetas and n base weights.
+    """
+
+    @staticmethod
+    def forward(ctx, t_large: float, t_small: float, count: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        thetas, bases = tensors[:count], tensors[count:]
+        ctx.save_for_backward(*tensors)
+        ctx.t_small, ctx.count = t_small, count
+        ctx.set_materialize_grads(False)  # an unread weight's theta gets no gradient, as with one node per weight
+        out = torch._foreach_mul(thetas, t_large)
+        torch._foreach_clamp_min_(out, SIGMOID_ZERO_AT)
+        torch._foreach_clamp_max_(out, SIGMOID_ONE_AT)
+        torch._foreach_sigmoid_(out)
+        torch._foreach_mul_(out, list(bases))
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grad_weights: torch.Tensor | None):
+        saved, count = ctx.saved_tensors, ctx.count
+        used = [i for i, g in enumerate(grad_weights) if g is not None]  # a weight the loss never read has none
+        if not used:
+            return (None,) * (3 + 2 * count)
+        thetas = [saved[i] for i in used]
+        if ctx.t_small == 1.0:
+            grads = torch._foreach_sigmoid(thetas)
+        else:
+            grads = torch._foreach_mul(thetas, ctx.t_small)
+            torch._foreach_sigmoid_(grads)
+        torch._foreach_addcmul_(grads, grads, grads, value=-1.0)  # sigma(1 - sigma), in place
+        torch._foreach_mul_(grads, [grad_weights[i] for i in used])
+        torch._foreach_mul_(grads, [saved[count + i] for i in used])
+        if ctx.t_small != 1.0:
+            torch._foreach_mul_(grads, ctx.t_small)
+        theta_grads: list[torch.Tensor | None] = [None] * count
+        for i, grad in zip(used, grads):
+            theta_grads[i] = grad
+        return (None, None, None, *theta_grads, *([None] * count))
+
+
+def theta_masked_weights(bases: Sequence[torch.Tensor], thetas: Sequence[torch.Tensor], t_large: float, t_small: float) -> list[torch.Tensor]:
+    """The effective weights of many thetas at once (see `ThetaMaskedWeights`), in their order."""
+    if not thetas:
+        return []
+    return list(ThetaMaskedWeights.apply(t_large, t_small, len(thetas), *thetas, *bases))
+
+
+def multi_tensor_masking(device: torch.device) -> bool:
+    """Whether adapt-by-pruning computes its effective weights in multi-tensor kernels.
+
+    Yes off the CPU (a GPU step is bound by launches), no on it (memory reuse matters more there;
+    see `ThetaMaskedWeights`). `PRUNE_CLI_MULTI_TENSOR=0` or `=1` overrides, so that a benchmark can
+    time both on one machine; either gives the same bits.
+    """
+    forced = os.environ.get("PRUNE_CLI_MULTI_TENSOR")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return device.type != "cpu"
 
 
 class MaskedEncoder(nn.Module):

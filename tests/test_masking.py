@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from prune_cli.backbone import base_weights_hash, load_backbone
-from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, select_maskable, sparsity, theta_masked_weight
+from prune_cli.masking import (MaskedEncoder, StepBuffers, keep_top, multi_tensor_masking, select_maskable, sparsity, theta_masked_weight,
+                               theta_masked_weights)
 
 INCLUDE = [r"^embeddings\.\w+_embeddings\.weight$", r"^encoder\..*\.weight$"]
 EXCLUDE = ["LayerNorm", r"\.bias$"]
@@ -58,6 +59,48 @@ def test_theta_gradient_is_eq4(tiny, t_small: float, reuse_memory: bool):
         expected = hard[n].grad * t_small * soft * (1 - soft)
         torch.testing.assert_close(theta[n].grad, expected, rtol=1e-5, atol=1e-10)
     assert any(theta[n].grad.abs().sum() > 0 for n in names)
+
+
+@pytest.mark.parametrize("t_small", [1.0, 0.3])
+def test_multi_tensor_weights_equal_the_per_weight_ones_to_the_bit(tiny, t_small: float):
+    """The GPU path (every weight in multi-tensor kernels, one autograd node) must give the same
+    effective weights and theta gradients as one `theta_masked_weight` per weight, bit for bit; a
+    weight the loss never reads gets no gradient on either path."""
+    masked, tokenizer = tiny
+    batch = dict(tokenizer(["the film is good .", "the plot is dull ."], padding=True, return_tensors="pt"))
+    torch.manual_seed(2)
+    names = masked.maskable
+    base = masked.base_weights()
+    start = {n: torch.randn(masked.shapes[n]) * 0.01 + 0.002 for n in names}
+    unread = names[-1]  # its effective weight is left out of the forward pass below
+    results = []
+    for multi in (False, True):
+        theta = {n: start[n].clone().requires_grad_() for n in names}
+        if multi:
+            weights = dict(zip(names, theta_masked_weights([base[n] for n in names], [theta[n] for n in names], 1e5, t_small)))
+        else:
+            weights = {n: theta_masked_weight(base[n], theta[n], 1e5, t_small) for n in names}
+        read = {n: w for n, w in weights.items() if n != unread}
+        masked(batch, read)[-1].sum().backward()
+        results.append(({n: w.detach() for n, w in weights.items()}, {n: theta[n].grad for n in names}))
+    (weights_a, grads_a), (weights_b, grads_b) = results
+    assert grads_a[unread] is None and grads_b[unread] is None
+    for n in names:
+        assert torch.equal(weights_a[n], weights_b[n])
+        if n != unread:
+            assert torch.equal(grads_a[n].view(torch.int32), grads_b[n].view(torch.int32)), n
+    assert any(grads_a[n].abs().sum() > 0 for n in names if n != unread)
+
+
+def test_multi_tensor_masking_is_the_default_off_the_cpu_and_can_be_forced(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PRUNE_CLI_MULTI_TENSOR", raising=False)
+    assert not multi_tensor_masking(torch.device("cpu"))
+    assert multi_tensor_masking(torch.device("cuda"))
+    assert multi_tensor_masking(torch.device("mps"))
+    monkeypatch.setenv("PRUNE_CLI_MULTI_TENSOR", "1")
+    assert multi_tensor_masking(torch.device("cpu"))
+    monkeypatch.setenv("PRUNE_CLI_MULTI_TENSOR", "0")
+    assert not multi_tensor_masking(torch.device("cuda"))
 
 
 def test_forward_mask_is_a_step_for_large_t():

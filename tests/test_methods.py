@@ -129,27 +129,38 @@ def test_every_method_config_has_a_registered_algorithm(tmp_path: Path):
         assert cfg.method.name == name and cfg.method.algorithm in METHODS
 
 
-def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_dir: Path):
-    """Gathering only a batch's word-embedding rows and reusing each theta's memory across steps
-    are optimisations: theta, losses and the stop point must equal the plain path (every row
-    masked every step, fresh tensors every step) exactly."""
+@pytest.mark.parametrize("multi_tensor", [False, True])
+def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   multi_tensor: bool):
+    """Gathering only a batch's word-embedding rows, reusing each theta's memory across steps and
+    computing every effective weight in multi-tensor kernels (the GPU path, forced on this CPU) are
+    optimisations: theta, losses and the stop point must equal the plain path (every row masked
+    every step, one fresh tensor per weight every step) exactly."""
     from omegaconf import OmegaConf
 
     from prune_cli.config import compose
+    from prune_cli.methods import adapt_by_pruning
     from prune_cli.methods.adapt_by_pruning import MaskLearner
     from prune_cli.methods.loops import HeadTrainer
 
     method = OmegaConf.to_container(compose([]).method)
     results = []
-    for gather_rows, reuse_memory in ((True, True), (False, True), (False, False)):
-        ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=method)
-        learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
-        assert learner.token_table == "embeddings.word_embeddings.weight"
-        assert len(learner._step_buffers) == len(learner.state.theta) - 1
-        if not gather_rows:
-            learner.token_table = None
-        if not reuse_memory:
-            learner._step_buffers = {}
+    for variant in ("optimised", "every row", "plain"):
+        with monkeypatch.context() as patch:
+            patch.setenv("PRUNE_CLI_MULTI_TENSOR", "1" if multi_tensor and variant != "plain" else "0")
+            if variant != "optimised":
+                patch.setattr(adapt_by_pruning, "token_table_name", lambda encoder: None)
+            ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=method)
+            learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
+        gathered = variant == "optimised"
+        assert learner.token_table == ("embeddings.word_embeddings.weight" if gathered else None)
+        assert len(learner._whole) == len(learner.state.theta) - gathered
+        if multi_tensor and variant != "plain":
+            assert learner._step_buffers is None
+        else:
+            assert len(learner._step_buffers) == len(learner._whole)
+        if variant == "plain":
+            learner._step_buffers = {}  # every weight one fresh tensor per step
         batches = ctx.batches()
         losses = [learner.step(step, next(batches)) for step in range(6)]
         results.append((losses, [t.detach().clone() for t in learner.state.theta], learner.pruned_share))

@@ -33,22 +33,22 @@ def awkward_thetas(seed: int, gamma: float) -> list[torch.Tensor]:
 @pytest.mark.parametrize("gamma", [2e-7, 3.3e-6, 1e-3])
 def test_native_loop_matches_aten_bit_for_bit(threads: int, forbid: bool, gamma: float):
     torch.set_num_threads(threads)
-    ours = awkward_thetas(0, gamma)
-    reference = [t.clone() for t in ours]
+    ours = awkward_thetas(0, gamma)  # one tensor per weight; the ATen path takes them as one flat buffer
+    reference = torch.cat([t.reshape(-1) for t in ours])
     ours_ever = [t <= 0 for t in ours]
-    reference_ever = [e.clone() for e in ours_ever]
-    negatives = [torch.empty_like(e) for e in ours_ever]
+    reference_ever = reference <= 0
+    negative = torch.empty_like(reference_ever)
     assert native.available_for(ours, ours_ever)
     floor = -20.0 / 1e5
     for step in range(5):
         if step == 2:  # some pruned weights come back (recovery), unless forbidden
-            for theta in ours + reference:
+            for theta in [*ours, reference]:
                 theta.abs_()
         counted = native.push_and_track(ours, ours_ever, gamma, forbid, floor)
-        assert counted == push_and_track_aten(reference, reference_ever, negatives, gamma, forbid, floor)
-        for a, b in zip(ours, reference):
-            assert torch.equal(a.view(torch.int32), b.view(torch.int32)), "theta differs in some bit"
-        assert all(torch.equal(a, b) for a, b in zip(ours_ever, reference_ever))
+        assert counted == push_and_track_aten(reference, reference_ever, negative, gamma, forbid, floor)
+        flat_ours = torch.cat([t.reshape(-1) for t in ours])
+        assert torch.equal(flat_ours.view(torch.int32), reference.view(torch.int32)), "theta differs in some bit"
+        assert torch.equal(torch.cat([e.reshape(-1) for e in ours_ever]), reference_ever)
 
 
 def test_native_steps_aside_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch):

@@ -51,6 +51,7 @@ gamma schedules:
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
@@ -61,7 +62,7 @@ from prune_cli import native
 from prune_cli.batching import Encoded
 from prune_cli.config import unit_fraction
 from prune_cli.errors import UserError
-from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, theta_masked_weight
+from prune_cli.masking import MaskedEncoder, StepBuffers, keep_top, multi_tensor_masking, theta_masked_weight, theta_masked_weights
 from prune_cli.methods.base import MethodResult
 from prune_cli.methods.loops import HeadTrainer, fit_head
 from prune_cli.training import ADAM_BETAS, BatchStream, RunContext, linear_schedule, loss_fn, make_optimizer
@@ -137,67 +138,87 @@ def quantile_by_selection(sample: torch.Tensor, q: float) -> float:
 
 
 @torch.no_grad()
-def push_and_track_aten(thetas: list[torch.Tensor], evers: list[torch.Tensor], negatives: list[torch.Tensor],
+def push_and_track_aten(theta: torch.Tensor, ever: torch.Tensor, negative: torch.Tensor,
                         gamma: float, forbid_recovery: bool, floor: float) -> int:
-    """`native.push_and_track` in ATen ops (any device): theta -= gamma; ever |= theta <= 0 (with
-    forbid_recovery, ever-pruned theta clamped to <= floor); returns the number of theta <= 0.
-    `negatives` are bool buffers shaped like theta, reused every step (see StepBuffers)."""
-    torch._foreach_add_(thetas, -gamma)
-    counts = []
-    for theta, ever, negative in zip(thetas, evers, negatives):
+    """`native.push_and_track` in ATen ops (any device), on all of theta at once (`ThetaState`'s
+    flat buffer): theta -= gamma; ever |= theta <= 0 (with forbid_recovery, ever-pruned theta
+    clamped to <= floor); returns the number of theta <= 0. `negative` is a bool buffer shaped
+    like theta, reused every step (see StepBuffers). One tensor, not one per weight: on a GPU
+    each op is a kernel launch, and a step there is bound by launches (docs/performance.md)."""
+    theta.sub_(gamma)
+    torch.le(theta, 0, out=negative)
+    ever |= negative
+    if forbid_recovery:
+        theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
         torch.le(theta, 0, out=negative)
-        ever |= negative
-        if forbid_recovery:
-            theta.copy_(torch.where(ever, theta.clamp(max=floor), theta))
-            torch.le(theta, 0, out=negative)
-        counts.append(torch.count_nonzero(negative))  # .sum() would first copy the bools to int64
-    # one read of the total: a read per tensor made a GPU step wait for the device ~75 times, so
-    # the launches of the next kernels never overlapped with the device's work
-    return int(torch.stack(counts).sum())
+    # count_nonzero: .sum() would first copy the bools to int64; one read of the total per step
+    return int(torch.count_nonzero(negative))
 
 
 class ThetaState:
-    """theta per maskable weight, plus the bookkeeping for recovery and the no_recovery ablation."""
+    """theta per maskable weight, plus the bookkeeping for recovery and the no_recovery ablation.
+
+    All of theta lives in one flat buffer, and each weight's theta (an `nn.Parameter`, what the
+    optimiser and the checkpoints see) is a view into it; `ever_pruned` likewise. The per-step
+    sweep (Eq. 7's push, recovery bookkeeping, the stop count) and the sample for the push's
+    quantile then run over one tensor: on a GPU, where a step is bound by kernel launches, that is
+    a handful of launches instead of a handful per weight (75 weights in BERT-base). The values
+    are those of one tensor per weight, to the bit: the same ops on the same numbers.
+    """
 
     def __init__(self, encoder: MaskedEncoder, cfg: Mapping[str, Any], generator: torch.Generator, device: torch.device,
                  unseen_rows: tuple[str, torch.Tensor] | None = None):
         """`unseen_rows`: (word-embedding name, True per row the training split never uses), whose
         theta_0 is shrunk so that the gamma push prunes those rows first (`unseen_tokens_first`)."""
         self.names = encoder.maskable
+        self.shapes = [encoder.shapes[n] for n in self.names]
         initial = {n: initial_theta(encoder.base_weight(n), cfg, generator) for n in self.names}
         if unseen_rows is not None:
             name, unseen = unseen_rows
             initial[name][unseen] *= UNSEEN_ROW_SHRINK
-        self.theta = [torch.nn.Parameter(initial[n].to(device)) for n in self.names]
-        self.ever_pruned = [t.detach() <= 0 for t in self.theta]
-        self._native = native.available_for(self.theta, self.ever_pruned)
+        self.total = sum(t.numel() for t in initial.values())
+        self.flat = torch.empty(self.total, dtype=torch.float32, device=device)
+        self.theta = [torch.nn.Parameter(view) for view in self._views(self.flat)]
+        with torch.no_grad():
+            for theta, name in zip(self.theta, self.names):
+                theta.copy_(initial.pop(name))  # freed as it goes: never two whole copies of theta at once
+        self.ever_flat = self.flat <= 0
+        self.ever_pruned = self._views(self.ever_flat)
+        self._native = native.available_for([self.flat], [self.ever_flat])
         # the ATen path's bools, reused every step (see StepBuffers); the native loop needs none
-        self._negative = [] if self._native else [torch.empty_like(e) for e in self.ever_pruned]
-        self.total = sum(t.numel() for t in self.theta)
+        self._negative = None if self._native else torch.empty_like(self.ever_flat)
+        # The fixed sample, its draws grouped by weight in the model's order, as when theta was one
+        # tensor per weight: the push's quantile does not depend on the order, but the float sum
+        # behind the sample's share of theta <= 0 does, to the last bit.
         flat_index = torch.randint(0, self.total, (min(QUANTILE_SAMPLE, self.total),), generator=generator)
-        # The same sample, split per tensor: reading it never concatenates all of theta.
-        self.sample_index, offset = [], 0
+        grouped, offset = [], 0
         for theta in self.theta:
-            inside = flat_index[(flat_index >= offset) & (flat_index < offset + theta.numel())] - offset
-            self.sample_index.append(inside.to(device))
+            grouped.append(flat_index[(flat_index >= offset) & (flat_index < offset + theta.numel())])
             offset += theta.numel()
+        self.sample_index = torch.cat(grouped).to(device)
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """`flat` cut into one view per maskable weight, shaped like it, in the model's order."""
+        sizes = [math.prod(shape) for shape in self.shapes]
+        return [piece.view(shape) for piece, shape in zip(flat.split(sizes), self.shapes)]
 
     @torch.no_grad()
     def push_and_track(self, gamma: float, forbid_recovery: bool, floor: float) -> float:
         """Eq. 7's uniform push, recovery bookkeeping, and the share of theta <= 0, in one sweep.
 
         On a CPU one compiled loop does all of it (`prune_cli.native`: same bits, a third of the
-        time); elsewhere, or without a C compiler, the ATen ops below.
+        time); elsewhere, or without a C compiler, the ATen ops of `push_and_track_aten`.
         """
         if self._native:
-            pruned = native.push_and_track(self.theta, self.ever_pruned, gamma, forbid_recovery, floor)
+            # (it tells autograd that `flat` changed; the views share its version counter)
+            pruned = native.push_and_track([self.flat], [self.ever_flat], gamma, forbid_recovery, floor)
         else:
-            pruned = push_and_track_aten(self.theta, self.ever_pruned, self._negative, gamma, forbid_recovery, floor)
+            pruned = push_and_track_aten(self.flat, self.ever_flat, self._negative, gamma, forbid_recovery, floor)
         return pruned / self.total
 
     def sample(self) -> torch.Tensor:
         """The same fixed sample of theta every call (its indices are drawn once, at the start)."""
-        return torch.cat([t.detach().reshape(-1)[i] for t, i in zip(self.theta, self.sample_index)]).float()
+        return self.flat[self.sample_index].float()
 
     def sample_bias(self, exact_pruned_share: float, sample: torch.Tensor | None = None) -> float:
         """How far the fixed sample's share of theta <= 0 is from the exact share, measured on the
@@ -284,8 +305,10 @@ class MaskLearner:
         self._hold_bias = 0.0  # holding s: the sample's bias, measured after the last push (see push_for)
         self.reached_by_gamma = False
         self._token_buffer: torch.Tensor | None = None
-        # the word-embedding rows change shape every batch; every other theta reuses its memory
-        self._step_buffers = {n: StepBuffers.like(t, self.base[n]) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table}
+        # every theta but the word embeddings' (whose rows change every batch, `_token_rows`): in
+        # multi-tensor kernels (a GPU), or one at a time into memory reused every step (a CPU)
+        self._whole = [(n, t) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table]
+        self._step_buffers = None if multi_tensor_masking(ctx.device) else {n: StepBuffers.like(t, self.base[n]) for n, t in self._whole}
 
     @property
     def holding(self) -> bool:
@@ -372,10 +395,13 @@ class MaskLearner:
         """Returns the loss; afterwards `pruned_share` is the share of theta <= 0."""
         state = self.state
         weights = {}
-        for name, theta in zip(state.names, state.theta):
-            if name == self.token_table:
-                weights[name], batch = self._token_rows(theta, batch)
-            else:
+        if self.token_table is not None:
+            weights[self.token_table], batch = self._token_rows(state.theta[state.names.index(self.token_table)], batch)
+        if self._step_buffers is None:
+            masked = theta_masked_weights([self.base[n] for n, _ in self._whole], [t for _, t in self._whole], self.t_large, self.t_small)
+            weights.update(zip([n for n, _ in self._whole], masked))
+        else:
+            for name, theta in self._whole:
                 weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
         with self.ctx.autocast(), self.ctx.encoder.dropout(self.encoder_dropout):
             loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights), batch.get("attention_mask")), batch["labels"])
