@@ -172,6 +172,37 @@ def test_word_embedding_rows_and_step_buffers_match_the_plain_path(tiny_model_di
             assert torch.equal(a, b)
 
 
+def test_theta_is_views_of_one_buffer_and_a_per_tensor_checkpoint_loads_into_them(tiny_model_dir: Path):
+    """theta per weight is a view into one flat buffer (the push and bookkeeping run over it once);
+    a checkpoint whose theta are separate tensors (every checkpoint written before the flat
+    buffer) loads into those views, and the push then sees the loaded values."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.methods.adapt_by_pruning import MaskLearner
+    from prune_cli.methods.loops import HeadTrainer
+
+    ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=OmegaConf.to_container(compose([]).method))
+    learner = MaskLearner(ctx, HeadTrainer(ctx, 4))
+    state = learner.state
+    storage = state.flat.untyped_storage().data_ptr()
+    assert all(t.untyped_storage().data_ptr() == storage for t in state.theta)
+    assert sum(t.numel() for t in state.theta) == state.flat.numel() == state.total
+    batches = ctx.batches()
+    learner.step(0, next(batches))
+    saved = learner.state_dict()
+    old_format = {**saved, "theta": [t.detach().clone() for t in saved["theta"]],
+                  "ever_pruned": [e.clone() for e in saved["ever_pruned"]]}
+    expected = torch.cat([t.reshape(-1) for t in old_format["theta"]])
+    learner.step(1, next(batches))
+    assert not torch.equal(state.flat, expected)
+    learner.load_state_dict(old_format)
+    assert torch.equal(state.flat, expected)
+    assert all(t.untyped_storage().data_ptr() == storage for t in state.theta)
+    pushed = state.push_and_track(0.5, False, -20.0 / 1e5)  # a push past every theta_0
+    assert pushed == 1.0 and torch.equal(state.flat, expected - 0.5)
+
+
 @pytest.mark.parametrize(
     ("schedule", "factors"),
     [
