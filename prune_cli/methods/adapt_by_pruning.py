@@ -307,8 +307,14 @@ class MaskLearner:
         self._token_buffer: torch.Tensor | None = None
         # every theta but the word embeddings' (whose rows change every batch, `_token_rows`): in
         # multi-tensor kernels (a GPU), or one at a time into memory reused every step (a CPU)
-        self._whole = [(n, t) for n, t in zip(self.state.names, self.state.theta) if n != self.token_table]
-        self._step_buffers = None if multi_tensor_masking(ctx.device) else {n: StepBuffers.like(t, self.base[n]) for n, t in self._whole}
+        # (aligned lists, made once: the step is a hot path)
+        self._whole = [n for n in self.state.names if n != self.token_table]
+        by_name = dict(zip(self.state.names, self.state.theta))
+        self._whole_thetas = [by_name[n] for n in self._whole]
+        self._whole_bases = [self.base[n] for n in self._whole]
+        self._token_theta = None if self.token_table is None else by_name[self.token_table]
+        self._step_buffers = None if multi_tensor_masking(ctx.device) else {
+            n: StepBuffers.like(t, base) for n, t, base in zip(self._whole, self._whole_thetas, self._whole_bases)}
 
     @property
     def holding(self) -> bool:
@@ -396,13 +402,12 @@ class MaskLearner:
         state = self.state
         weights = {}
         if self.token_table is not None:
-            weights[self.token_table], batch = self._token_rows(state.theta[state.names.index(self.token_table)], batch)
+            weights[self.token_table], batch = self._token_rows(self._token_theta, batch)
         if self._step_buffers is None:
-            masked = theta_masked_weights([self.base[n] for n, _ in self._whole], [t for _, t in self._whole], self.t_large, self.t_small)
-            weights.update(zip([n for n, _ in self._whole], masked))
+            weights.update(zip(self._whole, theta_masked_weights(self._whole_bases, self._whole_thetas, self.t_large, self.t_small)))
         else:
-            for name, theta in self._whole:
-                weights[name] = theta_masked_weight(self.base[name], theta, self.t_large, self.t_small, self._step_buffers.get(name))
+            for name, theta, base in zip(self._whole, self._whole_thetas, self._whole_bases):
+                weights[name] = theta_masked_weight(base, theta, self.t_large, self.t_small, self._step_buffers.get(name))
         with self.ctx.autocast(), self.ctx.encoder.dropout(self.encoder_dropout):
             loss = self.criterion(self.heads.head(self.ctx.encoder(batch, weights), batch.get("attention_mask")), batch["labels"])
         self.ctx.precision.backward(loss)
