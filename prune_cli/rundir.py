@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -85,15 +85,20 @@ def default_mode(base: int = 0o666) -> int:
     return base & ~umask
 
 
-def atomic_write_bytes(path: Path, payload: bytes | memoryview) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Have `write` fill a temporary file beside `path`, then fsync it and rename it into place, so
+    `path` holds either its old content or the whole new one, whatever stops the process. `write`
+    gets a path, not a handle: `torch.save` given a path writes from C++ without holding the GIL,
+    which matters on the checkpoint writer's thread."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, default_mode())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            os.fchmod(fd, default_mode())
+            write(Path(tmp))
+            os.fsync(fd)  # the file's data, whichever handle wrote it
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -103,6 +108,10 @@ def atomic_write_bytes(path: Path, payload: bytes | memoryview) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_bytes(path: Path, payload: bytes | memoryview) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(payload))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -39,7 +39,7 @@ done
 python - "$out" <<'PY'
 import glob, json, statistics, sys
 keys = ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense", "a_finetune_s", "b_adapt_s",
-        "a_peak_mib", "b_peak_mib", "e_checkpoint_s", "e_checkpoint_write_s")
+        "a_peak_mib", "b_peak_mib", "e_checkpoint_s", "e_checkpoint_write_s", "e_checkpoint_in_all_s")
 for side in ("new", "old"):
     rows = []
     for name in sorted(glob.glob(f"{sys.argv[1]}/{side}_*.txt")):

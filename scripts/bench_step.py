@@ -9,8 +9,10 @@
 (d) inference, masked vs dense  (mask applied once through the shared masking mechanism; the two
                                  are timed in alternation, 3x --repeats each)
 (e) one resume checkpoint       (a pruning step's full state saved as `adapt` saves it: e_checkpoint_s is
-                                 what the training thread pays, serialising it; e_checkpoint_write_s
-                                 the fsync'd write that then runs beside training)
+                                 what the training thread pays, copying it to host buffers;
+                                 e_checkpoint_write_s the serialising and fsync'd write that then run
+                                 beside training; e_checkpoint_in_all_s what one save costs the
+                                 pruning steps run beside that write, blocking half included)
 (b') with --aten-too            (b) again, with the theta push and bookkeeping done by ATen ops
                                  instead of the compiled loop (prune_cli.native), in the same round
                                  robin: what that loop saves, measured against its own baseline
@@ -126,7 +128,7 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
     return statistics.median(times), peak_mib(device)
 
 
-def checkpoint_costs(checkpoints: Checkpointer, snapshot: dict, repeats: int) -> tuple[float, float]:
+def checkpoint_costs(checkpoints: Checkpointer, snapshot: Callable[[], dict], repeats: int) -> tuple[float, float]:
     """Median seconds of (e) over `repeats` saves after one untimed: what `save` blocks the training
     thread for, and how long its background write then takes. Each save starts once the previous
     write has landed, as at `adapt`'s cadence (hundreds of steps apart), so neither includes the other."""
@@ -134,12 +136,37 @@ def checkpoint_costs(checkpoints: Checkpointer, snapshot: dict, repeats: int) ->
     for _ in range(1 + repeats):
         checkpoints.wait()
         start = time.perf_counter()
-        checkpoints.save("prune", 1, snapshot)
+        checkpoints.save("prune", 1, snapshot())
         saved = time.perf_counter()
         checkpoints.wait()
         blocking.append(saved - start)
         writing.append(time.perf_counter() - saved)
     return statistics.median(blocking[1:]), statistics.median(writing[1:])
+
+
+def checkpoint_cost_in_all(checkpoints: Checkpointer, snapshot: Callable[[], dict], step: Callable[[], object],
+                           device: torch.device, steps: int, repeats: int) -> float:
+    """What one save costs training in all: `steps` training steps with a save before them (and
+    its write waited for after them, as the next save would) minus the same steps without, median
+    of `repeats` such pairs taken in turn. Beside the blocking half it counts what the background
+    write takes from the steps running beside it (cores, and the GIL for any Python it runs)."""
+    def run(save: bool) -> float:
+        checkpoints.wait()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        if save:
+            checkpoints.save("prune", 1, snapshot())
+        for _ in range(steps):
+            step()
+        checkpoints.wait()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    run(True)
+    differences = [run(True) - run(False) for _ in range(repeats)]
+    return statistics.median(differences)
 
 
 def timed_round_robin(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int,
@@ -270,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="trainer.precision of every kind (default fp32)")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
     parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
+    parser.add_argument("--checkpoint-steps", type=int, default=0, metavar="STEPS",
+                        help="pruning steps (e)'s in-all cost runs beside a checkpoint's write (0: enough to outlast it, 1.5x its measured time)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
     parser.add_argument("--aten-too", action="store_true",
                         help="also time (b) with the theta bookkeeping in ATen ops (PRUNE_CLI_NATIVE=0), in the same round robin")
@@ -372,9 +401,15 @@ def main() -> None:
     # (e) one resume checkpoint of a pruning step's full state (theta, Adam moments, head), as `adapt` writes it
     with tempfile.TemporaryDirectory() as folder:
         checkpoints = Checkpointer(Path(folder), 1, {}, [])
-        snapshot = {"learner": learner.state_dict(), "heads": learner.heads.state_dict(), "batches_served": 0}
+
+        def snapshot() -> dict:
+            return {"learner": learner.state_dict(), "heads": learner.heads.state_dict(), "batches_served": 0}
+
         results["e_checkpoint_s"], results["e_checkpoint_write_s"] = checkpoint_costs(checkpoints, snapshot, repeats=3)
         results["e_checkpoint_mib"] = (Path(folder) / "checkpoint" / "state.pt").stat().st_size / 2**20
+        steps = args.checkpoint_steps or max(3, math.ceil(1.5 * results["e_checkpoint_write_s"] / results["b_adapt_s"]))
+        results["e_checkpoint_in_all_s"] = checkpoint_cost_in_all(checkpoints, snapshot, built["b_adapt"][0], device, steps, repeats=3)
+        results["e_checkpoint_in_all_steps"] = steps
     masks = keep_top(learner.state.by_name(), 0.5)
     del built, learner
 

@@ -91,6 +91,7 @@ def test_one_process_times_every_kind_in_the_chosen_precision(bench, monkeypatch
     assert result["precision"] == precision and result["model"] == "tiny"
     for key in ("a_finetune_s", "b_adapt_s", "c_naive_s", "d_dense_s", "d_masked_s", "e_checkpoint_s", "e_checkpoint_write_s"):
         assert result[key] > 0, key
+    assert isinstance(result["e_checkpoint_in_all_s"], float) and result["e_checkpoint_in_all_steps"] >= 3
     assert all(result[r] > 0 for r in ("adapt_over_finetune", "naive_over_adapt", "masked_inference_speed_vs_dense"))
 
 

@@ -409,20 +409,20 @@ def test_sigterm_stops_a_run_at_a_step_and_the_process_ends_killed_by_it(in_tmp:
 def _held_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
     """Checkpoint writes that wait for the returned event (10 s at most) before writing."""
     release, written = threading.Event(), []
-    original = rundir.atomic_write_bytes
+    original = rundir.atomic_write
 
-    def held(path, payload):
+    def held(path, write):
         release.wait(timeout=10)
-        original(path, payload)
+        original(path, write)
         written.append(Path(path).name)
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", held)
+    monkeypatch.setattr(rundir, "atomic_write", held)
     return release, written
 
 
 def test_a_checkpoint_is_written_while_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """save() serialises and returns; the write (about a gigabyte at BERT-base's size) happens on
-    another thread, and wait() is where it is known to be on disk."""
+    """save() copies the state and returns; serialising and writing it (about a gigabyte at
+    BERT-base's size) happen on another thread, and wait() is where it is known to be on disk."""
     release, written = _held_writes(monkeypatch)
     saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
     saver.save("prune", 1, {"theta": torch.ones(3)})
@@ -445,12 +445,24 @@ def test_the_state_saved_is_the_one_at_the_save_not_at_the_write(tmp_path: Path,
     assert torch.load(tmp_path / rundir.CHECKPOINT_STATE, weights_only=True)["state"]["theta"].tolist() == [0.0] * 4
 
 
+def test_each_save_writes_its_own_step_while_the_previous_write_may_be_in_flight(tmp_path: Path):
+    saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
+    theta = torch.zeros(1000)
+    saver.save("prune", 1, {"theta": theta})
+    theta.add_(1.0)
+    saver.save("prune", 2, {"theta": theta})
+    theta.add_(1.0)
+    saver.wait()
+    saved = torch.load(tmp_path / rundir.CHECKPOINT_STATE, weights_only=True)
+    assert saved["steps_done"] == 2 and saved["state"]["theta"].sum().item() == 1000.0
+
+
 def test_a_failed_background_write_fails_the_next_save_and_not_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                                caplog: pytest.LogCaptureFixture):
-    def full_disk(path, payload):
+    def full_disk(path, write):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(rundir, "atomic_write", full_disk)
     saver = checkpointing.Checkpointer(tmp_path, 1, {}, [])
     saver.save("prune", 1, {"theta": torch.ones(2)})
     with pytest.raises(OSError, match="No space left"):
