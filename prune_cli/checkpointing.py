@@ -22,11 +22,11 @@ The state is one `torch.save` file (nested optimiser state dicts are not flat te
 safetensors does not fit), written atomically, loaded with `weights_only=True`. At the step it
 belongs to, the training thread only copies the state to host memory (`host_copy`: from a GPU,
 asynchronously into pinned buffers); serialising the copy and writing it to disk (and fsync)
-happen on a background thread while training goes on. At BERT-base's size on a GPU a checkpoint (1.3 GiB) took 17-23% of
-training at the default cadence when written on the training thread, and serialising alone still
-1.9 s per save there. Only one write is ever in flight: the next save, a stop, the end of training
-(however it ends) and a clean finish wait for it, and its error (a full disk) fails the run at
-the next save as a synchronous write's would.
+happen on a background thread while training goes on. At BERT-base's size on a GPU a checkpoint
+(1.3 GiB) took 17-23% of training at the default cadence when written on the training thread,
+and serialising alone still 1.9 s per save there. Only one write is ever in flight: the next
+save, a stop, the end of training (however it ends) and a clean finish wait for it, and its error
+(a full disk) fails the run at the next save as a synchronous write's would.
 """
 
 from __future__ import annotations
@@ -121,12 +121,12 @@ class Checkpointer:
         self.seconds_spent += time.perf_counter() - started
         self.saves += 1
 
-    def _write(self, payload: dict[str, Any], copied: torch.cuda.Event | None, phase: str, steps_done: int) -> None:
+    def _write(self, payload: dict[str, Any], copied: list[torch.cuda.Event], phase: str, steps_done: int) -> None:
         """The background half of `save`: any error is kept for `wait` to raise on the training thread."""
         assert self.run_dir is not None
         try:
-            if copied is not None:
-                copied.synchronize()  # the GPU-to-host copies `save` queued have landed
+            for event in copied:
+                event.synchronize()  # the GPU-to-host copies `save` queued have landed
             rundir.atomic_write(self.run_dir / rundir.CHECKPOINT_STATE, lambda tmp: torch.save(payload, tmp))
             # progress.json is for people and tools watching a run; state.pt alone is authoritative
             rundir.write_json(self.run_dir / rundir.CHECKPOINT_PROGRESS, {"phase": phase, "steps_done": steps_done})

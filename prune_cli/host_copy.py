@@ -8,7 +8,7 @@ copied to the host, unpinned and synchronously. A copy is cheaper, and the write
 serialises the copy while training goes on:
 
 - from a GPU, a queue of asynchronous copies into pinned host buffers, ordered on the training
-  stream before the next step's updates; the writer waits on the event `copy` returns before
+  stream before the next step's updates; the writer waits on the events `copy` returns before
   reading them. Pinned memory is slow to allocate, so these buffers are kept from one save to the
   next (keyed by where each tensor sits in the state): the host holds one copy of the
   checkpointed tensors while the run trains.
@@ -41,19 +41,14 @@ class HostCopier:
         """Host memory the kept (pinned) buffers hold between saves."""
         return sum(buffer.numel() * buffer.element_size() for buffer in self._buffers.values())
 
-    def copy(self, state: Any) -> tuple[Any, torch.cuda.Event | None]:
-        """The state with every tensor replaced by its host copy, and (where any tensor was on a
-        GPU) the event after which the copies are complete; None where they already are."""
+    def copy(self, state: Any) -> tuple[Any, list[torch.cuda.Event]]:
+        """The state with every tensor replaced by its host copy, and the events (one per GPU the
+        tensors were on, none on a CPU) after which the copies are complete."""
         used: dict[Key, torch.Tensor] = {}
         gpus: set[torch.device] = set()
         copied = self._copy(state, (), used, gpus)
         self._buffers = used  # a buffer no longer in the state (an earlier phase's) is let go
-        if not gpus:
-            return copied, None
-        event = torch.cuda.Event()
-        for device in gpus:  # a run uses one device: this records once, on the stream the copies were queued on
-            event.record(torch.cuda.current_stream(device))
-        return copied, event
+        return copied, [torch.cuda.current_stream(device).record_event() for device in gpus]
 
     def _copy(self, value: Any, key: Key, used: dict[Key, torch.Tensor], gpus: set[torch.device]) -> Any:
         if isinstance(value, torch.Tensor):
@@ -68,12 +63,12 @@ class HostCopier:
         return copy.deepcopy(value)
 
     def _copy_tensor(self, tensor: torch.Tensor, key: Key, used: dict[Key, torch.Tensor], gpus: set[torch.device]) -> torch.Tensor:
-        if tensor.device.type != "cuda":
-            return tensor.clone(memory_format=torch.contiguous_format)
+        if tensor.device.type != "cuda":  # a CPU tensor (or another device's, copied synchronously)
+            return tensor.to("cpu", copy=True)
         buffer = self._buffers.get(key)
         if buffer is None or buffer.shape != tensor.shape or buffer.dtype != tensor.dtype:
             buffer = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-        buffer.copy_(tensor, non_blocking=True)  # queued on the training stream, done at the returned event
+        buffer.copy_(tensor, non_blocking=True)  # queued on the training stream, done at the returned events
         gpus.add(tensor.device)
         used[key] = buffer
         return buffer

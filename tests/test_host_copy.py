@@ -22,7 +22,7 @@ def test_the_copy_holds_the_values_at_the_copy_and_later_changes_never_reach_it(
     theta = torch.arange(8, dtype=torch.float32)
     state = _state(theta)
     copied, ready = HostCopier().copy(state)
-    assert ready is None  # nothing on a GPU: the copies are done when copy() returns
+    assert ready == []  # nothing on a GPU: the copies are done when copy() returns
     theta.add_(100.0)  # training's next step, in place
     state["learner"]["groups"][0]["lr"] = 1.0  # a scheduler's step, on the state dict's own objects
     state["learner"]["groups"][0]["params"].append(2)
@@ -55,9 +55,9 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 def test_a_gpu_state_is_copied_into_pinned_memory_and_complete_at_the_returned_event():
     theta = torch.arange(1 << 20, dtype=torch.float32, device="cuda")
     copied, ready = HostCopier().copy({"theta": theta})
-    assert ready is not None and copied["theta"].is_pinned() and copied["theta"].device.type == "cpu"
+    assert len(ready) == 1 and copied["theta"].is_pinned() and copied["theta"].device.type == "cpu"
     theta.mul_(0.0)  # queued after the copy on the same stream: it must not reach the copy
-    ready.synchronize()
+    ready[0].synchronize()
     assert torch.equal(copied["theta"], torch.arange(1 << 20, dtype=torch.float32))
 
 
@@ -69,7 +69,7 @@ def test_pinned_buffers_are_reused_from_one_copy_to_the_next_and_let_go_once_out
     theta = torch.zeros(8, device="cuda")
     first, _ = copier.copy(_state(theta))
     second, ready = copier.copy(_state(theta + 1.0))
-    ready.synchronize()
+    ready[0].synchronize()
     assert [t.data_ptr() for t in first["learner"]["theta"]] == [t.data_ptr() for t in second["learner"]["theta"]]
     assert second["learner"]["theta"][0].tolist() == [1.0, 1.0, 1.0] and copier.held_bytes == 8 * 4
     third, _ = copier.copy({"head": torch.ones(2, 3, device="cuda"), "learner": {"theta": [torch.ones(4, device="cuda")]}})
