@@ -5,8 +5,9 @@
 Runs `prune-cli adapt --task sst2 --sparsity 0.5` (another task with --task, plus any extra
 override words) in a fresh folder (a temporary one, or DIR with --keep so the run directory can be
 re-scored with `prune-cli evaluate`), then reads the run's metrics.json: wall time of the whole command (imports, loading,
-tokenising, training, scoring, writing), training examples per second, realized sparsity, the
-dev metric, and whether the base weights were left unchanged.
+tokenising, training, scoring, writing), training examples per second, the job's peak host
+memory (its peak RSS, as `/usr/bin/time -v` reports it), realized sparsity, the dev metric, and
+whether the base weights were left unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ def main() -> None:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=tmp, env=child_environment(), capture_output=True, text=True)
         wall = time.perf_counter() - started
+        peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child waited for: the job
         if done.returncode != 0:
             sys.exit(f"prune-cli failed ({done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
         metrics_file = max(Path(tmp, "outputs").rglob("metrics.json"), key=lambda p: p.stat().st_mtime)
@@ -59,6 +62,7 @@ def main() -> None:
         "wall_seconds": round(wall, 1),
         "train_seconds": metrics["train_seconds"],
         "train_examples_per_second": round(metrics["steps"] * batch_size / metrics["train_seconds"], 1),
+        "peak_rss_mib": round(peak_rss / (2**20 if sys.platform == "darwin" else 2**10), 1),  # bytes on macOS, KiB on Linux
         "sparsity_requested": metrics["sparsity_requested"],
         "sparsity_realized": round(metrics["sparsity_realized"], 6),
         metrics["main_metric"]: round(metrics["main_metric_value"], 4),

@@ -30,3 +30,4 @@ def test_bench_adapt_runs_the_job_with_a_relative_glue_dir(tiny_model_dir: Path,
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["sparsity_realized"] == 0.5 and line["base_weights_unchanged"] is True
     assert 0.0 <= line["eval_accuracy"] <= 1.0 and Path(line["run_dir"], "metrics.json").is_file()
+    assert line["peak_rss_mib"] > 100  # the job's own process (torch alone is more), not this script's
