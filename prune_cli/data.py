@@ -114,12 +114,20 @@ def row_text(texts: tuple[str, ...]) -> str:
     return "\t".join(texts).strip()
 
 
-def occurrences_in(texts: list[str]) -> Callable[[str], int]:
-    """How often a text occurs across `texts` (a row counts itself): 1 for a row that no other row
-    contains, more for a piece of a longer row. `hold_out` draws by it, and `scripts/holdout_rows.py`
-    measures a plain draw with the same rule."""
+def occurs_elsewhere_in(texts: list[str]) -> Callable[[str], bool]:
+    """Whether a text occurs more than once across `texts` (a row counts itself): False for a row
+    that no other row contains, True for a piece of a longer row or a repeated one. `hold_out` draws
+    only rows for which it is False, and `scripts/holdout_rows.py` measures a plain draw with the same
+    rule. It is `str.count(text) > 1` on the rows joined by newlines, stopped at the second match:
+    the same non-overlapping matches, without scanning the rest of SST-2's 4.5 MB for each of the
+    ~8,400 rows `hold_out` tries (7.2 s of count against 2.7 s)."""
     everything = "\n" + "\n".join(texts) + "\n"
-    return everything.count
+
+    def occurs_elsewhere(text: str) -> bool:
+        first = everything.find(text)
+        return first != -1 and everything.find(text, first + len(text)) != -1
+
+    return occurs_elsewhere
 
 
 def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Examples, Examples]:
@@ -138,10 +146,10 @@ def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Exa
     from training (that sentence's phrases, and any other row that occurs in it). Where no row
     contains another (pairs, CoLA, STS-B) this is a plain random draw."""
     texts = [row_text(row) for row in train.texts]
-    occurrences = occurrences_in(texts)
+    occurs_elsewhere = occurs_elsewhere_in(texts)
     held: list[int] = []
     for index in np.random.RandomState(seed).permutation(len(train)):
-        if occurrences(texts[index]) == 1:  # in no other row (nor twice): not a piece of a longer one
+        if not occurs_elsewhere(texts[index]):  # in no other row (nor twice): not a piece of a longer one
             held.append(int(index))
             if len(held) == size:
                 break

@@ -8,7 +8,8 @@ A held-out row that sits inside a training row has been trained on, label and al
 random draw would score a recipe on rows it partly learnt, and on rows shaped unlike dev's. This
 prints, per task: the share of a plain random draw (same size and seed) found inside another
 training row, the mean words per row of that draw, of the draw `hold_out` makes, and of dev, and
-how many training rows `hold_out` drops because they sit inside a held-out row.
+how many training rows `hold_out` drops because they sit inside a held-out row, and how long its
+draw took (every command that reads a held-out run draws again).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -28,10 +30,12 @@ def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float
     """The comparison for one task: a plain random draw against `data.hold_out`'s."""
     full = data.load_task_data(task, {**data_cfg, "holdout": None})
     texts = [data.row_text(t) for t in full.train.texts]
-    occurrences = data.occurrences_in(texts)
+    occurs_elsewhere = data.occurs_elsewhere_in(texts)
     plain = np.random.RandomState(seed).permutation(len(texts))[:size]
-    inside = sum(occurrences(texts[i]) > 1 for i in plain)
+    inside = sum(occurs_elsewhere(texts[i]) for i in plain)
+    started = time.perf_counter()
     rest, held = data.hold_out(full.train, size, seed, task["name"])
+    seconds = time.perf_counter() - started
     words = lambda rows: statistics.fmean(len(data.row_text(t).split()) for t in rows)  # noqa: E731
     return {
         "train_rows": len(texts),
@@ -41,6 +45,7 @@ def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float
         "dev_words": words(full.dev["dev"].texts),
         "hold_out_rows_dropped": len(texts) - size - len(rest),
         "rows_left_to_train_on": len(rest),
+        "hold_out_seconds": round(seconds, 2),
     }
 
 

@@ -62,6 +62,16 @@ def test_no_piece_of_a_held_out_row_is_trained_on():
         data.hold_out(train, 5, 0, "phrases")
 
 
+def test_occurs_elsewhere_is_count_above_one_on_the_joined_rows():
+    """The rule the draw has always used (`str.count` over the rows joined by newlines, above 1),
+    stopped at the second match: so runs made before the faster check hold out the same rows."""
+    texts = ["aaa", "aa", "a fine film", "fine", "film film", "fi", "a fine film", "", "x\ty", "y"]
+    everything = "\n" + "\n".join(texts) + "\n"
+    occurs_elsewhere = data.occurs_elsewhere_in(texts)
+    for text in texts + ["a", "aaaa", "absent", "\n"]:
+        assert occurs_elsewhere(text) == (everything.count(text) > 1), text
+
+
 def test_holding_out_every_training_row_is_refused():
     with pytest.raises(UserError, match=r"data.holdout=24 would leave no training examples .*has 24"):
         data.load_task_data(SST2, {**FIXTURE, "holdout": 24})
