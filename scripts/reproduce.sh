@@ -19,6 +19,9 @@
 #
 # Safe to stop and re-run: a finished run (metrics.json) is skipped, a killed one continues from
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
+# Either only if it was made with the overrides this call gives its cell: a run of other overrides
+# (a changed OVERRIDES or ablation, run into an old root) is kept as it is, named in a KEPT line,
+# and the script ends with status 1 after the report.
 # Ctrl-C (or SIGTERM) stops every running lane after its current step, with a checkpoint.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
@@ -372,7 +375,48 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
   [ "$stopping" = 0 ] || return 130  # a stop that came as the run finished still stops the grid
 }
 
+# A finished or stopped run is taken as this call's cell only if it was made with the same overrides:
+# otherwise a changed OVERRIDES or ablation spec, run into an old root, would be answered silently by
+# runs of the old recipe. Such a run is kept (never overwritten) and reported, and the script ends
+# non-zero. Left out of the comparison: what only sets how a run is shown or how many threads it has.
+display_only='trainer.progress trainer.num_threads trainer.log_every'
+as_overrides() {  # the adapt options this script passes, as prune-cli records them (config.options_to_overrides)
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --task | --method | --sparsity | --seed) printf '%s=%s\n' "${1#--}" "$2"; shift 2 ;;
+      *) printf '%s\n' "$1"; shift ;;
+    esac
+  done
+}
+recipe_of() {  # one override a line, sorted, without the display-only ones: from stdin
+  local line
+  while IFS= read -r line; do
+    listed "$display_only" "${line%%=*}" || [[ $line == hydra.* ]] || printf '%s\n' "$line"
+  done | LC_ALL=C sort
+}
+recorded_overrides() {  # dir: the overrides Hydra recorded for the run there (a YAML list of strings)
+  local line
+  while IFS= read -r line; do
+    line=${line#- }
+    if [[ $line == \'*\' ]]; then line=${line:1:-1}; line=${line//\'\'/\'}; fi  # YAML's single quotes
+    printf '%s\n' "$line"
+  done < "$1/.hydra/overrides.yaml"
+}
+kept=0
+other_recipe() {  # dir, then the adapt options: is the run in dir one of other overrides? Says how if so.
+  [ -f "$1/.hydra/overrides.yaml" ] || return 1
+  local there here only_there only_here
+  there=$(recorded_overrides "$1" | recipe_of)
+  here=$(as_overrides "${@:2}" "${overrides[@]}" | recipe_of)
+  [ "$there" != "$here" ] || return 1
+  only_there=$(comm -23 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
+  only_here=$(comm -13 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
+  printf '%(%T)T KEPT: %s was made with other overrides (only there: %s; only in this call: %s); move it away, or use another runs root, to run this cell\n' \
+    -1 "$1" "${only_there:-none}" "${only_here:-none}" >&2
+}
+
 launch() {  # like run_one, but with JOBS > 1 in the background, at most JOBS at a time
+  if other_recipe "$@"; then kept=$((kept + 1)); return 0; fi
   if [ -f "$1/metrics.json" ]; then return 0; fi
   if [ "$jobs" -le 1 ]; then run_one "$@" || stop_grid; return; fi
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
@@ -430,6 +474,10 @@ for pass in own reading; do
   wait
 done
 mkdir -p "$report"
-$cli report "$root" --out "$report"
+$cli report "$root" --out "$report" || exit
+if [ "$kept" -gt 0 ]; then
+  printf '%(%T)T %s cell(s) kept from runs made with other overrides (KEPT above), and the report includes them\n' -1 "$kept" >&2
+  exit 1
+fi
 exit
 }

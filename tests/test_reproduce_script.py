@@ -627,3 +627,55 @@ def test_overrides_reach_every_new_run_and_references_can_be_narrowed(tmp_path: 
     none = run_grid(plain, 1, plain / "runs", METHODS="adapt_by_pruning", REFERENCES="")[:-1]
     assert [cell(c) for c in none] == [f"{plain}/runs/sst2/adapt_by_pruning/s0.5/seed1", f"{plain}/runs/sst2/ablation/paper-init/seed1"]
     assert not any(a.startswith("data.") for c in none for a in c["args"])
+
+
+def recorded_run(run_dir: Path, overrides: list[str], finished: bool = True) -> Path:
+    """A run folder as prune-cli leaves it: Hydra's record of the overrides, and metrics.json once finished
+    (a stopped run has its stored config instead)."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    if finished:
+        (run_dir / "metrics.json").write_text("{}")
+    return run_dir
+
+
+def run_grid_status(tmp_path: Path, root: Path, **overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """run_grid for a call that may end non-zero: its process, and the calls it made."""
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text(FAKE_CLI)
+    log = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": "1", "TASKS": "sst2", "SEEDS": "1",
+           "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning", "REFERENCES": "", "ABLATIONS": "paper-init", **overrides}
+    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    return done, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_a_finished_run_of_the_same_overrides_is_skipped_whatever_its_threads_and_display(tmp_path: Path):
+    root = tmp_path / "runs"
+    grid = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
+                        ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "data.holdout=872", "trainer.num_threads=1",
+                         "trainer.progress=false"])
+    ablation = recorded_run(root / "sst2" / "ablation" / "paper-init" / "seed1",
+                            ["task=sst2", "seed=1", "tag=paper-init", "sparsity=0.5", "method.init=normal", "data.holdout=872"])
+    done, calls = run_grid_status(tmp_path, root, OVERRIDES="data.holdout=872")
+    assert done.returncode == 0 and "KEPT" not in done.stderr, done.stderr
+    assert [c["args"][0] for c in calls] == ["report"], calls
+    assert (grid / "metrics.json").exists() and (ablation / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_run_of_other_overrides_is_kept_named_and_not_taken_for_this_calls_cell(tmp_path: Path, finished: bool):
+    """A root of dev runs, run again with the held-out rows: the old runs must neither answer for the new
+    recipe silently nor be resumed under it; the other cells run, the report is made, and the status says so."""
+    root = tmp_path / "runs"
+    old = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
+                       ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"], finished)
+    done, calls = run_grid_status(tmp_path, root, OVERRIDES="data.holdout=872")
+    assert done.returncode == 1, done.stdout + done.stderr
+    kept = [line for line in done.stderr.splitlines() if " KEPT: " in line]
+    assert len(kept) == 1 and str(old) in kept[0] and "only in this call: data.holdout=872" in kept[0], done.stderr
+    assert "1 cell(s) kept from runs made with other overrides" in done.stderr
+    assert [cell(c) for c in calls if c["args"][0] == "adapt"] == [f"{root}/sst2/ablation/paper-init/seed1"]
+    assert calls[-1]["args"][0] == "report"
+    assert (old / "metrics.json").exists() == finished  # untouched
