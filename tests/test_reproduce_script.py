@@ -679,3 +679,19 @@ def test_a_run_of_other_overrides_is_kept_named_and_not_taken_for_this_calls_cel
     assert [cell(c) for c in calls if c["args"][0] == "adapt"] == [f"{root}/sst2/ablation/paper-init/seed1"]
     assert calls[-1]["args"][0] == "report"
     assert (old / "metrics.json").exists() == finished  # untouched
+
+
+def test_the_split_alpha_on_mrpcs_2000_step_budget_is_that_recipe_plus_that_budget_on_three_seeds(tmp_path: Path):
+    """The one target the default meets only on the 2000-step budget (MRPC at s = 0.7): the candidate for a
+    new default runs there with exactly its own overrides and the budget's, against the same budget's baselines."""
+    root = tmp_path / "runs"
+    name = "steps-2000-hold-at-s-then-paper-theta-lr-s0.7"
+    calls = run_grid(tmp_path, 1, root, GRID="0", ABLATIONS=f"{name} steps-2000-s0.7 hold-at-s-then-paper-theta-lr-s0.7")[:-1]
+    by_cell = {cell(c): c["args"] for c in calls}
+    for seed in (1, 2, 3):
+        args = by_cell[f"{root}/mrpc/ablation/{name}/seed{seed}"]
+        budget = overrides(by_cell[f"{root}/mrpc/ablation/steps-2000-s0.7/seed{seed}"])
+        recipe = overrides(by_cell[f"{root}/mrpc/ablation/hold-at-s-then-paper-theta-lr-s0.7/seed{seed}"])
+        assert overrides(args) == budget | recipe == {"trainer.epochs=20", "method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"}
+        assert args[args.index("--sparsity") + 1] == "0.7" and f"tag={name}" in args
+    assert not any(f"/{name}/" in c and "/mrpc/" not in c for c in by_cell)
