@@ -48,15 +48,22 @@ me.unlink()
 '''
 
 
-def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> list[dict]:
+def run_script(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """The script with the stand-in CLI, whatever its status: its process, and the calls it made."""
     fake = tmp_path / "fake_cli.py"
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
     env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
            "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "paper-init", **overrides}
     done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    return done, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> list[dict]:
+    """run_script for a call that must succeed: the calls it made."""
+    done, calls = run_script(tmp_path, jobs, root, script, **overrides)
     assert done.returncode == 0, done.stdout + done.stderr
-    return [json.loads(line) for line in log.read_text().splitlines()]
+    return calls
 
 
 def lane_threads(jobs: int) -> int:
@@ -640,17 +647,6 @@ def recorded_run(run_dir: Path, overrides: list[str], finished: bool = True) -> 
     return run_dir
 
 
-def run_grid_status(tmp_path: Path, root: Path, **overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """run_grid for a call that may end non-zero: its process, and the calls it made."""
-    fake = tmp_path / "fake_cli.py"
-    fake.write_text(FAKE_CLI)
-    log = tmp_path / "calls.jsonl"
-    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": "1", "TASKS": "sst2", "SEEDS": "1",
-           "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning", "REFERENCES": "", "ABLATIONS": "paper-init", **overrides}
-    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
-    return done, [json.loads(line) for line in log.read_text().splitlines()]
-
-
 def test_a_finished_run_of_the_same_overrides_is_skipped_whatever_its_threads_and_display(tmp_path: Path):
     root = tmp_path / "runs"
     grid = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
@@ -658,7 +654,7 @@ def test_a_finished_run_of_the_same_overrides_is_skipped_whatever_its_threads_an
                          "trainer.progress=false"])
     ablation = recorded_run(root / "sst2" / "ablation" / "paper-init" / "seed1",
                             ["task=sst2", "seed=1", "tag=paper-init", "sparsity=0.5", "method.init=normal", "data.holdout=872"])
-    done, calls = run_grid_status(tmp_path, root, OVERRIDES="data.holdout=872")
+    done, calls = run_script(tmp_path, 1, root, METHODS="adapt_by_pruning", REFERENCES="", OVERRIDES="data.holdout=872")
     assert done.returncode == 0 and "KEPT" not in done.stderr, done.stderr
     assert [c["args"][0] for c in calls] == ["report"], calls
     assert (grid / "metrics.json").exists() and (ablation / "metrics.json").exists()
@@ -671,7 +667,7 @@ def test_a_run_of_other_overrides_is_kept_named_and_not_taken_for_this_calls_cel
     root = tmp_path / "runs"
     old = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
                        ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"], finished)
-    done, calls = run_grid_status(tmp_path, root, OVERRIDES="data.holdout=872")
+    done, calls = run_script(tmp_path, 1, root, METHODS="adapt_by_pruning", REFERENCES="", OVERRIDES="data.holdout=872")
     assert done.returncode == 1, done.stdout + done.stderr
     kept = [line for line in done.stderr.splitlines() if " KEPT: " in line]
     assert len(kept) == 1 and str(old) in kept[0] and "only in this call: data.holdout=872" in kept[0], done.stderr
