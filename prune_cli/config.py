@@ -546,10 +546,17 @@ def check_hold(method: DictConfig) -> None:
         return
     if not 0.0 < hold <= 1.0 - ramp_end + 1e-9:
         raise UserError(f"method.hold_fraction={hold} must be in [0, 1 - prune_fraction = {1.0 - ramp_end:g}]: "
-                        "theta holds sparsity s from the end of the ramp to (prune_fraction + hold_fraction) of the budget")
+                        "theta holds sparsity s from the end of the ramp to (prune_fraction + hold_fraction) of the budget"
+                        + STOP_AT_S_HINT)
     if method.gamma_schedule != "adaptive" or method.no_recovery:
         raise UserError(f"method.hold_fraction={hold} needs method.gamma_schedule=adaptive and method.no_recovery=false "
-                        "(holding s means trading weights that come back for others)")
+                        "(holding s means trading weights that come back for others)" + STOP_AT_S_HINT)
+
+
+# The hold is adapt_by_pruning's default since 0.2.0, so a change that cannot hold (a constant push, no
+# recovery, a ramp past 60% of the budget) needs the hold off: this says how, in the error.
+STOP_AT_S_HINT = ("; for Alg. 1's stop at s (no hold) use method=adapt_by_pruning_stop_at_s, "
+                  "or add method.hold_fraction=0 method.hold_theta_lr=null")
 
 
 def check_run_dir(settings: DictConfig) -> Path:

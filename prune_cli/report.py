@@ -21,7 +21,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from prune_cli import plots, rundir
+from prune_cli import plots, recipes, rundir
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError
 
@@ -53,6 +53,7 @@ class Group:
     batch_sizes: tuple[int, ...] = ()  # the distinct training batch sizes (the resolved config's trainer.batch_size)
     repeats: int = 0  # runs of a seed the cell already had (the same command run again, or a sweep's copies)
     recipes: tuple[tuple[str, int], ...] = ()  # an untagged cell's distinct recipe overrides and their runs, where they differ
+    folded: tuple[tuple[str, int], ...] = ()  # tags whose runs only restated the cell's recipe (`named_run`), and their runs
 
     @property
     def runs(self) -> int:
@@ -102,8 +103,8 @@ def collect(root: Path) -> Collected:
         elif (run_dir / rundir.METRICS).is_file():
             try:
                 config = stored_config(run_dir)
-                found.runs.append({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
-                                   "holdout": held_out_rows(config)})
+                found.runs.append(named_run({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
+                                             "holdout": held_out_rows(config)}, config))
             except UserError:
                 found.incomplete.append(run_dir)
         else:
@@ -149,14 +150,35 @@ def trained_batch_size(config: DictConfig | None) -> int | None:
     return size if isinstance(size, int) else None
 
 
-def recipe_changes(run_dir: Path) -> str:
-    """The run's recipe overrides, as typed (`method.init=normal ...`), from Hydra's record."""
+def recorded_overrides(run_dir: Path) -> list[str] | None:
+    """The run's overrides as typed, from Hydra's record; None where it cannot be read."""
     try:
         overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text())
     except (OSError, yaml.YAMLError):
+        return None
+    return [o for o in overrides or [] if isinstance(o, str)]
+
+
+def recipe_changes(overrides: list[str] | None) -> str:
+    """The recipe overrides among a run's (`method.init=normal ...`): what makes an ablation; "?" if unknown."""
+    if overrides is None:
         return "?"
-    kept = [o for o in overrides or [] if isinstance(o, str) and rundir.override_key(o) not in IDENTITY_OVERRIDES]
-    return " ".join(sorted(kept))
+    return " ".join(sorted(o for o in overrides if rundir.override_key(o) not in IDENTITY_OVERRIDES))
+
+
+def named_run(run: dict, config: DictConfig | None) -> dict:
+    """The run with its recipe named as today's configs name it (`recipes.named_recipe`): `method` becomes
+    that name (`recorded_method` keeps metrics.json's), `recipe` its changes on top of that recipe, and a
+    tagged run whose every change only restated that recipe (a default's values, typed before they were
+    the default) joins the recipe's own cell: `tag` becomes "" and `folded_tag` keeps the tag."""
+    overrides = recorded_overrides(Path(run["run_dir"])) if "run_dir" in run else []
+    version = (run.get("versions") or {}).get("prune_cli")
+    named = recipes.named_recipe_of_run(run["method"], config, version)
+    changes = recipe_changes(None if overrides is None else recipes.recipe_overrides(run["method"], named, overrides))
+    renamed = {**run, "method": named, "recorded_method": run["method"], "recipe": changes}
+    if run.get("tag") and changes == "" and recipe_changes(overrides) != "":
+        renamed.update(tag="", folded_tag=run["tag"])
+    return renamed
 
 
 def _uninterrupted_seconds(members: list[dict]) -> float:
@@ -261,15 +283,17 @@ def group_runs(runs: list[dict]) -> list[Group]:
     groups = []
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
-        recipes = Counter(recipe_changes(r["run_dir"]) for r in members if "run_dir" in r)  # each run's overrides, read once
+        changes = Counter(r["recipe"] if "recipe" in r else recipe_changes(recorded_overrides(Path(r["run_dir"])))
+                          for r in members if "run_dir" in r)  # each run's changes, read once by `collect`
         seeds, values = per_seed_values(members)
         groups.append(Group(task, method, sparsity, metric, values,
-                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(sorted(recipes)) if tag else "", algorithm,
+                            statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(sorted(changes)) if tag else "", algorithm,
                             _uninterrupted_seconds(members), seeds,
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
                             tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
                             tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
-                            len(members) - len(values), () if tag else mixed_recipes(recipes)))
+                            len(members) - len(values), () if tag else mixed_recipes(changes),
+                            tuple(sorted(Counter(r["folded_tag"] for r in members if r.get("folded_tag")).items()))))
     return groups
 
 
@@ -285,6 +309,17 @@ def repeats_lines(groups: list[Group]) -> list[str]:
         return []
     cells = ", ".join(f"{g.label} s={g.sparsity:g} ({g.repeats})" for g in repeated)
     return ["", f"Runs that repeat a seed of their cell are averaged into that seed, not counted as seeds: {cells}."]
+
+
+def folded_lines(groups: list[Group]) -> list[str]:
+    """A note under a task's table naming the tagged runs averaged into an untagged cell, because their
+    overrides only restated that cell's recipe (a recipe run under a tag before it became the default)."""
+    folded = [g for g in groups if g.folded]
+    if not folded:
+        return []
+    cells = ", ".join(f"{g.label} s={g.sparsity:g} (" + "; ".join(f"`{tag}`: {n} run{'s' if n > 1 else ''}" for tag, n in g.folded) + ")"
+                      for g in folded)
+    return ["", "Tagged runs averaged into a cell, their overrides only restating its recipe (`prune_cli/recipes.py`): " + cells + "."]
 
 
 def rich_table(groups: list[Group]) -> Table:
@@ -332,6 +367,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += margin_lines(task_groups, sparsities)
         lines += repeats_lines(task_groups)
+        lines += folded_lines(task_groups)
         lines += mixed_lines(task_groups)
         if task in plots:
             lines += ["", f"![{task}]({plots[task]})"]
@@ -493,18 +529,21 @@ def default_finetune(groups: list[Group], task: str) -> Group | None:
 
 
 def ablation_markdown(groups: list[Group]) -> list[str]:
-    """One table per task and sparsity: each tagged recipe against its algorithm's default recipe.
+    """One table per task and sparsity: each tagged recipe against the recipe it changes.
 
-    The default is the untagged runs of the method named after the algorithm (`adapt_by_pruning`),
-    so a tagged run of another recipe of it (`adapt_by_pruning_paper`) is compared with it too.
+    That is the untagged runs of its own method where there are some (a named recipe such as
+    `adapt_by_pruning_stop_at_s`, whose ablations were made on it), else the default: the untagged runs
+    of the method named after the algorithm (`adapt_by_pruning`), so that a tagged run of another recipe
+    of it (`adapt_by_pruning_paper`) is compared with the default too.
     """
     tagged = [g for g in groups if g.tag]
     if not tagged:
         return []
     lines = ["## Ablations", "",
-             "Each row is a tagged set of runs (`tag=...`) against the default recipe's untagged runs (the method named "
-             "after the algorithm) at the same task and sparsity. Δ is in points (× 100), paired by seed: the mean of "
-             "(tagged − default) over the seeds both have (listed); with no shared seed, the difference of the means; "
+             "Each row is a tagged set of runs (`tag=...`) against the untagged runs of the recipe it changes at the same task "
+             "and sparsity: its own method's where there are some (a named recipe, its ablations made on it), else the default "
+             "recipe's (the method named after the algorithm). Δ is in points (× 100), paired by seed: the mean of "
+             "(tagged − base) over the seeds both have (listed); with no shared seed, the difference of the means; "
              "— where the algorithm has no untagged runs there (`method=transfer` scores another run's mask). "
              "The next column compares the same way with the task's default fine-tuning runs (untagged, plus any tagged "
              "ones that change nothing: the same recipe on more seeds): issue 7's target. "
@@ -515,7 +554,7 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
     for task, sparsity in sorted({(g.task, g.sparsity) for g in tagged}):
         rows = [g for g in tagged if (g.task, g.sparsity) == (task, sparsity)]
         lines += [f"### {task}, s={sparsity:g} ({rows[0].metric})", "",
-                  "| recipe | changes | mean ± std | n | Δ vs default (seeds) | Δ vs fine-tuning (seeds) "
+                  "| recipe | changes | mean ± std | n | Δ vs base (seeds) | Δ vs fine-tuning (seeds) "
                   "| Δ vs fine-tuning with the same head and budget (seeds) |", "|---|---|---|---|---|---|---|"]
         finetune = default_finetune(groups, task)
 
@@ -529,11 +568,14 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
             same = next((g for g in groups if g.task == task and g.method == "finetune" and g.tag and reference_key(g) == key), None)
             return paired_delta(group, same) if same is not None else "not run"
 
-        for algorithm in sorted({g.algorithm for g in rows}):
-            base = next((g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, algorithm, sparsity, "")), None)
+        untagged = {g.method: g for g in groups if (g.task, g.sparsity, g.tag) == (task, sparsity, "")}
+        base_of = {g: g.method if g.method in untagged and g.method != g.algorithm else g.algorithm for g in rows}
+        for base_method in sorted(set(base_of.values())):
+            base = untagged.get(base_method)
             if base is not None:
-                lines.append(f"| {algorithm} (default) |  | {base.mean_std} | {len(base.values)} |  | {vs_finetune(base)} |  |")
-            for g in sorted((g for g in rows if g.algorithm == algorithm), key=lambda g: g.tag):
+                role = "default" if base_method == base.algorithm else "untagged"
+                lines.append(f"| {base_method} ({role}) |  | {base.mean_std} | {len(base.values)} |  | {vs_finetune(base)} |  |")
+            for g in sorted((g for g in rows if base_of[g] == base_method), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
                 changes = f"`{g.changes}`" if g.changes else "none (the default recipe)"
                 lines.append(f"| {g.label} | {changes} | {g.mean_std} | {len(g.values)} | {delta} | {vs_finetune(g)} "

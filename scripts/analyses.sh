@@ -18,12 +18,15 @@ run() {  # name, then adapt options
   [ -f "$dir/metrics.json" ] && return 0
   $cli adapt "$@" --seed 1 trainer.max_steps="$steps" trainer.progress=false hydra.run.dir="$dir"
 }
+# adapt-by-pruning as docs/analyses.md was made: the default recipe before 0.2.0, whose Alg. 1 stop at s
+# is also what the paper's no-recovery ablation changes (today's default holds s, which needs recovery)
+abp=adapt_by_pruning_stop_at_s
 for s in 0.5 0.9; do
-  run "sst2_abp_s$s" --task sst2 --sparsity "$s"
+  run "sst2_abp_s$s" --task sst2 --method $abp --sparsity "$s"
   run "sst2_magnitude_s$s" --task sst2 --method magnitude --sparsity "$s"
-  run "sst2_abp_no_recovery_s$s" --task sst2 --sparsity "$s" method.no_recovery=true method.name=adapt_by_pruning_no_recovery
+  run "sst2_abp_no_recovery_s$s" --task sst2 --method $abp --sparsity "$s" method.no_recovery=true method.name=adapt_by_pruning_no_recovery
 done
-run stsb_abp_s0.5 --task stsb --sparsity 0.5
+run stsb_abp_s0.5 --task stsb --method $abp --sparsity 0.5
 
 ${PYTHON:-python} scripts/mask_size.py "$root"/sst2_* | tee "$out/mask_size.txt"
 rm -rf "$root/export_sst2_abp_s0.5"

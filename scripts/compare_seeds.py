@@ -32,14 +32,27 @@ def side_values(groups: list[report.Group], side: str, task: str, sparsity: floa
         at = report.cell_sparsity(method, sparsity)
         match = [g for g in groups if (g.task, g.method, g.sparsity, g.tag) == (task, method, at, tag)]
         if not match:
-            tables = sorted({g.task for g in groups})
-            hint = "" if task in tables else f"; the folder's tables are {', '.join(tables)}; pass one as --task"
-            raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}{hint}")
+            raise UserError(f"no finished runs of {cell!r} for {task} at s={sparsity:g}{renamed_hint(groups, method, tag, task, at)}")
         for seed, value in match[0].by_seed().items():
             if seed in by_seed:
                 raise UserError(f"seed {seed} appears twice in {side!r}; join cells that ran on different seeds")
             by_seed[seed] = value
     return dict(sorted(by_seed.items()))
+
+
+def renamed_hint(groups: list[report.Group], method: str, tag: str, task: str, at: float) -> str:
+    """Where the runs a missing cell names went: another table, or (runs recorded before a change of the
+    default, prune_cli/recipes.py) the same tag under the earlier default's name, or today's default's
+    cell, which holds a tag whose overrides only restated it."""
+    tables = sorted({g.task for g in groups})
+    if task not in tables:
+        return f"; the folder's tables are {', '.join(tables)}; pass one as --task"
+    here = [g for g in groups if (g.task, g.sparsity) == (task, at)]
+    folded = next((g for g in here if tag and tag in dict(g.folded)), None)
+    if folded is not None:
+        return f"; its runs restate the recipe of {folded.method!r}, which holds them"
+    renamed = sorted({g.method for g in here if g.tag == tag and g.method != method and method in g.method})
+    return f"; runs of that tag are {', '.join(f'{m}:{tag}' if tag else m for m in renamed)!s}" if renamed else ""
 
 
 def describe(name: str, values: dict[int, float]) -> str:

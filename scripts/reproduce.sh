@@ -4,8 +4,8 @@
 # Every pruning method at s in {0.5, 0.7, 0.9}, plus the fine-tuning and feature-extraction
 # references, seeds 1-3, all on the same budget (configs/trainer/cpu.yaml: 2000 steps or 5 epochs,
 # whichever comes first). Then each recipe ablation below (adapt-by-pruning at s = 0.5 with one
-# change from the default recipe, tagged with its name so that `prune-cli report` puts it in the
-# ablation table). Each ablation runs on seed 1 and SST-2, except those in `ablation_seeds` below,
+# change from the recipe the record was made with, adapt_by_pruning_stop_at_s (the default before
+# 0.2.0), tagged with its name so that `prune-cli report` puts it in the ablation table). Each ablation runs on seed 1 and SST-2, except those in `ablation_seeds` below,
 # which run on the seeds listed there (1-3; four cells 1-5, three 4-5; `ablation_task_seeds` gives
 # four cells 1-5 on one task alone), and those in `ablation_task_list`, which run on the tasks
 # listed there.
@@ -21,7 +21,9 @@
 # its checkpoint with `prune-cli adapt --resume`, so the grid can be spread over several sittings.
 # Both only where the run was made with the overrides this call gives its cell: a run of other
 # overrides (a changed OVERRIDES or ablation, run into an old root) is kept as it is, named in a
-# KEPT line, and the script ends with status 1 after the report.
+# KEPT line, and the script ends with status 1 after the report. Runs are compared as recipes
+# (prune_cli/recipes.py: a run made before 0.2.0 without a method is a run of the recipe now named
+# adapt_by_pruning_stop_at_s), so PYTHON (default python3) must be able to import prune_cli.
 # Ctrl-C (or SIGTERM) stops every running lane after its current step, with a checkpoint.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
@@ -43,8 +45,19 @@ sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 references=${REFERENCES-finetune feature_extraction}
 read -r -a overrides <<< "${OVERRIDES:-}"
+python=${PYTHON:-python3}  # a Python with prune_cli importable (the one prune-cli runs on)
+# The record's grid and ablations were made before 0.2.0, on the default recipe of then (Alg. 1's stop
+# at s), so that every figure docs/results.md quotes can be remade: each adapt_by_pruning cell below,
+# and each ablation that names no method, runs that recipe by its name today. Today's default (the
+# hold at s with the paper's alpha while held) is the hold-at-s-then-paper-theta-lr cells, which
+# `prune-cli report` files as adapt_by_pruning (prune_cli/recipes.py).
+recorded_default=adapt_by_pruning_stop_at_s
+"$python" -c 'import prune_cli.recipes' 2>/dev/null || {
+  echo "error: $python cannot import prune_cli (needed to tell which recipe a finished run was made with); run this with prune-cli's environment active, or set PYTHON" >&2
+  exit 2
+}
 
-# name: overrides of the default adapt_by_pruning recipe (each one change; paper = the paper's value).
+# name: overrides of the recorded default recipe (each one change; paper = the paper's value).
 # The mean-pooling rows change the head of every method (fine-tuning and feature extraction too),
 # since a head change is only fair if the references get it as well. An entry without --sparsity
 # runs at s = 0.5.
@@ -383,7 +396,8 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
 # A finished or stopped run is taken as this call's cell only if it was made with the same overrides:
 # otherwise a changed OVERRIDES or ablation spec, run into an old root, would be answered silently by
 # runs of the old recipe. Such a run is kept (never overwritten) and reported, and the script ends
-# non-zero. Left out of the comparison: what only sets how a run is shown or how many threads it has.
+# non-zero. Left out of the comparison: what only sets how a run is shown or how many threads it has,
+# and overrides that restate the run's named recipe (`python -m prune_cli.recipes`).
 display_only='trainer.progress trainer.num_threads trainer.log_every'
 as_overrides() {  # the adapt options this script passes, as prune-cli records them (config.options_to_overrides)
   while [ $# -gt 0 ]; do
@@ -411,8 +425,8 @@ kept=0
 other_recipe() {  # dir, then the adapt options: is the run in dir one of other overrides? Says how if so.
   [ -f "$1/.hydra/overrides.yaml" ] || return 1
   local there here only_there only_here
-  there=$(recorded_overrides "$1" | recipe_of)
-  here=$(as_overrides "${@:2}" "${overrides[@]}" | recipe_of)
+  there=$(recorded_overrides "$1" | "$python" -m prune_cli.recipes "$1" | recipe_of)
+  here=$(as_overrides "${@:2}" "${overrides[@]}" | "$python" -m prune_cli.recipes | recipe_of)
   [ "$there" != "$here" ] || return 1
   only_there=$(comm -23 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
   only_here=$(comm -13 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
@@ -432,8 +446,10 @@ listed() {  # is word $2 in the list $1?
   case " $1 " in *" $2 "*) return 0 ;; esac
   return 1
 }
-grid_run() {  # task method sparsity seed
-  launch "$root/$1/$2/s$3/seed$4" --task "$1" --method "$2" --sparsity "$3" --seed "$4"
+grid_run() {  # task method sparsity seed; the adapt_by_pruning cells run the recorded default
+  local method=$2
+  [ "$method" != adapt_by_pruning ] || method=$recorded_default
+  launch "$root/$1/$2/s$3/seed$4" --task "$1" --method "$method" --sparsity "$3" --seed "$4"
 }
 
 if [ "${GRID:-1}" != 0 ]; then
@@ -471,6 +487,7 @@ for pass in own reading; do
         spec=${spec//@ROOT@/$root}
         spec=${spec//@SEED@/$seed}
         case " $spec " in *" --sparsity "*) ;; *) spec="--sparsity 0.5 $spec" ;; esac
+        case " $spec " in *" method="* | *" --method "*) ;; *) spec="--method $recorded_default $spec" ;; esac
         # shellcheck disable=SC2086  # the overrides are meant to split into words
         launch "$root/$task/ablation/$name/seed$seed" --task "$task" --seed "$seed" tag="$name" $spec
       done

@@ -133,7 +133,8 @@ def test_analyze_sensitivity_reports_every_variant(in_tmp: Path, tiny_model_dir:
 
 
 def test_analyze_recovery_pairs_the_no_recovery_ablation(in_tmp: Path, tiny_model_dir: Path):
-    common = ["--sparsity", "0.7", *tiny_overrides(tiny_model_dir, steps=10)]
+    # the paper's ablation is of Alg. 1's recipe (no recovery cannot hold s, which today's default does)
+    common = ["--sparsity", "0.7", "method=adapt_by_pruning_stop_at_s", *tiny_overrides(tiny_model_dir, steps=10)]
     assert run_cli("adapt", *common).exit_code == 0
     assert run_cli("adapt", "method.no_recovery=true", "method.name=abp_no_recovery", *common).exit_code == 0
     runs = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))

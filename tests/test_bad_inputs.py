@@ -46,7 +46,10 @@ from prune_cli.errors import UserError
         (["method.hold_fraction=-0.1"], ["method.hold_fraction=-0.1", "1 - prune_fraction = 0.5"]),
         (["method.hold_fraction=0.3", "method.no_recovery=true"], ["method.hold_fraction=0.3 needs", "method.no_recovery=false"]),
         (["method.hold_fraction=0.3", "method.gamma_schedule=constant"], ["method.hold_fraction=0.3 needs", "method.gamma_schedule=adaptive"]),
-        (["method.hold_theta_lr=2e-5"], ["method.hold_theta_lr=2e-05 needs method.hold_fraction > 0"]),
+        (["method.hold_fraction=0", "method.hold_theta_lr=2e-5"], ["method.hold_theta_lr=2e-05 needs method.hold_fraction > 0"]),
+        # the hold is the default: what cannot hold says how to switch it off
+        (["method.no_recovery=true"], ["needs method.gamma_schedule=adaptive and method.no_recovery=false", "method=adapt_by_pruning_stop_at_s"]),
+        (["method.prune_fraction=0.8"], ["method.hold_fraction=0.4 must be in [0, 1 - prune_fraction = 0.2]", "method.hold_fraction=0"]),
         (["method.hold_fraction=0.3", "method.hold_theta_lr=0"], ["method.hold_theta_lr=0 must be"]),
         (["task.label_names=[good]"], ["task 'sst2': label_names=['good'] must name each of labels=['0', '1'] once"]),
         (["task.label_names=[good,good]"], ["label_names=['good', 'good'] must name each", "each name different"]),

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prune_cli import __version__
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_seeds.py"
 
 
@@ -15,11 +17,12 @@ def finished_run(root: Path, name: str, method: str, seed: int, value: float, ta
                  model: str = "packaged:all-MiniLM-L6-v2") -> None:
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    hold = "  hold_fraction: 0.4\n  hold_theta_lr: 2.0e-05\n" if method == "adapt_by_pruning" else ""  # today's default
+    (run_dir / ".hydra" / "config.yaml").write_text(f"seed: 1\nmethod:\n  name: {method}\n{hold}")
     (run_dir / "metrics.json").write_text(json.dumps({
         "task": "mrpc", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
         "main_metric": "eval_f1", "main_metric_value": value, "metrics": {"eval_f1": value}, "tag": tag,
-        "model": model}))
+        "model": model, "versions": {"prune_cli": __version__}}))
 
 
 def compare(root: Path, *sides: str, task: str = "mrpc") -> subprocess.CompletedProcess:

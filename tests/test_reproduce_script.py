@@ -53,10 +53,10 @@ def run_script(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **o
     fake = tmp_path / "fake_cli.py"
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
-    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "PYTHON": sys.executable, "FAKE_LOG": str(log), "JOBS": str(jobs),
            "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "paper-init", **overrides}
     done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
-    return done, [json.loads(line) for line in log.read_text().splitlines()]
+    return done, [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> list[dict]:
@@ -571,7 +571,7 @@ def test_ctrl_c_stops_every_running_lane_with_sigterm_and_starts_nothing_more(tm
     fake = tmp_path / "stoppable_cli.py"
     fake.write_text(STOPPABLE_CLI)
     log = tmp_path / "calls.jsonl"
-    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "JOBS": str(jobs),
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "PYTHON": sys.executable, "FAKE_LOG": str(log), "JOBS": str(jobs),
            "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": ""}
     script = subprocess.Popen(["bash", str(SCRIPT), str(tmp_path / "runs"), str(tmp_path / "report")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -599,7 +599,7 @@ def test_ctrl_c_as_a_run_finishes_still_stops_the_grid(tmp_path: Path):
     fake = tmp_path / "stoppable_cli.py"
     fake.write_text(STOPPABLE_CLI)
     log = tmp_path / "calls.jsonl"
-    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "FAKE_LOG": str(log), "FAKE_FINISH_ON_STOP": "1",
+    env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "PYTHON": sys.executable, "FAKE_LOG": str(log), "FAKE_FINISH_ON_STOP": "1",
            "JOBS": "1", "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning", "ABLATIONS": ""}
     script = subprocess.Popen(["bash", str(SCRIPT), str(tmp_path / "runs"), str(tmp_path / "report")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -691,3 +691,45 @@ def test_the_split_alpha_on_mrpcs_2000_step_budget_is_that_recipe_plus_that_budg
         assert overrides(args) == budget | recipe == {"trainer.epochs=20", "method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"}
         assert args[args.index("--sparsity") + 1] == "0.7" and f"tag={name}" in args
     assert not any(f"/{name}/" in c and "/mrpc/" not in c for c in by_cell)
+
+
+def test_the_record_is_remade_with_the_default_it_was_made_with(tmp_path: Path):
+    """The record was made before 0.2.0 changed adapt_by_pruning's default (prune_cli/recipes.py): its grid
+    cells and every ablation that names no method run adapt_by_pruning_stop_at_s, in the same folders."""
+    root = tmp_path / "runs"
+    calls = run_grid(tmp_path, 1, root, ABLATIONS="paper-init mean-pooling-finetune hold-at-s-then-paper-theta-lr")[:-1]
+    by_cell = {cell(c): c["args"] for c in calls}
+
+    def method(args: list[str]) -> str:
+        return args[args.index("--method") + 1] if "--method" in args else next(a.split("=", 1)[1] for a in args if a.startswith("method="))
+
+    assert method(by_cell[f"{root}/sst2/adapt_by_pruning/s0.5/seed1"]) == "adapt_by_pruning_stop_at_s"
+    assert method(by_cell[f"{root}/sst2/magnitude/s0.5/seed1"]) == "magnitude"
+    assert method(by_cell[f"{root}/sst2/ablation/paper-init/seed1"]) == "adapt_by_pruning_stop_at_s"
+    assert method(by_cell[f"{root}/sst2/ablation/mean-pooling-finetune/seed1"]) == "finetune"
+    split = by_cell[f"{root}/sst2/ablation/hold-at-s-then-paper-theta-lr/seed1"]  # today's default, typed on the old one
+    assert method(split) == "adapt_by_pruning_stop_at_s" and {"method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"} <= set(split)
+
+
+def test_a_grid_run_of_todays_default_is_not_taken_for_the_recorded_defaults_cell(tmp_path: Path):
+    """Same folder, same typed overrides, other recipe: a run made since 0.2.0 with `method=adapt_by_pruning`
+    holds at s, so it is kept and named, while one made before (no hold keys, an older prune-cli) is the cell."""
+    root = tmp_path / "runs"
+    typed = ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"]
+    today = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1", typed)
+    (today / ".hydra" / "config.yaml").write_text("method:\n  name: adapt_by_pruning\n  hold_fraction: 0.4\n  hold_theta_lr: 2.0e-05\n")
+    (today / "metrics.json").write_text(json.dumps({"versions": {"prune_cli": "0.2.0"}}))
+    before = recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.9" / "seed1", [*typed[:2], "sparsity=0.9", *typed[3:]])
+    (before / "metrics.json").write_text(json.dumps({"versions": {"prune_cli": "0.1.0"}}))
+    done, calls = run_script(tmp_path, 1, root, METHODS="adapt_by_pruning", REFERENCES="", SPARSITIES="0.5 0.9", ABLATIONS="")
+    assert done.returncode == 1, done.stdout + done.stderr
+    kept = [line for line in done.stderr.splitlines() if " KEPT: " in line]
+    assert len(kept) == 1 and str(today) in kept[0], done.stderr
+    assert "only there: method=adapt_by_pruning; only in this call: method=adapt_by_pruning_stop_at_s" in kept[0]
+    assert [c["args"][0] for c in calls] == ["report"]
+
+
+def test_the_script_refuses_to_compare_recipes_without_a_python_that_has_prune_cli(tmp_path: Path):
+    done, calls = run_script(tmp_path, 1, tmp_path / "runs", PYTHON=str(tmp_path / "no-python"))
+    assert done.returncode == 2 and "cannot import prune_cli" in done.stderr and "Traceback" not in done.stderr
+    assert calls == []
