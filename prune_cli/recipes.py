@@ -10,11 +10,16 @@ agree on that, so this module is the one place that knows each change; the rest 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from prune_cli import __version__, rundir
+from prune_cli.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -146,23 +151,20 @@ def named_recipe_of_run(method: str, config: DictConfig | None, version: str | N
     return method if change is None else named_recipe(method, values_in_config(change, config), version)
 
 
+def typed_method(overrides: Sequence[str], default: str) -> str:
+    """The method these overrides name (the last `method=`), or `default` where none does."""
+    return next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == "method"), default)
+
+
 def named_recipe_of_call(overrides: Sequence[str], default_method: str) -> str:
     """`named_recipe` of a run these overrides would make today (`default_method` where none names one)."""
-    method = next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == "method"), default_method)
+    method = typed_method(overrides, default_method)
     change = change_of(method)
-    return method if change is None else named_recipe(method, values_in_overrides(change, method, overrides), _current_version())
-
-
-def _current_version() -> str:
-    from prune_cli import __version__
-
-    return __version__
+    return method if change is None else named_recipe(method, values_in_overrides(change, method, overrides), __version__)
 
 
 def default_method() -> str:
     """The method a run gets where no override names one: the root config's default."""
-    from pathlib import Path
-
     defaults = OmegaConf.load(Path(__file__).resolve().parent / "configs" / "config.yaml").get("defaults", [])
     return next(str(entry["method"]) for entry in defaults if isinstance(entry, DictConfig) and "method" in entry)
 
@@ -171,12 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m prune_cli.recipes [RUN_DIR]`: the overrides on stdin (one a line) as their named recipe's
     (`recipe_overrides`), one a line: those of the run in RUN_DIR, or without it those of a run not made
     yet. `scripts/reproduce.sh` compares the two to tell whether a run in its root is the cell it would make."""
-    import sys
-    from pathlib import Path
-
-    from prune_cli import rundir
-    from prune_cli.errors import UserError
-
     args = list(sys.argv[1:] if argv is None else argv)
     overrides = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if args:
@@ -187,13 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         try:
-            version = rundir.load_metrics(run_dir).get("versions", {}).get("prune_cli")
+            version = (rundir.load_metrics(run_dir).get("versions") or {}).get("prune_cli")
         except UserError:
             version = None  # stopped: no metrics.json yet
         method = str(OmegaConf.select(config, "method.name", default=default_method()))
         named = named_recipe_of_run(method, config, version)
     else:
-        method = next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == "method"), default_method())
+        method = typed_method(overrides, default_method())
         named = named_recipe_of_call(overrides, default_method())
     print("\n".join(recipe_overrides(method, named, overrides)))
     return 0
