@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from prune_cli import report
+from prune_cli import recipes, report
 from prune_cli.errors import UserError
 
 
@@ -51,8 +51,10 @@ def renamed_hint(groups: list[report.Group], method: str, tag: str, task: str, a
     folded = next((g for g in here if tag and tag in dict(g.folded)), None)
     if folded is not None:
         return f"; its runs restate the recipe of {folded.method!r}, which holds them"
-    renamed = sorted({g.method for g in here if g.tag == tag and g.method != method and method in g.method})
-    return f"; runs of that tag are {', '.join(f'{m}:{tag}' if tag else m for m in renamed)!s}" if renamed else ""
+    change = recipes.change_of(method)
+    other = {change.method, change.earlier} - {method} if change else set()
+    renamed = sorted({g.method for g in here if g.tag == tag and g.method in other})
+    return f"; runs of that tag are {', '.join(f'{m}:{tag}' if tag else m for m in renamed)}" if renamed else ""
 
 
 def describe(name: str, values: dict[int, float]) -> str:

@@ -5,7 +5,8 @@
 # references, seeds 1-3, all on the same budget (configs/trainer/cpu.yaml: 2000 steps or 5 epochs,
 # whichever comes first). Then each recipe ablation below (adapt-by-pruning at s = 0.5 with one
 # change from the recipe the record was made with, adapt_by_pruning_stop_at_s (the default before
-# 0.2.0), tagged with its name so that `prune-cli report` puts it in the ablation table). Each ablation runs on seed 1 and SST-2, except those in `ablation_seeds` below,
+# 0.2.0), tagged with its name so that `prune-cli report` puts it in the ablation table). Each
+# ablation runs on seed 1 and SST-2, except those in `ablation_seeds` below,
 # which run on the seeds listed there (1-3; four cells 1-5, three 4-5; `ablation_task_seeds` gives
 # four cells 1-5 on one task alone), and those in `ablation_task_list`, which run on the tasks
 # listed there.

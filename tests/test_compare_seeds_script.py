@@ -76,3 +76,30 @@ def test_runs_of_two_backbones_are_compared_within_one_and_the_error_names_the_t
     done = compare(tmp_path, "adapt_by_pruning", "magnitude", task="mrpc@all-MiniLM-L6-v2")
     assert done.returncode == 0, done.stderr
     assert "magnitude: 0.8100 ± 0.0000 over 2 seeds" in done.stdout and "Δ +2.00 points over seeds [1, 2] (+1.00, +3.00)" in done.stdout
+
+
+def test_a_cell_renamed_by_a_change_of_default_says_where_its_runs_went(tmp_path: Path):
+    """prune_cli/recipes.py files runs made before 0.2.0 under the recipe they ran: a command written then
+    (`adapt_by_pruning:<tag>` for an ablation of the earlier default, the split-alpha tag for today's
+    default) must say where those runs are now, not only that there are none."""
+    def old_run(name: str, seed: int, value: float, tag: str = "", overrides: tuple[str, ...] = (), hold: str = "") -> None:
+        run_dir = tmp_path / name
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(f"method:\n  name: adapt_by_pruning\n{hold}")
+        (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in (f"tag={tag}", *overrides) if tag))
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "task": "mrpc", "method": "adapt_by_pruning", "seed": seed, "sparsity_requested": 0.7, "sparsity_realized": 0.7,
+            "main_metric": "eval_f1", "main_metric_value": value, "metrics": {"eval_f1": value}, "tag": tag,
+            "versions": {"prune_cli": "0.1.0"}}))
+
+    old_run("grid1", 1, 0.80)
+    old_run("mean1", 1, 0.81, tag="mean-pooling", overrides=("head.pooling=mean",))
+    old_run("split1", 1, 0.82, tag="split", overrides=("method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"),
+            hold="  hold_fraction: 0.4\n  hold_theta_lr: 2.0e-05\n")
+    done = compare(tmp_path, "adapt_by_pruning:mean-pooling", "adapt_by_pruning")
+    assert done.returncode == 1 and "runs of that tag are adapt_by_pruning_stop_at_s:mean-pooling" in done.stderr, done.stderr
+    done = compare(tmp_path, "adapt_by_pruning:split", "adapt_by_pruning")
+    assert done.returncode == 1 and "its runs restate the recipe of 'adapt_by_pruning', which holds them" in done.stderr, done.stderr
+    done = compare(tmp_path, "adapt_by_pruning", "adapt_by_pruning_stop_at_s", "adapt_by_pruning_stop_at_s:mean-pooling")
+    assert done.returncode == 0, done.stderr
+    assert "adapt_by_pruning: 0.8200" in done.stdout and "adapt_by_pruning_stop_at_s: 0.8000" in done.stdout
