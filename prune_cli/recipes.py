@@ -32,6 +32,10 @@ class DefaultChange:
     after: Mapping[str, Any]  # the same keys as the default has them since `version`
     version: str  # the first prune-cli version with the new default
 
+    def values_of(self, name: str) -> Mapping[str, Any] | None:
+        """The changed keys as the recipe `name` has them (today's default or the earlier one); None for another."""
+        return self.after if name == self.method else self.before if name == self.earlier else None
+
 
 DEFAULT_CHANGES: tuple[DefaultChange, ...] = (
     DefaultChange("adapt_by_pruning", "adapt_by_pruning_stop_at_s",
@@ -77,6 +81,16 @@ def override_value(text: str) -> Any:
     return value
 
 
+def changed_setting(change: DefaultChange, override: str) -> tuple[str, Any] | None:
+    """The changed key an override sets (`method.hold_fraction=0.4` → ("hold_fraction", 0.4)), or None."""
+    _, sep, text = override.partition("=")
+    key = rundir.override_key(override)
+    name = key.removeprefix("method.")
+    if not sep or name == key or name not in change.before:
+        return None
+    return name, override_value(text)
+
+
 def values_in_config(change: DefaultChange, config: DictConfig | None) -> dict[str, Any]:
     """The changed keys as a finished or stopped run used them, from its resolved config. A key absent there
     means the run predates the key, which made its behaviour the earlier default's (each key was added
@@ -90,12 +104,11 @@ def values_in_config(change: DefaultChange, config: DictConfig | None) -> dict[s
 def values_in_overrides(change: DefaultChange, method: str, overrides: Sequence[str]) -> dict[str, Any]:
     """The changed keys as a run given these overrides would use them (for a run not made yet): the named
     config's values, with the overrides' own."""
-    values = dict(change.after if method == change.method else change.before)
+    values = dict(change.values_of(method) or change.before)
     for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.lstrip("+")
-        if sep and key.startswith("method.") and key[len("method."):] in values:
-            values[key[len("method."):]] = override_value(text)
+        setting = changed_setting(change, override)
+        if setting is not None:
+            values[setting[0]] = setting[1]
     return values
 
 
@@ -126,12 +139,11 @@ def restates(method: str, named: str, override: str) -> bool:
     """Is `override` (`method.hold_fraction=0.4`) one of the changed keys set to the value that the named
     recipe `named` has anyway? Such an override only restates the recipe, so it is not an ablation's change."""
     change = change_of(method)
-    key, sep, text = override.partition("=")
-    key = key.lstrip("+")
-    if change is None or not sep or not key.startswith("method.") or key[len("method."):] not in change.before:
+    setting = changed_setting(change, override) if change is not None else None
+    if setting is None:
         return False
-    values = change.after if named == change.method else change.before if named == change.earlier else None
-    return values is not None and _same(override_value(text), values[key[len("method."):]])
+    values = change.values_of(named)
+    return values is not None and _same(setting[1], values[setting[0]])
 
 
 def recipe_overrides(method: str, named: str, overrides: Sequence[str]) -> list[str]:
@@ -141,7 +153,7 @@ def recipe_overrides(method: str, named: str, overrides: Sequence[str]) -> list[
     so that runs of one recipe made before and after the change compare equal."""
     if change_of(method) is None:
         return list(overrides)
-    kept = [o for o in overrides if not restates(method, named, o) and o.split("=", 1)[0] != "method"]
+    kept = [o for o in overrides if not restates(method, named, o) and rundir.override_key(o) != "method"]
     return [*kept, f"method={named}"]
 
 
@@ -153,7 +165,7 @@ def named_recipe_of_run(method: str, config: DictConfig | None, version: str | N
 
 def typed_method(overrides: Sequence[str], default: str) -> str:
     """The method these overrides name (the last `method=`), or `default` where none does."""
-    return next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == "method"), default)
+    return next((o.split("=", 1)[1] for o in reversed(overrides) if rundir.override_key(o) == "method" and "=" in o), default)
 
 
 def named_recipe_of_call(overrides: Sequence[str], default_method: str) -> str:
@@ -186,11 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             version = (rundir.load_metrics(run_dir).get("versions") or {}).get("prune_cli")
         except UserError:
             version = None  # stopped: no metrics.json yet
-        method = str(OmegaConf.select(config, "method.name", default=default_method()))
+        method = str(OmegaConf.select(config, "method.name", default=None) or default_method())
         named = named_recipe_of_run(method, config, version)
     else:
-        method = typed_method(overrides, default_method())
-        named = named_recipe_of_call(overrides, default_method())
+        default = default_method()  # read once: the root config is a file
+        method = typed_method(overrides, default)
+        named = named_recipe_of_call(overrides, default)
     print("\n".join(recipe_overrides(method, named, overrides)))
     return 0
 

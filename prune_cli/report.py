@@ -171,7 +171,7 @@ def named_run(run: dict, config: DictConfig | None) -> dict:
     that name (`recorded_method` keeps metrics.json's), `recipe` its changes on top of that recipe, and a
     tagged run whose every change only restated that recipe (a default's values, typed before they were
     the default) joins the recipe's own cell: `tag` becomes "" and `folded_tag` keeps the tag."""
-    overrides = recorded_overrides(Path(run["run_dir"])) if "run_dir" in run else []
+    overrides = recorded_overrides(Path(run["run_dir"]))
     version = (run.get("versions") or {}).get("prune_cli")
     named = recipes.named_recipe_of_run(run["method"], config, version)
     changes = recipe_changes(None if overrides is None else recipes.recipe_overrides(run["method"], named, overrides))
@@ -283,8 +283,7 @@ def group_runs(runs: list[dict]) -> list[Group]:
     groups = []
     for (task, method, sparsity, metric, tag), members in sorted(buckets.items()):
         algorithm = members[0].get("algorithm", method)
-        changes = Counter(r["recipe"] if "recipe" in r else recipe_changes(recorded_overrides(Path(r["run_dir"])))
-                          for r in members if "run_dir" in r)  # each run's changes, read once by `collect`
+        changes = Counter(r["recipe"] for r in members)  # each run's changes, read once by `collect` (`named_run`)
         seeds, values = per_seed_values(members)
         groups.append(Group(task, method, sparsity, metric, values,
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(sorted(changes)) if tag else "", algorithm,
