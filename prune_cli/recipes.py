@@ -198,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             version = (rundir.load_metrics(run_dir).get("versions") or {}).get("prune_cli")
         except UserError:
             version = None  # stopped: no metrics.json yet
-        method = str(OmegaConf.select(config, "method.name", default=None) or default_method())
+        recorded = OmegaConf.select(config, "method.name", default=None)  # a config without it: the typed method
+        method = str(recorded) if recorded else typed_method(overrides, default_method())
         named = named_recipe_of_run(method, config, version)
     else:
         default = default_method()  # read once: the root config is a file

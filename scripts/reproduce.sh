@@ -398,7 +398,10 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
 # otherwise a changed OVERRIDES or ablation spec, run into an old root, would be answered silently by
 # runs of the old recipe. Such a run is kept (never overwritten) and reported, and the script ends
 # non-zero. Left out of the comparison: what only sets how a run is shown or how many threads it has,
-# and overrides that restate the run's named recipe (`python -m prune_cli.recipes`).
+# and overrides that restate the run's named recipe (`python -m prune_cli.recipes`). A mask another
+# run is read from (`method.mask_run`, the transfer cells) is compared by its cell, the last four parts
+# of its path (task/ablation/name/seedN, this script's layout), not by the root it was typed under:
+# a record moved to another root (outputs/reproduce to docs/results/runs) reads the same cells.
 display_only='trainer.progress trainer.num_threads trainer.log_every'
 as_overrides() {  # the adapt options this script passes, as prune-cli records them (config.options_to_overrides)
   while [ $# -gt 0 ]; do
@@ -408,9 +411,12 @@ as_overrides() {  # the adapt options this script passes, as prune-cli records t
     esac
   done
 }
-recipe_of() {  # one override a line, sorted, without the display-only ones: from stdin
+recipe_of() {  # one override a line, sorted, without the display-only ones, a read mask by its cell: from stdin
   local line
   while IFS= read -r line; do
+    if [[ $line =~ ^method\.mask_run=(.*/)?([^/]+/[^/]+/[^/]+/[^/]+)/*$ ]]; then
+      line="method.mask_run=<runs root>/${BASH_REMATCH[2]}"
+    fi
     listed "$display_only" "${line%%=*}" || [[ $line == hydra.* ]] || printf '%s\n' "$line"
   done | LC_ALL=C sort
 }

@@ -97,3 +97,15 @@ def test_the_module_entry_makes_an_old_run_and_a_pinned_call_compare_equal(tmp_p
     (run / ".hydra" / "config.yaml").write_text("method:\n  name: adapt_by_pruning\n  hold_fraction: 0.4\n  hold_theta_lr: 2.0e-05\n")
     split = ["task=sst2", "method.hold_fraction=0.4", "method.hold_theta_lr=2e-5"]
     assert entry(split, str(run)) == entry(["method=adapt_by_pruning_stop_at_s", *split]) == entry(["task=sst2"])
+
+
+def test_a_run_whose_config_names_no_method_is_read_as_the_method_it_typed(tmp_path: Path, monkeypatch, capsys):
+    """A stored config without method.name (hand-made or trimmed) falls back to the typed method, as a call
+    does, not to the root default: a transfer run stays a transfer run."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    typed = ["task=mrpc", "method=transfer", "method.mask_run=runs/stsb/ablation/x/seed1"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in typed)))
+    assert recipes.main([str(run)]) == 0
+    assert sorted(capsys.readouterr().out.split()) == sorted(typed)

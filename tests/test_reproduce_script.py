@@ -517,6 +517,25 @@ def test_transfer_cells_read_the_mask_of_their_seed_under_the_runs_root_after_ev
     assert not any(c["read_finished"] for c in reading if c not in stsb), "no CoLA run was made here, so nothing to read"
 
 
+def test_a_moved_records_transfer_runs_are_their_cells_and_another_cells_mask_is_kept(tmp_path: Path):
+    """The record is made under outputs/reproduce and published under docs/results/runs: a transfer run there
+    names its mask under the old root, and is still the cell that reads that mask's cell here. A run that read
+    another seed's mask is not."""
+    root = tmp_path / "published"
+    name, source = "transfer-stsb-prune-longer-s0.9", "stsb/ablation/prune-longer-s0.9"
+    typed = ["task=mrpc", "method=transfer", "sparsity=0.9", f"tag={name}", "trainer.progress=false"]
+    for seed in (1, 2):
+        recorded_run(root / source / f"seed{seed}", ["task=stsb", "sparsity=0.9", f"seed={seed}", "tag=prune-longer-s0.9",
+                                                     "method=adapt_by_pruning_stop_at_s", "method.prune_fraction=0.8"])
+    moved = recorded_run(root / "mrpc" / "ablation" / name / "seed1", [*typed, "seed=1", f"method.mask_run=outputs/reproduce/{source}/seed1"])
+    other = recorded_run(root / "mrpc" / "ablation" / name / "seed2", [*typed, "seed=2", f"method.mask_run=outputs/reproduce/{source}/seed1"])
+    done, calls = run_script(tmp_path, 1, root, GRID="0", ABLATIONS=name, ABLATION_SEEDS="1 2")
+    assert done.returncode == 1, done.stdout + done.stderr
+    kept = [line for line in done.stderr.splitlines() if " KEPT: " in line]
+    assert len(kept) == 1 and str(other) in kept[0] and str(moved) not in kept[0], done.stderr
+    assert f"only there: method.mask_run=<runs root>/{source}/seed1; only in this call: method.mask_run=<runs root>/{source}/seed2" in kept[0]
+    assert [c["args"][0] for c in calls] == ["report"]
+
 def test_bf16_runs_the_default_recipe_in_bf16_on_three_seeds_of_every_task(tmp_path: Path):
     """The one change is the precision, so each run pairs with the grid's fp32 run of its seed."""
     root = tmp_path / "runs"
