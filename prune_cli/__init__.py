@@ -1,6 +1,6 @@
 """prune-cli: adapt a pretrained BERT to a task by learning a binary mask over its frozen weights."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 
 def versions() -> dict[str, str]:

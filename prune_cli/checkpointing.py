@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import torch
 
-from prune_cli import rundir, stopping
+from prune_cli import __version__, rundir, stopping
 from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.host_copy import HostCopier
 
@@ -128,8 +128,10 @@ class Checkpointer:
             for event in copied:
                 event.synchronize()  # the GPU-to-host copies `save` queued have landed
             rundir.atomic_write(self.run_dir / rundir.CHECKPOINT_STATE, lambda tmp: torch.save(payload, tmp))
-            # progress.json is for people and tools watching a run; state.pt alone is authoritative
-            rundir.write_json(self.run_dir / rundir.CHECKPOINT_PROGRESS, {"phase": phase, "steps_done": steps_done})
+            # progress.json is for people and tools watching a run; state.pt alone is authoritative. The
+            # prune-cli that wrote it says which recipe a stopped run's method name stood for (recipes.py)
+            rundir.write_json(self.run_dir / rundir.CHECKPOINT_PROGRESS,
+                              {"phase": phase, "steps_done": steps_done, "versions": {"prune_cli": __version__}})
         except BaseException as error:  # noqa: BLE001 - raised again on the training thread by wait()
             self._write_error = error
 

@@ -194,10 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        try:
-            version = (rundir.load_metrics(run_dir).get("versions") or {}).get("prune_cli")
-        except UserError:
-            version = None  # stopped: no metrics.json yet
+        version = rundir.recorded_prune_cli_version(run_dir)
         recorded = OmegaConf.select(config, "method.name", default=None)  # a config without it: the typed method
         method = str(recorded) if recorded else typed_method(overrides, default_method())
         named = named_recipe_of_run(method, config, version)

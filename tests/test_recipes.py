@@ -109,3 +109,27 @@ def test_a_run_whose_config_names_no_method_is_read_as_the_method_it_typed(tmp_p
     monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in typed)))
     assert recipes.main([str(run)]) == 0
     assert sorted(capsys.readouterr().out.split()) == sorted(typed)
+
+
+@pytest.mark.parametrize("checkpointed_by", [__version__, None])
+def test_a_stopped_run_is_named_by_the_prune_cli_its_checkpoint_records(tmp_path: Path, monkeypatch, capsys, checkpointed_by: str | None):
+    """A stopped run has no metrics.json yet. An ablation on today's default with the hold keys at neither
+    recipe's values is the call that made it only if its checkpoint says it was made since the change;
+    without that record it is read as made before (every run made before the change was one)."""
+    run = tmp_path / "stopped"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("method:\n  name: adapt_by_pruning\n  hold_fraction: 0.3\n  hold_theta_lr: 2.0e-05\n")
+    (run / "checkpoint").mkdir()
+    progress = {"phase": "prune", "steps_done": 40} | ({"versions": {"prune_cli": checkpointed_by}} if checkpointed_by else {})
+    (run / "checkpoint" / "progress.json").write_text(json.dumps(progress))
+    assert recipes.rundir.recorded_prune_cli_version(run) == checkpointed_by
+
+    def entry(lines: list[str], *args: str) -> list[str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+        assert recipes.main(list(args)) == 0
+        return sorted(capsys.readouterr().out.split())
+
+    typed = ["task=sst2", "method=adapt_by_pruning", "method.hold_fraction=0.3"]
+    assert (entry(typed, str(run)) == entry(typed)) == (checkpointed_by is not None)
+    named = "adapt_by_pruning" if checkpointed_by else "adapt_by_pruning_stop_at_s"
+    assert f"method={named}" in entry(typed, str(run))

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import only_run_dir, read_metrics, run_cli, tiny_overrides
+import prune_cli
 from prune_cli import checkpointing, rundir, stopping
 
 
@@ -222,7 +223,9 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_and_resumes_bit_identical(
         line = _interrupted_line(run_cli("adapt", *common, "hydra.run.dir=stopped"))
     stopped = in_tmp / "stopped"
     assert f"after step {saved_at} of phase '{phase}'" in line and f"prune-cli adapt --resume {stopped}" in line, line
-    assert json.loads((stopped / rundir.CHECKPOINT_PROGRESS).read_text()) == {"phase": phase, "steps_done": saved_at}
+    assert json.loads((stopped / rundir.CHECKPOINT_PROGRESS).read_text()) == {"phase": phase, "steps_done": saved_at,
+                                                                              "versions": {"prune_cli": prune_cli.__version__}}
+    assert rundir.recorded_prune_cli_version(stopped) == prune_cli.__version__
     assert not (stopped / rundir.METRICS).exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the run's Ctrl-C handler outlived it"
 
@@ -348,7 +351,8 @@ def test_ctrl_c_on_a_parallel_sweep_stops_every_running_job_at_a_step_with_a_che
         job = path.parent.parent
         stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (job / rundir.LOG).read_text())
         assert len(stops) == 1, f"{job.name} did not stop at a step boundary"  # killed mid-step, it would log nothing
-        assert json.loads(path.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+        assert json.loads(path.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0]),
+                                                "versions": {"prune_cli": prune_cli.__version__}}
         assert not (job / rundir.METRICS).exists()
     assert not (in_tmp / "sweep" / "seed3").exists(), "a job started after Ctrl-C"
 
@@ -403,7 +407,8 @@ def test_sigterm_stops_a_run_at_a_step_and_the_process_ends_killed_by_it(in_tmp:
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM): ") and "--resume" in lines[0], err[-3000:]
     stops = re.findall(r"stopped after step (\d+) of phase '([^']+)'; checkpoint saved", (in_tmp / "run" / rundir.LOG).read_text())
-    assert len(stops) == 1 and json.loads(progress.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0])}
+    assert len(stops) == 1 and json.loads(progress.read_text()) == {"phase": stops[0][1], "steps_done": int(stops[0][0]),
+                                                                    "versions": {"prune_cli": prune_cli.__version__}}
 
 
 def _held_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
