@@ -172,8 +172,7 @@ def named_run(run: dict, config: DictConfig | None) -> dict:
     tagged run whose every change only restated that recipe (a default's values, typed before they were
     the default) joins the recipe's own cell: `tag` becomes "" and `folded_tag` keeps the tag."""
     overrides = recorded_overrides(Path(run["run_dir"]))
-    version = (run.get("versions") or {}).get("prune_cli")
-    named = recipes.named_recipe_of_run(run["method"], config, version)
+    named = recipes.named_recipe_of_run(run["method"], config, rundir.prune_cli_version(run))
     changes = recipe_changes(None if overrides is None else recipes.recipe_overrides(run["method"], named, overrides))
     renamed = {**run, "method": named, "recorded_method": run["method"], "recipe": changes}
     if run.get("tag") and changes == "" and recipe_changes(overrides) != "":

@@ -416,18 +416,25 @@ def anchor_relative_paths(cfg: DictConfig, run_dir: Path) -> None:
             OmegaConf.update(cfg, key, str((launched / value).resolve()))
 
 
+def prune_cli_version(record: Any) -> str | None:
+    """The prune-cli version a run's record (metrics.json, checkpoint/progress.json) names under
+    `versions`, or None where it names none (a record older than that field, or not a record)."""
+    versions = record.get("versions") if isinstance(record, dict) else None
+    found = versions.get("prune_cli") if isinstance(versions, dict) else None
+    return str(found) if found else None
+
+
 def recorded_prune_cli_version(run_dir: Path) -> str | None:
     """The prune-cli that made a run: metrics.json's record once it finished, its last checkpoint's
     progress.json while it is stopped. None where neither says: a run killed before its first
     checkpoint, or one checkpointed by a prune-cli older than 0.2.1 (progress.json had no version)."""
     for record_file in (METRICS, CHECKPOINT_PROGRESS):
         try:
-            record = json.loads((run_dir / record_file).read_text())
+            version = prune_cli_version(json.loads((run_dir / record_file).read_text()))
         except (OSError, ValueError):
             continue
-        versions = record.get("versions") if isinstance(record, dict) else None
-        if isinstance(versions, dict) and versions.get("prune_cli"):
-            return str(versions["prune_cli"])
+        if version is not None:
+            return version
     return None
 
 
