@@ -24,7 +24,8 @@
 # overrides (a changed OVERRIDES or ablation, run into an old root) is kept as it is, named in a
 # KEPT line, and the script ends with status 1 after the report. Runs are compared as recipes
 # (prune_cli/recipes.py: a run made before 0.2.0 without a method is a run of the recipe now named
-# adapt_by_pruning_stop_at_s), so PYTHON (default python3) must be able to import prune_cli.
+# adapt_by_pruning_stop_at_s), so it needs a Python that imports prune_cli: PYTHON, else python3,
+# else the one the prune-cli command runs on.
 # Ctrl-C (or SIGTERM) stops every running lane after its current step, with a checkpoint.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
@@ -46,7 +47,24 @@ sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 references=${REFERENCES-finetune feature_extraction}
 read -r -a overrides <<< "${OVERRIDES:-}"
-python=${PYTHON:-python3}  # a Python with prune_cli importable (the one prune-cli runs on)
+# A Python with prune_cli importable: PYTHON if set; else python3 if it has prune_cli; else the
+# interpreter the prune-cli command runs on (its entry point's #! line: a pipx install, or a venv
+# whose bin/ is on PATH but not activated), so the script works wherever `prune-cli` does.
+python_running_cli() {
+  local entry line interpreter
+  entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
+  IFS= read -r line < "$entry" && [[ $line == '#!'* ]] || return 1
+  interpreter=${line#\#!}
+  interpreter=${interpreter%% *}
+  [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "$interpreter"
+}
+if [ -n "${PYTHON:-}" ]; then
+  python=$PYTHON
+elif python3 -c 'import prune_cli.recipes' 2>/dev/null; then
+  python=python3
+else
+  python=$(python_running_cli) || python=python3
+fi
 # The record's grid and ablations were made before 0.2.0, on the default recipe of then (Alg. 1's stop
 # at s), so that every figure docs/results.md quotes can be remade: each adapt_by_pruning cell below,
 # and each ablation that names no method, runs that recipe by its name today. Today's default (the
@@ -54,7 +72,7 @@ python=${PYTHON:-python3}  # a Python with prune_cli importable (the one prune-c
 # `prune-cli report` files as adapt_by_pruning (prune_cli/recipes.py).
 recorded_default=adapt_by_pruning_stop_at_s
 "$python" -c 'import prune_cli.recipes' 2>/dev/null || {
-  echo "error: $python cannot import prune_cli (needed to tell which recipe a finished run was made with); run this with prune-cli's environment active, or set PYTHON" >&2
+  echo "error: $python cannot import prune_cli (needed to tell which recipe a finished run was made with); run this with prune-cli's environment active, or set PYTHON to the Python prune-cli runs on" >&2
   exit 2
 }
 

@@ -752,3 +752,30 @@ def test_the_script_refuses_to_compare_recipes_without_a_python_that_has_prune_c
     done, calls = run_script(tmp_path, 1, tmp_path / "runs", PYTHON=str(tmp_path / "no-python"))
     assert done.returncode == 2 and "cannot import prune_cli" in done.stderr and "Traceback" not in done.stderr
     assert calls == []
+
+
+def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_path: Path):
+    """A venv's bin/ on PATH but not activated (or a pipx install): python3 there has no prune_cli,
+    while the prune-cli entry point's #! line names one that does; the grid runs on that one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    entry = bin_dir / "prune-cli"
+    entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    entry.chmod(0o755)
+    no_prune_cli = bin_dir / "python3"
+    no_prune_cli.write_text("#!/bin/sh\nexit 1\n")
+    no_prune_cli.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "PRUNE_CLI")}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", FAKE_LOG=str(log), JOBS="1", TASKS="sst2", SEEDS="1",
+               SPARSITIES="0.5", METHODS="adapt_by_pruning", REFERENCES="", ABLATIONS="")
+    root = tmp_path / "runs"
+    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["args"][0] for c in calls] == ["adapt", "report"]
+    # a second call finds the finished cell and compares its recipe, which needs prune_cli
+    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["args"][0] for c in calls] == ["adapt", "report", "report"]
