@@ -53,7 +53,7 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 python_running_cli() {
   local entry line interpreter
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
-  IFS= read -r line < "$entry" && [[ $line == '#!'* ]] || return 1
+  IFS= read -r line < "$entry" 2>/dev/null && [[ $line == '#!'* ]] || return 1
   interpreter=${line#\#!}
   interpreter=${interpreter%% *}
   [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "$interpreter"
