@@ -47,9 +47,9 @@ sparsities=${SPARSITIES:-0.5 0.9 0.7}
 methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 references=${REFERENCES-finetune feature_extraction}
 read -r -a overrides <<< "${OVERRIDES:-}"
-# A Python with prune_cli importable: PYTHON if set; else python3 if it has prune_cli; else the
-# interpreter the prune-cli command runs on (its entry point's #! line: a pipx install, or a venv
-# whose bin/ is on PATH but not activated), so the script works wherever `prune-cli` does.
+# A Python with prune_cli importable: PYTHON if set (that one only); else the first that imports it of
+# python3 and the interpreter the prune-cli command runs on (its entry point's #! line: a pipx install,
+# or a venv whose bin/ is on PATH but not activated), so the script works wherever `prune-cli` does.
 python_running_cli() {
   local entry line interpreter
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
@@ -59,20 +59,24 @@ python_running_cli() {
   [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "$interpreter"
 }
 if [ -n "${PYTHON:-}" ]; then
-  python=$PYTHON
-elif python3 -c 'import prune_cli.recipes' 2>/dev/null; then
-  python=python3
+  pythons=("$PYTHON")
 else
-  python=$(python_running_cli) || python=python3
+  pythons=(python3)
+  cli_python=$(python_running_cli) && pythons+=("$cli_python")
 fi
+python=
+for candidate in "${pythons[@]}"; do
+  if "$candidate" -c 'import prune_cli.recipes' < /dev/null 2>/dev/null; then python=$candidate; break; fi
+done
 # The record's grid and ablations were made before 0.2.0, on the default recipe of then (Alg. 1's stop
 # at s), so that every figure docs/results.md quotes can be remade: each adapt_by_pruning cell below,
 # and each ablation that names no method, runs that recipe by its name today. Today's default (the
 # hold at s with the paper's alpha while held) is the hold-at-s-then-paper-theta-lr cells, which
 # `prune-cli report` files as adapt_by_pruning (prune_cli/recipes.py).
 recorded_default=adapt_by_pruning_stop_at_s
-"$python" -c 'import prune_cli.recipes' 2>/dev/null || {
-  echo "error: $python cannot import prune_cli (needed to tell which recipe a finished run was made with); run this with prune-cli's environment active, or set PYTHON to the Python prune-cli runs on" >&2
+[ -n "$python" ] || {
+  tried=$(printf ' or %s' "${pythons[@]}")
+  echo "error: ${tried# or } cannot import prune_cli (needed to tell which recipe a finished run was made with); run this with prune-cli's environment active, or set PYTHON to the Python prune-cli runs on" >&2
   exit 2
 }
 
