@@ -50,12 +50,21 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 # A Python with prune_cli importable: PYTHON if set (that one only); else the first that imports it of
 # python3 and the interpreter the prune-cli command runs on (its entry point's #! line: a pipx install,
 # or a venv whose bin/ is on PATH but not activated), so the script works wherever `prune-cli` does.
+# pip writes `#!/bin/sh` and an exec line in place of `#!python` when the interpreter's path holds a
+# space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
 python_running_cli() {
-  local entry line interpreter
+  local entry line interpreter exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
-  IFS= read -r line < "$entry" 2>/dev/null && [[ $line == '#!'* ]] || return 1
-  interpreter=${line#\#!}
-  interpreter=${interpreter%% *}
+  { IFS= read -r line && [[ $line == '#!'* ]] || return 1
+    interpreter=${line#\#!}
+    interpreter=${interpreter%% *}
+    if [[ $interpreter == /bin/sh ]]; then
+      IFS= read -r line && [[ $line =~ $exec_line ]] || return 1
+      interpreter=${BASH_REMATCH[1]}
+      interpreter=${interpreter#\"}
+      interpreter=${interpreter%\"}
+    fi
+  } < "$entry" 2>/dev/null
   [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "$interpreter"
 }
 if [ -n "${PYTHON:-}" ]; then

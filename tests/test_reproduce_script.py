@@ -754,13 +754,22 @@ def test_the_script_refuses_to_compare_recipes_without_a_python_that_has_prune_c
     assert calls == []
 
 
-def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_path: Path):
+@pytest.mark.parametrize("entry_point", ["shebang", "sh_exec_line"])
+def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_path: Path, entry_point: str):
     """A venv's bin/ on PATH but not activated (or a pipx install): python3 there has no prune_cli,
-    while the prune-cli entry point's #! line names one that does; the grid runs on that one."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    while the prune-cli entry point names one that does; the grid runs on that one. pip names it on
+    the #! line, or, where its path holds a space or is too long for one, on an exec line after
+    `#!/bin/sh` (distlib's launcher)."""
+    bin_dir = tmp_path / "my env" / "bin"
+    bin_dir.mkdir(parents=True)
     entry = bin_dir / "prune-cli"
-    entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    if entry_point == "shebang":
+        entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    else:
+        python = bin_dir / "python"  # an interpreter whose path holds a space, as pip then writes it
+        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        python.chmod(0o755)
+        entry.write_text("#!/bin/sh\n" + "\'\'\'exec\' " + f'"{python}" "$0" "$@"\n' + "\' \'\'\'\n" + FAKE_CLI)
     entry.chmod(0o755)
     no_prune_cli = bin_dir / "python3"
     no_prune_cli.write_text("#!/bin/sh\nexit 1\n")
