@@ -769,22 +769,18 @@ def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_pat
         python = bin_dir / "python"  # an interpreter whose path holds a space, as pip then writes it
         python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         python.chmod(0o755)
-        entry.write_text("#!/bin/sh\n" + "\'\'\'exec\' " + f'"{python}" "$0" "$@"\n' + "\' \'\'\'\n" + FAKE_CLI)
+        entry.write_text(f"""#!/bin/sh\n'''exec' "{python}" "$0" "$@"\n' '''\n{FAKE_CLI}""")
     entry.chmod(0o755)
     no_prune_cli = bin_dir / "python3"
     no_prune_cli.write_text("#!/bin/sh\nexit 1\n")
     no_prune_cli.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "PRUNE_CLI")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", FAKE_LOG=str(log), JOBS="1", TASKS="sst2", SEEDS="1",
-               SPARSITIES="0.5", METHODS="adapt_by_pruning", REFERENCES="", ABLATIONS="")
+    # empty PYTHON and PRUNE_CLI read as unset: the script then runs `prune-cli`, found on PATH
+    unset = dict(PYTHON="", PRUNE_CLI="", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", METHODS="adapt_by_pruning",
+                 REFERENCES="", ABLATIONS="")
     root = tmp_path / "runs"
-    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    calls = run_grid(tmp_path, 1, root, **unset)
     assert [c["args"][0] for c in calls] == ["adapt", "report"]
     # a second call finds the finished cell and compares its recipe, which needs prune_cli
-    done = subprocess.run(["bash", str(SCRIPT), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    done, calls = run_script(tmp_path, 1, root, **unset)
     assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c["args"][0] for c in calls] == ["adapt", "report", "report"]
