@@ -86,14 +86,31 @@ def _key_sources(folders: tuple[Path, ...]) -> dict[str, tuple[str, ...]]:
     for folder, path in ((folder, path) for folder in folders for path in sorted(folder.rglob("*.yaml"))):
         relative = path.relative_to(folder)
         group = relative.parts[0] if len(relative.parts) > 1 else None
-        is_global = group is None or "@package _global_" in path.read_text().split("\n", 1)[0]
         label = "config.yaml" if group is None else f"{'+' if group == 'experiment' else ''}{group}={path.stem}"
-        content = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
-        content = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
-        keys = _dotted_keys(content, "") if is_global else _dotted_keys({group: content}, "")
-        for key in keys:
+        for key in _file_keys(folders, group, path):
             sources.setdefault(key, []).append(label)
     return {key: tuple(labels) for key, labels in sources.items()}
+
+
+def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: frozenset[Path] = frozenset()) -> set[str]:
+    """The dotted keys a config file gives a composed config: its own, and those of the options of
+    its group that its defaults list starts from (`defaults: [adapt_by_pruning, _self_]` in
+    method/adapt_by_pruning_stop_at_s.yaml), so a recipe built on another is listed as having the
+    keys it inherits. Entries naming another group (`override /trainer: gpu`) choose an option of
+    that group, whose keys are that option's, not this file's. `seen`: the files on the way here
+    (a defaults loop, which Hydra refuses, stops here rather than recursing for ever)."""
+    seen = seen | {path}
+    is_global = group is None or "@package _global_" in path.read_text().split("\n", 1)[0]
+    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
+    keys = set(_dotted_keys(own, "") if is_global else _dotted_keys({group: own}, ""))
+    for base in (content.get("defaults") or []) if group is not None else []:
+        if not isinstance(base, str) or base == "_self_":
+            continue
+        base_path = next((p for folder in folders if (p := folder / group / f"{base}.yaml").is_file()), None)
+        if base_path is not None and base_path not in seen:
+            keys |= _file_keys(folders, group, base_path, seen)
+    return keys
 
 
 def unknown_key_error(key: str) -> UserError:

@@ -11,7 +11,7 @@ from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
 from omegaconf import OmegaConf
 
 from prune_cli import rundir
-from prune_cli.config import USER_CONFIG_ENV, compose, group_options
+from prune_cli.config import USER_CONFIG_ENV, compose, group_options, key_sources
 from prune_cli.errors import UserError
 
 MY_TASK = """\
@@ -60,6 +60,25 @@ def test_user_options_join_the_packaged_ones(user_configs: Path):
     # the recipe's algorithm comes from the recipe it starts from, so its theta_lr is no setting imp reads
     with pytest.raises(UserError, match=r"would never be read: method.theta_lr is a setting of .*method=my_recipe, not of method=imp"):
         compose(["method=imp", "+method.theta_lr=1e-4"])
+
+
+def test_a_setting_a_recipe_inherits_names_the_recipe(user_configs: Path):
+    """my_recipe sets no prune_fraction of its own but runs with adapt_by_pruning's: a method
+    without the key says it is a setting of my_recipe too (and of the packaged stop-at-s recipe,
+    built the same way)."""
+    assert "prune_fraction" not in MY_RECIPE
+    with pytest.raises(UserError, match="method.prune_fraction' does not exist with these choices; it is a setting of "
+                                        "method=adapt_by_pruning, method=adapt_by_pruning_paper, method=adapt_by_pruning_stop_at_s, "
+                                        "method=my_recipe$"):
+        compose(["method=gmp", "method.prune_fraction=0.5"])
+
+
+def test_recipes_that_start_from_each_other_do_not_hang_the_key_check(user_configs: Path):
+    """Hydra refuses a defaults loop when it composes; listing the keys must still end."""
+    (user_configs / "method" / "loop_a.yaml").write_text("defaults:\n  - loop_b\n  - _self_\nname: loop_a\nkey_a: 1\n")
+    (user_configs / "method" / "loop_b.yaml").write_text("defaults:\n  - loop_a\n  - _self_\nname: loop_b\nkey_b: 1\n")
+    sources = key_sources()
+    assert sources["method.key_a"] == sources["method.key_b"] == ("method=loop_a", "method=loop_b")
 
 
 def test_a_user_task_and_recipe_run_end_to_end(user_configs: Path, in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
