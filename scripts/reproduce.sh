@@ -24,8 +24,8 @@
 # overrides (a changed OVERRIDES or ablation, run into an old root) is kept as it is, named in a
 # KEPT line, and the script ends with status 1 after the report. Runs are compared as recipes
 # (prune_cli/recipes.py: a run made before 0.2.0 without a method is a run of the recipe now named
-# adapt_by_pruning_stop_at_s), so it needs a Python that imports prune_cli: PYTHON, else python3,
-# else the one the prune-cli command runs on.
+# adapt_by_pruning_stop_at_s), so it needs a Python that imports prune_cli: PYTHON, else the one the
+# prune-cli command runs on, else python3.
 # Ctrl-C (or SIGTERM) stops every running lane after its current step, with a checkpoint.
 # Runs go in a fixed order, most informative first (adapt-by-pruning and fine-tuning at s=0.5).
 #
@@ -48,13 +48,17 @@ methods=${METHODS:-adapt_by_pruning magnitude random gmp imp}
 references=${REFERENCES-finetune feature_extraction}
 read -r -a overrides <<< "${OVERRIDES:-}"
 # A Python with prune_cli importable: PYTHON if set (that one only); else the first that imports it of
-# python3 and the interpreter the prune-cli command runs on (its entry point's #! line: a pipx install,
-# or a venv whose bin/ is on PATH but not activated), so the script works wherever `prune-cli` does.
+# the interpreter the prune-cli command runs on (its entry point's #! line: a pipx install, or a venv
+# whose bin/ is on PATH but not activated; or the command itself where PRUNE_CLI starts with a Python)
+# and python3, so the script works wherever `prune-cli` does, and the prune_cli that makes the runs is
+# the one that reads them (a python3 that imports another install of it answers only where that one
+# cannot).
 # pip writes `#!/bin/sh` and an exec line in place of `#!python` when the interpreter's path holds a
 # space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
 python_running_cli() {
   local entry line interpreter exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
+  if [[ ${entry##*/} == python* && -x $entry ]]; then echo "$entry"; return 0; fi  # PRUNE_CLI="python -m prune_cli"
   { IFS= read -r line && [[ $line == '#!'* ]] || return 1
     interpreter=${line#\#!}
     interpreter=${interpreter%% *}
@@ -70,8 +74,9 @@ python_running_cli() {
 if [ -n "${PYTHON:-}" ]; then
   pythons=("$PYTHON")
 else
-  pythons=(python3)
+  pythons=()
   cli_python=$(python_running_cli) && pythons+=("$cli_python")
+  pythons+=(python3)
 fi
 python=
 for candidate in "${pythons[@]}"; do

@@ -48,20 +48,23 @@ me.unlink()
 '''
 
 
-def run_script(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """The script with the stand-in CLI, whatever its status: its process, and the calls it made."""
+def run_script(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, cwd: Path | None = None,
+               **overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """The script with the stand-in CLI, whatever its status: its process, and the calls it made.
+    `cwd`: the folder it runs in (by default this one, the repository's root)."""
     fake = tmp_path / "fake_cli.py"
     fake.write_text(FAKE_CLI)
     log = tmp_path / "calls.jsonl"
     env = {**os.environ, "PRUNE_CLI": f"{sys.executable} {fake}", "PYTHON": sys.executable, "FAKE_LOG": str(log), "JOBS": str(jobs),
            "TASKS": "sst2", "SEEDS": "1", "SPARSITIES": "0.5", "METHODS": "adapt_by_pruning magnitude random", "ABLATIONS": "paper-init", **overrides}
-    done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["bash", str(script), str(root), str(tmp_path / "report")], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
     return done, [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, **overrides: str) -> list[dict]:
+def run_grid(tmp_path: Path, jobs: int, root: Path, script: Path = SCRIPT, cwd: Path | None = None, **overrides: str) -> list[dict]:
     """run_script for a call that must succeed: the calls it made."""
-    done, calls = run_script(tmp_path, jobs, root, script, **overrides)
+    done, calls = run_script(tmp_path, jobs, root, script, cwd, **overrides)
     assert done.returncode == 0, done.stdout + done.stderr
     return calls
 
@@ -784,3 +787,50 @@ def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_pat
     done, calls = run_script(tmp_path, 1, root, **unset)
     assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
     assert [c["args"][0] for c in calls] == ["adapt", "report", "report"]
+
+
+# a prune_cli.recipes that reads every finished run as another recipe than the call's
+OTHER_RECIPES = """\
+import sys
+overrides = [line.rstrip("\\n") for line in sys.stdin if line.strip()]
+print("\\n".join(overrides + (["method=another_install"] if sys.argv[1:] else [])))
+"""
+
+
+@pytest.mark.parametrize("cli_form", ["entry_point", "python_dash_m"])
+def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: Path, cli_form: str):
+    """python3 on PATH imports another install of prune_cli (a dev checkout, an older release),
+    while the grid runs on the prune-cli command's own Python: the recipe of a finished run is
+    read by the install that made it, so a second call keeps the cell as done instead of naming
+    it KEPT. The command's Python is its entry point's #! interpreter, or the command itself
+    where PRUNE_CLI starts with a Python."""
+    other = tmp_path / "other-install" / "prune_cli"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    (other / "recipes.py").write_text(OTHER_RECIPES)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python3 = bin_dir / "python3"
+    python3.write_text(f'#!/bin/sh\nPYTHONPATH="{other.parent}" exec "{sys.executable}" "$@"\n')
+    python3.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"  # run outside the repository, whose prune_cli/ python3 would import from the current folder
+    elsewhere.mkdir()
+    imported = subprocess.run([str(python3), "-c", "import prune_cli; print(prune_cli.__file__)"], capture_output=True, text=True, cwd=elsewhere)
+    assert imported.stdout.strip() == str(other / "__init__.py"), "python3 must import the other install"
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text(FAKE_CLI)
+    if cli_form == "entry_point":
+        entry = bin_dir / "prune-cli"
+        entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+        entry.chmod(0o755)
+        cli = ""  # read as unset: `prune-cli`, found on PATH
+    else:
+        cli = f"{sys.executable} {fake}"
+    unset = dict(PYTHON="", PRUNE_CLI=cli, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", METHODS="adapt_by_pruning",
+                 REFERENCES="", ABLATIONS="")
+    root = tmp_path / "runs"
+    recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
+                 ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"])
+    done, calls = run_script(tmp_path, 1, root, cwd=elsewhere, **unset)
+    assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
+    assert [c["args"][0] for c in calls] == ["report"]
