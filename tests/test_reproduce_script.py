@@ -797,7 +797,7 @@ print("\\n".join(overrides + (["method=another_install"] if sys.argv[1:] else []
 """
 
 
-@pytest.mark.parametrize("cli_form", ["entry_point", "python_dash_m"])
+@pytest.mark.parametrize("cli_form", ["entry_point", "python_first"])
 def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: Path, cli_form: str):
     """python3 on PATH imports another install of prune_cli (a dev checkout, an older release),
     while the grid runs on the prune-cli command's own Python: the recipe of a finished run is
@@ -817,15 +817,13 @@ def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: P
     elsewhere.mkdir()
     imported = subprocess.run([str(python3), "-c", "import prune_cli; print(prune_cli.__file__)"], capture_output=True, text=True, cwd=elsewhere)
     assert imported.stdout.strip() == str(other / "__init__.py"), "python3 must import the other install"
-    fake = tmp_path / "fake_cli.py"
-    fake.write_text(FAKE_CLI)
     if cli_form == "entry_point":
         entry = bin_dir / "prune-cli"
         entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
         entry.chmod(0o755)
         cli = ""  # read as unset: `prune-cli`, found on PATH
-    else:
-        cli = f"{sys.executable} {fake}"
+    else:  # as in PRUNE_CLI="python -m prune_cli"; run_script writes the stand-in there
+        cli = f"{sys.executable} {tmp_path / 'fake_cli.py'}"
     unset = dict(PYTHON="", PRUNE_CLI=cli, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", METHODS="adapt_by_pruning",
                  REFERENCES="", ABLATIONS="")
     root = tmp_path / "runs"
