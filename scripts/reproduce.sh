@@ -52,13 +52,15 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 # whose bin/ is on PATH but not activated; or the command itself where PRUNE_CLI starts with a Python)
 # and python3, so the script works wherever `prune-cli` does, and the prune_cli that makes the runs is
 # the one that reads them (a python3 that imports another install of it answers only where that one
-# cannot).
+# cannot). The entry point's interpreter runs as the entry point does, without the current folder on
+# sys.path (PYTHONSAFEPATH, Python 3.11+), so a checkout the script is run from does not stand in for
+# a non-editable install; a Python that PRUNE_CLI names runs as given (`python -m` imports from here).
 # pip writes `#!/bin/sh` and an exec line in place of `#!python` when the interpreter's path holds a
 # space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
-python_running_cli() {
+python_running_cli() {  # prints `command <python>` or `entry <python>`
   local entry line interpreter exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
-  if [[ ${entry##*/} == python* && -x $entry ]]; then echo "$entry"; return 0; fi  # PRUNE_CLI="python -m prune_cli"
+  if [[ ${entry##*/} == python* && -x $entry ]]; then echo "command $entry"; return 0; fi  # PRUNE_CLI="python -m prune_cli"
   { IFS= read -r line && [[ $line == '#!'* ]] || return 1
     interpreter=${line#\#!}
     interpreter=${interpreter%% *}
@@ -69,18 +71,25 @@ python_running_cli() {
       interpreter=${interpreter%\"}
     fi
   } < "$entry" 2>/dev/null
-  [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "$interpreter"
+  [[ ${interpreter##*/} == python* && -x $interpreter ]] && echo "entry $interpreter"
 }
+entry_python=
 if [ -n "${PYTHON:-}" ]; then
   pythons=("$PYTHON")
 else
   pythons=()
-  cli_python=$(python_running_cli) && pythons+=("$cli_python")
+  if found=$(python_running_cli); then
+    pythons+=("${found#* }")
+    [[ $found == entry\ * ]] && entry_python=${found#* }
+  fi
   pythons+=(python3)
 fi
+run_python() {  # interpreter, then its arguments: the entry point's interpreter as the entry point runs
+  if [ -n "$entry_python" ] && [ "$1" = "$entry_python" ]; then PYTHONSAFEPATH=1 "$@"; else "$@"; fi
+}
 python=
 for candidate in "${pythons[@]}"; do
-  if "$candidate" -c 'import prune_cli.recipes' < /dev/null 2>/dev/null; then python=$candidate; break; fi
+  if run_python "$candidate" -c 'import prune_cli.recipes' < /dev/null 2>/dev/null; then python=$candidate; break; fi
 done
 # The record's grid and ablations were made before 0.2.0, on the default recipe of then (Alg. 1's stop
 # at s), so that every figure docs/results.md quotes can be remade: each adapt_by_pruning cell below,
@@ -468,8 +477,8 @@ kept=0
 other_recipe() {  # dir, then the adapt options: is the run in dir one of other overrides? Says how if so.
   [ -f "$1/.hydra/overrides.yaml" ] || return 1
   local there here only_there only_here
-  there=$(recorded_overrides "$1" | "$python" -m prune_cli.recipes "$1" | recipe_of)
-  here=$(as_overrides "${@:2}" "${overrides[@]}" | "$python" -m prune_cli.recipes | recipe_of)
+  there=$(recorded_overrides "$1" | run_python "$python" -m prune_cli.recipes "$1" | recipe_of)
+  here=$(as_overrides "${@:2}" "${overrides[@]}" | run_python "$python" -m prune_cli.recipes | recipe_of)
   [ "$there" != "$here" ] || return 1
   only_there=$(comm -23 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
   only_here=$(comm -13 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')

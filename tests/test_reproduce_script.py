@@ -797,6 +797,33 @@ print("\\n".join(overrides + (["method=another_install"] if sys.argv[1:] else []
 """
 
 
+def another_install(folder: Path) -> Path:
+    """A prune_cli package in `folder` whose recipe reader takes every finished run for another recipe."""
+    (folder / "prune_cli").mkdir(parents=True)
+    (folder / "prune_cli" / "__init__.py").write_text("")
+    (folder / "prune_cli" / "recipes.py").write_text(OTHER_RECIPES)
+    return folder
+
+
+def entry_point(bin_dir: Path) -> None:
+    """A `prune-cli` entry point in `bin_dir` as pip writes one: the stand-in CLI under a #! line naming this Python."""
+    bin_dir.mkdir(exist_ok=True)
+    entry = bin_dir / "prune-cli"
+    entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    entry.chmod(0o755)
+
+
+def assert_finished_cell_is_done(tmp_path: Path, cwd: Path, **env: str) -> None:
+    """With PYTHON unset, a second call finds the finished cell (made before 0.2.0) and reads it as its
+    own: no KEPT line, nothing run again."""
+    root = tmp_path / "runs"
+    recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
+                 ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"])
+    done, calls = run_script(tmp_path, 1, root, cwd=cwd, PYTHON="", METHODS="adapt_by_pruning", REFERENCES="", ABLATIONS="", **env)
+    assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
+    assert [c["args"][0] for c in calls] == ["report"]
+
+
 @pytest.mark.parametrize("cli_form", ["entry_point", "python_first"])
 def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: Path, cli_form: str):
     """python3 on PATH imports another install of prune_cli (a dev checkout, an older release),
@@ -804,31 +831,30 @@ def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: P
     read by the install that made it, so a second call keeps the cell as done instead of naming
     it KEPT. The command's Python is its entry point's #! interpreter, or the command itself
     where PRUNE_CLI starts with a Python."""
-    other = tmp_path / "other-install" / "prune_cli"
-    other.mkdir(parents=True)
-    (other / "__init__.py").write_text("")
-    (other / "recipes.py").write_text(OTHER_RECIPES)
+    other = another_install(tmp_path / "other-install")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     python3 = bin_dir / "python3"
-    python3.write_text(f'#!/bin/sh\nPYTHONPATH="{other.parent}" exec "{sys.executable}" "$@"\n')
+    python3.write_text(f'#!/bin/sh\nPYTHONPATH="{other}" exec "{sys.executable}" "$@"\n')
     python3.chmod(0o755)
     elsewhere = tmp_path / "elsewhere"  # run outside the repository, whose prune_cli/ python3 would import from the current folder
     elsewhere.mkdir()
     imported = subprocess.run([str(python3), "-c", "import prune_cli; print(prune_cli.__file__)"], capture_output=True, text=True, cwd=elsewhere)
-    assert imported.stdout.strip() == str(other / "__init__.py"), "python3 must import the other install"
+    assert imported.stdout.strip() == str(other / "prune_cli" / "__init__.py"), "python3 must import the other install"
     if cli_form == "entry_point":
-        entry = bin_dir / "prune-cli"
-        entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
-        entry.chmod(0o755)
+        entry_point(bin_dir)
         cli = ""  # read as unset: `prune-cli`, found on PATH
     else:  # as in PRUNE_CLI="python -m prune_cli"; run_script writes the stand-in there
         cli = f"{sys.executable} {tmp_path / 'fake_cli.py'}"
-    unset = dict(PYTHON="", PRUNE_CLI=cli, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", METHODS="adapt_by_pruning",
-                 REFERENCES="", ABLATIONS="")
-    root = tmp_path / "runs"
-    recorded_run(root / "sst2" / "adapt_by_pruning" / "s0.5" / "seed1",
-                 ["task=sst2", "method=adapt_by_pruning", "sparsity=0.5", "seed=1", "trainer.progress=false"])
-    done, calls = run_script(tmp_path, 1, root, cwd=elsewhere, **unset)
-    assert done.returncode == 0 and " KEPT: " not in done.stderr, done.stdout + done.stderr
-    assert [c["args"][0] for c in calls] == ["report"]
+    assert_finished_cell_is_done(tmp_path, elsewhere, PRUNE_CLI=cli, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH, which keeps the current folder off sys.path, is Python 3.11+")
+def test_the_entry_points_python_imports_prune_cli_as_the_entry_point_does(tmp_path: Path):
+    """Run from a folder that holds another prune_cli/ (a checkout of another version, with the
+    grid's prune-cli a non-editable install): `python -m` would import that folder's copy, while
+    the entry point imports the installed one. The recipe reader imports as the entry point does,
+    so the finished cell is the cell and is not named KEPT."""
+    checkout = another_install(tmp_path / "checkout")
+    entry_point(tmp_path / "bin")
+    assert_finished_cell_is_done(tmp_path, checkout, PRUNE_CLI="", PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
