@@ -104,13 +104,23 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
     content = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
     own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
     keys = set(_dotted_keys(own, "") if is_global else _dotted_keys({group: own}, ""))
-    for base in (content.get("defaults") or []) if group is not None else []:
-        if not isinstance(base, str) or base == "_self_":
-            continue
-        base_path = next((p for folder in folders if (p := folder / group / f"{base}.yaml").is_file()), None)
+    for base in _base_options(content) if group is not None else []:
+        base_path = _option_file(folders, group, base)
         if base_path is not None and base_path not in seen:
             keys |= _file_keys(folders, group, base_path, seen)
     return keys
+
+
+def _option_file(folders: Sequence[Path], group: str, option: str) -> Path | None:
+    """The file of a group's option: the first of the config folders that has one (the packaged
+    configs come first, so a user's file of the same name does not replace a packaged option)."""
+    return next((path for folder in folders if (path := folder / group / f"{option}.yaml").is_file()), None)
+
+
+def _base_options(content: Any) -> list[str]:
+    """The options of its own group that a group option's defaults list starts from
+    (`defaults: [adapt_by_pruning, _self_]`); an entry choosing another group's option is a dict."""
+    return [entry for entry in (content.get("defaults") or []) if isinstance(entry, str) and entry != "_self_"]
 
 
 def unknown_key_error(key: str) -> UserError:
@@ -147,10 +157,12 @@ def _method_algorithm(label: str) -> str | None:
     group, _, option = label.lstrip("+").partition("=")
     if group != "method":
         return None
-    content = OmegaConf.load(next(path for folder in config_dirs() if (path := folder / group / f"{option}.yaml").exists()))
+    path = _option_file(config_dirs(), group, option)
+    if path is None:
+        return None
+    content = OmegaConf.load(path)
     own = content.get("algorithm") or content.get("method", {}).get("algorithm")
-    bases = [entry for entry in content.get("defaults", []) if isinstance(entry, str) and entry != "_self_"]
-    return own or next((found for base in bases if (found := _method_algorithm(f"method={base}"))), None)
+    return own or next((found for base in _base_options(content) if (found := _method_algorithm(f"method={base}"))), None)
 
 
 def _is_config_key(key: str, groups: Sequence[str]) -> bool:

@@ -765,15 +765,15 @@ def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_pat
     `#!/bin/sh` (distlib's launcher)."""
     bin_dir = tmp_path / "my env" / "bin"
     bin_dir.mkdir(parents=True)
-    entry = bin_dir / "prune-cli"
     if entry_point == "shebang":
-        entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+        write_entry_point(bin_dir)
     else:
         python = bin_dir / "python"  # an interpreter whose path holds a space, as pip then writes it
         python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         python.chmod(0o755)
+        entry = bin_dir / "prune-cli"
         entry.write_text(f"""#!/bin/sh\n'''exec' "{python}" "$0" "$@"\n' '''\n{FAKE_CLI}""")
-    entry.chmod(0o755)
+        entry.chmod(0o755)
     no_prune_cli = bin_dir / "python3"
     no_prune_cli.write_text("#!/bin/sh\nexit 1\n")
     no_prune_cli.chmod(0o755)
@@ -805,7 +805,7 @@ def another_install(folder: Path) -> Path:
     return folder
 
 
-def entry_point(bin_dir: Path) -> None:
+def write_entry_point(bin_dir: Path) -> None:
     """A `prune-cli` entry point in `bin_dir` as pip writes one: the stand-in CLI under a #! line naming this Python."""
     bin_dir.mkdir(exist_ok=True)
     entry = bin_dir / "prune-cli"
@@ -842,7 +842,7 @@ def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: P
     imported = subprocess.run([str(python3), "-c", "import prune_cli; print(prune_cli.__file__)"], capture_output=True, text=True, cwd=elsewhere)
     assert imported.stdout.strip() == str(other / "prune_cli" / "__init__.py"), "python3 must import the other install"
     if cli_form == "entry_point":
-        entry_point(bin_dir)
+        write_entry_point(bin_dir)
         cli = ""  # read as unset: `prune-cli`, found on PATH
     else:  # as in PRUNE_CLI="python -m prune_cli"; run_script writes the stand-in there
         cli = f"{sys.executable} {tmp_path / 'fake_cli.py'}"
@@ -856,5 +856,5 @@ def test_the_entry_points_python_imports_prune_cli_as_the_entry_point_does(tmp_p
     the entry point imports the installed one. The recipe reader imports as the entry point does,
     so the finished cell is the cell and is not named KEPT."""
     checkout = another_install(tmp_path / "checkout")
-    entry_point(tmp_path / "bin")
+    write_entry_point(tmp_path / "bin")
     assert_finished_cell_is_done(tmp_path, checkout, PRUNE_CLI="", PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
