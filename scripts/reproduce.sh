@@ -53,8 +53,9 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 # and python3, so the script works wherever `prune-cli` does, and the prune_cli that makes the runs is
 # the one that reads them (a python3 that imports another install of it answers only where that one
 # cannot). The entry point's interpreter runs as the entry point does, without the current folder on
-# sys.path (PYTHONSAFEPATH, Python 3.11+), so a checkout the script is run from does not stand in for
-# a non-editable install; a Python that PRUNE_CLI names runs as given (`python -m` imports from here).
+# sys.path (what PYTHONSAFEPATH does on 3.11+, done in the code itself so that 3.10 does it too), so a
+# checkout the script is run from does not stand in for a non-editable install; a Python that
+# PRUNE_CLI names runs as given (`python -m` imports from here).
 # pip writes `#!/bin/sh` and an exec line in place of `#!python` when the interpreter's path holds a
 # space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
 python_running_cli() {  # prints `command <python>` or `entry <python>`
@@ -84,12 +85,18 @@ else
   fi
   pythons+=(python3)
 fi
-run_python() {  # interpreter, then its arguments: the entry point's interpreter as the entry point runs
-  if [ -n "$entry_python" ] && [ "$1" = "$entry_python" ]; then PYTHONSAFEPATH=1 "$@"; else "$@"; fi
+run_python() {  # interpreter, Python code, its arguments: the entry point's interpreter as the entry point runs
+  local interpreter=$1 code=$2
+  shift 2
+  if [ -n "$entry_python" ] && [ "$interpreter" = "$entry_python" ]; then
+    code=$'import sys\nif not getattr(sys.flags, "safe_path", False): del sys.path[0]  # what -c put first: the current folder\n'$code
+  fi
+  "$interpreter" -c "$code" "$@"
 }
+read_recipes='import runpy; runpy.run_module("prune_cli.recipes", run_name="__main__", alter_sys=True)'  # python -m prune_cli.recipes
 python=
 for candidate in "${pythons[@]}"; do
-  if run_python "$candidate" -c 'import prune_cli.recipes' < /dev/null 2>/dev/null; then python=$candidate; break; fi
+  if run_python "$candidate" 'import prune_cli.recipes' < /dev/null 2>/dev/null; then python=$candidate; break; fi
 done
 # The record's grid and ablations were made before 0.2.0, on the default recipe of then (Alg. 1's stop
 # at s), so that every figure docs/results.md quotes can be remade: each adapt_by_pruning cell below,
@@ -477,8 +484,8 @@ kept=0
 other_recipe() {  # dir, then the adapt options: is the run in dir one of other overrides? Says how if so.
   [ -f "$1/.hydra/overrides.yaml" ] || return 1
   local there here only_there only_here
-  there=$(recorded_overrides "$1" | run_python "$python" -m prune_cli.recipes "$1" | recipe_of)
-  here=$(as_overrides "${@:2}" "${overrides[@]}" | run_python "$python" -m prune_cli.recipes | recipe_of)
+  there=$(recorded_overrides "$1" | run_python "$python" "$read_recipes" "$1" | recipe_of)
+  here=$(as_overrides "${@:2}" "${overrides[@]}" | run_python "$python" "$read_recipes" | recipe_of)
   [ "$there" != "$here" ] || return 1
   only_there=$(comm -23 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')
   only_here=$(comm -13 <(printf '%s\n' "$there") <(printf '%s\n' "$here") | paste -sd ' ')

@@ -849,7 +849,6 @@ def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: P
     assert_finished_cell_is_done(tmp_path, elsewhere, PRUNE_CLI=cli, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH, which keeps the current folder off sys.path, is Python 3.11+")
 def test_the_entry_points_python_imports_prune_cli_as_the_entry_point_does(tmp_path: Path):
     """Run from a folder that holds another prune_cli/ (a checkout of another version, with the
     grid's prune-cli a non-editable install): `python -m` would import that folder's copy, while
