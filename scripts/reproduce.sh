@@ -58,14 +58,21 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 # PRUNE_CLI names runs as given (`python -m` imports from here).
 # pip writes `#!/bin/sh` and an exec line in place of `#!python` when the interpreter's path holds a
 # space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
+# An entry point that says `#!/usr/bin/env python3.12` runs the one of that name on PATH.
 python_running_cli() {  # prints `command <python>` or `entry <python>`
-  local entry line interpreter exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
+  local entry line interpreter word words exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
   if [[ ${entry##*/} == python* && -x $entry ]]; then echo "command $entry"; return 0; fi  # PRUNE_CLI="python -m prune_cli"
   { IFS= read -r line && [[ $line == '#!'* ]] || return 1
-    interpreter=${line#\#!}
-    interpreter=${interpreter%% *}
-    if [[ $interpreter == /bin/sh ]]; then
+    read -r -a words <<< "${line#\#!}"
+    interpreter=${words[0]:-}
+    if [[ ${interpreter##*/} == env ]]; then  # #!/usr/bin/env [-S] python3.12: the one on PATH, as the kernel finds it
+      for word in "${words[@]:1}"; do
+        [[ $word == -* || $word == *=* ]] && continue
+        interpreter=$(command -v "$word") || return 1
+        break
+      done
+    elif [[ $interpreter == /bin/sh ]]; then
       IFS= read -r line && [[ $line =~ $exec_line ]] || return 1
       interpreter=${BASH_REMATCH[1]}
       interpreter=${interpreter#\"}

@@ -757,16 +757,24 @@ def test_the_script_refuses_to_compare_recipes_without_a_python_that_has_prune_c
     assert calls == []
 
 
-@pytest.mark.parametrize("entry_point", ["shebang", "sh_exec_line"])
+@pytest.mark.parametrize("entry_point", ["shebang", "sh_exec_line", "env_shebang"])
 def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_path: Path, entry_point: str):
     """A venv's bin/ on PATH but not activated (or a pipx install): python3 there has no prune_cli,
     while the prune-cli entry point names one that does; the grid runs on that one. pip names it on
     the #! line, or, where its path holds a space or is too long for one, on an exec line after
-    `#!/bin/sh` (distlib's launcher)."""
+    `#!/bin/sh` (distlib's launcher); an entry point written by hand or by another installer may name
+    it as `#!/usr/bin/env <python>`, the one of that name on PATH."""
     bin_dir = tmp_path / "my env" / "bin"
     bin_dir.mkdir(parents=True)
     if entry_point == "shebang":
         write_entry_point(bin_dir)
+    elif entry_point == "env_shebang":
+        python = bin_dir / "python-of-the-cli"
+        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        python.chmod(0o755)
+        entry = bin_dir / "prune-cli"
+        entry.write_text(f"#!/usr/bin/env -S {python.name} -X utf8\n{FAKE_CLI}")
+        entry.chmod(0o755)
     else:
         python = bin_dir / "python"  # an interpreter whose path holds a space, as pip then writes it
         python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
