@@ -769,22 +769,13 @@ def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_pat
     if entry_point == "shebang":
         write_entry_point(bin_dir)
     elif entry_point == "env_shebang":
-        python = bin_dir / "python-of-the-cli"
-        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        python.chmod(0o755)
-        entry = bin_dir / "prune-cli"
-        entry.write_text(f"#!/usr/bin/env -S {python.name} -X utf8\n{FAKE_CLI}")
-        entry.chmod(0o755)
+        python = write_executable(bin_dir / "python-of-the-cli", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        write_executable(bin_dir / "prune-cli", f"#!/usr/bin/env -S {python.name} -X utf8\n{FAKE_CLI}")
     else:
-        python = bin_dir / "python"  # an interpreter whose path holds a space, as pip then writes it
-        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        python.chmod(0o755)
-        entry = bin_dir / "prune-cli"
-        entry.write_text(f"""#!/bin/sh\n'''exec' "{python}" "$0" "$@"\n' '''\n{FAKE_CLI}""")
-        entry.chmod(0o755)
-    no_prune_cli = bin_dir / "python3"
-    no_prune_cli.write_text("#!/bin/sh\nexit 1\n")
-    no_prune_cli.chmod(0o755)
+        # an interpreter whose path holds a space, as pip then writes it
+        python = write_executable(bin_dir / "python", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        write_executable(bin_dir / "prune-cli", f"""#!/bin/sh\n'''exec' "{python}" "$0" "$@"\n' '''\n{FAKE_CLI}""")
+    write_executable(bin_dir / "python3", "#!/bin/sh\nexit 1\n")  # a python3 without prune_cli
     # empty PYTHON and PRUNE_CLI read as unset: the script then runs `prune-cli`, found on PATH
     unset = dict(PYTHON="", PRUNE_CLI="", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", METHODS="adapt_by_pruning",
                  REFERENCES="", ABLATIONS="")
@@ -813,12 +804,17 @@ def another_install(folder: Path) -> Path:
     return folder
 
 
+def write_executable(path: Path, text: str) -> Path:
+    """A script at `path` that PATH lookups and #! lines can run."""
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
 def write_entry_point(bin_dir: Path) -> None:
     """A `prune-cli` entry point in `bin_dir` as pip writes one: the stand-in CLI under a #! line naming this Python."""
     bin_dir.mkdir(exist_ok=True)
-    entry = bin_dir / "prune-cli"
-    entry.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
-    entry.chmod(0o755)
+    write_executable(bin_dir / "prune-cli", f"#!{sys.executable}\n{FAKE_CLI}")
 
 
 def assert_finished_cell_is_done(tmp_path: Path, cwd: Path, **env: str) -> None:
@@ -842,9 +838,7 @@ def test_the_prune_cli_that_makes_the_runs_reads_them_before_python3(tmp_path: P
     other = another_install(tmp_path / "other-install")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    python3 = bin_dir / "python3"
-    python3.write_text(f'#!/bin/sh\nPYTHONPATH="{other}" exec "{sys.executable}" "$@"\n')
-    python3.chmod(0o755)
+    python3 = write_executable(bin_dir / "python3", f'#!/bin/sh\nPYTHONPATH="{other}" exec "{sys.executable}" "$@"\n')
     elsewhere = tmp_path / "elsewhere"  # run outside the repository, whose prune_cli/ python3 would import from the current folder
     elsewhere.mkdir()
     imported = subprocess.run([str(python3), "-c", "import prune_cli; print(prune_cli.__file__)"], capture_output=True, text=True, cwd=elsewhere)
