@@ -60,15 +60,20 @@ read -r -a overrides <<< "${OVERRIDES:-}"
 # space or is too long for a #! line (distlib's launcher): the interpreter is then on the second line.
 # An entry point that says `#!/usr/bin/env python3.12` runs the one of that name on PATH.
 python_running_cli() {  # prints `command <python>` or `entry <python>`
-  local entry line interpreter word words exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
+  local entry line interpreter word words option_argument exec_line="^'''exec' (\"[^\"]+\"|[^ ]+) "
   entry=$(command -v "${cli%% *}" 2>/dev/null) && [ -f "$entry" ] || return 1
   if [[ ${entry##*/} == python* && -x $entry ]]; then echo "command $entry"; return 0; fi  # PRUNE_CLI="python -m prune_cli"
   { IFS= read -r line && [[ $line == '#!'* ]] || return 1
     read -r -a words <<< "${line#\#!}"
     interpreter=${words[0]:-}
     if [[ ${interpreter##*/} == env ]]; then  # #!/usr/bin/env [-S] python3.12: the one on PATH, as the kernel finds it
+      option_argument=
       for word in "${words[@]:1}"; do
-        [[ $word == -* || $word == *=* ]] && continue
+        if [ -n "$option_argument" ]; then option_argument=; continue; fi
+        case $word in
+          -u | --unset | -C | --chdir) option_argument=1; continue ;;  # env's options that take the next word
+          -* | *=*) continue ;;  # its other options (-S, -i, ...) and NAME=value settings
+        esac
         interpreter=$(command -v "$word") || return 1
         break
       done

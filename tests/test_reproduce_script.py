@@ -763,14 +763,14 @@ def test_without_python_set_the_script_uses_the_python_prune_cli_runs_on(tmp_pat
     while the prune-cli entry point names one that does; the grid runs on that one. pip names it on
     the #! line, or, where its path holds a space or is too long for one, on an exec line after
     `#!/bin/sh` (distlib's launcher); an entry point written by hand or by another installer may name
-    it as `#!/usr/bin/env <python>`, the one of that name on PATH."""
+    it as `#!/usr/bin/env <python>`, the one of that name on PATH, after env's options and settings."""
     bin_dir = tmp_path / "my env" / "bin"
     bin_dir.mkdir(parents=True)
     if entry_point == "shebang":
         write_entry_point(bin_dir)
     elif entry_point == "env_shebang":
         python = write_executable(bin_dir / "python-of-the-cli", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        write_executable(bin_dir / "prune-cli", f"#!/usr/bin/env -S {python.name} -X utf8\n{FAKE_CLI}")
+        write_executable(bin_dir / "prune-cli", f"#!/usr/bin/env -S -u PYTHONSTARTUP LC_ALL=C {python.name} -X utf8\n{FAKE_CLI}")
     else:
         # an interpreter whose path holds a space, as pip then writes it
         python = write_executable(bin_dir / "python", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
