@@ -100,8 +100,9 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
     that group, whose keys are that option's, not this file's. `seen`: the files on the way here
     (a defaults loop, which Hydra refuses, stops here rather than recursing for ever)."""
     seen = seen | {path}
-    is_global = group is None or "@package _global_" in path.read_text().split("\n", 1)[0]
-    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    text = path.read_text()  # once: its first line says where its keys go, the whole is the config
+    is_global = group is None or "@package _global_" in text.split("\n", 1)[0]
+    content = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
     own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
     keys = set(_dotted_keys(own, "") if is_global else _dotted_keys({group: own}, ""))
     for base in _base_options(content) if group is not None else []:
