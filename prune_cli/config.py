@@ -327,11 +327,30 @@ def check_jobs(jobs: Sequence[Sequence[str]]) -> None:
         raise UserError(f"sweep job {number} ({settings or 'its settings'}): {error}{also}; no job has started")
 
 
+def _check_given_once(override: Any, given: dict[tuple[str, str | None], Any]) -> None:
+    """Refuse a key a command sets twice (`--sparsity 0.9 sparsity=0.5,0.7`, or `a=1 ... a=2`).
+
+    Why: Hydra keeps the last and says nothing, so a typed option loses to a later override unseen,
+    and under -m its basic sweeper drops a whole sweep dimension: `-m sparsity=0.5,0.7 sparsity=0.9`
+    runs one job, not two or three. A key an experiment's grid sweeps may still be set once here."""
+    identity = (override.key_or_group, override.package)
+    first = given.get(identity)
+    if first is None:
+        given[identity] = override
+        return
+    sweep_hint = ("; a sweep lists all its values in one override (key=a,b)"
+                  if first.is_sweep_override() or override.is_sweep_override() else "")
+    raise UserError(f"{override.get_key_element().lstrip('+~')} is given twice ('{first.input_line}', then "
+                    f"'{override.input_line}'); give it once: Hydra would keep only the last{sweep_hint}")
+
+
 def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
-    """Reject bad group choices, bad sparsities and malformed overrides before anything runs."""
+    """Reject bad group choices, bad sparsities, malformed overrides and a key given twice before anything runs."""
     groups, sources = config_groups(), key_sources()
+    given: dict[tuple[str, str | None], Any] = {}
     for override in parse_overrides(overrides):
         key = override.key_or_group
+        _check_given_once(override, given)
         if _is_config_key(key, groups) and override.package is None and key not in sources:
             raise unknown_key_error(key)
         if override.is_delete():

@@ -8,8 +8,8 @@ task=${1:-sst2}
 steps=${2:-400}
 out=${3:-docs/cpu-grid}
 root=$(mktemp -d "${TMPDIR:-/tmp}/prune-cli-grid.XXXXXX")
-common=(task="$task" trainer.max_steps="$steps" trainer.progress=false hydra.sweep.dir="$root/sweep")
-prune-cli adapt +experiment=paper_fig2_cpu "${common[@]}"
+common=(task="$task" trainer.max_steps="$steps" trainer.progress=false)
+prune-cli adapt +experiment=paper_fig2_cpu "${common[@]}" hydra.sweep.dir="$root/sweep"
 prune-cli adapt +experiment=paper_fig2_cpu_refs "${common[@]}" hydra.sweep.dir="$root/refs"
 mkdir -p "$out"
 prune-cli report "$root" --out "$out"

@@ -13,8 +13,9 @@
 # TASKS / SEEDS / SPARSITIES / METHODS / REFERENCES / ABLATIONS / ABLATION_TASKS / ABLATION_SEEDS
 # in the environment narrow it (ABLATIONS="" skips the ablations, GRID=0 the grid, REFERENCES=finetune
 # the feature-extraction references, ABLATION_SEEDS="2" runs every listed ablation on seed 2 only,
-# ABLATION_TASKS likewise for tasks). OVERRIDES adds Hydra overrides to every run: the held-out check
-# of the recipe choice (docs/results.md, "Choosing without dev") is
+# ABLATION_TASKS likewise for tasks). OVERRIDES adds Hydra overrides to every run (each key one that
+# no cell sets itself: prune-cli refuses a key given twice); the held-out check of the recipe choice
+# (docs/results.md, "Choosing without dev") is
 #   OVERRIDES="data.holdout=872" TASKS=sst2 SPARSITIES=0.5 METHODS=adapt_by_pruning REFERENCES=finetune ABLATION_TASKS=sst2 \
 #   ABLATIONS=hold-at-s-paper-theta-lr ABLATION_SEEDS="1 2 3" bash scripts/reproduce.sh outputs/holdout docs/results/holdout
 #

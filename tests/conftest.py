@@ -70,7 +70,9 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
-    return [
+    """The tiny model's run settings, then `extra`; an extra that sets one of those keys (`data.dir=...`)
+    takes its place, since prune-cli refuses a key given twice."""
+    defaults = [
         f"data.dir={FIXTURE_GLUE}",
         f"model.name_or_path={model_dir}",
         f"trainer.max_steps={steps}",
@@ -78,8 +80,13 @@ def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
         "trainer.progress=false",
         "trainer.device=cpu",
         f"data.max_seq_length={TINY_POSITIONS}",  # the tiny model's positions (longer would be cut, with a warning)
-        *extra,
     ]
+    replaced = {_override_key(o) for o in extra}
+    return [*(o for o in defaults if _override_key(o) not in replaced), *extra]
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def tiny_context(model_dir: Path, sparsity: float, method: dict, precision: str = "fp32"):

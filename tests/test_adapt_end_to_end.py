@@ -263,7 +263,7 @@ def test_a_sweep_into_a_folder_that_holds_runs_is_refused_before_anything_is_wri
     sweep = ["hydra.sweep.dir=grid", *tiny_overrides(tiny_model_dir, steps=3)]
     assert run_cli("adapt", "-m", "--method", "random,magnitude", *sweep).exit_code == 0
     configs = {path: path.read_bytes() for path in (in_tmp / "grid").rglob("*.yaml")}
-    result = run_cli("adapt", "-m", "--method", "magnitude,random", "trainer.batch_size=4", *sweep)
+    result = run_cli("adapt", "-m", "--method", "magnitude,random", sweep[0], *tiny_overrides(tiny_model_dir, "trainer.batch_size=4", steps=3))
     assert result.exit_code == 2
     assert "sweep folder grid already holds 2 runs" in " ".join(result.output.split()) and "Traceback" not in result.output
     assert "continue that sweep with `prune-cli adapt --resume grid`" in " ".join(result.output.split())

@@ -300,6 +300,31 @@ def test_a_sweep_with_a_bad_later_job_is_refused_before_any_job_starts(in_tmp: P
     assert not (in_tmp / "outputs").exists(), "nothing may be written for a refused sweep"
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--sparsity", "0.9", "sparsity=0.7"], ["sparsity is given twice ('sparsity=0.9', then 'sparsity=0.7')", "give it once"]),
+        (["--task", "sst2", "task=mrpc"], ["task is given twice ('task=sst2', then 'task=mrpc')"]),
+        (["method.gamma=1e-7", "+method.gamma=2e-7"], ["method.gamma is given twice ('method.gamma=1e-7', then '+method.gamma=2e-7')"]),
+        (["trainer.log_every=3", "~trainer.log_every"], ["trainer.log_every is given twice"]),
+    ],
+)
+def test_a_key_given_twice_is_refused(in_tmp: Path, tiny_model_dir: Path, args: list[str], fragments: list[str]):
+    """Hydra keeps the last of a key given twice and says nothing, so a typed option lost to a later
+    override unseen (`--task sst2 task=mrpc` trained MRPC). Without the check each of these runs."""
+    assert_one_line_error(run_cli("adapt", *args, *tiny_overrides(tiny_model_dir)), *fragments)
+    assert not (in_tmp / "outputs").exists()
+
+
+def test_a_sweep_whose_key_is_given_again_is_refused_not_collapsed(in_tmp: Path, tiny_model_dir: Path):
+    """Hydra's basic sweeper keeps only the last of a repeated key: `sparsity=0.5,0.7 sparsity=0.9`
+    ran one job at 0.9 and dropped the 0.5/0.7 dimension without a word."""
+    result = run_cli("adapt", "-m", "--method", "random", "sparsity=0.5,0.7", "sparsity=0.9", *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "sparsity is given twice ('sparsity=0.5,0.7', then 'sparsity=0.9')",
+                          "a sweep lists all its values in one override")
+    assert not (in_tmp / "outputs").exists()
+
+
 def test_a_transfer_sweep_checks_each_jobs_mask_before_any_job_starts(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
     """The first job (s = 0.5, the mask's own) is fine; the second would have run after it and failed."""
     result = run_cli("adapt", "-m", "--task", "mrpc", "--method", "transfer", "--sparsity", "0.5,0.9", f"method.mask_run={finished_run}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ if args[0] == "adapt":
     read = [a.split("=", 1)[1] for a in args if a.startswith("method.mask_run=")]
     if read:  # a cell that reads another run: was that run finished when this one started?
         record["read_finished"] = (Path(read[0]) / "metrics.json").exists()
-    time.sleep(0.8)  # long enough that two lanes started together overlap even on a loaded machine
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0.8")))  # long enough that two lanes started together overlap even on a loaded machine
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text("{}")
 else:
@@ -656,6 +657,28 @@ def test_overrides_reach_every_new_run_and_references_can_be_narrowed(tmp_path: 
     none = run_grid(plain, 1, plain / "runs", METHODS="adapt_by_pruning", REFERENCES="")[:-1]
     assert [cell(c) for c in none] == [f"{plain}/runs/sst2/adapt_by_pruning/s0.5/seed1", f"{plain}/runs/sst2/ablation/paper-init/seed1"]
     assert not any(a.startswith("data.") for c in none for a in c["args"])
+
+
+def as_overrides(args: list[str]) -> list[str]:
+    """An adapt call's options and overrides as prune-cli turns them into overrides (`options_to_overrides`)."""
+    options = {"--task": "task", "--method": "method", "--sparsity": "sparsity", "--seed": "seed"}
+    result, words = [], iter(args)
+    for word in words:
+        result.append(f"{options[word]}={next(words)}" if word in options else word)
+    return result
+
+
+def test_every_default_ablation_cell_sets_each_key_once_and_passes_the_clis_checks(tmp_path: Path):
+    """Each cell's command (its options, its spec, the lane's and the script's own overrides) goes through
+    prune-cli's up-front check: a key given twice there is refused, so a spec that repeated the script's
+    `--method`, `--sparsity` or `trainer.progress`, or another key twice, would fail its cell."""
+    from prune_cli.config import check_overrides
+
+    [default_list] = re.findall(r"^ablations=\$\{ABLATIONS-([^}]*)\}", SCRIPT.read_text(), flags=re.MULTILINE)
+    calls = run_grid(tmp_path, 2, tmp_path / "runs", GRID="0", ABLATIONS=default_list, ABLATION_SEEDS="1", FAKE_SLEEP="0")[:-1]
+    assert {cell(c).split("/ablation/")[1].split("/")[0] for c in calls} == set(default_list.split())
+    for call in calls:
+        check_overrides(as_overrides(call["args"][1:]))
 
 
 def recorded_run(run_dir: Path, overrides: list[str], finished: bool = True) -> Path:

@@ -245,7 +245,8 @@ def test_second_ctrl_c_stops_at_once_and_the_last_regular_checkpoint_resumes(
     assert "after step 5 of phase 'prune'" in line, line
     # a new run into the stopped one's folder is refused, before Hydra could rewrite its config
     config = (in_tmp / "stopped" / rundir.CONFIG).read_bytes()
-    refused = run_cli("adapt", *common, "trainer.batch_size=4", "hydra.run.dir=stopped")
+    other_batch = [*QUICK_PRUNING, "checkpoint.every_steps=5", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, "trainer.batch_size=4", steps=40)]
+    refused = run_cli("adapt", *other_batch, "hydra.run.dir=stopped")
     assert refused.exit_code == 2 and "holds a stopped run" in refused.output and "--resume" in refused.output, refused.output
     assert (in_tmp / "stopped" / rundir.CONFIG).read_bytes() == config
     result = run_cli("adapt", "--resume", str(in_tmp / "stopped"))
