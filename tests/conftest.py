@@ -81,12 +81,10 @@ def tiny_overrides(model_dir: Path, *extra: str, steps: int = 6) -> list[str]:
         "trainer.device=cpu",
         f"data.max_seq_length={TINY_POSITIONS}",  # the tiny model's positions (longer would be cut, with a warning)
     ]
-    replaced = {_override_key(o) for o in extra}
-    return [*(o for o in defaults if _override_key(o) not in replaced), *extra]
+    from prune_cli.rundir import override_key
 
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+    replaced = {override_key(o) for o in extra}
+    return [*(o for o in defaults if override_key(o) not in replaced), *extra]
 
 
 def tiny_context(model_dir: Path, sparsity: float, method: dict, precision: str = "fp32"):
