@@ -338,9 +338,11 @@ def _check_given_once(override: Any, given: dict[tuple[str, str | None], Any]) -
     if first is None:
         given[identity] = override
         return
+    from prune_cli import rundir
+
     sweep_hint = ("; a sweep lists all its values in one override (key=a,b)"
                   if first.is_sweep_override() or override.is_sweep_override() else "")
-    raise UserError(f"{override.get_key_element().lstrip('+~')} is given twice ('{first.input_line}', then "
+    raise UserError(f"{rundir.override_key(override.input_line)} is given twice ('{first.input_line}', then "
                     f"'{override.input_line}'); give it once: Hydra would keep only the last{sweep_hint}")
 
 

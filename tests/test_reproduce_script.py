@@ -660,12 +660,18 @@ def test_overrides_reach_every_new_run_and_references_can_be_narrowed(tmp_path: 
 
 
 def as_overrides(args: list[str]) -> list[str]:
-    """An adapt call's options and overrides as prune-cli turns them into overrides (`options_to_overrides`)."""
-    options = {"--task": "task", "--method": "method", "--sparsity": "sparsity", "--seed": "seed"}
-    result, words = [], iter(args)
+    """An adapt call's words as prune-cli turns them into overrides: its options through
+    `config.options_to_overrides`, then the other words as typed."""
+    from prune_cli.config import options_to_overrides
+
+    options: dict[str, str] = {}
+    typed, words = [], iter(args)
     for word in words:
-        result.append(f"{options[word]}={next(words)}" if word in options else word)
-    return result
+        if word in ("--task", "--method", "--sparsity", "--seed"):
+            options[word[2:]] = next(words)
+        else:
+            typed.append(word)
+    return options_to_overrides(options.get("task"), options.get("sparsity"), options.get("method"), None, options.get("seed")) + typed
 
 
 def test_every_default_ablation_cell_sets_each_key_once_and_passes_the_clis_checks(tmp_path: Path):
