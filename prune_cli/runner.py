@@ -64,9 +64,29 @@ def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, 
         log.warning("data.max_seq_length=%s is longer than this model takes (%d positions); sequences are cut at %d",
                     cfg.data.max_seq_length, limit, limit)
     tokenizer.model_max_length = limit
+    require_room_for_text(cfg, tokenizer)
     base_hash = base_weights_hash(raw_encoder)
     maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
     return MaskedEncoder(raw_encoder.to(device), maskable), base_hash, tokenizer
+
+
+def require_room_for_text(cfg: DictConfig, tokenizer) -> None:
+    """Refuse a sequence length that leaves no token of a text after the special tokens.
+
+    Below that the tokenizer does not fail: [CLS] [SEP] alone trains and scores a model on no
+    input at all, and a sentence pair that cannot be cut to fit comes back uncut (transformers
+    logs and keeps the whole pair), longer than data.max_seq_length and than the model's positions.
+    """
+    fields = data.text_fields(cfg.task)
+    special = tokenizer.num_special_tokens_to_add(pair=fields == 2)
+    needed = special + fields
+    length = min(int(cfg.data.max_seq_length), tokenizer.model_max_length)
+    if length < needed:
+        what = "a sentence pair takes" if fields == 2 else "a sentence takes"
+        bound = (f"data.max_seq_length={cfg.data.max_seq_length}" if length == int(cfg.data.max_seq_length)
+                 else f"this model's {length} positions")
+        raise UserError(f"{bound} is too short for task '{cfg.task.name}': {what} {special} special tokens from this tokenizer "
+                        f"and at least one token of each sentence; give data.max_seq_length >= {needed} (128 is usual)")
 
 
 def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:

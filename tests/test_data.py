@@ -225,3 +225,26 @@ def test_sequences_are_cut_at_the_models_positions(tiny_model_dir: Path, caplog)
     assert f"data.max_seq_length={positions * 2} is longer than this model takes ({positions} positions)" in caplog.text
     long_text = data.Examples([(" ".join(["film"] * (positions * 3)),)], [1], "test")
     assert len(encode_split(cfg, long_text, tokenizer, None).fields["input_ids"][0]) == positions
+
+
+@pytest.mark.parametrize("task, shortest", [("sst2", 3), ("mrpc", 5)])
+def test_a_sequence_length_with_no_room_for_text_is_refused(tiny_model_dir: Path, task: str, shortest: int):
+    """One below [CLS] + a token + [SEP] (a pair: a token of each side and three specials) the
+    tokenizer does not fail: a single sentence comes back as [CLS] [SEP], and a pair it cannot cut
+    comes back uncut, longer than the length asked for. The shortest length allowed keeps a token
+    of every sentence."""
+    import torch
+    from conftest import tiny_overrides
+
+    from prune_cli.config import compose
+    from prune_cli.runner import encode_split, load_encoder
+
+    with pytest.raises(UserError, match=rf"^data.max_seq_length={shortest - 1} is too short for task '{task}': .* "
+                                        rf"give data.max_seq_length >= {shortest} \(128 is usual\)$"):
+        load_encoder(compose(tiny_overrides(tiny_model_dir, f"task={task}", f"data.max_seq_length={shortest - 1}")), torch.device("cpu"))
+    cfg = compose(tiny_overrides(tiny_model_dir, f"task={task}", f"data.max_seq_length={shortest}"))
+    _, _, tokenizer = load_encoder(cfg, torch.device("cpu"))
+    sentences = tuple(" ".join(["film"] * 20) for _ in range(data.text_fields(cfg.task)))
+    ids = encode_split(cfg, data.Examples([sentences], [1], "test"), tokenizer, None).fields["input_ids"][0]
+    film = tokenizer.convert_tokens_to_ids("film")
+    assert len(ids) == shortest and list(ids).count(film) == len(sentences)
