@@ -389,11 +389,15 @@ class Setting:
             return "true or false"
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            bounds.append(f"{'>' if self.low_open else '>='} {self._bound(self.low)}")
         if self.high is not None:
-            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            bounds.append(f"{'<' if self.high_open else '<='} {self._bound(self.high)}")
         kind = "an integer" if self.kind == "int" else "a number"
         return f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{', or null' if self.nullable else ''}"
+
+    def _bound(self, bound: float) -> str:
+        """An integer's bound in full (4294967295, not 4.29497e+09)."""
+        return str(int(bound)) if self.kind == "int" else f"{bound:g}"
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -415,13 +419,14 @@ NON_NEGATIVE = Setting("number", low=0)
 COUNT = Setting("int", low=1)
 FLAG = Setting("bool")
 SHARE = Setting("number", low=0, high=1)
+SEED = Setting("int", low=0, high=2**32 - 1)  # numpy's seeds (np.random.seed, RandomState) take no more
 # Every scalar setting a run reads, checked by one loop before any data is read, so that a value
 # Hydra parses but the code cannot use (seed=abc, head.lr=-1, method.t_small=-1, a flag set to
 # "yes") is a one-line error, not a traceback mid-run or a run that silently does something else.
 # The two with checks of their own (sparsity, method.theta_beta1) are not here.
 OWN_CHECKS = ("sparsity", "method.theta_beta1")
 SETTINGS: dict[str, Setting] = {
-    "seed": Setting("int", low=0),
+    "seed": SEED,
     "trainer.batch_size": COUNT,
     "trainer.eval_batch_size": COUNT,
     "trainer.max_steps": Setting("int", low=1, nullable=True),
@@ -433,7 +438,7 @@ SETTINGS: dict[str, Setting] = {
     "data.max_train_samples": Setting("int", low=1, nullable=True),
     "data.max_eval_samples": Setting("int", low=1, nullable=True),
     "data.holdout": Setting("int", low=1, nullable=True),
-    "data.holdout_seed": Setting("int", low=0),
+    "data.holdout_seed": SEED,
     "checkpoint.every_steps": Setting("int", low=0),
     "checkpoint.keep": FLAG,
     "head.lr": POSITIVE,

@@ -71,6 +71,9 @@ def test_scientific_notation_values_are_floats():
         (["trainer.device=tpu"], "trainer.device='tpu' is not supported; use auto, cpu, cuda or cuda:N"),
         (["trainer.precision=fp8"], "trainer.precision='fp8'; choose one of"),
         (["seed=abc"], "seed='abc' must be an integer >= 0"),
+        # numpy's seeds stop at 2**32 - 1: past it the run failed mid-start with a traceback
+        (["seed=4294967296"], "seed=4294967296 must be an integer >= 0 and <= 4294967295"),
+        (["data.holdout_seed=4294967296"], "data.holdout_seed=4294967296 must be an integer >= 0 and <= 4294967295"),
         (["trainer.max_steps=2.5"], "trainer.max_steps=2.5 must be an integer >= 1, or null"),
         (["head.lr=-1"], "head.lr=-1 must be a number > 0"),
         (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
@@ -183,3 +186,17 @@ def test_a_model_given_by_path_is_the_only_model_the_stored_config_names(tmp_pat
     cfg = compose(options_to_overrides(None, None, None, str(folder), None))
     assert OmegaConf.to_container(cfg.model) == {"name_or_path": str(folder)}
     assert OmegaConf.to_container(compose(["model=bert-base-uncased"]).model) == {"name_or_path": "bert-base-uncased"}
+
+
+def test_the_largest_seeds_allowed_are_ones_every_generator_takes():
+    """The bound on seed and data.holdout_seed is the one numpy sets; a run seeded with it starts."""
+    import numpy as np
+
+    from prune_cli.config import SEED
+    from prune_cli.runner import seed_everything
+
+    assert compose([f"seed={int(SEED.high)}", f"data.holdout_seed={int(SEED.high)}"]).seed == 2**32 - 1
+    seed_everything(int(SEED.high))
+    np.random.RandomState(int(SEED.high))
+    with pytest.raises(ValueError):
+        np.random.RandomState(int(SEED.high) + 1)
