@@ -179,10 +179,11 @@ def parse_input(line: str) -> Text:
     """One input as typed (`--text`) or read (`--file`): a sentence, or a sentence pair written
     `first ||| second` or, as in a two-column TSV, `first<TAB>second`."""
     line = line.replace("\r", " ").replace("\n", " ")  # a typed line break is a space to the tokenizer, and would split a TSV row
-    for separator in PAIR_SEPARATORS:
-        if separator in line:
-            return tuple(part.strip() for part in line.split(separator))
-    return line
+    separator = next((separator for separator in PAIR_SEPARATORS if separator in line), None)
+    parsed: Text = line if separator is None else tuple(part.strip() for part in line.split(separator))
+    if not all(part.strip() for part in _fields(parsed)):  # `--text ""`, an empty shell variable, or 'a ||| ' would get an answer about nothing
+        raise UserError(f"input {line!r} has an empty sentence; give text{' on each side of the pair' if separator else ''}")
+    return parsed
 
 
 def input_text(text: Text) -> str:

@@ -205,10 +205,11 @@ def apply(
         lines = [*(text or []), *(api.read_inputs(file) if file is not None else [])]
         if not lines:
             raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")
+        inputs = [api.parse_input(line) for line in lines]  # a bad input is refused before any model loads
         bank = api.TaskBank(device=device, precision=precision)
         for run_dir in run_dirs:
             bank.add(run_dir, name=_unique_name(bank, run_dir))
-        answers = api.answer_all(bank, [api.parse_input(line) for line in lines])
+        answers = api.answer_all(bank, inputs)
         for name, seconds in answers.switch_seconds.items():
             display.console.print(f"[dim]{name}: mask switched in {seconds * 1000:.0f} ms[/]")
         if answers.unanswered:

@@ -166,6 +166,9 @@ def test_apply_reads_inputs_from_standard_input_and_flags_those_no_task_takes(in
     (b"\n  \n", ["--file", "blank.txt"], "blank.txt holds no inputs"),
     (b"\xff\xfe a film\n", ["--file", "blank.txt"], "blank.txt is not UTF-8 text"),
     (None, ["--file", "missing.txt"], "missing.txt"),
+    (None, ["--text", ""], "input '' has an empty sentence; give text"),
+    (None, ["--text", "a fine film", "--text", "a fine film ||| "], "input 'a fine film ||| ' has an empty sentence; give text on each side of the pair"),
+    (b"a fine film\n\ta fine film\n", ["--file", "blank.txt"], "input '\\ta fine film' has an empty sentence; give text on each side of the pair"),
 ])
 def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_model_dir: Path, setup, args, fragment):
     from conftest import assert_one_line_error
