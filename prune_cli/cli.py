@@ -145,6 +145,7 @@ def report(
     from prune_cli import report as reporting
 
     def work() -> None:
+        require_out_folder(out)
         groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for group in (g for g in groups if g.recipes):
@@ -260,6 +261,13 @@ app.add_typer(analyze_app, name="analyze")
 ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir.")
 
 
+def require_out_folder(out: Optional[Path]) -> None:
+    """Refuse an --out that names a file before any work: `analyze sensitivity` trains heads for
+    minutes and would otherwise fail only when it writes its CSV."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (created if missing)")
+
+
 def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callable[[Path], None]] = None) -> None:
     """<name>.csv (and <name>.png) in `folder`, written atomically."""
     from prune_cli import rundir
@@ -282,6 +290,7 @@ def analyze_topology(
     from prune_cli import analysis
 
     def work() -> None:
+        require_out_folder(out)
         results = analysis.topology(run_dirs)
         for kind in ("component", "layer"):
             display.console.print(analysis.topology_table(results, kind))
@@ -300,6 +309,7 @@ def analyze_overlap(
     from prune_cli import analysis
 
     def work() -> None:
+        require_out_folder(out)
         result = analysis.overlap(run_dirs)
         display.console.print(analysis.matrix_table(result["jaccard"], "Jaccard similarity of the kept weights"))
         display.console.print(analysis.matrix_table(result["hamming"], "Hamming distance (share of weights that differ)"))
@@ -320,6 +330,7 @@ def analyze_sensitivity(
     from prune_cli import analysis, rundir, sensitivity
 
     def work() -> None:
+        require_out_folder(out)
         results = {}
         for run_dir in run_dirs:
             label = analysis.run_label(rundir.load_metrics(run_dir)) if (run_dir / rundir.METRICS).exists() else str(run_dir)
@@ -340,6 +351,7 @@ def analyze_recovery(
     from prune_cli import analysis
 
     def work() -> None:
+        require_out_folder(out)
         rows = analysis.recovery(run_dirs)
         display.console.print(analysis.recovery_table(rows))
         write_analysis(out or run_dirs[0], "recovery", analysis.recovery_csv(rows))

@@ -184,6 +184,21 @@ def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
     assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "truncated or corrupt")
 
 
+@pytest.mark.parametrize("command", ["report", "analyze topology", "analyze overlap", "analyze sensitivity", "analyze recovery"])
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work(finished_run: Path, in_tmp: Path, command: str):
+    """The commands whose --out is a folder say so at once, rather than fail with the OS's 'File
+    exists' once they write (after minutes of head training, for sensitivity)."""
+    (in_tmp / "a-file").write_text("kept")
+    args = {"report": ["report", str(in_tmp / "outputs")],
+            "analyze topology": ["analyze", "topology", str(finished_run)],
+            "analyze overlap": ["analyze", "overlap", str(finished_run), str(finished_run)],
+            "analyze sensitivity": ["analyze", "sensitivity", str(finished_run), "--steps", "2"],
+            "analyze recovery": ["analyze", "recovery", str(finished_run)]}[command]
+    result = run_cli(*args, "--out", str(in_tmp / "a-file"))
+    assert_one_line_error(result, f"--out {in_tmp / 'a-file'} is a file; give a folder (created if missing)")
+    assert (in_tmp / "a-file").read_text() == "kept" and "wrote" not in result.output
+
+
 @pytest.mark.parametrize("command", APPLIERS)
 def test_a_mask_for_another_task(finished_run: Path, command: str):
     from prune_cli import mask_format
