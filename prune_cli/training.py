@@ -227,6 +227,7 @@ class RunContext:
     checkpoints: Checkpointer = field(default_factory=checkpointing.disabled)
     base_hash: str = ""  # the loaded base weights' hash, which another run's mask is checked against ("": not computed yet)
     precision: Precision = field(init=False)
+    _warned_non_finite: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.precision = Precision(self.device, self.cfg["trainer"]["precision"])
@@ -236,9 +237,36 @@ class RunContext:
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.precision.autocast()
 
+    def report_step(self, record: dict[str, float]) -> None:
+        """Every method's loop reports each step here: a loss that is not finite ends the run.
+
+        As fairseq does: without loss scaling a nan or inf loss leaves nan in the gradients, Adam's
+        moments and then the parameters for good, so the run stops at once instead of training on
+        and scoring a diverged model. With fp16's loss scaling the scaler skips that step and
+        lowers its scale, so the run goes on, with a warning the first time; a model that never
+        recovers is caught where it is scored (`predict`)."""
+        loss = record["loss"]
+        if not math.isfinite(loss):
+            where = f"{record.get('phase', 'training')} step {record['step']} of {record['total']}"
+            if not self.precision.scaler.is_enabled():
+                raise UserError(f"training diverged: the loss is {loss} at {where}; lower the learning rates ({learning_rates(self.cfg)})")
+            if not self._warned_non_finite:
+                log.warning("the loss is %s at %s; fp16's loss scaling skips the step (lower the learning rates if it goes on: %s)",
+                            loss, where, learning_rates(self.cfg))
+                self._warned_non_finite = True
+        self.on_step(record)
+
     def batches(self) -> BatchStream:
         """A fresh stream from the run's seed: every loop that starts one sees the same order."""
         return BatchStream(self.train, self.cfg["trainer"]["batch_size"], self.seed, self.device)
+
+
+def learning_rates(cfg: Mapping[str, Any]) -> str:
+    """The run's learning-rate settings as key=value (head.lr, and the method's own), for an error
+    that asks for lower ones."""
+    rates = [f"{group}.{key}={value:g}" for group in ("head", "method") for key, value in (cfg.get(group) or {}).items()
+             if key.endswith("lr") and isinstance(value, (int, float)) and not isinstance(value, bool)]
+    return ", ".join(rates)
 
 
 @torch.no_grad()
@@ -263,6 +291,10 @@ def predict(
     head.train()
     order = np.concatenate([i for i, _ in outputs])
     values = np.concatenate([o for _, o in outputs])
+    non_finite = int((~np.isfinite(values)).any(axis=1).sum())
+    if non_finite:  # argmax would read a nan row as class 0, and a score from it would look like any other
+        raise UserError(f"the model's outputs are not finite for {non_finite} of {len(values)} rows, in {precision}: it diverged in "
+                        "training, or overflows in this precision; nothing is scored or predicted from them")
     result = np.empty_like(values)
     result[order] = values
     return result[:, 0] if result.shape[1] == 1 else result.argmax(axis=1)

@@ -79,3 +79,66 @@ def test_evaluate_rescores_a_run_in_another_precision_and_refuses_an_unknown_one
     assert all(abs(rescored[k] - stored[k]) < 0.15 for k in stored)
     result = run_cli("evaluate", str(run_dir), "--precision", "fp8")
     assert result.exit_code == 2 and "trainer.precision='fp8'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("method", ["adapt_by_pruning", "finetune", "gmp"])
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_with_one_line(in_tmp: Path, tiny_model_dir: Path, method: str):
+    """Without loss scaling a nan or inf loss poisons the parameters for good: the run stops at
+    that step and names the learning rates, instead of training on and scoring a diverged model."""
+    from conftest import assert_one_line_error
+
+    result = run_cli("adapt", "--task", "stsb", "--method", method, *tiny_overrides(tiny_model_dir, "head.lr=1e30"))
+    assert_one_line_error(result, "training diverged: the loss is", "step 2 of 6; lower the learning rates (head.lr=1e+30")
+    assert not (in_tmp / "outputs").exists() or not list((in_tmp / "outputs").rglob("metrics.json"))
+
+
+def test_fp16_skips_a_non_finite_loss_with_one_warning_and_fp32_stops(tiny_model_dir: Path, caplog: pytest.LogCaptureFixture):
+    """fp16's loss scaling skips a step whose gradients are not finite, so there the run goes on."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.config import compose
+    from prune_cli.errors import UserError
+
+    method = OmegaConf.to_container(compose([]).method)
+    record = {"phase": "prune", "step": 3, "total": 6, "loss": float("nan"), "sparsity": 0.0}
+    fp16 = tiny_context(tiny_model_dir, 0.5, method, precision="fp16")
+    seen: list[dict] = []
+    fp16.on_step = seen.append
+    fp16.report_step(record)
+    fp16.report_step({**record, "step": 4})
+    assert [r["step"] for r in seen] == [3, 4]
+    warnings = [r.getMessage() for r in caplog.records if "fp16's loss scaling skips the step" in r.getMessage()]
+    assert len(warnings) == 1 and "the loss is nan at prune step 3 of 6" in warnings[0]
+    for precision in ("fp32", "bf16"):
+        with pytest.raises(UserError, match="training diverged: the loss is nan at prune step 3 of 6"):
+            tiny_context(tiny_model_dir, 0.5, method, precision=precision).report_step(record)
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_outputs_that_are_not_finite_are_never_scored(tiny_model_dir: Path, regression: bool):
+    """argmax reads a nan row as class 0, so a diverged classifier would get an ordinary-looking
+    accuracy; scoring refuses it (and so do evaluate, predict and apply, which read the same path)."""
+    import torch
+
+    from prune_cli.errors import UserError
+    from prune_cli.training import predict
+
+    ctx = tiny_context(tiny_model_dir, 0.5, {})
+    outputs = 1 if regression else 2
+
+    class ZeroHead(torch.nn.Module):
+        """Zeros for every row, and nan in the first one when `nan_first_row`."""
+
+        def __init__(self, nan_first_row: bool):
+            super().__init__()
+            self.nan_first_row = nan_first_row
+
+        def forward(self, hidden, attention_mask):
+            out = torch.zeros(attention_mask.shape[0], outputs)
+            out[0, 0] = float("nan") if self.nan_first_row else 0.0
+            return out
+
+    encoded = ctx.dev["dev"]
+    with pytest.raises(UserError, match=rf"^the model's outputs are not finite for 1 of {len(encoded)} rows, in fp32: it diverged"):
+        predict(ctx.encoder, ZeroHead(nan_first_row=True), None, encoded, len(encoded), ctx.device, "fp32")
+    assert len(predict(ctx.encoder, ZeroHead(nan_first_row=False), None, encoded, len(encoded), ctx.device, "fp32")) == len(encoded)

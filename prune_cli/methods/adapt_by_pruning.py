@@ -453,7 +453,7 @@ def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
 
     for step in range(first_step, total):
         loss = learner.step(step, next(batches))
-        ctx.on_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
+        ctx.report_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
         if learner.reached_step is not None and (not learner.hold or step + 1 >= learner.learn_end):
             learner.stop_step, learner.reached_by_gamma = step + 1, True
             return
