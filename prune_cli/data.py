@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -241,9 +242,12 @@ def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
     raw = raw.strip()
     if is_regression(task):
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise UserError(f"{where}: label {raw!r} is not a number") from None
+        if not math.isfinite(value):  # float() reads 'nan' and 'inf': one such score makes every loss nan
+            raise UserError(f"{where}: label {raw!r} is not a finite number")
+        return value
     labels = list(task["labels"])
     if raw not in labels:
         raise UserError(f"{where}: label {raw!r} is not one of {labels}")
@@ -385,9 +389,13 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
     values = table[column]
     if is_regression(task):
         try:
-            return [float(v) for v in values]
+            scores = [float(v) for v in values]
         except (TypeError, ValueError):
             raise UserError(f"{where}: the labels in {column!r} are not all numbers; the task is a regression (labels: null)") from None
+        bad = next((i for i, score in enumerate(scores) if not math.isfinite(score)), None)
+        if bad is not None:
+            raise UserError(f"{where}: row {bad}'s label in {column!r} is {scores[bad]}, not a finite number")
+        return scores
     classes = getattr(table.features.get(column), "names", None)
     ids = list(range(len(task["labels"])))
     if classes is not None:

@@ -71,6 +71,31 @@ def test_unknown_label_names_file_and_line(tmp_path: Path):
         data.read_glue_tsv(folder / "train.tsv", task_cfg("sst2"))
 
 
+@pytest.mark.parametrize("score", ["nan", "inf", "-Infinity"])
+def test_a_score_that_is_not_finite_names_file_and_line(tmp_path: Path, score: str):
+    """float() reads 'nan' and 'inf'; one such STS-B score made every training loss nan."""
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    (folder / "train.tsv").write_text(header + "0\tx\tx\tx\tx\tx\tx\ta man\ta man\t4.5\n" + f"1\tx\tx\tx\tx\tx\tx\ta dog\ta cat\t{score}\n")
+    with pytest.raises(UserError, match=rf"train.tsv:3: label '{score}' is not a finite number$"):
+        data.read_glue_tsv(folder / "train.tsv", task_cfg("stsb"))
+
+
+def test_a_hub_score_that_is_not_finite_names_its_row(monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    def fake_load_dataset(path: str, name: str):
+        split = lambda scores: datasets.Dataset.from_dict(  # noqa: E731
+            {"sentence1": ["a man ."] * len(scores), "sentence2": ["a dog ."] * len(scores), "label": scores, "idx": list(range(len(scores)))})
+        return datasets.DatasetDict(train=split([1.0, float("nan"), 2.0]), validation=split([3.0]))
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(UserError, match=r"row 1's label in 'label' is nan, not a finite number$"):
+        data.load_task_data(task_cfg("stsb"), {"dir": None})
+
+
 def test_empty_training_set_is_an_error(tmp_path: Path):
     folder = tmp_path / "SST-2"
     folder.mkdir()
