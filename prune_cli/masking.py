@@ -49,6 +49,10 @@ def select_maskable(encoder: nn.Module, include: Sequence[str], exclude: Sequenc
         and not any(r.search(name) for r in exclude_re)
     ]
     if not names:
+        included = any(param.dim() >= 2 and any(r.search(name) for r in include_re) for name, param in encoder.named_parameters())
+        if included:  # the include matched, and the exclude took every match away
+            raise UserError(f"mask.exclude={list(exclude)} removes every weight matrix mask.include={list(include)} matches; "
+                            "nothing would be masked: check the patterns")
         raise UserError(f"mask.include={list(include)} matches no weight matrix of this model; check the patterns")
     return names
 

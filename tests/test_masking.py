@@ -30,6 +30,18 @@ def test_default_patterns_select_embeddings_and_linear_weights_only(tiny):
     assert len([n for n in names if n.startswith("encoder.")]) == len(linear)
 
 
+def test_patterns_that_select_nothing_say_which_list_is_to_blame(tiny):
+    """An include that matches nothing, and an exclude that removes all it matched, are two
+    mistakes; the error names the list that made the selection empty."""
+    from prune_cli.errors import UserError
+
+    encoder = tiny[0].encoder
+    with pytest.raises(UserError, match=r"^mask.include=\['nomatch'\] matches no weight matrix of this model"):
+        select_maskable(encoder, ["nomatch"], [])
+    with pytest.raises(UserError, match=r"^mask.exclude=\['\.\*'\] removes every weight matrix mask.include=.* matches; nothing would be masked"):
+        select_maskable(encoder, INCLUDE, [".*"])
+
+
 @pytest.mark.parametrize("reuse_memory", [False, True])
 @pytest.mark.parametrize("t_small", [1.0, 0.3])
 def test_theta_gradient_is_eq4(tiny, t_small: float, reuse_memory: bool):
