@@ -103,7 +103,12 @@ def collect(root: Path) -> Collected:
         elif (run_dir / rundir.METRICS).is_file():
             try:
                 config = stored_config(run_dir)
-                found.runs.append(named_run({**rundir.load_metrics(run_dir), "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
+                metrics = rundir.load_metrics(run_dir)
+                if not math.isfinite(float(metrics.get("main_metric_value", 0.0))):
+                    # a diverged run, finished before prune-cli stopped such runs: its nan would make its cell's mean nan
+                    found.failed.append((run_dir, f"its {metrics.get('main_metric')} is {metrics.get('main_metric_value')}: the run diverged"))
+                    continue
+                found.runs.append(named_run({**metrics, "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
                                              "holdout": held_out_rows(config)}, config))
             except UserError:
                 found.incomplete.append(run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def test_groups_average_over_seeds(tmp_path: Path):
     assert len(ours.values) == 2 and abs(ours.mean - 0.82) < 1e-12 and abs(ours.std - 0.028284271) < 1e-6
     assert len(found.failed) == 1 and found.failed[0][1] == "out of memory"
     assert [p.name for p in found.incomplete] == ["e"]
+
+
+def test_a_diverged_run_with_a_nan_score_is_listed_as_failed_not_averaged(tmp_path: Path):
+    """A nan main metric (a diverged run, finished before prune-cli stopped those) would make its
+    cell's mean nan and hide the seeds beside it."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, float("nan"))
+    groups, found, _ = report.build(tmp_path)
+    assert [(g.method, g.values) for g in groups] == [("adapt_by_pruning", (0.80,))]
+    assert found.failed == [(tmp_path / "b", "its eval_accuracy is nan: the run diverged")]
+    [row] = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert (row["mean"], row["n"]) == ("0.800000", "1")
 
 
 def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
