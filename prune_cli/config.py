@@ -434,7 +434,7 @@ SETTINGS: dict[str, Setting] = {
     "trainer.num_threads": Setting("int", low=1, nullable=True),
     "trainer.log_every": Setting("int", low=0),
     "trainer.progress": FLAG,
-    "data.max_seq_length": Setting("int", low=2),  # [CLS] and [SEP]; room for the task's text, and the model's limit, are checked once its tokenizer is loaded (runner.load_encoder)
+    "data.max_seq_length": Setting("int", low=2),  # [CLS] [SEP]; the text's room and the model's limit: runner.load_encoder
     "data.max_train_samples": Setting("int", low=1, nullable=True),
     "data.max_eval_samples": Setting("int", low=1, nullable=True),
     "data.holdout": Setting("int", low=1, nullable=True),

@@ -104,7 +104,7 @@ def collect(root: Path) -> Collected:
             try:
                 config = stored_config(run_dir)
                 metrics = rundir.load_metrics(run_dir)
-                if not math.isfinite(float(metrics.get("main_metric_value", 0.0))):
+                if isinstance(metrics.get("main_metric_value"), float) and not math.isfinite(metrics["main_metric_value"]):
                     # a diverged run, finished before prune-cli stopped such runs: its nan would make its cell's mean nan
                     found.failed.append((run_dir, f"its {metrics.get('main_metric')} is {metrics.get('main_metric_value')}: the run diverged"))
                     continue

@@ -82,11 +82,12 @@ def require_room_for_text(cfg: DictConfig, tokenizer) -> None:
     needed = special + fields
     length = min(int(cfg.data.max_seq_length), tokenizer.model_max_length)
     if length < needed:
-        what = "a sentence pair takes" if fields == 2 else "a sentence takes"
-        bound = (f"data.max_seq_length={cfg.data.max_seq_length}" if length == int(cfg.data.max_seq_length)
-                 else f"this model's {length} positions")
-        raise UserError(f"{bound} is too short for task '{cfg.task.name}': {what} {special} special tokens from this tokenizer "
-                        f"and at least one token of each sentence; give data.max_seq_length >= {needed} (128 is usual)")
+        what = (f"a sentence pair takes {special} special tokens from this tokenizer and at least one token of each sentence"
+                if fields == 2 else f"a sentence takes {special} special tokens from this tokenizer and at least one token")
+        if length < int(cfg.data.max_seq_length):  # the model's positions are the bound, not the setting
+            raise UserError(f"this model takes {length} positions, too few for task '{cfg.task.name}': {what}")
+        raise UserError(f"data.max_seq_length={length} is too short for task '{cfg.task.name}': {what}; "
+                        f"give data.max_seq_length >= {needed} (128 is usual)")
 
 
 def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:

@@ -273,3 +273,22 @@ def test_a_sequence_length_with_no_room_for_text_is_refused(tiny_model_dir: Path
     ids = encode_split(cfg, data.Examples([sentences], [1], "test"), tokenizer, None).fields["input_ids"][0]
     film = tokenizer.convert_tokens_to_ids("film")
     assert len(ids) == shortest and list(ids).count(film) == len(sentences)
+
+
+def test_a_model_with_too_few_positions_for_a_pair_is_named_as_the_bound(tiny_model_dir: Path):
+    """When the model's positions, not data.max_seq_length, leave no room, raising the setting
+    would not help, and the error does not ask for it."""
+    from conftest import tiny_overrides
+    from transformers import AutoTokenizer
+
+    from prune_cli.config import compose
+    from prune_cli.runner import require_room_for_text
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.model_max_length = 4  # as load_encoder caps it for a model of 4 positions
+    cfg = compose(tiny_overrides(tiny_model_dir, "task=mrpc"))
+    with pytest.raises(UserError, match=r"^this model takes 4 positions, too few for task 'mrpc': a sentence pair takes 3 special "
+                                        r"tokens from this tokenizer and at least one token of each sentence$"):
+        require_room_for_text(cfg, tokenizer)
+    tokenizer.model_max_length = 5
+    require_room_for_text(cfg, tokenizer)
