@@ -47,10 +47,18 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
     from prune_cli.config import options_to_overrides
     from prune_cli.hydra_entry import run_adapt
 
+    require_sequence(overrides, "overrides", "overrides=['trainer.max_steps=500']")
     options = options_to_overrides(task, None if sparsity is None else str(sparsity), method, model,
                                    None if seed is None else str(seed))
     [run_dir] = run_adapt([*options, *overrides], multirun=False, one_run=True)
     return run_dir
+
+
+def require_sequence(value: object, name: str, example: str) -> None:
+    """Refuse one string where a list of them is wanted: Python would iterate its characters, and
+    each would become an override, or an input with an answer of its own."""
+    if isinstance(value, str):
+        raise UserError(f"{name} takes a list of strings, not one string ({value!r}); e.g. {example}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class TaskBank:
 
     def predict_values(self, name: str, texts: Sequence[Text], batch_size: int = 64) -> np.ndarray:
         """What the head answers for `texts` under task `name`'s mask: class ids, or scores."""
+        require_sequence(texts, "texts", f"predict({name!r}, ['a fine film'])")
         task, task_cfg = self._task(name), self.task_config(name)
         rows = [_fields(t) for t in texts]
         misfit = next((r for r in rows if len(r) != task.text_fields), None)

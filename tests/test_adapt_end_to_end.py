@@ -74,6 +74,9 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
         adapt(task="sst2", overrides=["trainer.max_step=3"])
     with pytest.raises(UserError, match="make a sweep .* this call runs one run"):
         adapt(overrides=["+experiment=paper_fig2_cpu_refs", *tiny_overrides(tiny_model_dir)])
+    # one string would be iterated character by character, each an override
+    with pytest.raises(UserError, match=r"^overrides takes a list of strings, not one string \('trainer.max_steps=3'\); e.g. overrides="):
+        adapt(task="sst2", overrides="trainer.max_steps=3")
     assert not (in_tmp / "outputs").exists()
     run_dir = adapt(task="mrpc", sparsity=0.5, seed=3, overrides=tiny_overrides(tiny_model_dir))
     assert run_dir.is_absolute() and run_dir.parent.parent == in_tmp / "outputs" / "mrpc" / "adapt_by_pruning"

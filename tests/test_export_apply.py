@@ -91,6 +91,8 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
     with pytest.raises(UserError, match=r"sst2 takes single sentences; got \('a', 'b'\)"):  # names the input that does not fit
         bank.predict("sst2", ["a fine film", ("a", "b")])
     assert bank.predict("sst2", []) == []
+    with pytest.raises(UserError, match=r"^texts takes a list of strings, not one string \('a fine film'\); e.g. predict\('sst2', \['a fine film'\]\)$"):
+        bank.predict("sst2", "a fine film")  # else eleven answers, one per character
 
 
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
