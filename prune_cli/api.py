@@ -135,6 +135,8 @@ class TaskBank:
         misfit = next((r for r in rows if len(r) != task.text_fields), None)
         if misfit is not None:
             raise UserError(f"task {name} takes {'sentence pairs' if task.text_fields == 2 else 'single sentences'}; got {misfit!r}")
+        for text in texts:
+            require_text(text)
         if not rows:
             return np.empty(0)  # nothing to answer: no mask to install
         examples = data.Examples(rows, [0.0 if data.is_regression(task_cfg) else 0] * len(rows), "texts")
@@ -190,9 +192,17 @@ def parse_input(line: str) -> Text:
     line = line.replace("\r", " ").replace("\n", " ")  # a typed line break is a space to the tokenizer, and would split a TSV row
     separator = next((separator for separator in PAIR_SEPARATORS if separator in line), None)
     parsed: Text = line if separator is None else tuple(part.strip() for part in line.split(separator))
-    if not all(part.strip() for part in _fields(parsed)):  # `--text ""`, an empty shell variable, or 'a ||| ' would get an answer about nothing
-        raise UserError(f"input {line!r} has an empty sentence; give text{' on each side of the pair' if separator else ''}")
+    require_text(parsed, line)
     return parsed
+
+
+def require_text(text: Text, shown: str | None = None) -> None:
+    """Refuse an input with an empty sentence (`--text ""`, an empty shell variable, 'a ||| ', a
+    blank string in a list): it would get an answer about nothing. `shown`: the input as typed."""
+    fields = _fields(text)
+    if not all(isinstance(part, str) and part.strip() for part in fields):
+        shown = " ||| ".join(map(str, fields)) if shown is None else shown
+        raise UserError(f"input {shown!r} has an empty sentence; give text{' on each side of the pair' if len(fields) > 1 else ''}")
 
 
 def input_text(text: Text) -> str:

@@ -93,6 +93,10 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
     assert bank.predict("sst2", []) == []
     with pytest.raises(UserError, match=r"^texts takes a list of strings, not one string \('a fine film'\); e.g. predict\('sst2', \['a fine film'\]\)$"):
         bank.predict("sst2", "a fine film")  # else eleven answers, one per character
+    with pytest.raises(UserError, match=r"^input ' ' has an empty sentence; give text$"):
+        bank.predict("sst2", ["a fine film", " "])
+    with pytest.raises(UserError, match=r"^input 'a man plays \|\|\| ' has an empty sentence; give text on each side of the pair$"):
+        bank.predict("stsb", [("a man plays", "")])
 
 
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
