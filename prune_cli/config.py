@@ -218,10 +218,24 @@ def check_sparsity(value: Any) -> float:
 
 
 def hydra_error_line(exc: BaseException) -> str:
-    """Hydra's errors span several lines; keep what names the problem and the fix, on one line."""
+    """Hydra's errors span several lines; keep what names the problem and the fix, on one line.
+
+    A heading's tab-indented items ("Available options in 'hydra/launcher':", then one option a
+    line) become one comma list after it; the config search path, which names this install's
+    folders rather than the mistake, is left out."""
     noise = ("full_key:", "object_type", "HYDRA_FULL_ERROR", "reference_type")
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not any(n in line for n in noise)]
-    return "; ".join(line.rstrip(".") for line in lines) or type(exc).__name__
+    blocks: list[tuple[str, list[str]]] = []  # (a line, the tab-indented lines under it)
+    for raw in str(exc).splitlines():
+        line = raw.strip()
+        if not line or any(n in line for n in noise):
+            continue
+        if raw.startswith("\t") and blocks:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((line, []))
+    parts = [f"{line} {', '.join(items)}" if items else line.rstrip(".")
+             for line, items in blocks if not line.startswith("Config search path")]
+    return "; ".join(parts) or type(exc).__name__
 
 
 def options_to_overrides(task: str | None, sparsity: str | None, method: str | None, model: str | None,
@@ -258,6 +272,10 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    flag = next((override for override in overrides if override.startswith("-")), None)
+    if flag is not None:  # no override starts with "-"; an unknown flag reaches here as one (the CLI passes extra arguments on)
+        raise UserError(f"unknown option {flag!r} (--help lists the command's options); Hydra's own flags (--cfg, --info, ...) "
+                        "are not passed on: `prune-cli show-config` prints the composed config")
     try:
         return OverridesParser.create(config_loader=_GroupOptions()).parse_overrides(list(overrides))  # type: ignore[arg-type]
     except OverrideParseException as exc:

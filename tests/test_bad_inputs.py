@@ -22,6 +22,11 @@ from prune_cli.errors import UserError
         (["--sparsity", "lots"], ["not a number"]),
         (["--model", "/no/such/model/dir"], ["model folder /no/such/model/dir does not exist"]),
         (["task=="], ["invalid override"]),
+        # an unknown flag reaches Hydra's parser as an override: it said "invalid override: LexerNoViableAltException: --cfg"
+        (["--cfg", "job"], ["unknown option '--cfg' (--help lists the command's options)", "`prune-cli show-config` prints the composed config"]),
+        (["--sparsty", "0.5"], ["unknown option '--sparsty' (--help lists the command's options)"]),
+        # Hydra's own groups: its options as one list, without the config search path
+        (["hydra/launcher=nope"], ["Could not find 'hydra/launcher/nope'; Available options in 'hydra/launcher': basic, joblib"]),
         (["method.not_a_key=3"], ["no config key 'method.not_a_key'", "show-config"]),
         (["+method.t_smal=0.5"], ["no config key 'method.t_smal'", "did you mean 'method.t_small'?"]),
         (["+method.round_steps=3"], ["would never be read", "method=imp"]),
