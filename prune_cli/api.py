@@ -135,8 +135,8 @@ class TaskBank:
         misfit = next((r for r in rows if len(r) != task.text_fields), None)
         if misfit is not None:
             raise UserError(f"task {name} takes {'sentence pairs' if task.text_fields == 2 else 'single sentences'}; got {misfit!r}")
-        for text in texts:
-            require_text(text)
+        for row in rows:
+            require_text(row)
         if not rows:
             return np.empty(0)  # nothing to answer: no mask to install
         examples = data.Examples(rows, [0.0 if data.is_regression(task_cfg) else 0] * len(rows), "texts")

@@ -41,19 +41,13 @@ def select_maskable(encoder: nn.Module, include: Sequence[str], exclude: Sequenc
     """Names of the parameters to mask, in the model's own order."""
     include_re = [re.compile(p) for p in include]
     exclude_re = [re.compile(p) for p in exclude]
-    names = [
-        name
-        for name, param in encoder.named_parameters()
-        if param.dim() >= 2
-        and any(r.search(name) for r in include_re)
-        and not any(r.search(name) for r in exclude_re)
-    ]
-    if not names:
-        included = any(param.dim() >= 2 and any(r.search(name) for r in include_re) for name, param in encoder.named_parameters())
-        if included:  # the include matched, and the exclude took every match away
-            raise UserError(f"mask.exclude={list(exclude)} removes every weight matrix mask.include={list(include)} matches; "
-                            "nothing would be masked: check the patterns")
+    included = [name for name, param in encoder.named_parameters() if param.dim() >= 2 and any(r.search(name) for r in include_re)]
+    if not included:
         raise UserError(f"mask.include={list(include)} matches no weight matrix of this model; check the patterns")
+    names = [name for name in included if not any(r.search(name) for r in exclude_re)]
+    if not names:
+        raise UserError(f"mask.exclude={list(exclude)} removes every weight matrix mask.include={list(include)} matches; "
+                        "nothing would be masked: check the patterns")
     return names
 
 

@@ -104,9 +104,10 @@ def collect(root: Path) -> Collected:
             try:
                 config = stored_config(run_dir)
                 metrics = rundir.load_metrics(run_dir)
-                if isinstance(metrics.get("main_metric_value"), float) and not math.isfinite(metrics["main_metric_value"]):
+                value = metrics.get("main_metric_value")
+                if isinstance(value, float) and not math.isfinite(value):
                     # a diverged run, finished before prune-cli stopped such runs: its nan would make its cell's mean nan
-                    found.failed.append((run_dir, f"its {metrics.get('main_metric')} is {metrics.get('main_metric_value')}: the run diverged"))
+                    found.failed.append((run_dir, f"its {metrics.get('main_metric')} is {value}: the run diverged"))
                     continue
                 found.runs.append(named_run({**metrics, "run_dir": str(run_dir), "batch_size": trained_batch_size(config),
                                              "holdout": held_out_rows(config)}, config))

@@ -80,7 +80,7 @@ def require_room_for_text(cfg: DictConfig, tokenizer) -> None:
     fields = data.text_fields(cfg.task)
     special = tokenizer.num_special_tokens_to_add(pair=fields == 2)
     needed = special + fields
-    length = min(int(cfg.data.max_seq_length), tokenizer.model_max_length)
+    length = sequence_length(cfg, tokenizer)
     if length < needed:
         what = (f"a sentence pair takes {special} special tokens from this tokenizer and at least one token of each sentence"
                 if fields == 2 else f"a sentence takes {special} special tokens from this tokenizer and at least one token")
@@ -88,6 +88,12 @@ def require_room_for_text(cfg: DictConfig, tokenizer) -> None:
             raise UserError(f"this model takes {length} positions, too few for task '{cfg.task.name}': {what}")
         raise UserError(f"data.max_seq_length={length} is too short for task '{cfg.task.name}': {what}; "
                         f"give data.max_seq_length >= {needed} (128 is usual)")
+
+
+def sequence_length(cfg: DictConfig, tokenizer) -> int:
+    """The length sequences are cut at: data.max_seq_length, or the model's positions if fewer
+    (`load_encoder` caps the tokenizer's `model_max_length` at them)."""
+    return min(int(cfg.data.max_seq_length), tokenizer.model_max_length)
 
 
 def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
@@ -103,7 +109,7 @@ def encode_split(cfg: DictConfig, examples: data.Examples, tokenizer, limit: int
     (or at the model's positions, if fewer: `load_encoder` caps the tokenizer's length)."""
     examples = examples.first(limit)
     regression = data.is_regression(OmegaConf.to_container(cfg.task, resolve=True))
-    return batching.encode(examples, tokenizer, min(int(cfg.data.max_seq_length), tokenizer.model_max_length), regression)
+    return batching.encode(examples, tokenizer, sequence_length(cfg, tokenizer), regression)
 
 
 def use_configured_threads(cfg: DictConfig) -> None:
