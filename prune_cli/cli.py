@@ -252,7 +252,7 @@ def _unique_name(bank, run_dir: Path) -> str:
     """The task's name, or task@run-folder when the same task appears twice."""
     from prune_cli import rundir
 
-    task = str(rundir.load_config(run_dir).task.name) if (run_dir / rundir.CONFIG).exists() else run_dir.name
+    task = str(rundir.load_complete_config(run_dir).task.name) if (run_dir / rundir.CONFIG).exists() else run_dir.name
     return task if task not in bank.tasks else f"{task}@{run_dir.name}"
 
 

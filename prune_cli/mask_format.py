@@ -88,14 +88,35 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(metadata["manifest"])
     except (KeyError, json.JSONDecodeError):
-        raise UserError(f"{path} has no prune-cli manifest; it is not a prune-cli mask file") from None
+        manifest = None
+    if not isinstance(manifest, dict):  # no manifest, or JSON that is not an object
+        raise UserError(f"{path} has no prune-cli manifest; it is not a prune-cli mask file")
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a prune-cli mask file (format {manifest.get('format')!r})")
+    if (problem := manifest_problem(manifest)) is not None:
+        raise UserError(f"{path} has a malformed manifest ({problem}); it was edited or is corrupt")
     if manifest.get("format_version", 0) > VERSION:
         raise UserError(f"{path} uses mask format v{manifest['format_version']}; this prune-cli reads up to v{VERSION}, upgrade it")
     if manifest.setdefault("encoding", "packbits") not in ENCODINGS:
         raise UserError(f"{path} has mask encoding {manifest['encoding']!r}; this prune-cli reads {', '.join(ENCODINGS)}")
     return manifest
+
+
+def manifest_problem(manifest: Mapping[str, Any]) -> str | None:
+    """What in a manifest's fields the readers could not use (they read each tensor's name, shape
+    and kept count, and compare the version), or None where nothing is wrong."""
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int):
+        return f"format_version {version!r} is not a whole number"
+    tensors = manifest.get("tensors")
+    if not isinstance(tensors, list):
+        return "no list of tensors"
+    for entry in tensors:
+        fields_ok = isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("kept"), int)
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not (fields_ok and isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+            return f"tensor entry {json.dumps(entry)[:60]} lacks a name, a shape or a kept count"
+    return None
 
 
 def manifest_sparsity(manifest: Mapping[str, Any]) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import statistics
@@ -96,9 +95,9 @@ def collect(root: Path) -> Collected:
     for run_dir in rundir.runs_in(root):
         if (run_dir / rundir.FAILED).is_file():
             try:
-                reason = json.loads((run_dir / rundir.FAILED).read_text()).get("error", "?")
-            except (OSError, json.JSONDecodeError):
-                reason = "failed.json unreadable"
+                reason = str(rundir.read_json_record(run_dir / rundir.FAILED).get("error", "?"))
+            except UserError:
+                reason = f"{rundir.FAILED} unreadable"
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:

@@ -39,6 +39,7 @@ from prune_cli.errors import UserError, first_line
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
+CONFIG_SECTIONS = ("task", "model", "method", "trainer", "data")  # every run's config has had these; rebuilding a run reads each
 OVERRIDES = HYDRA_DIR / "overrides.yaml"  # the command-line overrides Hydra recorded
 HYDRA_SETTINGS = HYDRA_DIR / "hydra.yaml"  # Hydra's own settings for the run, with the folder it was launched from
 # Config keys that may name a path on this machine: a relative one is relative to that folder.
@@ -384,8 +385,21 @@ def load_config(run_dir: Path) -> DictConfig:
         cfg = OmegaConf.load(run_dir / CONFIG)
     except Exception as exc:
         raise UserError(f"{run_dir / CONFIG} cannot be read: {exc}") from None
-    assert isinstance(cfg, DictConfig)
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{run_dir / CONFIG} holds a YAML list, not a run's config; it was edited or overwritten")
     anchor_relative_paths(cfg, run_dir)
+    return cfg
+
+
+def load_complete_config(run_dir: Path) -> DictConfig:
+    """The run's stored config, for rebuilding the run (evaluate, predict, apply, export, --resume):
+    refused in one line unless it has every section that takes. `report` and the recipe checks read
+    whatever fields a config has, through `load_config`."""
+    cfg = load_config(run_dir)
+    missing = [section for section in CONFIG_SECTIONS if not isinstance(cfg.get(section), DictConfig)]
+    if missing or not isinstance(cfg.task.get("name"), str):
+        raise UserError(f"{run_dir / CONFIG} is not a complete run config (it has no {(missing or ['task.name'])[0]}); "
+                        "it was edited or truncated")
     return cfg
 
 
@@ -439,7 +453,18 @@ def recorded_prune_cli_version(run_dir: Path) -> str | None:
 
 
 def load_metrics(run_dir: Path) -> dict[str, Any]:
+    return read_json_record(run_dir / METRICS)
+
+
+def read_json_record(path: Path) -> dict[str, Any]:
+    """A JSON record prune-cli wrote (metrics.json, failed.json): an object, whose fields every reader
+    then looks up. A file that is not one (edited by hand, overwritten by another tool) is a one-line
+    error that names it, where reading its fields would be a traceback."""
     try:
-        return json.loads((run_dir / METRICS).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{run_dir / METRICS} cannot be read: {exc}") from None
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
+        raise UserError(f"{path} cannot be read: {first_line(exc)}") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path} holds a JSON {type(record).__name__}, not a prune-cli record (a JSON object); "
+                        "it was edited or overwritten")
+    return record

@@ -371,7 +371,7 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     predict, apply, export, analyze sensitivity); a bad precision or a mask made for another task
     fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
-    cfg = rundir.load_config(run_dir)
+    cfg = rundir.load_complete_config(run_dir)
     if data_dir is not None:
         cfg.data.dir = data_dir
     if device is not None:
@@ -440,7 +440,7 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
 def resume(run_dir: Path) -> float:
     """Continue a killed run with the config stored in its directory (`adapt --resume RUN_DIR`)."""
     rundir.require_resumable(run_dir)
-    cfg = rundir.load_config(run_dir)
+    cfg = rundir.load_complete_config(run_dir)
     handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

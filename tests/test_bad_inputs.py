@@ -189,6 +189,80 @@ def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
     assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "truncated or corrupt")
 
 
+def _rewrite_manifest(run: Path, change) -> None:
+    """Rewrite the run's mask manifest through `change` (a dict -> any JSON value), bits unchanged."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    path = run / "mask.safetensors"
+    with safe_open(str(path), framework="numpy") as handle:
+        manifest = json.loads(handle.metadata()["manifest"])
+    save_file(load_file(str(path)), str(path), metadata={"manifest": json.dumps(change(manifest))})
+
+
+def _without_task(run: Path) -> None:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    del config["task"]
+    OmegaConf.save(config, run / ".hydra" / "config.yaml")
+
+
+# A run's records edited or overwritten by hand: (how, the error's words). Each was a traceback
+# (AttributeError: 'list' object has no attribute 'get', AssertionError, ConfigAttributeError, TypeError).
+BROKEN_RECORDS = {
+    "metrics.json a list": (lambda run: (run / "metrics.json").write_text("[]"),
+                            "metrics.json holds a JSON list, not a prune-cli record (a JSON object); it was edited or overwritten"),
+    "metrics.json not UTF-8": (lambda run: (run / "metrics.json").write_bytes(b"\xff\xfe{"), "metrics.json cannot be read"),
+    "config a list": (lambda run: (run / ".hydra" / "config.yaml").write_text("- 1\n- 2\n"),
+                      "config.yaml holds a YAML list, not a run's config; it was edited or overwritten"),
+    "config without task": (_without_task, "config.yaml is not a complete run config (it has no task); it was edited or truncated"),
+    "manifest a list": (lambda run: _rewrite_manifest(run, lambda manifest: [1, 2]),
+                        "mask.safetensors has no prune-cli manifest; it is not a prune-cli mask file"),
+    "manifest version a string": (lambda run: _rewrite_manifest(run, lambda manifest: {**manifest, "format_version": "2"}),
+                                  "malformed manifest (format_version '2' is not a whole number); it was edited or is corrupt"),
+    "manifest tensor without a shape": (lambda run: _rewrite_manifest(run, lambda manifest: {**manifest, "tensors": [{"name": "x", "kept": 1}]}),
+                                        'malformed manifest (tensor entry {"name": "x", "kept": 1} lacks a name, a shape or a kept count)'),
+}
+# Which readers read each record: the others must still work.
+READS = {"metrics.json": ["evaluate", "export", "analyze sensitivity"],
+         "config": ["evaluate", "export", "apply", "predict", "analyze sensitivity"],
+         "manifest": list(READERS)}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_RECORDS))
+def test_a_run_record_that_is_not_what_prune_cli_wrote(finished_run: Path, broken: str):
+    """Every reader of a run dir names the broken file in one line, and one that does not read it still works."""
+    corrupt, message = BROKEN_RECORDS[broken]
+    corrupt(finished_run)
+    readers = READS[broken.split()[0]]
+    for command in READERS:
+        result = run_cli(*READERS[command](finished_run, finished_run.parent / f"out-{command.replace(' ', '-')}"))
+        if command in readers:
+            assert_one_line_error(result, str(finished_run), message)
+        else:
+            assert result.exit_code == 0, (command, result.output)
+
+
+def test_resume_of_a_run_whose_config_lost_a_section(finished_run: Path):
+    (finished_run / "metrics.json").unlink()  # as if killed before it finished
+    _without_task(finished_run)
+    assert_one_line_error(run_cli("adapt", "--resume", str(finished_run)), "config.yaml is not a complete run config (it has no task)")
+
+
+def test_report_lists_a_run_with_a_broken_record(finished_run: Path, in_tmp: Path):
+    """report carries on past such runs and lists them (a failed.json that is no object was a traceback too)."""
+    failed = shutil.copytree(finished_run, in_tmp / "outputs" / "failed-run")
+    (failed / "metrics.json").unlink()
+    (failed / "failed.json").write_text('"out of memory"')
+    (finished_run / "metrics.json").write_text("[]")
+    result = run_cli("report", str(in_tmp / "outputs"), "--out", str(in_tmp / "report"))
+    assert result.exit_code == 0, result.output
+    assert "failed.json unreadable" in result.output and f"{finished_run}: metrics.json cannot be read" in result.output
+
+
 @pytest.mark.parametrize("command", ["report", "analyze topology", "analyze overlap", "analyze sensitivity", "analyze recovery"])
 def test_an_out_folder_that_is_a_file_is_refused_before_any_work(finished_run: Path, in_tmp: Path, command: str):
     """The commands whose --out is a folder say so at once, rather than fail with the OS's 'File

@@ -174,6 +174,11 @@ def test_resume_refuses_a_corrupt_checkpoint(in_tmp: Path, tiny_model_dir: Path,
     result = run_cli("adapt", "--resume", str(in_tmp / "killed"))
     assert result.exit_code == 2
     assert "cannot be read" in result.output and "delete the checkpoint folder" in result.output
+    # readable, but not what a checkpoint holds (it was AttributeError: 'list' object has no attribute 'get')
+    torch.save([1, 2], state)
+    result = run_cli("adapt", "--resume", str(in_tmp / "killed"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "holds a list, not a prune-cli checkpoint; delete the checkpoint folder" in " ".join(result.output.split())
 
 
 def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, step: int, presses: int = 1) -> None:
