@@ -72,10 +72,27 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
             f"{path!r} loads as {type(encoder).__name__}, which has no embeddings/encoder stack; "
             "prune-cli needs a BERT-family encoder"
         )
+    require_matching_tokenizer(path, encoder, tokenizer)
     encoder.eval()
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
     return encoder, tokenizer
+
+
+def require_matching_tokenizer(path: str, encoder: nn.Module, tokenizer: Any) -> None:
+    """Refuse a tokenizer that cannot feed this encoder. Neither case fails in transformers at load:
+    a folder with weights but no vocab.txt/tokenizer.json (model.save_pretrained alone) gives a
+    tokenizer of the special tokens only, which reads every word as [UNK], so a run trains and
+    scores on no text at all; another model's tokenizer, larger than the word embeddings, fails on
+    the first batch with an IndexError."""
+    tokens, rows = len(tokenizer), encoder.get_input_embeddings().num_embeddings
+    if tokens <= len(set(tokenizer.all_special_ids)):
+        raise UserError(f"{path!r} has no tokenizer vocabulary (no vocab.txt or tokenizer.json beside its weights): its tokenizer "
+                        f"would read every word as {tokenizer.unk_token}; save the base model's tokenizer into it "
+                        "(tokenizer.save_pretrained(folder))")
+    if tokens > rows:
+        raise UserError(f"{path!r}: its tokenizer has {tokens} tokens but the model's word embeddings have {rows} rows; "
+                        "the tokenizer is another model's, save this model's own tokenizer into the folder")
 
 
 def base_weights_hash(encoder: nn.Module) -> str:

@@ -81,6 +81,33 @@ def test_model_that_is_not_a_bert_encoder(in_tmp: Path, tmp_path_factory):
     assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
+def _without_tokenizer(folder: Path) -> None:
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _with_a_larger_tokenizer(folder: Path) -> None:
+    from transformers import BertTokenizerFast
+
+    _without_tokenizer(folder)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"word{i}" for i in range(400))]) + "\n")
+    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+
+
+@pytest.mark.parametrize(("change", "fragments"), [
+    # model.save_pretrained alone: transformers made a tokenizer of the 5 special tokens, and the run
+    # trained and scored on [UNK]s without a word
+    (_without_tokenizer, ["has no tokenizer vocabulary (no vocab.txt or tokenizer.json beside its weights)", "would read every word as [UNK]"]),
+    # it was an IndexError on the first batch
+    (_with_a_larger_tokenizer, ["its tokenizer has 405 tokens but the model's word embeddings have", "the tokenizer is another model's"]),
+])
+def test_a_model_folder_whose_tokenizer_cannot_feed_it(in_tmp: Path, tiny_model_dir: Path, change, fragments: list[str]):
+    folder = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    change(folder)
+    assert_one_line_error(run_cli("adapt", *tiny_overrides(folder)), *fragments)
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
+
+
 def test_glue_folder_without_the_task(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     result = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path}"))
     assert_one_line_error(result, f"no folder {tmp_path / 'RTE'}", "data.dir", "GLUE_DIR")
