@@ -65,6 +65,7 @@ def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, 
                     cfg.data.max_seq_length, limit, limit)
     tokenizer.model_max_length = limit
     require_room_for_text(cfg, tokenizer)
+    require_segments_for_pairs(cfg, tokenizer, raw_encoder)
     base_hash = base_weights_hash(raw_encoder)
     maskable = select_maskable(raw_encoder, list(cfg.mask.include), list(cfg.mask.exclude))
     return MaskedEncoder(raw_encoder.to(device), maskable), base_hash, tokenizer
@@ -88,6 +89,20 @@ def require_room_for_text(cfg: DictConfig, tokenizer) -> None:
             raise UserError(f"this model takes {length} positions, too few for task '{cfg.task.name}': {what}")
         raise UserError(f"data.max_seq_length={length} is too short for task '{cfg.task.name}': {what}; "
                         f"give data.max_seq_length >= {needed} (128 is usual)")
+
+
+def require_segments_for_pairs(cfg: DictConfig, tokenizer, encoder: torch.nn.Module) -> None:
+    """Refuse a sentence-pair task where the tokenizer marks the second sentence with a segment
+    (token type) id the model has no embedding for: a BERT checkpoint saved with type_vocab_size=1
+    beside a BERT tokenizer failed on the first batch with an IndexError."""
+    if data.text_fields(cfg.task) != 2:
+        return
+    segments = int(getattr(encoder.config, "type_vocab_size", 0) or 0)
+    marked = tokenizer("a", "b").get("token_type_ids")
+    if segments and marked and max(marked) >= segments:
+        raise UserError(f"task '{cfg.task.name}' pairs two sentences, and this tokenizer marks the second with token type "
+                        f"{max(marked)}, but the model has {segments} token type embedding(s) (type_vocab_size); "
+                        "use a model pretrained with sentence pairs (type_vocab_size >= 2)")
 
 
 def sequence_length(cfg: DictConfig, tokenizer) -> int:

@@ -108,6 +108,23 @@ def test_a_model_folder_whose_tokenizer_cannot_feed_it(in_tmp: Path, tiny_model_
     assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
+def test_a_model_with_one_token_type_takes_single_sentences_only(in_tmp: Path, tiny_model_dir: Path):
+    """type_vocab_size=1 beside a BERT tokenizer: a pair's second sentence is type 1 (an IndexError
+    on the first batch); a single-sentence task never uses type 1 and runs."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    config = BertConfig.from_pretrained(folder)
+    config.type_vocab_size = 1
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    assert_one_line_error(run_cli("adapt", "--task", "mrpc", *tiny_overrides(folder)),
+                          "task 'mrpc' pairs two sentences, and this tokenizer marks the second with token type 1, "
+                          "but the model has 1 token type embedding(s)")
+    assert run_cli("adapt", "--task", "sst2", *tiny_overrides(folder)).exit_code == 0
+
+
 def test_glue_folder_without_the_task(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     result = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path}"))
     assert_one_line_error(result, f"no folder {tmp_path / 'RTE'}", "data.dir", "GLUE_DIR")
