@@ -120,6 +120,10 @@ def collect(root: Path) -> Collected:
 def incomplete_reason(run_dir: Path) -> str:
     """Why a run has no results, and for one that stopped, how it goes on."""
     if (run_dir / rundir.METRICS).exists():
+        try:
+            rundir.load_metrics(run_dir)
+        except UserError as exc:  # what is wrong with it, in the reader's own words
+            return str(exc)
         return f"{rundir.METRICS} cannot be read"
     return f"no {rundir.METRICS} (stopped or killed); it holds {rundir.resume_hint(run_dir)}"
 

@@ -393,8 +393,8 @@ def load_config(run_dir: Path) -> DictConfig:
 
 def load_complete_config(run_dir: Path) -> DictConfig:
     """The run's stored config, for rebuilding the run (evaluate, predict, apply, export, --resume):
-    refused in one line unless it has every section that takes. `report` and the recipe checks read
-    whatever fields a config has, through `load_config`."""
+    refused in one line unless it has every section a rebuild reads. `report` and the recipe checks
+    read whatever fields a config has, through `load_config`."""
     cfg = load_config(run_dir)
     missing = [section for section in CONFIG_SECTIONS if not isinstance(cfg.get(section), DictConfig)]
     if missing or not isinstance(cfg.task.get("name"), str):
