@@ -9,7 +9,7 @@ The analyses that retrain a head (shuffling, re-initialisation) live in `sensiti
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -60,14 +60,25 @@ def run_label(manifest: dict) -> str:
     return f"{manifest.get('task')}/{manifest.get('method')}/s{manifest.get('sparsity_requested')}/seed{manifest.get('seed')}"
 
 
-def labelled_masks(run_dirs: list[Path]) -> dict[str, mask_format.LoadedMask]:
-    """Each run dir's mask under a readable label (task/method/sparsity/seed)."""
-    loaded_by_label: dict[str, mask_format.LoadedMask] = {}
+def distinct_labels(run_dirs: list[Path], labels: list[str]) -> list[str]:
+    """One label per run and no label twice, since the analyses key their tables, CSV rows and plot
+    series by label: a run sharing its readable label (task/method/sparsity/seed) with another run
+    given gets its folder's name added, and its whole path where the folder names agree too (two
+    sweeps started in the same second). The same run given twice is refused, not analysed twice."""
+    first_given: dict[Path, Path] = {}
     for run_dir in run_dirs:
-        loaded = mask_format.read_mask(rundir.require_mask(run_dir, "this analysis"))
-        label = run_label(loaded.manifest)
-        loaded_by_label[label if label not in loaded_by_label else f"{label} ({run_dir.name})"] = loaded
-    return loaded_by_label
+        same = first_given.get(run_dir.resolve())
+        if same is not None:
+            raise UserError(f"{run_dir} is given twice{'' if str(same) == str(run_dir) else f' (also as {same})'}; give each run once")
+        first_given[run_dir.resolve()] = run_dir
+    named = [label if labels.count(label) == 1 else f"{label} ({run_dir.name})" for run_dir, label in zip(run_dirs, labels)]
+    return [name if named.count(name) == 1 else f"{label} ({run_dir})" for run_dir, label, name in zip(run_dirs, labels, named)]
+
+
+def labelled_masks(run_dirs: list[Path]) -> dict[str, mask_format.LoadedMask]:
+    """Each run dir's mask under a readable label (task/method/sparsity/seed), distinct per run."""
+    loaded = [mask_format.read_mask(rundir.require_mask(run_dir, "this analysis")) for run_dir in run_dirs]
+    return dict(zip(distinct_labels(run_dirs, [run_label(m.manifest) for m in loaded]), loaded))
 
 
 def topology(run_dirs: list[Path]) -> dict[str, dict[str, dict[str, float]]]:
@@ -119,10 +130,8 @@ def matrix_table(matrix: dict[str, dict[str, float]], title: str) -> Table:
 
 
 def overlap_csv(result: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = ["measure,run_a,run_b,value"]
-    for measure, matrix in result.items():
-        lines += [f"{measure},{a},{b},{value:.6f}" for a, row in matrix.items() for b, value in row.items()]
-    return "\n".join(lines) + "\n"
+    return rundir.csv_text(["measure", "run_a", "run_b", "value"],
+                           ([measure, a, b, f"{value:.6f}"] for measure, matrix in result.items() for a, row in matrix.items() for b, value in row.items()))
 
 
 def overlap_plot(result: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
@@ -157,11 +166,9 @@ def topology_table(results: dict[str, dict[str, dict[str, float]]], kind: str) -
 
 
 def topology_csv(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = ["run,kind,group,kept_share"]
-    for label, shares in results.items():
-        for kind, groups in shares.items():
-            lines += [f"{label},{kind},{group},{value:.6f}" for group, value in groups.items()]
-    return "\n".join(lines) + "\n"
+    return rundir.csv_text(["run", "kind", "group", "kept_share"],
+                           ([label, kind, group, f"{value:.6f}"] for label, shares in results.items()
+                            for kind, groups in shares.items() for group, value in groups.items()))
 
 
 def topology_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
@@ -212,7 +219,7 @@ def recovery(run_dirs: list[Path]) -> list[RecoveryRow]:
             recovered_share=metrics.get("method_details", {}).get("recovered_share"),
             metric=metrics["main_metric"], value=float(metrics["main_metric_value"]),
         ))
-    return rows
+    return [replace(row, label=label) for row, label in zip(rows, distinct_labels(run_dirs, [row.label for row in rows]))]
 
 
 def recovery_table(rows: list[RecoveryRow]) -> Table:
@@ -231,6 +238,6 @@ def recovery_table(rows: list[RecoveryRow]) -> Table:
 
 
 def recovery_csv(rows: list[RecoveryRow]) -> str:
-    lines = ["run,sparsity,recovery_allowed,recovered_share,metric,value"]
-    lines += [f"{r.label},{r.sparsity:.6f},{not r.no_recovery},{'' if r.recovered_share is None else f'{r.recovered_share:.6f}'},{r.metric},{r.value:.6f}" for r in rows]
-    return "\n".join(lines) + "\n"
+    return rundir.csv_text(["run", "sparsity", "recovery_allowed", "recovered_share", "metric", "value"],
+                           ([r.label, f"{r.sparsity:.6f}", not r.no_recovery, "" if r.recovered_share is None else f"{r.recovered_share:.6f}",
+                             r.metric, f"{r.value:.6f}"] for r in rows))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -331,12 +332,17 @@ def analyze_sensitivity(
 
     def work() -> None:
         require_out_folder(out)
-        results = {}
-        for run_dir in run_dirs:
-            label = analysis.run_label(rundir.load_metrics(run_dir)) if (run_dir / rundir.METRICS).exists() else str(run_dir)
+        if not all(map(math.isfinite, sigma)):  # inf would pass Typer's bound, then read as a diverged head
+            raise UserError(f"--sigma takes finite numbers (got {', '.join(f'{s:g}' for s in sigma)})")
+        labels = analysis.distinct_labels(run_dirs, [analysis.run_label(sensitivity.require_analysable(d)) for d in run_dirs])
+        folder, results = out or run_dirs[0], {}
+        for label, run_dir in zip(labels, run_dirs):
             results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma))
             display.console.print(sensitivity.table(results[label], label))
-        write_analysis(out or run_dirs[0], "sensitivity", sensitivity.to_csv(results), lambda path: sensitivity.plot(results, path))
+            if len(results) < len(run_dirs):  # the runs done so far survive a failure on a later one
+                rundir.atomic_write_text(folder / "sensitivity.csv", sensitivity.to_csv(results))
+                display.console.print(f"wrote {folder / 'sensitivity.csv'} ({len(results)} of {len(run_dirs)} runs so far)")
+        write_analysis(folder, "sensitivity", sensitivity.to_csv(results), lambda path: sensitivity.plot(results, path))
 
     guarded(work, debug)
 

@@ -7,8 +7,6 @@ not hidden.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 import statistics
@@ -340,13 +338,10 @@ def rich_table(groups: list[Group]) -> Table:
 
 
 def to_csv(groups: list[Group]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values", "train_seconds_mean"])
-    for g in groups:
-        writer.writerow([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", "" if g.measured_std is None else f"{g.measured_std:.6f}",
-                         len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"])
-    return out.getvalue()
+    return rundir.csv_text(
+        ["task", "method", "tag", "sparsity", "sparsity_realized", "metric", "mean", "std", "n", "values", "train_seconds_mean"],
+        ([g.task, g.method, g.tag, g.sparsity, f"{g.realized:.6f}", g.metric, f"{g.mean:.6f}", "" if g.measured_std is None else f"{g.measured_std:.6f}",
+          len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"] for g in groups))
 
 
 def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) -> str:

@@ -25,13 +25,15 @@ never leaves a half-written file that a later `evaluate` or `report` would read 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -125,6 +127,16 @@ def write_json(path: Path, payload: Any) -> None:
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The text of a CSV file prune-cli writes (report.csv, the analyses' CSVs), from the standard
+    library's writer, so that a label or path holding a comma or a quote stays one quoted field."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def results_in(run_dir: Path) -> list[str]:

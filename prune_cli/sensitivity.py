@@ -47,10 +47,17 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
     return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
 
 
+def require_analysable(run_dir: Path) -> dict:
+    """What `analyse` reads from a run, checked in well under a second, so that a list of runs stops
+    on a broken one before minutes of head training on the others; returns the run's metrics."""
+    rundir.require_mask(run_dir, "sensitivity")
+    runner.stored_config(run_dir)
+    return rundir.load_metrics(run_dir)
+
+
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
+    stored = require_analysable(run_dir)  # before the model and data are loaded
     cfg = runner.stored_config(run_dir)
-    stored = rundir.load_metrics(run_dir)
-    rundir.require_mask(run_dir, "sensitivity")  # before the model and data are loaded
     if steps is not None:
         cfg.head.retrain_steps = int(steps)
     cfg.trainer.progress = False
@@ -69,7 +76,9 @@ def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] =
     }
     weights = {name: prepared.encoder.masked_weights(m) for name, m in variants.items()}
     for sigma in sigmas:
-        weights[f"re-init (sigma={sigma:g})"] = prepared.encoder.masked_weights(masks, source=rescaled(base, sigma, generator))
+        name = f"re-init (sigma={sigma:g})"
+        if name not in weights:  # a sigma given twice is trained once, not twice with one row kept
+            weights[name] = prepared.encoder.masked_weights(masks, source=rescaled(base, sigma, generator))
     key = runner.main_metric_key(cfg)
     scores = {}
     for name, effective in weights.items():
@@ -90,11 +99,11 @@ def table(result: Sensitivity, label: str) -> Table:
 
 
 def to_csv(results: dict[str, Sensitivity]) -> str:
-    rows = ["run,variant,metric,value,steps"]
+    rows = []
     for label, r in results.items():
-        rows.append(f"{label},the run itself,{r.metric},{r.run_score:.6f},")
-        rows += [f"{label},{name},{r.metric},{value:.6f},{r.steps}" for name, value in r.scores.items()]
-    return "\n".join(rows) + "\n"
+        rows.append([label, "the run itself", r.metric, f"{r.run_score:.6f}", ""])
+        rows += [[label, name, r.metric, f"{value:.6f}", r.steps] for name, value in r.scores.items()]
+    return rundir.csv_text(["run", "variant", "metric", "value", "steps"], rows)
 
 
 def plot(results: dict[str, Sensitivity], path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import torch
@@ -73,10 +74,9 @@ def _two_runs(in_tmp: Path, tiny_model_dir: Path, *extra: str) -> list[Path]:
 
 def test_overlap_of_a_mask_with_itself_is_one_and_symmetric(in_tmp: Path, tiny_model_dir: Path):
     runs = _two_runs(in_tmp, tiny_model_dir)
-    result = analysis.overlap([runs[0], runs[1], runs[0]])
+    result = analysis.overlap(runs)
     labels = list(result["jaccard"])
     assert result["jaccard"][labels[0]][labels[0]] == 1.0 and result["hamming"][labels[0]][labels[0]] == 0.0
-    assert result["jaccard"][labels[0]][labels[2]] == 1.0  # the same run twice
     assert result["jaccard"][labels[0]][labels[1]] == result["jaccard"][labels[1]][labels[0]] < 1.0
     # Hamming from the counts: two masks with the same number kept, overlap J: differ = 2k(1-J)/(1+J)
     masks = [mask_format.read_mask(r / "mask.safetensors").masks for r in runs]
@@ -166,3 +166,62 @@ def test_tables_keep_whole_run_labels_in_a_narrow_terminal(tmp_path: Path):
         console = Console(width=60, record=True)
         console.print(table)
         assert "…" not in console.export_text()
+
+
+def test_runs_that_share_a_label_are_told_apart_by_folder_then_path():
+    a1, a2, b1 = Path("sweep1/2026-01-01_00-00-00"), Path("sweep2/2026-01-01_00-00-00"), Path("sweep1/2026-01-01_00-00-09")
+    assert analysis.distinct_labels([a1, b1], ["x", "y"]) == ["x", "y"]
+    assert analysis.distinct_labels([a1, b1], ["x", "x"]) == ["x (2026-01-01_00-00-00)", "x (2026-01-01_00-00-09)"]
+    # the same folder name in two sweeps (started in the same second): the whole path
+    assert analysis.distinct_labels([a1, a2, b1], ["x", "x", "x"]) == [f"x ({a1})", f"x ({a2})", "x (2026-01-01_00-00-09)"]
+
+
+def test_a_run_given_twice_is_refused(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    for command in ("topology", "overlap", "sensitivity"):
+        result = run_cli("analyze", command, str(runs[0]), str(runs[1]), str(runs[0].relative_to(in_tmp)))
+        assert result.exit_code == 2 and "is given twice (also as " in result.output and "give each run once" in result.output
+
+
+def test_every_analysis_keeps_a_row_per_run_when_runs_share_a_label(in_tmp: Path, tiny_model_dir: Path):
+    """Two runs of the same task, method, sparsity and seed (say, two budgets) have the same
+    readable label; each keeps its own rows, told apart by folder, where one used to replace the
+    other. A folder name with a comma stays one CSV field."""
+    for steps in (4, 6):
+        assert run_cli("adapt", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, steps=steps)).exit_code == 0
+    first, second = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
+    second = second.rename(second.with_name("budget 6, seed 42"))
+    for command, args in (("topology", []), ("sensitivity", ["--steps", "2", "--sigma", "0.01", "--sigma", "0.01"]), ("recovery", [])):
+        result = run_cli("analyze", command, str(first), str(second), *args, "--out", str(in_tmp))
+        assert result.exit_code == 0, result.output
+        with (in_tmp / f"{command}.csv").open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert {len(row) for row in rows} == {len(rows[0])}
+        assert {row[0] for row in rows[1:]} == {f"sst2/adapt_by_pruning/s0.5/seed42 ({first.name})",
+                                                "sst2/adapt_by_pruning/s0.5/seed42 (budget 6, seed 42)"}
+        if command == "sensitivity":  # a sigma given twice is one variant, trained once
+            assert [row[1] for row in rows[1:]].count("re-init (sigma=0.01)") == 2
+
+
+def test_sensitivity_checks_every_run_before_training_and_keeps_the_finished_ones(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    masks = [run / "mask.safetensors" for run in runs]
+    masks[1].rename(in_tmp / "aside.safetensors")
+    result = run_cli("analyze", "sensitivity", *map(str, runs), "--steps", "2", "--out", str(in_tmp))
+    assert result.exit_code == 2 and "its mask.safetensors is missing" in result.output
+    assert "original mask" not in result.output  # refused before the first run's heads were trained
+    (in_tmp / "aside.safetensors").rename(masks[1])
+    # a failure that only loading can find (the second run's base model is gone): the first run's rows stay
+    config = runs[1] / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace(str(tiny_model_dir), str(in_tmp / "gone")))
+    result = run_cli("analyze", "sensitivity", *map(str, runs), "--steps", "2", "--out", str(in_tmp))
+    assert result.exit_code == 2 and "does not exist" in result.output
+    rows = (in_tmp / "sensitivity.csv").read_text().splitlines()
+    assert len(rows) == 5 and all(row.startswith("sst2/adapt_by_pruning/s0.7/seed42,") for row in rows[1:])
+    assert "(1 of 2 runs so far)" in " ".join(result.output.split())
+
+
+def test_sensitivity_refuses_an_infinite_sigma(in_tmp: Path, tiny_model_dir: Path):
+    runs = _two_runs(in_tmp, tiny_model_dir)
+    result = run_cli("analyze", "sensitivity", str(runs[0]), "--sigma", "inf")
+    assert result.exit_code == 2 and "--sigma takes finite numbers (got inf)" in result.output

@@ -188,6 +188,15 @@ def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     return only_run_dir(in_tmp / "outputs")
 
 
+def _twin(run: Path) -> Path:
+    """A second run for `analyze overlap`, which compares distinct runs: a copy beside `run`, made
+    where `run` is a folder (as broken as `run` is), else a path as missing as `run`."""
+    twin = run.with_name(f"{run.name}-twin")
+    if run.is_dir() and not twin.exists():
+        shutil.copytree(run, twin)
+    return twin
+
+
 # Every command that reads a run dir, as (name, args for a run dir); `out` is a fresh folder.
 READERS = {
     "evaluate": lambda run, out: ["evaluate", str(run)],
@@ -195,7 +204,7 @@ READERS = {
     "apply": lambda run, out: ["apply", str(run), "--text", "a fine film"],
     "predict": lambda run, out: ["predict", str(run), "--out", str(out)],
     "analyze topology": lambda run, out: ["analyze", "topology", str(run), "--out", str(out)],
-    "analyze overlap": lambda run, out: ["analyze", "overlap", str(run), str(run), "--out", str(out)],
+    "analyze overlap": lambda run, out: ["analyze", "overlap", str(run), str(_twin(run)), "--out", str(out)],
     "analyze sensitivity": lambda run, out: ["analyze", "sensitivity", str(run), "--steps", "2", "--out", str(out)],
 }
 # The commands that apply a mask to a loaded base model (analyses of mask files alone do not).
