@@ -18,11 +18,12 @@ list of inputs (what `prune-cli apply` prints, or writes with `--out`).
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,16 +39,20 @@ Text = str | tuple[str, str]
 
 
 def adapt(task: str | None = None, sparsity: float | str | None = None, method: str | None = None,
-          model: str | None = None, seed: int | str | None = None, overrides: Sequence[str] = ()) -> Path:
+          model: str | None = None, seed: int | str | None = None, overrides: Sequence[str] | None = ()) -> Path:
     """Learn a mask (or run a baseline) from Python, a notebook or a script, and return the run
     directory: the same config checks, the same Hydra run directory (under `outputs/` of the
     current folder, never overwritten) and the same files as `prune-cli adapt` with these
-    options and `key=value` overrides. Bad input raises `UserError`; sweeps are the CLI's `-m`
-    (or a Python loop over this)."""
+    options and `key=value` overrides (None: none). Bad input raises `UserError`; sweeps are the
+    CLI's `-m` (or a Python loop over this)."""
     from prune_cli.config import options_to_overrides
     from prune_cli.hydra_entry import run_adapt
 
+    overrides = () if overrides is None else overrides
     require_sequence(overrides, "overrides", "overrides=['trainer.max_steps=500']")
+    odd = next((o for o in overrides if not isinstance(o, str)), None)
+    if odd is not None:
+        raise UserError(f"overrides are 'key=value' strings (e.g. 'trainer.max_steps=500'); got {odd!r}")
     options = options_to_overrides(task, None if sparsity is None else str(sparsity), method, model,
                                    None if seed is None else str(seed))
     [run_dir] = run_adapt([*options, *overrides], multirun=False, one_run=True)
@@ -56,9 +61,12 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
 
 def require_sequence(value: object, name: str, example: str) -> None:
     """Refuse one string where a list of them is wanted: Python would iterate its characters, and
-    each would become an override, or an input with an answer of its own."""
+    each would become an override, or an input with an answer of its own. Refuse what is no list
+    at all (None, a number) in the same words, where iterating it would be a TypeError."""
     if isinstance(value, str):
         raise UserError(f"{name} takes a list of strings, not one string ({value!r}); e.g. {example}")
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise UserError(f"{name} takes a list of strings, not {value!r}; e.g. {example}")
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,8 @@ class TaskBank:
     def predict_values(self, name: str, texts: Sequence[Text], batch_size: int = 64) -> np.ndarray:
         """What the head answers for `texts` under task `name`'s mask: class ids, or scores."""
         require_sequence(texts, "texts", f"predict({name!r}, ['a fine film'])")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise UserError(f"batch_size takes a whole number >= 1 (got {batch_size!r})")
         task, task_cfg = self._task(name), self.task_config(name)
         rows = [_fields(t) for t in texts]
         misfit = next((r for r in rows if len(r) != task.text_fields), None)
@@ -144,7 +154,7 @@ class TaskBank:
         started = time.perf_counter()
         weights = self._weights(task)
         self.last_switch_seconds = time.perf_counter() - started
-        return predict(self.encoder, task.head, weights, encoded, batch_size, self.device, str(task.cfg.trainer.precision))
+        return predict(self.encoder, task.head, weights, encoded, int(batch_size), self.device, str(task.cfg.trainer.precision))
 
     def takes(self, name: str, text: Text) -> bool:
         """Whether `text` has the task's form: one sentence, or a pair of them."""
@@ -159,7 +169,7 @@ class TaskBank:
         return self.tasks[name]
 
     def footprint(self, name: str) -> Footprint:
-        return self.tasks[name].footprint
+        return self._task(name).footprint
 
     def _weights(self, task: _Task) -> dict[str, torch.Tensor] | None:
         """w0 * m for the task's mask: unpacked now, never stored per task."""
@@ -180,7 +190,13 @@ class TaskBank:
 
 
 def _fields(text: Text) -> tuple[str, ...]:
-    return (text,) if isinstance(text, str) else tuple(text)
+    """An input's sentences: a string is one, a tuple (or list) of strings a pair. Anything else is
+    refused by name; bytes would read as a tuple of numbers, and a number as no input at all."""
+    if isinstance(text, str):
+        return (text,)
+    if isinstance(text, (tuple, list)) and all(isinstance(part, str) for part in text):
+        return tuple(text)
+    raise UserError(f"an input is a string, or a pair of strings as a tuple; got {text!r}")
 
 
 PAIR_SEPARATORS = ("\t", "|||")  # a tab first: a two-column TSV line is a pair, whatever its text holds
@@ -200,7 +216,7 @@ def require_text(text: Text, shown: str | None = None) -> None:
     """Refuse an input with an empty sentence (`--text ""`, an empty shell variable, 'a ||| ', a
     blank string in a list): it would get an answer about nothing. `shown`: the input as typed."""
     fields = _fields(text)
-    if not all(isinstance(part, str) and part.strip() for part in fields):
+    if not all(part.strip() for part in fields):
         shown = " ||| ".join(map(str, fields)) if shown is None else shown
         raise UserError(f"input {shown!r} has an empty sentence; give text{' on each side of the pair' if len(fields) > 1 else ''}")
 

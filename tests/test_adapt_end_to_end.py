@@ -77,6 +77,10 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
     # one string would be iterated character by character, each an override
     with pytest.raises(UserError, match=r"^overrides takes a list of strings, not one string \('trainer.max_steps=3'\); e.g. overrides="):
         adapt(task="sst2", overrides="trainer.max_steps=3")
+    with pytest.raises(UserError, match=r"^overrides are 'key=value' strings \(e.g. 'trainer.max_steps=500'\); got 3$"):
+        adapt(task="sst2", overrides=["trainer.max_steps=", 3])
+    with pytest.raises(UserError, match="unknown task 'nope'"):  # overrides=None is no overrides, not a TypeError
+        adapt(task="nope", overrides=None)
     assert not (in_tmp / "outputs").exists()
     run_dir = adapt(task="mrpc", sparsity=0.5, seed=3, overrides=tiny_overrides(tiny_model_dir))
     assert run_dir.is_absolute() and run_dir.parent.parent == in_tmp / "outputs" / "mrpc" / "adapt_by_pruning"

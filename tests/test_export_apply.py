@@ -97,6 +97,18 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
         bank.predict("sst2", ["a fine film", " "])
     with pytest.raises(UserError, match=r"^input 'a man plays \|\|\| ' has an empty sentence; give text on each side of the pair$"):
         bank.predict("stsb", [("a man plays", "")])
+    # what is no text, or no list of texts, is named, where it was a TypeError or ValueError from
+    # deep inside (bytes read as a pair of numbers; batch_size=0 as range()'s zero step)
+    for texts, message in ((None, r"^texts takes a list of strings, not None"), ([1], r"^an input is a string, or a pair of strings as a tuple; got 1$"),
+                           ([b"ab"], r"got b'ab'$"), ([("a", 2)], r"got \('a', 2\)$")):
+        with pytest.raises(UserError, match=message):
+            bank.predict("stsb" if texts == [("a", 2)] else "sst2", texts)
+    for size in (0, -1, 2.5, True):
+        with pytest.raises(UserError, match=rf"^batch_size takes a whole number >= 1 \(got {size!r}\)$"):
+            bank.predict("sst2", ["a fine film"], batch_size=size)
+    assert bank.predict("sst2", ["a fine film"], batch_size=np.int64(1)) == bank.predict("sst2", ["a fine film"])
+    with pytest.raises(UserError, match="no task 'cola' loaded"):
+        bank.footprint("cola")
 
 
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
