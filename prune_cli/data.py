@@ -407,7 +407,9 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
         ids = [ours[name] for name in classes]
     labels = []
     for row, value in enumerate(values):
-        if isinstance(value, str):
+        if isinstance(value, bool):  # a CSV column of true/false reads as booleans, and True as class id 1 whatever the labels' order
+            labels.append(_boolean_label(value, task, f"{where}, row {row}"))
+        elif isinstance(value, str):
             labels.append(_label_value(value, task, f"{where}, row {row}"))
         elif isinstance(value, int) and 0 <= value < len(ids):
             labels.append(ids[value])
@@ -415,6 +417,16 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
             raise UserError(f"{where}, row {row}: label {value!r} is no class id in 0..{len(ids) - 1} nor one of "
                             f"{list(task['labels'])} (a test split's -1 means it has no labels; score on a labelled split)")
     return labels
+
+
+def _boolean_label(value: bool, task: Mapping[str, Any], where: str) -> int:
+    """A label the dataset holds as a boolean (a CSV column of true/false) is the class whose label
+    reads 'true' or 'false', in any case, wherever it stands in `labels`."""
+    matches = [i for i, label in enumerate(task["labels"]) if str(label).strip().lower() == str(value).lower()]
+    if len(matches) != 1:
+        raise UserError(f"{where}: label {value} is a boolean (the column holds true/false); task.labels must name "
+                        f"'true' and 'false' once each (it is {list(task['labels'])})")
+    return matches[0]
 
 
 def _load_hub_test(task: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, Unlabelled]:
@@ -447,8 +459,11 @@ def _hub_texts(table, hub: Mapping[str, Any], where: str) -> list[tuple[str, ...
     rows = list(zip(*(table[column] for column in hub["text_columns"])))
     for row, texts in enumerate(rows):  # an empty CSV cell arrives as None, which the tokenizer cannot take
         for column, text in zip(hub["text_columns"], texts):
-            if not isinstance(text, str):
-                raise UserError(f"{where}, row {row}: column {column!r} holds {text!r}, not text; fill or delete that row")
+            if text is None:
+                raise UserError(f"{where}, row {row}: column {column!r} holds None, not text; fill or delete that row")
+            if not isinstance(text, str):  # a CSV column of numbers alone reads as numbers, whose str() may not be the text written
+                raise UserError(f"{where}, row {row}: column {column!r} holds {text!r}, a {type(text).__name__}, not text; "
+                                "the dataset must store this column as strings (e.g. JSON lines with quoted values)")
     return rows
 
 

@@ -196,6 +196,29 @@ def test_a_folder_of_csv_files_is_a_task(tmp_path: Path, monkeypatch: pytest.Mon
         data.load_task_data(_movies(str(folder)), {"dir": None})
     with pytest.raises(UserError, match=r"dataset .*nope could not be loaded .*set task.hub.dataset to a hub id or to a local folder"):
         data.load_task_data(_movies(str(tmp_path / "nope")), {"dir": None})
+    for split in ("train", "validation"):  # a column of numbers alone (in every split) reads as numbers
+        (folder / f"{split}.csv").write_text("review,sentiment\n5,neg\n3,pos\n")
+    with pytest.raises(UserError, match=r"row 0: column 'review' holds 5, a int, not text; the dataset must store this column as strings"):
+        data.load_task_data(_movies(str(folder)), {"dir": None})
+
+
+@pytest.mark.parametrize("labels", [["true", "false"], ["False", "True"], ["neg", "pos"]])
+def test_a_column_of_true_and_false_labels_is_read_by_name(tmp_path: Path, datasets_cache: Path, labels: list[str]):
+    """A CSV column of true/false reads as booleans; each is the class whose label reads 'true' or
+    'false' (any case), wherever it stands in `labels`, where True used to be class id 1 whatever
+    that class was called (labels [true, false] trained every row on the other class)."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    (folder / "train.csv").write_text("review,sentiment\nfine,true\nbad,false\nok,TRUE\n")
+    (folder / "validation.csv").write_text("review,sentiment\nawful,False\n")
+    task = {**_movies(str(folder)), "labels": labels}
+    if "neg" in labels:
+        with pytest.raises(UserError, match=r"train, row 0: label True is a boolean .* task.labels must name 'true' and 'false' once each"):
+            data.load_task_data(task, {"dir": None})
+        return
+    loaded = data.load_task_data(task, {"dir": None})
+    true, false = (next(i for i, name in enumerate(labels) if name.lower() == word) for word in ("true", "false"))
+    assert loaded.train.labels == [true, false, true] and loaded.dev["dev"].labels == [false]
 
 
 def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
