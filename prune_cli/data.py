@@ -189,8 +189,15 @@ def check_layout(task: Mapping[str, Any]) -> None:
                         "and the same dev split keys (tsv.dev_files, hub.dev_splits)")
 
 
-def check_label_names(task: Mapping[str, Any]) -> None:
-    """`task.label_names`, where set, names each of `task.labels` once."""
+def check_labels(task: Mapping[str, Any]) -> None:
+    """`task.labels` is null (a regression) or a list of two or more different classes, each a
+    plain value: a string there would be read letter by letter, a repeated class would get an
+    output of its own that no row trains. `task.label_names`, where set, names each class once."""
+    labels = task.get("labels")
+    if labels is not None and (not isinstance(labels, list) or len(labels) < 2 or len(set(map(str, labels))) != len(labels)
+                               or not all(isinstance(label, (str, int, float)) for label in labels)):
+        raise UserError(f"task '{task['name']}': labels={labels!r} must be null (a regression) or a list of two or more "
+                        "different classes, e.g. labels: [neg, pos]")
     names = task.get("label_names")
     if names is None:
         return
@@ -248,7 +255,7 @@ def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
         if not math.isfinite(value):  # float() reads 'nan' and 'inf': one such score makes every loss nan
             raise UserError(f"{where}: label {raw!r} is not a finite number")
         return value
-    labels = list(task["labels"])
+    labels = [str(label) for label in task["labels"]]  # `labels: [0, 1]` in YAML are numbers; a file holds their text
     if raw not in labels:
         raise UserError(f"{where}: label {raw!r} is not one of {labels}")
     return labels.index(raw)

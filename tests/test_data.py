@@ -315,3 +315,21 @@ def test_a_model_with_too_few_positions_for_a_pair_is_named_as_the_bound(tiny_mo
         require_room_for_text(cfg, tokenizer)
     tokenizer.model_max_length = 5
     require_room_for_text(cfg, tokenizer)
+
+
+@pytest.mark.parametrize("labels", ['"01"', '["0"]', '["0", "0"]', '["0", 0]', '{a: 0}', '[["0"], "1"]'])
+def test_labels_that_are_no_list_of_classes_are_refused(labels: str):
+    """A string would be read letter by letter ("01" ran as classes '0' and '1'), one class is no
+    classifier, and a repeated class gets an output that no row trains."""
+    task = {**task_cfg("sst2"), "labels": OmegaConf.to_container(OmegaConf.create(f"labels: {labels}"))["labels"]}
+    with pytest.raises(UserError, match=r"^task 'sst2': labels=.* must be null \(a regression\) or a list of two or more different classes"):
+        data.check_labels(task)
+
+
+def test_labels_written_as_numbers_match_the_files_text():
+    """`labels: [0, 1]` in YAML are numbers, the TSV holds '0' and '1': the same classes, where it
+    was 'label '0' is not one of [0, 1]'."""
+    task = {**task_cfg("sst2"), "labels": [0, 1]}
+    data.check_labels(task)
+    assert data.read_glue_tsv(FIXTURE_GLUE / "SST-2" / "train.tsv", task).labels == \
+        data.read_glue_tsv(FIXTURE_GLUE / "SST-2" / "train.tsv", task_cfg("sst2")).labels

@@ -184,3 +184,10 @@ def test_a_missing_user_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv(USER_CONFIG_ENV, str(tmp_path / "nope"))
     with pytest.raises(UserError, match=f"{USER_CONFIG_ENV} names .*nope, which is not a folder"):
         compose([])
+
+
+def test_a_user_task_whose_labels_are_no_list_of_classes_is_refused_before_any_run(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
+    (user_configs / "task" / "mytask.yaml").write_text(MY_TASK.replace('labels: ["0", "1"]', 'labels: "01"'))
+    result = run_cli("adapt", "--task", "mytask", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code == 2 and "labels='01' must be null (a regression) or a list of two or more different classes" in result.output
+    assert not (in_tmp / "outputs").exists()
