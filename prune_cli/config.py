@@ -557,10 +557,12 @@ def check_config(cfg: DictConfig) -> None:
     check_settings(cfg)
     check_mask_patterns(cfg)
     from prune_cli.data import check_labels, check_layout
+    from prune_cli.metrics import check_task_metrics
 
     task = OmegaConf.to_container(cfg.task, resolve=True)
     check_layout(task)
     check_labels(task)
+    check_task_metrics(task)
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
     from prune_cli.backbone import resolve_model_path

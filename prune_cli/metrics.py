@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
@@ -25,6 +25,33 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "pearson": lambda p, y: _safe_corr(pearsonr, p, y),
     "spearmanr": lambda p, y: _safe_corr(spearmanr, p, y),
 }
+
+
+# What each metric scores: classes (ids), two classes (binary F1 of class 1, as GLUE reports MRPC
+# and QQP), or scores (a regression task, labels: null).
+TAKES = {"accuracy": "classes", "f1": "two classes", "matthews_correlation": "classes",
+         "pearson": "regression scores", "spearmanr": "regression scores"}
+
+
+def check_task_metrics(task: Mapping[str, Any]) -> None:
+    """A task's `metrics` and `main_metric`, checked when its config is composed: a name scikit-learn
+    has no metric for, a main metric the task does not compute, or a metric of the other kind of
+    task (accuracy of regression scores, a correlation of class ids, binary F1 of three classes)
+    would fail only when the first dev set is scored, after the training it was meant to score."""
+    names, main, name = task.get("metrics"), task.get("main_metric"), task["name"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise UserError(f"task '{name}': metrics={names!r} must be a list of different metric names, e.g. metrics: [accuracy]")
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise UserError(f"task '{name}': unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    if main not in names:
+        raise UserError(f"task '{name}': main_metric={main!r} is not one of its metrics {names}")
+    labels = task.get("labels")
+    kind = "regression scores" if labels is None else "two classes" if len(labels) == 2 else "classes"
+    misfit = [n for n in names if TAKES[n] != kind and not (TAKES[n] == "classes" and kind == "two classes")]
+    if misfit:
+        raise UserError(f"task '{name}': {misfit[0]} is a metric of {TAKES[misfit[0]]}, but the task "
+                        f"{'is a regression (labels: null)' if labels is None else f'has {len(labels)} classes'}")
 
 
 def task_metrics(names: Sequence[str], predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -333,3 +333,25 @@ def test_labels_written_as_numbers_match_the_files_text():
     data.check_labels(task)
     assert data.read_glue_tsv(FIXTURE_GLUE / "SST-2" / "train.tsv", task).labels == \
         data.read_glue_tsv(FIXTURE_GLUE / "SST-2" / "train.tsv", task_cfg("sst2")).labels
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metrics": "accuracy"}, r"metrics='accuracy' must be a list of different metric names"),
+    ({"metrics": []}, r"metrics=\[\] must be a list"),
+    ({"metrics": [["accuracy"]]}, r"metrics=\[\['accuracy'\]\] must be a list"),
+    ({"metrics": ["accuracy", "mcc"]}, r"unknown metric\(s\) \['mcc'\]; known: \['accuracy', 'f1', 'matthews_correlation'"),
+    ({"main_metric": "f1"}, r"main_metric='f1' is not one of its metrics \['accuracy'\]"),
+    ({"metrics": ["accuracy", "pearson"]}, r"pearson is a metric of regression scores, but the task has 2 classes"),
+    ({"labels": ["0", "1", "2"], "metrics": ["accuracy", "f1"]}, r"f1 is a metric of two classes, but the task has 3 classes"),
+    ({"labels": None}, r"accuracy is a metric of classes, but the task is a regression \(labels: null\)"),
+])
+def test_a_tasks_metrics_are_checked_before_training(change: dict, message: str):
+    """Each of these failed only when the first dev set was scored, after training: a KeyError
+    for a main metric not computed or for no metrics at all, scikit-learn's error for binary F1 of
+    three classes or accuracy of scores, the metric's name spelled letter by letter for a string."""
+    from prune_cli.metrics import check_task_metrics
+
+    for name in group_options("task"):
+        check_task_metrics(task_cfg(name))  # every packaged task passes
+    with pytest.raises(UserError, match=rf"^task 'sst2': {message}"):
+        check_task_metrics({**task_cfg("sst2"), **change})

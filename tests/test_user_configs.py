@@ -191,3 +191,11 @@ def test_a_user_task_whose_labels_are_no_list_of_classes_is_refused_before_any_r
     result = run_cli("adapt", "--task", "mytask", *tiny_overrides(tiny_model_dir))
     assert result.exit_code == 2 and "labels='01' must be null (a regression) or a list of two or more different classes" in result.output
     assert not (in_tmp / "outputs").exists()
+
+
+def test_a_user_task_whose_main_metric_is_not_computed_is_refused_before_training(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
+    """It was a KeyError traceback once training had finished, when the dev set was scored."""
+    (user_configs / "task" / "mytask.yaml").write_text(MY_TASK.replace("main_metric: accuracy", "main_metric: f1"))
+    result = run_cli("adapt", "--task", "mytask", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code == 2 and "task 'mytask': main_metric='f1' is not one of its metrics ['accuracy']" in result.output
+    assert not (in_tmp / "outputs").exists()
