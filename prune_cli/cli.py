@@ -150,11 +150,11 @@ def report(
         groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for group in (g for g in groups if g.recipes):
-            display.console.print(f"[yellow]mixes recipes:[/] {group.task} {reporting.describe_recipes(group)}", highlight=False)
+            display.console.print(display.line(("mixes recipes:", "yellow"), f" {group.task} {reporting.describe_recipes(group)}"), highlight=False)
         for path, reason in found.failed:
-            display.console.print(f"[red]failed[/] {path}: {reason}", highlight=False)
+            display.console.print(display.line(("failed", "red"), f" {path}: {reason}"), highlight=False)
         for path in found.incomplete:
-            display.console.print(f"[yellow]incomplete[/] {path}: {reporting.incomplete_reason(path)}", highlight=False)
+            display.console.print(display.line(("incomplete", "yellow"), f" {path}: {reporting.incomplete_reason(path)}"), highlight=False)
         display.console.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
 
     guarded(work, debug)
@@ -174,7 +174,7 @@ def export(
 
     def work() -> None:
         folder = exporting.export(run_dir, out)
-        display.console.print(f"exported {run_dir} to [bold]{folder}[/]")
+        display.console.print(display.line(f"exported {run_dir} to ", (str(folder), "bold")))
         display.console.print(f"load it with: AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)")
         if check:
             stored = rundir.load_metrics(run_dir).get("metrics", {})
@@ -213,10 +213,10 @@ def apply(
             bank.add(run_dir, name=_unique_name(bank, run_dir))
         answers = api.answer_all(bank, inputs)
         for name, seconds in answers.switch_seconds.items():
-            display.console.print(f"[dim]{name}: mask switched in {seconds * 1000:.0f} ms[/]")
+            display.console.print(display.line((f"{name}: mask switched in {seconds * 1000:.0f} ms", "dim")))
         if answers.unanswered:
-            display.console.print(f"[yellow]{answers.unanswered} of {len(answers.inputs)} inputs have a form no loaded task takes "
-                                  "(one sentence, or a pair 'first ||| second'); their answers are blank[/]")
+            display.console.print(display.line((f"{answers.unanswered} of {len(answers.inputs)} inputs have a form no loaded task takes "
+                                                "(one sentence, or a pair 'first ||| second'); their answers are blank", "yellow")))
         if out is None:
             display.console.print(display.predictions_table([api.input_text(t) for t in answers.inputs], answers.named))
         else:

@@ -184,6 +184,13 @@ def check_layout(task: Mapping[str, Any]) -> None:
     if hub and not hub.get("dataset") and not hub.get("config"):
         raise UserError(f"task '{name}': hub: names neither a dataset (hub.dataset: a hub id or a local folder) "
                         f"nor a config of GLUE's {HUB_DATASET} (hub.config)")
+    for where, layout in (("tsv", tsv), ("hub", hub)):
+        columns = (layout or {}).get("text_columns", [])
+        if layout and (not isinstance(columns, list) or len(columns) not in (1, 2)
+                       or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in columns)):
+            # none had every input empty (an IndexError), a third was never read, a string was read letter by letter
+            raise UserError(f"task '{name}': {where}.text_columns={columns!r} must list one column (a sentence) or two "
+                            "(a sentence pair), e.g. text_columns: [sentence]")
     if tsv and hub and (len(tsv["text_columns"]) != len(hub["text_columns"]) or list(tsv["dev_files"]) != list(hub["dev_splits"])):
         raise UserError(f"task '{name}': its TSV layout and its dataset must have the same number of text columns "
                         "and the same dev split keys (tsv.dev_files, hub.dev_splits)")

@@ -9,12 +9,21 @@ from typing import Any, Iterator, Mapping, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 # soft_wrap: a line is never broken at the console's width. Piped or captured, rich assumes 80
 # columns, and would split a long run-directory path or error message over two lines, so that
 # `prune-cli adapt ... | tail -1` no longer gives the path, nor an error its one line. Tables still fit.
-console = Console(soft_wrap=True)
-error_console = Console(stderr=True, soft_wrap=True)
+# markup=False: what is printed (an input's text, a path, an error naming a value) shows as it is,
+# never read as rich markup, which dropped "[fine]" from "a [fine] film" and "[red]" from a folder
+# name without a trace; the few styled words go through `line`.
+console = Console(soft_wrap=True, markup=False)
+error_console = Console(stderr=True, soft_wrap=True, markup=False)
+
+
+def line(*parts: str | tuple[str, str]) -> Text:
+    """One printed line from plain strings and (text, style) pairs, e.g. (("error:", "bold red"), " ...")."""
+    return Text.assemble(*parts)
 
 
 @contextmanager
@@ -24,7 +33,7 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
         yield lambda record: None
         return
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  sparsity {task.fields[sparsity]:.3f}"),
@@ -76,7 +85,7 @@ def _fmt(value: object) -> str:
 
 
 def fail(message: str) -> None:
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    error_console.print(line(("error:", "bold red"), f" {message}"), highlight=False)
     sys.stderr.flush()
 
 
@@ -93,14 +102,14 @@ def stopped_job(detail: str) -> None:
 
 def skipped_job(detail: str) -> None:
     """A sweep job's line when it did not run because another job of the sweep runs the same thing."""
-    error_console.print(f"[bold cyan]skipped[/] {detail}", highlight=False)
+    error_console.print(line(("skipped", "bold cyan"), f" {detail}"), highlight=False)
 
 
 def _stop_line(label: str, rest: str) -> None:
     """A stop's line on stderr. A closed stderr (rich raises SystemExit on a broken pipe) must
     not change how the stopped process ends, so printing it is best effort."""
     with suppress(OSError, SystemExit):
-        error_console.print(f"[bold yellow]{label}[/]{rest}", highlight=False)
+        error_console.print(line((label, "bold yellow"), rest), highlight=False)
         sys.stderr.flush()
 
 

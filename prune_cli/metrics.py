@@ -36,8 +36,9 @@ TAKES = {"accuracy": "classes", "f1": "two classes", "matthews_correlation": "cl
 def check_task_metrics(task: Mapping[str, Any]) -> None:
     """A task's `metrics` and `main_metric`, checked when its config is composed: a name scikit-learn
     has no metric for, a main metric the task does not compute, or a metric of the other kind of
-    task (accuracy of regression scores, a correlation of class ids, binary F1 of three classes)
-    would fail only when the first dev set is scored, after the training it was meant to score."""
+    task (accuracy of regression scores, binary F1 of three classes) would fail only when the first
+    dev set is scored, after the training it was meant to score; a correlation of class ids would
+    score nothing meaningful."""
     names, main, name = task.get("metrics"), task.get("main_metric"), task["name"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise UserError(f"task '{name}': metrics={names!r} must be a list of different metric names, e.g. metrics: [accuracy]")

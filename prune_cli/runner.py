@@ -296,13 +296,14 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     rundir.write_json(run_dir / rundir.METRICS, summary)  # last: its presence marks the run complete
     checkpoints.finish(keep=bool(OmegaConf.select(cfg, "checkpoint.keep", default=False)))
     log.info("finished in %.1fs: %s; run dir %s", train_seconds, metrics, run_dir)
-    display.console.print(
-        f"[bold]{cfg.task.name}[/] · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
+    display.console.print(display.line(
+        (str(cfg.task.name), "bold"),
+        f" · {cfg.method.name} · sparsity {realized:.4f} (requested {cfg.sparsity}) · "
         f"pretrained weights unchanged: {summary['base_weights_unchanged']}"
         + (" (the fine-tuned weights are the run's own copy)" if result.weights is not None else "")
-    )
+    ))
     display.console.print(display.metrics_table(metrics_title(cfg), metrics))
-    display.console.print(f"run directory: [bold]{run_dir}[/]")
+    display.console.print(display.line("run directory: ", (str(run_dir), "bold")))
     return float(metrics[key])
 
 
@@ -437,7 +438,7 @@ def _rescore(run_dir: Path, cfg: DictConfig) -> tuple[dict[str, float], dict[str
     task = OmegaConf.to_container(cfg.task, resolve=True)
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
-    display.console.print(f"re-scored [bold]{run_dir}[/] from its mask and head")
+    display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
     display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored.get("metrics", {})))
     return metrics, stored.get("metrics", {})
 

@@ -50,3 +50,9 @@ def test_version_names_what_a_result_depends_on():
     assert result.exit_code == 0, result.output
     assert f"prune_cli {prune_cli.__version__}" in result.output
     assert f"torch {torch.__version__}" in result.output and f"transformers {transformers.__version__}" in result.output
+
+
+def test_a_path_in_an_error_is_shown_as_typed(tmp_path):
+    """rich read '[red]' in a folder's name as a colour and dropped it: the error named another path."""
+    result = run_cli("evaluate", str(tmp_path / "[red]runs" / "[/]x"))
+    assert result.exit_code == 2 and f"{tmp_path}/[red]runs/[/]x is not a directory" in result.output

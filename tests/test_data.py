@@ -355,3 +355,14 @@ def test_a_tasks_metrics_are_checked_before_training(change: dict, message: str)
         check_task_metrics(task_cfg(name))  # every packaged task passes
     with pytest.raises(UserError, match=rf"^task 'sst2': {message}"):
         check_task_metrics({**task_cfg("sst2"), **change})
+
+
+@pytest.mark.parametrize("columns", ["[]", "[sentence, sentence, sentence]", "sentence", "[[sentence]]", "[true]"])
+@pytest.mark.parametrize("layout", ["tsv", "hub"])
+def test_text_columns_are_one_or_two_columns(columns: str, layout: str):
+    """None made every input empty (an IndexError on the first row), a third column was never read,
+    and a string was read letter by letter as columns 's', 'e', ..."""
+    task = task_cfg("sst2")
+    task[layout]["text_columns"] = OmegaConf.to_container(OmegaConf.create(f"c: {columns}"))["c"]
+    with pytest.raises(UserError, match=rf"^task 'sst2': {layout}.text_columns=.* must list one column \(a sentence\) or two \(a sentence pair\)"):
+        data.check_layout(task)

@@ -114,9 +114,11 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
     sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="a")
     stsb = _run(in_tmp, tiny_model_dir, "--task", "stsb", name="b")
-    result = run_cli("apply", str(sst2), str(stsb), "--text", "a fine film", "--text", "a man plays ||| a man is playing", "--device", "cpu")
+    result = run_cli("apply", str(sst2), str(stsb), "--text", "a fine film", "--text", "a man plays ||| a man is playing",
+                     "--text", "a [bold]fine[/] film", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "fine-tuned copy" in result.output and "mask switched" in result.output
+    assert "a [bold]fine[/] film" in result.output  # an input is shown as typed, never read as rich markup
 
 
 def test_apply_refuses_a_mask_for_another_base(in_tmp: Path, tiny_model_dir: Path):
