@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli.errors import UserError, first_line
@@ -102,7 +103,7 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
     seen = seen | {path}
     text = path.read_text()  # once: its first line says where its keys go, the whole is the config
     is_global = group is None or "@package _global_" in text.split("\n", 1)[0]
-    content = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
+    content = _config_file_content(path, text)
     own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}
     keys = set(_dotted_keys(own, "") if is_global else _dotted_keys({group: own}, ""))
     for base in _base_options(content) if group is not None else []:
@@ -110,6 +111,26 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
         if base_path is not None and base_path not in seen:
             keys |= _file_keys(folders, group, base_path, seen)
     return keys
+
+
+def _config_file_content(path: Path, text: str) -> dict:
+    """A config file's keys. Every file of every config folder is read for the key check, so one
+    broken file of a user's own (`$PRUNE_CLI_CONFIG_PATH`) fails every command, even one that does
+    not choose it: it is named in one line, where YAML's or OmegaConf's traceback was."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # its message's first line is the context ("while parsing a flow node"); the problem and line follow
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f"{problem} at line {mark.line + 1}" if problem and mark else first_line(exc)
+        raise UserError(f"config file {path} is not valid YAML ({where}); mend or remove it") from None
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        raise UserError(f"config file {path} holds a YAML {type(parsed).__name__}, not a config (keys with values); mend or remove it")
+    try:
+        return OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except Exception as exc:  # OmegaConf's own grammar: an interpolation left open (`${oops`)
+        raise UserError(f"config file {path} cannot be read by OmegaConf ({first_line(exc)}); mend or remove it") from None
 
 
 def _option_file(folders: Sequence[Path], group: str, option: str) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,20 @@ def test_a_user_task_whose_main_metric_is_not_computed_is_refused_before_trainin
     result = run_cli("adapt", "--task", "mytask", *tiny_overrides(tiny_model_dir))
     assert result.exit_code == 2 and "task 'mytask': main_metric='f1' is not one of its metrics ['accuracy']" in result.output
     assert not (in_tmp / "outputs").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: [\n", r"is not valid YAML \(expected the node content, but found '<stream end>' at line 2\)"),
+    ("- name\n", r"holds a YAML list, not a config \(keys with values\)"),
+    ("42\n", r"holds a YAML int, not a config"),
+    ("name: mine\nx: ${oops\n", r"cannot be read by OmegaConf"),
+])
+def test_a_broken_file_among_the_users_configs_is_named_in_one_line(user_configs: Path, in_tmp: Path, text: str, message: str):
+    """Every config file is read for the key check, so a broken one failed every command, even one
+    choosing a packaged task, with YAML's or OmegaConf's traceback (an AttributeError for a list)."""
+    (user_configs / "task" / "broken.yaml").write_text(text)
+    for args in (["show-config", "--task", "sst2"], ["show-config", "--task", "broken"]):
+        result = run_cli(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"config file {user_configs / 'task' / 'broken.yaml'} " in result.output
+        assert re.search(message, result.output) and "mend or remove it" in result.output
