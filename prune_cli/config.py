@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from prune_cli.errors import UserError, first_line
 
@@ -407,6 +408,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
             for value in values:
                 if value not in options:
                     raise UserError(f"unknown {key} '{value}'; choose from: {', '.join(options)}")
+                check_own_option(key, value)
         elif key == "sparsity":
             for value in values:
                 check_sparsity(value)
@@ -570,8 +572,58 @@ def check_mask_patterns(cfg: DictConfig) -> None:
                 raise UserError(f"{key} pattern {str(pattern)!r} is not a regular expression: {exc}") from None
 
 
+# A packaged option of each group that a config file of one's own can start from.
+STARTING_OPTIONS = {"task": "sst2", "model": "minilm", "trainer": "cpu", "method": "adapt_by_pruning"}
+# The keys a task file of one's own must give (its others depend on its layout, which
+# data.check_layout checks); `labels` too, null for a regression, which a task without it was read as.
+TASK_KEYS = frozenset({"task.name", "task.labels", "task.metrics", "task.main_metric"})
+
+
+@functools.lru_cache(maxsize=16)
+def packaged_keys(group: str, algorithm: str | None = None) -> frozenset[str]:
+    """The keys every packaged option of `group` gives (for `method`, every packaged recipe of
+    `algorithm`), with what each inherits from its defaults list."""
+    sets = [{key for key in _file_keys((CONFIG_DIR,), group, path) if key.startswith(f"{group}.")}
+            for path in sorted((CONFIG_DIR / group).glob("*.yaml"))
+            if algorithm is None or _method_algorithm(f"{group}={path.stem}") == algorithm]
+    return frozenset(set.intersection(*sets)) if sets else frozenset()
+
+
+def check_own_option(group: str, option: str) -> None:
+    """An option of one's own ($PRUNE_CLI_CONFIG_PATH) chosen for a run gives every key its group's
+    packaged options all give (a method: the packaged recipes of its algorithm), itself or from a
+    packaged option it starts from (`defaults: [cpu, _self_]`). The code reads some of them without
+    a default: a trainer file without batch_size failed with KeyError once the model had loaded,
+    and one without progress inside training. A task is held to TASK_KEYS."""
+    path = _option_file(config_dirs(), group, option)
+    if path is None or path.is_relative_to(CONFIG_DIR) or group not in STARTING_OPTIONS:
+        return
+    needed = TASK_KEYS if group == "task" else packaged_keys(group, _method_algorithm(f"method={option}") if group == "method" else None)
+    missing = sorted(needed - _file_keys(config_dirs(), group, path))
+    if missing:
+        start = _method_algorithm(f"method={option}") if group == "method" else STARTING_OPTIONS[group]
+        raise UserError(f"{path} has no {', '.join(missing)}, which every packaged {group} option"
+                        f"{f' of algorithm {start}' if group == 'method' else ''} gives; add "
+                        f"{'it' if len(missing) == 1 else 'them'}{'' if group == 'task' else f', or start the file from a packaged option: defaults: [{start}, _self_]'}")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Checks on the composed config that no single override can show."""
+    """Checks on the composed config that no single override can show. They read every setting
+    the code takes without a default, so a config file of one's own that leaves one out is named
+    here in one line, where it was OmegaConf's traceback ("Key 'precision' is not in struct")."""
+    try:
+        _check_config(cfg)
+    except (ConfigAttributeError, ConfigKeyError) as exc:
+        key = exc.full_key or str(exc.key)
+        group = key.partition(".")[0]
+        start = cfg.method.get("algorithm") if group == "method" and cfg.method.get("algorithm") in STARTING_OPTIONS.values() \
+            else STARTING_OPTIONS.get(group)
+        hint = f", or start it from a packaged one (defaults: [{start}, _self_] at its top)" if start else ""
+        raise UserError(f"the composed config has no {key}, which prune-cli reads: a {group} config file of your own "
+                        f"leaves it out; add it{hint}") from None
+
+
+def _check_config(cfg: DictConfig) -> None:
     from prune_cli.methods import METHODS
 
     check_sparsity(cfg.sparsity)

@@ -200,3 +200,18 @@ def test_the_largest_seeds_allowed_are_ones_every_generator_takes():
     np.random.RandomState(int(SEED.high))
     with pytest.raises(ValueError):
         np.random.RandomState(int(SEED.high) + 1)
+
+
+def test_a_composed_config_without_a_setting_the_checks_read_names_it():
+    """What check_own_option cannot see (a stored config for --resume, an option an experiment
+    chooses) still fails in one line naming the key, where it was OmegaConf's traceback."""
+    from omegaconf import open_dict
+
+    from prune_cli.config import check_config
+
+    cfg = compose([])
+    with open_dict(cfg):
+        del cfg.trainer["precision"]
+    with pytest.raises(UserError, match=r"^the composed config has no trainer.precision, which prune-cli reads: a trainer config file "
+                                        r"of your own leaves it out; add it, or start it from a packaged one \(defaults: \[cpu, _self_\] at its top\)$"):
+        check_config(cfg)

@@ -12,7 +12,7 @@ from conftest import FIXTURE_GLUE, only_run_dir, run_cli, tiny_overrides
 from omegaconf import OmegaConf
 
 from prune_cli import rundir
-from prune_cli.config import USER_CONFIG_ENV, compose, group_options, key_sources
+from prune_cli.config import CONFIG_DIR, USER_CONFIG_ENV, compose, group_options, key_sources
 from prune_cli.errors import UserError
 
 MY_TASK = """\
@@ -217,3 +217,34 @@ def test_a_broken_file_among_the_users_configs_is_named_in_one_line(user_configs
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert f"config file {user_configs / 'task' / 'broken.yaml'} " in result.output
         assert re.search(message, result.output) and "mend or remove it" in result.output
+
+
+def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
+    """A trainer file without batch_size failed with KeyError once the model had loaded (leaving a
+    run folder behind), a model file without name_or_path and one without progress with OmegaConf's
+    traceback, and a task without labels was read as a regression. Each is named before any run,
+    in one line; a file that starts from a packaged option gives every key and runs."""
+    (user_configs / "trainer").mkdir()
+    (user_configs / "model").mkdir()
+    packaged_cpu = (CONFIG_DIR / "trainer" / "cpu.yaml").read_text()
+    (user_configs / "trainer" / "nobatch.yaml").write_text("\n".join(line for line in packaged_cpu.splitlines() if not line.startswith("batch_size:")))
+    (user_configs / "trainer" / "small.yaml").write_text("defaults:\n  - cpu\n  - _self_\nbatch_size: 4\n")
+    (user_configs / "model" / "nameless.yaml").write_text("revision: main\n")
+    (user_configs / "method" / "bare.yaml").write_text("name: bare\nalgorithm: adapt_by_pruning\ntheta_lr: 1.0e-4\n")
+    (user_configs / "task" / "nolabels.yaml").write_text(MY_TASK.replace('labels: ["0", "1"]\n', ""))
+    refused = {
+        ("trainer=nobatch",): "trainer/nobatch.yaml has no trainer.batch_size, which every packaged trainer option gives; add it, "
+                              "or start the file from a packaged option: defaults: [cpu, _self_]",
+        ("--model", "nameless"): "model/nameless.yaml has no model.name_or_path",
+        ("-m", "--method", "random,bare"): "method/bare.yaml has no method.encoder_dropout, method.gamma,",
+        ("--task", "nolabels"): "task/nolabels.yaml has no task.labels, which every packaged task option gives; add it",
+    }
+    for args, message in refused.items():
+        dropped = {"trainer=nobatch": "trainer.batch_size=", "--model": "model."}.get(args[0], "nothing")  # the key the file leaves out
+        result = run_cli("adapt", *args, *(o for o in tiny_overrides(tiny_model_dir) if not o.startswith(dropped)))
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+        assert not (in_tmp / "outputs").exists()
+    assert "of algorithm adapt_by_pruning gives" in run_cli("adapt", "--method", "bare", *tiny_overrides(tiny_model_dir)).output
+    result = run_cli("adapt", "trainer=small", *tiny_overrides(tiny_model_dir, "trainer.batch_size=4"))
+    assert result.exit_code == 0, result.output
+    assert compose(["trainer=small"]).trainer.batch_size == 4
