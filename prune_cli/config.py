@@ -598,26 +598,36 @@ def check_own_option(group: str, option: str) -> None:
     path = _option_file(config_dirs(), group, option)
     if path is None or path.is_relative_to(CONFIG_DIR) or group not in STARTING_OPTIONS:
         return
-    needed = TASK_KEYS if group == "task" else packaged_keys(group, _method_algorithm(f"method={option}") if group == "method" else None)
+    algorithm = _method_algorithm(f"method={option}") if group == "method" else None
+    needed = TASK_KEYS if group == "task" else packaged_keys(group, algorithm)
     missing = sorted(needed - _file_keys(config_dirs(), group, path))
     if missing:
-        start = _method_algorithm(f"method={option}") if group == "method" else STARTING_OPTIONS[group]
+        start = packaged_start(group, algorithm)
         raise UserError(f"{path} has no {', '.join(missing)}, which every packaged {group} option"
-                        f"{f' of algorithm {start}' if group == 'method' else ''} gives; add "
+                        f"{f' of algorithm {algorithm}' if algorithm else ''} gives; add "
                         f"{'it' if len(missing) == 1 else 'them'}{'' if group == 'task' else f', or start the file from a packaged option: defaults: [{start}, _self_]'}")
 
 
+def packaged_start(group: str, algorithm: object = None) -> str | None:
+    """The packaged option a file of one's own can start from: a method's, its algorithm's
+    same-named recipe where there is one; another group's, STARTING_OPTIONS'."""
+    if group == "method" and algorithm is not None and (CONFIG_DIR / "method" / f"{algorithm}.yaml").is_file():
+        return str(algorithm)
+    return STARTING_OPTIONS.get(group)
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Checks on the composed config that no single override can show. They read every setting
-    the code takes without a default, so a config file of one's own that leaves one out is named
-    here in one line, where it was OmegaConf's traceback ("Key 'precision' is not in struct")."""
+    """Checks on the composed config that no single override can show. They read many of the
+    settings the code takes without a default, so a composed config that lacks one (a stored one
+    for --resume, an option an experiment chooses; check_own_option sees the options chosen on the
+    command line) is named here in one line, where it was OmegaConf's traceback ("Key 'precision'
+    is not in struct")."""
     try:
         _check_config(cfg)
     except (ConfigAttributeError, ConfigKeyError) as exc:
         key = exc.full_key or str(exc.key)
         group = key.partition(".")[0]
-        start = cfg.method.get("algorithm") if group == "method" and cfg.method.get("algorithm") in STARTING_OPTIONS.values() \
-            else STARTING_OPTIONS.get(group)
+        start = packaged_start(group, OmegaConf.select(cfg, "method.algorithm"))
         hint = f", or start it from a packaged one (defaults: [{start}, _self_] at its top)" if start else ""
         raise UserError(f"the composed config has no {key}, which prune-cli reads: a {group} config file of your own "
                         f"leaves it out; add it{hint}") from None
