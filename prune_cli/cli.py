@@ -334,7 +334,7 @@ def analyze_sensitivity(
         require_out_folder(out)
         if not all(map(math.isfinite, sigma)):  # inf would pass Typer's bound, then read as a diverged head
             raise UserError(f"--sigma takes finite numbers (got {', '.join(f'{s:g}' for s in sigma)})")
-        labels = analysis.distinct_labels(run_dirs, [analysis.run_label(sensitivity.require_analysable(d)) for d in run_dirs])
+        labels = analysis.distinct_labels(run_dirs, [analysis.run_label(sensitivity.require_analysable(d)[1]) for d in run_dirs])
         folder, results = out or run_dirs[0], {}
         for label, run_dir in zip(labels, run_dirs):
             results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma))

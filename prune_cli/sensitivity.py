@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from prune_cli import plots, rundir, runner
@@ -47,17 +47,15 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
     return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
 
 
-def require_analysable(run_dir: Path) -> dict:
-    """What `analyse` reads from a run, checked in well under a second, so that a list of runs stops
-    on a broken one before minutes of head training on the others; returns the run's metrics."""
+def require_analysable(run_dir: Path) -> tuple[DictConfig, dict]:
+    """What `analyse` reads from a run (its config and metrics), checked in well under a second, so
+    that a list of runs stops on a broken one before minutes of head training on the others."""
     rundir.require_mask(run_dir, "sensitivity")
-    runner.stored_config(run_dir)
-    return rundir.load_metrics(run_dir)
+    return runner.stored_config(run_dir), rundir.load_metrics(run_dir)
 
 
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
-    stored = require_analysable(run_dir)  # before the model and data are loaded
-    cfg = runner.stored_config(run_dir)
+    cfg, stored = require_analysable(run_dir)  # before the model and data are loaded
     if steps is not None:
         cfg.head.retrain_steps = int(steps)
     cfg.trainer.progress = False
