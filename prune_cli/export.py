@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, head, hf_modeling, mask_format, model_card, rundir
 from prune_cli.errors import UserError
@@ -37,8 +39,7 @@ CARD_FILE = "README.md"  # the hub renders it as the model's page
 def export(run_dir: Path, out: Path) -> Path:
     """Write the run's model to `out` (which must not exist yet); returns `out`."""
     cfg = stored_config(run_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
+    require_new_folder(out)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
@@ -71,6 +72,14 @@ def export(run_dir: Path, out: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def require_new_folder(out: Path) -> None:
+    """Refuse an --out the export may not take (a file, or a folder with files in it) before any work."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a new folder (or an empty one)")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
 
 
 def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tensor], task_head: torch.nn.Module):
@@ -107,8 +116,25 @@ def _provenance(run_dir: Path, metrics: dict) -> dict:
     return provenance
 
 
+@dataclass(frozen=True)
+class ScoredRows:
+    """The rows a run was scored on (its dev split(s), or its held-out rows), with the config that
+    says how they are cut and encoded: read before an export with --check, so that data that cannot
+    be read stops the command before it writes anything."""
+
+    cfg: DictConfig
+    task: dict[str, Any]
+    dev: dict[str, data.Examples]
+
+
+def read_scored_rows(run_dir: Path, data_dir: str | None = None) -> ScoredRows:
+    cfg = stored_config(run_dir, data_dir)
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    return ScoredRows(cfg, task, data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev)
+
+
 @torch.no_grad()
-def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> dict[str, float]:
+def score_exported(folder: Path, rows: ScoredRows) -> dict[str, float]:
     """Score an exported folder on the run's dev set(s) through plain transformers.
 
     Only the batching (length-sorted, like `evaluate`) is prune-cli's: the model and tokenizer are
@@ -119,13 +145,11 @@ def score_exported(folder: Path, run_dir: Path, data_dir: str | None = None) -> 
     from prune_cli import batching
     from prune_cli.training import split_metrics
 
-    cfg = stored_config(run_dir, data_dir)
-    task = OmegaConf.to_container(cfg.task, resolve=True)
+    cfg, task = rows.cfg, rows.task
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    dev = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev
     results: dict[str, float] = {}
-    for split, examples in dev.items():
+    for split, examples in rows.dev.items():
         encoded = encode_split(cfg, examples, tokenizer, cfg.data.max_eval_samples)
         predictions = torch.empty(len(encoded), model.config.num_labels)
         for indices, batch in batching.iterate(encoded, batching.eval_batches(encoded, int(cfg.trainer.eval_batch_size))):

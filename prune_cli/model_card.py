@@ -71,7 +71,15 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
         model_name=folder_name,
         eval_results=_eval_results(task, metrics, dataset) if dataset and not _scored_a_slice(cfg, metrics) else None,
     )
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base or model)}")
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base_words(model))}")
+
+
+def base_words(name_or_path: str) -> str:
+    """How the card's text names the base model, at the start of its first sentence: by its hub id,
+    or a local folder by its name only (as a local dataset is), since the path on the machine that
+    trained means nothing to a reader."""
+    base = hub_base_model(name_or_path)
+    return f"`{base}`" if base else f"A local model (`{Path(name_or_path).expanduser().resolve().name}`)"
 
 
 def _scored_a_slice(cfg: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:
@@ -108,6 +116,7 @@ def _eval_results(task: Mapping[str, Any], metrics: Mapping[str, Any], dataset: 
 
 
 def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, folder_name: str, base: str) -> str:
+    """The card's text; `base` is the base model in the text's words (`base_words`)."""
     task = cfg["task"]
     lines = [f"# {folder_name}", "", _what_it_is(task, algorithm, metrics, base, str(cfg['head'].get('pooling', 'cls'))), ""]
     holdout = cfg["data"].get("holdout")
@@ -154,12 +163,12 @@ def _what_it_is(task: Mapping[str, Any], algorithm: str, metrics: Mapping[str, A
     head = ("The head, trained for the task, is a learnt softmax mix of every layer's "
             f"{'[CLS] vector' if pooling == 'cls' else 'mean token vector'} followed by a one-hidden-layer MLP.")
     if algorithm == "finetune":
-        return f"`{base}` fine-tuned on {name} (every weight trained: the dense reference, not a pruned model). {head}"
+        return f"{base} fine-tuned on {name} (every weight trained: the dense reference, not a pruned model). {head}"
     if algorithm == "feature_extraction":
-        return f"`{base}` with its weights frozen and unchanged, and a head trained on {name} (the feature-extraction reference). {head}"
+        return f"{base} with its weights frozen and unchanged, and a head trained on {name} (the feature-extraction reference). {head}"
     kept, total = int(metrics["num_kept"]), int(metrics["num_maskable"])
     what = WHAT_THE_METHOD_DID.get(algorithm, f"a binary mask over its frozen weights ({algorithm})")
-    return (f"`{base}` adapted to {name} **by pruning only**: {what}. {total - kept:,} of its {total:,} maskable weights "
+    return (f"{base} adapted to {name} **by pruning only**: {what}. {total - kept:,} of its {total:,} maskable weights "
             f"({1 - kept / total:.1%}) are zero, and every other weight keeps its pretrained value: no weight of the "
             f"encoder was trained. {head}")
 

@@ -47,7 +47,7 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
         theirs = model(**batch).logits
     assert head.pooling == pooling == model.config.prune_cli_pooling
     assert torch.allclose(ours, theirs, atol=1e-5)
-    assert read_metrics(run_dir)["metrics"] == export.score_exported(in_tmp / "hf", run_dir, str(FIXTURE_GLUE))
+    assert read_metrics(run_dir)["metrics"] == export.score_exported(in_tmp / "hf", export.read_scored_rows(run_dir, str(FIXTURE_GLUE)))
     # the baked encoder is a plain BertModel too, zeros where the mask pruned
     plain = AutoModel.from_pretrained(str(in_tmp / "hf"))
     if method != "finetune":
@@ -62,6 +62,19 @@ def test_export_never_overwrites_a_folder(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "taken"))
     assert result.exit_code == 2 and "never overwriting" in result.output
     assert (in_tmp / "taken" / "keep.txt").read_text() == "mine"
+    (in_tmp / "a-file").write_text("mine")
+    result = run_cli("export", str(run_dir), "--out", str(in_tmp / "a-file"))
+    assert result.exit_code == 2 and f"--out {in_tmp / 'a-file'} is a file; give a new folder" in result.output
+
+
+def test_export_check_reads_the_data_before_it_writes_the_export(in_tmp: Path, tiny_model_dir: Path):
+    """`export --check` with data it cannot read stops before it exports: an export that exists
+    beside a failed command would be a folder the user has to find and delete before trying again."""
+    run_dir = _run(in_tmp, tiny_model_dir, name="run")
+    result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(in_tmp / "no-glue"))
+    assert result.exit_code == 2 and "no folder" in result.output and "SST-2" in result.output
+    assert not (in_tmp / "hf").exists() and "exported" not in result.output
+    assert [path.name for path in in_tmp.iterdir()] == ["run"], "no staging folder is left either"
 
 
 def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Path):
@@ -248,6 +261,7 @@ def test_exported_folder_has_a_model_card_the_hub_can_read(in_tmp: Path, tiny_mo
     labels = {"sst2": "Labels: `negative` (GLUE's `0`), `positive` (GLUE's `1`).",
               "mnli": "Labels: `entailment`, `neutral`, `contradiction`.", "stsb": "answers one number on the task's own scale"}[task]
     assert labels in text
+    assert str(tiny_model_dir) not in text and f"A local model (`{tiny_model_dir.name}`)" in text, "a local base is named, not its path"
 
 
 def test_a_model_card_of_scores_on_a_dev_slice_says_so_and_files_no_results(in_tmp: Path, tiny_model_dir: Path):
