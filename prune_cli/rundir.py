@@ -305,6 +305,13 @@ def same_config(run_dir: Path, cfg: DictConfig) -> bool:
     return OmegaConf.to_container(stored, resolve=False) == OmegaConf.to_container(cfg, resolve=False)
 
 
+def scored_with(algorithm: str) -> tuple[str, ...]:
+    """The files beside its head that a finished run of `algorithm` is scored with: a pruning
+    method's mask, dense fine-tuning's trained weights, nothing for feature extraction (the
+    pretrained weights as they are)."""
+    return {"finetune": (ENCODER,), "feature_extraction": ()}.get(algorithm, (MASK,))
+
+
 def require_run_dir(run_dir: Path) -> None:
     """A complete run dir has its config, mask or head, and metrics; say what is missing."""
     if not run_dir.is_dir():
@@ -313,6 +320,20 @@ def require_run_dir(run_dir: Path) -> None:
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:
         raise UserError(f"{run_dir} is not a complete prune-cli run directory (missing {', '.join(missing)}){runs_below_hint(run_dir)}")
+
+
+def require_scored_with(run_dir: Path, algorithm: str) -> None:
+    """A finished run of `algorithm` holds the files it is scored with (`scored_with`), and none
+    that another kind of run writes. Without that check a pruning run whose mask was deleted would
+    be scored, exported and served as the dense model, and a fine-tuned one as the pretrained
+    weights, each under the run's name and without a word."""
+    expected = scored_with(algorithm)
+    for name in (MASK, ENCODER):
+        if name in expected and not (run_dir / name).is_file():
+            raise UserError(f"{run_dir} is a finished run of {algorithm}, but its {name} is missing; it cannot be scored without it")
+        if name not in expected and (run_dir / name).exists():
+            raise UserError(f"{run_dir} holds {name}, which no run of {algorithm} writes; "
+                            "it would be scored with that file of another run: remove it")
 
 
 def require_mask(run_dir: Path, needs: str) -> Path:

@@ -395,6 +395,7 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     if precision is not None:
         cfg.trainer.precision = precision
     check_precision(str(cfg.trainer.precision))
+    rundir.require_scored_with(run_dir, str(cfg.method.algorithm))
     require_mask_for_task(run_dir, cfg)
     fill_in_later_task_keys(cfg)
     return cfg

@@ -115,6 +115,23 @@ def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path
     assert "re-scored" not in result.output
 
 
+def test_each_method_writes_the_files_it_is_scored_with_and_evaluate_takes_them(in_tmp: Path, tiny_model_dir: Path):
+    """`rundir.scored_with` says which files a finished run of each algorithm must hold (readers refuse
+    a run without them): every method's run holds exactly those, and re-scores to its own figures."""
+    from prune_cli import rundir
+    from prune_cli.methods import METHODS
+
+    algorithms = sorted(set(METHODS) - {"transfer"})  # transfer needs a mask run of its own: tests/test_bad_inputs.py
+    result = run_cli("adapt", "-m", "--method", ",".join(algorithms), "hydra.sweep.dir=grid", "hydra.sweep.subdir=${method.name}",
+                     *tiny_overrides(tiny_model_dir, steps=4))
+    assert result.exit_code == 0, result.output
+    for algorithm in algorithms:
+        weights = {rundir.MASK, rundir.ENCODER} & files_in(in_tmp / "grid" / algorithm)
+        assert weights == set(rundir.scored_with(algorithm)), algorithm
+    result = run_cli("evaluate", *(str(in_tmp / "grid" / algorithm) for algorithm in algorithms))
+    assert f"{len(algorithms)} of {len(algorithms)} runs re-scored to their stored figures exactly" in result.output, result.output
+
+
 def test_a_run_given_relative_paths_is_rescored_from_any_folder(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
     """`data.dir=glue --model ./model` are relative to where the run was launched: the commands
     that read the finished run find both from any folder, and `--data-dir` is still read from

@@ -242,6 +242,31 @@ def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
     assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "truncated or corrupt")
 
 
+@pytest.mark.parametrize("command", list(READERS))
+def test_a_pruning_run_whose_mask_was_deleted_is_never_scored_as_the_dense_model(finished_run: Path, command: str):
+    """Every reader names the missing mask; the appliers used to score, export and serve the pretrained
+    weights under the run's name."""
+    (finished_run / "mask.safetensors").unlink()
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), str(finished_run), "mask.safetensors is missing")
+
+
+@pytest.mark.parametrize("command", APPLIERS)
+def test_a_run_holding_another_kinds_weights_is_refused(finished_run: Path, command: str):
+    """A pruning run dir with a fine-tuned encoder.safetensors in it (copied there by hand) was scored
+    with those trained weights, not its mask."""
+    (finished_run / "encoder.safetensors").write_bytes(b"not read")
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")),
+                          "holds encoder.safetensors, which no run of adapt_by_pruning writes")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
+def test_a_finetune_run_whose_trained_weights_were_deleted_is_never_scored_as_the_pretrained_model(in_tmp: Path, tiny_model_dir: Path, command: str):
+    assert run_cli("adapt", "--method", "finetune", *tiny_overrides(tiny_model_dir)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    (run / "encoder.safetensors").unlink()
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), "finished run of finetune, but its encoder.safetensors is missing")
+
+
 def _rewrite_manifest(run: Path, change) -> None:
     """Rewrite the run's mask manifest through `change` (a dict -> any JSON value), bits unchanged."""
     import json
