@@ -245,6 +245,7 @@ def predict(
     from prune_cli import predictions
 
     def work() -> None:
+        require_out_folder(out)
         written = predictions.predict_runs(run_dirs, out, split=split, data_dir=data_dir, device=device, precision=precision)
         display.console.print(display.written_predictions_table(written))
 
@@ -266,7 +267,8 @@ ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (an
 
 def require_out_folder(out: Optional[Path]) -> None:
     """Refuse an --out that names a file before any work: `analyze sensitivity` trains heads for
-    minutes and would otherwise fail only when it writes its CSV."""
+    minutes and would otherwise fail only when it writes its CSV, and `predict` would read every
+    run's data first and then fail with the file system's "File exists"."""
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder (created if missing)")
 

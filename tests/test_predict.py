@@ -124,6 +124,10 @@ def test_no_file_is_ever_overwritten(in_tmp: Path, tiny_model_dir: Path):
                           "would both write", "SST-2.tsv")
     assert (out / "SST-2.tsv").read_bytes() == before
     assert not (in_tmp / "other").exists(), "refused before anything was written"
+    (in_tmp / "a-file").write_text("mine")
+    result = run_cli("predict", str(first), "--out", str(in_tmp / "a-file"), "--data-dir", str(in_tmp / "no-glue"))
+    assert_one_line_error(result, f"--out {in_tmp / 'a-file'} is a file; give a folder")  # named before any data is read
+    assert (in_tmp / "a-file").read_text() == "mine"
 
 
 def test_missing_test_file_and_unknown_split(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
