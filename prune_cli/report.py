@@ -100,7 +100,7 @@ def collect(root: Path) -> Collected:
         elif (run_dir / rundir.METRICS).is_file():
             try:
                 config = stored_config(run_dir)
-                metrics = rundir.load_metrics(run_dir)
+                metrics = read_run_record(run_dir)
                 value = metrics.get("main_metric_value")
                 if isinstance(value, float) and not math.isfinite(value):
                     # a diverged run, finished before prune-cli stopped such runs: its nan would make its cell's mean nan
@@ -115,11 +115,41 @@ def collect(root: Path) -> Collected:
     return found
 
 
+# The fields of metrics.json the report reads, and the kinds of value each may hold; those marked
+# required are in every record prune-cli has written.
+NUMBER, WHOLE, TEXT = "a number", "a whole number", "text"
+RECORD_FIELDS = {"task": (TEXT, True), "method": (TEXT, True), "main_metric": (TEXT, True), "main_metric_value": (NUMBER, True),
+                 "sparsity_requested": (NUMBER, True), "sparsity_realized": (NUMBER, True), "seed": (WHOLE, False),
+                 "steps": (WHOLE, False), "train_seconds": (NUMBER, False), "tag": (TEXT, False), "model": (TEXT, False)}
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    if isinstance(value, bool):  # JSON's true/false are no numbers to a reader of the table
+        return False
+    return isinstance(value, {NUMBER: (int, float), WHOLE: int, TEXT: str}[kind])
+
+
+def read_run_record(run_dir: Path) -> dict:
+    """A finished run's metrics.json, with every field the report reads present and of its kind. A
+    record edited by hand (a field deleted, a number written as text) is named with what is wrong,
+    and the report goes on without it, where reading the field would have stopped it with a traceback."""
+    record = rundir.load_metrics(run_dir)
+    for name, (kind, required) in RECORD_FIELDS.items():
+        value = record.get(name)
+        if value is None and not required:
+            continue
+        if name not in record:
+            raise UserError(f"{run_dir / rundir.METRICS} has no '{name}'; it was edited or truncated")
+        if not _is_kind(value, kind):
+            raise UserError(f"{run_dir / rundir.METRICS} has '{name}': {value!r}, not {kind}; it was edited")
+    return record
+
+
 def incomplete_reason(run_dir: Path) -> str:
     """Why a run has no results, and for one that stopped, how it goes on."""
     if (run_dir / rundir.METRICS).exists():
         try:
-            rundir.load_metrics(run_dir)
+            read_run_record(run_dir)
         except UserError as exc:  # what is wrong with it, in the reader's own words
             return str(exc)
         return f"{rundir.METRICS} cannot be read"

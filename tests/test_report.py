@@ -77,6 +77,30 @@ def test_a_diverged_run_with_a_nan_score_is_listed_as_failed_not_averaged(tmp_pa
     assert (row["mean"], row["n"]) == ("0.800000", "1")
 
 
+@pytest.mark.parametrize(("edit", "reason"), [
+    (lambda record: record.clear(), "has no 'task'; it was edited or truncated"),
+    (lambda record: record.pop("sparsity_requested"), "has no 'sparsity_requested'"),
+    (lambda record: record.update(main_metric_value="0.84"), "has 'main_metric_value': '0.84', not a number"),
+    (lambda record: record.update(main_metric_value=True), "has 'main_metric_value': True, not a number"),
+    (lambda record: record.update(seed="two"), "has 'seed': 'two', not a whole number"),
+    (lambda record: record.update(method=["adapt_by_pruning"]), "has 'method': ['adapt_by_pruning'], not text"),
+], ids=["emptied", "field deleted", "number as text", "number as boolean", "seed as text", "method as list"])
+def test_a_record_edited_by_hand_is_listed_with_what_is_wrong_and_the_report_goes_on(tmp_path: Path, edit, reason: str):
+    """A metrics.json with a field deleted or of another kind stopped `report` with a traceback (KeyError,
+    ValueError) and no report at all; now that run is listed as incomplete, saying why."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    edited = fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84)
+    record = json.loads((edited / "metrics.json").read_text())
+    edit(record)
+    (edited / "metrics.json").write_text(json.dumps(record))
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"incomplete {edited}: {edited / 'metrics.json'} {reason}" in " ".join(result.output.split())
+    assert f"- incomplete: `{edited}`: {edited / 'metrics.json'} {reason}" in (tmp_path / "report.md").read_text()
+    [row] = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert (row["mean"], row["n"]) == ("0.800000", "1")
+
+
 def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     partial_sweep(tmp_path)
     (tmp_path / "e" / rundir.CHECKPOINT).mkdir()
