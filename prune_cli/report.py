@@ -16,11 +16,12 @@ from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
 from prune_cli import plots, recipes, rundir
 from prune_cli.data import HOLDOUT
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 REFERENCE_METHODS = ("finetune", "feature_extraction")  # drawn as horizontal lines
 
@@ -99,8 +100,7 @@ def collect(root: Path) -> Collected:
             found.failed.append((run_dir, reason))
         elif (run_dir / rundir.METRICS).is_file():
             try:
-                config = stored_config(run_dir)
-                metrics = read_run_record(run_dir)
+                config, metrics = read_run(run_dir)
                 value = metrics.get("main_metric_value")
                 if isinstance(value, float) and not math.isfinite(value):
                     # a diverged run, finished before prune-cli stopped such runs: its nan would make its cell's mean nan
@@ -145,11 +145,38 @@ def read_run_record(run_dir: Path) -> dict:
     return record
 
 
+# What the report reads of a run's config: the recipe (method), the budget's batch size, the held-out rows.
+CONFIG_SECTIONS_READ = ("method", "trainer", "data")
+CONFIG_KEYS_READ = ("method", "trainer.batch_size", "data.holdout", "data.holdout_seed")
+
+
+def read_run(run_dir: Path) -> tuple[DictConfig, dict]:
+    """A finished run's config and metrics.json as the report reads them, or a one-line UserError
+    saying what is wrong with either. A config that cannot be read would file the run under a
+    guessed recipe, and one whose section is not a mapping, or whose value there is an
+    interpolation that cannot be resolved, stopped the report with OmegaConf's traceback. (Hydra
+    stores configs as composed, so an interpolation there is no edit in itself: `${hydra:...}` in a
+    key the report does not read is fine.)"""
+    config = rundir.load_config(run_dir)
+    for section in CONFIG_SECTIONS_READ:
+        if config.get(section) is not None and not isinstance(config.get(section), DictConfig):
+            raise UserError(f"{run_dir / rundir.CONFIG} has '{section}': {OmegaConf.to_container(config)[section]!r}, "
+                            "not a mapping; it was edited")
+    for key in CONFIG_KEYS_READ:
+        try:
+            value = OmegaConf.select(config, key)
+            if isinstance(value, DictConfig):
+                OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException as exc:
+            raise UserError(f"{run_dir / rundir.CONFIG} has a value under '{key}' that cannot be resolved ({first_line(exc)})") from None
+    return config, read_run_record(run_dir)
+
+
 def incomplete_reason(run_dir: Path) -> str:
     """Why a run has no results, and for one that stopped, how it goes on."""
     if (run_dir / rundir.METRICS).exists():
         try:
-            read_run_record(run_dir)
+            read_run(run_dir)
         except UserError as exc:  # what is wrong with it, in the reader's own words
             return str(exc)
         return f"{rundir.METRICS} cannot be read"
@@ -163,27 +190,17 @@ IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "model", "mod
                       "data.holdout", "data.holdout_seed")
 
 
-def stored_config(run_dir: Path) -> DictConfig | None:
-    """A run's resolved config, read once for everything `collect` takes from it; None if unreadable."""
-    try:
-        return rundir.load_config(run_dir)
-    except UserError:
-        return None
-
-
-def held_out_rows(config: DictConfig | None) -> str | None:
+def held_out_rows(config: DictConfig) -> str | None:
     """Which training rows a run was scored on, where `data.holdout` set some aside: "872" rows, or
     "872-seed3" for another `data.holdout_seed` than 0. None for a run scored on dev."""
-    if config is None:
-        return None
     size, seed = OmegaConf.select(config, "data.holdout"), OmegaConf.select(config, "data.holdout_seed") or 0
     return None if not size else f"{size}" + (f"-seed{seed}" if seed else "")
 
 
-def trained_batch_size(config: DictConfig | None) -> int | None:
+def trained_batch_size(config: DictConfig) -> int | None:
     """trainer.batch_size from a run's resolved config: with metrics.json's steps it makes the run's budget
     (steps x batch examples), which two runs must share to be compared (4000 steps of 16 are not 4000 of 32)."""
-    size = OmegaConf.select(config, "trainer.batch_size") if config is not None else None
+    size = OmegaConf.select(config, "trainer.batch_size")
     return size if isinstance(size, int) else None
 
 
@@ -203,7 +220,7 @@ def recipe_changes(overrides: list[str] | None) -> str:
     return " ".join(sorted(o for o in overrides if rundir.override_key(o) not in IDENTITY_OVERRIDES))
 
 
-def named_run(run: dict, config: DictConfig | None) -> dict:
+def named_run(run: dict, config: DictConfig) -> dict:
     """The run with its recipe named as today's configs name it (`recipes.named_recipe`): `method` becomes
     that name (`recorded_method` keeps metrics.json's), `recipe` its changes on top of that recipe, and a
     tagged run whose every change only restated that recipe (a default's values, typed before they were

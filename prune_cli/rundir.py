@@ -30,12 +30,14 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from prune_cli.errors import UserError, first_line
 
@@ -420,8 +422,48 @@ def load_config(run_dir: Path) -> DictConfig:
         raise UserError(f"{run_dir / CONFIG} cannot be read: {exc}") from None
     if not isinstance(cfg, DictConfig):
         raise UserError(f"{run_dir / CONFIG} holds a YAML list, not a run's config; it was edited or overwritten")
+    settle_hydra_interpolations(cfg, run_dir)
     anchor_relative_paths(cfg, run_dir)
     return cfg
+
+
+HYDRA_INTERPOLATION = re.compile(r"\$\{hydra:([^${}]+)\}")
+
+
+def settle_hydra_interpolations(cfg: DictConfig, run_dir: Path) -> None:
+    """Replace each `${hydra:...}` in a stored config by the value it had in the run, from the run's
+    `.hydra/hydra.yaml`.
+
+    Hydra stores a run's config as composed, interpolations and all, and `${hydra:...}` (Hydra's own
+    way to name the launch folder, as in `data.dir=${hydra:runtime.cwd}/glue`) resolves only inside
+    the Hydra app that ran it: every later reader (evaluate, predict, export, report) would fail on
+    it. hydra.yaml records what it resolved to (runtime.cwd, job.name, runtime.choices, ...). A
+    value it does not record is left as it is, to be named by whatever reads it."""
+    found = [(key, value) for key, value in _string_leaves(OmegaConf.to_container(cfg, resolve=False)) if "${hydra:" in value]
+    if not found:
+        return
+    try:
+        settings = OmegaConf.load(run_dir / HYDRA_SETTINGS).hydra
+    except Exception:  # noqa: BLE001 - no hydra.yaml, or not one Hydra wrote: nothing to settle them with
+        return
+
+    def recorded(match: re.Match) -> Any:
+        value = OmegaConf.select(settings, match.group(1).strip(), default=None, throw_on_resolution_failure=False)
+        return match.group(0) if value is None or isinstance(value, (DictConfig, list)) or OmegaConf.is_config(value) else value
+
+    for key, value in found:
+        whole = HYDRA_INTERPOLATION.fullmatch(value)
+        settled = recorded(whole) if whole else HYDRA_INTERPOLATION.sub(lambda match: str(recorded(match)), value)
+        OmegaConf.update(cfg, key, settled, merge=False)
+
+
+def _string_leaves(tree: Any, prefix: str = "") -> Iterable[tuple[str, str]]:
+    """(dotted key, value) of every string in a config's nested mappings (lists are left alone)."""
+    if isinstance(tree, dict):
+        for name, value in tree.items():
+            yield from _string_leaves(value, f"{prefix}{name}.")
+    elif isinstance(tree, str):
+        yield prefix[:-1], tree
 
 
 def load_complete_config(run_dir: Path) -> DictConfig:
@@ -433,6 +475,12 @@ def load_complete_config(run_dir: Path) -> DictConfig:
     if missing or not isinstance(cfg.task.get("name"), str):
         raise UserError(f"{run_dir / CONFIG} is not a complete run config (it has no {(missing or ['task.name'])[0]}); "
                         "it was edited or truncated")
+    for section in CONFIG_SECTIONS:  # a rebuild reads them resolved: one that cannot be would fail there with OmegaConf's traceback
+        try:
+            OmegaConf.to_container(cfg[section], resolve=True)
+        except OmegaConfBaseException as exc:
+            raise UserError(f"{run_dir / CONFIG} has a value that cannot be resolved here ('{getattr(exc, 'full_key', section)}': "
+                            f"{first_line(exc)})") from None
     return cfg
 
 

@@ -155,6 +155,29 @@ def test_a_run_given_relative_paths_is_rescored_from_any_folder(in_tmp: Path, ti
     assert run_cli("evaluate", str(run_dir), "--data-dir", "missing-glue").exit_code == 2
 
 
+def test_a_run_given_hydra_interpolations_is_read_back_with_the_values_it_had(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
+    """Hydra stores `data.dir=${hydra:runtime.cwd}/glue` as typed, and `${hydra:...}` resolves only inside
+    the run's own Hydra app: evaluate (from any folder) and report stopped on it with OmegaConf's traceback.
+    The run's .hydra/hydra.yaml records what each resolved to."""
+    import shutil
+
+    from prune_cli import rundir
+
+    shutil.copytree(FIXTURE_GLUE, in_tmp / "glue")
+    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("data.dir=")]
+    assert run_cli("adapt", "--task", "sst2", "data.dir=${hydra:runtime.cwd}/glue", "tag=${hydra:job.name}", *overrides).exit_code == 0
+    run_dir = only_run_dir(in_tmp / "outputs")
+    assert "dir: ${hydra:runtime.cwd}/glue" in (run_dir / ".hydra" / "config.yaml").read_text(), "stored as typed"
+    assert read_metrics(run_dir)["tag"] == "adapt"
+    cfg = rundir.load_config(run_dir)
+    assert (cfg.data.dir, cfg.tag) == (str(in_tmp / "glue"), "adapt")
+    os.chdir(tmp_path_factory.mktemp("elsewhere"))
+    result = run_cli("evaluate", str(run_dir))
+    assert result.exit_code == 0 and "│ no" not in result.output, result.output
+    result = run_cli("report", str(in_tmp / "outputs"), "--out", "report")
+    assert result.exit_code == 0 and "1 complete runs, 0 failed, 0 incomplete." in Path("report/report.md").read_text(), result.output
+
+
 def test_evaluate_refuses_a_mask_for_other_base_weights(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
     assert run_cli("adapt", "--task", "sst2", *tiny_overrides(tiny_model_dir)).exit_code == 0
     run_dir = only_run_dir(in_tmp / "outputs")

@@ -297,6 +297,9 @@ BROKEN_RECORDS = {
     "config a list": (lambda run: (run / ".hydra" / "config.yaml").write_text("- 1\n- 2\n"),
                       "config.yaml holds a YAML list, not a run's config; it was edited or overwritten"),
     "config without task": (_without_task, "config.yaml is not a complete run config (it has no task); it was edited or truncated"),
+    "config with an interpolation": (lambda run: (run / ".hydra" / "config.yaml").write_text(
+        (run / ".hydra" / "config.yaml").read_text().replace("data:\n", "data:\n  oops: ${nowhere}\n", 1)),
+        "config.yaml has a value that cannot be resolved here ('data.oops': Interpolation key 'nowhere' not found)"),
     "manifest a list": (lambda run: _rewrite_manifest(run, lambda manifest: [1, 2]),
                         "mask.safetensors has no prune-cli manifest; it is not a prune-cli mask file"),
     "manifest version a string": (lambda run: _rewrite_manifest(run, lambda manifest: {**manifest, "format_version": "2"}),

@@ -101,6 +101,24 @@ def test_a_record_edited_by_hand_is_listed_with_what_is_wrong_and_the_report_goe
     assert (row["mean"], row["n"]) == ("0.800000", "1")
 
 
+@pytest.mark.parametrize(("edit", "reason"), [
+    (lambda text: text + "trainer: [1]\n", "has 'trainer': [1], not a mapping; it was edited"),
+    (lambda text: text + "data:\n  holdout: ${nowhere}\n", "has a value under 'data.holdout' that cannot be resolved (Interpolation key 'nowhere' not found)"),
+], ids=["section a list", "unresolvable interpolation"])
+def test_a_config_edited_by_hand_is_listed_with_what_is_wrong_and_the_report_goes_on(tmp_path: Path, edit, reason: str):
+    """A run config the report cannot read stopped it with OmegaConf's traceback, or (unreadable YAML)
+    filed the run under a recipe guessed without it."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    edited = fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84)
+    config = edited / ".hydra" / "config.yaml"
+    config.write_text(edit(config.read_text()))
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"incomplete {edited}: {config} {reason}" in " ".join(result.output.split())
+    [row] = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert (row["mean"], row["n"]) == ("0.800000", "1")
+
+
 def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     partial_sweep(tmp_path)
     (tmp_path / "e" / rundir.CHECKPOINT).mkdir()
