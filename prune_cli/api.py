@@ -222,9 +222,9 @@ def require_text(text: Text, shown: str | None = None) -> None:
 
 
 def input_text(text: Text) -> str:
-    """An input as `apply` shows and writes it: a pair as `first ||| second` (never a tab, so a
-    TSV line keeps its columns)."""
-    return " ||| ".join(_fields(text))
+    """An input as `apply` shows and writes it: a pair as `first ||| second`, with no tab or line
+    break (an input given through the Python API may hold them), so a TSV line keeps its columns."""
+    return " ||| ".join(" ".join(part.replace("\t", " ").splitlines()) for part in _fields(text))
 
 
 def read_inputs(path: str) -> list[str]:
@@ -234,8 +234,8 @@ def read_inputs(path: str) -> list[str]:
     groups, is not an input. `apply --out` writes each input beside its answers, so rows stay
     traceable without line numbers.
     """
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    try:  # a byte-order mark (Windows editors write one) is no text of the first input: utf-8-sig drops it
+        text = (sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")).removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text; --file takes a text file, one input per line") from None
     inputs = [line.rstrip("\r") for line in text.split("\n") if line.strip()]

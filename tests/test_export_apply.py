@@ -212,6 +212,19 @@ def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_mode
     assert_one_line_error(run_cli("apply", str(sst2), *args), fragment)
 
 
+def test_inputs_keep_their_text_through_a_byte_order_mark_and_a_tsv(tmp_path: Path):
+    """A file saved with a byte-order mark (Windows editors) gave its first input a U+FEFF the
+    tokenizer read as text; an input given through the Python API with a tab or a line break in it
+    split its row of `apply --out`'s TSV."""
+    from prune_cli import api
+
+    (tmp_path / "inputs.txt").write_bytes("\ufeffa fine film\r\nfirst\tsecond\n".encode("utf-8"))
+    assert api.read_inputs(str(tmp_path / "inputs.txt")) == ["a fine film", "first\tsecond"]
+    answers = api.Answers(["a\tfine\nfilm", ("the plot\r\n", "a\ttwist")], {"sst2": {0: "1"}, "stsb": {1: "3.5"}}, {}, {}, {})
+    rows = [line.split("\t") for line in answers.tsv().splitlines()]
+    assert rows == [["input", "sst2", "stsb"], ["a fine film", "1", ""], ["the plot ||| a twist", "", "3.5"]]
+
+
 def test_exported_folder_runs_in_a_transformers_pipeline_with_the_runs_labels(in_tmp: Path, tiny_model_dir: Path):
     """The common way to serve a classifier: `pipeline("text-classification", folder)` answers with
     the classes' names (`task.label_names`: "positive", where GLUE writes "1"), the answers TaskBank
