@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from prune_cli.errors import UserError, first_line
+from prune_cli.errors import UserError, first_line, yaml_problem
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
@@ -120,10 +120,8 @@ def _config_file_content(path: Path, text: str) -> dict:
     not choose it: it is named in one line, where YAML's or OmegaConf's traceback was."""
     try:
         parsed = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # its message's first line is the context ("while parsing a flow node"); the problem and line follow
-        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-        where = f"{problem} at line {mark.line + 1}" if problem and mark else first_line(exc)
-        raise UserError(f"config file {path} is not valid YAML ({where}); mend or remove it") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML ({yaml_problem(exc)}); mend or remove it") from None
     if parsed is None:
         return {}
     if not isinstance(parsed, dict):

@@ -17,6 +17,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def yaml_problem(exc: BaseException) -> str:
+    """A YAML parser's error as one line: the problem and its line. Its message's first line is only the
+    context ("while parsing a flow sequence"); anything else is `first_line`."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    return f"{problem} at line {mark.line + 1}" if problem and mark else first_line(exc)
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prune_cli.errors import UserError, first_line
+from prune_cli.errors import UserError, first_line, yaml_problem
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
@@ -418,8 +418,8 @@ def load_config(run_dir: Path) -> DictConfig:
     """The run's stored config, its relative paths anchored where the run was launched."""
     try:
         cfg = OmegaConf.load(run_dir / CONFIG)
-    except Exception as exc:
-        raise UserError(f"{run_dir / CONFIG} cannot be read: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - not YAML, not UTF-8, unreadable, or OmegaConf's own grammar
+        raise UserError(f"{run_dir / CONFIG} cannot be read: {yaml_problem(exc)}") from None
     if not isinstance(cfg, DictConfig):
         raise UserError(f"{run_dir / CONFIG} holds a YAML list, not a run's config; it was edited or overwritten")
     settle_hydra_interpolations(cfg, run_dir)
@@ -504,7 +504,7 @@ def anchor_relative_paths(cfg: DictConfig, run_dir: Path) -> None:
     if launched is None:
         return
     for key in PATH_KEYS:
-        value = OmegaConf.select(cfg, key, default=None)
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)  # None too where it cannot be resolved
         if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
             continue
         if (launched / value).exists():

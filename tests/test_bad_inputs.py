@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -297,6 +298,11 @@ BROKEN_RECORDS = {
     "config a list": (lambda run: (run / ".hydra" / "config.yaml").write_text("- 1\n- 2\n"),
                       "config.yaml holds a YAML list, not a run's config; it was edited or overwritten"),
     "config without task": (_without_task, "config.yaml is not a complete run config (it has no task); it was edited or truncated"),
+    "config not YAML": (lambda run: (run / ".hydra" / "config.yaml").write_text("task:\n  name: [sst2\n  labels: 2\n"),
+                        "config.yaml cannot be read: expected ',' or ']', but got ':' at line 3"),
+    "config with an unresolvable path": (lambda run: (run / ".hydra" / "config.yaml").write_text(
+        re.sub(r"(?m)^  dir: .*$", "  dir: ${nowhere}", (run / ".hydra" / "config.yaml").read_text(), count=1)),
+        "config.yaml has a value that cannot be resolved here ('data.dir': Interpolation key 'nowhere' not found)"),
     "config with an interpolation": (lambda run: (run / ".hydra" / "config.yaml").write_text(
         (run / ".hydra" / "config.yaml").read_text().replace("data:\n", "data:\n  oops: ${nowhere}\n", 1)),
         "config.yaml has a value that cannot be resolved here ('data.oops': Interpolation key 'nowhere' not found)"),
