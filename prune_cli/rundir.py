@@ -293,7 +293,7 @@ def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None]:
         task, own = [str(o) for o in recorded["task"]], [str(o) for o in recorded["hydra"]]
         launched = Path(str(hydra.runtime.cwd))
     except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
-        raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {first_line(exc)}") from None
+        raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {yaml_problem(exc)}") from None
     kept = [o for o in own if override_key(o) not in SWEEP_OWN_OVERRIDES]
     return task, kept, launched if launched.is_dir() else None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import only_run_dir, read_metrics, run_cli, tiny_overrides
+from conftest import assert_one_line_error, only_run_dir, read_metrics, run_cli, tiny_overrides
 import prune_cli
 from prune_cli import checkpointing, rundir, stopping
 
@@ -501,3 +501,14 @@ def test_a_crashed_run_has_its_last_checkpoint_on_disk_when_the_crash_is_reporte
     with pytest.raises(_Killed):
         run_cli("adapt", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=6), "hydra.run.dir=crashed")
     assert written == ["state.pt", "progress.json"] and (in_tmp / "crashed" / rundir.CHECKPOINT_STATE).exists()
+
+
+@pytest.mark.parametrize(("record", "problem"), [("hydra:\n  overrides: [1\n  x: 2\n", "expected ',' or ']', but got ':' at line 3"),
+                                                 ("hydra: 1\n", "'int' object has no attribute 'overrides'")],
+                         ids=["not YAML", "no overrides"])
+def test_a_sweep_record_that_cannot_be_read_is_named_in_one_line(in_tmp: Path, record: str, problem: str):
+    """Hydra's multirun.yaml, edited by hand: the problem and its line, not YAML's multi-line context."""
+    (in_tmp / "sweep").mkdir()
+    (in_tmp / "sweep" / "multirun.yaml").write_text(record)
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "sweep")),
+                          f"{in_tmp / 'sweep' / 'multirun.yaml'} cannot be read as a Hydra sweep record: {problem}")
