@@ -107,6 +107,8 @@ class TaskBank:
 
     def add(self, run_dir: Path | str, name: str | None = None) -> str:
         """Register a finished run's mask and head; returns the name to predict with."""
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise UserError(f"a task's name is a non-empty string; got {name!r}")
         run_dir = Path(run_dir)
         cfg = stored_config(run_dir, precision=self.precision)
         if (run_dir / rundir.ENCODER).exists():

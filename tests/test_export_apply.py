@@ -122,6 +122,10 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
     assert bank.predict("sst2", ["a fine film"], batch_size=np.int64(1)) == bank.predict("sst2", ["a fine film"])
     with pytest.raises(UserError, match="no task 'cola' loaded"):
         bank.footprint("cola")
+    for name in (3, "", " "):  # a name is what predict is then called with: 3 was taken, and predict("3") found nothing
+        with pytest.raises(UserError, match=rf"^a task's name is a non-empty string; got {re.escape(repr(name))}$"):
+            bank.add(sst2, name=name)
+    assert set(bank.tasks) == {"sst2", "stsb"}
 
 
 def test_apply_prints_predictions_and_bytes(in_tmp: Path, tiny_model_dir: Path):
