@@ -328,6 +328,8 @@ def analyze_sensitivity(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
     sigma: list[float] = typer.Option([0.01], "--sigma", min=0.0, help="Re-initialisation noise: weights become w0 * N(1, sigma); repeatable."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to read (default: as configured / $GLUE_DIR)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
@@ -338,10 +340,11 @@ def analyze_sensitivity(
         require_out_folder(out)
         if not all(map(math.isfinite, sigma)):  # inf would pass Typer's bound, then read as a diverged head
             raise UserError(f"--sigma takes finite numbers (got {', '.join(f'{s:g}' for s in sigma)})")
-        labels = analysis.distinct_labels(run_dirs, [analysis.run_label(sensitivity.require_analysable(d)[1]) for d in run_dirs])
+        stored = [sensitivity.require_analysable(d, data_dir, device)[1] for d in run_dirs]
+        labels = analysis.distinct_labels(run_dirs, [analysis.run_label(metrics) for metrics in stored])
         folder, results = out or run_dirs[0], {}
         for label, run_dir in zip(labels, run_dirs):
-            results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma))
+            results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma), data_dir=data_dir, device=device)
             display.console.print(sensitivity.table(results[label], label))
             if len(results) < len(run_dirs):  # the runs done so far survive a failure on a later one
                 rundir.atomic_write_text(folder / "sensitivity.csv", sensitivity.to_csv(results))

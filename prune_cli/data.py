@@ -35,7 +35,7 @@ GLUE_DIR_ENV = "GLUE_DIR"
 # How each command is pointed at a GLUE folder: adapt composes a config, the commands that read a
 # finished run take a flag; a message that named only data.dir= sent evaluate's users to an option
 # it does not have.
-POINT_AT_DATA = f"data.dir=... (adapt), --data-dir (evaluate, predict, export --check) or ${GLUE_DIR_ENV}"
+POINT_AT_DATA = f"data.dir=... (adapt), --data-dir (evaluate, predict, export --check, analyze sensitivity) or ${GLUE_DIR_ENV}"
 
 
 @dataclass(frozen=True)

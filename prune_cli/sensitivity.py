@@ -21,7 +21,7 @@ from rich.table import Table
 
 from prune_cli import plots, rundir, runner
 from prune_cli.methods.loops import HeadTrainer, fit_head
-from prune_cli.training import plan_budget, score
+from prune_cli.training import pick_device, plan_budget, score
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,20 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
     return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
 
 
-def require_analysable(run_dir: Path) -> tuple[DictConfig, dict]:
-    """What `analyse` reads from a run (its config and metrics), checked in well under a second, so
-    that a list of runs stops on a broken one before minutes of head training on the others."""
+def require_analysable(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> tuple[DictConfig, dict]:
+    """What `analyse` reads from a run (its config, with the command's GLUE folder and device, and
+    its metrics), checked in well under a second, so that a list of runs stops on a broken one (or
+    a device this machine lacks) before minutes of head training on the others."""
     rundir.require_mask(run_dir, "sensitivity")
-    return runner.stored_config(run_dir), rundir.load_metrics(run_dir)
+    cfg = runner.stored_config(run_dir, data_dir, device)
+    pick_device(str(cfg.trainer.device))
+    return cfg, rundir.load_metrics(run_dir)
 
 
-def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None) -> Sensitivity:
-    cfg, stored = require_analysable(run_dir)  # before the model and data are loaded
+def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None,
+            data_dir: str | None = None, device: str | None = None) -> Sensitivity:
+    """`data_dir` and `device` override the run's own, as `evaluate --data-dir --device` do."""
+    cfg, stored = require_analysable(run_dir, data_dir, device)  # before the model and data are loaded
     if steps is not None:
         cfg.head.retrain_steps = int(steps)
     cfg.trainer.progress = False

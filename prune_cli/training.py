@@ -47,7 +47,8 @@ def pick_device(requested: str) -> torch.device:
     if device.type == "cuda":
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if visible == 0:
-            raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use trainer.device=auto or cpu")
+            raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use auto or cpu "
+                            "(trainer.device=... for adapt, --device for a command that reads a finished run)")
         if device.index is not None and device.index >= visible:
             raise UserError(f"trainer.device={requested} but only {visible} CUDA GPU(s) are visible (cuda:0 to cuda:{visible - 1})")
     return device

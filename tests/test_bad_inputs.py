@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, run_cli, tiny_overrides
 
 from prune_cli.errors import UserError
@@ -212,13 +213,34 @@ READERS = {
 APPLIERS = ["evaluate", "export", "apply", "predict", "analyze sensitivity"]
 
 
-@pytest.mark.parametrize("args", [["evaluate"], ["predict", "--out", "preds"], ["export", "--out", "hf", "--check"]])
-def test_a_reader_without_the_data_names_its_own_flag(finished_run: Path, args: list[str]):
+@pytest.mark.parametrize(("command", "args"), [(["evaluate"], []), (["predict"], ["--out", "preds"]), (["export"], ["--out", "hf", "--check"]),
+                                             (["analyze", "sensitivity"], ["--steps", "2"])])
+def test_a_reader_without_the_data_names_its_own_flag(finished_run: Path, command: list[str], args: list[str]):
     """The data error tells a reader of a finished run about --data-dir, which it has, and not only
-    about data.dir=..., which only adapt takes."""
-    result = run_cli(args[0], str(finished_run), *args[1:], "--data-dir", "no-glue-here")
-    flag = "point --data-dir at a folder that has SST-2/test.tsv" if args[0] == "predict" else "--data-dir (evaluate, predict, export --check)"
+    about data.dir=..., which only adapt takes. `analyze sensitivity` had no --data-dir: a run made
+    on another machine could not be analysed without editing its config."""
+    result = run_cli(*command, str(finished_run), *args, "--data-dir", "no-glue-here")
+    flag = ("point --data-dir at a folder that has SST-2/test.tsv" if command == ["predict"]
+            else "--data-dir (evaluate, predict, export --check, analyze sensitivity)")
     assert_one_line_error(result, "no-glue-here/SST-2", flag)
+    if command == ["analyze", "sensitivity"]:
+        shutil.copytree(FIXTURE_GLUE, finished_run.parent / "other-glue")
+        result = run_cli(*command, str(finished_run), *args, "--data-dir", str(finished_run.parent / "other-glue"), "--out", "sens")
+        assert result.exit_code == 0 and Path("sens/sensitivity.csv").is_file(), result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.parametrize("command", ["evaluate", "analyze sensitivity"])
+def test_a_run_made_for_a_gpu_is_read_on_a_cpu_through_device(finished_run: Path, command: str):
+    """A run whose config says trainer.device=cuda, re-read on a machine without one: the error names
+    --device, which these commands take (it said trainer.device=..., which only adapt takes), and
+    `analyze sensitivity` takes --device too, checked for every run before any head is trained."""
+    config = finished_run / ".hydra" / "config.yaml"
+    config.write_text(re.sub(r"(?m)^  device: \w+$", "  device: cuda", config.read_text(), count=1))
+    args = READERS[command](finished_run, finished_run.parent / "out")
+    assert_one_line_error(run_cli(*args), "trainer.device=cuda but no CUDA GPU is visible; use auto or cpu", "--device for a command that reads")
+    result = run_cli(*args, "--device", "cpu")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("command", list(READERS))
