@@ -158,17 +158,18 @@ def read_run(run_dir: Path) -> tuple[DictConfig, dict]:
     stores configs as composed, so an interpolation there is no edit in itself: `${hydra:...}` in a
     key the report does not read is fine.)"""
     config = rundir.load_config(run_dir)
-    for section in CONFIG_SECTIONS_READ:
-        if config.get(section) is not None and not isinstance(config.get(section), DictConfig):
-            raise UserError(f"{run_dir / rundir.CONFIG} has '{section}': {OmegaConf.to_container(config)[section]!r}, "
-                            "not a mapping; it was edited")
-    for key in CONFIG_KEYS_READ:
-        try:
-            value = OmegaConf.select(config, key)
+    reading = ""
+    try:
+        for reading in CONFIG_SECTIONS_READ:
+            if config.get(reading) is not None and not isinstance(config.get(reading), DictConfig):
+                raise UserError(f"{run_dir / rundir.CONFIG} has '{reading}': {OmegaConf.to_container(config)[reading]!r}, "
+                                "not a mapping; it was edited")
+        for reading in CONFIG_KEYS_READ:
+            value = OmegaConf.select(config, reading)
             if isinstance(value, DictConfig):
                 OmegaConf.to_container(value, resolve=True)
-        except OmegaConfBaseException as exc:
-            raise UserError(f"{run_dir / rundir.CONFIG} has a value under '{key}' that cannot be resolved ({first_line(exc)})") from None
+    except OmegaConfBaseException as exc:
+        raise UserError(f"{run_dir / rundir.CONFIG} has a value under '{reading}' that cannot be resolved ({first_line(exc)})") from None
     return config, read_run_record(run_dir)
 
 

@@ -315,7 +315,8 @@ def scored_with(algorithm: str) -> tuple[str, ...]:
 
 
 def require_run_dir(run_dir: Path) -> None:
-    """A complete run dir has its config, mask or head, and metrics; say what is missing."""
+    """A complete run dir has its config, head and metrics; say what is missing. (The files its
+    method is scored with are checked once its config is read: `require_scored_with`.)"""
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory")
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
@@ -449,7 +450,7 @@ def settle_hydra_interpolations(cfg: DictConfig, run_dir: Path) -> None:
 
     def recorded(match: re.Match) -> Any:
         value = OmegaConf.select(settings, match.group(1).strip(), default=None, throw_on_resolution_failure=False)
-        return match.group(0) if value is None or isinstance(value, (DictConfig, list)) or OmegaConf.is_config(value) else value
+        return match.group(0) if value is None or OmegaConf.is_config(value) else value  # a section of Hydra's is no value
 
     for key, value in found:
         whole = HYDRA_INTERPOLATION.fullmatch(value)
@@ -471,16 +472,17 @@ def load_complete_config(run_dir: Path) -> DictConfig:
     refused in one line unless it has every section a rebuild reads. `report` and the recipe checks
     read whatever fields a config has, through `load_config`."""
     cfg = load_config(run_dir)
+    for section in CONFIG_SECTIONS:  # a rebuild reads them resolved: one that cannot be would fail there with OmegaConf's traceback
+        try:
+            if isinstance(cfg.get(section), DictConfig):
+                OmegaConf.to_container(cfg[section], resolve=True)
+        except OmegaConfBaseException as exc:
+            raise UserError(f"{run_dir / CONFIG} has a value that cannot be resolved here ('{getattr(exc, 'full_key', '') or section}': "
+                            f"{first_line(exc)})") from None
     missing = [section for section in CONFIG_SECTIONS if not isinstance(cfg.get(section), DictConfig)]
     if missing or not isinstance(cfg.task.get("name"), str):
         raise UserError(f"{run_dir / CONFIG} is not a complete run config (it has no {(missing or ['task.name'])[0]}); "
                         "it was edited or truncated")
-    for section in CONFIG_SECTIONS:  # a rebuild reads them resolved: one that cannot be would fail there with OmegaConf's traceback
-        try:
-            OmegaConf.to_container(cfg[section], resolve=True)
-        except OmegaConfBaseException as exc:
-            raise UserError(f"{run_dir / CONFIG} has a value that cannot be resolved here ('{getattr(exc, 'full_key', section)}': "
-                            f"{first_line(exc)})") from None
     return cfg
 
 

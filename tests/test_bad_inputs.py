@@ -325,6 +325,9 @@ BROKEN_RECORDS = {
     "config with an unresolvable path": (lambda run: (run / ".hydra" / "config.yaml").write_text(
         re.sub(r"(?m)^  dir: .*$", "  dir: ${nowhere}", (run / ".hydra" / "config.yaml").read_text(), count=1)),
         "config.yaml has a value that cannot be resolved here ('data.dir': Interpolation key 'nowhere' not found)"),
+    "config with an unresolvable section": (lambda run: (run / ".hydra" / "config.yaml").write_text(
+        re.sub(r"(?m)^trainer:$", "trainer: ${nowhere}\ntrainer_as_it_was:", (run / ".hydra" / "config.yaml").read_text(), count=1)),
+        "config.yaml has a value that cannot be resolved here ('trainer': Interpolation key 'nowhere' not found)"),
     "config with an interpolation": (lambda run: (run / ".hydra" / "config.yaml").write_text(
         (run / ".hydra" / "config.yaml").read_text().replace("data:\n", "data:\n  oops: ${nowhere}\n", 1)),
         "config.yaml has a value that cannot be resolved here ('data.oops': Interpolation key 'nowhere' not found)"),

@@ -104,7 +104,8 @@ def test_a_record_edited_by_hand_is_listed_with_what_is_wrong_and_the_report_goe
 @pytest.mark.parametrize(("edit", "reason"), [
     (lambda text: text + "trainer: [1]\n", "has 'trainer': [1], not a mapping; it was edited"),
     (lambda text: text + "data:\n  holdout: ${nowhere}\n", "has a value under 'data.holdout' that cannot be resolved (Interpolation key 'nowhere' not found)"),
-], ids=["section a list", "unresolvable interpolation"])
+    (lambda text: text.replace("method:\n", "method: ${nowhere}\nold_method:\n", 1), "has a value under 'method' that cannot be resolved"),
+], ids=["section a list", "unresolvable interpolation", "unresolvable section"])
 def test_a_config_edited_by_hand_is_listed_with_what_is_wrong_and_the_report_goes_on(tmp_path: Path, edit, reason: str):
     """A run config the report cannot read stopped it with OmegaConf's traceback, or (unreadable YAML)
     filed the run under a recipe guessed without it."""
