@@ -210,7 +210,7 @@ def test_a_user_task_with_only_local_or_only_hub_test_files(monkeypatch: pytest.
     local_only = {"name": "mytask", "glue_dir": "SST-2", "hub": None,
                   "test": {"text_columns": ["sentence"], "index_column": "index", "files": {"MINE": "test.tsv"}}}
     assert list(data.load_test_splits(local_only, {"dir": str(FIXTURE_GLUE)})) == ["MINE"]
-    with pytest.raises(UserError, match=r"no hub test splits .* point data.dir=\.\.\. \(adapt\), --data-dir \(evaluate, predict, export --check\) or \$GLUE_DIR at"):
+    with pytest.raises(UserError, match=r"no hub test splits .* point data.dir=\.\.\. \(adapt\), --data-dir \(evaluate, predict, export --check, analyze sensitivity\) or \$GLUE_DIR at"):
         data.load_test_splits(local_only, {"dir": None})
     hub_only = {"name": "mytask", "glue_dir": "SST-2", "hub": {"config": "sst2", "text_columns": ["sentence"]},
                 "test": {"text_columns": ["sentence"], "index_column": "index", "hub_splits": {"MINE": "test"}}}
