@@ -310,8 +310,12 @@ def same_config(run_dir: Path, cfg: DictConfig) -> bool:
 def scored_with(algorithm: str) -> tuple[str, ...]:
     """The files beside its head that a finished run of `algorithm` is scored with: a pruning
     method's mask, dense fine-tuning's trained weights, nothing for feature extraction (the
-    pretrained weights as they are)."""
-    return {"finetune": (ENCODER,), "feature_extraction": ()}.get(algorithm, (MASK,))
+    pretrained weights as they are). The method registry's DENSE says which algorithms have no mask."""
+    from prune_cli.methods import DENSE  # here, not at the top: the methods import this module
+
+    if algorithm not in DENSE:
+        return (MASK,)
+    return (ENCODER,) if algorithm == "finetune" else ()
 
 
 def require_run_dir(run_dir: Path) -> None:
@@ -348,11 +352,9 @@ def require_mask(run_dir: Path, needs: str) -> Path:
     if path.is_file():
         return path
     if (run_dir / METRICS).is_file():
-        from prune_cli.methods import DENSE
-
         metrics = load_metrics(run_dir)
         method = metrics.get("method", "?")
-        if metrics.get("algorithm", method) in DENSE:
+        if MASK not in scored_with(str(metrics.get("algorithm", method))):
             raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
         raise UserError(f"{run_dir} is a finished {method} run, but its {MASK} is missing")
     raise UserError(f"{run_dir} has no {MASK}: it is not a finished run directory{runs_below_hint(run_dir)}")
