@@ -207,16 +207,18 @@ def recovery(run_dirs: list[Path]) -> list[RecoveryRow]:
     rows = []
     for run_dir in run_dirs:
         rundir.require_run_dir(run_dir)
-        metrics = rundir.load_metrics(run_dir)
+        metrics = rundir.load_run_record(run_dir, needs=("algorithm", "seed"))
         cfg = rundir.load_config(run_dir)
-        if metrics.get("algorithm") != "adapt_by_pruning":
-            raise UserError(f"{run_dir} is a {metrics.get('algorithm')} run; connection recovery exists only in adapt_by_pruning")
+        if metrics["algorithm"] != "adapt_by_pruning":
+            raise UserError(f"{run_dir} is a {metrics['algorithm']} run; connection recovery exists only in adapt_by_pruning")
+        share = (metrics.get("method_details") or {}).get("recovered_share")
+        if share is not None and not rundir.is_kind(share, rundir.NUMBER):
+            raise UserError(f"{run_dir / rundir.METRICS} has 'recovered_share': {share!r} under 'method_details', not {rundir.NUMBER}; it was edited")
         no_recovery = bool(cfg.method.get("no_recovery", False))
         rows.append(RecoveryRow(
             label=run_label(metrics) + ("" if not no_recovery or "no_recovery" in metrics["method"] else " (no_recovery)"),
-            task=metrics["task"], seed=int(metrics["seed"]), sparsity_requested=float(metrics["sparsity_requested"]),
-            sparsity=float(metrics["sparsity_realized"]), no_recovery=no_recovery,
-            recovered_share=metrics.get("method_details", {}).get("recovered_share"),
+            task=metrics["task"], seed=metrics["seed"], sparsity_requested=float(metrics["sparsity_requested"]),
+            sparsity=float(metrics["sparsity_realized"]), no_recovery=no_recovery, recovered_share=share,
             metric=metrics["main_metric"], value=float(metrics["main_metric_value"]),
         ))
     return [replace(row, label=label) for row, label in zip(rows, distinct_labels(run_dirs, [row.label for row in rows]))]

@@ -39,7 +39,7 @@ CARD_FILE = "README.md"  # the hub renders it as the model's page
 def export(run_dir: Path, out: Path) -> Path:
     """Write the run's model to `out` (which must not exist yet); returns `out`."""
     cfg = stored_config(run_dir)
-    require_new_folder(out)
+    metrics = require_exportable(run_dir, out)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
@@ -58,7 +58,6 @@ def export(run_dir: Path, out: Path) -> Path:
         modeling = Path(hf_modeling.__file__).read_text()
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
-        metrics = rundir.load_metrics(run_dir)
         (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir, metrics), indent=2) + "\n")
         model_card.build(OmegaConf.to_container(cfg, resolve=True), metrics, out.name).save(staging / CARD_FILE)
         # mkdtemp's folder is 0700 and transformers writes model.safetensors 0600: give the export
@@ -74,12 +73,15 @@ def export(run_dir: Path, out: Path) -> Path:
     return out
 
 
-def require_new_folder(out: Path) -> None:
-    """Refuse an --out the export may not take (a file, or a folder with files in it) before any work."""
+def require_exportable(run_dir: Path, out: Path) -> dict:
+    """Before any work: refuse an --out the export may not take (a file, or a folder with files in
+    it), and return the run's record with the fields the model card reads."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a new folder (or an empty one)")
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
+    rundir.require_run_dir(run_dir)
+    return rundir.load_run_record(run_dir, needs=model_card.RECORD_NEEDS)
 
 
 def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tensor], task_head: torch.nn.Module):

@@ -27,6 +27,9 @@ HUB_METRIC = {"accuracy": "accuracy", "f1": "f1", "matthews_correlation": "matth
               "pearson": "pearsonr", "spearmanr": "spearmanr"}
 PAPER = "[Gao, Colombo and Wang (2021), *Adapting by Pruning: A Case Study on BERT*](https://arxiv.org/abs/2105.03343)"
 
+# The fields of metrics.json the card reads beyond those every run record has (rundir.RECORD_FIELDS).
+RECORD_NEEDS = ("seed", "steps", "train_examples", "num_kept", "num_maskable")
+
 # What each method did to the encoder, in the card's words.
 WHAT_THE_METHOD_DID = {
     "adapt_by_pruning": f"a binary mask over its frozen weights, learnt for the task by gradient descent (adapt-by-pruning, {PAPER})",

@@ -115,36 +115,6 @@ def collect(root: Path) -> Collected:
     return found
 
 
-# The fields of metrics.json the report reads, and the kinds of value each may hold; those marked
-# required are in every record prune-cli has written.
-NUMBER, WHOLE, TEXT = "a number", "a whole number", "text"
-RECORD_FIELDS = {"task": (TEXT, True), "method": (TEXT, True), "main_metric": (TEXT, True), "main_metric_value": (NUMBER, True),
-                 "sparsity_requested": (NUMBER, True), "sparsity_realized": (NUMBER, True), "seed": (WHOLE, False),
-                 "steps": (WHOLE, False), "train_seconds": (NUMBER, False), "tag": (TEXT, False), "model": (TEXT, False)}
-
-
-def _is_kind(value: object, kind: str) -> bool:
-    if isinstance(value, bool):  # JSON's true/false are no numbers to a reader of the table
-        return False
-    return isinstance(value, {NUMBER: (int, float), WHOLE: int, TEXT: str}[kind])
-
-
-def read_run_record(run_dir: Path) -> dict:
-    """A finished run's metrics.json, with every field the report reads present and of its kind. A
-    record edited by hand (a field deleted, a number written as text) is named with what is wrong,
-    and the report goes on without it, where reading the field would have stopped it with a traceback."""
-    record = rundir.load_metrics(run_dir)
-    for name, (kind, required) in RECORD_FIELDS.items():
-        value = record.get(name)
-        if value is None and not required:
-            continue
-        if name not in record:
-            raise UserError(f"{run_dir / rundir.METRICS} has no '{name}'; it was edited or truncated")
-        if not _is_kind(value, kind):
-            raise UserError(f"{run_dir / rundir.METRICS} has '{name}': {value!r}, not {kind}; it was edited")
-    return record
-
-
 # What the report reads of a run's config: the recipe (method), the budget's batch size, the held-out rows.
 CONFIG_SECTIONS_READ = ("method", "trainer", "data")
 CONFIG_KEYS_READ = ("method", "trainer.batch_size", "data.holdout", "data.holdout_seed")
@@ -170,7 +140,7 @@ def read_run(run_dir: Path) -> tuple[DictConfig, dict]:
                 OmegaConf.to_container(value, resolve=True)
     except OmegaConfBaseException as exc:
         raise UserError(f"{run_dir / rundir.CONFIG} has a value under '{reading}' that cannot be resolved ({first_line(exc)})") from None
-    return config, read_run_record(run_dir)
+    return config, rundir.load_run_record(run_dir)
 
 
 def incomplete_reason(run_dir: Path) -> str:

@@ -538,7 +538,53 @@ def recorded_prune_cli_version(run_dir: Path) -> str | None:
 
 
 def load_metrics(run_dir: Path) -> dict[str, Any]:
+    """metrics.json as written, any fields: for the readers that look up one field with a fallback
+    (a version, a method name for a message). Commands that read a finished run's identity and
+    scores use `load_run_record`."""
     return read_json_record(run_dir / METRICS)
+
+
+# The fields of metrics.json that commands read, and the kind of value each may hold. The required
+# ones identify a run and its scores, and are in every record prune-cli has written; the others are
+# checked where present, and a reader that cannot do without one names it (`needs`).
+NUMBER, WHOLE, TEXT, OBJECT = "a number", "a whole number", "text", "a JSON object"
+RECORD_FIELDS = {
+    "task": (TEXT, True), "method": (TEXT, True), "algorithm": (TEXT, False), "model": (TEXT, False), "tag": (TEXT, False),
+    "main_metric": (TEXT, True), "main_metric_value": (NUMBER, True), "metrics": (OBJECT, True),
+    "sparsity_requested": (NUMBER, True), "sparsity_realized": (NUMBER, True), "seed": (WHOLE, False),
+    "steps": (WHOLE, False), "train_examples": (WHOLE, False), "train_seconds": (NUMBER, False),
+    "num_kept": (WHOLE, False), "num_maskable": (WHOLE, False), "method_details": (OBJECT, False),
+    "scored_on": (OBJECT, False), "versions": (OBJECT, False),
+}
+
+
+def is_kind(value: object, kind: str) -> bool:
+    """Whether a JSON value is of one of RECORD_FIELDS' kinds."""
+    if isinstance(value, bool):  # JSON's true/false are no numbers to a reader of a score
+        return False
+    return isinstance(value, {NUMBER: (int, float), WHOLE: int, TEXT: str, OBJECT: dict}[kind])
+
+
+def load_run_record(run_dir: Path, needs: Sequence[str] = ()) -> dict[str, Any]:
+    """A finished run's metrics.json, with every field of RECORD_FIELDS present where required (or
+    in `needs`) and of its kind wherever present, and every score a number. A record edited by hand
+    (a field deleted, a number written as text) is a one-line error naming what is wrong, where
+    reading the field would be a traceback: in `analyze sensitivity`, after minutes of training."""
+    assert set(needs) <= RECORD_FIELDS.keys(), f"needs names a field RECORD_FIELDS does not describe: {needs}"
+    path = run_dir / METRICS
+    record = read_json_record(path)
+    for name, (kind, required) in RECORD_FIELDS.items():
+        value = record.get(name)
+        if value is None and not required and name not in needs:
+            continue
+        if name not in record:
+            raise UserError(f"{path} has no '{name}'; it was edited or truncated")
+        if not is_kind(value, kind):
+            raise UserError(f"{path} has '{name}': {value!r}, not {kind}; it was edited")
+    for key, value in record["metrics"].items():
+        if not is_kind(value, NUMBER):
+            raise UserError(f"{path} has '{key}': {value!r} under 'metrics', not {NUMBER}; it was edited")
+    return record
 
 
 def read_json_record(path: Path) -> dict[str, Any]:

@@ -433,23 +433,25 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
 def _rescore(run_dir: Path, cfg: DictConfig) -> tuple[dict[str, float], dict[str, float]]:
     """Score a finished run under `cfg` (its `stored_config`) and print it beside its stored
     metrics; returns (metrics now, metrics stored)."""
-    stored = rundir.load_metrics(run_dir)
+    stored = rundir.load_run_record(run_dir)
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
-    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored.get("metrics", {})))
-    return metrics, stored.get("metrics", {})
+    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored["metrics"]))
+    return metrics, stored["metrics"]
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
                   precision: str | None = None) -> list[Path]:
     """Re-score several runs (a sweep, after a move to another machine); returns those whose
-    figures differ from their stored ones. Every run's config and mask are checked before the
+    figures differ from their stored ones. Every run's config, mask and record are checked before the
     first is scored, so a mistyped path fails at once rather than after the others' minutes."""
     configs = [stored_config(run_dir, data_dir, device, precision) for run_dir in run_dirs]
+    for run_dir in run_dirs:
+        rundir.load_run_record(run_dir)  # the stored figures each is compared with
     rescored = [(run_dir, *_rescore(run_dir, cfg)) for run_dir, cfg in zip(run_dirs, configs)]
     return [run_dir for run_dir, now, stored in rescored if now != stored]
 

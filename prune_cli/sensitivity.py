@@ -54,7 +54,7 @@ def require_analysable(run_dir: Path, data_dir: str | None = None, device: str |
     rundir.require_mask(run_dir, "sensitivity")
     cfg = runner.stored_config(run_dir, data_dir, device)
     pick_device(str(cfg.trainer.device))
-    return cfg, rundir.load_metrics(run_dir)
+    return cfg, rundir.load_run_record(run_dir)
 
 
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None,

@@ -303,6 +303,15 @@ def _rewrite_manifest(run: Path, change) -> None:
     save_file(load_file(str(path)), str(path), metadata={"manifest": json.dumps(change(manifest))})
 
 
+def _edit_record(run: Path, change) -> None:
+    """Rewrite the run's metrics.json through `change` (a dict edited in place), as a hand edit would."""
+    import json
+
+    record = json.loads((run / "metrics.json").read_text())
+    change(record)
+    (run / "metrics.json").write_text(json.dumps(record))
+
+
 def _without_task(run: Path) -> None:
     from omegaconf import OmegaConf
 
@@ -317,6 +326,15 @@ BROKEN_RECORDS = {
     "metrics.json a list": (lambda run: (run / "metrics.json").write_text("[]"),
                             "metrics.json holds a JSON list, not a prune-cli record (a JSON object); it was edited or overwritten"),
     "metrics.json not UTF-8": (lambda run: (run / "metrics.json").write_bytes(b"\xff\xfe{"), "metrics.json cannot be read"),
+    # fields edited by hand: KeyError, AttributeError or ValueError tracebacks, in analyze sensitivity after its training
+    "metrics.json without its score": (lambda run: _edit_record(run, lambda record: record.pop("main_metric_value")),
+                                       "metrics.json has no 'main_metric_value'; it was edited or truncated"),
+    "metrics.json with scores in a list": (lambda run: _edit_record(run, lambda record: record.update(metrics=[0.5])),
+                                           "metrics.json has 'metrics': [0.5], not a JSON object; it was edited"),
+    "metrics.json with a score as text": (lambda run: _edit_record(run, lambda record: record["metrics"].update(eval_accuracy="0.5")),
+                                          "metrics.json has 'eval_accuracy': '0.5' under 'metrics', not a number; it was edited"),
+    "metrics.json with the seed as text": (lambda run: _edit_record(run, lambda record: record.update(seed="two")),
+                                           "metrics.json has 'seed': 'two', not a whole number; it was edited"),
     "config a list": (lambda run: (run / ".hydra" / "config.yaml").write_text("- 1\n- 2\n"),
                       "config.yaml holds a YAML list, not a run's config; it was edited or overwritten"),
     "config without task": (_without_task, "config.yaml is not a complete run config (it has no task); it was edited or truncated"),
@@ -351,11 +369,42 @@ def test_a_run_record_that_is_not_what_prune_cli_wrote(finished_run: Path, broke
     corrupt(finished_run)
     readers = READS[broken.split()[0]]
     for command in READERS:
-        result = run_cli(*READERS[command](finished_run, finished_run.parent / f"out-{command.replace(' ', '-')}"))
+        out = finished_run.parent / f"out-{command.replace(' ', '-')}"
+        result = run_cli(*READERS[command](finished_run, out))
         if command in readers:
             assert_one_line_error(result, str(finished_run), message)
+            assert not out.exists() or not any(out.iterdir()), (command, "wrote before it refused")
         else:
             assert result.exit_code == 0, (command, result.output)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda record: record.pop("seed"), "metrics.json has no 'seed'; it was edited or truncated"),
+    (lambda record: record.update(seed="two"), "metrics.json has 'seed': 'two', not a whole number"),
+    (lambda record: record.update(method_details=[1]), "metrics.json has 'method_details': [1], not a JSON object"),
+    (lambda record: record["method_details"].update(recovered_share="x"),
+     "metrics.json has 'recovered_share': 'x' under 'method_details', not a number"),
+    (lambda record: record.pop("sparsity_realized"), "metrics.json has no 'sparsity_realized'"),
+], ids=["seed deleted", "seed as text", "details a list", "share as text", "sparsity deleted"])
+def test_analyze_recovery_names_a_record_edited_by_hand(finished_run: Path, edit, message: str):
+    """`analyze recovery` reads metrics.json's fields and nothing else of a run: each of these edits was
+    a KeyError, ValueError or AttributeError traceback (the share's only once the table was drawn)."""
+    assert run_cli("analyze", "recovery", str(finished_run), "--out", str(finished_run.parent / "fine")).exit_code == 0
+    _edit_record(finished_run, edit)
+    out = finished_run.parent / "out"
+    assert_one_line_error(run_cli("analyze", "recovery", str(finished_run), "--out", str(out)), str(finished_run), message)
+    assert not (out / "recovery.csv").exists()
+
+
+@pytest.mark.parametrize("field", ["num_kept", "train_examples"])
+def test_export_names_a_record_without_what_its_model_card_reads(finished_run: Path, field: str):
+    """The model card reads fields of metrics.json that scoring does not: without one, export stopped
+    with a KeyError traceback. It is named before anything is written, and evaluate is not affected."""
+    _edit_record(finished_run, lambda record: record.pop(field))
+    out = finished_run.parent / "hf"
+    assert_one_line_error(run_cli("export", str(finished_run), "--out", str(out), "--check"), f"metrics.json has no '{field}'")
+    assert not out.exists() and not list(finished_run.parent.glob(".hf.*"))
+    assert run_cli("evaluate", str(finished_run)).exit_code == 0
 
 
 def test_resume_of_a_run_whose_config_lost_a_section(finished_run: Path):
