@@ -258,6 +258,14 @@ def hydra_error_line(exc: BaseException) -> str:
     return "; ".join(parts) or type(exc).__name__
 
 
+def split_tasks_and_overrides(tasks: Sequence[str], overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(task names, Hydra overrides) from a script's `--tasks A B` option and its trailing overrides.
+    argparse gives `--tasks` every word up to the next option, so overrides typed after it (as the
+    scripts' usage lines show them) arrived as task names: the first task then ran without them. An
+    override always holds '=', a task name never does."""
+    return [t for t in tasks if "=" not in t], [*(t for t in tasks if "=" in t), *overrides]
+
+
 def options_to_overrides(task: str | None, sparsity: str | None, method: str | None, model: str | None,
                          seed: str | None) -> list[str]:
     """Map `adapt`'s options (the CLI's, or `prune_cli.api.adapt`'s) onto Hydra overrides; comma
@@ -384,7 +392,14 @@ def _check_given_once(override: Any, given: dict[tuple[str, str | None], Any]) -
                     f"'{override.input_line}'); give it once: Hydra would keep only the last{sweep_hint}")
 
 
-def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
+# How the caller of check_overrides can sweep, said where a comma list comes without one: the CLI's
+# `adapt` has -m; `show-config` and the scripts compose one config, Python's `api.adapt` runs one run.
+SWEEP_WITH_MULTIRUN = "add -m/--multirun to sweep over them"
+SWEEP_NOT_HERE_COMPOSE = "one config is composed here: give one value (`prune-cli adapt -m` sweeps over several)"
+SWEEP_NOT_HERE_ONE_RUN = "this call runs one run: give one value, and loop in Python or sweep with `prune-cli adapt -m`"
+
+
+def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint: str = SWEEP_WITH_MULTIRUN) -> None:
     """Reject bad group choices, bad sparsities, malformed overrides and a key given twice before anything runs."""
     groups, sources = config_groups(), key_sources()
     given: dict[tuple[str, str | None], Any] = {}
@@ -396,7 +411,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False) -> None:
         if override.is_delete():
             continue
         if override.is_sweep_override() and not multirun:
-            raise UserError(f"'{override.input_line}' lists several values; add -m/--multirun to sweep over them")
+            raise UserError(f"'{override.input_line}' lists several values; {sweep_hint}")
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
         if not values:
             raise UserError(f"'{override.input_line}' sweeps over no values"
@@ -774,8 +789,8 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config like a run would, without starting one (show-config, tests)."""
-    check_overrides(overrides)
+    """Compose the config like a run would, without starting one (show-config, scripts, tests)."""
+    check_overrides(overrides, sweep_hint=SWEEP_NOT_HERE_COMPOSE)
     cfg = _hydra_compose(overrides)
     check_added_keys(overrides, cfg)
     check_config(cfg)

@@ -9,6 +9,8 @@ keeps its traceback (or shows it with `--debug`).
 from __future__ import annotations
 
 import signal
+import sys
+from typing import Callable
 
 
 def first_line(exc: BaseException) -> str:
@@ -28,6 +30,33 @@ class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 
     exit_code = 2
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type` for a script's count (repeats, processes, a batch size, a seed): a whole
+    number >= `minimum`, refused by argparse in one line. A plain `type=int` let `--repeats 0` through
+    to a traceback (no median of no timings) after the models were built."""
+    def whole_number(text: str) -> int:
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        return value
+    return whole_number
+
+
+def script_entry(main: Callable[[], object]) -> None:
+    """How a file of scripts/ runs: a UserError from prune-cli's code (a run folder that is not one,
+    a bad override) ends it in one line, "error: ..." with exit code 1 as the scripts' own refusals
+    (`sys.exit(message)`) do, where a traceback would bury the line that names the fix."""
+    try:
+        main()
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
 
 
 class RunInterrupted(KeyboardInterrupt):

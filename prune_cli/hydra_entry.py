@@ -25,8 +25,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
-from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, check_jobs, check_overrides, check_run_dir, check_sweep_dir, compose,
-                              config_sweeps, launch_settings, register_resolvers, searchpath_overrides, sweep_jobs)
+from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, register_resolvers,
+                              searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
     if multirun and one_run:
         raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "
                         "run the sweep with `prune-cli adapt`, or loop over single runs")
-    check_overrides(overrides, multirun)
+    check_overrides(overrides, multirun, SWEEP_NOT_HERE_ONE_RUN if one_run else SWEEP_WITH_MULTIRUN)
     if multirun:
         _check_sweep(overrides, settings)
         check_sweep_dir(settings)

@@ -20,15 +20,16 @@ from omegaconf import OmegaConf
 from prune_cli import batching, data
 from prune_cli.backbone import resolve_model_path
 from prune_cli.config import compose
+from prune_cli.errors import at_least, script_entry
 from prune_cli.runner import encode_split
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sst2")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=2000, help="batches drawn (the default budget is 2000 steps)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--batches", type=at_least(1), default=2000, help="batches drawn (the default budget is 2000 steps)")
+    parser.add_argument("--seed", type=at_least(0), default=1)
     args = parser.parse_args()
     cfg = compose([f"task={args.task}"])
     task = OmegaConf.to_container(cfg.task, resolve=True)
@@ -49,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from prune_cli.errors import script_entry
+
 
 def child_environment() -> dict[str, str]:
     """This process's environment, with a relative GLUE_DIR made absolute.
@@ -72,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

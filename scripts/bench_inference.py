@@ -38,6 +38,7 @@ from omegaconf import OmegaConf
 
 from prune_cli.backbone import load_backbone
 from prune_cli.config import compose
+from prune_cli.errors import at_least, script_entry
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,12 +111,12 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=14)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--processes", type=int, default=1, help="run the measurement in N fresh processes")
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--seq-len", type=at_least(1), default=14)
+    parser.add_argument("--warmup", type=at_least(0), default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=30)
+    parser.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--processes", type=at_least(1), default=1, help="run the measurement in N fresh processes")
     args = parser.parse_args()
     if args.processes <= 1:
         print(json.dumps(measure(args)))
@@ -125,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

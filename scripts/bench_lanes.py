@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prune_cli.errors import at_least, script_entry
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import MODEL_CHOICES  # noqa: E402  (the models bench_step can build)
 
@@ -59,10 +61,10 @@ def run_lanes(argv: list[str], lanes: int, threads: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=14)
-    parser.add_argument("--repeats", type=int, default=8)
-    parser.add_argument("--lanes", type=int, default=2)
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--seq-len", type=at_least(1), default=14)
+    parser.add_argument("--repeats", type=at_least(1), default=8)
+    parser.add_argument("--lanes", type=at_least(1), default=2)
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     threads = max(1, cores // args.lanes)
@@ -87,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -25,6 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli.config import compose
+from prune_cli.errors import at_least, script_entry
 from prune_cli.masking import StepBuffers, theta_masked_weight
 from prune_cli.methods.adapt_by_pruning import initial_theta
 
@@ -76,12 +77,12 @@ def measure(thetas: list[torch.Tensor], bases: list[torch.Tensor], repeats: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--hidden", type=int, default=384)
-    parser.add_argument("--intermediate", type=int, default=1536)
-    parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--layers", type=at_least(1), default=6)
+    parser.add_argument("--hidden", type=at_least(1), default=384)
+    parser.add_argument("--intermediate", type=at_least(1), default=1536)
+    parser.add_argument("--repeats", type=at_least(1), default=21)
+    parser.add_argument("--warmup", type=at_least(0), default=3)
+    parser.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -57,6 +57,7 @@ from prune_cli import native
 from prune_cli.backbone import BERT_BASE_SHAPE, PACKAGED_MINILM, load_backbone
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.config import compose
+from prune_cli.errors import at_least, script_entry
 from prune_cli.masking import MaskedEncoder, keep_top, select_maskable
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer, WeightTrainer
@@ -289,20 +290,20 @@ def naive_step(encoder: MaskedEncoder, theta: dict, head, optimizer, batch, crit
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=MODEL_CHOICES, default="minilm")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=16, help="tokens per row (SST-2 training batches as adapt pads them: mean 13.9, see scripts/batch_lengths.py)")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--seq-len", type=at_least(1), default=16, help="tokens per row (SST-2 training batches as adapt pads them: mean 13.9, see scripts/batch_lengths.py)")
+    parser.add_argument("--repeats", type=at_least(1), default=10)
+    parser.add_argument("--warmup", type=at_least(0), default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="trainer.precision of every kind (default fp32)")
     parser.add_argument("--skip-naive", action="store_true", help="skip (c), e.g. for bert-base-shape on a small machine")
-    parser.add_argument("--processes", type=int, default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
-    parser.add_argument("--checkpoint-steps", type=int, default=0, metavar="STEPS",
+    parser.add_argument("--processes", type=at_least(1), default=1, help="repeat the whole measurement in this many fresh processes and summarise the ratios")
+    parser.add_argument("--checkpoint-steps", type=at_least(0), default=0, metavar="STEPS",
                         help="pruning steps (e)'s in-all cost runs beside a checkpoint's write (0: enough to outlast it, 1.5x its measured time)")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default, one per core)")
+    parser.add_argument("--threads", type=at_least(0), default=0, help="torch intra-op threads (0: torch's default, one per core)")
     parser.add_argument("--aten-too", action="store_true",
                         help="also time (b) with the theta bookkeeping in ATen ops (PRUNE_CLI_NATIVE=0), in the same round robin")
-    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+    parser.add_argument("--profile", type=at_least(0), default=0, metavar="STEPS",
                         help="instead of timing, profile this many steps of (a) and (b) after warm-up and print each one's "
                              "costliest ops (torch.profiler, self CPU time per step): where b's extra time goes")
     return parser
@@ -443,4 +444,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

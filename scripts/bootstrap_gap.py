@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from prune_cli import rundir
+from prune_cli.errors import at_least, script_entry
 from prune_cli.metrics import task_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,8 +96,8 @@ def main() -> None:
     parser.add_argument("--in-train", action="store_true", help="sources grouped as score_by_source.py --in-train does")
     parser.add_argument("--source", action="append",
                         help="keep only the rows of this source (or group), or 'all'; repeatable (default: all)")
-    parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0, help="the resampling's random seed")
+    parser.add_argument("--resamples", type=at_least(2), default=2000)
+    parser.add_argument("--seed", type=at_least(0), default=0, help="the resampling's random seed")
     args = parser.parse_args()
     asked = args.source or [ALL]
     # the files' source column is read only when some rows are to be kept by it: SST-2's have none
@@ -115,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

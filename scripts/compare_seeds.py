@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 from prune_cli import recipes, report
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, script_entry
 
 
 def side_values(groups: list[report.Group], side: str, task: str, sparsity: float) -> dict[int, float]:
@@ -84,18 +83,15 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, required=True)
     parser.add_argument("sides", nargs="+", help="the recipe to compare, then the ones to compare it with")
     args = parser.parse_args()
-    try:
-        if len(args.sides) < 2:
-            raise UserError("name the recipe to compare and at least one to compare it with")
-        groups = report.group_runs(report.collect(args.runs).runs)
-        first, *others = (side_values(groups, side, args.task, args.sparsity) for side in args.sides)
-        print(describe(args.sides[0], first))
-        for side, values in zip(args.sides[1:], others):
-            print(describe(side, values))
-            print(f"  {args.sides[0]} against it: {compare(first, values)}")
-    except UserError as error:
-        sys.exit(f"error: {error}")
+    if len(args.sides) < 2:
+        raise UserError("name the recipe to compare and at least one to compare it with")
+    groups = report.group_runs(report.collect(args.runs).runs)
+    first, *others = (side_values(groups, side, args.task, args.sparsity) for side in args.sides)
+    print(describe(args.sides[0], first))
+    for side, values in zip(args.sides[1:], others):
+        print(describe(side, values))
+        print(f"  {args.sides[0]} against it: {compare(first, values)}")
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

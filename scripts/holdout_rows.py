@@ -23,7 +23,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from prune_cli import data
-from prune_cli.config import compose
+from prune_cli.config import compose, split_tasks_and_overrides
+from prune_cli.errors import at_least, script_entry
 
 
 def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float | int]:
@@ -52,16 +53,17 @@ def figures(task: dict, data_cfg: dict, size: int, seed: int) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["sst2", "cola", "mrpc", "stsb"])
-    parser.add_argument("--size", type=int, default=872, help="rows held out (872: SST-2's dev size)")
-    parser.add_argument("--seed", type=int, default=0, help="data.holdout_seed")
+    parser.add_argument("--size", type=at_least(1), default=872, help="rows held out (872: SST-2's dev size)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="data.holdout_seed")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (data.dir=...)")
     args = parser.parse_args()
-    for name in args.tasks:
-        cfg = compose([f"task={name}", *args.overrides])
+    tasks, overrides = split_tasks_and_overrides(args.tasks, args.overrides)
+    for name in tasks:
+        cfg = compose([f"task={name}", *overrides])
         task = OmegaConf.to_container(cfg.task, resolve=True)
         result = figures(task, OmegaConf.to_container(cfg.data, resolve=True), args.size, args.seed)
         print(json.dumps({"task": name, "size": args.size, "seed": args.seed, **result}))
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from prune_cli import mask_format, rundir
+from prune_cli.errors import script_entry
 
 
 def entropy_bits(kept_share: float) -> float:
@@ -42,4 +43,4 @@ def main(run_dirs: list[str]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    script_entry(lambda: main(sys.argv[1:]))

@@ -19,6 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
+from prune_cli.errors import script_entry
 from prune_cli.report import paired_gap
 
 WHOLE = "all"  # the row for the whole scored split
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

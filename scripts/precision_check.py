@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import torch
 from omegaconf import OmegaConf
 
 from prune_cli.config import compose
-from prune_cli.errors import UserError
+from prune_cli.errors import at_least, script_entry
 from prune_cli.methods.adapt_by_pruning import MaskLearner
 from prune_cli.methods.loops import HeadTrainer
 from prune_cli.runner import make_context, prepare
@@ -62,23 +61,18 @@ def distance(change: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3, help="adapt-by-pruning steps per precision (default 3)")
+    parser.add_argument("--steps", type=at_least(1), default=3, help="adapt-by-pruning steps per precision (default 3)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as prune-cli adapt takes them")
     args = parser.parse_args()
-    if args.steps < 1:
-        parser.error("--steps must be at least 1")
-    try:
-        reference = theta_change(args.overrides, "fp32", steps=args.steps)
-        results = {}
-        for precision, scaled in VARIANTS:
-            label = f"{precision}{'' if scaled or precision != 'fp16' else ' without loss scale'}"
-            results[label] = distance(theta_change(args.overrides, precision, scaled, args.steps), reference)
-            print(f"{label:<26} theta's change {results[label]['relative_error']:.2%} off fp32's; "
-                  f"{results[label]['share_moved_differently']:.1%} of its entries moved differently")
-    except UserError as exc:
-        sys.exit(f"error: {exc}")
+    reference = theta_change(args.overrides, "fp32", steps=args.steps)
+    results = {}
+    for precision, scaled in VARIANTS:
+        label = f"{precision}{'' if scaled or precision != 'fp16' else ' without loss scale'}"
+        results[label] = distance(theta_change(args.overrides, precision, scaled, args.steps), reference)
+        print(f"{label:<26} theta's change {results[label]['relative_error']:.2%} off fp32's; "
+              f"{results[label]['share_moved_differently']:.1%} of its entries moved differently")
     print(json.dumps({"steps": args.steps, "overrides": args.overrides, "against_fp32": results}))
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -39,7 +39,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from prune_cli import data, rundir
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, script_entry
 from prune_cli.metrics import task_metrics
 from prune_cli.predictions import predict_scored_rows, task_of
 from prune_cli.runner import stored_config
@@ -202,4 +202,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

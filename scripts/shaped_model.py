@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from prune_cli.backbone import PACKAGED_MINILM, resolve_model_path
+from prune_cli.errors import script_entry
 from prune_cli.rundir import default_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

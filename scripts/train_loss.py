@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 from prune_cli import rundir
-from prune_cli.errors import UserError
+from prune_cli.errors import at_least, script_entry
 
 
 def phase_losses(run_dir: Path, last: int) -> dict[str, tuple[int, float]]:
@@ -39,16 +39,13 @@ def describe(run_dir: Path, last: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path)
-    parser.add_argument("--last", type=int, default=100, help="steps at the end of each phase to average (default 100)")
+    parser.add_argument("--last", type=at_least(1), default=100, help="steps at the end of each phase to average (default 100)")
     args = parser.parse_args()
     for run_dir in args.run_dirs:
         if not (run_dir / rundir.METRICS).is_file() or not (run_dir / rundir.HISTORY).is_file():
             raise SystemExit(f"error: {run_dir} is not a finished run directory (no {rundir.METRICS} or {rundir.HISTORY})")
-        try:
-            print(describe(run_dir, args.last))
-        except UserError as exc:
-            raise SystemExit(f"error: {exc}") from None
+        print(describe(run_dir, args.last))
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

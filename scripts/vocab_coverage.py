@@ -18,7 +18,8 @@ import argparse
 import torch
 
 from prune_cli.backbone import BERT_BASE_SHAPE
-from prune_cli.config import compose
+from prune_cli.config import compose, split_tasks_and_overrides
+from prune_cli.errors import script_entry
 from prune_cli.masking import select_maskable
 from prune_cli.methods.adapt_by_pruning import token_table_name, unseen_token_rows
 from prune_cli.runner import prepare
@@ -62,13 +63,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["sst2", "stsb", "mrpc", "cola"])
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model=minilm (the default) or data.dir=...")
     args = parser.parse_args()
+    tasks, overrides = split_tasks_and_overrides(args.tasks, args.overrides)
     print(f"{'task':6s} {'vocab':>6s} {'train ids':>9s} {'unseen rows':>11s} {'share (model)':>13s} {'share (bert-base shape)':>23s} "
           f"{'dev tokens unseen':>17s} {'dev examples with one':>21s}")
-    for task in args.tasks:
-        c = coverage([f"task={task}", *args.overrides])
+    for task in tasks:
+        c = coverage([f"task={task}", *overrides])
         print(f"{task:6s} {c['vocab']:6d} {c['train_ids']:9d} {c['unseen_rows']:11d} {c['share_model']:13.3f} "
               f"{c['share_bert_base_shape']:23.3f} {c['dev_token_share_unseen']:17.3%} {c['dev_examples_with_one']:>11d} of {c['dev_examples']}")
 
 
 if __name__ == "__main__":
-    main()
+    script_entry(main)

@@ -74,6 +74,9 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
         adapt(task="sst2", overrides=["trainer.max_step=3"])
     with pytest.raises(UserError, match="make a sweep .* this call runs one run"):
         adapt(overrides=["+experiment=paper_fig2_cpu_refs", *tiny_overrides(tiny_model_dir)])
+    # it said "add -m/--multirun", a flag Python has no place for
+    with pytest.raises(UserError, match=r"^'seed=1,2' lists several values; this call runs one run: give one value, and loop in Python"):
+        adapt(task="sst2", seed="1,2")
     # one string would be iterated character by character, each an override
     with pytest.raises(UserError, match=r"^overrides takes a list of strings, not one string \('trainer.max_steps=3'\); e.g. overrides="):
         adapt(task="sst2", overrides="trainer.max_steps=3")

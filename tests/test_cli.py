@@ -33,6 +33,15 @@ def test_show_config_passes_extra_overrides_through():
     assert "max_steps: 7" in result.output
 
 
+def test_show_config_of_a_sweep_asks_for_one_value():
+    """It said "add -m/--multirun to sweep over them", and show-config refuses -m: it prints one config."""
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("show-config", "--seed", "1,2"),
+                          "'seed=1,2' lists several values; one config is composed here: give one value (`prune-cli adapt -m` sweeps over several)")
+    assert_one_line_error(run_cli("adapt", "--seed", "1,2"), "'seed=1,2' lists several values; add -m/--multirun to sweep over them")
+
+
 def test_show_config_bad_task_is_one_line_error():
     result = run_cli("show-config", "--task", "nope")
     assert result.exit_code == 2

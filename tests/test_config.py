@@ -59,7 +59,7 @@ def test_scientific_notation_values_are_floats():
         (["sparsity=1.0"], "outside [0, 1)"),
         (["sparsity=-0.1"], "outside [0, 1)"),
         (["sparsity=half"], "is not a number"),
-        (["sparsity=0.5,0.9"], "add -m/--multirun"),
+        (["sparsity=0.5,0.9"], "'sparsity=0.5,0.9' lists several values; one config is composed here: give one value (`prune-cli adapt -m`"),
         (["task=="], "invalid override"),
         (["+experiment=nope"], "unknown experiment 'nope'; choose from: paper_fig2"),
         (["trainer.max_step=3"], "no config key 'trainer.max_step'; did you mean 'trainer.max_steps'?"),
