@@ -65,12 +65,7 @@ def distinct_labels(run_dirs: list[Path], labels: list[str]) -> list[str]:
     series by label: a run sharing its readable label (task/method/sparsity/seed) with another run
     given gets its folder's name added, and its whole path where the folder names agree too (two
     sweeps started in the same second). The same run given twice is refused, not analysed twice."""
-    first_given: dict[Path, Path] = {}
-    for run_dir in run_dirs:
-        same = first_given.get(run_dir.resolve())
-        if same is not None:
-            raise UserError(f"{run_dir} is given twice{'' if str(same) == str(run_dir) else f' (also as {same})'}; give each run once")
-        first_given[run_dir.resolve()] = run_dir
+    rundir.require_each_once(run_dirs)
     named = [label if labels.count(label) == 1 else f"{label} ({run_dir.name})" for run_dir, label in zip(run_dirs, labels)]
     return [name if named.count(name) == 1 else f"{label} ({run_dir})" for run_dir, label, name in zip(run_dirs, labels, named)]
 

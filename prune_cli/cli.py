@@ -210,6 +210,7 @@ def apply(
         if not lines:
             raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")
         inputs = [api.parse_input(line) for line in lines]  # a bad input is refused before any model loads
+        rundir.require_each_once(run_dirs)
         bank = api.TaskBank(device=device, precision=precision)
         for run_dir in run_dirs:
             bank.add(run_dir, name=_unique_name(bank, run_dir))

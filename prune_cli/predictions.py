@@ -57,6 +57,7 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
     """
     if split not in SPLITS:
         raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
+    rundir.require_each_once(run_dirs)
     jobs = [_Job.for_run(run_dir, split, data_dir, device, precision) for run_dir in run_dirs]
     targets = plan(jobs, out)
     for job in jobs:

@@ -318,6 +318,17 @@ def scored_with(algorithm: str) -> tuple[str, ...]:
     return (ENCODER,) if algorithm == "finetune" else ()
 
 
+def require_each_once(run_dirs: Sequence[Path]) -> None:
+    """Refuse a run given twice (under two spellings too: base, ./base) to a command that takes
+    several: it was scored twice by evaluate, loaded twice as two tasks by apply, and said to
+    collide with itself by predict, where it is only a slip in the command line."""
+    first_given: dict[Path, Path] = {}
+    for run_dir in run_dirs:
+        same = first_given.setdefault(run_dir.resolve(), run_dir)
+        if same is not run_dir:
+            raise UserError(f"{run_dir} is given twice{'' if str(same) == str(run_dir) else f' (also as {same})'}; give each run once")
+
+
 def require_run_dir(run_dir: Path) -> None:
     """A complete run dir has its config, head and metrics; say what is missing. (The files its
     method is scored with are checked once its config is read: `require_scored_with`.)"""

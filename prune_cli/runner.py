@@ -449,6 +449,7 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
     """Re-score several runs (a sweep, after a move to another machine); returns those whose
     figures differ from their stored ones. Every run's config, mask and record are checked before the
     first is scored, so a mistyped path fails at once rather than after the others' minutes."""
+    rundir.require_each_once(run_dirs)
     configs = [stored_config(run_dir, data_dir, device, precision) for run_dir in run_dirs]
     for run_dir in run_dirs:
         rundir.load_run_record(run_dir)  # the stored figures each is compared with

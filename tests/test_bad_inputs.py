@@ -243,6 +243,19 @@ def test_a_run_made_for_a_gpu_is_read_on_a_cpu_through_device(finished_run: Path
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("command", ["evaluate", "apply", "predict"])
+def test_a_run_given_twice_is_refused(finished_run: Path, command: str):
+    """evaluate scored it twice, apply loaded it as two tasks (sst2 and sst2@<folder>), and predict
+    said it "and" itself would write the same file; the analyses already refused it in these words."""
+    relative = finished_run.relative_to(Path.cwd())  # the same run, spelled from the folder the command runs in
+    twice = [str(finished_run), str(relative)]
+    args = {"evaluate": ["evaluate", *twice], "apply": ["apply", *twice, "--text", "a fine film"],
+            "predict": ["predict", *twice, "--out", str(finished_run.parent / "preds")]}[command]
+    result = run_cli(*args)
+    assert_one_line_error(result, f"{relative} is given twice (also as {finished_run}); give each run once")
+    assert "re-scored" not in result.output and not (finished_run.parent / "preds").exists()
+
+
 @pytest.mark.parametrize("command", list(READERS))
 def test_a_folder_that_is_not_a_run_dir(in_tmp: Path, command: str):
     (in_tmp / "empty").mkdir()
