@@ -56,7 +56,8 @@ def pick_device(requested: str) -> torch.device:
 
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise UserError(f"trainer.precision={precision!r}; choose one of {sorted(PRECISIONS)}")
+        raise UserError(f"trainer.precision={precision!r}; choose one of {sorted(PRECISIONS)} "
+                        "(trainer.precision=... for adapt, --precision for a command that reads a finished run)")
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -363,5 +363,7 @@ def test_apply_answers_in_another_precision_and_refuses_an_unknown_one(in_tmp: P
         assert bank.tasks["stsb"].cfg.trainer.precision == (precision or "fp32")
         answers[precision] = np.array(bank.predict("stsb", pairs))
     assert not np.array_equal(answers[None], answers["bf16"]) and np.allclose(answers[None], answers["bf16"], atol=0.25)
-    assert_one_line_error(run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "fp8"), "trainer.precision='fp8'")
+    # it named trainer.precision only, which apply does not take
+    assert_one_line_error(run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "fp8"), "trainer.precision='fp8'",
+                          "--precision for a command that reads a finished run")
     assert run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "bf16", "--device", "cpu").exit_code == 0
