@@ -3,11 +3,13 @@
 Everything raised as `UserError` ("the user asked for something we cannot do") is shown as a
 single line with exit code 2; `RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single
 line, the process then ending as that signal would have ended it. Anything else is a bug and
-keeps its traceback (or shows it with `--debug`).
+keeps its traceback (or shows it with `--debug`). The files of scripts/ end the same way through
+`script_entry`, and refuse a count out of range through `at_least`.
 """
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from typing import Callable
@@ -37,8 +39,6 @@ def at_least(minimum: int) -> Callable[[str], int]:
     number >= `minimum`, refused by argparse in one line. A plain `type=int` let `--repeats 0` through
     to a traceback (no median of no timings) after the models were built."""
     def whole_number(text: str) -> int:
-        import argparse
-
         try:
             value = int(text)
         except ValueError:
