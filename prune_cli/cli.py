@@ -170,16 +170,15 @@ def export(
 ) -> None:
     """Write a standalone Hugging Face model folder: mask baked in as zeros, head, tokenizer, model code."""
     from prune_cli import export as exporting
-    from prune_cli import rundir
 
     def work() -> None:
-        exporting.require_exportable(run_dir, out)
+        record = exporting.require_exportable(run_dir, out)
         rows = exporting.read_scored_rows(run_dir, data_dir) if check else None  # data that cannot be read stops it before any export
         folder = exporting.export(run_dir, out)
         display.console.print(display.line(f"exported {run_dir} to ", (str(folder), "bold")))
         display.console.print(f"load it with: AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)")
         if rows is not None:
-            stored = rundir.load_run_record(run_dir)["metrics"]
+            stored = record["metrics"]
             scored = exporting.score_exported(folder, rows)
             display.console.print(display.metrics_table("exported model, plain transformers", scored, compare=stored))
             if scored != {k: stored.get(k) for k in scored}:

@@ -427,21 +427,21 @@ def fill_in_later_task_keys(cfg: DictConfig) -> None:
 def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
     (`data_dir`, `device` and `precision` override the run's own: `stored_config`)."""
-    return _rescore(run_dir, stored_config(run_dir, data_dir, device, precision))[0]
+    cfg = stored_config(run_dir, data_dir, device, precision)
+    return _rescore(run_dir, cfg, rundir.load_run_record(run_dir)["metrics"])[0]
 
 
-def _rescore(run_dir: Path, cfg: DictConfig) -> tuple[dict[str, float], dict[str, float]]:
-    """Score a finished run under `cfg` (its `stored_config`) and print it beside its stored
-    metrics; returns (metrics now, metrics stored)."""
-    stored = rundir.load_run_record(run_dir)
+def _rescore(run_dir: Path, cfg: DictConfig, stored: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """Score a finished run under `cfg` (its `stored_config`) and print it beside `stored`, the
+    figures its checked record holds; returns (metrics now, metrics stored)."""
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
-    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored["metrics"]))
-    return metrics, stored["metrics"]
+    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored))
+    return metrics, stored
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
@@ -451,9 +451,8 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
     first is scored, so a mistyped path fails at once rather than after the others' minutes."""
     rundir.require_each_once(run_dirs)
     configs = [stored_config(run_dir, data_dir, device, precision) for run_dir in run_dirs]
-    for run_dir in run_dirs:
-        rundir.load_run_record(run_dir)  # the stored figures each is compared with
-    rescored = [(run_dir, *_rescore(run_dir, cfg)) for run_dir, cfg in zip(run_dirs, configs)]
+    stored = [rundir.load_run_record(run_dir)["metrics"] for run_dir in run_dirs]  # the figures each is compared with
+    rescored = [(run_dir, *_rescore(run_dir, cfg, figures)) for run_dir, cfg, figures in zip(run_dirs, configs, stored)]
     return [run_dir for run_dir, now, stored in rescored if now != stored]
 
 
