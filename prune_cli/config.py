@@ -102,7 +102,11 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
     that group, whose keys are that option's, not this file's. `seen`: the files on the way here
     (a defaults loop, which Hydra refuses, stops here rather than recursing for ever)."""
     seen = seen | {path}
-    text = path.read_text()  # once: its first line says where its keys go, the whole is the config
+    try:
+        text = path.read_text(encoding="utf-8")  # once: its first line says where its keys go, the whole is the config
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x}: {exc.reason}); "
+                        "mend or remove it") from None
     is_global = group is None or "@package _global_" in text.split("\n", 1)[0]
     content = _config_file_content(path, text)
     own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}

@@ -244,12 +244,27 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
         )
     else:
         data = load_from_hub(task)
-    if read_train and len(data.train) == 0:
-        raise UserError(f"task '{task['name']}': the training set ({data.train.source}) has no examples")
+    if read_train:
+        require_rows(task, "the training set", data.train)
+    for key, examples in data.dev.items():
+        require_rows(task, f"the {_split_name(key)}", examples)
     if holdout:
         rest, held = hold_out(data.train, int(holdout), int(data_cfg.get("holdout_seed") or 0), task["name"])
         data = TaskData(train=rest if with_train else SKIPPED, dev={HOLDOUT: held})
     return data
+
+
+def _split_name(key: str) -> str:
+    """A scoring split as messages name it: "dev set", "dev set 'mm'" (MNLI's mismatched), "held-out rows"."""
+    return "held-out rows" if key == HOLDOUT else "dev set" if key == "dev" else f"dev set '{key}'"
+
+
+def require_rows(task: Mapping[str, Any], what: str, rows: Examples | Unlabelled) -> None:
+    """A split with no rows (a file with only its header) is refused when it is read: an empty
+    training set has nothing to learn from, and an empty dev or test set failed only after training,
+    inside the tokenizer (IndexError), where nothing says which file was empty."""
+    if len(rows.texts) == 0:
+        raise UserError(f"task '{task['name']}': {what} ({rows.source}) has no examples")
 
 
 def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
@@ -290,6 +305,27 @@ def _tsv_rows(path: Path, header: bool, columns: Sequence[str | int]) -> Iterato
     Columns are header names, or 0-based positions in a file without a header (CoLA's train/dev).
     """
     csv.field_size_limit(sys.maxsize)
+    try:
+        yield from _decoded_tsv_rows(path, header, columns)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text (byte {exc.object[exc.start]:#04x}: {exc.reason}); "
+                        "GLUE's files are UTF-8: save the file as UTF-8") from None
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The number of the first line of `path` that is not UTF-8. The reader decodes in blocks, so its
+    error says where in a block, not on which line; reading the bytes again line by line does."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0  # pragma: no cover - only called after a decoding error, which some line holds
+
+
+def _decoded_tsv_rows(path: Path, header: bool, columns: Sequence[str | int]) -> Iterator[tuple[int, list[str]]]:
+    """`_tsv_rows` on a file that decodes; a byte that does not ends it in the caller's error."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         if header:
@@ -352,8 +388,14 @@ def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> di
     """GLUE's unlabelled test split(s) of `task`, keyed by leaderboard file name (SST-2, MNLI-m, AX)."""
     layout = unlabelled_layout(task)
     glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
-    if glue_dir is None:
-        return _load_hub_test(task, layout)
+    splits = _load_hub_test(task, layout) if glue_dir is None else _load_local_test(task, layout, glue_dir)
+    for name, rows in splits.items():
+        require_rows(task, f"the test set {name}", rows)
+    return splits
+
+
+def _load_local_test(task: Mapping[str, Any], layout: Mapping[str, Any], glue_dir: Path) -> dict[str, Unlabelled]:
+    """Test splits from the task's GLUE folder: `task.test.files`, each with its index column."""
     if not layout.get("files"):
         raise UserError(f"task '{task['name']}' names no local test files (task.test.files); "
                         f"unset data.dir and ${GLUE_DIR_ENV} to read its test sets from the hub, or use --split dev")

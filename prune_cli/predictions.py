@@ -110,9 +110,6 @@ class _Job:
             dev = data.load_task_data(self.task, data_cfg, with_train=False).dev
             cut = {key: ex.first(self.cfg.data.max_eval_samples) for key, ex in dev.items()}
             self.inputs = {key: ([str(i) for i in range(len(ex))], ex) for key, ex in cut.items()}
-        for key, (ids, examples) in self.inputs.items():
-            if not ids:
-                raise UserError(f"task '{self.task['name']}': {self.split} set {key} has no rows ({examples.source})")
 
     def predict(self) -> dict[str, np.ndarray]:
         """Load the run's model and predict every split read: {split key: class ids, or scores}."""

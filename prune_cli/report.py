@@ -176,12 +176,16 @@ def trained_batch_size(config: DictConfig) -> int | None:
 
 
 def recorded_overrides(run_dir: Path) -> list[str] | None:
-    """The run's overrides as typed, from Hydra's record; None where it cannot be read."""
+    """The run's overrides as typed, from Hydra's record; None where it cannot be read: missing, not
+    UTF-8 text, not YAML, or not the list Hydra writes (a hand edit), which is the report's "?"
+    recipe, not a traceback."""
     try:
-        overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text())
-    except (OSError, yaml.YAMLError):
+        overrides = yaml.safe_load((Path(run_dir) / rundir.OVERRIDES).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 text
         return None
-    return [o for o in overrides or [] if isinstance(o, str)]
+    if overrides is None:
+        return []
+    return [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else None
 
 
 def recipe_changes(overrides: list[str] | None) -> str:

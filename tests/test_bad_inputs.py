@@ -150,6 +150,16 @@ def test_empty_training_set(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
 
 
+def test_empty_dev_set_is_refused_before_training(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
+    """It was an IndexError from the tokenizer, after the model had loaded, naming no file."""
+    shutil.copytree(FIXTURE_GLUE / "SST-2", tmp_path / "glue" / "SST-2")
+    dev = tmp_path / "glue" / "SST-2" / "dev.tsv"
+    dev.write_text("sentence\tlabel\n")
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path / 'glue'}"))
+    assert_one_line_error(result, f"task 'sst2': the dev set ({dev}) has no examples")
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no empty run directory"
+
+
 def test_a_refused_run_removes_only_what_it_created(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     """Beside a finished run, a refused one's folders go and the finished run stays whole; a run
     dir the user named that was there before stays too (the command did not create it)."""

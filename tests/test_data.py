@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,45 @@ def test_empty_training_set_is_an_error(tmp_path: Path):
     (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
     with pytest.raises(UserError, match="has no examples"):
         data.load_task_data(task_cfg("sst2"), {"dir": str(tmp_path)})
+
+
+def _copy_of_fixture(tmp_path: Path, folder: str) -> Path:
+    shutil.copytree(FIXTURE_GLUE / folder, tmp_path / folder)
+    return tmp_path / folder
+
+
+@pytest.mark.parametrize(("task", "file", "named"), [("sst2", "dev.tsv", "the dev set"), ("mnli", "dev_mismatched.tsv", "the dev set 'mm'")])
+def test_a_dev_set_without_rows_is_an_error_naming_it(tmp_path: Path, task: str, file: str, named: str):
+    """A dev file holding only its header failed after training, inside the tokenizer (IndexError)."""
+    path = _copy_of_fixture(tmp_path, task_cfg(task)["glue_dir"]) / file
+    path.write_text(path.read_text().split("\n", 1)[0] + "\n")
+    with pytest.raises(UserError, match=rf"^task '{task}': {named} \({re.escape(str(path))}\) has no examples$"):
+        data.load_task_data(task_cfg(task), {"dir": str(tmp_path)})
+    with pytest.raises(UserError, match=rf"{named} \({re.escape(str(path))}\) has no examples$"):  # re-scoring a run reads no training set
+        data.load_task_data(task_cfg(task), {"dir": str(tmp_path)}, with_train=False)
+
+
+def test_a_test_set_without_rows_is_an_error_naming_it(tmp_path: Path):
+    path = _copy_of_fixture(tmp_path, "SST-2") / "test.tsv"
+    path.write_text("index\tsentence\n")
+    with pytest.raises(UserError, match=rf"^task 'sst2': the test set SST-2 \({re.escape(str(path))}\) has no examples$"):
+        data.load_test_splits(task_cfg("sst2"), {"dir": str(tmp_path)})
+
+
+@pytest.mark.parametrize("split", ["train.tsv", "dev.tsv", "test.tsv"])
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path, split: str):
+    """A byte that is not UTF-8 (a file saved as Latin-1) was a UnicodeDecodeError, whose position
+    is in a block of the file, not a line of it."""
+    path = _copy_of_fixture(tmp_path, "SST-2") / split
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b" ", b" caf\xe9 ", 1)
+    path.write_bytes(b"\n".join(lines))
+    message = rf"^{re.escape(str(path))}:4: not UTF-8 text \(byte 0xe9: invalid continuation byte\); GLUE's files are UTF-8: save the file as UTF-8$"
+    with pytest.raises(UserError, match=message):
+        if split == "test.tsv":
+            data.load_test_splits(task_cfg("sst2"), {"dir": str(tmp_path)})
+        else:
+            data.load_task_data(task_cfg("sst2"), {"dir": str(tmp_path)})
 
 
 def test_missing_task_says_where_it_looked_and_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

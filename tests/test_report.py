@@ -324,6 +324,21 @@ def test_a_seed_run_twice_is_one_sample_not_two(tmp_path: Path):
     assert "Training time of the 5 runs above" in markdown  # the cost counts every run
 
 
+@pytest.mark.parametrize("content", [b"- trainer.max_steps=2\n- note=caf\xe9\n", b"5\n", b"trainer.max_steps: 2\n", b"- [unclosed\n"],
+                         ids=["not UTF-8", "a number", "a mapping", "not YAML"])
+def test_an_unreadable_overrides_record_is_an_unknown_recipe(tmp_path: Path, content: bytes):
+    """Hydra writes overrides.yaml as a list of strings. One edited into something else (saved as
+    Latin-1, a number) was a traceback (UnicodeDecodeError, TypeError) that stopped the whole report;
+    now, like a missing one, it is a run whose recipe is unknown ("?"), and the report goes on."""
+    run_dir = fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, overrides=["seed=2"])
+    (run_dir / ".hydra" / "overrides.yaml").write_bytes(content)
+    assert report.recorded_overrides(run_dir) is None
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "adapt_by_pruning s=0.5 (none: 1 run; `?`: 1 run)" in (tmp_path / "report.md").read_text()
+
+
 def test_a_cell_whose_untagged_runs_differ_in_recipe_says_so(tmp_path: Path):
     """A 2-step smoke run left in outputs/ beside the real runs would be averaged into the cell as
     another seed: the report names such a cell and the recipes it mixes, in report.md and on screen."""

@@ -207,11 +207,13 @@ def test_a_user_task_whose_main_metric_is_not_computed_is_refused_before_trainin
     ("- name\n", r"holds a YAML list, not a config \(keys with values\)"),
     ("42\n", r"holds a YAML int, not a config"),
     ("name: mine\nx: ${oops\n", r"cannot be read by OmegaConf"),
+    (b"name: mine\nnote: caf\xe9\n", r"is not UTF-8 text \(byte 0xe9: invalid continuation byte\)"),  # saved as Latin-1
 ])
-def test_a_broken_file_among_the_users_configs_is_named_in_one_line(user_configs: Path, in_tmp: Path, text: str, message: str):
+def test_a_broken_file_among_the_users_configs_is_named_in_one_line(user_configs: Path, in_tmp: Path, text: str | bytes, message: str):
     """Every config file is read for the key check, so a broken one failed every command, even one
-    choosing a packaged task, with YAML's or OmegaConf's traceback (an AttributeError for a list)."""
-    (user_configs / "task" / "broken.yaml").write_text(text)
+    choosing a packaged task, with YAML's or OmegaConf's traceback (an AttributeError for a list),
+    or Python's UnicodeDecodeError for a file that is not UTF-8."""
+    (user_configs / "task" / "broken.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
     for args in (["show-config", "--task", "sst2"], ["show-config", "--task", "broken"]):
         result = run_cli(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
