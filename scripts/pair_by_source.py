@@ -19,10 +19,36 @@ import json
 import statistics
 from pathlib import Path
 
-from prune_cli.errors import script_entry
+from prune_cli.errors import UserError, first_line, script_entry
 from prune_cli.report import paired_gap
 
 WHOLE = "all"  # the row for the whole scored split
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The JSON lines of `path`, each checked to be one of score_by_source.py's: a run's folder, its
+    seed, its rows and score per source (the same sources), and its whole-split score. A file that is
+    missing, not JSON lines, or another script's output is named in one line, with the line that is
+    not one, where json's or a KeyError's traceback named neither."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
+        raise UserError(f"{path} cannot be read: {first_line(exc)}") from None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError as exc:
+            raise UserError(f"{path}:{number}: not a JSON line ({first_line(exc)})") from None
+        if not (isinstance(line, dict) and isinstance(line.get("run"), str) and isinstance(line.get("seed"), int)
+                and isinstance(line.get("rows"), dict) and isinstance(line.get("by_source"), dict)
+                and set(line["rows"]) == set(line["by_source"]) and isinstance(line.get("all"), (int, float))):
+            raise UserError(f"{path}:{number}: not a line of scripts/score_by_source.py's output (run, seed, rows and "
+                            "by_source with the same sources, all)")
+        lines.append(line)
+    return lines
 
 
 def side_lines(lines: list[dict], folder: str) -> dict[int, dict]:
@@ -66,7 +92,7 @@ def main() -> None:
     parser.add_argument("first", help="the folder of the first side's seed<N> runs, as the lines name it")
     parser.add_argument("second", help="the folder of the second side's")
     args = parser.parse_args()
-    lines = [json.loads(text) for text in args.lines.read_text().splitlines() if text.strip()]
+    lines = read_lines(args.lines)
     print(f"first: {args.first}\nsecond: {args.second}\n")
     print("\n".join(paired_table(lines, args.first, args.second)))
 

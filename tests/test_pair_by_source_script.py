@@ -41,7 +41,22 @@ def test_sides_without_lines_or_a_shared_seed_or_on_other_rows_are_refused_in_a_
     assert missing.returncode != 0 and "no lines for runs under out/ft" in missing.stderr
     disjoint = pair(tmp_path, [line("out/ours", 1, 0.8, 0.9, 0.7), line("out/ft", 2, 0.8, 0.9, 0.7)])
     assert disjoint.returncode != 0 and "share no seed" in disjoint.stderr
-    other_rows = pair(tmp_path, [line("out/ours", 1, 0.8, 0.9, 0.7), line("out/ft", 1, 0.8, 0.9, 0.7, rows={"MSRvid": 6})])
+    other_rows = pair(tmp_path, [line("out/ours", 1, 0.8, 0.9, 0.7), line("out/ft", 1, 0.8, 0.9, 0.7, rows={"MSRvid": 6, "answers-forums": 2})])
     assert other_rows.returncode != 0 and "different rows" in other_rows.stderr
     for result in (missing, disjoint, other_rows):
+        assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_score_by_sources_lines_is_named_in_one_line(tmp_path: Path):
+    """A missing file, a line that is not JSON and a line of another shape were tracebacks
+    (FileNotFoundError, JSONDecodeError, KeyError) that named no line."""
+    missing = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "none.jsonl"), "out/ours", "out/ft"], capture_output=True, text=True)
+    assert missing.returncode == 1 and f"error: {tmp_path / 'none.jsonl'} cannot be read: " in missing.stderr
+    good = line("out/ours", 1, 0.8, 0.9, 0.7)
+    without_source = json.dumps({**json.loads(good), "by_source": {"MSRvid": 0.9}})
+    for bad, message in (("{not json", "2: not a JSON line ("), ('{"run": "out/ft/seed1"}', "2: not a line of scripts/score_by_source.py's output"),
+                         ("[1, 2]", "2: not a line of"), (without_source, "2: not a line of")):
+        result = pair(tmp_path, [good, bad, line("out/ft", 1, 0.8, 0.9, 0.7)])
+        assert result.returncode == 1 and f"error: {tmp_path / 'lines.jsonl'}:{message}" in result.stderr, result.stderr
+    for result in (missing, result):
         assert "Traceback" not in result.stderr
