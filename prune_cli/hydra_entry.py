@@ -86,8 +86,8 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
 def continue_sweep(sweep_dir: Path) -> list[Path]:
     """`adapt --resume SWEEP_DIR`: the sweep Hydra recorded there, run again into the same folder.
     Its jobs get the same folders (settings and job number), and each goes on from where it is
-    (`_adapt_main`): a finished job stays as it is, a stopped one resumes from its checkpoint, a
-    failed one or one that never started runs. Relative paths in the sweep's overrides are read
+    (`_adapt_main`): a finished job stays as it is, a stopped one (or a failed one that left a
+    checkpoint) resumes from its checkpoint, any other failed one or one that never started runs. Relative paths in the sweep's overrides are read
     from the folder it was launched in, as when it started."""
     overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
     sweep = sweep_dir.absolute()

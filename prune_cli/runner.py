@@ -212,6 +212,8 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     check_config(cfg)
     if resume:
         rundir.require_resumable(run_dir)
+        # a sweep job's earlier attempt, failed after a checkpoint: this attempt ends finished, or with a failure of its own
+        (run_dir / rundir.FAILED).unlink(missing_ok=True)
     else:
         rundir.ensure_fresh(run_dir)
     seed_everything(int(cfg.seed))

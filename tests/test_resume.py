@@ -512,3 +512,30 @@ def test_a_sweep_record_that_cannot_be_read_is_named_in_one_line(in_tmp: Path, r
     (in_tmp / "sweep" / "multirun.yaml").write_text(record)
     assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "sweep")),
                           f"{in_tmp / 'sweep' / 'multirun.yaml'} cannot be read as a Hydra sweep record: {problem}")
+
+
+def test_a_sweep_job_that_failed_after_a_checkpoint_resumes_and_is_no_longer_listed_as_failed(
+        in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A job that failed mid-run (its disk full) keeps its checkpoint, and `--resume <sweep>` goes on
+    from it; its failed.json stayed beside the finished results, so the continued sweep still ended
+    "1 sweep job(s) failed" and `report` listed the finished run as failed."""
+    common = ["seed=1,2", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=8), "hydra.sweep.subdir=seed${seed}"]
+    real_save = checkpointing.Checkpointer.maybe_save
+
+    def full_after_a_checkpoint(self, phase, steps_done, state):
+        real_save(self, phase, steps_done, state)
+        if "seed2" in str(self.run_dir) and self.saves == 1:
+            self.wait()
+            raise OSError(28, "No space left on device", str(self.run_dir / rundir.HEAD))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpointing.Checkpointer, "maybe_save", full_after_a_checkpoint)
+        failed = run_cli("adapt", "-m", *common, "hydra.sweep.dir=sweep")
+    assert failed.exit_code == 2 and "1 sweep job(s) failed" in failed.output, failed.output
+    job = in_tmp / "sweep" / "seed2"
+    assert (job / rundir.FAILED).is_file() and (job / rundir.CHECKPOINT_STATE).is_file()
+
+    result = run_cli("adapt", "--resume", "sweep")
+    assert result.exit_code == 0, result.output
+    assert read_metrics(job)["resumed_from"]["steps_done"] == 2 and not (job / rundir.FAILED).exists()
+    assert run_cli("report", "sweep").exit_code == 0 and "0 failed" in (in_tmp / "sweep" / "report.md").read_text()
