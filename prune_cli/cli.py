@@ -19,7 +19,7 @@ from typing import Callable, Optional, TypeVar
 import typer
 
 from prune_cli import display
-from prune_cli.errors import RunInterrupted, UserError
+from prune_cli.errors import RunInterrupted, UserError, os_problem
 from prune_cli.stopping import STOP_SIGNALS
 
 app = typer.Typer(
@@ -57,9 +57,8 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
     except UserError as exc:
         display.fail(str(exc))
         raise typer.Exit(code=exc.exit_code) from None
-    except OSError as exc:  # a path the user gave cannot be read or written (--debug shows where)
-        where = f" ({exc.filename})" if exc.filename else ""
-        display.fail(f"{exc.strerror or exc}{where}; check the path and its permissions")
+    except OSError as exc:  # a path the user gave cannot be read or written, or the disk is full (--debug shows where)
+        display.fail(os_problem(exc))
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or a run's SIGTERM: Typer would exit 130 without a word
         stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted()

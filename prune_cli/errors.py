@@ -10,9 +10,12 @@ keeps its traceback (or shows it with `--debug`). The files of scripts/ end the 
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from typing import Callable
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # the disk is full, or the user's quota on it is
 
 
 def first_line(exc: BaseException) -> str:
@@ -26,6 +29,16 @@ def yaml_problem(exc: BaseException) -> str:
     context ("while parsing a flow sequence"); anything else is `first_line`."""
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
     return f"{problem} at line {mark.line + 1}" if problem and mark else first_line(exc)
+
+
+def os_problem(exc: OSError) -> str:
+    """An operating system's refusal as one line, with what to do: a full disk or quota is not a
+    path to check but space to free (a run stopped by one goes on with --resume); anything else
+    (missing, not allowed, a folder where a file was meant) is the path or its permissions."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in NO_SPACE:
+        return f"{exc.strerror}{where}: free some space, or write elsewhere"
+    return f"{exc.strerror or exc}{where}; check the path and its permissions"
 
 
 class UserError(Exception):

@@ -28,7 +28,7 @@ from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, register_resolvers,
                               searchpath_overrides, sweep_jobs)
-from prune_cli.errors import RunInterrupted, UserError
+from prune_cli.errors import RunInterrupted, UserError, os_problem
 
 log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
@@ -221,16 +221,33 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         if not in_sweep:
             if isinstance(exc, UserError):
                 raise _CarriedUserError(exc, run_dir) from None
+            if isinstance(exc, OSError):
+                raise _CarriedUserError(UserError(_stopped_by_the_system(exc, run_dir)), run_dir) from None
             raise
-        # In a sweep one bad job must not stop the others: record why it failed and move on.
-        reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        # In a sweep one bad job must not stop the others: record why it failed and move on. (A
+        # continued sweep resumes a failed job from its checkpoint: README, "--resume <sweep folder>".)
+        reason = str(exc) if isinstance(exc, UserError) else os_problem(exc) if isinstance(exc, OSError) \
+            else f"{type(exc).__name__}: {exc}"
         if shared:  # a failed.json there would list the other job's run as failed
             _folder_clash(run_dir, job_num, sweep_dir, reason)
         else:
             display.fail(f"job {job_num} ({run_dir}): {reason}")
-            rundir.write_json(run_dir / rundir.FAILED, {"error": reason, "traceback": traceback.format_exc()})
-            failed_jobs[str(run_dir)] = f"reason in its {rundir.FAILED}"
+            try:
+                rundir.write_json(run_dir / rundir.FAILED, {"error": reason, "traceback": traceback.format_exc()})
+                failed_jobs[str(run_dir)] = f"reason in its {rundir.FAILED}"
+            except OSError as unwritten:  # the disk that failed the job: the sweep's last line gives the reason instead
+                failed_jobs[str(run_dir)] = f"{reason}; its {rundir.FAILED} could not be written: {unwritten.strerror}"
         return None
+
+
+def _stopped_by_the_system(exc: OSError, run_dir: Path) -> str:
+    """A single run stopped by the operating system (a full disk, a folder made read-only under it), as one
+    line: the problem, and where a run that had begun to write was left and how it goes on (the last
+    checkpoint stays whole: every file is written beside its old self, then renamed over it)."""
+    problem = os_problem(exc)
+    if rundir.holds_only_its_start(run_dir):
+        return problem
+    return f"{problem}; the run stopped: {run_dir} holds {rundir.resume_hint(run_dir)}"
 
 
 def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> None:

@@ -26,6 +26,7 @@ never leaves a half-written file that a later `evaluate` or `report` would read 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prune_cli.errors import UserError, first_line, yaml_problem
+from prune_cli.errors import NO_SPACE, UserError, first_line, yaml_problem
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
@@ -105,14 +106,35 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = _out_of_space(exc, path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full is not None:
+            raise OSError(full, os.strerror(full), str(path)) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+FULL_BELOW = 1 << 20  # bytes free on a disk that a write has just failed on, below which it failed for want of space
+
+
+def _out_of_space(exc: BaseException, folder: Path) -> int | None:
+    """The errno to report when `exc` ended a write for want of space, else None. The file the user
+    meets is the one being written, not its temporary twin; and `torch.save`, writing from C++,
+    reports a full disk as a RuntimeError about a position in its zip file ("unexpected pos"), so
+    a RuntimeError is taken for ENOSPC where the disk is then (all but) full."""
+    if isinstance(exc, OSError):
+        return exc.errno if exc.errno in NO_SPACE else None
+    if isinstance(exc, RuntimeError):
+        try:
+            return errno.ENOSPC if shutil.disk_usage(folder).free < FULL_BELOW else None
+        except OSError:
+            return None
+    return None
 
 
 def atomic_write_bytes(path: Path, payload: bytes | memoryview) -> None:
@@ -176,6 +198,12 @@ def ensure_fresh(run_dir: Path) -> None:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}; choose another output folder") from None
 
 
+def holds_only_its_start(run_dir: Path) -> bool:
+    """Whether a run directory holds nothing but what Hydra writes as a run starts (.hydra/, run.log):
+    no checkpoint, mask or history, nothing a run made. A missing one holds nothing either."""
+    return not run_dir.is_dir() or {entry.name for entry in run_dir.iterdir()} <= {HYDRA_DIR.name, LOG}
+
+
 def discard_unstarted(run_dir: Path, existed: Path) -> bool:
     """Remove the run directory of a run refused before it learnt anything (its data missing or
     malformed, a model that is no BERT), so that a mistyped command leaves no empty run in
@@ -187,7 +215,7 @@ def discard_unstarted(run_dir: Path, existed: Path) -> bool:
     run_dir, existed = run_dir.absolute(), existed.absolute()
     if existed not in run_dir.parents or not run_dir.is_dir():
         return False  # a folder the user named and that was there before: leave it as it is
-    if not {entry.name for entry in run_dir.iterdir()} <= {HYDRA_DIR.name, LOG}:
+    if not holds_only_its_start(run_dir):
         return False  # a checkpoint, a mask, a history: something a run made, kept
     shutil.rmtree(run_dir / HYDRA_DIR, ignore_errors=True)
     (run_dir / LOG).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, run_cli, tiny_overrides
 
+from prune_cli import rundir
 from prune_cli.errors import UserError
 
 
@@ -198,6 +199,21 @@ def test_unwritable_output_folder(in_tmp: Path, tiny_model_dir: Path):
 def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0
     return only_run_dir(in_tmp / "outputs")
+
+
+def test_what_the_system_refuses_is_one_line_that_says_what_to_do(finished_run: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch):
+    """An OSError a command meets is its path and its permissions to check, except a full disk (or
+    quota), which no path or permission mends: that line says to free space or write elsewhere."""
+    assert_one_line_error(run_cli("apply", str(finished_run), "--file", str(in_tmp)),
+                          f"error: Is a directory ({in_tmp}); check the path and its permissions")
+
+    def full(path: Path, write) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(rundir, "atomic_write", full)
+    result = run_cli("analyze", "topology", str(finished_run), "--out", str(in_tmp / "topology"))
+    assert_one_line_error(result, f"error: No space left on device ({in_tmp / 'topology'}", "): free some space, or write elsewhere")
+    assert "permissions" not in result.output
 
 
 def _twin(run: Path) -> Path:
@@ -513,8 +529,6 @@ def test_sensitivity_refuses_meaningless_numbers(finished_run: Path, option: str
 
 
 def test_discard_unstarted_keeps_anything_a_run_made(tmp_path: Path):
-    from prune_cli import rundir
-
     run = tmp_path / "outputs" / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text("seed: 1\n")

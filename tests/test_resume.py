@@ -514,6 +514,116 @@ def test_a_sweep_record_that_cannot_be_read_is_named_in_one_line(in_tmp: Path, r
                           f"{in_tmp / 'sweep' / 'multirun.yaml'} cannot be read as a Hydra sweep record: {problem}")
 
 
+def _disk_free(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(1 << 30, (1 << 30) - free, free))
+
+
+def test_a_full_disk_is_reported_for_the_file_meant_whoever_wrote_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`torch.save` given a path writes from C++ and reports a full disk as a RuntimeError about its
+    zip file ("unexpected pos"); an OSError of a write names the temporary twin. Both are now the
+    OSError of the file meant, ENOSPC (or the quota's EDQUOT), and the twin is gone."""
+    import errno
+
+    target = tmp_path / "state.pt"
+
+    def short_write(tmp: Path) -> None:
+        tmp.write_bytes(b"half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9280 vs 9174")
+
+    def over_quota(tmp: Path) -> None:
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(tmp))
+
+    _disk_free(monkeypatch, 4096)
+    for write, code in ((short_write, errno.ENOSPC), (over_quota, errno.EDQUOT)):
+        with pytest.raises(OSError) as raised:
+            rundir.atomic_write(target, write)
+        assert (raised.value.errno, raised.value.filename) == (code, str(target))
+        assert list(tmp_path.iterdir()) == [], "the temporary file stays behind"
+    _disk_free(monkeypatch, 1 << 30)  # with room on the disk, torch's error is some other failure: passed on as it is
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        rundir.atomic_write(target, short_write)
+
+
+def test_a_run_stopped_by_a_full_disk_says_where_it_was_left_and_resumes(in_tmp: Path, tiny_model_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """The disk fills while the second checkpoint is written (in the background, found at the
+    next save): a one-line error, not Hydra's report of a RuntimeError, that names the file, the
+    checkpoint that is still whole and the command that goes on from it; and that command does."""
+    saves = {"n": 0}
+    real_save = torch.save
+
+    def filling_disk(payload, path, *args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            _disk_free(monkeypatch, 0)
+            Path(path).write_bytes(b"half")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9280 vs 9174")
+        return real_save(payload, path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", filling_disk)
+        result = run_cli("adapt", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=8), "hydra.run.dir=full")
+    run_dir = in_tmp / "full"
+    assert_one_line_error(result, f"error: No space left on device ({run_dir / rundir.CHECKPOINT_STATE}): free some space, "
+                                  f"or write elsewhere; the run stopped: {run_dir} holds a checkpoint after step 2 of phase ",
+                          f"`prune-cli adapt --resume {run_dir}` continues from there")
+    assert not (run_dir / rundir.METRICS).exists() and [p.name for p in (run_dir / rundir.CHECKPOINT).iterdir()] == ["progress.json", "state.pt"]
+    resumed = run_cli("adapt", "--resume", str(run_dir))
+    assert resumed.exit_code == 0, resumed.output
+    assert read_metrics(run_dir)["resumed_from"]["steps_done"] == 2
+
+
+def test_a_run_whose_results_find_the_disk_full_keeps_what_it_wrote(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Without checkpoints, the disk full at the head: the mask already written stays, and the
+    line says the run starts again from step 0 (Hydra's "OSError: [Errno 28]" said neither)."""
+    real_write = rundir.atomic_write_bytes
+
+    def full_at_head(path: Path, payload) -> None:
+        if path.name == rundir.HEAD:
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, payload)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "atomic_write_bytes", full_at_head)
+        result = run_cli("adapt", "checkpoint.every_steps=0", *tiny_overrides(tiny_model_dir), "hydra.run.dir=full")
+    run_dir = in_tmp / "full"
+    assert_one_line_error(result, f"error: No space left on device ({run_dir / rundir.HEAD}): free some space, or write elsewhere; "
+                                  f"the run stopped: {run_dir} holds no checkpoint; `prune-cli adapt --resume {run_dir}` runs it again from step 0")
+    assert (run_dir / rundir.MASK).exists() and not (run_dir / rundir.METRICS).exists()
+    assert run_cli("adapt", "--resume", str(run_dir)).exit_code == 0 and (run_dir / rundir.METRICS).exists()
+
+
+def test_a_sweep_job_whose_failure_cannot_be_recorded_is_named_with_its_reason(in_tmp: Path, tiny_model_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    """On a full disk the failed job's failed.json cannot be written either; that second OSError
+    ended the sweep in Hydra's traceback. Now the sweep's last line carries the reason itself."""
+    from prune_cli import runner
+
+    real_adapt, real_json = runner.adapt, rundir.write_json
+
+    def full_for_seed_2(cfg, run_dir, resume=False):
+        if int(cfg.seed) == 2:
+            raise OSError(28, "No space left on device", str(run_dir / rundir.MASK))
+        return real_adapt(cfg, run_dir, resume)
+
+    def no_room_for_failures(path: Path, payload) -> None:
+        if path.name == rundir.FAILED:
+            raise OSError(28, "No space left on device", str(path))
+        real_json(path, payload)
+
+    monkeypatch.setattr(runner, "adapt", full_for_seed_2)
+    monkeypatch.setattr(rundir, "write_json", no_room_for_failures)
+    result = run_cli("adapt", "-m", "seed=1,2", "hydra.sweep.dir=sweep", *tiny_overrides(tiny_model_dir, steps=3))
+    [failed] = [p.parent for p in (in_tmp / "sweep").rglob(".hydra") if p.parent.name.startswith("seed2")]
+    last = [line for line in result.output.splitlines() if line.startswith("error:")][-1]
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert last == (f"error: 1 sweep job(s) failed: {failed} (No space left on device ({failed / rundir.MASK}): free some space, "
+                    f"or write elsewhere; its {rundir.FAILED} could not be written: No space left on device)")
+    assert len(list((in_tmp / "sweep").rglob(rundir.METRICS))) == 1
+
+
 def test_a_sweep_job_that_failed_after_a_checkpoint_resumes_and_is_no_longer_listed_as_failed(
         in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A job that failed mid-run (its disk full) keeps its checkpoint, and `--resume <sweep>` goes on
