@@ -67,8 +67,11 @@ def export(run_dir: Path, out: Path) -> Path:
         if out.exists():
             out.rmdir()  # the empty folder the user may have made
         staging.rename(out)
-    except BaseException:
+    except BaseException as exc:
+        full = rundir.out_of_space(exc, staging, out)  # safetensors says "I/O error: No space left on device (os error 28)"
         shutil.rmtree(staging, ignore_errors=True)
+        if full is not None:
+            raise full from exc
         raise
     return out
 

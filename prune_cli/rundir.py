@@ -107,10 +107,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        full = _out_of_space(exc, path.parent)
+        full = out_of_space(exc, path.parent, path)
         Path(tmp).unlink(missing_ok=True)
         if full is not None:
-            raise OSError(full, os.strerror(full), str(path)) from exc
+            raise full from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -122,19 +122,23 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 FULL_BELOW = 1 << 20  # bytes free on a disk that a write has just failed on, below which it failed for want of space
 
 
-def _out_of_space(exc: BaseException, folder: Path) -> int | None:
-    """The errno to report when `exc` ended a write for want of space, else None. The file the user
-    meets is the one being written, not its temporary twin; and `torch.save`, writing from C++,
-    reports a full disk as a RuntimeError about a position in its zip file ("unexpected pos"), so
-    a RuntimeError is taken for ENOSPC where the disk is then (all but) full."""
+def out_of_space(exc: BaseException, folder: Path, meant: Path) -> OSError | None:
+    """The OSError to raise in place of `exc` where it ended a write into `folder` for want of
+    space, naming `meant` (the file or folder the user asked for, not the temporary one written
+    first); else None. Libraries that write from native code report a full disk in their own
+    words: `torch.save` as a RuntimeError about its zip file ("unexpected pos"), safetensors as a
+    SafetensorError ("I/O error ... os error 28"). So any error but an OSError of another kind is
+    taken for ENOSPC where the disk is then (all but) full; the original stays chained to it."""
     if isinstance(exc, OSError):
-        return exc.errno if exc.errno in NO_SPACE else None
-    if isinstance(exc, RuntimeError):
+        code = exc.errno if exc.errno in NO_SPACE else None
+    elif isinstance(exc, Exception):
         try:
-            return errno.ENOSPC if shutil.disk_usage(folder).free < FULL_BELOW else None
+            code = errno.ENOSPC if shutil.disk_usage(folder).free < FULL_BELOW else None
         except OSError:
-            return None
-    return None
+            code = None
+    else:  # Ctrl-C, a stop: never a disk's doing
+        code = None
+    return OSError(code, os.strerror(code), str(meant)) if code is not None else None
 
 
 def atomic_write_bytes(path: Path, payload: bytes | memoryview) -> None:

@@ -67,6 +67,26 @@ def test_export_never_overwrites_a_folder(in_tmp: Path, tiny_model_dir: Path):
     assert result.exit_code == 2 and f"--out {in_tmp / 'a-file'} is a file; give a new folder" in result.output
 
 
+def test_an_export_that_fills_the_disk_is_one_line_and_leaves_nothing(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """safetensors reports a full disk as its own SafetensorError ("I/O error: No space left on
+    device (os error 28)"), which was a traceback; now it is the line of a full disk, naming --out,
+    and the half-written folder beside it is gone."""
+    import shutil
+
+    from conftest import assert_one_line_error
+
+    run_dir = _run(in_tmp, tiny_model_dir, name="run")
+    def full(self, folder, *args, **kwargs):
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1 << 30, 1 << 30, 0))
+        (Path(folder) / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(export.hf_modeling.PrunedBertForSequenceClassification, "save_pretrained", full)  # the weights, written first
+    result = run_cli("export", str(run_dir), "--out", str(in_tmp / "exported"))
+    assert_one_line_error(result, f"error: No space left on device ({in_tmp / 'exported'}): free some space, or write elsewhere")
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["run"], "no export, and no staging folder, is left"
+
+
 def test_export_check_reads_the_data_before_it_writes_the_export(in_tmp: Path, tiny_model_dir: Path):
     """`export --check` with data it cannot read stops before it exports: an export that exists
     beside a failed command would be a folder the user has to find and delete before trying again."""
