@@ -28,7 +28,7 @@ from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, register_resolvers,
                               searchpath_overrides, sweep_jobs)
-from prune_cli.errors import RunInterrupted, UserError, os_problem
+from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
@@ -87,8 +87,9 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     """`adapt --resume SWEEP_DIR`: the sweep Hydra recorded there, run again into the same folder.
     Its jobs get the same folders (settings and job number), and each goes on from where it is
     (`_adapt_main`): a finished job stays as it is, a stopped one (or a failed one that left a
-    checkpoint) resumes from its checkpoint, any other failed one or one that never started runs. Relative paths in the sweep's overrides are read
-    from the folder it was launched in, as when it started."""
+    checkpoint) resumes from its checkpoint, any other failed one or one that never started runs.
+    Relative paths in the sweep's overrides are read from the folder it was launched in, as when
+    it started."""
     overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
@@ -221,13 +222,9 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         if not in_sweep:
             if isinstance(exc, UserError):
                 raise _CarriedUserError(exc, run_dir) from None
-            if isinstance(exc, OSError):
-                raise _CarriedUserError(UserError(_stopped_by_the_system(exc, run_dir)), run_dir) from None
             raise
-        # In a sweep one bad job must not stop the others: record why it failed and move on. (A
-        # continued sweep resumes a failed job from its checkpoint: README, "--resume <sweep folder>".)
-        reason = str(exc) if isinstance(exc, UserError) else os_problem(exc) if isinstance(exc, OSError) \
-            else f"{type(exc).__name__}: {exc}"
+        # In a sweep one bad job must not stop the others: record why it failed and move on.
+        reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         if shared:  # a failed.json there would list the other job's run as failed
             _folder_clash(run_dir, job_num, sweep_dir, reason)
         else:
@@ -238,16 +235,6 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
             except OSError as unwritten:  # the disk that failed the job: the sweep's last line gives the reason instead
                 failed_jobs[str(run_dir)] = f"{reason}; its {rundir.FAILED} could not be written: {unwritten.strerror}"
         return None
-
-
-def _stopped_by_the_system(exc: OSError, run_dir: Path) -> str:
-    """A single run stopped by the operating system (a full disk, a folder made read-only under it), as one
-    line: the problem, and where a run that had begun to write was left and how it goes on (the last
-    checkpoint stays whole: every file is written beside its old self, then renamed over it)."""
-    problem = os_problem(exc)
-    if rundir.holds_only_its_start(run_dir):
-        return problem
-    return f"{problem}; the run stopped: {run_dir} holds {rundir.resume_hint(run_dir)}"
 
 
 def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> None:

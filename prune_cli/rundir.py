@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prune_cli.errors import NO_SPACE, UserError, first_line, yaml_problem
+from prune_cli.errors import NO_SPACE, UserError, first_line, os_problem, yaml_problem
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
 CONFIG = HYDRA_DIR / "config.yaml"
@@ -458,6 +458,15 @@ def interrupted_message(run_dir: Path) -> str:
     if (run_dir / METRICS).exists():
         return f"after the run finished; its results are complete in {run_dir}"
     return f"{run_dir} holds {resume_hint(run_dir)}"
+
+
+def stopped_by_the_system_message(exc: OSError, run_dir: Path) -> str:
+    """What to say when the operating system stops a run (a full disk, a folder made read-only under
+    it): the problem and, where the run had begun to write, where it was left and how it goes on.
+    Its last checkpoint stays whole: every file is written beside its old self, then renamed over it."""
+    if holds_only_its_start(run_dir):
+        return os_problem(exc)
+    return f"{os_problem(exc)}; the run stopped: {run_dir} holds {resume_hint(run_dir)}"
 
 
 def load_config(run_dir: Path) -> DictConfig:

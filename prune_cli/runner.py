@@ -200,12 +200,15 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
 
     With `resume`, `run_dir` is a killed run of this same config: training continues from its
     last checkpoint (or from step 0 if it had none) and the result is bit-identical to an
-    uninterrupted run. Ctrl-C or SIGTERM ends in RunInterrupted, whose line says how to resume.
+    uninterrupted run. Ctrl-C or SIGTERM ends in RunInterrupted, whose line says how to resume; an
+    OSError (a full disk, a folder made read-only under the run) in a UserError that says the same.
     """
     try:
         return _adapt(cfg, run_dir, resume)
     except KeyboardInterrupt as stop:  # RunInterrupted from a loop's step boundary, or a plain Ctrl-C elsewhere
         raise RunInterrupted(rundir.interrupted_message(run_dir), getattr(stop, "signum", signal.SIGINT)) from None
+    except OSError as refused:
+        raise UserError(rundir.stopped_by_the_system_message(refused, run_dir)) from refused
 
 
 def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:

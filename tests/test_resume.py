@@ -570,6 +570,14 @@ def test_a_run_stopped_by_a_full_disk_says_where_it_was_left_and_resumes(in_tmp:
                                   f"or write elsewhere; the run stopped: {run_dir} holds a checkpoint after step 2 of phase ",
                           f"`prune-cli adapt --resume {run_dir}` continues from there")
     assert not (run_dir / rundir.METRICS).exists() and [p.name for p in (run_dir / rundir.CHECKPOINT).iterdir()] == ["progress.json", "state.pt"]
+    with monkeypatch.context() as patch:  # resumed on a disk still full: the same line, from the same checkpoint
+        saves["n"] = 1
+        patch.setattr(torch, "save", filling_disk)
+        again = run_cli("adapt", "--resume", str(run_dir))
+    # (in this process, logging still holds Hydra's handler on the first call's closed stream and says so; a real one prints the line alone)
+    [line] = [text for text in again.output.splitlines() if text.startswith("error:")]
+    assert again.exit_code == 2 and line.startswith(f"error: No space left on device ({run_dir / rundir.CHECKPOINT_STATE}): free some space, "
+                                                    f"or write elsewhere; the run stopped: {run_dir} holds a checkpoint after step 2 of phase ")
     resumed = run_cli("adapt", "--resume", str(run_dir))
     assert resumed.exit_code == 0, resumed.output
     assert read_metrics(run_dir)["resumed_from"]["steps_done"] == 2
@@ -601,9 +609,9 @@ def test_a_sweep_job_whose_failure_cannot_be_recorded_is_named_with_its_reason(i
     ended the sweep in Hydra's traceback. Now the sweep's last line carries the reason itself."""
     from prune_cli import runner
 
-    real_adapt, real_json = runner.adapt, rundir.write_json
+    real_adapt, real_json = runner._adapt, rundir.write_json
 
-    def full_for_seed_2(cfg, run_dir, resume=False):
+    def full_for_seed_2(cfg, run_dir, resume):
         if int(cfg.seed) == 2:
             raise OSError(28, "No space left on device", str(run_dir / rundir.MASK))
         return real_adapt(cfg, run_dir, resume)
@@ -613,7 +621,7 @@ def test_a_sweep_job_whose_failure_cannot_be_recorded_is_named_with_its_reason(i
             raise OSError(28, "No space left on device", str(path))
         real_json(path, payload)
 
-    monkeypatch.setattr(runner, "adapt", full_for_seed_2)
+    monkeypatch.setattr(runner, "_adapt", full_for_seed_2)
     monkeypatch.setattr(rundir, "write_json", no_room_for_failures)
     result = run_cli("adapt", "-m", "seed=1,2", "hydra.sweep.dir=sweep", *tiny_overrides(tiny_model_dir, steps=3))
     [failed] = [p.parent for p in (in_tmp / "sweep").rglob(".hydra") if p.parent.name.startswith("seed2")]
