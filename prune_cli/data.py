@@ -314,13 +314,13 @@ def _tsv_rows(path: Path, header: bool, columns: Sequence[str | int]) -> Iterato
 
 def _first_undecodable_line(path: Path) -> int:
     """The number of the first line of `path` that is not UTF-8. The reader decodes in blocks, so its
-    error says where in a block, not on which line; reading the bytes again line by line does."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
+    error says where in a block, not on which line; reading the bytes again line by line does, with
+    lines ended as the reader ends them (\n, \r\n or a bare \r)."""
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
     return 0  # pragma: no cover - only called after a decoding error, which some line holds
 
 

@@ -130,14 +130,15 @@ def test_a_test_set_without_rows_is_an_error_naming_it(tmp_path: Path):
         data.load_test_splits(task_cfg("sst2"), {"dir": str(tmp_path)})
 
 
-@pytest.mark.parametrize("split", ["train.tsv", "dev.tsv", "test.tsv"])
-def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path, split: str):
+@pytest.mark.parametrize(("split", "ending"), [("train.tsv", b"\n"), ("dev.tsv", b"\n"), ("test.tsv", b"\n"),
+                                              ("train.tsv", b"\r\n"), ("train.tsv", b"\r")], ids=["train", "dev", "test", "CRLF", "CR"])
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path, split: str, ending: bytes):
     """A byte that is not UTF-8 (a file saved as Latin-1) was a UnicodeDecodeError, whose position
-    is in a block of the file, not a line of it."""
+    is in a block of the file, not a line of it; lines are counted as the reader ends them."""
     path = _copy_of_fixture(tmp_path, "SST-2") / split
     lines = path.read_bytes().split(b"\n")
     lines[3] = lines[3].replace(b" ", b" caf\xe9 ", 1)
-    path.write_bytes(b"\n".join(lines))
+    path.write_bytes(ending.join(lines))
     message = rf"^{re.escape(str(path))}:4: not UTF-8 text \(byte 0xe9: invalid continuation byte\); GLUE's files are UTF-8: save the file as UTF-8$"
     with pytest.raises(UserError, match=message):
         if split == "test.tsv":
