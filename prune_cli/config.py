@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from prune_cli.errors import UserError, first_line, yaml_problem
+from prune_cli.errors import UserError, first_line, not_utf8, yaml_problem
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
@@ -105,8 +105,7 @@ def _file_keys(folders: tuple[Path, ...], group: str | None, path: Path, seen: f
     try:
         text = path.read_text(encoding="utf-8")  # once: its first line says where its keys go, the whole is the config
     except UnicodeDecodeError as exc:
-        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x}: {exc.reason}); "
-                        "mend or remove it") from None
+        raise UserError(f"config file {path} is {not_utf8(exc)}; mend or remove it") from None
     is_global = group is None or "@package _global_" in text.split("\n", 1)[0]
     content = _config_file_content(path, text)
     own = {k: v for k, v in content.items() if k not in ("defaults", "hydra")}

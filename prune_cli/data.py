@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from prune_cli.backbone import looks_local
-from prune_cli.errors import UserError, first_line
+from prune_cli.errors import UserError, first_line, not_utf8
 
 HUB_DATASET = "nyu-mll/glue"
 HOLDOUT = "holdout"  # the split key of training rows set aside to score on (`data.holdout`)
@@ -245,9 +245,9 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
     else:
         data = load_from_hub(task)
     if read_train:
-        require_rows(task, "the training set", data.train)
+        _require_rows(task, "the training set", data.train)
     for key, examples in data.dev.items():
-        require_rows(task, f"the {_split_name(key)}", examples)
+        _require_rows(task, f"the {_split_name(key)}", examples)
     if holdout:
         rest, held = hold_out(data.train, int(holdout), int(data_cfg.get("holdout_seed") or 0), task["name"])
         data = TaskData(train=rest if with_train else SKIPPED, dev={HOLDOUT: held})
@@ -255,11 +255,11 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
 
 
 def _split_name(key: str) -> str:
-    """A scoring split as messages name it: "dev set", "dev set 'mm'" (MNLI's mismatched), "held-out rows"."""
-    return "held-out rows" if key == HOLDOUT else "dev set" if key == "dev" else f"dev set '{key}'"
+    """A dev split as messages name it: "dev set", or "dev set 'mm'" (MNLI's mismatched)."""
+    return "dev set" if key == "dev" else f"dev set '{key}'"
 
 
-def require_rows(task: Mapping[str, Any], what: str, rows: Examples | Unlabelled) -> None:
+def _require_rows(task: Mapping[str, Any], what: str, rows: Examples | Unlabelled) -> None:
     """A split with no rows (a file with only its header) is refused when it is read: an empty
     training set has nothing to learn from, and an empty dev or test set failed only after training,
     inside the tokenizer (IndexError), where nothing says which file was empty."""
@@ -308,8 +308,7 @@ def _tsv_rows(path: Path, header: bool, columns: Sequence[str | int]) -> Iterato
     try:
         yield from _decoded_tsv_rows(path, header, columns)
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text (byte {exc.object[exc.start]:#04x}: {exc.reason}); "
-                        "GLUE's files are UTF-8: save the file as UTF-8") from None
+        raise UserError(f"{path}:{_first_undecodable_line(path)}: {not_utf8(exc)}; GLUE's files are UTF-8: save the file as UTF-8") from None
 
 
 def _first_undecodable_line(path: Path) -> int:
@@ -390,7 +389,7 @@ def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> di
     glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
     splits = _load_hub_test(task, layout) if glue_dir is None else _load_local_test(task, layout, glue_dir)
     for name, rows in splits.items():
-        require_rows(task, f"the test set {name}", rows)
+        _require_rows(task, f"the test set {name}", rows)
     return splits
 
 

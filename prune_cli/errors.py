@@ -31,6 +31,11 @@ def yaml_problem(exc: BaseException) -> str:
     return f"{problem} at line {mark.line + 1}" if problem and mark else first_line(exc)
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """A decoding error as the words every reader of a text file uses: the byte and the codec's reason."""
+    return f"not UTF-8 text (byte {exc.object[exc.start]:#04x}: {exc.reason})"
+
+
 def os_problem(exc: OSError) -> str:
     """An operating system's refusal as one line, with what to do: a full disk or quota is not a
     path to check but space to free (a run stopped by one goes on with --resume); anything else
