@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from prune_cli import display
 from prune_cli.errors import RunInterrupted, UserError, os_problem
@@ -30,6 +31,48 @@ app = typer.Typer(
 )
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 T = TypeVar("T")
+
+
+class OncePerOption(TyperCommand):
+    """A command that refuses an option given twice. Click keeps the last value and says nothing,
+    so `--sparsity 0.9 --sparsity 0.7` trained at 0.7 unseen, where the same key given twice as
+    Hydra overrides is refused (config.refuse_repeated_keys). Flags (`--debug`), and options meant
+    to repeat (`apply --text`), may repeat."""
+
+    def make_parser(self, ctx: typer.Context):
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_once_each(args: list[str]):
+            given = list(args)  # parsing consumes `args`
+            opts, rest, order = parse(args)  # `order` lists an option once for each time it was given
+            for option in dict.fromkeys(order):
+                if isinstance(option, TyperOption) and not (option.is_flag or option.multiple or option.count) and order.count(option) > 1:
+                    display.fail(given_more_than_once(option, given, sweeps=ctx.info_name == "adapt"))
+                    raise typer.Exit(code=UserError.exit_code)
+            return opts, rest, order
+
+        parser.parse_args = parse_once_each
+        return parser
+
+
+SWEEPABLE = ("--task", "--sparsity", "--method", "--seed")
+
+
+def given_more_than_once(option: TyperOption, args: list[str], sweeps: bool) -> str:
+    """"--sparsity is given twice ('0.9', then '0.7'); give it once", and how to sweep them where
+    `adapt -m` sweeps that option."""
+    values = []
+    for at, word in enumerate(args):
+        if word == "--":
+            break
+        name, equals, value = word.partition("=")
+        if name in option.opts:
+            values.append(value if equals else (args[at + 1] if at + 1 < len(args) else ""))
+    name = max(option.opts, key=len)
+    times = "twice" if len(values) == 2 else f"{len(values)} times"
+    hint = f"; to sweep them, give one comma list with -m: {name} {','.join(values)} -m" if sweeps and name in SWEEPABLE else ""
+    return f"{name} is given {times} ({', then '.join(map(repr, values))}); give it once{hint}"
 
 
 def _print_version(requested: bool) -> None:
@@ -75,7 +118,7 @@ SEED = typer.Option(None, "--seed", help="Random seed; comma list sweeps with -m
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")
 
 
-@app.command(context_settings=PASS_THROUGH)
+@app.command(cls=OncePerOption, context_settings=PASS_THROUGH)
 def adapt(
     ctx: typer.Context,
     task: Optional[str] = TASK,
@@ -114,7 +157,7 @@ def adapt(
     guarded(work, debug)
 
 
-@app.command()
+@app.command(cls=OncePerOption)
 def evaluate(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories written by `prune-cli adapt` (a sweep's, say)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to score on (default: as configured / $GLUE_DIR)."),
@@ -134,7 +177,7 @@ def evaluate(
     guarded(work, debug)
 
 
-@app.command()
+@app.command(cls=OncePerOption)
 def report(
     root: Path = typer.Argument(Path("outputs"), help="outputs/ or a multirun folder; searched recursively."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where report.csv/.md and the plots go (default: ROOT)."),
@@ -159,7 +202,7 @@ def report(
     guarded(work, debug)
 
 
-@app.command()
+@app.command(cls=OncePerOption)
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory written by `prune-cli adapt`."),
     out: Path = typer.Option(..., "--out", help="New folder for the Hugging Face model (must not exist or be empty)."),
@@ -186,7 +229,7 @@ def export(
     guarded(work, debug)
 
 
-@app.command()
+@app.command(cls=OncePerOption)
 def apply(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories of several tasks (all on the same base model)."),
     text: Optional[list[str]] = typer.Option(None, "--text", help="Input to classify; a sentence pair is 'first ||| second'. Repeatable."),
@@ -230,7 +273,7 @@ def apply(
     guarded(work, debug)
 
 
-@app.command()
+@app.command(cls=OncePerOption)
 def predict(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (one per task for a GLUE submission)."),
     out: Path = typer.Option(..., "--out", help="Folder for the prediction files (created if missing; no file in it is overwritten)."),
@@ -284,7 +327,7 @@ def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callab
     display.console.print("wrote " + " and ".join(map(str, written)))
 
 
-@analyze_app.command("topology")
+@analyze_app.command("topology", cls=OncePerOption)
 def analyze_topology(
     run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -303,7 +346,7 @@ def analyze_topology(
     guarded(work, debug)
 
 
-@analyze_app.command("overlap")
+@analyze_app.command("overlap", cls=OncePerOption)
 def analyze_overlap(
     run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories with masks (any methods, tasks, seeds, sparsities)."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -322,7 +365,7 @@ def analyze_overlap(
     guarded(work, debug)
 
 
-@analyze_app.command("sensitivity")
+@analyze_app.command("sensitivity", cls=OncePerOption)
 def analyze_sensitivity(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
@@ -353,7 +396,7 @@ def analyze_sensitivity(
     guarded(work, debug)
 
 
-@analyze_app.command("recovery")
+@analyze_app.command("recovery", cls=OncePerOption)
 def analyze_recovery(
     run_dirs: list[Path] = typer.Argument(..., help="adapt_by_pruning run directories (with and without method.no_recovery=true)."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -371,7 +414,7 @@ def analyze_recovery(
     guarded(work, debug)
 
 
-@app.command("show-config", context_settings=PASS_THROUGH)
+@app.command("show-config", cls=OncePerOption, context_settings=PASS_THROUGH)
 def show_config(
     ctx: typer.Context,
     task: Optional[str] = TASK,

@@ -65,3 +65,42 @@ def test_a_path_in_an_error_is_shown_as_typed(tmp_path):
     """rich read '[red]' in a folder's name as a colour and dropped it: the error named another path."""
     result = run_cli("evaluate", str(tmp_path / "[red]runs" / "[/]x"))
     assert result.exit_code == 2 and f"{tmp_path}/[red]runs/[/]x is not a directory" in result.output
+
+
+def test_an_option_given_twice_is_refused_not_overwritten():
+    """Click kept the last of an option given twice and said nothing: `--sparsity 0.9 --sparsity 0.7`
+    composed sparsity 0.7, where `sparsity=0.9 sparsity=0.7` as overrides is refused."""
+    from conftest import assert_one_line_error
+
+    result = run_cli("show-config", "--sparsity", "0.9", "--sparsity=0.7")
+    assert_one_line_error(result, "--sparsity is given twice ('0.9', then '0.7'); give it once")
+    assert "sweep" not in result.output  # show-config composes one config
+    assert_one_line_error(run_cli("adapt", "--task", "sst2", "--seed", "1", "--task", "mrpc", "--task", "cola"),
+                          "--task is given 3 times ('sst2', then 'mrpc', then 'cola'); give it once; "
+                          "to sweep them, give one comma list with -m: --task sst2,mrpc,cola -m")
+    assert_one_line_error(run_cli("adapt", "--model", "minilm", "--model", "tiny"), "--model is given twice ('minilm', then 'tiny'); give it once")
+    assert "sweep" not in run_cli("adapt", "--model", "minilm", "--model", "tiny").output  # --model sweeps no comma list
+    assert_one_line_error(run_cli("report", "runs", "--out", "a", "--out", "b"), "--out is given twice ('a', then 'b')")
+
+
+def test_flags_and_repeatable_options_may_repeat(tmp_path):
+    result = run_cli("show-config", "--debug", "--debug", "--task", "cola")
+    assert result.exit_code == 0 and "name: cola" in result.output, result.output
+    result = run_cli("apply", str(tmp_path / "no-run"), "--text", "a", "--text", "b")  # two inputs, refused only for the run
+    assert result.exit_code == 2 and "is given" not in result.output and "no-run" in result.output, result.output
+
+
+def test_every_command_refuses_an_option_given_twice():
+    """A command added later without cls=OncePerOption would keep the last value again."""
+    import typer
+    from typer.core import TyperGroup
+
+    from prune_cli.cli import OncePerOption, app
+
+    def commands(group: TyperGroup):
+        for command in group.commands.values():
+            yield from commands(command) if isinstance(command, TyperGroup) else [command]
+
+    found = list(commands(typer.main.get_command(app)))
+    assert len(found) >= 11
+    assert all(isinstance(command, OncePerOption) for command in found), [c.name for c in found if not isinstance(c, OncePerOption)]
