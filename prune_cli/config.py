@@ -744,7 +744,7 @@ def check_run_dir(settings: DictConfig) -> Path:
 
     from prune_cli import rundir
 
-    target = Path(str(settings.run.dir))
+    target = Path(refuse_empty("hydra.run.dir", settings.run.dir))
     if target.exists():
         rundir.ensure_fresh(target)
     ancestor = target.absolute()
@@ -758,6 +758,14 @@ def check_run_dir(settings: DictConfig) -> Path:
     return ancestor
 
 
+def refuse_empty(key: str, folder: object) -> str:
+    """A run or sweep folder given as '' (`hydra.run.dir=$UNSET`) would be the current folder:
+    Hydra writes there, beside whatever it holds."""
+    if not str(folder).strip():
+        raise UserError(f"{key} is empty; name a folder for it, or leave it unset for a new one under outputs/")
+    return str(folder)
+
+
 def check_sweep_dir(settings: DictConfig) -> None:
     """Before a sweep starts: its folder must hold no runs. Jobs are named by their settings and
     their number within the sweep, so a second sweep into the same folder (a fixed
@@ -765,7 +773,7 @@ def check_sweep_dir(settings: DictConfig) -> None:
     before any check of ours could run, leaving finished results beside another run's config."""
     from prune_cli import rundir
 
-    target = Path(str(settings.sweep.dir))
+    target = Path(refuse_empty("hydra.sweep.dir", settings.sweep.dir))
     runs = rundir.runs_in(target) if target.is_dir() else []
     if runs:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "

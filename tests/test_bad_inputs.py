@@ -128,6 +128,19 @@ def test_a_model_with_one_token_type_takes_single_sentences_only(in_tmp: Path, t
     assert run_cli("adapt", "--task", "sst2", *tiny_overrides(folder)).exit_code == 0
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["hydra.run.dir="], "hydra.run.dir is empty; name a folder for it, or leave it unset for a new one under outputs/"),
+    (["-m", "seed=1,2", "hydra.sweep.dir="], "hydra.sweep.dir is empty; name a folder for it"),
+    (["model.name_or_path="], "model.name_or_path is empty; name a Hugging Face model or a local folder (--model)"),
+])
+def test_an_empty_folder_is_refused_not_read_as_this_one(in_tmp: Path, tiny_model_dir: Path, args: list[str], message: str):
+    """An unset shell variable (`hydra.run.dir=$OUT`) is ''. As a path that is the current folder:
+    the run wrote its results there, beside whatever the folder held; `model.name_or_path=` tried
+    to load '.' as a model ("Unrecognized model in .")."""
+    assert_one_line_error(run_cli("adapt", *tiny_overrides(tiny_model_dir, *args)), message)
+    assert list(in_tmp.iterdir()) == []
+
+
 def test_glue_folder_without_the_task(in_tmp: Path, tiny_model_dir: Path, tmp_path: Path):
     result = run_cli("adapt", "--task", "rte", *tiny_overrides(tiny_model_dir, f"data.dir={tmp_path}"))
     assert_one_line_error(result, f"no folder {tmp_path / 'RTE'}", "data.dir", "GLUE_DIR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import run_cli
 
 from prune_cli.config import options_to_overrides
@@ -91,11 +92,11 @@ def test_flags_and_repeatable_options_may_repeat(tmp_path):
 
 
 def test_every_command_refuses_an_option_given_twice():
-    """A command added later without cls=OncePerOption would keep the last value again."""
+    """A command added later without cls=StrictOptions would keep the last value again."""
     import typer
     from typer.core import TyperGroup
 
-    from prune_cli.cli import OncePerOption, app
+    from prune_cli.cli import StrictOptions, app
 
     def commands(group: TyperGroup):
         for command in group.commands.values():
@@ -103,4 +104,24 @@ def test_every_command_refuses_an_option_given_twice():
 
     found = list(commands(typer.main.get_command(app)))
     assert len(found) >= 11
-    assert all(isinstance(command, OncePerOption) for command in found), [c.name for c in found if not isinstance(c, OncePerOption)]
+    assert all(isinstance(command, StrictOptions) for command in found), [c.name for c in found if not isinstance(c, StrictOptions)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # as a path, '' is the current folder: report and analyze wrote their files there
+    (["report", "--out="], "--out is given an empty value; give one, or drop --out for its default"),
+    (["analyze", "topology", "run", "--out", ""], "--out is given an empty value; give one, or drop --out for its default"),
+    # it tried to load '.' as a model ("Unrecognized model in .")
+    (["adapt", "--model", ""], "--model is given an empty value; give one, or drop --model for its default"),
+    (["adapt", "--resume="], "--resume is given an empty value; give one, or drop --resume for its default"),
+    (["export", "run", "--out", ""], "--out is given an empty value; give one"),
+])
+def test_an_empty_option_value_is_refused(tmp_path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str):
+    """An empty value is most often an unset shell variable (`--out "$OUT"`)."""
+    from conftest import assert_one_line_error
+
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(*args)
+    assert_one_line_error(result, message)
+    assert ("for its default" in result.output) == ("for its default" in message)  # export's --out has no default
+    assert list(tmp_path.iterdir()) == []
