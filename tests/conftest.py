@@ -163,3 +163,11 @@ def _quiet_and_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pretend_disk_free(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    """Make `shutil.disk_usage` say `free` bytes are left, as `rundir.out_of_space` reads it: a
+    library's own error counts as a full disk only where the disk really is (nearly) full."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(1 << 30, (1 << 30) - free, free))

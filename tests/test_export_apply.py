@@ -71,13 +71,11 @@ def test_an_export_that_fills_the_disk_is_one_line_and_leaves_nothing(in_tmp: Pa
     """safetensors reports a full disk as its own SafetensorError ("I/O error: No space left on
     device (os error 28)"), which was a traceback; now it is the line of a full disk, naming --out,
     and the half-written folder beside it is gone."""
-    import shutil
-
-    from conftest import assert_one_line_error
+    from conftest import assert_one_line_error, pretend_disk_free
 
     run_dir = _run(in_tmp, tiny_model_dir, name="run")
     def full(self, folder, *args, **kwargs):
-        monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1 << 30, 1 << 30, 0))
+        pretend_disk_free(monkeypatch, 0)
         (Path(folder) / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
 

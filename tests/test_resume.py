@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_one_line_error, only_run_dir, read_metrics, run_cli, tiny_overrides
+from conftest import assert_one_line_error, only_run_dir, pretend_disk_free, read_metrics, run_cli, tiny_overrides
 import prune_cli
 from prune_cli import checkpointing, rundir, stopping
 
@@ -514,12 +514,6 @@ def test_a_sweep_record_that_cannot_be_read_is_named_in_one_line(in_tmp: Path, r
                           f"{in_tmp / 'sweep' / 'multirun.yaml'} cannot be read as a Hydra sweep record: {problem}")
 
 
-def _disk_free(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
-    import shutil
-
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(1 << 30, (1 << 30) - free, free))
-
-
 def test_a_full_disk_is_reported_for_the_file_meant_whoever_wrote_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`torch.save` given a path writes from C++ and reports a full disk as a RuntimeError about its
     zip file ("unexpected pos"); an OSError of a write names the temporary twin. Both are now the
@@ -535,13 +529,13 @@ def test_a_full_disk_is_reported_for_the_file_meant_whoever_wrote_it(tmp_path: P
     def over_quota(tmp: Path) -> None:
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(tmp))
 
-    _disk_free(monkeypatch, 4096)
+    pretend_disk_free(monkeypatch, 4096)
     for write, code in ((short_write, errno.ENOSPC), (over_quota, errno.EDQUOT)):
         with pytest.raises(OSError) as raised:
             rundir.atomic_write(target, write)
         assert (raised.value.errno, raised.value.filename) == (code, str(target))
         assert list(tmp_path.iterdir()) == [], "the temporary file stays behind"
-    _disk_free(monkeypatch, 1 << 30)  # with room on the disk, torch's error is some other failure: passed on as it is
+    pretend_disk_free(monkeypatch, 1 << 30)  # with room on the disk, torch's error is some other failure: passed on as it is
     with pytest.raises(RuntimeError, match="unexpected pos"):
         rundir.atomic_write(target, short_write)
 
@@ -557,7 +551,7 @@ def test_a_run_stopped_by_a_full_disk_says_where_it_was_left_and_resumes(in_tmp:
     def filling_disk(payload, path, *args, **kwargs):
         saves["n"] += 1
         if saves["n"] == 2:
-            _disk_free(monkeypatch, 0)
+            pretend_disk_free(monkeypatch, 0)
             Path(path).write_bytes(b"half")
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9280 vs 9174")
         return real_save(payload, path, *args, **kwargs)
