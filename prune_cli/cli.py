@@ -200,7 +200,7 @@ def report(
     from prune_cli import report as reporting
 
     def work() -> None:
-        require_out_folder(out)
+        require_out_folder(out, root)
         groups, found, written = reporting.build(root, out)
         display.console.print(reporting.rich_table(groups))
         for group in (g for g in groups if g.recipes):
@@ -319,12 +319,22 @@ app.add_typer(analyze_app, name="analyze")
 ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir.")
 
 
-def require_out_folder(out: Optional[Path]) -> None:
-    """Refuse an --out that names a file before any work: `analyze sensitivity` trains heads for
-    minutes and would otherwise fail only when it writes its CSV, and `predict` would read every
-    run's data first and then fail with the file system's "File exists"."""
+def require_out_folder(out: Optional[Path], default: Optional[Path] = None) -> None:
+    """Refuse, before any work, an --out that names a file, and a folder the command cannot write
+    in (--out, or the `default` it writes to without one, where that exists): `analyze
+    sensitivity` trains heads for minutes and would otherwise fail only when it writes its CSV,
+    `predict` would read every run's data first, and `report` or an analysis of runs kept on a
+    read-only disk failed at its last step."""
+    from prune_cli import rundir
+
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder (created if missing)")
+    folder = out if out is not None else default if default is not None and default.is_dir() else None
+    refused = rundir.write_refused(folder) if folder is not None else None
+    if refused is not None:
+        where = rundir.nearest_existing(folder)
+        raise UserError(f"cannot write to {folder}{'' if where == folder.absolute() else f' ({where} is where it would be made)'}: "
+                        f"{refused.strerror}; give --out a folder you can write to")
 
 
 def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callable[[Path], None]] = None) -> None:
@@ -349,7 +359,7 @@ def analyze_topology(
     from prune_cli import analysis
 
     def work() -> None:
-        require_out_folder(out)
+        require_out_folder(out, run_dirs[0])
         results = analysis.topology(run_dirs)
         for kind in ("component", "layer"):
             display.console.print(analysis.topology_table(results, kind))
@@ -368,7 +378,7 @@ def analyze_overlap(
     from prune_cli import analysis
 
     def work() -> None:
-        require_out_folder(out)
+        require_out_folder(out, run_dirs[0])
         result = analysis.overlap(run_dirs)
         display.console.print(analysis.matrix_table(result["jaccard"], "Jaccard similarity of the kept weights"))
         display.console.print(analysis.matrix_table(result["hamming"], "Hamming distance (share of weights that differ)"))
@@ -391,7 +401,7 @@ def analyze_sensitivity(
     from prune_cli import analysis, rundir, sensitivity
 
     def work() -> None:
-        require_out_folder(out)
+        require_out_folder(out, run_dirs[0])
         if not all(map(math.isfinite, sigma)):  # inf would pass Typer's bound, then read as a diverged head
             raise UserError(f"--sigma takes finite numbers (got {', '.join(f'{s:g}' for s in sigma)})")
         stored = [sensitivity.require_analysable(d, data_dir, device)[1] for d in run_dirs]
@@ -418,7 +428,7 @@ def analyze_recovery(
     from prune_cli import analysis
 
     def work() -> None:
-        require_out_folder(out)
+        require_out_folder(out, run_dirs[0])
         rows = analysis.recovery(run_dirs)
         display.console.print(analysis.recovery_table(rows))
         write_analysis(out or run_dirs[0], "recovery", analysis.recovery_csv(rows))

@@ -739,22 +739,16 @@ def check_run_dir(settings: DictConfig) -> Path:
     its folder writable. Hydra writes .hydra/ before our code runs, so this cannot wait.
     Returns the nearest folder on the run dir's path that exists now (the run dir itself, if it
     does): a refused run's directory is removed up to there (`rundir.discard_unstarted`)."""
-    import os
-    import tempfile
-
     from prune_cli import rundir
 
     target = Path(refuse_empty("hydra.run.dir", settings.run.dir))
     if target.exists():
         rundir.ensure_fresh(target)
-    ancestor = target.absolute()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    try:  # permission bits do not bind root, so really try (a probe folder, removed at once)
-        os.rmdir(tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=ancestor))
-    except OSError as exc:
-        raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({exc.strerror}); "
-                        "run from a writable folder or set hydra.run.dir=<writable path>") from None
+    ancestor = rundir.nearest_existing(target)
+    refused = rundir.write_refused(target)
+    if refused is not None:
+        raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({refused.strerror}); "
+                        "run from a writable folder or set hydra.run.dir=<writable path>")
     return ancestor
 
 

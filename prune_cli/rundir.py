@@ -97,7 +97,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     gets a path, not a handle: `torch.save` given a path writes from C++ without holding the GIL,
     which matters on the checkpoint writer's thread."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only folder: name the file meant, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         try:
             os.fchmod(fd, default_mode())
@@ -117,6 +120,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def nearest_existing(folder: Path) -> Path:
+    """The folder itself where it exists, else the nearest folder on its path that does (where
+    creating it would start)."""
+    ancestor = folder.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    return ancestor
+
+
+def write_refused(folder: Path) -> OSError | None:
+    """Why files cannot be written in `folder` (created if missing), found by really creating a
+    probe folder, removed at once, in its nearest existing folder: permission bits do not bind
+    root, and a read-only mount binds everyone. None where they can."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=nearest_existing(folder)))
+    except OSError as exc:
+        return exc
+    return None
 
 
 FULL_BELOW = 1 << 20  # bytes free on a disk that a write has just failed on, below which it failed for want of space

@@ -171,3 +171,25 @@ def pretend_disk_free(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(1 << 30, (1 << 30) - free, free))
+
+
+def pretend_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make `folder`, and every folder below it, refuse new files and folders with EROFS, as a
+    read-only mount does, whoever runs the tests (permission bits do not bind root, and a test
+    cannot mount): `os.mkdir`, and `os.open` asked to create, raise there; reading goes on."""
+    import errno
+    import os
+
+    root = folder.absolute()
+
+    def refusing(real, creates):
+        def call(path, *args, **kwargs):
+            if isinstance(path, (str, os.PathLike)) and creates(args, kwargs):
+                target = Path(path).absolute()
+                if target.parent == root or root in target.parents:
+                    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "mkdir", refusing(os.mkdir, lambda args, kwargs: True))
+    monkeypatch.setattr(os, "open", refusing(os.open, lambda args, kwargs: bool((args[0] if args else kwargs.get("flags", 0)) & os.O_CREAT)))

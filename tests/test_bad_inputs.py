@@ -208,6 +208,15 @@ def test_unwritable_output_folder(in_tmp: Path, tiny_model_dir: Path):
     assert_one_line_error(result, "cannot create the run directory", "not writable")
 
 
+def test_a_run_from_a_read_only_folder(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from conftest import pretend_read_only
+
+    pretend_read_only(monkeypatch, in_tmp)
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "cannot create the run directory outputs/sst2/", f"{in_tmp} is not writable (Read-only file system)",
+                          "run from a writable folder or set hydra.run.dir=<writable path>")
+
+
 @pytest.fixture()
 def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0
@@ -527,6 +536,42 @@ def test_export_to_an_unwritable_folder(finished_run: Path, tmp_path: Path):
 def test_analysis_output_to_an_unwritable_folder(finished_run: Path, tmp_path: Path, command: str):
     (tmp_path / "a-file").write_text("")
     assert_one_line_error(run_cli(*READERS[command](finished_run, tmp_path / "a-file" / "out")), "a-file")
+
+
+@pytest.mark.parametrize("command", [["analyze", "topology"], ["analyze", "recovery"], ["analyze", "sensitivity", "--steps", "2"],
+                                     ["analyze", "overlap"], ["report"]])
+def test_runs_on_a_read_only_disk_are_read_and_the_output_refused_before_any_work(finished_run: Path, in_tmp: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch, command: list[str]):
+    """Without --out an analysis writes beside its first run, and `report` into the folder it
+    reads. With those on a read-only disk (results shared from elsewhere) each failed at its last
+    step, naming a temporary file ('.topology.csv.gshleiy7.tmp'); sensitivity after training."""
+    from conftest import pretend_read_only
+
+    from prune_cli import sensitivity
+
+    runs = [str(finished_run), str(_twin(finished_run))] if command[-1] == "overlap" else [str(finished_run)]
+    target = in_tmp / "outputs" if command == ["report"] else finished_run
+    pretend_read_only(monkeypatch, target)
+    monkeypatch.setattr(sensitivity, "analyse", lambda *args, **kwargs: pytest.fail("trained before the output was checked"))
+    result = run_cli(*command, *([str(target)] if command == ["report"] else runs))
+    assert_one_line_error(result, f"cannot write to {target}: Read-only file system; give --out a folder you can write to")
+    if command[-1] == "topology":  # elsewhere, the same runs are read and the analysis written
+        assert run_cli(*command, *runs, "--out", str(in_tmp / "analyses")).exit_code == 0
+        assert (in_tmp / "analyses" / "topology.csv").exists()
+
+
+def test_predictions_into_a_read_only_folder_are_refused_before_any_run_is_read(finished_run: Path, in_tmp: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    from conftest import pretend_read_only
+
+    from prune_cli import predictions
+
+    shared = in_tmp / "shared"
+    shared.mkdir()
+    pretend_read_only(monkeypatch, shared)
+    monkeypatch.setattr(predictions, "predict_runs", lambda *args, **kwargs: pytest.fail("read the runs before the output was checked"))
+    result = run_cli("predict", str(finished_run), "--out", str(shared / "preds"))
+    assert_one_line_error(result, f"cannot write to {shared / 'preds'} ({shared} is where it would be made): Read-only file system")
 
 
 def test_overlap_needs_two_masks(finished_run: Path):

@@ -540,6 +540,19 @@ def test_a_full_disk_is_reported_for_the_file_meant_whoever_wrote_it(tmp_path: P
         rundir.atomic_write(target, short_write)
 
 
+def test_a_read_only_folder_is_reported_for_the_file_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The temporary file could not be made, and the error named it ('.topology.csv.gshleiy7.tmp'), a
+    file the user never asked for."""
+    import errno
+
+    from conftest import pretend_read_only
+
+    pretend_read_only(monkeypatch, tmp_path)
+    with pytest.raises(OSError) as raised:
+        rundir.atomic_write_text(tmp_path / "topology.csv", "a,b\n")
+    assert (raised.value.errno, raised.value.filename) == (errno.EROFS, str(tmp_path / "topology.csv"))
+
+
 def test_a_run_stopped_by_a_full_disk_says_where_it_was_left_and_resumes(in_tmp: Path, tiny_model_dir: Path,
                                                                          monkeypatch: pytest.MonkeyPatch):
     """The disk fills while the second checkpoint is written (in the background, found at the
