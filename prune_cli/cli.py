@@ -330,11 +330,8 @@ def require_out_folder(out: Optional[Path], default: Optional[Path] = None) -> N
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder (created if missing)")
     folder = out if out is not None else default if default is not None and default.is_dir() else None
-    refused = rundir.write_refused(folder) if folder is not None else None
-    if refused is not None:
-        where = rundir.nearest_existing(folder)
-        raise UserError(f"cannot write to {folder}{'' if where == folder.absolute() else f' ({where} is where it would be made)'}: "
-                        f"{refused.strerror}; give --out a folder you can write to")
+    if folder is not None:
+        rundir.require_writable(folder)
 
 
 def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callable[[Path], None]] = None) -> None:

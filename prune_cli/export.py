@@ -50,7 +50,7 @@ def export(run_dir: Path, out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as exc:
-        raise UserError(f"cannot write to {out.parent}: {exc.strerror}; choose another --out") from None
+        raise UserError(f"cannot write to {out.parent}: {exc.strerror}; give --out a folder you can write to") from None
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -83,6 +83,7 @@ def require_exportable(run_dir: Path, out: Path) -> dict:
         raise UserError(f"--out {out} is a file; give a new folder (or an empty one)")
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; never overwriting it, choose another --out")
+    rundir.require_writable(out.parent)  # where the export is staged, then renamed to --out
     rundir.require_run_dir(run_dir)
     return rundir.load_run_record(run_dir, needs=model_card.RECORD_NEEDS)
 

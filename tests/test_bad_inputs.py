@@ -560,18 +560,22 @@ def test_runs_on_a_read_only_disk_are_read_and_the_output_refused_before_any_wor
         assert (in_tmp / "analyses" / "topology.csv").exists()
 
 
-def test_predictions_into_a_read_only_folder_are_refused_before_any_run_is_read(finished_run: Path, in_tmp: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_an_out_in_a_read_only_folder_is_refused_before_any_run_is_read(finished_run: Path, in_tmp: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch, command: str):
+    """predict read every run's data and scored it first; export loaded the model first."""
     from conftest import pretend_read_only
 
-    from prune_cli import predictions
+    from prune_cli import export, predictions
 
     shared = in_tmp / "shared"
     shared.mkdir()
     pretend_read_only(monkeypatch, shared)
     monkeypatch.setattr(predictions, "predict_runs", lambda *args, **kwargs: pytest.fail("read the runs before the output was checked"))
-    result = run_cli("predict", str(finished_run), "--out", str(shared / "preds"))
-    assert_one_line_error(result, f"cannot write to {shared / 'preds'} ({shared} is where it would be made): Read-only file system")
+    monkeypatch.setattr(export, "load_encoder", lambda *args, **kwargs: pytest.fail("loaded the model before the output was checked"))
+    result = run_cli(command, str(finished_run), "--out", str(shared / "out"))
+    where = f"{shared / 'out'} ({shared} is where it would be made)" if command == "predict" else str(shared)
+    assert_one_line_error(result, f"cannot write to {where}: Read-only file system; give --out a folder you can write to")
 
 
 def test_overlap_needs_two_masks(finished_run: Path):
