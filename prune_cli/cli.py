@@ -259,6 +259,8 @@ def apply(
     def work() -> None:
         if out is not None and out.exists():
             raise UserError(f"{out} already exists; never overwriting it, choose another --out")
+        if out is not None:
+            rundir.require_writable(out.parent, "give --out a file in a folder you can write to")
         lines = [*(text or []), *(api.read_inputs(file) if file is not None else [])]
         if not lines:
             raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")

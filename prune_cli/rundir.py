@@ -142,14 +142,14 @@ def write_refused(folder: Path) -> OSError | None:
     return None
 
 
-def require_writable(folder: Path) -> None:
+def require_writable(folder: Path, fix: str = "give --out a folder you can write to") -> None:
     """Refuse, before any work, an output folder (created if missing) that files cannot be
     written in: runs kept on a read-only disk, say."""
     refused = write_refused(folder)
     if refused is not None:
         where = nearest_existing(folder)
         raise UserError(f"cannot write to {folder}{'' if where == folder.absolute() else f' ({where} is where it would be made)'}: "
-                        f"{refused.strerror}; give --out a folder you can write to")
+                        f"{refused.strerror}; {fix}")
 
 
 FULL_BELOW = 1 << 20  # bytes free on a disk that a write has just failed on, below which it failed for want of space

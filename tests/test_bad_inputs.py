@@ -560,22 +560,24 @@ def test_runs_on_a_read_only_disk_are_read_and_the_output_refused_before_any_wor
         assert (in_tmp / "analyses" / "topology.csv").exists()
 
 
-@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("command", ["predict", "export", "apply"])
 def test_an_out_in_a_read_only_folder_is_refused_before_any_run_is_read(finished_run: Path, in_tmp: Path,
                                                                        monkeypatch: pytest.MonkeyPatch, command: str):
-    """predict read every run's data and scored it first; export loaded the model first."""
+    """predict read every run's data and scored it first; export and apply loaded the model first."""
     from conftest import pretend_read_only
 
-    from prune_cli import export, predictions
+    from prune_cli import api, export, predictions
 
     shared = in_tmp / "shared"
     shared.mkdir()
     pretend_read_only(monkeypatch, shared)
     monkeypatch.setattr(predictions, "predict_runs", lambda *args, **kwargs: pytest.fail("read the runs before the output was checked"))
     monkeypatch.setattr(export, "load_encoder", lambda *args, **kwargs: pytest.fail("loaded the model before the output was checked"))
-    result = run_cli(command, str(finished_run), "--out", str(shared / "out"))
+    monkeypatch.setattr(api, "TaskBank", lambda *args, **kwargs: pytest.fail("loaded the model before the output was checked"))
+    result = run_cli(command, str(finished_run), "--out", str(shared / "out"), *(["--text", "a fine film"] if command == "apply" else []))
     where = f"{shared / 'out'} ({shared} is where it would be made)" if command == "predict" else str(shared)
-    assert_one_line_error(result, f"cannot write to {where}: Read-only file system; give --out a folder you can write to")
+    fix = "give --out a file in a folder you can write to" if command == "apply" else "give --out a folder you can write to"
+    assert_one_line_error(result, f"cannot write to {where}: Read-only file system; {fix}")
 
 
 def test_overlap_needs_two_masks(finished_run: Path):
