@@ -752,6 +752,16 @@ def check_run_dir(settings: DictConfig) -> Path:
     return ancestor
 
 
+def refuse_chdir(settings: DictConfig) -> None:
+    """`hydra.job.chdir=true` moved the job into its run directory, so a relative `data.dir=glue`
+    or `--model ./my-bert`, checked from the folder the run was launched in, was then looked for
+    inside the run directory, and the run failed there. prune-cli writes its files into the run
+    directory by path, so the setting buys nothing here: refused, not worked around unseen."""
+    if OmegaConf.select(settings, "job.chdir", default=False):
+        raise UserError("hydra.job.chdir=true is not supported: prune-cli writes each run's files into its run directory by path, "
+                        "and reads relative paths (data.dir, --model) from the folder it is launched in; drop it")
+
+
 def refuse_empty(key: str, folder: object) -> str:
     """A run or sweep folder given as '' (`hydra.run.dir=$UNSET`) would be the current folder:
     Hydra writes there, beside whatever it holds."""

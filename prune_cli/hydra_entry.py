@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, register_resolvers,
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, refuse_chdir, register_resolvers,
                               searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
@@ -69,6 +69,7 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
     is a sweep without -m; `one_run` (Python's `api.adapt`, which returns one run) refuses it."""
     check_overrides(overrides, multirun=True)
     settings = launch_settings(overrides)
+    refuse_chdir(settings)
     multirun = multirun or config_sweeps(settings)
     if multirun and one_run:
         raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "

@@ -62,6 +62,9 @@ from prune_cli.errors import UserError
         (["task.label_names=[good]"], ["task 'sst2': label_names=['good'] must name each of labels=['0', '1'] once"]),
         (["task.label_names=[good,good]"], ["label_names=['good', 'good'] must name each", "each name different"]),
         (["--task", "stsb", "+task.label_names=[low]"], ["task 'stsb': label_names=['low'] is set, but the task is a regression"]),
+        # the job ran inside its run directory, and a relative data.dir or --model was looked for there
+        (["hydra.job.chdir=true"], ["hydra.job.chdir=true is not supported", "reads relative paths (data.dir, --model) from the folder it is launched in; drop it"]),
+        (["-m", "seed=1,2", "hydra.job.chdir=true"], ["hydra.job.chdir=true is not supported"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):
