@@ -64,6 +64,7 @@ class StrictOptions(TyperCommand):
 
 
 def given_empty(option: TyperOption) -> str:
+    """'--out is given an empty value; give one', and how to do without it where it has a default."""
     name = max(option.opts, key=len)
     return f"{name} is given an empty value; give one" + ("" if option.required else f", or drop {name} for its default")
 
