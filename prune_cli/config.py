@@ -771,10 +771,12 @@ def refuse_empty(key: str, folder: object) -> str:
 
 
 def check_sweep_dir(settings: DictConfig) -> None:
-    """Before a sweep starts: its folder must hold no runs. Jobs are named by their settings and
-    their number within the sweep, so a second sweep into the same folder (a fixed
-    `hydra.sweep.dir`) would reach the first one's job folders, where Hydra rewrites `.hydra/`
-    before any check of ours could run, leaving finished results beside another run's config."""
+    """Before a sweep starts: its folder must hold no runs, and be one it can write in. Jobs are
+    named by their settings and their number within the sweep, so a second sweep into the same
+    folder (a fixed `hydra.sweep.dir`) would reach the first one's job folders, where Hydra
+    rewrites `.hydra/` before any check of ours could run, leaving finished results beside
+    another run's config. Hydra also makes the folder itself before any job, in a traceback of
+    its own where it cannot."""
     from prune_cli import rundir
 
     target = Path(refuse_empty("hydra.sweep.dir", settings.sweep.dir))
@@ -783,6 +785,10 @@ def check_sweep_dir(settings: DictConfig) -> None:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "
                         f"a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset, "
                         f"or continue that sweep with `prune-cli adapt --resume {target}`")
+    refused = rundir.write_refused(target)  # Hydra makes the folder first, in a traceback of its own
+    if refused is not None:
+        raise UserError(f"cannot create the sweep folder {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
+                        "run from a writable folder or set hydra.sweep.dir=<writable path>")
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:

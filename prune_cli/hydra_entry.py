@@ -92,6 +92,9 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     Relative paths in the sweep's overrides are read from the folder it was launched in, as when
     it started."""
     overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
+    refused = rundir.write_refused(sweep_dir)  # Hydra rewrites multirun.yaml there first, in a traceback of its own
+    if refused is not None:
+        raise UserError(f"cannot write to sweep folder {sweep_dir} ({refused.strerror}); continuing the sweep writes its runs there")
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)

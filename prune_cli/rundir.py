@@ -458,8 +458,9 @@ def require_resumable(run_dir: Path) -> None:
                         f"{resumable_hint(run_dir)}")
     if (run_dir / METRICS).exists():
         raise UserError(f"{run_dir} already finished ({METRICS} is there); nothing to resume")
-    if not os.access(run_dir, os.W_OK):
-        raise UserError(f"cannot write to run directory {run_dir}; resuming needs to write its results there")
+    refused = write_refused(run_dir)
+    if refused is not None:
+        raise UserError(f"cannot write to run directory {run_dir} ({refused.strerror}); resuming needs to write its results there")
 
 
 def resumable_hint(folder: Path) -> str:

@@ -220,6 +220,16 @@ def test_a_run_from_a_read_only_folder(in_tmp: Path, tiny_model_dir: Path, monke
                           "run from a writable folder or set hydra.run.dir=<writable path>")
 
 
+def test_a_sweep_from_a_read_only_folder(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Hydra makes the sweep's folder before any job: it was Hydra's OSError traceback."""
+    from conftest import pretend_read_only
+
+    pretend_read_only(monkeypatch, in_tmp)
+    result = run_cli("adapt", "-m", "seed=1,2", *tiny_overrides(tiny_model_dir))
+    assert_one_line_error(result, "cannot create the sweep folder outputs/multirun/", f"{in_tmp} is not writable (Read-only file system)",
+                          "run from a writable folder or set hydra.sweep.dir=<writable path>")
+
+
 @pytest.fixture()
 def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0

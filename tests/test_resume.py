@@ -309,6 +309,26 @@ def test_a_stopped_sweep_continues_from_its_folder_and_ends_as_if_never_stopped(
     assert again.exit_code == 0 and again.output.count("finished already") == 2, again.output
 
 
+def test_a_stopped_sweep_or_run_on_a_read_only_disk_is_refused_in_one_line(in_tmp: Path, tiny_model_dir: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    """Continuing a sweep kept on a read-only disk ended in Hydra's traceback (it rewrites
+    multirun.yaml first); resuming one of its stopped jobs said it could not write, not why."""
+    from conftest import pretend_read_only
+
+    common = ["seed=1,2", "checkpoint.every_steps=5", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=12),
+              "hydra.sweep.subdir=seed${seed}"]
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 2)
+        _interrupted_line(run_cli("adapt", "-m", *common, "hydra.sweep.dir=sweep"))
+    assert (in_tmp / "sweep" / "seed1" / rundir.CHECKPOINT).is_dir()
+    pretend_read_only(monkeypatch, in_tmp / "sweep")
+    assert_one_line_error(run_cli("adapt", "--resume", "sweep"),
+                          "cannot write to sweep folder sweep (Read-only file system); continuing the sweep writes its runs there")
+    assert_one_line_error(run_cli("adapt", "--resume", "sweep/seed1"),
+                          "cannot write to run directory sweep/seed1 (Read-only file system); resuming needs to write its results there")
+    assert not (in_tmp / "sweep" / "seed2").exists()
+
+
 def test_a_continued_sweep_runs_its_failed_jobs_again_from_any_folder(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A job that failed (its data was missing) runs again once the data is there; its old
     failed.json goes, so the report lists it as finished. Relative paths in the sweep's command
