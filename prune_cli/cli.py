@@ -63,9 +63,14 @@ class StrictOptions(TyperCommand):
         return parser
 
 
+def long_name(option: TyperOption) -> str:
+    """The name an option is spoken of by in a message: its longest spelling (--out, not -o)."""
+    return max(option.opts, key=len)
+
+
 def given_empty(option: TyperOption) -> str:
     """'--out is given an empty value; give one', and how to do without it where it has a default."""
-    name = max(option.opts, key=len)
+    name = long_name(option)
     return f"{name} is given an empty value; give one" + ("" if option.required else f", or drop {name} for its default")
 
 
@@ -82,7 +87,7 @@ def given_more_than_once(option: TyperOption, args: list[str], sweeps: bool) -> 
         name, equals, value = word.partition("=")
         if name in option.opts:
             values.append(value if equals else (args[at + 1] if at + 1 < len(args) else ""))
-    name = max(option.opts, key=len)
+    name = long_name(option)
     times = "twice" if len(values) == 2 else f"{len(values)} times"
     hint = f"; to sweep them, give one comma list with -m: {name} {','.join(values)} -m" if sweeps and name in SWEEPABLE else ""
     return f"{name} is given {times} ({', then '.join(map(repr, values))}); give it once{hint}"

@@ -744,12 +744,19 @@ def check_run_dir(settings: DictConfig) -> Path:
     target = Path(refuse_empty("hydra.run.dir", settings.run.dir))
     if target.exists():
         rundir.ensure_fresh(target)
-    ancestor = rundir.nearest_existing(target)
+    _require_creatable(target, "the run directory", "hydra.run.dir")
+    return rundir.nearest_existing(target)
+
+
+def _require_creatable(target: Path, what: str, key: str) -> None:
+    """Refuse a run directory or sweep folder that cannot be made: Hydra makes it, and writes in
+    it, before any code of ours runs, in a traceback of its own where it cannot."""
+    from prune_cli import rundir
+
     refused = rundir.write_refused(target)
     if refused is not None:
-        raise UserError(f"cannot create the run directory {target}: {ancestor} is not writable ({refused.strerror}); "
-                        "run from a writable folder or set hydra.run.dir=<writable path>")
-    return ancestor
+        raise UserError(f"cannot create {what} {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
+                        f"run from a writable folder or set {key}=<writable path>")
 
 
 def refuse_chdir(settings: DictConfig) -> None:
@@ -785,10 +792,7 @@ def check_sweep_dir(settings: DictConfig) -> None:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "
                         f"a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset, "
                         f"or continue that sweep with `prune-cli adapt --resume {target}`")
-    refused = rundir.write_refused(target)  # Hydra makes the folder first, in a traceback of its own
-    if refused is not None:
-        raise UserError(f"cannot create the sweep folder {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
-                        "run from a writable folder or set hydra.sweep.dir=<writable path>")
+    _require_creatable(target, "the sweep folder", "hydra.sweep.dir")
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:

@@ -79,8 +79,9 @@ def test_an_option_given_twice_is_refused_not_overwritten():
     assert_one_line_error(run_cli("adapt", "--task", "sst2", "--seed", "1", "--task", "mrpc", "--task", "cola"),
                           "--task is given 3 times ('sst2', then 'mrpc', then 'cola'); give it once; "
                           "to sweep them, give one comma list with -m: --task sst2,mrpc,cola -m")
-    assert_one_line_error(run_cli("adapt", "--model", "minilm", "--model", "tiny"), "--model is given twice ('minilm', then 'tiny'); give it once")
-    assert "sweep" not in run_cli("adapt", "--model", "minilm", "--model", "tiny").output  # --model sweeps no comma list
+    result = run_cli("adapt", "--model", "minilm", "--model", "tiny")
+    assert_one_line_error(result, "--model is given twice ('minilm', then 'tiny'); give it once")
+    assert "sweep" not in result.output  # --model sweeps no comma list
     assert_one_line_error(run_cli("report", "runs", "--out", "a", "--out", "b"), "--out is given twice ('a', then 'b')")
 
 
