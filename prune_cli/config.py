@@ -784,9 +784,12 @@ def check_sweep_dir(settings: DictConfig) -> None:
     rewrites `.hydra/` before any check of ours could run, leaving finished results beside
     another run's config. Hydra also makes the folder itself before any job, in a traceback of
     its own where it cannot."""
-    from prune_cli import rundir
+    from prune_cli import folder_lock, rundir
 
     target = Path(refuse_empty("hydra.sweep.dir", settings.sweep.dir))
+    if folder_lock.held_elsewhere(target):  # a sweep going on there, which may not have written its first run yet
+        raise folder_lock.FolderInUse(f"sweep folder {target} is in use: another prune-cli process is running a sweep there; a sweep "
+                                      "never writes into another's folder: name a new hydra.sweep.dir or leave it unset")
     runs = rundir.runs_in(target) if target.is_dir() else []
     if runs:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "

@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from prune_cli import display, rundir, runner, stopping
+from prune_cli import display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, refuse_chdir, register_resolvers,
                               searchpath_overrides, sweep_jobs)
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
 finished_runs: list[Path] = []  # run dirs of the jobs that finished (in-process launchers)
 sweep_dirs: list[str] = []  # the sweep folder, recorded where the sweep is launched (SweepWatch)
+_sweep_held: list[Callable[[], None]] = []  # gives the sweep folder back (folder_lock) when the sweep ends
 # A sweep's Ctrl-C or SIGTERM. Jobs in worker processes (joblib) get the signal too (one process
 # group); the launcher must outlive them, since dying at once it would kill them mid-step. So a
 # stopped job does not raise (joblib would end the sweep at the first one, killing the other
@@ -45,10 +46,21 @@ SWEEP_STOPS = "the sweep's running jobs stop after their current step, with a ch
 class SweepWatch(Callback):
     """Hydra callback (`hydra.callbacks` in configs/config.yaml): records a sweep's folder in the
     process that launches it. Jobs in worker processes (joblib, SLURM) cannot report back, so
-    the launching process reads their failures, and names the folder to continue, from there."""
+    the launching process reads their failures, and names the folder to continue, from there.
+    That process holds the folder (`folder_lock`) until the sweep ends, taken before Hydra writes
+    anything there: `adapt --resume` of a sweep still running is refused, not run a second time."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dirs[:] = [str(config.hydra.sweep.dir)]
+        folder = str(config.hydra.sweep.dir)
+        sweep_dirs[:] = [folder]
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)  # as Hydra's launcher does next; it must exist to be held
+        except OSError:
+            return  # Hydra's own mkdir says why, as before
+        try:
+            _sweep_held.append(folder_lock.hold(Path(folder), rundir.sweep_in_use(Path(folder))))
+        except folder_lock.FolderInUse as in_use:
+            raise _CarriedUserError(in_use, Path(folder)) from None
 
 
 class _CarriedUserError(BaseException):
@@ -156,11 +168,13 @@ def launch_adapt(overrides: Sequence[str], multirun: bool, existed: Path | None 
             for label, where in rundir.folder_clashes(Path(sweep_dirs[0]).absolute()).items():
                 failed_jobs.setdefault(label, where)
     except _CarriedUserError as carried:
-        if existed is not None:
+        if existed is not None and not isinstance(carried.error, folder_lock.FolderInUse):  # never another process's folder
             rundir.discard_unstarted(carried.run_dir, existed)
         raise carried.error from None
     finally:
         sys.argv = saved
+        while _sweep_held:
+            _sweep_held.pop()()
     return [f"{run_dir} ({where})" for run_dir, where in failed_jobs.items()]
 
 
@@ -192,6 +206,7 @@ def _adapt_main(cfg: DictConfig) -> float | None:
         _folder_clash(run_dir, job_num, sweep_dir, f"its folder {run_dir} is {owner}'s: hydra.sweep.subdir leaves out "
                                                    "what tells the two jobs apart")
         return None
+    rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num).unlink(missing_ok=True)  # an earlier attempt's
     earlier = rundir.holds_a_run(run_dir)
     if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
         if (run_dir / rundir.METRICS).exists():
@@ -199,7 +214,6 @@ def _adapt_main(cfg: DictConfig) -> float | None:
             finished_runs.append(run_dir)
             return None
         return _run_job(rundir.load_config(run_dir), run_dir, job_num, sweep_dir, resume=True)
-    rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num).unlink(missing_ok=True)  # an earlier attempt's
     if not earlier:
         (run_dir / rundir.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
     # a folder of ours that holds a run no job of this sweep claimed (one from before folders were
@@ -229,7 +243,9 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
             raise
         # In a sweep one bad job must not stop the others: record why it failed and move on.
         reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        if shared:  # a failed.json there would list the other job's run as failed
+        if isinstance(exc, folder_lock.FolderInUse):  # another process's run in progress: nothing written there
+            _folder_clash(run_dir, job_num, sweep_dir, reason, rundir.IN_USE)
+        elif shared:  # a failed.json there would list the other job's run as failed
             _folder_clash(run_dir, job_num, sweep_dir, reason)
         else:
             display.fail(f"job {job_num} ({run_dir}): {reason}")
@@ -241,11 +257,12 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         return None
 
 
-def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str) -> None:
-    """A sweep job sent to a folder that holds, or is, another job's run: shown, and recorded in the
-    sweep folder (never in the run's own), where the launching process finds it."""
+def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str, why: str = "") -> None:
+    """A sweep job sent to a folder that holds, or is, another job's run (or that another process
+    holds: `why`): shown, and recorded in the sweep folder (never in the run's own), where the
+    launching process finds it."""
     display.fail(f"job {job_num} ({run_dir}): {reason}")
-    label, where = rundir.record_folder_clash(Path(sweep_dir).absolute(), job_num, run_dir, reason)
+    label, where = rundir.record_folder_clash(Path(sweep_dir).absolute(), job_num, run_dir, reason, why or rundir.ANOTHER_JOBS)
     failed_jobs[label] = where
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
-from prune_cli import plots, recipes, rundir
+from prune_cli import folder_lock, plots, recipes, rundir
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError, first_line
 
@@ -151,6 +151,8 @@ def incomplete_reason(run_dir: Path) -> str:
         except UserError as exc:  # what is wrong with it, in the reader's own words
             return str(exc)
         return f"{rundir.METRICS} cannot be read"
+    if folder_lock.held_elsewhere(run_dir):
+        return f"no {rundir.METRICS} yet: another process is running it now"
     return f"no {rundir.METRICS} (stopped or killed); it holds {rundir.resume_hint(run_dir)}"
 
 
@@ -259,7 +261,7 @@ def section(run: dict, by_backbone: bool = False) -> str:
 def backbones_line(runs: list[dict]) -> list[str]:
     """The report's statement of which model its runs pruned (none where no run recorded it)."""
     counts = Counter(backbone(run) for run in runs)
-    if set(counts) == {UNRECORDED_BACKBONE}:
+    if not counts or set(counts) == {UNRECORDED_BACKBONE}:  # no complete run (all stopped or failed): no model to name
         return []
     if len(counts) == 1:
         return [f"Backbone of every run: `{next(iter(counts))}`.", ""]
@@ -443,7 +445,10 @@ def cost_markdown(groups: list[Group]) -> list[str]:
     A run's seconds are its own wall clock. Runs made side by side (`reproduce.sh` with JOBS=2, a
     joblib sweep) each ran on fewer threads and overlapped in time, so the threads column says
     which figures are lane figures and the total is a sum of run times, not the grid's wall clock.
+    No complete run, no section (not an empty table over "the 0 runs above").
     """
+    if not groups:
+        return []
     timed = [g for g in groups if not math.isnan(g.train_seconds)]  # NaN: every run of the group was resumed
     rows: dict[tuple[str, str, str], list[float]] = {}
     for g in timed:

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from prune_cli import folder_lock
 from prune_cli.errors import NO_SPACE, UserError, first_line, os_problem, yaml_problem
 
 HYDRA_DIR = Path(".hydra")  # Hydra writes it (config, overrides, its own settings) as a run starts
@@ -65,8 +66,8 @@ RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
 SWEEP_CLAIMS = Path(".dense_references")
 # In a sweep folder: one file per job folder, claimed by the first job sent there; and one file
 # per job sent to a folder another job has (a `hydra.sweep.subdir` that leaves out what tells them
-# apart): a failed.json there would mark the other job's run as failed, so the job's error goes
-# here, where the launching process reads it
+# apart), or held by another process (`folder_lock`): a failed.json there would mark the other
+# job's run as failed, so the job's error goes here, where the launching process reads it
 SWEEP_FOLDERS = Path(".job_folders")
 SWEEP_FOLDER_CLASHES = Path(".folder_clashes")
 SWEEP_RECORD = "multirun.yaml"  # Hydra writes it in a sweep folder: the sweep's overrides and launch folder
@@ -214,12 +215,30 @@ def config_subdir(run_dir: Path, claimed_by_another: bool = False) -> str | None
     """Where Hydra saves a job's config in its run directory: `.hydra`, or nowhere (None) where
     the directory already holds a run (`holds_a_run`), whose config must stay beside its results
     or checkpoint, or is another sweep job's (`claim_job_folder`: a `hydra.sweep.subdir` that
-    leaves out what tells two jobs apart; the second then fails without writing there)."""
-    return None if claimed_by_another or holds_a_run(run_dir) else str(HYDRA_DIR)
+    leaves out what tells two jobs apart; the second then fails without writing there), or is held
+    by another process (`folder_lock`: a run still going, which the job then leaves alone)."""
+    if claimed_by_another or holds_a_run(run_dir) or folder_lock.held_elsewhere(run_dir):
+        return None
+    return str(HYDRA_DIR)
+
+
+def run_in_use(run_dir: Path) -> str:
+    """Why a run directory another process holds (`folder_lock`) cannot be run or resumed now."""
+    return (f"run directory {run_dir} is in use: another prune-cli process is running it (the run itself, or a --resume of it); "
+            f"let it finish, or stop it (Ctrl-C leaves a checkpoint) and then `prune-cli adapt --resume {run_dir}`")
+
+
+def sweep_in_use(sweep_dir: Path) -> str:
+    """Why a sweep folder another process holds (`folder_lock`) cannot be continued now."""
+    return (f"sweep folder {sweep_dir} is in use: another prune-cli process is running that sweep; let it finish, or stop it "
+            f"(Ctrl-C leaves its running jobs with a checkpoint) and then `prune-cli adapt --resume {sweep_dir}`")
 
 
 def ensure_fresh(run_dir: Path) -> None:
-    """Refuse to write into a directory that already holds a run's results or a stopped run."""
+    """Refuse to write into a directory that already holds a run's results or a stopped run, or
+    that another process is running a run in (whose checkpoint is no stopped run's)."""
+    if folder_lock.held_elsewhere(run_dir):
+        raise folder_lock.FolderInUse(run_in_use(run_dir))
     existing = results_in(run_dir)
     if existing:
         raise UserError(f"run directory {run_dir} already holds results ({', '.join(existing)}); never overwriting it")
@@ -314,30 +333,35 @@ def folder_clash_record(sweep_dir: Path, job_num: int) -> Path:
     return sweep_dir / SWEEP_FOLDER_CLASHES / f"job{job_num}.json"
 
 
-def record_folder_clash(sweep_dir: Path, job_num: int, run_dir: Path, reason: str) -> tuple[str, str]:
-    """Record why sweep job `job_num` did not run in `run_dir`, another job's folder; returns the
-    job's entry in the sweep's list of failures (`folder_clashes`)."""
+ANOTHER_JOBS = "its folder holds another job's run"  # why a job did not run in its folder (`record_folder_clash`)
+IN_USE = "its folder is in use by another process"
+
+
+def record_folder_clash(sweep_dir: Path, job_num: int, run_dir: Path, reason: str, why: str = ANOTHER_JOBS) -> tuple[str, str]:
+    """Record why sweep job `job_num` did not run in `run_dir`, another job's folder (or one another
+    process holds: `why`); returns the job's entry in the sweep's list of failures (`folder_clashes`).
+    A later attempt of the job removes it (`hydra_entry`)."""
     record = folder_clash_record(sweep_dir, job_num)
-    write_json(record, {"run_dir": str(run_dir), "job": job_num, "error": reason})
-    return _clash_entry(str(run_dir), job_num, record)
+    write_json(record, {"run_dir": str(run_dir), "job": job_num, "error": reason, "why": why})
+    return _clash_entry(str(run_dir), job_num, record, why)
 
 
 def folder_clashes(sweep_dir: Path) -> dict[str, str]:
-    """The sweep's jobs that found their folder holding another job's run: `<run dir>, job N`
-    -> where their error is."""
+    """The sweep's jobs that found their folder holding another job's run, or held by another
+    process: `<run dir>, job N` -> why, and where their error is."""
     clashes = {}
     for record in sorted((sweep_dir / SWEEP_FOLDER_CLASHES).glob("job*.json")):
         try:
             recorded = json.loads(record.read_text())
-            label, where = _clash_entry(recorded["run_dir"], int(recorded["job"]), record)
+            label, where = _clash_entry(recorded["run_dir"], int(recorded["job"]), record, str(recorded.get("why", ANOTHER_JOBS)))
         except (OSError, ValueError, KeyError):
             continue  # still being written by a job that has not finished failing: its own line says so
         clashes[label] = where
     return clashes
 
 
-def _clash_entry(run_dir: str, job_num: int, record: Path) -> tuple[str, str]:
-    return f"{run_dir}, job {job_num}", f"its folder holds another job's run; error in {record}"
+def _clash_entry(run_dir: str, job_num: int, record: Path, why: str) -> tuple[str, str]:
+    return f"{run_dir}, job {job_num}", f"{why}; error in {record}"
 
 
 def override_key(override: str) -> str:

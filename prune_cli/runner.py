@@ -23,7 +23,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors
 
 import prune_cli
-from prune_cli import batching, data, display, mask_format, rundir, stopping
+from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
 from prune_cli.config import check_config, compose
@@ -204,7 +204,11 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
     OSError (a full disk, a folder made read-only under the run) in a UserError that says the same.
     """
     try:
-        return _adapt(cfg, run_dir, resume)
+        check_config(cfg)
+        if not resume:
+            rundir.ensure_fresh(run_dir)  # makes the folder, which must exist to be held
+        with folder_lock.held(run_dir, rundir.run_in_use(run_dir)):
+            return _adapt(cfg, run_dir, resume)  # checks the folder again, now held: nothing finished in between
     except KeyboardInterrupt as stop:  # RunInterrupted from a loop's step boundary, or a plain Ctrl-C elsewhere
         raise RunInterrupted(rundir.interrupted_message(run_dir), getattr(stop, "signum", signal.SIGINT)) from None
     except OSError as refused:
@@ -212,7 +216,6 @@ def adapt(cfg: DictConfig, run_dir: Path, resume: bool = False) -> float:
 
 
 def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
-    check_config(cfg)
     if resume:
         rundir.require_resumable(run_dir)
         # a sweep job's earlier attempt, failed after a checkpoint: this attempt ends finished, or with a failure of its own
@@ -464,6 +467,12 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
 def resume(run_dir: Path) -> float:
     """Continue a killed run with the config stored in its directory (`adapt --resume RUN_DIR`)."""
     rundir.require_resumable(run_dir)
+    with folder_lock.held(run_dir, rundir.run_in_use(run_dir)):  # before the log is opened: a run in use is left as it is
+        return _resume_held(run_dir)
+
+
+def _resume_held(run_dir: Path) -> float:
+    """`resume` once its run directory is held: the run's own log goes on in its run.log."""
     cfg = rundir.load_complete_config(run_dir)
     handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))

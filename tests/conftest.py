@@ -6,9 +6,12 @@ enough that a whole `adapt` takes about a second.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -193,3 +196,24 @@ def pretend_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
     monkeypatch.setattr(os, "mkdir", refusing(os.mkdir, lambda args, kwargs: True))
     monkeypatch.setattr(os, "open", refusing(os.open, lambda args, kwargs: bool((args[0] if args else kwargs.get("flags", 0)) & os.O_CREAT)))
+
+
+@contextlib.contextmanager
+def held_by_another_process(folder: Path):
+    """Hold `folder` from a real second process for the block, as a prune-cli run (or sweep) going
+    on there holds it (`folder_lock`), then let that process end."""
+    holder_code = ("import sys; from pathlib import Path; from prune_cli import folder_lock; "
+                   "folder_lock.hold(Path(sys.argv[1]), 'held by the test'); print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def folder_snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` (relative path -> bytes): to show that a command left it as it was."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}

@@ -449,3 +449,15 @@ def test_runs_made_before_the_default_changed_are_reported_under_the_recipe_they
     assert "| adapt_by_pruning (default) |  | 0.8800 ± 0.0200 | 3 |  | -4.0 (1) |  |" in ablations
     assert "| adapt_by_pruning (alpha-throughout) | `method.hold_theta_lr=null` | 0.8500 | 1 | -1.0 (1) |" in ablations
     assert "split" not in ablations
+
+
+def test_a_report_with_no_complete_run_lists_the_others_and_no_empty_sections(tmp_path: Path):
+    """A folder of runs that all stopped or failed (a sweep's first minutes) said "Backbones: . Each
+    has its own tables" and showed a Cost section over "the 0 runs above" with an empty table."""
+    fake_run(tmp_path, "d", "random", 0.9, 1, None, failed="out of memory")
+    fake_run(tmp_path, "e", "magnitude", 0.9, 1, None)
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.startswith("# prune-cli report\n\n0 complete runs, 1 failed, 1 incomplete.\n\n## Runs without results\n"), markdown
+    assert "Backbone" not in markdown and "## Cost" not in markdown

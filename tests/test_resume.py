@@ -684,3 +684,122 @@ def test_a_sweep_job_that_failed_after_a_checkpoint_resumes_and_is_no_longer_lis
     assert result.exit_code == 0, result.output
     assert read_metrics(job)["resumed_from"]["steps_done"] == 2 and not (job / rundir.FAILED).exists()
     assert run_cli("report", "sweep").exit_code == 0 and "0 failed" in (in_tmp / "sweep" / "report.md").read_text()
+
+
+STOPPED_SWEEP = ["seed=1,2", "checkpoint.every_steps=5", "trainer.epochs=null", "hydra.sweep.subdir=seed${seed}"]
+
+
+def _stop_a_sweep(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep `sweep/`, stopped by Ctrl-C at step 2 of its first job (seed1, with a checkpoint);
+    its second job (seed2) never started."""
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 2)
+        _interrupted_line(run_cli("adapt", "-m", *STOPPED_SWEEP, *tiny_overrides(tiny_model_dir, steps=12), "hydra.sweep.dir=sweep"))
+
+
+def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp: Path, tiny_model_dir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """`adapt --resume RUN` on a run another process is still running (in another terminal, under
+    nohup) trained a second copy into the same folder: both wrote its checkpoint, the first to
+    finish removed it under the other, the last writer's files won. Now one line, the folder as it
+    was (its log included); once the other process has ended, the resume runs."""
+    from conftest import folder_snapshot, held_by_another_process
+
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, "prune", 2)
+        run_cli("adapt", "checkpoint.every_steps=5", *tiny_overrides(tiny_model_dir, steps=12), "hydra.run.dir=run")
+    run = in_tmp / "run"
+    assert (run / rundir.CHECKPOINT_STATE).is_file()
+    before = folder_snapshot(run)
+    with held_by_another_process(run):
+        result = run_cli("adapt", "--resume", "run")
+        listed = run_cli("report", "run", "--out", "report")
+    assert listed.exit_code == 0, listed.output
+    assert "- incomplete: `run`: no metrics.json yet: another process is running it now" in (in_tmp / "report" / "report.md").read_text()
+    assert_one_line_error(result, "run directory run is in use: another prune-cli process is running it (the run itself, or a "
+                                  "--resume of it); let it finish, or stop it (Ctrl-C leaves a checkpoint) and then "
+                                  "`prune-cli adapt --resume run`")
+    assert folder_snapshot(run) == before
+    resumed = run_cli("adapt", "--resume", "run")
+    assert resumed.exit_code == 0, resumed.output
+    assert read_metrics(run)["resumed_from"] == {"phase": "prune", "steps_done": 2}
+
+
+def test_a_run_sent_to_the_folder_of_a_run_going_on_leaves_that_run_alone(in_tmp: Path, tiny_model_dir: Path):
+    """Two commands given one hydra.run.dir at once: the second rewrote the first's config as Hydra
+    started it and trained beside it; refused, it would have removed the folder as an unstarted run
+    of its own, since early on a run holds only its config and log."""
+    from conftest import folder_snapshot, held_by_another_process
+
+    busy = in_tmp / "busy"
+    (busy / rundir.HYDRA_DIR).mkdir(parents=True)
+    (busy / rundir.CONFIG).write_text("the other run's config\n")
+    (busy / rundir.LOG).write_text("the other run's log\n")
+    before = folder_snapshot(busy)
+    with held_by_another_process(busy):
+        result = run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=busy")
+    assert_one_line_error(result, "busy is in use: another prune-cli process is running it")
+    assert folder_snapshot(busy) == before
+
+
+def test_a_sweep_still_running_is_not_continued_by_a_second_process_nor_touched(in_tmp: Path, tiny_model_dir: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    """`adapt --resume SWEEP` while the sweep still runs elsewhere ran its jobs a second time into
+    the same folders. Now one line before Hydra writes anything (multirun.yaml included)."""
+    from conftest import folder_snapshot, held_by_another_process
+
+    _stop_a_sweep(tiny_model_dir, monkeypatch)
+    sweep = in_tmp / "sweep"
+    before = folder_snapshot(sweep)
+    with held_by_another_process(sweep):
+        result = run_cli("adapt", "--resume", "sweep")
+        another = run_cli("adapt", "-m", "seed=3", *tiny_overrides(tiny_model_dir), "hydra.sweep.dir=sweep")
+    assert_one_line_error(another, "sweep folder sweep is in use: another prune-cli process is running a sweep there; a sweep never "
+                                   "writes into another's folder: name a new hydra.sweep.dir or leave it unset")
+    assert_one_line_error(result, f"sweep folder {sweep} is in use: another prune-cli process is running that sweep; let it finish, "
+                                  f"or stop it (Ctrl-C leaves its running jobs with a checkpoint) and then `prune-cli adapt --resume {sweep}`")
+    assert folder_snapshot(sweep) == before and not (sweep / "seed2").exists()
+    again = run_cli("adapt", "--resume", "sweep")  # the other process gone, and this one gave the folder back after each sweep
+    assert again.exit_code == 0, again.output
+    assert run_cli("adapt", "--resume", "sweep").output.count("finished already") == 2
+
+
+def test_a_continued_sweep_leaves_a_job_resumed_elsewhere_alone_and_runs_it_next_time(in_tmp: Path, tiny_model_dir: Path,
+                                                                                       monkeypatch: pytest.MonkeyPatch):
+    """With `adapt --resume sweep/seed1` going on in one terminal, `adapt --resume sweep` in another
+    ran seed1 a second time in the same folder. Now that job is listed as failed, in use, its error
+    recorded in the sweep folder (a failed.json in the run's own would mark the other process's run
+    failed); the other job runs; the next continuation runs seed1 and lists no stale failure."""
+    from conftest import folder_snapshot, held_by_another_process
+
+    _stop_a_sweep(tiny_model_dir, monkeypatch)
+    job = in_tmp / "sweep" / "seed1"
+    before = folder_snapshot(job)
+    with held_by_another_process(job):
+        result = run_cli("adapt", "--resume", "sweep")
+    assert result.exit_code == 2, result.output
+    last = [line for line in result.output.splitlines() if line.startswith("error:")][-1]
+    assert last.startswith(f"error: 1 sweep job(s) failed: {job}, job 0 (its folder is in use by another process; error in "), last
+    assert folder_snapshot(job) == before
+    assert (in_tmp / "sweep" / "seed2" / rundir.METRICS).is_file()
+    again = run_cli("adapt", "--resume", "sweep")
+    assert again.exit_code == 0, again.output
+    assert read_metrics(job)["resumed_from"] == {"phase": "prune", "steps_done": 2}
+
+
+def test_a_folder_is_held_once_per_process_and_given_back_with_its_last_hold(tmp_path: Path):
+    """Re-entrant within a process (`adapt --resume` holds its run before the run asks again);
+    another process sees it held until the last hold is given back."""
+    from prune_cli import folder_lock
+
+    def seen_held() -> bool:
+        code = "import sys; from pathlib import Path; from prune_cli import folder_lock; print(folder_lock.held_elsewhere(Path(sys.argv[1])))"
+        return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+    outer = folder_lock.hold(tmp_path, "in use")
+    inner = folder_lock.hold(tmp_path, "in use")
+    assert not folder_lock.held_elsewhere(tmp_path)  # this process's own hold
+    inner()
+    assert seen_held()
+    outer()
+    assert not seen_held()
