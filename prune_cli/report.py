@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
-from prune_cli import folder_lock, plots, recipes, rundir
+from prune_cli import plots, recipes, rundir
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError, first_line
 
@@ -151,9 +151,7 @@ def incomplete_reason(run_dir: Path) -> str:
         except UserError as exc:  # what is wrong with it, in the reader's own words
             return str(exc)
         return f"{rundir.METRICS} cannot be read"
-    if folder_lock.held_elsewhere(run_dir):
-        return f"no {rundir.METRICS} yet: another process is running it now"
-    return f"no {rundir.METRICS} (stopped or killed); it holds {rundir.resume_hint(run_dir)}"
+    return f"no {rundir.METRICS}: {rundir.unfinished_state(run_dir)}"
 
 
 # Overrides that name a run rather than change its recipe: left out of an ablation's "changes". The

@@ -423,6 +423,8 @@ def require_run_dir(run_dir: Path) -> None:
     method is scored with are checked once its config is read: `require_scored_with`.)"""
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory")
+    if (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists():
+        raise UserError(f"{run_dir} is a run that has not finished (no {METRICS}): {unfinished_state(run_dir)}")
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:
@@ -498,6 +500,17 @@ def resumable_hint(folder: Path) -> str:
     found = ([f"{len(sweeps)} sweep folder(s), e.g. {sweeps[0]}"] if sweeps else []) + \
             ([f"{len(unfinished)} unfinished run(s), e.g. {unfinished[0]}"] if unfinished else [])
     return f"; it holds {' and '.join(found)}: pass one of those" if found else "; nothing to resume"
+
+
+def unfinished_state(run_dir: Path) -> str:
+    """Where a run without its metrics.json stands, for `report`'s list and the commands that need a
+    finished run: going on in another process (`folder_lock`), failed (a sweep job's failed.json),
+    or stopped, each with what to do."""
+    if folder_lock.held_elsewhere(run_dir):
+        return "another process is running it now (wait for it to finish)"
+    if (run_dir / FAILED).is_file():
+        return f"it failed (its {FAILED} says why); it holds {resume_hint(run_dir)}"
+    return f"stopped or killed; it holds {resume_hint(run_dir)}"
 
 
 def resume_hint(run_dir: Path) -> str:

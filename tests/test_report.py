@@ -126,14 +126,14 @@ def test_report_cli_writes_csv_markdown_and_plot(tmp_path: Path):
     (tmp_path / "e" / rundir.CHECKPOINT_PROGRESS).write_text(json.dumps({"phase": "prune", "steps_done": 120}))
     result = run_cli("report", str(tmp_path))
     assert result.exit_code == 0, result.output
-    resume = (f"incomplete {tmp_path / 'e'}: no metrics.json (stopped or killed); it holds a checkpoint after step 120 of "
+    resume = (f"incomplete {tmp_path / 'e'}: no metrics.json: stopped or killed; it holds a checkpoint after step 120 of "
               f"phase 'prune'; `prune-cli adapt --resume {tmp_path / 'e'}` continues from there")
     assert resume in result.output, result.output
     csv_text = (tmp_path / "report.csv").read_text()
     assert "sst2,adapt_by_pruning,,0.5,0.500000,eval_accuracy,0.820000" in csv_text
     markdown = (tmp_path / "report.md").read_text()
     assert "failed: `" in markdown and "out of memory" in markdown
-    assert f"- incomplete: `{tmp_path / 'e'}`: no metrics.json (stopped or killed); it holds a checkpoint after step 120" in markdown
+    assert f"- incomplete: `{tmp_path / 'e'}`: no metrics.json: stopped or killed; it holds a checkpoint after step 120" in markdown
     assert "0.9000 (n=1)" in markdown  # finetune as the reference column: one seed, so no "± std"
     assert "0.8200 ± 0.0283 (n=2" in markdown
     assert "sst2,finetune,,0.0,0.000000,eval_accuracy,0.900000,,1," in csv_text, "one seed's std is empty, not 0"
