@@ -33,7 +33,11 @@ _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)  # flock's "another hold
 
 class FolderInUse(UserError):
     """Another process holds the folder. A job refused with it must leave the folder alone: no
-    failed.json, no clean-up, since what is there is the other process's work in progress."""
+    failed.json, no clean-up, since what is there is the other process's work in progress. Its
+    exit code is sysexits' EX_TEMPFAIL, not a bad input's 2: nothing is wrong with the command, it
+    only cannot run now, so a script or scheduler can tell "try again later" from "fix this"."""
+
+    exit_code = 75
 
 
 def _open_locked(folder: Path) -> int | None:

@@ -454,6 +454,7 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
   case $status in
     0) ;;
     130 | 143) printf '%(%T)T STOPPED: %s\n' -1 "$dir" >&2; return "$status" ;;
+    75) printf '%(%T)T BUSY: %s (another prune-cli process is running it: left to that one; run this script again once it ends)\n' -1 "$dir" >&2 ;;
     *) printf '%(%T)T FAILED: %s\n' -1 "$dir" >&2 ;;
   esac
   [ "$stopping" = 0 ] || return 130  # a stop that came as the run finished still stops the grid

@@ -118,9 +118,10 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    """Bad input's contract: exit code 2, one `error:` line holding every fragment, no traceback."""
-    assert result.exit_code == 2, result.output
+def assert_one_line_error(result, *fragments: str, exit_code: int = 2) -> None:
+    """Bad input's contract: exit code 2 (75 for a folder in use), one `error:` line holding every
+    fragment, no traceback."""
+    assert result.exit_code == exit_code, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output
     assert "Traceback" not in result.output

@@ -34,6 +34,9 @@ if edit and args[0] == "adapt" and not (log.parent / "edited").exists():  # an e
         f.write("#!/usr/bin/env bash\n" + "# a comment added while the grid runs\n" * 8 + text.split("\n", 1)[1])
 if args[0] == "adapt":
     run_dir = Path(args[args.index("--resume") + 1]) if "--resume" in args else Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")))
+    if os.environ.get("FAKE_BUSY") and os.environ["FAKE_BUSY"] in str(run_dir):  # another process is running that cell
+        me.unlink()
+        sys.exit(75)
     record = {"args": args, "omp": os.environ.get("OMP_NUM_THREADS"), "concurrent": len(list(running.iterdir()))}
     read = [a.split("=", 1)[1] for a in args if a.startswith("method.mask_run=")]
     if read:  # a cell that reads another run: was that run finished when this one started?
@@ -118,6 +121,20 @@ def test_finished_cells_are_skipped_and_killed_ones_resumed(tmp_path: Path):
     resumed = [c for c in calls if "--resume" in c["args"]]
     assert [cell(c) for c in resumed] == [str(killed)]
     assert resumed[0]["omp"] == str(lane_threads(2))  # the stored config cannot take the override
+
+
+def test_a_cell_another_process_is_running_is_named_busy_and_the_grid_goes_on(tmp_path: Path):
+    """Two copies of the script on one root (two terminals, two sittings that overlap): a cell the
+    other copy is running ends with prune-cli's exit code 75 (in use), named BUSY, not FAILED, and
+    every other cell still runs."""
+    root = tmp_path / "runs"
+    done, calls = run_script(tmp_path, 1, root, FAKE_BUSY="/magnitude/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    busy = f"{root}/sst2/magnitude/s0.5/seed1"
+    assert f"BUSY: {busy} (another prune-cli process is running it: left to that one; run this script again once it ends)" in done.stderr
+    assert "FAILED" not in done.stderr
+    assert {cell(c) for c in calls[:-1]} == {f"{root}/sst2/{m}/s{s}/seed1" for m, s in [("finetune", "0.0"), ("adapt_by_pruning", "0.5"),
+                                              ("random", "0.5"), ("feature_extraction", "0.0")]} | {f"{root}/sst2/ablation/paper-init/seed1"}
 
 
 def test_ablations_reported_over_three_seeds_run_on_three_by_default(tmp_path: Path):

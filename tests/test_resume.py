@@ -725,7 +725,7 @@ def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp
     assert "- incomplete: `run`: no metrics.json: another process is running it now (wait for it to finish)" in (in_tmp / "report" / "report.md").read_text()
     assert_one_line_error(result, "run directory run is in use: another prune-cli process is running it (the run itself, or a "
                                   "--resume of it); let it finish, or stop it (Ctrl-C leaves a checkpoint) and then "
-                                  "`prune-cli adapt --resume run`")
+                                  "`prune-cli adapt --resume run`", exit_code=75)
     assert folder_snapshot(run) == before
     resumed = run_cli("adapt", "--resume", "run")
     assert resumed.exit_code == 0, resumed.output
@@ -745,7 +745,7 @@ def test_a_run_sent_to_the_folder_of_a_run_going_on_leaves_that_run_alone(in_tmp
     before = folder_snapshot(busy)
     with held_by_another_process(busy):
         result = run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=busy")
-    assert_one_line_error(result, "busy is in use: another prune-cli process is running it")
+    assert_one_line_error(result, "busy is in use: another prune-cli process is running it", exit_code=75)
     assert folder_snapshot(busy) == before
 
 
@@ -762,9 +762,10 @@ def test_a_sweep_still_running_is_not_continued_by_a_second_process_nor_touched(
         result = run_cli("adapt", "--resume", "sweep")
         another = run_cli("adapt", "-m", "seed=3", *tiny_overrides(tiny_model_dir), "hydra.sweep.dir=sweep")
     assert_one_line_error(another, "sweep folder sweep is in use: another prune-cli process is running a sweep there; a sweep never "
-                                   "writes into another's folder: name a new hydra.sweep.dir or leave it unset")
+                                   "writes into another's folder: name a new hydra.sweep.dir or leave it unset", exit_code=75)
     assert_one_line_error(result, f"sweep folder {sweep} is in use: another prune-cli process is running that sweep; let it finish, "
-                                  f"or stop it (Ctrl-C leaves its running jobs with a checkpoint) and then `prune-cli adapt --resume {sweep}`")
+                                  f"or stop it (Ctrl-C leaves its running jobs with a checkpoint) and then `prune-cli adapt --resume {sweep}`",
+                          exit_code=75)
     assert folder_snapshot(sweep) == before and not (sweep / "seed2").exists()
     again = run_cli("adapt", "--resume", "sweep")  # the other process gone, and this one gave the folder back after each sweep
     assert again.exit_code == 0, again.output
