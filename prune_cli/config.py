@@ -787,6 +787,11 @@ def check_sweep_dir(settings: DictConfig) -> None:
     from prune_cli import folder_lock, rundir
 
     target = Path(refuse_empty("hydra.sweep.dir", settings.sweep.dir))
+    subdir = OmegaConf.to_container(settings.sweep, resolve=False).get("subdir")  # its job-time values (${hydra.job.num}) left as they are
+    if str(subdir or "").strip() in ("", "."):
+        raise UserError(f"hydra.sweep.subdir={subdir or ''} puts every job of the sweep in the sweep folder itself, beside its "
+                        "multirun.yaml and in one another's way; give each job a folder of its own, e.g. hydra.sweep.subdir=seed${seed}, "
+                        "or leave it unset")
     if folder_lock.held_elsewhere(target):  # a sweep going on there, which may not have written its first run yet
         raise folder_lock.FolderInUse(f"sweep folder {target} is in use: another prune-cli process is running a sweep there; a sweep "
                                       "never writes into another's folder: name a new hydra.sweep.dir or leave it unset")

@@ -135,6 +135,11 @@ def test_a_model_with_one_token_type_takes_single_sentences_only(in_tmp: Path, t
     (["hydra.run.dir="], "hydra.run.dir is empty; name a folder for it, or leave it unset for a new one under outputs/"),
     (["-m", "seed=1,2", "hydra.sweep.dir="], "hydra.sweep.dir is empty; name a folder for it"),
     (["model.name_or_path="], "model.name_or_path is empty; name a Hugging Face model or a local folder (--model)"),
+    # every job in the sweep folder itself: the first ran there, beside multirun.yaml, and each later one failed as its clash
+    (["-m", "seed=1,2", "hydra.sweep.dir=sweep", "hydra.sweep.subdir="],
+     "hydra.sweep.subdir= puts every job of the sweep in the sweep folder itself, beside its multirun.yaml and in one another's way; "
+     "give each job a folder of its own, e.g. hydra.sweep.subdir=seed${seed}, or leave it unset"),
+    (["-m", "seed=1,2", "hydra.sweep.dir=sweep", "hydra.sweep.subdir=."], "hydra.sweep.subdir=. puts every job of the sweep in the sweep folder"),
 ])
 def test_an_empty_folder_is_refused_not_read_as_this_one(in_tmp: Path, tiny_model_dir: Path, args: list[str], message: str):
     """An unset shell variable (`hydra.run.dir=$OUT`) is ''. As a path that is the current folder:
