@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from prune_cli.errors import UserError, first_line, not_utf8, yaml_problem
+from prune_cli.errors import NO_SPACE, UserError, first_line, not_utf8, yaml_problem
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
@@ -754,6 +754,9 @@ def _require_creatable(target: Path, what: str, key: str) -> None:
     from prune_cli import rundir
 
     refused = rundir.write_refused(target)
+    if refused is not None and refused.errno in NO_SPACE:  # Hydra's first write would end in its traceback
+        raise UserError(f"cannot create {what} {target}: {refused.strerror} on {rundir.nearest_existing(target)}; free some space, "
+                        f"or set {key}=<a folder on another disk>")
     if refused is not None:
         raise UserError(f"cannot create {what} {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
                         f"run from a writable folder or set {key}=<writable path>")

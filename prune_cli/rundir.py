@@ -132,14 +132,28 @@ def nearest_existing(folder: Path) -> Path:
     return ancestor
 
 
+PROBE_BYTES = 64 << 10  # what a write probe writes: more than Hydra's first files (config, overrides, settings) take
+
+
 def write_refused(folder: Path) -> OSError | None:
     """Why files cannot be written in `folder` (created if missing), found by really creating a
-    probe folder, removed at once, in its nearest existing folder: permission bits do not bind
-    root, and a read-only mount binds everyone. None where they can."""
+    probe folder in its nearest existing folder, and writing a small file in it, both removed at
+    once: permission bits do not bind root, a read-only mount binds everyone, and a disk that is
+    full (or a quota spent) still makes folders but refuses the bytes. None where they can."""
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=nearest_existing(folder)))
+        probe = tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=nearest_existing(folder))
     except OSError as exc:
         return exc
+    try:
+        descriptor = os.open(os.path.join(probe, "probe"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, bytes(PROBE_BYTES))
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        return exc
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
     return None
 
 

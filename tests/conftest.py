@@ -218,3 +218,33 @@ def held_by_another_process(folder: Path):
 def folder_snapshot(folder: Path) -> dict[str, bytes]:
     """Every file below `folder` (relative path -> bytes): to show that a command left it as it was."""
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def pretend_disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make the disk under `folder` full, as far as `os.write` goes: files and folders are still made
+    there (a full disk mostly still has inodes), but the bytes written to a file opened there are
+    refused with ENOSPC."""
+    import errno
+
+    root = folder.absolute()
+    full: set[int] = set()
+    real_open, real_write, real_close = os.open, os.write, os.close
+
+    def opening(path, flags, *args, **kwargs):
+        descriptor = real_open(path, flags, *args, **kwargs)
+        if isinstance(path, (str, os.PathLike)) and root in Path(path).absolute().parents:
+            full.add(descriptor)
+        return descriptor
+
+    def writing(descriptor, data):
+        if descriptor in full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(descriptor, data)
+
+    def closing(descriptor):
+        full.discard(descriptor)
+        return real_close(descriptor)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "write", writing)
+    monkeypatch.setattr(os, "close", closing)

@@ -235,6 +235,20 @@ def test_a_sweep_from_a_read_only_folder(in_tmp: Path, tiny_model_dir: Path, mon
                           "run from a writable folder or set hydra.sweep.dir=<writable path>")
 
 
+@pytest.mark.parametrize(("sweep", "what", "key"), [(False, "the run directory", "hydra.run.dir"), (True, "the sweep folder", "hydra.sweep.dir")])
+def test_a_run_or_sweep_launched_onto_a_full_disk_is_one_line(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              sweep: bool, what: str, key: str):
+    """A full disk still makes folders, so the write probe passed, and Hydra's first write (the
+    job's config, or the sweep's multirun.yaml) ended in its OSError traceback."""
+    from conftest import pretend_disk_full
+
+    pretend_disk_full(monkeypatch, in_tmp)
+    result = run_cli("adapt", *(["-m", "seed=1,2"] if sweep else []), *tiny_overrides(tiny_model_dir, f"{key}=out/here"))
+    assert_one_line_error(result, f"cannot create {what} out/here: No space left on device on {in_tmp}; free some space, "
+                                  f"or set {key}=<a folder on another disk>")
+    assert list(in_tmp.iterdir()) == []  # the probe went with its answer
+
+
 @pytest.fixture()
 def finished_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
     assert run_cli("adapt", *tiny_overrides(tiny_model_dir)).exit_code == 0
