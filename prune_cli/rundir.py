@@ -147,7 +147,8 @@ def write_refused(folder: Path) -> OSError | None:
     try:
         descriptor = os.open(os.path.join(probe, "probe"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(descriptor, bytes(PROBE_BYTES))
+            if os.write(descriptor, bytes(PROBE_BYTES)) < PROBE_BYTES:  # a short write: the disk had less room than that
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         finally:
             os.close(descriptor)
     except OSError as exc:
