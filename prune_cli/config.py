@@ -754,12 +754,13 @@ def _require_creatable(target: Path, what: str, key: str) -> None:
     from prune_cli import rundir
 
     refused = rundir.write_refused(target)
-    if refused is not None and refused.errno in NO_SPACE:  # Hydra's first write would end in its traceback
+    if refused is None:
+        return
+    if refused.errno in NO_SPACE:  # a full disk still makes folders: Hydra's first file would fail
         raise UserError(f"cannot create {what} {target}: {refused.strerror} on {rundir.nearest_existing(target)}; free some space, "
                         f"or set {key}=<a folder on another disk>")
-    if refused is not None:
-        raise UserError(f"cannot create {what} {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
-                        f"run from a writable folder or set {key}=<writable path>")
+    raise UserError(f"cannot create {what} {target}: {rundir.nearest_existing(target)} is not writable ({refused.strerror}); "
+                    f"run from a writable folder or set {key}=<writable path>")
 
 
 def refuse_chdir(settings: DictConfig) -> None:

@@ -257,12 +257,12 @@ def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str
         return None
 
 
-def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str, why: str = "") -> None:
+def _folder_clash(run_dir: Path, job_num: int, sweep_dir: str, reason: str, why: str = rundir.ANOTHER_JOBS) -> None:
     """A sweep job sent to a folder that holds, or is, another job's run (or that another process
     holds: `why`): shown, and recorded in the sweep folder (never in the run's own), where the
     launching process finds it."""
     display.fail(f"job {job_num} ({run_dir}): {reason}")
-    label, where = rundir.record_folder_clash(Path(sweep_dir).absolute(), job_num, run_dir, reason, why or rundir.ANOTHER_JOBS)
+    label, where = rundir.record_folder_clash(Path(sweep_dir).absolute(), job_num, run_dir, reason, why)
     failed_jobs[label] = where
 
 
