@@ -688,6 +688,13 @@ def test_a_sweep_job_that_failed_after_a_checkpoint_resumes_and_is_no_longer_lis
     assert run_cli("report", "sweep").exit_code == 0 and "0 failed" in (in_tmp / "sweep" / "report.md").read_text()
 
 
+def _seen_held_from_another_process(folder: Path) -> bool:
+    """Whether a second process finds `folder` held (this process's own holds are re-entrant to it,
+    so only another process can tell that a finished command gave a folder back)."""
+    code = "import sys; from pathlib import Path; from prune_cli import folder_lock; print(folder_lock.held_elsewhere(Path(sys.argv[1])))"
+    return subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
 STOPPED_SWEEP = ["seed=1,2", "checkpoint.every_steps=5", "trainer.epochs=null", "hydra.sweep.subdir=seed${seed}"]
 
 
@@ -730,6 +737,7 @@ def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp
     resumed = run_cli("adapt", "--resume", "run")
     assert resumed.exit_code == 0, resumed.output
     assert read_metrics(run)["resumed_from"] == {"phase": "prune", "steps_done": 2}
+    assert not _seen_held_from_another_process(run)  # given back when the resume ended
 
 
 def test_a_run_sent_to_the_folder_of_a_run_going_on_leaves_that_run_alone(in_tmp: Path, tiny_model_dir: Path):
@@ -769,6 +777,7 @@ def test_a_sweep_still_running_is_not_continued_by_a_second_process_nor_touched(
     assert folder_snapshot(sweep) == before and not (sweep / "seed2").exists()
     again = run_cli("adapt", "--resume", "sweep")  # the other process gone, and this one gave the folder back after each sweep
     assert again.exit_code == 0, again.output
+    assert not _seen_held_from_another_process(sweep) and not _seen_held_from_another_process(sweep / "seed1")  # given back at the end
     assert run_cli("adapt", "--resume", "sweep").output.count("finished already") == 2
 
 
@@ -800,14 +809,10 @@ def test_a_folder_is_held_once_per_process_and_given_back_with_its_last_hold(tmp
     another process sees it held until the last hold is given back."""
     from prune_cli import folder_lock
 
-    def seen_held() -> bool:
-        code = "import sys; from pathlib import Path; from prune_cli import folder_lock; print(folder_lock.held_elsewhere(Path(sys.argv[1])))"
-        return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout.strip() == "True"
-
     outer = folder_lock.hold(tmp_path, "in use")
     inner = folder_lock.hold(tmp_path, "in use")
     assert not folder_lock.held_elsewhere(tmp_path)  # this process's own hold
     inner()
-    assert seen_held()
+    assert _seen_held_from_another_process(tmp_path)
     outer()
-    assert not seen_held()
+    assert not _seen_held_from_another_process(tmp_path)
