@@ -439,7 +439,9 @@ def require_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory")
     if (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists():
-        raise UserError(f"{run_dir} is a run that has not finished (no {METRICS}): {unfinished_state(run_dir)}")
+        going_on = folder_lock.held_elsewhere(run_dir)  # not now rather than not right: FolderInUse's exit code
+        raise (folder_lock.FolderInUse if going_on else UserError)(
+            f"{run_dir} is a run that has not finished (no {METRICS}): {unfinished_state(run_dir)}")
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:

@@ -724,7 +724,8 @@ def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp
         result = run_cli("adapt", "--resume", "run")
         listed = run_cli("report", "run", "--out", "report")
         scored = run_cli("evaluate", "run")
-    assert_one_line_error(scored, "run is a run that has not finished (no metrics.json): another process is running it now (wait for it to finish)")
+    assert_one_line_error(scored, "run is a run that has not finished (no metrics.json): another process is running it now (wait for it to finish)",
+                          exit_code=75)
     assert_one_line_error(run_cli("export", "run", "--out", "exported"),
                           "run is a run that has not finished (no metrics.json): stopped or killed; it holds a checkpoint after step 2 "
                           "of phase 'prune'; `prune-cli adapt --resume run` continues from there")
