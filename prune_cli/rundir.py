@@ -262,11 +262,11 @@ def ensure_fresh(run_dir: Path) -> None:
                         f"`prune-cli adapt --resume {run_dir}` continues it")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}; choose another output folder") from None
+    refused = write_refused(run_dir)
+    if refused is not None:
+        raise UserError(f"cannot write to run directory {run_dir}: {refused.strerror}; choose another output folder")
 
 
 def holds_only_its_start(run_dir: Path) -> bool:
@@ -439,9 +439,9 @@ def require_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory")
     if (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists():
-        going_on = folder_lock.held_elsewhere(run_dir)  # not now rather than not right: FolderInUse's exit code
-        raise (folder_lock.FolderInUse if going_on else UserError)(
-            f"{run_dir} is a run that has not finished (no {METRICS}): {unfinished_state(run_dir)}")
+        state = unfinished_state(run_dir)
+        going_on = state == RUNNING_NOW  # not now rather than not right: FolderInUse's exit code
+        raise (folder_lock.FolderInUse if going_on else UserError)(f"{run_dir} is a run that has not finished (no {METRICS}): {state}")
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
     if missing:
@@ -519,12 +519,15 @@ def resumable_hint(folder: Path) -> str:
     return f"; it holds {' and '.join(found)}: pass one of those" if found else "; nothing to resume"
 
 
+RUNNING_NOW = "another process is running it now (wait for it to finish)"  # `unfinished_state` of a run held elsewhere
+
+
 def unfinished_state(run_dir: Path) -> str:
     """Where a run without its metrics.json stands, for `report`'s list and the commands that need a
     finished run: going on in another process (`folder_lock`), failed (a sweep job's failed.json),
     or stopped, each with what to do."""
     if folder_lock.held_elsewhere(run_dir):
-        return "another process is running it now (wait for it to finish)"
+        return RUNNING_NOW
     if (run_dir / FAILED).is_file():
         return f"it failed (its {FAILED} says why); it holds {resume_hint(run_dir)}"
     return f"stopped or killed; it holds {resume_hint(run_dir)}"
