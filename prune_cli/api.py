@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
 from prune_cli.predictions import answer_name, answer_shares, answer_text
-from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, stored_config
+from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, require_made_on, stored_config
 from prune_cli.training import pick_device, predict
 
 Text = str | tuple[str, str]
@@ -116,6 +116,7 @@ class TaskBank:
         if self.encoder is None:
             self.encoder, self.base_hash, self.tokenizer = load_encoder(cfg, self.device)
         masks = load_run_mask(run_dir, self.encoder, self.base_hash, self.device)  # refuses another base
+        require_made_on(run_dir, self.base_hash)  # and so does a run without a mask
         name = name or str(cfg.task.name)
         if name in self.tasks:
             raise UserError(f"a task named {name!r} is already loaded (from {self.tasks[name].run_dir}); pass another name")

@@ -52,8 +52,10 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
                  device: str | None = None, precision: str | None = None) -> list[Written]:
     """Write each run's prediction files for `split` into `out`; returns what was written.
 
-    Every run's data is read before the first model runs, so a missing test file or an
-    unreachable hub stops the command before it has written part of a submission.
+    Every run's data is read before the first model runs, and every run predicted before the first
+    file is written, so a missing test file, an unreachable hub or a run whose model cannot be put
+    back together (a mask or base model that does not match) stops the command before it has
+    written part of a submission, or created --out.
     """
     if split not in SPLITS:
         raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
@@ -62,11 +64,12 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
     targets = plan(jobs, out)
     for job in jobs:
         job.read()
+    predicted = [job.predict() for job in jobs]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {out}: {exc.strerror}; choose another --out") from None
-    return [written for job, paths in zip(jobs, targets) for written in job.run(paths)]
+    return [written for job, paths, values in zip(jobs, targets, predicted) for written in job.write(paths, values)]
 
 
 def predict_scored_rows(run_dir: Path, data_dir: str | None = None) -> dict[str, tuple[data.Examples, np.ndarray]]:
@@ -121,10 +124,10 @@ class _Job:
         return {key: predict(encoder, head, weights, encode_split(self.cfg, examples, tokenizer, None), batch_size, device, precision)
                 for key, (_, examples) in self.inputs.items()}
 
-    def run(self, paths: dict[str, Path]) -> list[Written]:
-        """Predict every split, write each file atomically."""
+    def write(self, paths: dict[str, Path], predicted: dict[str, np.ndarray]) -> list[Written]:
+        """Write each split's predictions (`predict`'s answer) atomically to its path."""
         written = []
-        for key, values in self.predict().items():
+        for key, values in predicted.items():
             ids, examples = self.inputs[key]
             labels = examples.labels if self.split == "dev" else None
             rundir.atomic_write_text(paths[key], _tsv(self.task, ids, values, labels))

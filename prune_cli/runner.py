@@ -366,8 +366,48 @@ def restore(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, base_hash: s
     (or its two halves), so they cannot disagree about what a run dir means.
     """
     masks = load_run_mask(run_dir, encoder, base_hash, device)
-    trained = load_tensors(str(run_dir / rundir.ENCODER), device=str(device)) if (run_dir / rundir.ENCODER).exists() else None
+    trained = load_run_encoder(run_dir, encoder, device) if (run_dir / rundir.ENCODER).exists() else None
+    if trained is None:
+        require_made_on(run_dir, base_hash)
     return scoring_weights(encoder, masks, trained), load_run_head(run_dir, cfg, encoder, device)
+
+
+def require_made_on(run_dir: Path, base_hash: str) -> None:
+    """A run scored with the pretrained weights (a mask over them, or feature extraction's as they
+    are) is loaded on the base weights it was made on, as its metrics.json records them. A mask
+    carries that check in its own manifest, but feature extraction has no mask: its head, trained on
+    one model's features, was scored, exported and served over another's (a model folder replaced, a
+    hub name that moved to a new revision) without a word. Fine-tuning's run holds every encoder
+    weight it is scored with, so it needs no such check. A record made before the hash was written
+    has none to compare."""
+    record = rundir.load_run_record(run_dir)
+    made_on = record.get("base_weights_hash_before")
+    if made_on is not None and made_on != base_hash:
+        raise UserError(f"{run_dir} was made on base weights {made_on[:12]}… ({record.get('model')}), but the model loaded has "
+                        f"{base_hash[:12]}…; load the base model the run was made for")
+
+
+def load_run_encoder(run_dir: Path, encoder: MaskedEncoder, device: torch.device) -> dict[str, torch.Tensor]:
+    """A fine-tuned run's trained encoder weights, which must be the loaded model's weights by name
+    and shape: a truncated file or one of another model was a traceback from safetensors or from the
+    first forward pass."""
+    path = run_dir / rundir.ENCODER
+    try:
+        trained = load_tensors(str(path), device=str(device))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad file
+        raise UserError(f"{path} cannot be read ({first_line(exc)}); it may be truncated or corrupt") from None
+    expected = {name: tuple(tensor.shape) for name, tensor in encoder.encoder.state_dict().items()}
+    for name, tensor in trained.items():
+        if name not in expected:
+            differs = f"'{name}', a weight the loaded model does not have"
+        elif tuple(tensor.shape) != expected[name]:
+            differs = f"'{name}' of shape {tuple(tensor.shape)}, where the loaded model's is {expected[name]}"
+        else:
+            continue
+        raise UserError(f"{path} holds {differs}; load the base model the run was made for")
+    if not trained:
+        raise UserError(f"{path} holds no weights; it was overwritten")
+    return trained
 
 
 def load_run_mask(run_dir: Path, encoder: MaskedEncoder, base_hash: str, device: torch.device) -> dict[str, torch.Tensor] | None:

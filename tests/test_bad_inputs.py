@@ -383,6 +383,80 @@ def test_a_finetune_run_whose_trained_weights_were_deleted_is_never_scored_as_th
     assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), "finished run of finetune, but its encoder.safetensors is missing")
 
 
+def _own_model_copy(tiny_model_dir: Path, folder: Path) -> Path:
+    """A copy of the tiny model that a test may replace, as a model folder is replaced by a download
+    or a hub name moves to a new revision."""
+    return shutil.copytree(tiny_model_dir, folder)
+
+
+def _nudge_base_weights(model_dir: Path) -> None:
+    """Change one pretrained weight of the model in `model_dir`, shapes and names unchanged."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    name = next(n for n in sorted(weights) if n.endswith("LayerNorm.bias"))
+    weights[name] = weights[name] + 0.5
+    save_file(weights, str(model_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("command", APPLIERS[:4])
+def test_a_feature_extraction_run_on_other_base_weights_is_refused(in_tmp: Path, tiny_model_dir: Path, command: str):
+    """Feature extraction has no mask to carry the base model's hash: its head, trained on one model's
+    features, was scored, exported and served over another model's (the folder replaced after the run)."""
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", "--method", "feature_extraction", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    _nudge_base_weights(model)
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run} was made on base weights",
+                          "but the model loaded has", "load the base model the run was made for")
+    assert not (in_tmp / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
+def test_a_finetune_run_needs_its_trained_weights_readable_and_of_the_loaded_model(in_tmp: Path, tiny_model_dir: Path, command: str):
+    """A truncated encoder.safetensors was safetensors' traceback; one of another model's shapes (the
+    base folder replaced by a wider model) a traceback from the first forward pass."""
+    from transformers import BertConfig, BertModel
+
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", "--method", "finetune", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    trained = (run / "encoder.safetensors").read_bytes()
+    (run / "encoder.safetensors").write_bytes(trained[:100])
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run / 'encoder.safetensors'} cannot be read",
+                          "it may be truncated or corrupt")
+    (run / "encoder.safetensors").write_bytes(trained)
+    wider = BertConfig.from_pretrained(model)
+    wider.intermediate_size += 16
+    BertModel(wider).save_pretrained(model)
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run / 'encoder.safetensors'} holds 'encoder.layer.0.",
+                          f"of shape ({wider.intermediate_size - 16}", "load the base model the run was made for")
+    assert not (in_tmp / "out").exists()
+
+
+def test_predict_of_several_runs_writes_nothing_when_a_later_one_cannot_be_put_back_together(finished_run: Path, in_tmp: Path,
+                                                                                              tiny_model_dir: Path):
+    """The first run's file was written, and --out made, before the second run's mask was found to be
+    for other base weights: half a submission, which a rerun into the same --out then refused."""
+    assert run_cli("adapt", "--task", "cola", *tiny_overrides(tiny_model_dir), "hydra.run.dir=cola-run").exit_code == 0
+    _rewrite_manifest(in_tmp / "cola-run", lambda manifest: {**manifest, "base_weights_hash": "f" * 64})
+    assert_one_line_error(run_cli("predict", str(finished_run), str(in_tmp / "cola-run"), "--out", str(in_tmp / "out")),
+                          "was learned on base weights ffffffffffff")
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_finetune_run_holds_its_own_weights_so_a_replaced_base_does_not_matter(in_tmp: Path, tiny_model_dir: Path):
+    """The other side of the check above: fine-tuning stores every encoder weight it is scored with, so
+    new base weights of the same shapes do not change its score, and it is not refused."""
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", "--method", "finetune", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    _nudge_base_weights(model)
+    result = run_cli("evaluate", str(run))
+    assert result.exit_code == 0, result.output
+    assert "yes" in result.output and " no " not in result.output
+
+
 def _rewrite_manifest(run: Path, change) -> None:
     """Rewrite the run's mask manifest through `change` (a dict -> any JSON value), bits unchanged."""
     import json
@@ -428,6 +502,8 @@ BROKEN_RECORDS = {
                                           "metrics.json has 'eval_accuracy': '0.5' under 'metrics', not a number; it was edited"),
     "metrics.json with the seed as text": (lambda run: _edit_record(run, lambda record: record.update(seed="two")),
                                            "metrics.json has 'seed': 'two', not a whole number; it was edited"),
+    "metrics.json with the base weights' hash as a number": (lambda run: _edit_record(run, lambda record: record.update(base_weights_hash_before=7)),
+                                                             "metrics.json has 'base_weights_hash_before': 7, not text; it was edited"),
     "config a list": (lambda run: (run / ".hydra" / "config.yaml").write_text("- 1\n- 2\n"),
                       "config.yaml holds a YAML list, not a run's config; it was edited or overwritten"),
     "config without task": (_without_task, "config.yaml is not a complete run config (it has no task); it was edited or truncated"),
@@ -450,7 +526,7 @@ BROKEN_RECORDS = {
                                         'malformed manifest (tensor entry {"name": "x", "kept": 1} lacks a name, a shape or a kept count)'),
 }
 # Which readers read each record: the others must still work.
-READS = {"metrics.json": ["evaluate", "export", "analyze sensitivity"],
+READS = {"metrics.json": APPLIERS,  # the record names the base weights a run was made on
          "config": ["evaluate", "export", "apply", "predict", "analyze sensitivity"],
          "manifest": list(READERS)}
 
