@@ -116,7 +116,7 @@ class TaskBank:
         if self.encoder is None:
             self.encoder, self.base_hash, self.tokenizer = load_encoder(cfg, self.device)
         masks = load_run_mask(run_dir, self.encoder, self.base_hash, self.device)  # refuses another base
-        require_made_on(run_dir, self.base_hash)  # and so does a run without a mask
+        require_made_on(run_dir, self.tokenizer, self.base_hash)  # and so does a run without a mask
         name = name or str(cfg.task.name)
         if name in self.tasks:
             raise UserError(f"a task named {name!r} is already loaded (from {self.tasks[name].run_dir}); pass another name")

@@ -1,13 +1,15 @@
-"""Load the frozen pretrained encoder and tokenizer, and fingerprint its weights.
+"""Load the frozen pretrained encoder and tokenizer, and fingerprint them.
 
-The fingerprint (`base_weights_hash`) is how a mask knows which weights it was learned on: a
-mask applied to other weights is meaningless, so loading refuses a mismatch, and every run
-records the hash before and after training to prove the base stayed frozen.
+The weights' fingerprint (`base_weights_hash`) is how a mask knows which weights it was learned
+on: a mask applied to other weights is meaningless, so loading refuses a mismatch, and every run
+records the hash before and after training to prove the base stayed frozen. The tokenizer's
+(`tokenizer_hash`) is how a finished run knows its text is still read into the same ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,5 +107,22 @@ def base_weights_hash(encoder: nn.Module) -> str:
         data = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
         digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+# Texts whose ids tell tokenizers apart where the vocabulary alone does not: casing, accents,
+# punctuation, digits, a contraction, CJK, an unknown symbol; alone and as a sentence pair.
+TOKENIZER_PROBES = ("Hello, World! It's 3.5x better: naïve Café, ÉCOLE; don't-stop 東京 ☃", "Is THIS the same?   yes...")
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """SHA-256 over what decides the ids a model is fed: the vocabulary (token -> id) and the ids
+    and segments the tokenizer gives `TOKENIZER_PROBES`, alone and as a pair. It hashes behaviour,
+    not files, so a tokenizer saved anew (another file layout, a slow one saved as fast) keeps its
+    hash, while a changed vocabulary, lower-casing, accent stripping or special tokens changes it."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
+    for encoded in (*(tokenizer(text) for text in TOKENIZER_PROBES), tokenizer(*TOKENIZER_PROBES)):
+        digest.update(json.dumps([list(encoded["input_ids"]), list(encoded.get("token_type_ids") or [])]).encode())
     return digest.hexdigest()
 

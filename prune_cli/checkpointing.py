@@ -46,6 +46,10 @@ from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.host_copy import HostCopier
 
 FORMAT_VERSION = 1
+# Identity keys added after checkpoints already existed, which a checkpoint without them is not
+# refused for (a run stopped under the earlier prune-cli resumes under this one).
+LATER_IDENTITY_KEYS = ("tokenizer_hash",)
+
 log = logging.getLogger(__name__)
 
 
@@ -161,6 +165,8 @@ class Checkpointer:
         if payload.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{path} has checkpoint format {payload.get('format_version')}, this prune-cli reads {FORMAT_VERSION}")
         for key, expected in self.identity.items():
+            if key in LATER_IDENTITY_KEYS and key not in payload["identity"]:
+                continue  # a checkpoint written before the key was recorded: nothing to compare
             if payload["identity"].get(key) != expected:
                 raise UserError(
                     f"{path} was written with {key}={payload['identity'].get(key)!r}, this run has {expected!r}; "

@@ -43,7 +43,7 @@ def export(run_dir: Path, out: Path) -> Path:
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
-    weights, task_head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
+    weights, task_head = restore(run_dir, cfg, encoder, base_hash, tokenizer, torch.device("cpu"))
     model = _assemble(cfg, encoder.encoder, weights or {}, task_head)
 
     try:

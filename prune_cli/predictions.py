@@ -119,7 +119,7 @@ class _Job:
         device, precision = self.device, str(self.cfg.trainer.precision)
         use_configured_threads(self.cfg)
         encoder, base_hash, tokenizer = load_encoder(self.cfg, device)
-        weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, device)
+        weights, head = restore(self.run_dir, self.cfg, encoder, base_hash, tokenizer, device)
         batch_size = int(self.cfg.trainer.eval_batch_size)
         return {key: predict(encoder, head, weights, encode_split(self.cfg, examples, tokenizer, None), batch_size, device, precision)
                 for key, (_, examples) in self.inputs.items()}

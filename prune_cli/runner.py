@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
-from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path
+from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -41,6 +41,7 @@ class Prepared:
 
     encoder: MaskedEncoder
     base_hash: str
+    tokenizer: Any  # what read the data into ids: its `tokenizer_hash` is recorded with the run
     train: batching.Encoded | None
     dev: dict[str, batching.Encoded]
     device: torch.device
@@ -147,7 +148,7 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
     # rows scored, and the split's rows before data.max_eval_samples: readers (the model card) can tell a cut that bites
     scored_on = {split: {"source": ex.source, "rows": len(dev[split]), "split_rows": len(ex)} for split, ex in task_data.dev.items()}
-    return Prepared(encoder=encoder, base_hash=base_hash, train=train, dev=dev, device=device, scored_on=scored_on)
+    return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device, scored_on=scored_on)
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -227,10 +228,12 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     assert prepared.train is not None
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
+    read_by = tokenizer_hash(prepared.tokenizer)
     history: list[dict[str, float]] = []
     checkpoints = Checkpointer(run_dir, int(OmegaConf.select(cfg, "checkpoint.every_steps", default=0) or 0), {
         "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
-        "base_weights_hash": prepared.base_hash, "total_steps": budget.total_steps, "train_examples": len(prepared.train),
+        "base_weights_hash": prepared.base_hash, "tokenizer_hash": read_by, "total_steps": budget.total_steps,
+        "train_examples": len(prepared.train),
     }, history)
     resumed_at = checkpoints.load() if resume else None
     if resume:
@@ -294,6 +297,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "base_weights_hash_before": prepared.base_hash,
         "base_weights_hash_after": hash_after,
         "base_weights_unchanged": hash_after == prepared.base_hash,
+        "tokenizer_hash": read_by,
         "method_details": result.extra,
         "device": str(prepared.device),
         "threads": torch.get_num_threads(),  # intra-op threads this run used (config null: torch's default)
@@ -359,7 +363,8 @@ def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], m
     rundir.write_jsonl(run_dir / rundir.HISTORY, history)
 
 
-def restore(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, base_hash: str, device: torch.device) -> tuple[dict[str, torch.Tensor] | None, torch.nn.Module]:
+def restore(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, base_hash: str, tokenizer: Any,
+            device: torch.device) -> tuple[dict[str, torch.Tensor] | None, torch.nn.Module]:
     """The weights a run is scored with (pretrained x its mask, or its trained weights) and its head.
 
     The one way a finished run is put back together: `evaluate`, `export` and `apply` all use it
@@ -367,24 +372,28 @@ def restore(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, base_hash: s
     """
     masks = load_run_mask(run_dir, encoder, base_hash, device)
     trained = load_run_encoder(run_dir, encoder, device) if (run_dir / rundir.ENCODER).exists() else None
-    if trained is None:
-        require_made_on(run_dir, base_hash)
+    require_made_on(run_dir, tokenizer, base_hash if trained is None else None)
     return scoring_weights(encoder, masks, trained), load_run_head(run_dir, cfg, encoder, device)
 
 
-def require_made_on(run_dir: Path, base_hash: str) -> None:
-    """A run scored with the pretrained weights (a mask over them, or feature extraction's as they
-    are) is loaded on the base weights it was made on, as its metrics.json records them. A mask
-    carries that check in its own manifest, but feature extraction has no mask: its head, trained on
-    one model's features, was scored, exported and served over another's (a model folder replaced, a
-    hub name that moved to a new revision) without a word. Fine-tuning's run holds every encoder
-    weight it is scored with, so it needs no such check. A record made before the hash was written
-    has none to compare."""
+def require_made_on(run_dir: Path, tokenizer: Any, base_hash: str | None) -> None:
+    """A finished run is put back together with the tokenizer and base weights it was made with, as
+    its metrics.json records them (`base_hash` None: a fine-tuned run, which holds every encoder
+    weight it is scored with). A mask carries the weights' check in its own manifest, but feature
+    extraction has no mask: its head, trained on one model's features, was scored, exported and
+    served over another's (a model folder replaced, a hub name that moved to a new revision) without
+    a word, and no run checked that its text was still read into the same ids. A record made before
+    a hash was written has none to compare."""
     record = rundir.load_run_record(run_dir)
     made_on = record.get("base_weights_hash_before")
-    if made_on is not None and made_on != base_hash:
+    if base_hash is not None and made_on is not None and made_on != base_hash:
         raise UserError(f"{run_dir} was made on base weights {made_on[:12]}… ({record.get('model')}), but the model loaded has "
                         f"{base_hash[:12]}…; load the base model the run was made for")
+    read_by = record.get("tokenizer_hash")
+    if read_by is not None and read_by != tokenizer_hash(tokenizer):
+        raise UserError(f"{run_dir} was made with a tokenizer that reads text into other ids than the one loaded from "
+                        f"{record.get('model')} now (its tokenizer files were replaced, or a transformers/tokenizers version "
+                        "tokenizes differently); load the base model and tokenizer the run was made with")
 
 
 def load_run_encoder(run_dir: Path, encoder: MaskedEncoder, device: torch.device) -> dict[str, torch.Tensor]:
@@ -485,7 +494,7 @@ def _rescore(run_dir: Path, cfg: DictConfig, stored: dict[str, float]) -> tuple[
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.device)
+    weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.tokenizer, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
     display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
     display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored))

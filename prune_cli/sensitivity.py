@@ -67,6 +67,7 @@ def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] =
     runner.seed_everything(int(cfg.seed))
     prepared = runner.prepare(cfg, with_train=True)
     masks = runner.load_run_mask(run_dir, prepared.encoder, prepared.base_hash, prepared.device)
+    runner.require_made_on(run_dir, prepared.tokenizer, prepared.base_hash)
     assert masks is not None, "require_mask found the mask file above"
     plain = OmegaConf.to_container(cfg, resolve=True)
     ctx = runner.make_context(plain, prepared, plan_budget(plain["trainer"], len(prepared.train)))

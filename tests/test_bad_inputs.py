@@ -434,6 +434,67 @@ def test_a_finetune_run_needs_its_trained_weights_readable_and_of_the_loaded_mod
     assert not (in_tmp / "out").exists()
 
 
+def _retokenize(model_dir: Path, tiny_model_dir: Path, **settings) -> None:
+    """Save the tiny model's tokenizer, with `settings` changed, into `model_dir` (weights unchanged)."""
+    from transformers import BertTokenizerFast
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        (model_dir / name).unlink(missing_ok=True)
+    BertTokenizerFast.from_pretrained(tiny_model_dir, **settings).save_pretrained(model_dir)
+
+
+@pytest.mark.parametrize("command", APPLIERS)
+def test_a_run_whose_tokenizer_now_reads_text_otherwise_is_refused(in_tmp: Path, tiny_model_dir: Path, command: str):
+    """Only the base weights were fingerprinted: a tokenizer replaced in the model folder (here: one
+    that no longer lower-cases, so every capitalised word is [UNK]) was scored, exported, applied and
+    analysed with, without a word."""
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    _retokenize(model, tiny_model_dir, do_lower_case=False)
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run} was made with a tokenizer that reads text into other ids",
+                          "load the base model and tokenizer the run was made with")
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_finetune_run_checks_its_tokenizer_too(in_tmp: Path, tiny_model_dir: Path):
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", "--method", "finetune", *tiny_overrides(model)).exit_code == 0
+    _retokenize(model, tiny_model_dir, do_lower_case=False)
+    assert_one_line_error(run_cli("evaluate", str(only_run_dir(in_tmp / "outputs"))), "was made with a tokenizer that reads text into other ids")
+
+
+def test_a_tokenizer_saved_anew_that_reads_text_the_same_is_not_refused(in_tmp: Path, tiny_model_dir: Path):
+    """The fingerprint is of behaviour, not files: the same tokenizer saved again, or kept as a bare
+    vocab.txt (a slow tokenizer, no tokenizer.json), is the same tokenizer."""
+    from prune_cli.backbone import tokenizer_hash
+    from transformers import BertTokenizer, BertTokenizerFast
+
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    _retokenize(model, tiny_model_dir)
+    result = run_cli("evaluate", str(run))
+    assert result.exit_code == 0, result.output
+    assert "yes" in result.output
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (model / name).unlink(missing_ok=True)
+    shutil.copy(tiny_model_dir / "vocab.txt", model / "vocab.txt")
+    assert tokenizer_hash(BertTokenizer.from_pretrained(model)) == tokenizer_hash(BertTokenizerFast.from_pretrained(tiny_model_dir))
+    result = run_cli("evaluate", str(run))
+    assert result.exit_code == 0, result.output
+    assert "yes" in result.output
+
+
+def test_a_run_recorded_before_its_tokenizer_was_fingerprinted_is_still_read(finished_run: Path):
+    """Runs made before metrics.json held `tokenizer_hash` (and the earliest, before
+    `base_weights_hash_before`) have nothing to compare: they are read as they were."""
+    _edit_record(finished_run, lambda record: (record.pop("tokenizer_hash"), record.pop("base_weights_hash_before")))
+    result = run_cli("evaluate", str(finished_run))
+    assert result.exit_code == 0, result.output
+    assert "yes" in result.output
+
+
 def test_predict_of_several_runs_writes_nothing_when_a_later_one_cannot_be_put_back_together(finished_run: Path, in_tmp: Path,
                                                                                               tiny_model_dir: Path):
     """The first run's file was written, and --out made, before the second run's mask was found to be

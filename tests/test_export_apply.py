@@ -38,8 +38,8 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     from prune_cli.runner import load_encoder, restore
 
     cfg = rundir.load_config(run_dir)
-    encoder, base_hash, _ = load_encoder(cfg, torch.device("cpu"))
-    weights, head = restore(run_dir, cfg, encoder, base_hash, torch.device("cpu"))
+    encoder, base_hash, run_tokenizer = load_encoder(cfg, torch.device("cpu"))
+    weights, head = restore(run_dir, cfg, encoder, base_hash, run_tokenizer, torch.device("cpu"))
     texts = (["a fine film", "the plot"], ["a bad film", "plot twist ."]) if task != "sst2" else (["a fine film", "the plot is thin"], None)
     batch = tokenizer(texts[0], texts[1], return_tensors="pt", padding=True)
     with torch.no_grad(), encoder.fixed(weights):
@@ -111,7 +111,7 @@ def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Pa
     # agrees with the run's own scoring path
     from prune_cli.runner import restore
 
-    weights, head = restore(stsb, bank.tasks["stsb"].cfg, bank.encoder, bank.base_hash, torch.device("cpu"))
+    weights, head = restore(stsb, bank.tasks["stsb"].cfg, bank.encoder, bank.base_hash, bank.tokenizer, torch.device("cpu"))
     batch = bank.tokenizer(["a man plays"], ["a man is playing"], return_tensors="pt")
     with torch.no_grad(), bank.encoder.fixed(weights):
         assert np.isclose(float(head(bank.encoder(dict(batch)))[0, 0]), first[0], atol=1e-5)

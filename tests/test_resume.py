@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,32 @@ def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, mo
     _same_run(in_tmp / "uninterrupted", killed)
     assert read_metrics(killed)["resumed_from"]["steps_done"] > 0
     assert not (killed / rundir.CHECKPOINT).exists(), "a clean finish removes the checkpoint"
+
+
+def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a_changed_tokenizer_does_not(
+        in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run stopped under the prune-cli before `tokenizer_hash` joined a checkpoint's identity resumes
+    under this one; a run whose base folder was given another tokenizer meanwhile is refused, as
+    other base weights are."""
+    from transformers import BertTokenizerFast
+
+    model = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    common = ["checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(model, steps=12)]
+    for folder in ("older", "retokenized"):
+        with monkeypatch.context() as patch:
+            _crash_at(patch, 7)
+            with pytest.raises(_Killed):
+                run_cli("adapt", *common, f"hydra.run.dir={folder}")
+    state = in_tmp / "older" / rundir.CHECKPOINT_STATE
+    payload = torch.load(state, weights_only=True)
+    del payload["identity"]["tokenizer_hash"]
+    torch.save(payload, state)
+    result = run_cli("adapt", "--resume", str(in_tmp / "older"))
+    assert result.exit_code == 0, result.output
+
+    BertTokenizerFast.from_pretrained(tiny_model_dir, do_lower_case=False).save_pretrained(model)
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "retokenized")), "was written with tokenizer_hash=",
+                          "the checkpoint belongs to another setup")
 
 
 def test_checkpoint_kept_on_request(in_tmp: Path, tiny_model_dir: Path):
