@@ -50,7 +50,7 @@ def config_dirs() -> tuple[Path, ...]:
 def searchpath_overrides() -> list[str]:
     """The Hydra override that adds the user's config folders to the search path (none if unset)."""
     folders = user_config_dirs()
-    return [f"hydra.searchpath=[{','.join(repr(f'file://{folder}') for folder in folders)}]"] if folders else []
+    return [f"hydra.searchpath=[{','.join(hydra_value(f'file://{folder}') for folder in folders)}]"] if folders else []
 
 
 def group_options(group: str) -> list[str]:
@@ -275,13 +275,13 @@ def options_to_overrides(task: str | None, sparsity: str | None, method: str | N
     lists become sweeps under --multirun."""
     overrides = []
     if task is not None:
-        overrides.append(f"task={task}")
+        overrides.append(f"task={quoted_choices(task)}")
     if method is not None:
-        overrides.append(f"method={method}")
+        overrides.append(f"method={quoted_choices(method)}")
     if model is not None:
         names = model.split(",")
         known = group_options("model")
-        overrides.append(f"model={model}" if all(n in known for n in names) else f"model.name_or_path={model}")
+        overrides.append(f"model={model}" if all(n in known for n in names) else f"model.name_or_path={quoted_choices(model)}")
     if sparsity is not None:
         overrides.append(f"sparsity={sparsity}")
     if seed is not None:
@@ -298,6 +298,31 @@ class _GroupOptions:
         return group_options(group_name)
 
 
+def quoted_choices(text: str) -> str:
+    """An option's text as the value of a Hydra override, each comma-separated choice (a sweep under
+    --multirun) as `hydra_value` writes it."""
+    return ",".join(hydra_value(choice) for choice in text.split(","))
+
+
+def hydra_value(text: str) -> str:
+    """`text` as one value of a Hydra override: kept as it is where Hydra reads it back as that text,
+    else single-quoted. An option or a path is text, not override syntax: `--model "/data/my
+    models/bert"` was "invalid override: LexerNoViableAltException", a folder named `null` or `1`
+    would have been read as null or a number, and continuing a sweep launched under a folder with a
+    letter beyond ASCII (`/home/josé`) failed in Hydra's own traceback."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        if not re.search(r"\s", text) and OverridesParser.create().parse_override(f"key={text}").value() == text:
+            return text
+    except HydraException:  # the parser's own error, or its lexer's (a character it has no token for: 'ü')
+        pass
+    # in a quoted value, backslashes are literal except before a quote or the closing quote
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
+    return f"'{escaped}'"
+
+
 def parse_overrides(overrides: Sequence[str]) -> list[Any]:
     """Hydra's parse of override strings (its `Override` objects), a malformed one as one line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -310,7 +335,8 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
     try:
         return OverridesParser.create(config_loader=_GroupOptions()).parse_overrides(list(overrides))  # type: ignore[arg-type]
     except OverrideParseException as exc:
-        raise UserError(f"invalid override: {first_line(exc)}") from None
+        raise UserError(f"invalid override: {first_line(exc)} (a value with quotes, brackets, '=' or letters beyond ASCII "
+                        "goes in single quotes: key='value')") from None
 
 
 def first_combination(overrides: Sequence[str]) -> list[str]:
@@ -423,7 +449,8 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
             options = group_options(key)
             for value in values:
                 if value not in options:
-                    raise UserError(f"unknown {key} '{value}'; choose from: {', '.join(options)}")
+                    typed = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value  # as typed, unquoted
+                    raise UserError(f"unknown {key} '{typed}'; choose from: {', '.join(options)}")
                 check_own_option(key, value)
         elif key == "sparsity":
             for value in values:

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, launch_settings, refuse_chdir, register_resolvers,
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, refuse_chdir, register_resolvers,
                               searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
@@ -111,7 +111,7 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
         _check_sweep(overrides, launch_settings(overrides))
-        return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={sweep}"], multirun=True))
+        return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
 
 
 def _check_sweep(overrides: Sequence[str], settings: DictConfig) -> None:

@@ -158,6 +158,37 @@ def test_a_run_given_relative_paths_is_rescored_from_any_folder(in_tmp: Path, ti
     assert run_cli("evaluate", str(run_dir), "--data-dir", "missing-glue").exit_code == 2
 
 
+def test_folders_with_spaces_quotes_and_letters_beyond_ascii_work_as_options_and_sweep_folders(in_tmp: Path, tiny_model_dir: Path):
+    """`--model` became a raw override (`model.name_or_path=/my models/bert`), which Hydra's grammar cannot
+    read with a quote or a non-ASCII letter in it: "invalid override". Continuing a sweep launched under
+    such a folder failed the same way, in Hydra's own traceback, on the sweep folder's path."""
+    import shutil
+
+    from conftest import assert_one_line_error
+
+    model = shutil.copytree(tiny_model_dir, in_tmp / "José's models" / "tiny bert")
+    launched = in_tmp / "expériences 1"
+    launched.mkdir()
+    os.chdir(launched)
+    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("model.name_or_path=")]
+    result = run_cli("adapt", "--model", str(model), *overrides)
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(launched / "outputs")
+    assert read_metrics(run_dir)["model"] == str(model)
+    assert "│ yes" in run_cli("evaluate", str(run_dir)).output
+
+    assert run_cli("adapt", "-m", "--model", str(model), "--sparsity", "0.3,0.5", *overrides).exit_code == 0
+    (sweep,) = (launched / "outputs" / "multirun").iterdir()
+    done = sorted(path.parent for path in sweep.rglob("metrics.json"))
+    assert len(done) == 2
+    shutil.rmtree(done[1])  # a job to run again when the sweep is continued
+    result = run_cli("adapt", "--resume", str(sweep))
+    assert result.exit_code == 0, result.output
+    assert sorted(path.parent for path in sweep.rglob("metrics.json")) == done
+    assert_one_line_error(run_cli("adapt", "--task", "sst 2", *overrides), "unknown task 'sst 2'; choose from")
+    assert_one_line_error(run_cli("adapt", "data.dir=/tmp/ü"), "invalid override", "goes in single quotes: key='value'")
+
+
 def test_a_run_given_hydra_interpolations_is_read_back_with_the_values_it_had(in_tmp: Path, tiny_model_dir: Path, tmp_path_factory):
     """Hydra stores `data.dir=${hydra:runtime.cwd}/glue` as typed, and `${hydra:...}` resolves only inside
     the run's own Hydra app: evaluate (from any folder) and report stopped on it with OmegaConf's traceback.
