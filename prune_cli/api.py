@@ -19,6 +19,7 @@ list of inputs (what `prune-cli apply` prints, or writes with `--out`).
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -39,7 +40,7 @@ Text = str | tuple[str, str]
 
 
 def adapt(task: str | None = None, sparsity: float | str | None = None, method: str | None = None,
-          model: str | None = None, seed: int | str | None = None, overrides: Sequence[str] | None = ()) -> Path:
+          model: str | os.PathLike | None = None, seed: int | str | None = None, overrides: Sequence[str] | None = ()) -> Path:
     """Learn a mask (or run a baseline) from Python, a notebook or a script, and return the run
     directory: the same config checks, the same Hydra run directory (under `outputs/` of the
     current folder, never overwritten) and the same files as `prune-cli adapt` with these
@@ -49,6 +50,10 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
     from prune_cli.hydra_entry import run_adapt
 
     overrides = () if overrides is None else overrides
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model  # a notebook's Path: it was an AttributeError
+    for name, value in (("task", task), ("method", method), ("model", model)):
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"{name} is a name{' or a folder' if name == 'model' else ''} (a string); got {value!r}")
     require_sequence(overrides, "overrides", "overrides=['trainer.max_steps=500']")
     odd = next((o for o in overrides if not isinstance(o, str)), None)
     if odd is not None:
@@ -95,9 +100,11 @@ class _Task:
 class TaskBank:
     """Several tasks' masks and heads over one shared, frozen base model."""
 
-    def __init__(self, device: str = "auto", precision: str | None = None):
-        """`precision` (fp32, bf16, fp16) overrides each run's own, as `evaluate --precision` does."""
+    def __init__(self, device: str = "auto", precision: str | None = None, model: str | os.PathLike | None = None):
+        """`precision` (fp32, bf16, fp16) overrides each run's own, as `evaluate --precision` does;
+        `model` loads the runs' base model from another place, as `evaluate --model` does."""
         self.device = pick_device(device)
+        self.model = None if model is None else os.fspath(model)
         self.precision = precision
         self.encoder = None
         self.tokenizer = None
@@ -110,7 +117,7 @@ class TaskBank:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise UserError(f"a task's name is a non-empty string; got {name!r}")
         run_dir = Path(run_dir)
-        cfg = stored_config(run_dir, precision=self.precision)
+        cfg = stored_config(run_dir, precision=self.precision, model=self.model)
         if (run_dir / rundir.ENCODER).exists():
             raise UserError(f"{run_dir} is a dense fine-tuned model (it changed the base weights); use `prune-cli export` for it")
         if self.encoder is None:

@@ -134,6 +134,8 @@ METHOD = typer.Option(None, "--method", help="Method config name (configs/method
 MODEL = typer.Option(None, "--model", help="Model config name (configs/model), Hugging Face model name, or local folder.")
 SEED = typer.Option(None, "--seed", help="Random seed; comma list sweeps with -m.")
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")
+RUN_BASE_MODEL = typer.Option(None, "--model", help="Load the run's base model from here (its folder moved, or a local copy of its hub "
+                                                    "model); it must have the weights and tokenizer the run was made with, which are checked.")
 
 
 @app.command(cls=StrictOptions, context_settings=PASS_THROUGH)
@@ -181,13 +183,14 @@ def evaluate(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to score on (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
+    model: Optional[str] = RUN_BASE_MODEL,
     debug: bool = DEBUG,
 ) -> None:
     """Rebuild base model + mask + head from each run directory alone and re-score it on the dev set(s)."""
     from prune_cli import runner
 
     def work() -> None:
-        differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision)
+        differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision, model=model)
         if len(run_dirs) > 1:
             display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
                                   + "".join(f"\n  differs: {run_dir}" for run_dir in differing), highlight=False)
@@ -226,6 +229,7 @@ def export(
     out: Path = typer.Option(..., "--out", help="New folder for the Hugging Face model (must not exist or be empty)."),
     check: bool = typer.Option(False, "--check", help="Score the exported folder through plain transformers and compare with the run's metrics."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder for --check (default: as configured / $GLUE_DIR)."),
+    model: Optional[str] = RUN_BASE_MODEL,
     debug: bool = DEBUG,
 ) -> None:
     """Write a standalone Hugging Face model folder: mask baked in as zeros, head, tokenizer, model code."""
@@ -233,8 +237,8 @@ def export(
 
     def work() -> None:
         record = exporting.require_exportable(run_dir, out)
-        rows = exporting.read_scored_rows(run_dir, data_dir) if check else None  # data that cannot be read stops it before any export
-        folder = exporting.export(run_dir, out)
+        rows = exporting.read_scored_rows(run_dir, data_dir, model) if check else None  # data that cannot be read stops it before any export
+        folder = exporting.export(run_dir, out, model)
         display.console.print(display.line(f"exported {run_dir} to ", (str(folder), "bold")))
         display.console.print(f"load it with: AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)")
         if rows is not None:
@@ -257,6 +261,7 @@ def apply(
                                                            "instead of printing them; never overwritten."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the runs' precision (fp32, bf16, fp16)."),
+    model: Optional[str] = RUN_BASE_MODEL,
     debug: bool = DEBUG,
 ) -> None:
     """Load the base model once and run every task's mask + head on the inputs, switching masks in place."""
@@ -272,7 +277,7 @@ def apply(
             raise UserError("nothing to classify: give inputs with --text (repeatable) or --file (one per line)")
         inputs = [api.parse_input(line) for line in lines]  # a bad input is refused before any model loads
         rundir.require_each_once(run_dirs)
-        bank = api.TaskBank(device=device, precision=precision)
+        bank = api.TaskBank(device=device, precision=precision, model=model)
         for run_dir in run_dirs:
             bank.add(run_dir, name=_unique_name(bank, run_dir))
         answers = api.answer_all(bank, inputs)
@@ -301,6 +306,7 @@ def predict(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to read (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
+    model: Optional[str] = RUN_BASE_MODEL,
     debug: bool = DEBUG,
 ) -> None:
     """Write each run's predictions in the GLUE leaderboard's format (index, prediction), one file per test set."""
@@ -308,7 +314,7 @@ def predict(
 
     def work() -> None:
         require_out_folder(out)
-        written = predictions.predict_runs(run_dirs, out, split=split, data_dir=data_dir, device=device, precision=precision)
+        written = predictions.predict_runs(run_dirs, out, split=split, data_dir=data_dir, device=device, precision=precision, model=model)
         display.console.print(display.written_predictions_table(written))
 
     guarded(work, debug)
@@ -399,6 +405,7 @@ def analyze_sensitivity(
     sigma: list[float] = typer.Option([0.01], "--sigma", min=0.0, help="Re-initialisation noise: weights become w0 * N(1, sigma); repeatable."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLUE folder to read (default: as configured / $GLUE_DIR)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
+    model: Optional[str] = RUN_BASE_MODEL,
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
@@ -409,11 +416,11 @@ def analyze_sensitivity(
         require_out_folder(out, run_dirs[0])
         if not all(map(math.isfinite, sigma)):  # inf would pass Typer's bound, then read as a diverged head
             raise UserError(f"--sigma takes finite numbers (got {', '.join(f'{s:g}' for s in sigma)})")
-        stored = [sensitivity.require_analysable(d, data_dir, device)[1] for d in run_dirs]
+        stored = [sensitivity.require_analysable(d, data_dir, device, model)[1] for d in run_dirs]
         labels = analysis.distinct_labels(run_dirs, [analysis.run_label(metrics) for metrics in stored])
         folder, results = out or run_dirs[0], {}
         for label, run_dir in zip(labels, run_dirs):
-            results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma), data_dir=data_dir, device=device)
+            results[label] = sensitivity.analyse(run_dir, steps=steps, sigmas=tuple(sigma), data_dir=data_dir, device=device, model=model)
             display.console.print(sensitivity.table(results[label], label))
             if len(results) < len(run_dirs):  # the runs done so far survive a failure on a later one
                 rundir.atomic_write_text(folder / "sensitivity.csv", sensitivity.to_csv(results))

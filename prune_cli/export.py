@@ -36,15 +36,18 @@ MANIFEST_FILE = "prune_cli_manifest.json"
 CARD_FILE = "README.md"  # the hub renders it as the model's page
 
 
-def export(run_dir: Path, out: Path) -> Path:
-    """Write the run's model to `out` (which must not exist yet); returns `out`."""
-    cfg = stored_config(run_dir)
+def export(run_dir: Path, out: Path, model: str | None = None) -> Path:
+    """Write the run's model to `out` (which must not exist yet); returns `out`. `model` loads the
+    run's base model from another place (`stored_config`); the model card still names the run's own."""
+    cfg = stored_config(run_dir, model=model)
     metrics = require_exportable(run_dir, out)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type != "bert":
         raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
     weights, task_head = restore(run_dir, cfg, encoder, base_hash, tokenizer, torch.device("cpu"))
-    model = _assemble(cfg, encoder.encoder, weights or {}, task_head)
+    exported = _assemble(cfg, encoder.encoder, weights or {}, task_head)
+    card_cfg = OmegaConf.to_container(cfg, resolve=True)
+    card_cfg["model"]["name_or_path"] = str(rundir.load_complete_config(run_dir).model.name_or_path)  # the base it was made on
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,14 +55,14 @@ def export(run_dir: Path, out: Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write to {out.parent}: {exc.strerror}; give --out a folder you can write to") from None
     try:
-        model.save_pretrained(staging)
+        exported.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         shutil.copyfile(head.__file__, staging / HEAD_FILE)
         modeling = Path(hf_modeling.__file__).read_text()
         assert HEAD_IMPORT in modeling, "hf_modeling must import the head the way export rewrites it"
         (staging / MODELING_FILE).write_text(modeling.replace(HEAD_IMPORT, "from .layer_mix_head import LayerMixHead"))
         (staging / MANIFEST_FILE).write_text(json.dumps(_provenance(run_dir, metrics), indent=2) + "\n")
-        model_card.build(OmegaConf.to_container(cfg, resolve=True), metrics, out.name).save(staging / CARD_FILE)
+        model_card.build(card_cfg, metrics, out.name).save(staging / CARD_FILE)
         # mkdtemp's folder is 0700 and transformers writes model.safetensors 0600: give the export
         # the modes a plain open() would, so that others can load it where the umask lets them.
         for path in [staging, *staging.rglob("*")]:
@@ -133,8 +136,8 @@ class ScoredRows:
     dev: dict[str, data.Examples]
 
 
-def read_scored_rows(run_dir: Path, data_dir: str | None = None) -> ScoredRows:
-    cfg = stored_config(run_dir, data_dir)
+def read_scored_rows(run_dir: Path, data_dir: str | None = None, model: str | None = None) -> ScoredRows:
+    cfg = stored_config(run_dir, data_dir, model=model)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     return ScoredRows(cfg, task, data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev)
 

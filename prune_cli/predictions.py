@@ -49,7 +49,7 @@ def task_of(cfg: DictConfig) -> dict[str, Any]:
 
 
 def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_dir: str | None = None,
-                 device: str | None = None, precision: str | None = None) -> list[Written]:
+                 device: str | None = None, precision: str | None = None, model: str | None = None) -> list[Written]:
     """Write each run's prediction files for `split` into `out`; returns what was written.
 
     Every run's data is read before the first model runs, and every run predicted before the first
@@ -60,7 +60,7 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
     if split not in SPLITS:
         raise UserError(f"--split {split!r} is not known; choose test (GLUE's leaderboard files) or dev")
     rundir.require_each_once(run_dirs)
-    jobs = [_Job.for_run(run_dir, split, data_dir, device, precision) for run_dir in run_dirs]
+    jobs = [_Job.for_run(run_dir, split, data_dir, device, precision, model) for run_dir in run_dirs]
     targets = plan(jobs, out)
     for job in jobs:
         job.read()
@@ -75,7 +75,7 @@ def predict_runs(run_dirs: Sequence[Path], out: Path, split: str = "test", data_
 def predict_scored_rows(run_dir: Path, data_dir: str | None = None) -> dict[str, tuple[data.Examples, np.ndarray]]:
     """{split key: (the rows the run was scored on, its predictions for them)}, as `--split dev` writes them, for
     analyses that need the rows themselves (scripts/score_by_source.py) rather than a file."""
-    job = _Job.for_run(run_dir, "dev", data_dir, None, None)
+    job = _Job.for_run(run_dir, "dev", data_dir, None, None, None)
     job.read()
     return {key: (job.inputs[key][1], values) for key, values in job.predict().items()}
 
@@ -93,8 +93,9 @@ class _Job:
     inputs: dict[str, tuple[list[str], data.Examples]] = field(default_factory=dict)
 
     @classmethod
-    def for_run(cls, run_dir: Path, split: str, data_dir: str | None, device: str | None, precision: str | None) -> "_Job":
-        cfg = stored_config(run_dir, data_dir, device, precision)
+    def for_run(cls, run_dir: Path, split: str, data_dir: str | None, device: str | None, precision: str | None,
+                model: str | None) -> "_Job":
+        cfg = stored_config(run_dir, data_dir, device, precision, model)
         return cls(run_dir, cfg, task_of(cfg), split, pick_device(str(cfg.trainer.device)))
 
     def file_names(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
-from prune_cli.backbone import base_weights_hash, load_backbone, resolve_model_path, tokenizer_hash
+from prune_cli.backbone import PACKAGED_MINILM, base_weights_hash, load_backbone, looks_local, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -437,14 +437,20 @@ def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device
 
 
 def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None = None,
-                  precision: str | None = None) -> DictConfig:
-    """A finished run's own config, with what re-scoring it may change: the GLUE folder, the device
-    and the precision (a run trained on a GPU in fp16 can be re-scored on a CPU, which emulates
-    fp16, in fp32). Every command that loads a finished run reads it through here (evaluate,
-    predict, apply, export, analyze sensitivity); a bad precision or a mask made for another task
-    fails here, before any data or model is loaded."""
+                  precision: str | None = None, model: str | None = None) -> DictConfig:
+    """A finished run's own config, with what re-scoring it may change: the GLUE folder, the device,
+    the precision (a run trained on a GPU in fp16 can be re-scored on a CPU, which emulates fp16,
+    in fp32) and where its base model is loaded from (a folder moved, a hub model copied to a
+    machine without the hub: `require_made_on` checks it is the same weights and tokenizer). Every
+    command that loads a finished run reads it through here (evaluate, predict, apply, export,
+    analyze sensitivity); a bad precision, a mask made for another task or a base model no longer
+    where the run says fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_complete_config(run_dir)
+    if model is not None:
+        cfg.model.name_or_path = model
+    else:
+        require_base_model_here(run_dir, str(cfg.model.name_or_path))
     if data_dir is not None:
         cfg.data.dir = data_dir
     if device is not None:
@@ -456,6 +462,17 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     require_mask_for_task(run_dir, cfg)
     fill_in_later_task_keys(cfg)
     return cfg
+
+
+MOVED_MODEL_FOR_READERS = "point --model at where that model is now (its weights and tokenizer are checked against the run's)"
+
+
+def require_base_model_here(run_dir: Path, name_or_path: str, remedy: str = MOVED_MODEL_FOR_READERS) -> None:
+    """A run whose base model folder is gone (moved, or the run copied to another machine) says so
+    and what to do: a finished run's readers take `--model`; the generic answer ("pass a Hugging
+    Face model name or a local folder") named no way to do either."""
+    if name_or_path != PACKAGED_MINILM and looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise UserError(f"{run_dir} was made on the model folder {name_or_path}, which is not there now; {remedy}")
 
 
 # Task keys added after runs already existed, that describe only data layout or display (never a
@@ -481,10 +498,11 @@ def fill_in_later_task_keys(cfg: DictConfig) -> None:
         cfg.task[key] = value
 
 
-def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None) -> dict[str, float]:
+def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
+             model: str | None = None) -> dict[str, float]:
     """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
-    (`data_dir`, `device` and `precision` override the run's own: `stored_config`)."""
-    cfg = stored_config(run_dir, data_dir, device, precision)
+    (`data_dir`, `device`, `precision` and `model` override the run's own: `stored_config`)."""
+    cfg = stored_config(run_dir, data_dir, device, precision, model)
     return _rescore(run_dir, cfg, rundir.load_run_record(run_dir)["metrics"])[0]
 
 
@@ -502,12 +520,12 @@ def _rescore(run_dir: Path, cfg: DictConfig, stored: dict[str, float]) -> tuple[
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
-                  precision: str | None = None) -> list[Path]:
+                  precision: str | None = None, model: str | None = None) -> list[Path]:
     """Re-score several runs (a sweep, after a move to another machine); returns those whose
     figures differ from their stored ones. Every run's config, mask and record are checked before the
     first is scored, so a mistyped path fails at once rather than after the others' minutes."""
     rundir.require_each_once(run_dirs)
-    configs = [stored_config(run_dir, data_dir, device, precision) for run_dir in run_dirs]
+    configs = [stored_config(run_dir, data_dir, device, precision, model) for run_dir in run_dirs]
     stored = [rundir.load_run_record(run_dir)["metrics"] for run_dir in run_dirs]  # the figures each is compared with
     rescored = [(run_dir, *_rescore(run_dir, cfg, figures)) for run_dir, cfg, figures in zip(run_dirs, configs, stored)]
     return [run_dir for run_dir, now, stored in rescored if now != stored]
@@ -523,6 +541,9 @@ def resume(run_dir: Path) -> float:
 def _resume_held(run_dir: Path) -> float:
     """`resume` once its run directory is held: the run's own log goes on in its run.log."""
     cfg = rundir.load_complete_config(run_dir)
+    # a run goes on with the config it was made with, so its model is found where that says
+    require_base_model_here(run_dir, str(cfg.model.name_or_path),
+                            f"put that model back there, or link it there (ln -s <where it is now> {cfg.model.name_or_path}), to resume")
     handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

@@ -47,20 +47,21 @@ def rescaled(base: dict[str, torch.Tensor], sigma: float, generator: torch.Gener
     return {n: w * torch.randn(tuple(w.shape), generator=generator).mul_(sigma).add_(1.0).to(w.device) for n, w in base.items()}
 
 
-def require_analysable(run_dir: Path, data_dir: str | None = None, device: str | None = None) -> tuple[DictConfig, dict]:
+def require_analysable(run_dir: Path, data_dir: str | None = None, device: str | None = None,
+                       model: str | None = None) -> tuple[DictConfig, dict]:
     """What `analyse` reads from a run (its config, with the command's GLUE folder and device, and
     its metrics), checked in well under a second, so that a list of runs stops on a broken one (or
     a device this machine lacks) before minutes of head training on the others."""
     rundir.require_mask(run_dir, "sensitivity")
-    cfg = runner.stored_config(run_dir, data_dir, device)
+    cfg = runner.stored_config(run_dir, data_dir, device, model=model)
     pick_device(str(cfg.trainer.device))
     return cfg, rundir.load_run_record(run_dir)
 
 
 def analyse(run_dir: Path, steps: int | None = None, sigmas: tuple[float, ...] = (0.01,), seed: int | None = None,
-            data_dir: str | None = None, device: str | None = None) -> Sensitivity:
-    """`data_dir` and `device` override the run's own, as `evaluate --data-dir --device` do."""
-    cfg, stored = require_analysable(run_dir, data_dir, device)  # before the model and data are loaded
+            data_dir: str | None = None, device: str | None = None, model: str | None = None) -> Sensitivity:
+    """`data_dir`, `device` and `model` override the run's own, as `evaluate --data-dir --device --model` do."""
+    cfg, stored = require_analysable(run_dir, data_dir, device, model)  # before the model and data are loaded
     if steps is not None:
         cfg.head.retrain_steps = int(steps)
     cfg.trainer.progress = False

@@ -84,6 +84,8 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
         adapt(task="sst2", overrides=["trainer.max_steps=", 3])
     with pytest.raises(UserError, match="unknown task 'nope'"):  # overrides=None is no overrides, not a TypeError
         adapt(task="nope", overrides=None)
+    with pytest.raises(UserError, match=r"^task is a name \(a string\); got 2$"):
+        adapt(task=2)
     assert not (in_tmp / "outputs").exists()
     run_dir = adapt(task="mrpc", sparsity=0.5, seed=3, overrides=tiny_overrides(tiny_model_dir))
     assert run_dir.is_absolute() and run_dir.parent.parent == in_tmp / "outputs" / "mrpc" / "adapt_by_pruning"
@@ -93,6 +95,11 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
     assert (run_dir / "mask.safetensors").read_bytes() == (cli_run / "mask.safetensors").read_bytes()
     bank = TaskBank(device="cpu")
     assert bank.add(run_dir) == "mrpc" and len(bank.predict("mrpc", [("a cat sits .", "a cat is sitting .")])) == 1
+    # a model folder as a Path, as a notebook holds one (it was an AttributeError), for a run and for a bank
+    without_model = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("model.name_or_path=")]
+    by_path = adapt(task="mrpc", sparsity=0.5, seed=3, model=tiny_model_dir, overrides=without_model)
+    assert (by_path / "mask.safetensors").read_bytes() == (run_dir / "mask.safetensors").read_bytes()
+    assert TaskBank(device="cpu", model=tiny_model_dir).add(by_path) == "mrpc"
 
 
 def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path, tiny_model_dir: Path):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import torch
 from conftest import only_run_dir, run_cli, tiny_overrides
+from safetensors.torch import load_file, save_file
 
 from prune_cli import analysis, mask_format
 
@@ -211,11 +213,21 @@ def test_sensitivity_checks_every_run_before_training_and_keeps_the_finished_one
     assert result.exit_code == 2 and "its mask.safetensors is missing" in result.output
     assert "original mask" not in result.output  # refused before the first run's heads were trained
     (in_tmp / "aside.safetensors").rename(masks[1])
-    # a failure that only loading can find (the second run's base model is gone): the first run's rows stay
+    # a base model gone is found before any training too
     config = runs[1] / ".hydra" / "config.yaml"
-    config.write_text(config.read_text().replace(str(tiny_model_dir), str(in_tmp / "gone")))
+    as_made = config.read_text()
+    config.write_text(as_made.replace(str(tiny_model_dir), str(in_tmp / "gone")))
     result = run_cli("analyze", "sensitivity", *map(str, runs), "--steps", "2", "--out", str(in_tmp))
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and "which is not there now" in result.output
+    assert "original mask" not in result.output
+    # a failure that only loading can find (the second run's base folder now holds other weights): the first run's rows stay
+    other = shutil.copytree(tiny_model_dir, in_tmp / "other")
+    weights = load_file(str(other / "model.safetensors"))
+    weights = {name: tensor + 0.5 if name.endswith("LayerNorm.bias") else tensor for name, tensor in weights.items()}
+    save_file(weights, str(other / "model.safetensors"), metadata={"format": "pt"})
+    config.write_text(as_made.replace(str(tiny_model_dir), str(other)))
+    result = run_cli("analyze", "sensitivity", *map(str, runs), "--steps", "2", "--out", str(in_tmp))
+    assert result.exit_code == 2 and "was learned on base weights" in result.output
     rows = (in_tmp / "sensitivity.csv").read_text().splitlines()
     assert len(rows) == 5 and all(row.startswith("sst2/adapt_by_pruning/s0.7/seed42,") for row in rows[1:])
     assert "(1 of 2 runs so far)" in " ".join(result.output.split())

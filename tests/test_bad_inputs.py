@@ -486,6 +486,28 @@ def test_a_tokenizer_saved_anew_that_reads_text_the_same_is_not_refused(in_tmp: 
     assert "yes" in result.output
 
 
+@pytest.mark.parametrize("command", APPLIERS)
+def test_a_run_whose_base_model_moved_names_model_and_loads_from_where_it_is_now(in_tmp: Path, tiny_model_dir: Path, command: str):
+    """A run copied to another machine, or its model folder moved: each reader said "model folder X does
+    not exist; pass a Hugging Face model name or a local folder", and none of them took one. Now each
+    takes --model, which must be the same weights and tokenizer."""
+    model = _own_model_copy(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", *tiny_overrides(model)).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    model.rename(in_tmp / "moved")
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run} was made on the model folder {model}, which is not there now",
+                          "point --model at where that model is now")
+    result = run_cli(*READERS[command](run, in_tmp / "out"), "--model", str(in_tmp / "moved"))
+    assert result.exit_code == 0, result.output
+    if command == "evaluate":
+        assert "│ yes" in result.output and "│ no" not in result.output
+    if command == "export":
+        assert "A local model (`model`)" in (in_tmp / "out" / "README.md").read_text(), "the card names the run's own base"
+    other = _own_model_copy(tiny_model_dir, in_tmp / "other")
+    _nudge_base_weights(other)
+    assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out2"), "--model", str(other)), "was learned on base weights")
+
+
 def test_a_run_recorded_before_its_tokenizer_was_fingerprinted_is_still_read(finished_run: Path):
     """Runs made before metrics.json held `tokenizer_hash` (and the earliest, before
     `base_weights_hash_before`) have nothing to compare: they are read as they were."""

@@ -132,6 +132,28 @@ def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a
                           "the checkpoint belongs to another setup")
 
 
+def test_a_stopped_run_whose_model_folder_moved_says_how_to_resume_and_resumes_once_it_is_back(in_tmp: Path, tiny_model_dir: Path,
+                                                                                                 monkeypatch: pytest.MonkeyPatch):
+    """`--resume` takes no options (a run goes on with the config it was made with), yet its error for a
+    model folder moved away said "pass a Hugging Face model name or a local folder"."""
+    from conftest import folder_snapshot
+
+    model = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    with monkeypatch.context() as patch:
+        _crash_at(patch, 7)
+        with pytest.raises(_Killed):
+            run_cli("adapt", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(model, steps=12), "hydra.run.dir=stopped")
+    model.rename(in_tmp / "moved")
+    before = folder_snapshot(in_tmp / "stopped")
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "stopped")), f"was made on the model folder {model}, which is not there now",
+                          f"link it there (ln -s <where it is now> {model}), to resume")
+    assert folder_snapshot(in_tmp / "stopped") == before, "the refused resume left the run as it was"
+    model.symlink_to(in_tmp / "moved")
+    result = run_cli("adapt", "--resume", str(in_tmp / "stopped"))
+    assert result.exit_code == 0, result.output
+    assert read_metrics(in_tmp / "stopped")["resumed_from"]["steps_done"] > 0
+
+
 def test_checkpoint_kept_on_request(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("adapt", "checkpoint.every_steps=2", "checkpoint.keep=true", *tiny_overrides(tiny_model_dir, steps=6))
     assert result.exit_code == 0, result.output
