@@ -112,7 +112,7 @@ def base_weights_hash(encoder: nn.Module) -> str:
 
 # Texts whose ids tell tokenizers apart where the vocabulary alone does not: casing, accents,
 # punctuation, digits, a contraction, CJK, an unknown symbol; alone and as a sentence pair.
-TOKENIZER_PROBES = ("Hello, World! It's 3.5x better: naïve Café, ÉCOLE; don't-stop 東京 ☃", "Is THIS the same?   yes...")
+TOKENIZER_PROBES = ("Hello, World! It's 3.5x better: naïve Café, ÉCOLE; don't-stop 東京 ☃", "Is THIS the same? \u00a0 yes...")
 
 
 def tokenizer_hash(tokenizer: Any) -> str:
@@ -125,4 +125,3 @@ def tokenizer_hash(tokenizer: Any) -> str:
     for encoded in (*(tokenizer(text) for text in TOKENIZER_PROBES), tokenizer(*TOKENIZER_PROBES)):
         digest.update(json.dumps([list(encoded["input_ids"]), list(encoded.get("token_type_ids") or [])]).encode())
     return digest.hexdigest()
-

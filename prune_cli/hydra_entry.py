@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, refuse_chdir, register_resolvers,
-                              searchpath_overrides, sweep_jobs)
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, refuse_chdir,
+                              register_resolvers, searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
