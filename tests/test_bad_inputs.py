@@ -457,6 +457,29 @@ def test_a_run_whose_tokenizer_now_reads_text_otherwise_is_refused(in_tmp: Path,
     assert not (in_tmp / "out").exists()
 
 
+PINNED_TOKENIZER_HASH = "1344761dfa4cc196a21873c874fab7de3e1ce84042269d5cec06cf82c9c41dc0"
+
+
+def test_the_tokenizer_fingerprint_is_pinned_and_sees_each_setting_that_changes_the_ids(tmp_path: Path):
+    """Every finished run records `tokenizer_hash`, so a change to the probes or to how they are hashed
+    would make every run made before refuse its own tokenizer: the hash of a fixed tokenizer is pinned
+    here. Each setting that changes the ids (casing, accents, CJK) changes it."""
+    from transformers import BertTokenizerFast
+
+    from prune_cli.backbone import tokenizer_hash
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", ",", "world", "!", "it", "'", "s", "3", ".", "5", "##x",
+             "better", "is", "this", "the", "same", "?", "yes", "cafe", "naive"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+
+    def fingerprint(**settings) -> str:
+        return tokenizer_hash(BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"), **{"do_lower_case": True, **settings}))
+
+    assert fingerprint() == PINNED_TOKENIZER_HASH
+    variants = [fingerprint(do_lower_case=False), fingerprint(strip_accents=False), fingerprint(tokenize_chinese_chars=False)]
+    assert len({PINNED_TOKENIZER_HASH, *variants}) == 4
+
+
 def test_a_finetune_run_checks_its_tokenizer_too(in_tmp: Path, tiny_model_dir: Path):
     model = _own_model_copy(tiny_model_dir, in_tmp / "model")
     assert run_cli("adapt", "--method", "finetune", *tiny_overrides(model)).exit_code == 0
