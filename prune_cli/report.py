@@ -112,6 +112,7 @@ def collect(root: Path) -> Collected:
                 found.incomplete.append(run_dir)
         else:
             found.incomplete.append(run_dir)
+    name_backbones(found.runs)
     return found
 
 
@@ -237,8 +238,31 @@ UNRECORDED_BACKBONE = "model-unrecorded"  # a run whose metrics.json predates it
 
 
 def backbone(run: dict) -> str:
-    """The model a run pruned, as metrics.json records it (`model.name_or_path`, as typed)."""
-    return str(run.get("model") or UNRECORDED_BACKBONE)
+    """The model a run pruned: as metrics.json records it (`model.name_or_path`, as typed), with which
+    weights (and tokenizer) where runs under that name were made on different ones (`name_backbones`)."""
+    return str(run.get("backbone") or run.get("model") or UNRECORDED_BACKBONE)
+
+
+def name_backbones(runs: list[dict]) -> None:
+    """Set `run["backbone"]` where one model name stands for more than one model: runs recorded
+    under the same `model` whose base weights or tokenizer differ (a folder replaced between runs, a
+    hub name that moved to a new revision, `./model` typed in two folders) were averaged into one
+    cell as seeds of one experiment. Each such run is named with its weights' hash (and its
+    tokenizer's, where only that differs), so that each model gets its own tables. A run recorded
+    before the hashes were is left under its name: nothing says which it was made on."""
+    made_on: dict[str, set[tuple[str, str | None]]] = {}
+    for run in runs:
+        if run.get("base_weights_hash_before"):
+            made_on.setdefault(str(run.get("model") or UNRECORDED_BACKBONE), set()).add(
+                (str(run["base_weights_hash_before"]), run.get("tokenizer_hash")))
+    for run in runs:
+        model = str(run.get("model") or UNRECORDED_BACKBONE)
+        models = made_on.get(model, set())
+        if len(models) < 2 or not run.get("base_weights_hash_before"):
+            continue
+        weights, tokenizer = str(run["base_weights_hash_before"]), run.get("tokenizer_hash")
+        by_tokenizer_too = len(models) > len({w for w, _ in models})  # two models that differ only in their tokenizer
+        run["backbone"] = f"{model} (weights {weights[:8]}" + (f", tokenizer {str(tokenizer)[:8]}" if by_tokenizer_too else "") + ")"
 
 
 def backbone_label(model: str) -> str:

@@ -15,10 +15,12 @@ from prune_cli import __version__, report, rundir
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
              threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
-             model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None) -> Path:
+             model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None,
+             made_on: tuple[str, str] | None = None) -> Path:
     """A run dir as prune-cli writes one. `version` is the prune-cli that recorded it, and `hold` the
     (hold_fraction, hold_theta_lr) of its resolved config: today's default's for adapt_by_pruning unless
-    given (None in a run made before the keys existed: then pass version="0.1.0" and hold=())."""
+    given (None in a run made before the keys existed: then pass version="0.1.0" and hold=()), and
+    `made_on` the (base weights, tokenizer) hashes it recorded (none: a run made before they were)."""
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     if hold is None and method == "adapt_by_pruning":
@@ -39,6 +41,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             **({"threads": threads} if threads is not None else {}),
             **({"steps": steps} if steps is not None else {}),
             **({"model": model} if model is not None else {}),
+            **({"base_weights_hash_before": made_on[0], "tokenizer_hash": made_on[1]} if made_on is not None else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -383,6 +386,34 @@ def test_runs_of_two_backbones_are_never_averaged_or_compared_together(tmp_path:
     assert "### sst2@bert-base-uncased, s=0.5" in markdown
     assert "| adapt_by_pruning (longer) | `method.prune_fraction=0.8` | 0.9100 | 1 | +1.0 (1) | -1.0 (1) |  |" in markdown
     assert "sst2@bert-base-uncased,adapt_by_pruning,,0.5," in (tmp_path / "report.csv").read_text()
+
+
+def test_runs_under_one_model_name_made_on_different_weights_or_tokenizers_are_never_averaged(tmp_path: Path):
+    """The backbone was the model's name as typed: runs of `bert-base-uncased` before and after the hub
+    moved it to a new revision (or of a folder replaced between two runs) were averaged into one cell
+    as two seeds of one experiment. Runs recorded before the hashes existed stay under the name."""
+    bert, first, second = "bert-base-uncased", ("1a2b3c4d" * 8, "aa" * 32), ("9f8e7d6c" * 8, "aa" * 32)
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model=bert, made_on=first)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.82, model=bert, made_on=first)
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.70, model=bert, made_on=second)
+    fake_run(tmp_path, "d", "adapt_by_pruning", 0.5, 4, 0.75, model=bert, made_on=(first[0], "bb" * 32))  # only its tokenizer differs
+    groups, _, _ = report.build(tmp_path)
+    cells = {g.task: g.values for g in groups}
+    assert cells == {"sst2@bert-base-uncased (weights 1a2b3c4d, tokenizer aaaaaaaa)": (0.80, 0.82),
+                     "sst2@bert-base-uncased (weights 9f8e7d6c, tokenizer aaaaaaaa)": (0.70,),
+                     "sst2@bert-base-uncased (weights 1a2b3c4d, tokenizer bbbbbbbb)": (0.75,)}
+    assert "`bert-base-uncased (weights 9f8e7d6c, tokenizer aaaaaaaa)` (1 run)" in (tmp_path / "report.md").read_text()
+
+    other = tmp_path / "weights-only"
+    fake_run(other, "a", "adapt_by_pruning", 0.5, 1, 0.80, model=bert, made_on=first)
+    fake_run(other, "c", "adapt_by_pruning", 0.5, 3, 0.70, model=bert, made_on=second)
+    fake_run(other, "e", "adapt_by_pruning", 0.5, 5, 0.60, model=bert)  # recorded before the hashes: under the name alone
+    assert sorted(g.task for g in report.build(other)[0]) == ["sst2@bert-base-uncased", "sst2@bert-base-uncased (weights 1a2b3c4d)",
+                                                            "sst2@bert-base-uncased (weights 9f8e7d6c)"]
+    same = tmp_path / "one-model"
+    fake_run(same, "a", "adapt_by_pruning", 0.5, 1, 0.80, model=bert, made_on=first)
+    fake_run(same, "b", "adapt_by_pruning", 0.5, 2, 0.82, model=bert, made_on=first)
+    assert [(g.task, g.values) for g in report.build(same)[0]] == [("sst2", (0.80, 0.82))]
 
 
 def test_a_report_of_one_backbone_names_it_once_and_keeps_plain_task_tables(tmp_path: Path):
