@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, refuse_chdir,
-                              register_resolvers, searchpath_overrides, sweep_jobs)
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, parse_overrides,
+                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,20 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
+        _require_models_here(sweep_dir, sweep_jobs(overrides, launch_settings(overrides)))
         _check_sweep(overrides, launch_settings(overrides))
         return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
+
+
+def _require_models_here(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> None:
+    """Each model folder a continued sweep's jobs name is still there (read from the folder the sweep
+    was launched in); else what to do, which is not what a new run is told ("pass a Hugging Face
+    model name or a local folder"): a sweep goes on with the overrides it was launched with."""
+    for job in jobs:
+        for override in parse_overrides(job):
+            if override.key_or_group == "model.name_or_path" and isinstance(override.value(), str):
+                model = override.value()
+                runner.require_base_model_here(sweep_dir, model, runner.moved_model_way_back(model, "to continue the sweep"))
 
 
 def _check_sweep(overrides: Sequence[str], settings: DictConfig) -> None:

@@ -467,6 +467,12 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
 MOVED_MODEL_FOR_READERS = "point --model at where that model is now (its weights and tokenizer are checked against the run's)"
 
 
+def moved_model_way_back(name_or_path: str, to_do: str) -> str:
+    """What `--resume` of a run or a sweep, which go on with the config they were made with, says to
+    do about a model folder moved away: `require_base_model_here`'s remedy."""
+    return f"put that model back there, or link it there (ln -s <where it is now> {name_or_path}), {to_do}"
+
+
 def require_base_model_here(run_dir: Path, name_or_path: str, remedy: str = MOVED_MODEL_FOR_READERS) -> None:
     """A run whose base model folder is gone (moved, or the run copied to another machine) says so
     and what to do: a finished run's readers take `--model`; the generic answer ("pass a Hugging
@@ -542,8 +548,7 @@ def _resume_held(run_dir: Path) -> float:
     """`resume` once its run directory is held: the run's own log goes on in its run.log."""
     cfg = rundir.load_complete_config(run_dir)
     # a run goes on with the config it was made with, so its model is found where that says
-    require_base_model_here(run_dir, str(cfg.model.name_or_path),
-                            f"put that model back there, or link it there (ln -s <where it is now> {cfg.model.name_or_path}), to resume")
+    require_base_model_here(run_dir, str(cfg.model.name_or_path), moved_model_way_back(str(cfg.model.name_or_path), "to resume"))
     handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

@@ -154,6 +154,25 @@ def test_a_stopped_run_whose_model_folder_moved_says_how_to_resume_and_resumes_o
     assert read_metrics(in_tmp / "stopped")["resumed_from"]["steps_done"] > 0
 
 
+def test_a_sweep_whose_model_folder_moved_says_how_to_continue_it(in_tmp: Path, tiny_model_dir: Path):
+    """A continued sweep goes on with the overrides it was launched with, yet a model folder moved away
+    was answered as a new run's typo: "pass a Hugging Face model name or a local folder"."""
+    from conftest import folder_snapshot
+
+    model = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    assert run_cli("adapt", "-m", "sparsity=0.3,0.5", *tiny_overrides(model), "hydra.sweep.dir=sweep").exit_code == 0
+    shutil.rmtree(sorted((in_tmp / "sweep").rglob("metrics.json"))[1].parent)  # a job still to run
+    model.rename(in_tmp / "moved")
+    before = folder_snapshot(in_tmp / "sweep")
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "sweep")), f"was made on the model folder {model}, which is not there now",
+                          "to continue the sweep")
+    assert folder_snapshot(in_tmp / "sweep") == before
+    (in_tmp / "moved").rename(model)
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert result.exit_code == 0, result.output
+    assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2
+
+
 def test_checkpoint_kept_on_request(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("adapt", "checkpoint.every_steps=2", "checkpoint.keep=true", *tiny_overrides(tiny_model_dir, steps=6))
     assert result.exit_code == 0, result.output
