@@ -64,7 +64,9 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     try:
         config = AutoConfig.from_pretrained(path)
     except Exception as exc:
-        raise UserError(f"cannot load a model config from {path!r}: {first_line(exc)}") from None
+        # a hub name on a machine without the hub: every command that loads a model takes --model, a finished run's readers too
+        where = "" if looks_local(path) else "; without the hub, pass a local copy of that model with --model <folder>"
+        raise UserError(f"cannot load a model config from {path!r}: {first_line(exc).rstrip('.')}{where}") from None
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
         raise UserError(f"{path!r} is a '{config.model_type}' model; prune-cli needs a BERT-family encoder")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -529,6 +530,26 @@ def test_a_run_whose_base_model_moved_names_model_and_loads_from_where_it_is_now
     other = _own_model_copy(tiny_model_dir, in_tmp / "other")
     _nudge_base_weights(other)
     assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out2"), "--model", str(other)), "was learned on base weights")
+
+
+def test_a_run_made_on_a_hub_model_is_read_without_the_hub_from_a_local_copy(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
+    """A run made where the hub was reachable (its config names `org/bert`), read on a machine without
+    it: the error says how to go on, and --model with a local copy of the same model does."""
+    import subprocess
+    import sys
+
+    config = finished_run / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace(str(tiny_model_dir), "some-org/some-bert"))
+    # a process of its own, offline from its start (huggingface_hub reads HF_HUB_OFFLINE when first imported)
+    done = subprocess.run([sys.executable, "-m", "prune_cli.cli", "evaluate", str(finished_run)], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    [line] = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert line.startswith("error: cannot load a model config from 'some-org/some-bert': "), line  # then transformers' reason
+    assert line.endswith("; without the hub, pass a local copy of that model with --model <folder>"), line
+    result = run_cli("evaluate", str(finished_run), "--model", str(tiny_model_dir))
+    assert result.exit_code == 0, result.output
+    assert "│ yes" in result.output
 
 
 def test_a_run_recorded_before_its_tokenizer_was_fingerprinted_is_still_read(finished_run: Path):
