@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -32,8 +33,13 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
 
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+    from prune_cli.backbone import tokenizer_hash
+
     model = AutoModelForSequenceClassification.from_pretrained(str(in_tmp / "hf"), trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(in_tmp / "hf"))
+    # the folder says what the run was made on, and its tokenizer is the one the run read its text with
+    provenance = json.loads((in_tmp / "hf" / export.MANIFEST_FILE).read_text())
+    assert provenance["tokenizer_hash"] == tokenizer_hash(tokenizer) == rundir.load_run_record(run_dir)["tokenizer_hash"]
     # The raw outputs equal prune-cli's own forward pass on the run's weights.
     from prune_cli.runner import load_encoder, restore
 
