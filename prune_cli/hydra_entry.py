@@ -110,8 +110,9 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
-        _require_models_here(sweep_dir, sweep_jobs(overrides, launch_settings(overrides)))
-        _check_sweep(overrides, launch_settings(overrides))
+        settings = launch_settings(overrides)
+        _require_models_here(sweep_dir, sweep_jobs(overrides, settings))
+        _check_sweep(overrides, settings)
         return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
 
 
