@@ -13,6 +13,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
 from prune_cli import plots, recipes, rundir
+from prune_cli.backbone import looks_local
 from prune_cli.data import HOLDOUT
 from prune_cli.errors import UserError, first_line
 
@@ -244,25 +246,41 @@ def backbone(run: dict) -> str:
 
 
 def name_backbones(runs: list[dict]) -> None:
-    """Set `run["backbone"]` where one model name stands for more than one model: runs recorded
-    under the same `model` whose base weights or tokenizer differ (a folder replaced between runs, a
-    hub name that moved to a new revision, `./model` typed in two folders) were averaged into one
-    cell as seeds of one experiment. Each such run is named with its weights' hash (and its
-    tokenizer's, where only that differs), so that each model gets its own tables. A run recorded
-    before the hashes were is left under its name: nothing says which it was made on."""
-    made_on: dict[str, set[tuple[str, str | None]]] = {}
+    """Set `run["backbone"]`, the model a run pruned as the report names it, from the model's name as
+    typed (metrics.json's `model`) and the base weights and tokenizer it recorded:
+
+    - one model under several names (`packaged:all-MiniLM-L6-v2` and that package's folder, `./model`
+      typed in two folders) is one backbone, named by its hub (or packaged) name where it has one,
+      else its most used name: fine-tuning run under one name is the reference of pruning under
+      the other;
+    - several models under one name (a folder replaced between runs, a hub name that moved to a new
+      revision) are as many backbones, named with their weights' hash (and tokenizer's, where only
+      that differs): they were averaged into one cell as seeds of one experiment.
+
+    A run recorded before the hashes were keeps its name: nothing says which model it was."""
+    names: dict[tuple[str, Any], Counter[str]] = {}
     for run in runs:
         if run.get("base_weights_hash_before"):
-            made_on.setdefault(str(run.get("model") or UNRECORDED_BACKBONE), set()).add(
-                (str(run["base_weights_hash_before"]), run.get("tokenizer_hash")))
+            names.setdefault(_made_on(run), Counter())[str(run.get("model") or UNRECORDED_BACKBONE)] += 1
+    canonical = {identity: min(counts, key=lambda name: (looks_local(name), -counts[name], name)) for identity, counts in names.items()}
+    models_named: dict[str, set[tuple[str, Any]]] = {}
+    for identity, name in canonical.items():
+        models_named.setdefault(name, set()).add(identity)
     for run in runs:
-        model = str(run.get("model") or UNRECORDED_BACKBONE)
-        models = made_on.get(model, set())
-        if len(models) < 2 or not run.get("base_weights_hash_before"):
+        if not run.get("base_weights_hash_before"):
             continue
-        weights, tokenizer = str(run["base_weights_hash_before"]), run.get("tokenizer_hash")
-        by_tokenizer_too = len(models) > len({w for w, _ in models})  # two models that differ only in their tokenizer
-        run["backbone"] = f"{model} (weights {weights[:8]}" + (f", tokenizer {str(tokenizer)[:8]}" if by_tokenizer_too else "") + ")"
+        identity = _made_on(run)
+        name, models = canonical[identity], models_named[canonical[identity]]
+        if len(models) < 2:
+            run["backbone"] = name
+            continue
+        by_tokenizer_too = len(models) > len({weights for weights, _ in models})  # two models that differ only in their tokenizer
+        run["backbone"] = f"{name} (weights {identity[0][:8]}" + (f", tokenizer {str(identity[1])[:8]}" if by_tokenizer_too else "") + ")"
+
+
+def _made_on(run: dict) -> tuple[str, Any]:
+    """The model a run was made on, as its record fingerprints it: (base weights' hash, tokenizer's hash)."""
+    return str(run["base_weights_hash_before"]), run.get("tokenizer_hash")
 
 
 def backbone_label(model: str) -> str:
@@ -285,9 +303,19 @@ def backbones_line(runs: list[dict]) -> list[str]:
     counts = Counter(backbone(run) for run in runs)
     if not counts or set(counts) == {UNRECORDED_BACKBONE}:  # no complete run (all stopped or failed): no model to name
         return []
+    typed: dict[str, set[str]] = {}
+    for run in runs:
+        typed.setdefault(backbone(run), set()).add(str(run.get("model") or UNRECORDED_BACKBONE))
+
+    def also(model: str) -> str:
+        """The other names the backbone's runs recorded (`name_backbones` found them one model)."""
+        others = sorted(typed[model] - {model.split(" (weights ")[0]})
+        return f" (also recorded as {', '.join(f'`{name}`' for name in others)})" if others else ""
+
     if len(counts) == 1:
-        return [f"Backbone of every run: `{next(iter(counts))}`.", ""]
-    listed = ", ".join(f"`{model}` ({n} run{'s' if n > 1 else ''})" for model, n in sorted(counts.items(), key=lambda kv: backbone_label(kv[0])))
+        return [f"Backbone of every run: `{next(iter(counts))}`{also(next(iter(counts)))}.", ""]
+    listed = ", ".join(f"`{model}` ({n} run{'s' if n > 1 else ''}){also(model)}"
+                       for model, n in sorted(counts.items(), key=lambda kv: backbone_label(kv[0])))
     return [f"Backbones: {listed}. Each has its own tables (`<task>@<backbone>`); no run is averaged or compared "
             "with another backbone's.", ""]
 

@@ -416,6 +416,22 @@ def test_runs_under_one_model_name_made_on_different_weights_or_tokenizers_are_n
     assert [(g.task, g.values) for g in report.build(same)[0]] == [("sst2", (0.80, 0.82))]
 
 
+def test_one_model_recorded_under_two_names_is_one_backbone_named_by_its_hub_name(tmp_path: Path):
+    """The packaged MiniLM typed as `packaged:...` for fine-tuning and as its folder for pruning made two
+    backbones, each table without the other's runs: no margin over fine-tuning, two plots. The same
+    weights and tokenizer are one model; its hub (or packaged) name names it, and the others are listed."""
+    minilm, folder, made_on = "packaged:all-MiniLM-L6-v2", "/opt/models/all-MiniLM-L6-v2", ("1a2b3c4d" * 8, "aa" * 32)
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model=folder, made_on=made_on)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.82, model=folder, made_on=made_on)
+    fake_run(tmp_path, "c", "finetune", 0.0, 1, 0.86, model=minilm, made_on=made_on)
+    groups, _, written = report.build(tmp_path)
+    assert [(g.task, g.method, g.values) for g in groups] == [("sst2", "adapt_by_pruning", (0.80, 0.82)), ("sst2", "finetune", (0.86,))]
+    markdown = (tmp_path / "report.md").read_text()
+    assert f"Backbone of every run: `{minilm}` (also recorded as `{folder}`)." in markdown
+    assert "- vs fine-tuning: s=0.5: -5.0 (n=2 vs 1)" in markdown
+    assert [p.name for p in written[2:]] == ["report_sst2.png"]
+
+
 def test_a_report_of_one_backbone_names_it_once_and_keeps_plain_task_tables(tmp_path: Path):
     fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, model="/models/my bert/")
     fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.82, model="/models/my bert/")
