@@ -135,7 +135,8 @@ MODEL = typer.Option(None, "--model", help="Model config name (configs/model), H
 SEED = typer.Option(None, "--seed", help="Random seed; comma list sweeps with -m.")
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")
 RUN_BASE_MODEL = typer.Option(None, "--model", help="Load the run's base model from here (its folder moved, or a local copy of its hub "
-                                                    "model); it must have the weights and tokenizer the run was made with, which are checked.")
+                                                    "model; a model config's name, such as minilm, names its model); it must have the "
+                                                    "weights and tokenizer the run was made with, which are checked.")
 
 
 @app.command(cls=StrictOptions, context_settings=PASS_THROUGH)

@@ -26,7 +26,7 @@ import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.backbone import PACKAGED_MINILM, base_weights_hash, load_backbone, looks_local, resolve_model_path, tokenizer_hash
-from prune_cli.config import check_config, compose
+from prune_cli.config import check_config, compose, group_options
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
@@ -447,8 +447,8 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     where the run says fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_complete_config(run_dir)
-    if model is not None:
-        cfg.model.name_or_path = model
+    if model is not None:  # a model config's name (minilm) is its model, as `adapt --model minilm` reads it
+        cfg.model.name_or_path = compose([f"model={model}"]).model.name_or_path if model in group_options("model") else model
     else:
         require_base_model_here(run_dir, str(cfg.model.name_or_path))
     if data_dir is not None:

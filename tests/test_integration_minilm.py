@@ -53,6 +53,8 @@ def test_minilm_sst2_slice_end_to_end(in_tmp: Path, minilm: str, glue: Path):
     from prune_cli.runner import evaluate
 
     assert evaluate(run_dir) == metrics["metrics"]
+    # the packaged model named by its config (as `adapt --model minilm` takes it) or by its folder is the run's own
+    assert evaluate(run_dir, model="minilm") == evaluate(run_dir, model=minilm) == metrics["metrics"]
     # the exported folder, loaded by plain transformers, scores exactly the same
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check")
     assert result.exit_code == 0, result.output
