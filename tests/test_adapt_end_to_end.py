@@ -424,8 +424,14 @@ def test_a_sweep_over_two_backbones_reports_each_on_its_own(in_tmp: Path, tiny_m
     (`sst2@<backbone>`), never averaging A's seed with B's, and a `--model` word is no recipe change."""
     import shutil
 
+    from safetensors.torch import load_file, save_file
+
     other = tmp_path / "other-bert"
     shutil.copytree(tiny_model_dir, other)
+    # another model (a copy of the same weights would be the same backbone under a second name)
+    weights = load_file(str(other / "model.safetensors"))
+    save_file({name: tensor + 0.5 if name.endswith("LayerNorm.bias") else tensor for name, tensor in weights.items()},
+              str(other / "model.safetensors"), metadata={"format": "pt"})
     overrides = [o for o in tiny_overrides(tiny_model_dir, steps=2) if not o.startswith("model.")]
     result = run_cli("adapt", "-m", "--task", "sst2", "--model", f"{tiny_model_dir},{other}", *overrides)
     assert result.exit_code == 0, result.output
