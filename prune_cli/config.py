@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -381,8 +381,11 @@ def sweep_jobs(overrides: Sequence[str], settings: DictConfig) -> list[list[str]
     return jobs
 
 
-def check_jobs(jobs: Sequence[Sequence[str]]) -> None:
-    """Compose and check every job of a sweep (`sweep_jobs`) before any starts.
+def check_jobs(jobs: Sequence[Sequence[str]], check_first: Callable[[DictConfig], None] | None = None,
+               continuing: bool = False) -> None:
+    """Compose and check every job of a sweep (`sweep_jobs`) before any starts; `check_first` runs on
+    each composed job before the usual checks (`compose`), and `continuing` says the sweep has run
+    before (`adapt --resume SWEEP`), so its finished jobs are not "not started".
 
     Checking the first combination alone let a bad later one (another run's mask at a different
     sparsity, a hold that no longer fits a longer ramp) fail only when its turn came, hours into
@@ -391,7 +394,7 @@ def check_jobs(jobs: Sequence[Sequence[str]]) -> None:
     failures: list[tuple[int, Sequence[str], UserError]] = []
     for number, job in enumerate(jobs):
         try:
-            compose(job)
+            compose(job, check_first)
         except UserError as error:
             failures.append((number, job, error))
     if failures:
@@ -399,7 +402,8 @@ def check_jobs(jobs: Sequence[Sequence[str]]) -> None:
         settings = " ".join(entry for entry in job if any(entry not in other for other in jobs))
         others = len(failures) - 1
         also = f" ({others} other job{'s' if others > 1 else ''} of {len(jobs)} fail{'' if others > 1 else 's'} too)" if others else ""
-        raise UserError(f"sweep job {number} ({settings or 'its settings'}): {error}{also}; no job has started")
+        outcome = "no job was run again" if continuing else "no job has started"
+        raise UserError(f"sweep job {number} ({settings or 'its settings'}): {error}{also}; {outcome}")
 
 
 def _check_given_once(override: Any, given: dict[tuple[str, str | None], Any]) -> None:
@@ -852,10 +856,14 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
         raise UserError(f"invalid configuration: {hydra_error_line(exc)}") from None
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config like a run would, without starting one (show-config, scripts, tests)."""
+def compose(overrides: Sequence[str] = (), check_first: Callable[[DictConfig], None] | None = None) -> DictConfig:
+    """Compose the config like a run would, without starting one (show-config, scripts, tests).
+    `check_first` sees the composed config before the usual checks: a caller whose answer to a
+    problem differs from a new run's (a continued sweep's moved model folder) gives it there."""
     check_overrides(overrides, sweep_hint=SWEEP_NOT_HERE_COMPOSE)
     cfg = _hydra_compose(overrides)
+    if check_first is not None:
+        check_first(cfg)
     check_added_keys(overrides, cfg)
     check_config(cfg)
     return cfg

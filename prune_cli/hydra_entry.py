@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings, parse_overrides,
+                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
                               refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs)
 from prune_cli.errors import RunInterrupted, UserError
 
@@ -111,27 +111,27 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
         settings = launch_settings(overrides)
-        _require_models_here(sweep_dir, sweep_jobs(overrides, settings))
-        _check_sweep(overrides, settings)
+        _check_sweep(overrides, settings, _model_still_there(sweep_dir))
         return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
 
 
-def _require_models_here(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> None:
-    """Each model folder a continued sweep's jobs name is still there (read from the folder the sweep
-    was launched in); else what to do, which is not what a new run is told ("pass a Hugging Face
-    model name or a local folder"): a sweep goes on with the overrides it was launched with."""
-    for job in jobs:
-        for override in parse_overrides(job):
-            if override.key_or_group == "model.name_or_path" and isinstance(override.value(), str):
-                model = override.value()
-                runner.require_base_model_here(sweep_dir, model, runner.moved_model_way_back(model, "to continue the sweep"))
+def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:
+    """A check that a continued sweep's job still finds its model folder (read from the folder the
+    sweep was launched in), whether an override, an experiment file or a model option of the
+    user's named it; else what to do, which is not what a new run is told ("pass a Hugging Face
+    model name or a local folder"): a sweep goes on with the settings it was launched with."""
+    def check(cfg: DictConfig) -> None:
+        model = str(cfg.model.name_or_path)
+        runner.require_base_model_here(sweep_dir, model, runner.moved_model_way_back(model, "to continue the sweep"))
+    return check
 
 
-def _check_sweep(overrides: Sequence[str], settings: DictConfig) -> None:
-    """Every job of the sweep composed and checked before any starts (a status line while it takes)."""
+def _check_sweep(overrides: Sequence[str], settings: DictConfig, continued_model_check: Callable[[DictConfig], None] | None = None) -> None:
+    """Every job of the sweep composed and checked before any starts (a status line while it takes);
+    a continued sweep's jobs also find their model (`_model_still_there`)."""
     jobs = sweep_jobs(overrides, settings)
     with display.checking(f"checking the settings of the sweep's {len(jobs)} jobs"):
-        check_jobs(jobs)
+        check_jobs(jobs, continued_model_check, continuing=continued_model_check is not None)
 
 
 @contextlib.contextmanager

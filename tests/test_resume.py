@@ -173,6 +173,34 @@ def test_a_sweep_whose_model_folder_moved_says_how_to_continue_it(in_tmp: Path, 
     assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2
 
 
+def test_a_sweep_whose_model_an_experiment_file_named_moved_says_how_to_continue_it(in_tmp: Path, tiny_model_dir: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch):
+    """The model of a continued sweep may come from a file, not an override: a user's experiment
+    (or model option) names it. Reading only the overrides missed it, and the moved folder was
+    answered as a new run's typo ("does not exist; pass a Hugging Face model name or a local folder")."""
+    from conftest import folder_snapshot
+
+    model = shutil.copytree(tiny_model_dir, in_tmp / "model")
+    own = in_tmp / "own_configs"
+    (own / "experiment").mkdir(parents=True)
+    (own / "experiment" / "on_my_model.yaml").write_text(f"# @package _global_\nmodel:\n  name_or_path: {model}\n")
+    monkeypatch.setenv("PRUNE_CLI_CONFIG_PATH", str(own))
+    overrides = [o for o in tiny_overrides(model) if not o.startswith("model.name_or_path=")]
+    assert run_cli("adapt", "-m", "+experiment=on_my_model", "sparsity=0.3,0.5", *overrides, "hydra.sweep.dir=sweep").exit_code == 0
+    shutil.rmtree(sorted((in_tmp / "sweep").rglob("metrics.json"))[1].parent)  # a job still to run
+    model.rename(in_tmp / "moved")
+    before = folder_snapshot(in_tmp / "sweep")
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert_one_line_error(result, f"was made on the model folder {model}, which is not there now", "to continue the sweep",
+                          "no job was run again")
+    assert "no job has started" not in result.output, "two of the sweep's jobs had run"
+    assert folder_snapshot(in_tmp / "sweep") == before
+    (in_tmp / "moved").rename(model)
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert result.exit_code == 0, result.output
+    assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2
+
+
 def test_checkpoint_kept_on_request(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("adapt", "checkpoint.every_steps=2", "checkpoint.keep=true", *tiny_overrides(tiny_model_dir, steps=6))
     assert result.exit_code == 0, result.output
