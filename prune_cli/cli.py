@@ -194,7 +194,8 @@ def evaluate(
         differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision, model=model)
         if len(run_dirs) > 1:
             display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
-                                  + "".join(f"\n  differs: {run_dir}" for run_dir in differing), highlight=False)
+                                  + "".join(f"\n  differs: {run_dir}{' (scored on other rows)' if other else ''}"
+                                            for run_dir, other in differing), highlight=False)
 
     guarded(work, debug)
 

@@ -16,6 +16,8 @@ error naming the file and line, never skipped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import math
 import os
@@ -52,6 +54,15 @@ class Examples:
     def first(self, limit: int | None) -> "Examples":
         """The first `limit` rows (all of them for None or 0): how `data.max_*_samples` cut a split."""
         return Examples(self.texts[:limit], self.labels[:limit], self.source) if limit else self
+
+    def rows_sha256(self) -> str:
+        """A fingerprint of the rows (each one's texts and label), in any order: a run's metrics.json
+        keeps it for the rows it was scored on, so a re-score can tell other data (a GLUE folder
+        replaced or edited, the hub's copy where a TSV was read) from another result. Order is left
+        out: the same rows read in another order give the same scores."""
+        rows = sorted(hashlib.sha256(json.dumps([list(texts), float(label)]).encode()).digest()
+                      for texts, label in zip(self.texts, self.labels))
+        return hashlib.sha256(b"".join(rows)).hexdigest()
 
 
 SKIPPED = Examples([], [], "skipped")  # the training split of a run re-scored, not trained

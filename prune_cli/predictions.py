@@ -6,7 +6,7 @@ each `index<TAB>prediction`, where a prediction is the label as GLUE writes it (
 
 `--split dev` writes the same format for the dev set(s), plus the gold label, so that the
 predictions behind a run's dev score can be read row by row (error analysis); their metrics are
-the run's `metrics.json` figures.
+the run's `metrics.json` figures, and rows other than those the run was scored on are refused.
 
 Every target file is checked, and every run's data read, before any model is loaded: an existing
 file is never overwritten, two runs may not write the same name, and a missing test file stops
@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, restore, stored_config, use_configured_threads
+from prune_cli.runner import encode_split, load_encoder, other_rows, restore, scored_on, stored_config, use_configured_threads
 from prune_cli.training import pick_device, predict
 
 SPLITS = ("test", "dev")
@@ -112,6 +112,10 @@ class _Job:
             self.inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(self.task, data_cfg).items()}
         else:  # the rows the run was scored on: its dev split(s) or held-out rows, cut at data.max_eval_samples as the run was
             dev = data.load_task_data(self.task, data_cfg, with_train=False).dev
+            differs = other_rows(rundir.load_run_record(self.run_dir).get("scored_on"), scored_on(self.cfg, dev))
+            if differs:
+                raise UserError(f"--split dev writes the rows behind {self.run_dir}'s score, but {differs[0]}; point --data-dir "
+                                "at the data the run was scored on")
             cut = {key: ex.first(self.cfg.data.max_eval_samples) for key, ex in dev.items()}
             self.inputs = {key: ([str(i) for i in range(len(ex))], ex) for key, ex in cut.items()}
 

@@ -62,6 +62,8 @@ CHECKPOINT = Path("checkpoint")
 CHECKPOINT_STATE = CHECKPOINT / "state.pt"
 CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
+WRITTEN_DIGESTS = "file_sha256"  # metrics.json: each file a run is put back together from, by name, with its SHA-256
+DIGESTED = (MASK, ENCODER, HEAD)
 # In a sweep folder: one file per dense reference run, claimed by the first job that runs it
 SWEEP_CLAIMS = Path(".dense_references")
 # In a sweep folder: one file per job folder, claimed by the first job sent there; and one file
@@ -462,13 +464,48 @@ def require_scored_with(run_dir: Path, algorithm: str) -> None:
                             "it would be scored with that file of another run: remove it")
 
 
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def written_digests(run_dir: Path) -> dict[str, str]:
+    """The SHA-256 of each of `DIGESTED` the run wrote, for its metrics.json (written after them)."""
+    return {name: file_sha256(run_dir / name) for name in DIGESTED if (run_dir / name).is_file()}
+
+
+def require_as_written(run_dir: Path, name: str) -> None:
+    """A finished run's mask, trained weights or head is the file the run wrote, as its metrics.json
+    records it (`written_digests`). Why: every one of them loads as long as its shapes fit, so
+    another run's head copied in, a mask from another seed, or a file half-synced from elsewhere
+    was scored, exported and served under this run's name and record; only `evaluate`'s "same"
+    column could show it. A run written before the record held digests (or without metrics.json,
+    which its readers refuse on their own) has nothing to compare."""
+    if not (run_dir / METRICS).is_file():
+        return
+    recorded = load_run_record(run_dir).get(WRITTEN_DIGESTS) or {}
+    for file, digest in recorded.items():
+        if not is_kind(digest, TEXT):
+            raise UserError(f"{run_dir / METRICS} has {digest!r} for '{file}' under '{WRITTEN_DIGESTS}', not {TEXT}; it was edited")
+    expected = recorded.get(name)
+    if expected is None:
+        return
+    now = file_sha256(run_dir / name)
+    if now != expected:
+        raise UserError(f"{run_dir / name} is not the file this run wrote (its SHA-256 is {now[:12]}…, where {METRICS} records "
+                        f"{expected[:12]}…): it was replaced, cut short or changed after the run finished; put the run's own file back, "
+                        "or run the job again")
+
+
 def require_mask(run_dir: Path, needs: str) -> Path:
-    """The run's mask file. A finished dense reference (fine-tuning, feature extraction) has none,
-    and saying so beats pointing at runs below it; a folder of runs names one of them."""
+    """The run's mask file, as the run wrote it (`require_as_written`). A finished dense reference
+    (fine-tuning, feature extraction) has none, and saying so beats pointing at runs below it; a
+    folder of runs names one of them."""
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory")
     path = run_dir / MASK
     if path.is_file():
+        require_as_written(run_dir, MASK)
         return path
     if (run_dir / METRICS).is_file():
         metrics = load_metrics(run_dir)
@@ -698,7 +735,7 @@ RECORD_FIELDS = {
     "steps": (WHOLE, False), "train_examples": (WHOLE, False), "train_seconds": (NUMBER, False),
     "num_kept": (WHOLE, False), "num_maskable": (WHOLE, False), "method_details": (OBJECT, False),
     "scored_on": (OBJECT, False), "versions": (OBJECT, False), "base_weights_hash_before": (TEXT, False),
-    "tokenizer_hash": (TEXT, False),
+    "tokenizer_hash": (TEXT, False), WRITTEN_DIGESTS: (OBJECT, False),
 }
 
 

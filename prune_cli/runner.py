@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -113,8 +113,10 @@ def sequence_length(cfg: DictConfig, tokenizer) -> int:
 
 
 def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
-    """Cheap check before any model is loaded: the manifest says which task the mask was made for."""
+    """Cheap check before any model is loaded: the mask is the one the run wrote, and its manifest
+    says which task it was made for."""
     if (run_dir / rundir.MASK).exists():
+        rundir.require_as_written(run_dir, rundir.MASK)
         made_for = mask_format.read_manifest(run_dir / rundir.MASK).get("task")
         if made_for not in (None, cfg.task.name):
             raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
@@ -146,9 +148,17 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
 
     train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
-    # rows scored, and the split's rows before data.max_eval_samples: readers (the model card) can tell a cut that bites
-    scored_on = {split: {"source": ex.source, "rows": len(dev[split]), "split_rows": len(ex)} for split, ex in task_data.dev.items()}
-    return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device, scored_on=scored_on)
+    return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device,
+                    scored_on=scored_on(cfg, task_data.dev))
+
+
+def scored_on(cfg: DictConfig, dev: Mapping[str, data.Examples]) -> dict[str, dict[str, Any]]:
+    """metrics.json's `scored_on`: for each split scored, where its rows came from, how many were
+    scored (after data.max_eval_samples) of how many (readers such as the model card can tell a cut
+    that bites), and the scored rows' fingerprint (`other_rows` compares it on a re-score)."""
+    limit = cfg.data.max_eval_samples
+    return {split: {"source": ex.source, "rows": len(ex.first(limit)), "split_rows": len(ex), "rows_sha256": ex.first(limit).rows_sha256()}
+            for split, ex in dev.items()}
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -298,6 +308,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "base_weights_hash_after": hash_after,
         "base_weights_unchanged": hash_after == prepared.base_hash,
         "tokenizer_hash": read_by,
+        rundir.WRITTEN_DIGESTS: rundir.written_digests(run_dir),
         "method_details": result.extra,
         "device": str(prepared.device),
         "threads": torch.get_num_threads(),  # intra-op threads this run used (config null: torch's default)
@@ -401,6 +412,7 @@ def load_run_encoder(run_dir: Path, encoder: MaskedEncoder, device: torch.device
     and shape: a truncated file or one of another model was a traceback from safetensors or from the
     first forward pass."""
     path = run_dir / rundir.ENCODER
+    rundir.require_as_written(run_dir, rundir.ENCODER)
     try:
         trained = load_tensors(str(path), device=str(device))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad file
@@ -423,12 +435,14 @@ def load_run_mask(run_dir: Path, encoder: MaskedEncoder, base_hash: str, device:
     """The run's mask, checked against the loaded base model (None for a run without one)."""
     if not (run_dir / rundir.MASK).exists():
         return None
+    rundir.require_as_written(run_dir, rundir.MASK)
     loaded = mask_format.load_mask(run_dir / rundir.MASK, encoder.shapes, base_hash)
     return {n: m.to(device) for n, m in loaded.masks.items()}
 
 
 def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device: torch.device) -> torch.nn.Module:
     head = new_head(encoder, data.num_outputs(OmegaConf.to_container(cfg.task, resolve=True)), cfg.head).to(device)
+    rundir.require_as_written(run_dir, rundir.HEAD)
     try:
         head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(device)))
     except Exception as exc:
@@ -509,32 +523,56 @@ def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = No
     """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
     (`data_dir`, `device`, `precision` and `model` override the run's own: `stored_config`)."""
     cfg = stored_config(run_dir, data_dir, device, precision, model)
-    return _rescore(run_dir, cfg, rundir.load_run_record(run_dir)["metrics"])[0]
+    return _rescore(run_dir, cfg, rundir.load_run_record(run_dir))[0]
 
 
-def _rescore(run_dir: Path, cfg: DictConfig, stored: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    """Score a finished run under `cfg` (its `stored_config`) and print it beside `stored`, the
-    figures its checked record holds; returns (metrics now, metrics stored)."""
+def other_rows(scored_then: Any, scored_now: dict[str, dict[str, Any]]) -> list[str]:
+    """What differs between the rows a run was scored on (its record's `scored_on`) and the rows
+    scored now, one phrase per split whose fingerprints (`Examples.rows_sha256`) differ. A record
+    made before the fingerprint was kept has nothing to compare."""
+    differs = []
+    for split, now in scored_now.items():
+        then = scored_then.get(split) if isinstance(scored_then, dict) else None
+        if not isinstance(then, dict) or not isinstance(then.get("rows_sha256"), str) or then["rows_sha256"] == now["rows_sha256"]:
+            continue
+        if then.get("source") == now["source"]:
+            differs.append(f"the {split} rows of {now['source']} have changed since the run was scored on them "
+                           f"({then.get('rows', '?')} rows then, {now['rows']} now)")
+        else:
+            differs.append(f"the {split} rows scored now ({now['rows']} rows of {now['source']}) are not the rows the run was "
+                           f"scored on ({then.get('rows', '?')} rows of {then.get('source', '?')})")
+    return differs
+
+
+def _rescore(run_dir: Path, cfg: DictConfig, record: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """Score a finished run under `cfg` (its `stored_config`) and print it beside the figures its
+    checked `record` holds, saying first where the rows scored differ from the run's (`other_rows`):
+    a figure that then differs is the data's doing, not the run's. Returns (metrics now, metrics
+    stored, how the rows differ)."""
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.tokenizer, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
+    differs = other_rows(record.get("scored_on"), prepared.scored_on)
     display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
-    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=stored))
-    return metrics, stored
+    for difference in differs:
+        display.console.print(display.line(("other data: ", "yellow"), f"{difference}: a figure that differs is the data's doing, not the run's"), highlight=False)
+    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=record["metrics"]))
+    return metrics, record["metrics"], differs
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
-                  precision: str | None = None, model: str | None = None) -> list[Path]:
+                  precision: str | None = None, model: str | None = None) -> list[tuple[Path, bool]]:
     """Re-score several runs (a sweep, after a move to another machine); returns those whose
-    figures differ from their stored ones. Every run's config, mask and record are checked before the
-    first is scored, so a mistyped path fails at once rather than after the others' minutes."""
+    figures differ from their stored ones, each with whether it was scored on other rows than the
+    run was. Every run's config, mask and record are checked before the first is scored, so a
+    mistyped path fails at once rather than after the others' minutes."""
     rundir.require_each_once(run_dirs)
     configs = [stored_config(run_dir, data_dir, device, precision, model) for run_dir in run_dirs]
-    stored = [rundir.load_run_record(run_dir)["metrics"] for run_dir in run_dirs]  # the figures each is compared with
-    rescored = [(run_dir, *_rescore(run_dir, cfg, figures)) for run_dir, cfg, figures in zip(run_dirs, configs, stored)]
-    return [run_dir for run_dir, now, stored in rescored if now != stored]
+    records = [rundir.load_run_record(run_dir) for run_dir in run_dirs]  # the figures each is compared with
+    rescored = [(run_dir, *_rescore(run_dir, cfg, record)) for run_dir, cfg, record in zip(run_dirs, configs, records)]
+    return [(run_dir, bool(differs)) for run_dir, now, stored, differs in rescored if now != stored]
 
 
 def resume(run_dir: Path) -> float:

@@ -151,6 +151,16 @@ def only_run_dir(root: Path) -> Path:
     return found[0]
 
 
+def forget_digests(run_dir: Path) -> None:
+    """Make `run_dir`'s record one written before metrics.json held its files' digests, so that a
+    test that edits a mask reaches the checks of the file itself, as such a run's readers do."""
+    from prune_cli import rundir
+
+    record = rundir.read_json_record(run_dir / rundir.METRICS)
+    del record[rundir.WRITTEN_DIGESTS]
+    (run_dir / rundir.METRICS).write_text(json.dumps(record))
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 

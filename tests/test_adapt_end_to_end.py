@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,48 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
     by_path = adapt(task="mrpc", sparsity=0.5, seed=3, model=tiny_model_dir, overrides=without_model)
     assert (by_path / "mask.safetensors").read_bytes() == (run_dir / "mask.safetensors").read_bytes()
     assert TaskBank(device="cpu", model=tiny_model_dir).add(by_path) == "mrpc"
+
+
+def test_a_rescore_on_other_rows_than_the_run_was_scored_on_says_so(in_tmp: Path, tiny_model_dir: Path):
+    """A GLUE folder edited or replaced since a run (or another copy of the task) gives other
+    figures, and evaluate showed only "no": the data's doing looked like the run's. export --check
+    compared an export with the run's figures on other rows, and failed (or passed) for the data."""
+    glue = Path(shutil.copytree(FIXTURE_GLUE, in_tmp / "glue"))
+    runs = []
+    for seed in (1, 2):
+        assert run_cli("adapt", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", f"seed={seed}"), f"hydra.run.dir=run{seed}").exit_code == 0
+        runs.append(in_tmp / f"run{seed}")
+    dev = glue / "SST-2" / "dev.tsv"
+    result = run_cli("evaluate", *map(str, runs), "--data-dir", str(FIXTURE_GLUE))  # the same rows in another folder
+    assert result.exit_code == 0 and "other data" not in result.output, result.output
+    lines = dev.read_text().splitlines()
+    lines[1:] = [*lines[2:], lines[1]]  # the same rows in another order: the same score
+    dev.write_text("\n".join(lines) + "\n")
+    result = run_cli("evaluate", *map(str, runs))
+    assert result.exit_code == 0 and "other data" not in result.output and "2 of 2 runs re-scored" in result.output, result.output
+    text, label = lines[1].rsplit("\t", 1)
+    lines[1] = f"{text}\t{1 - int(label)}"  # one label corrected
+    dev.write_text("\n".join(lines) + "\n")
+    result = run_cli("evaluate", *map(str, runs))
+    assert result.exit_code == 0, result.output
+    assert result.output.count(f"other data: the dev rows of {dev} have changed since the run was scored on them (12 rows then, 12 now)") == 2
+    assert "0 of 2 runs re-scored" in result.output and f"differs: {runs[0]} (scored on other rows)" in result.output
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("export", str(runs[0]), "--out", str(in_tmp / "hf"), "--check"),
+                          f"--check compares with the run's figures, but the dev rows of {dev} have changed",
+                          "point --data-dir at the data the run was scored on")
+    assert not (in_tmp / "hf").exists()
+    assert_one_line_error(run_cli("predict", str(runs[0]), "--split", "dev", "--out", str(in_tmp / "preds")),
+                          f"--split dev writes the rows behind {runs[0]}'s score, but the dev rows of {dev} have changed")
+    assert not (in_tmp / "preds").exists()
+    result = run_cli("export", str(runs[0]), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(FIXTURE_GLUE))
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(runs[1])
+    del metrics["scored_on"]["dev"]["rows_sha256"]  # a run recorded before rows were fingerprinted: nothing to compare
+    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
+    result = run_cli("evaluate", str(runs[1]))
+    assert result.exit_code == 0 and "other data" not in result.output, result.output
 
 
 def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path, tiny_model_dir: Path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, assert_one_line_error, forget_digests, only_run_dir, run_cli, tiny_overrides
 
 from prune_cli import rundir
 from prune_cli.errors import UserError
@@ -353,11 +355,15 @@ def test_a_folder_of_runs_given_for_a_run_names_one_of_them(finished_run: Path, 
 
 
 @pytest.mark.parametrize("command", list(READERS))
-@pytest.mark.parametrize("keep", [0, 100])
-def test_a_truncated_mask(finished_run: Path, command: str, keep: int):
+@pytest.mark.parametrize(("keep", "digests"), [(0, True), (100, False)])
+def test_a_truncated_mask(finished_run: Path, command: str, keep: int, digests: bool):
+    """Told by its digest in metrics.json where the run recorded one, else as it fails to load."""
     mask = finished_run / "mask.safetensors"
     mask.write_bytes(mask.read_bytes()[:keep])
-    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "truncated or corrupt")
+    if not digests:
+        forget_digests(finished_run)
+    assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")),
+                          "is not the file this run wrote" if digests else "truncated or corrupt")
 
 
 @pytest.mark.parametrize("command", list(READERS))
@@ -423,6 +429,7 @@ def test_a_finetune_run_needs_its_trained_weights_readable_and_of_the_loaded_mod
     model = _own_model_copy(tiny_model_dir, in_tmp / "model")
     assert run_cli("adapt", "--method", "finetune", *tiny_overrides(model)).exit_code == 0
     run = only_run_dir(in_tmp / "outputs")
+    forget_digests(run)  # a run from before records held digests: its file is checked as it loads
     trained = (run / "encoder.safetensors").read_bytes()
     (run / "encoder.safetensors").write_bytes(trained[:100])
     assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run / 'encoder.safetensors'} cannot be read",
@@ -434,6 +441,59 @@ def test_a_finetune_run_needs_its_trained_weights_readable_and_of_the_loaded_mod
     assert_one_line_error(run_cli(*READERS[command](run, in_tmp / "out")), f"{run / 'encoder.safetensors'} holds 'encoder.layer.0.",
                           f"of shape ({wider.intermediate_size - 16}", "load the base model the run was made for")
     assert not (in_tmp / "out").exists()
+
+
+def _two_runs(in_tmp: Path, tiny_model_dir: Path, *extra: str) -> tuple[Path, Path]:
+    """Two finished runs of the same settings but their seed: files that load into each other."""
+    for seed in (1, 2):
+        assert run_cli("adapt", *tiny_overrides(tiny_model_dir, f"seed={seed}", *extra), f"hydra.run.dir=seed{seed}").exit_code == 0
+    return in_tmp / "seed1", in_tmp / "seed2"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "apply", "predict"])
+def test_a_head_copied_in_from_another_run_is_refused(in_tmp: Path, tiny_model_dir: Path, command: str):
+    """Another run's head has the same shapes, so it loaded and was scored, exported and served under
+    this run's name and record without a word (only evaluate's "same" column could show it)."""
+    mine, other = _two_runs(in_tmp, tiny_model_dir)
+    shutil.copyfile(other / rundir.HEAD, mine / rundir.HEAD)
+    assert_one_line_error(run_cli(*READERS[command](mine, in_tmp / "out")), f"{mine / rundir.HEAD} is not the file this run wrote",
+                          f"{rundir.METRICS} records", "put the run's own file back, or run the job again")
+    assert not (in_tmp / "out").exists()
+
+
+@pytest.mark.parametrize("command", [*READERS, "transfer"])
+def test_a_mask_copied_in_from_another_run_is_refused(in_tmp: Path, tiny_model_dir: Path, command: str):
+    mine, other = _two_runs(in_tmp, tiny_model_dir)
+    shutil.copyfile(other / rundir.MASK, mine / rundir.MASK)
+    args = (["adapt", "--method", "transfer", f"method.mask_run={mine}", *tiny_overrides(tiny_model_dir)] if command == "transfer"
+            else READERS[command](mine, in_tmp / "out"))
+    assert_one_line_error(run_cli(*args), f"{mine / rundir.MASK} is not the file this run wrote")
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_trained_encoder_changed_after_the_run_is_refused_and_a_record_without_digests_is_read_as_before(in_tmp: Path, tiny_model_dir: Path):
+    mine, other = _two_runs(in_tmp, tiny_model_dir, "--method", "finetune")
+    own = (mine / rundir.ENCODER).read_bytes()
+    shutil.copyfile(other / rundir.ENCODER, mine / rundir.ENCODER)
+    assert_one_line_error(run_cli("evaluate", str(mine)), f"{mine / rundir.ENCODER} is not the file this run wrote")
+    (mine / rundir.ENCODER).write_bytes(own)
+    result = run_cli("evaluate", str(mine))
+    assert result.exit_code == 0, result.output  # its own file back: read as it was written
+    record = rundir.read_json_record(mine / rundir.METRICS)
+    record[rundir.WRITTEN_DIGESTS][rundir.HEAD] = 7
+    (mine / rundir.METRICS).write_text(json.dumps(record))
+    assert_one_line_error(run_cli("evaluate", str(mine)), f"has 7 for '{rundir.HEAD}' under '{rundir.WRITTEN_DIGESTS}', not text; it was edited")
+    forget_digests(mine)
+    shutil.copyfile(other / rundir.ENCODER, mine / rundir.ENCODER)
+    result = run_cli("evaluate", str(mine))
+    assert result.exit_code == 0, result.output  # nothing recorded to compare: read as before
+
+
+def test_a_run_records_the_digest_of_each_file_it_is_put_back_together_from(finished_run: Path):
+    recorded = rundir.read_json_record(finished_run / rundir.METRICS)[rundir.WRITTEN_DIGESTS]
+    assert set(recorded) == {rundir.MASK, rundir.HEAD}
+    for name, digest in recorded.items():
+        assert digest == hashlib.sha256((finished_run / name).read_bytes()).hexdigest()
 
 
 def _retokenize(model_dir: Path, tiny_model_dir: Path, **settings) -> None:
@@ -586,9 +646,9 @@ def test_a_finetune_run_holds_its_own_weights_so_a_replaced_base_does_not_matter
 
 
 def _rewrite_manifest(run: Path, change) -> None:
-    """Rewrite the run's mask manifest through `change` (a dict -> any JSON value), bits unchanged."""
-    import json
-
+    """Rewrite the run's mask manifest through `change` (a dict -> any JSON value), bits unchanged, in
+    a run whose record holds no digest of it (`forget_digests`): the manifest's own checks are what
+    this reaches."""
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
@@ -596,6 +656,7 @@ def _rewrite_manifest(run: Path, change) -> None:
     with safe_open(str(path), framework="numpy") as handle:
         manifest = json.loads(handle.metadata()["manifest"])
     save_file(load_file(str(path)), str(path), metadata={"manifest": json.dumps(change(manifest))})
+    forget_digests(run)
 
 
 def _edit_record(run: Path, change) -> None:
@@ -654,7 +715,7 @@ BROKEN_RECORDS = {
                                         'malformed manifest (tensor entry {"name": "x", "kept": 1} lacks a name, a shape or a kept count)'),
 }
 # Which readers read each record: the others must still work.
-READS = {"metrics.json": APPLIERS,  # the record names the base weights a run was made on
+READS = {"metrics.json": list(READERS),  # the record names the base weights a run was made on, and the digests of its files
          "config": ["evaluate", "export", "apply", "predict", "analyze sensitivity"],
          "manifest": list(READERS)}
 
@@ -756,6 +817,7 @@ def test_a_mask_for_another_base_model(finished_run: Path, command: str):
 
     loaded = mask_format.read_mask(finished_run / "mask.safetensors")
     mask_format.save_mask(finished_run / "mask.safetensors", loaded.masks, {**loaded.manifest, "base_weights_hash": "f" * 64})
+    forget_digests(finished_run)  # as a run from before digests: the manifest's own check is what this reaches
     assert_one_line_error(run_cli(*READERS[command](finished_run, finished_run.parent / "out")), "was learned on base weights ffffffffffff")
 
 
@@ -871,6 +933,7 @@ def test_transfer_of_a_mask_for_another_base_model(finished_run: Path, in_tmp: P
 
     loaded = mask_format.read_mask(finished_run / "mask.safetensors")
     mask_format.save_mask(finished_run / "mask.safetensors", loaded.masks, {**loaded.manifest, "base_weights_hash": "f" * 64})
+    forget_digests(finished_run)  # as a run from before digests: the manifest's own check is what this reaches
     assert_one_line_error(_transfer(str(finished_run), "0.5", tiny_model_dir), "was learned on base weights ffffffffffff")
     assert len(list((in_tmp / "outputs").rglob("metrics.json"))) == 1, "only the source run finished"
 

@@ -408,3 +408,15 @@ def test_text_columns_are_one_or_two_columns(columns: str, layout: str):
     task[layout]["text_columns"] = OmegaConf.to_container(OmegaConf.create(f"c: {columns}"))["c"]
     with pytest.raises(UserError, match=rf"^task 'sst2': {layout}.text_columns=.* must list one column \(a sentence\) or two \(a sentence pair\)"):
         data.check_layout(task)
+
+
+def test_the_rows_fingerprint_reads_rows_not_their_order_or_label_type():
+    """What `evaluate` and `export --check` compare to tell other data from another result."""
+    rows = data.Examples(texts=[("a fine film",), ("a dull film",)], labels=[1, 0], source="x")
+    same = data.Examples(texts=[("a dull film",), ("a fine film",)], labels=[0.0, 1.0], source="elsewhere")
+    assert rows.rows_sha256() == same.rows_sha256()
+    for other in (data.Examples(texts=[("a fine film",), ("a dull film",)], labels=[1, 1], source="x"),
+                  data.Examples(texts=[("a fine film .",), ("a dull film",)], labels=[1, 0], source="x"),
+                  data.Examples(texts=[("a fine film", ""), ("a dull film",)], labels=[1, 0], source="x"),
+                  rows.first(1)):
+        assert other.rows_sha256() != rows.rows_sha256()

@@ -118,7 +118,7 @@ def transfer(ctx: RunContext) -> MethodResult:
     trained on this task: does a sub-network found on one task read another? The source run's
     identity goes into method_details, so the run says where its mask came from."""
     source = Path(str(ctx.cfg["method"]["mask_run"])).expanduser()
-    loaded = mask_format.load_mask(source / rundir.MASK, ctx.encoder.shapes, ctx.base_hash or base_weights_hash(ctx.encoder.encoder))
+    loaded = mask_format.load_mask(rundir.require_mask(source, "method=transfer"), ctx.encoder.shapes, ctx.base_hash or base_weights_hash(ctx.encoder.encoder))
     masks = on_device(ctx, loaded.masks)
     extra = {"mask_run": str(source.resolve()), "mask_sparsity": mask_format.manifest_sparsity(loaded.manifest)}
     extra.update({f"mask_{key}": loaded.manifest[key] for key in ("task", "method", "seed", "tag") if loaded.manifest.get(key) is not None})
