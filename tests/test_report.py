@@ -16,11 +16,12 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
              threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
              model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None,
-             made_on: tuple[str, str] | None = None) -> Path:
+             made_on: tuple[str, str] | None = None, rows: tuple[str, str] | None = None) -> Path:
     """A run dir as prune-cli writes one. `version` is the prune-cli that recorded it, and `hold` the
     (hold_fraction, hold_theta_lr) of its resolved config: today's default's for adapt_by_pruning unless
     given (None in a run made before the keys existed: then pass version="0.1.0" and hold=()), and
-    `made_on` the (base weights, tokenizer) hashes it recorded (none: a run made before they were)."""
+    `made_on` the (base weights, tokenizer) hashes it recorded (none: a run made before they were), and
+    `rows` the (fingerprint, source) of the dev rows it was scored on (none: recorded before that was)."""
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     if hold is None and method == "adapt_by_pruning":
@@ -42,6 +43,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             **({"steps": steps} if steps is not None else {}),
             **({"model": model} if model is not None else {}),
             **({"base_weights_hash_before": made_on[0], "tokenizer_hash": made_on[1]} if made_on is not None else {}),
+            **({"scored_on": {"dev": {"source": rows[1], "rows": 872, "split_rows": 872, "rows_sha256": rows[0]}}} if rows else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -360,6 +362,27 @@ def test_a_cell_whose_untagged_runs_differ_in_recipe_says_so(tmp_path: Path):
     assert note in markdown and markdown.count("Cells that average runs of different recipes") == 1
     assert "mixes recipes: sst2 adapt_by_pruning s=0.5 (none: 2 runs; `trainer.max_steps=2`: 1 run)" in " ".join(result.output.split())
     assert "random s=0.5" not in markdown.split("Cells that average")[1].split("\n")[0]
+
+
+def test_a_table_whose_runs_were_scored_on_different_rows_says_so(tmp_path: Path):
+    """A dev file corrected between the fine-tuning reference and the pruning runs (or runs reading two
+    copies of a task) gave a table whose margins compared different data, without a word. The same
+    rows read from another folder are the same data."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, rows=("a" * 64, "glue/SST-2/dev.tsv"))
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, rows=("a" * 64, "copy/SST-2/dev.tsv"))
+    fake_run(tmp_path, "c", "finetune", 0.0, 1, 0.90, rows=("a" * 64, "glue/SST-2/dev.tsv"))
+    fake_run(tmp_path, "d", "random", 0.5, 1, 0.55)  # recorded before rows were fingerprinted: nothing to compare
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0 and "mixes data" not in result.output, result.output
+    assert "different sets of rows" not in (tmp_path / "report.md").read_text()
+
+    fake_run(tmp_path, "e", "finetune", 0.0, 2, 0.70, rows=("b" * 64, "glue/SST-2/dev.tsv"))
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "mixes data: sst2's runs were scored on 2 different sets of rows (report.md says which)" in " ".join(result.output.split())
+    assert ("The runs of this table were scored on 2 different sets of rows (a data file changed between runs, or runs read "
+            f"different copies), so its cells compare different data: 3 runs on 872 rows of glue/SST-2/dev.tsv (dev:{'a' * 12}); "
+            f"1 run on 872 rows of glue/SST-2/dev.tsv (dev:{'b' * 12}).") in (tmp_path / "report.md").read_text()
 
 
 def test_runs_of_two_backbones_are_never_averaged_or_compared_together(tmp_path: Path):
