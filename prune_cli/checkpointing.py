@@ -48,7 +48,13 @@ from prune_cli.host_copy import HostCopier
 FORMAT_VERSION = 1
 # Identity keys added after checkpoints already existed, which a checkpoint without them is not
 # refused for (a run stopped under the earlier prune-cli resumes under this one).
-LATER_IDENTITY_KEYS = ("tokenizer_hash",)
+LATER_IDENTITY_KEYS = ("tokenizer_hash", "train_rows_sha256")
+# What a mismatch of an identity key means, where its name and two hashes would not say it.
+IDENTITY_CHANGES = {
+    "train_rows_sha256": "the training rows have changed since the run stopped (its train file was edited or replaced, or "
+                         "another copy of the task is read): the steps done were trained on other rows; put the data back as it "
+                         "was to resume, or start the run anew",
+}
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +174,8 @@ class Checkpointer:
             if key in LATER_IDENTITY_KEYS and key not in payload["identity"]:
                 continue  # a checkpoint written before the key was recorded: nothing to compare
             if payload["identity"].get(key) != expected:
+                if key in IDENTITY_CHANGES:
+                    raise UserError(f"{path} cannot be resumed: {IDENTITY_CHANGES[key]}")
                 raise UserError(
                     f"{path} was written with {key}={payload['identity'].get(key)!r}, this run has {expected!r}; "
                     "the checkpoint belongs to another setup"

@@ -739,7 +739,7 @@ RECORD_FIELDS = {
     "sparsity_requested": (NUMBER, True), "sparsity_realized": (NUMBER, True), "seed": (WHOLE, False),
     "steps": (WHOLE, False), "train_examples": (WHOLE, False), "train_seconds": (NUMBER, False),
     "num_kept": (WHOLE, False), "num_maskable": (WHOLE, False), "method_details": (OBJECT, False),
-    "scored_on": (OBJECT, False), "versions": (OBJECT, False), "base_weights_hash_before": (TEXT, False),
+    "scored_on": (OBJECT, False), "trained_on": (OBJECT, False), "versions": (OBJECT, False), "base_weights_hash_before": (TEXT, False),
     "tokenizer_hash": (TEXT, False), WRITTEN_DIGESTS: (OBJECT, False),
 }
 

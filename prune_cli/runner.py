@@ -46,6 +46,7 @@ class Prepared:
     dev: dict[str, batching.Encoded]
     device: torch.device
     scored_on: dict[str, dict[str, Any]]  # each split scored: where its rows came from, how many were scored of how many (metrics.json)
+    trained_on: dict[str, Any] | None = None  # the rows trained on (after data.max_train_samples): source, count, fingerprint
 
 
 def seed_everything(seed: int) -> None:
@@ -148,8 +149,10 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
 
     train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
+    trained = task_data.train.first(cfg.data.max_train_samples)
     return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device,
-                    scored_on=scored_on(cfg, task_data.dev))
+                    scored_on=scored_on(cfg, task_data.dev),
+                    trained_on={"source": trained.source, "rows": len(trained), "rows_sha256": trained.rows_sha256()} if with_train else None)
 
 
 def scored_on(cfg: DictConfig, dev: Mapping[str, data.Examples]) -> dict[str, dict[str, Any]]:
@@ -243,7 +246,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     checkpoints = Checkpointer(run_dir, int(OmegaConf.select(cfg, "checkpoint.every_steps", default=0) or 0), {
         "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
         "base_weights_hash": prepared.base_hash, "tokenizer_hash": read_by, "total_steps": budget.total_steps,
-        "train_examples": len(prepared.train),
+        "train_examples": len(prepared.train), "train_rows_sha256": prepared.trained_on["rows_sha256"],
     }, history)
     resumed_at = checkpoints.load() if resume else None
     if resume:
@@ -296,6 +299,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "main_metric_value": metrics[key],
         "metrics": metrics,
         "scored_on": prepared.scored_on,
+        "trained_on": prepared.trained_on,
         "num_maskable": prepared.encoder.num_maskable,
         "num_kept": int(sum(int(m.sum()) for m in result.masks.values())) if result.masks is not None else prepared.encoder.num_maskable,
         "steps": budget.total_steps,

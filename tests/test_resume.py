@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_one_line_error, only_run_dir, pretend_disk_free, read_metrics, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, pretend_disk_free, read_metrics, run_cli, tiny_overrides
 import prune_cli
 from prune_cli import checkpointing, rundir, stopping
 
@@ -130,6 +130,43 @@ def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a
     BertTokenizerFast.from_pretrained(tiny_model_dir, do_lower_case=False).save_pretrained(model)
     assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "retokenized")), "was written with tokenizer_hash=",
                           "the checkpoint belongs to another setup")
+
+
+def test_a_stopped_run_whose_training_rows_changed_is_not_resumed_on_them(in_tmp: Path, tiny_model_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """The checkpoint's identity counted the training rows but did not read them: a train file edited
+    while a run was stopped (a label corrected, the same number of rows) was resumed on, and the run
+    recorded a result trained half on one data set and half on another. A checkpoint written before
+    the rows were fingerprinted still resumes."""
+    glue = Path(shutil.copytree(FIXTURE_GLUE, in_tmp / "glue"))
+    common = ["checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12)]
+    for folder in ("edited", "older"):
+        with monkeypatch.context() as patch:
+            _crash_at(patch, 7)
+            with pytest.raises(_Killed):
+                run_cli("adapt", *common, f"hydra.run.dir={folder}")
+    train = glue / "SST-2" / "train.tsv"
+    original = train.read_text()
+    header, first, *rest = original.splitlines()
+    text, label = first.rsplit("\t", 1)
+    train.write_text("\n".join([header, f"{text}\t{1 - int(label)}", *rest]) + "\n")
+    from conftest import folder_snapshot
+
+    before = folder_snapshot(in_tmp / "edited")
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "edited")), "cannot be resumed: the training rows have changed since the run stopped",
+                          "put the data back as it was to resume, or start the run anew")
+    assert folder_snapshot(in_tmp / "edited") == before
+    state = in_tmp / "older" / rundir.CHECKPOINT_STATE
+    payload = torch.load(state, weights_only=True)
+    del payload["identity"]["train_rows_sha256"]
+    torch.save(payload, state)
+    result = run_cli("adapt", "--resume", str(in_tmp / "older"))
+    assert result.exit_code == 0, result.output
+    train.write_text(original)
+    result = run_cli("adapt", "--resume", str(in_tmp / "edited"))
+    assert result.exit_code == 0, result.output
+    trained_on = read_metrics(in_tmp / "edited")["trained_on"]
+    assert trained_on["rows"] == len(rest) + 1 and trained_on["source"] == str(train)
 
 
 def test_a_stopped_run_whose_model_folder_moved_says_how_to_resume_and_resumes_once_it_is_back(in_tmp: Path, tiny_model_dir: Path,
@@ -429,10 +466,6 @@ def test_a_continued_sweep_runs_its_failed_jobs_again_from_any_folder(in_tmp: Pa
     """A job that failed (its data was missing) runs again once the data is there; its old
     failed.json goes, so the report lists it as finished. Relative paths in the sweep's command
     are read from the folder it was launched in, wherever --resume is typed."""
-    import shutil
-
-    from conftest import FIXTURE_GLUE
-
     shutil.copytree(FIXTURE_GLUE / "SST-2", in_tmp / "glue" / "SST-2")
     overrides = [o for o in tiny_overrides(tiny_model_dir, steps=3) if not o.startswith("data.dir=")]
     result = run_cli("adapt", "-m", "--task", "sst2,rte", "data.dir=glue", "hydra.sweep.dir=sweep", *overrides)
