@@ -41,6 +41,17 @@ def _crash_at(monkeypatch: pytest.MonkeyPatch, global_step: int) -> None:
     monkeypatch.setattr(checkpointing.Checkpointer, "maybe_save", dying)
 
 
+def _resumes_as_if_written_before(run_dir: Path, key: str) -> None:
+    """Drop `key` from the stopped run's checkpoint identity, as a prune-cli before that key wrote
+    it (`checkpointing.LATER_IDENTITY_KEYS`), and check that the run resumes."""
+    state = run_dir / rundir.CHECKPOINT_STATE
+    payload = torch.load(state, weights_only=True)
+    del payload["identity"][key]
+    torch.save(payload, state)
+    result = run_cli("adapt", "--resume", str(run_dir))
+    assert result.exit_code == 0, result.output
+
+
 def _same_run(a: Path, b: Path) -> None:
     for name in (rundir.MASK, rundir.HEAD, rundir.ENCODER):
         assert (a / name).exists() == (b / name).exists(), name
@@ -120,12 +131,7 @@ def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a
             _crash_at(patch, 7)
             with pytest.raises(_Killed):
                 run_cli("adapt", *common, f"hydra.run.dir={folder}")
-    state = in_tmp / "older" / rundir.CHECKPOINT_STATE
-    payload = torch.load(state, weights_only=True)
-    del payload["identity"]["tokenizer_hash"]
-    torch.save(payload, state)
-    result = run_cli("adapt", "--resume", str(in_tmp / "older"))
-    assert result.exit_code == 0, result.output
+    _resumes_as_if_written_before(in_tmp / "older", "tokenizer_hash")
 
     BertTokenizerFast.from_pretrained(tiny_model_dir, do_lower_case=False).save_pretrained(model)
     assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "retokenized")), "was written with tokenizer_hash=",
@@ -156,12 +162,7 @@ def test_a_stopped_run_whose_training_rows_changed_is_not_resumed_on_them(in_tmp
     assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "edited")), "cannot be resumed: the training rows have changed since the run stopped",
                           "put the data back as it was to resume, or start the run anew")
     assert folder_snapshot(in_tmp / "edited") == before
-    state = in_tmp / "older" / rundir.CHECKPOINT_STATE
-    payload = torch.load(state, weights_only=True)
-    del payload["identity"]["train_rows_sha256"]
-    torch.save(payload, state)
-    result = run_cli("adapt", "--resume", str(in_tmp / "older"))
-    assert result.exit_code == 0, result.output
+    _resumes_as_if_written_before(in_tmp / "older", "train_rows_sha256")
     train.write_text(original)
     result = run_cli("adapt", "--resume", str(in_tmp / "edited"))
     assert result.exit_code == 0, result.output
