@@ -217,10 +217,11 @@ def report(
         for group in (g for g in groups if g.recipes):
             display.console.print(display.line(("mixes recipes:", "yellow"), f" {group.task} {reporting.describe_recipes(group)}"), highlight=False)
         for task in sorted({g.task for g in groups}):
-            row_sets = reporting.runs_per_row_set([g for g in groups if g.task == task])
-            if len(row_sets) > 1:
-                display.console.print(display.line(("mixes data:", "yellow"), f" {task}'s runs were scored on {len(row_sets)} different "
-                                                   "sets of rows (report.md says which)"), highlight=False)
+            for use in reporting.ROW_USES:
+                row_sets = reporting.runs_per_row_set([g for g in groups if g.task == task], use)
+                if len(row_sets) > 1:
+                    display.console.print(display.line(("mixes data:", "yellow"), f" {task}'s runs were {use} on {len(row_sets)} different "
+                                                       "sets of rows (report.md says which)"), highlight=False)
         for path, reason in found.failed:
             display.console.print(display.line(("failed", "red"), f" {path}: {reason}"), highlight=False)
         for path in found.incomplete:

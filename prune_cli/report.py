@@ -54,7 +54,8 @@ class Group:
     repeats: int = 0  # runs of a seed the cell already had (the same command run again, or a sweep's copies)
     recipes: tuple[tuple[str, int], ...] = ()  # an untagged cell's distinct recipe overrides and their runs, where they differ
     folded: tuple[tuple[str, int], ...] = ()  # tags whose runs only restated the cell's recipe (`named_run`), and their runs
-    row_sets: tuple[tuple[tuple[str, str], int], ...] = ()  # ((fingerprint, what it is), runs) of the rows its runs were scored on (`scored_rows`)
+    # {"scored" or "trained": ((fingerprint, what they are), runs), ...} of the rows its runs were scored or trained on (`row_set`)
+    row_sets: tuple[tuple[str, tuple[tuple[tuple[str, str], int], ...]], ...] = ()
 
     @property
     def runs(self) -> int:
@@ -374,15 +375,20 @@ def group_runs(runs: list[dict]) -> list[Group]:
                             tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
                             len(members) - len(values), () if tag else mixed_recipes(changes),
                             tuple(sorted(Counter(r["folded_tag"] for r in members if r.get("folded_tag")).items())),
-                            tuple(sorted(Counter(rows for rows in map(scored_rows, members) if rows is not None).items()))))
+                            tuple((use, tuple(sorted(Counter(rows for rows in (row_set(r, use) for r in members) if rows is not None).items())))
+                                  for use in ROW_USES)))
     return groups
 
 
-def scored_rows(run: dict) -> tuple[str, str] | None:
-    """The rows a run was scored on, as its metrics.json's `scored_on` fingerprints them: (the splits'
-    fingerprints, a description such as "872 rows of glue/SST-2/dev.tsv"), or None for a run recorded
-    before rows were fingerprinted."""
-    splits = run.get("scored_on")
+ROW_USES = ("scored", "trained")  # the rows a run was scored on (metrics.json's `scored_on`) and trained on (`trained_on`)
+
+
+def row_set(run: dict, use: str) -> tuple[str, str] | None:
+    """The rows a run was scored or trained on (`use`), as its metrics.json fingerprints them: (the
+    splits' fingerprints, a description such as "872 rows of glue/SST-2/dev.tsv"), or None for a run
+    recorded before rows were fingerprinted."""
+    recorded = run.get(f"{use}_on")
+    splits = {"train": recorded} if use == "trained" else recorded
     if not isinstance(splits, dict) or not splits:
         return None
     if not all(isinstance(split, dict) and isinstance(split.get("rows_sha256"), str) for split in splits.values()):
@@ -391,28 +397,31 @@ def scored_rows(run: dict) -> tuple[str, str] | None:
     return key, "; ".join(f"{split.get('rows', '?')} rows of {split.get('source', '?')}" for _, split in sorted(splits.items()))
 
 
-def runs_per_row_set(groups: list[Group]) -> dict[str, tuple[str, int]]:
-    """{rows' fingerprint: (what they are, runs scored on them)} over `groups` (a task's table). One
-    fingerprint read from several folders is named by the folder most of its runs read."""
+def runs_per_row_set(groups: list[Group], use: str) -> dict[str, tuple[str, int]]:
+    """{rows' fingerprint: (what they are, runs scored or trained on them, as `use` says)} over `groups`
+    (a task's table). One fingerprint read from several folders is named by the folder most of its
+    runs read."""
     runs_on: Counter[str] = Counter()
     described: dict[str, Counter[str]] = {}
     for g in groups:
-        for (key, what), n in g.row_sets:
+        for (key, what), n in dict(g.row_sets).get(use, ()):
             runs_on[key] += n
             described.setdefault(key, Counter())[what] += n
     return {key: (described[key].most_common(1)[0][0], n) for key, n in sorted(runs_on.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
 def row_sets_lines(groups: list[Group]) -> list[str]:
-    """A note under a task's table whose runs were scored on different rows (a dev file edited or
-    replaced between runs, runs that read different copies of the task): their means, and the margins
-    between methods, compare different data."""
-    row_sets = runs_per_row_set(groups)
-    if len(row_sets) < 2:
-        return []
-    sets = "; ".join(f"{n} run{'s' if n > 1 else ''} on {what} ({key})" for key, (what, n) in row_sets.items())
-    return ["", f"The runs of this table were scored on {len(row_sets)} different sets of rows (a data file changed between "
-                f"runs, or runs read different copies), so its cells compare different data: {sets}."]
+    """A note under a task's table whose runs were scored, or trained, on different rows (a data file
+    edited or replaced between runs, runs that read different copies of the task): their means, and
+    the margins between methods, compare different data."""
+    lines = []
+    for use in ROW_USES:
+        row_sets = runs_per_row_set(groups, use)
+        if len(row_sets) > 1:
+            sets = "; ".join(f"{n} run{'s' if n > 1 else ''} on {what} ({key})" for key, (what, n) in row_sets.items())
+            lines += ["", f"The runs of this table were {use} on {len(row_sets)} different sets of rows (a data file changed between "
+                          f"runs, or runs read different copies), so its cells compare different data: {sets}."]
+    return lines
 
 
 def seeds_cell(group: Group) -> str:

@@ -16,12 +16,14 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
              tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
              threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
              model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None,
-             made_on: tuple[str, str] | None = None, rows: tuple[str, str] | None = None) -> Path:
+             made_on: tuple[str, str] | None = None, rows: tuple[str, str] | None = None,
+             trained: tuple[str, str] | None = None) -> Path:
     """A run dir as prune-cli writes one. `version` is the prune-cli that recorded it, and `hold` the
     (hold_fraction, hold_theta_lr) of its resolved config: today's default's for adapt_by_pruning unless
     given (None in a run made before the keys existed: then pass version="0.1.0" and hold=()), and
     `made_on` the (base weights, tokenizer) hashes it recorded (none: a run made before they were), and
-    `rows` the (fingerprint, source) of the dev rows it was scored on (none: recorded before that was)."""
+    `rows` and `trained` the (fingerprint, source) of the dev rows it was scored on and the rows it was
+    trained on (none: recorded before they were)."""
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
     if hold is None and method == "adapt_by_pruning":
@@ -44,6 +46,7 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             **({"model": model} if model is not None else {}),
             **({"base_weights_hash_before": made_on[0], "tokenizer_hash": made_on[1]} if made_on is not None else {}),
             **({"scored_on": {"dev": {"source": rows[1], "rows": 872, "split_rows": 872, "rows_sha256": rows[0]}}} if rows else {}),
+            **({"trained_on": {"source": trained[1], "rows": 67349, "rows_sha256": trained[0]}} if trained else {}),
             "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
         }))
     return run_dir
@@ -383,6 +386,21 @@ def test_a_table_whose_runs_were_scored_on_different_rows_says_so(tmp_path: Path
     assert ("The runs of this table were scored on 2 different sets of rows (a data file changed between runs, or runs read "
             f"different copies), so its cells compare different data: 3 runs on 872 rows of glue/SST-2/dev.tsv (dev:{'a' * 12}); "
             f"1 run on 872 rows of glue/SST-2/dev.tsv (dev:{'b' * 12}).") in (tmp_path / "report.md").read_text()
+    assert "were trained on" not in (tmp_path / "report.md").read_text()
+
+
+def test_a_table_whose_runs_were_trained_on_different_rows_says_so(tmp_path: Path):
+    """The training side of the same: a reference fine-tuned after a train file was corrected."""
+    fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, trained=("c" * 64, "glue/SST-2/train.tsv"))
+    fake_run(tmp_path, "b", "finetune", 0.0, 1, 0.90, trained=("d" * 64, "glue/SST-2/train.tsv"))
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "mixes data: sst2's runs were trained on 2 different sets of rows" in " ".join(result.output.split())
+    markdown = (tmp_path / "report.md").read_text()
+    assert (f"The runs of this table were trained on 2 different sets of rows (a data file changed between runs, or runs read "
+            f"different copies), so its cells compare different data: 1 run on 67349 rows of glue/SST-2/train.tsv (train:{'c' * 12}); "
+            f"1 run on 67349 rows of glue/SST-2/train.tsv (train:{'d' * 12}).") in markdown
+    assert "were scored on" not in markdown
 
 
 def test_runs_of_two_backbones_are_never_averaged_or_compared_together(tmp_path: Path):
