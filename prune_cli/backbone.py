@@ -74,8 +74,9 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     hf_logging.disable_progress_bar()  # our own progress display is the one that matters
     hf_logging.set_verbosity_error()
     path = resolve_model_path(model_cfg["name_or_path"])
+    pinned = hub_revision(model_cfg)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **pinned)
     except Exception as exc:
         # a hub name on a machine without the hub: every command that loads a model takes --model, a finished run's readers too
         where = "" if looks_local(path) else "; without the hub, pass a local copy of that model with --model <folder>"
@@ -83,8 +84,8 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
         raise UserError(f"{path!r} is a '{config.model_type}' model; prune-cli needs a BERT-family encoder")
     try:
-        encoder = AutoModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path, **pinned)
+        tokenizer = AutoTokenizer.from_pretrained(path, **pinned)
     except Exception as exc:
         raise UserError(f"cannot load model/tokenizer from {path!r}: {first_line(exc)}") from None
     if not hasattr(encoder, "embeddings") or not hasattr(encoder, "encoder"):
@@ -97,6 +98,22 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
     return encoder, tokenizer
+
+
+def hub_revision(model_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """`model.revision` as transformers' `revision` argument (none where it is null or absent, as in
+    runs made before the key existed). A hub name alone loads whatever its default branch holds on
+    the day, so a rerun a year later may prune other weights; a pinned branch, tag or commit does
+    not. A local folder (or the packaged default) has one version: a revision for it is refused
+    rather than ignored, as transformers would."""
+    revision = model_cfg.get("revision")
+    if revision is None:
+        return {}
+    name = str(model_cfg["name_or_path"])
+    if name == PACKAGED_MINILM or looks_local(name):
+        raise UserError(f"model.revision={revision} picks a version of a Hugging Face hub model, but {name} is a local folder "
+                        "(or the packaged default), which has one; leave model.revision unset")
+    return {"revision": str(revision)}
 
 
 def require_matching_tokenizer(path: str, encoder: nn.Module, tokenizer: Any) -> None:

@@ -578,7 +578,7 @@ def check_settings(cfg: DictConfig) -> None:
 # loading it, the device and precision by training's own checks, a transfer's mask run by
 # check_transfer); every other text setting is a
 # choice, in `choices()`. A test holds every text key of the config files to one list or the other.
-FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.name_or_path",
+FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.name_or_path", "model.revision",
                     "trainer.device", "trainer.precision", "method.mask_run")
 
 
@@ -695,9 +695,10 @@ def _check_config(cfg: DictConfig) -> None:
     check_task_metrics(task)
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
-    from prune_cli.backbone import resolve_model_path
+    from prune_cli.backbone import hub_revision, resolve_model_path
 
     resolve_model_path(str(cfg.model.name_or_path))  # a missing model folder fails before Hydra writes anything
+    hub_revision(cfg.model)  # and so does a revision of a local folder
     from prune_cli.training import check_precision, pick_device
 
     pick_device(str(cfg.trainer.device))  # a wrong device or precision fails before any data is read

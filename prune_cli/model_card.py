@@ -74,15 +74,18 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
         model_name=folder_name,
         eval_results=_eval_results(task, metrics, dataset) if dataset and not _scored_a_slice(cfg, metrics) else None,
     )
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, base_words(model))}")
+    words = base_words(model, cfg["model"].get("revision"))
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(cfg, metrics, algorithm, folder_name, words)}")
 
 
-def base_words(name_or_path: str) -> str:
-    """How the card's text names the base model, at the start of its first sentence: by its hub id,
-    or a local folder by its name only (as a local dataset is), since the path on the machine that
-    trained means nothing to a reader."""
+def base_words(name_or_path: str, revision: object = None) -> str:
+    """How the card's text names the base model, at the start of its first sentence: by its hub id
+    (and the revision the run pinned, `model.revision`), or a local folder by its name only (as a
+    local dataset is), since the path on the machine that trained means nothing to a reader."""
     base = hub_base_model(name_or_path)
-    return f"`{base}`" if base else f"A local model (`{Path(name_or_path).expanduser().resolve().name}`)"
+    if base is None:
+        return f"A local model (`{Path(name_or_path).expanduser().resolve().name}`)"
+    return f"`{base}`" + (f" (revision `{revision}`)" if revision is not None else "")
 
 
 def _scored_a_slice(cfg: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:

@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
-from prune_cli.backbone import base_weights_hash, load_backbone, missing_model_folder, resolve_model_path, tokenizer_hash
+from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose, group_options
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -283,6 +283,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "method": cfg.method.name,
         "algorithm": cfg.method.algorithm,
         "model": cfg.model.name_or_path,
+        "model_revision": cfg.model.get("revision"),
         "seed": int(cfg.seed),
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
@@ -467,6 +468,8 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     cfg = rundir.load_complete_config(run_dir)
     if model is not None:  # a model config's name (minilm) is its model, as `adapt --model minilm` reads it
         cfg.model.name_or_path = compose([f"model={model}"]).model.name_or_path if model in group_options("model") else model
+        if looks_local(str(cfg.model.name_or_path)) and "revision" in cfg.model:  # a local copy of the run's hub model at its revision
+            cfg.model.revision = None
     else:
         require_base_model_here(run_dir, str(cfg.model.name_or_path))
     if data_dir is not None:

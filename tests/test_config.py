@@ -184,8 +184,8 @@ def test_a_model_given_by_path_is_the_only_model_the_stored_config_names(tmp_pat
     folder = tmp_path / "my-bert"
     folder.mkdir()
     cfg = compose(options_to_overrides(None, None, None, str(folder), None))
-    assert OmegaConf.to_container(cfg.model) == {"name_or_path": str(folder)}
-    assert OmegaConf.to_container(compose(["model=bert-base-uncased"]).model) == {"name_or_path": "bert-base-uncased"}
+    assert OmegaConf.to_container(cfg.model) == {"name_or_path": str(folder), "revision": None}
+    assert OmegaConf.to_container(compose(["model=bert-base-uncased"]).model) == {"name_or_path": "bert-base-uncased", "revision": None}
 
 
 def test_the_largest_seeds_allowed_are_ones_every_generator_takes():

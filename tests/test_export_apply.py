@@ -392,3 +392,42 @@ def test_apply_answers_in_another_precision_and_refuses_an_unknown_one(in_tmp: P
     assert_one_line_error(run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "fp8"), "trainer.precision='fp8'",
                           "--precision for a command that reads a finished run")
     assert run_cli("apply", str(stsb), "--text", "x ||| y", "--precision", "bf16", "--device", "cpu").exit_code == 0
+
+
+def _pretend_hub_model(monkeypatch: pytest.MonkeyPatch, name: str, folder: Path) -> list[tuple[str, str | None]]:
+    """Serve the hub model `name` from `folder` (no hub here); returns the (loader, revision) of each load of it."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    asked: list[tuple[str, str | None]] = []
+    for auto in (AutoConfig, AutoModel, AutoTokenizer):
+        def load(cls, name_or_path, *args, _original=auto.from_pretrained.__func__, **kwargs):
+            if name_or_path == name:
+                asked.append((cls.__name__, kwargs.pop("revision", None)))
+                name_or_path = str(folder)
+            return _original(cls, name_or_path, *args, **kwargs)
+        monkeypatch.setattr(auto, "from_pretrained", classmethod(load))
+    return asked
+
+
+def test_a_hub_model_is_loaded_at_the_revision_the_run_pinned(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A hub name alone loads whatever its default branch holds that day; `model.revision` pins the
+    weights, tokenizer and config a run pruned, for the run and for every command that reads it."""
+    from conftest import assert_one_line_error
+
+    asked = _pretend_hub_model(monkeypatch, "org/tiny-bert", tiny_model_dir)
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, "model.name_or_path=org/tiny-bert", "model.revision=v1.2"), "hydra.run.dir=pinned")
+    assert result.exit_code == 0, result.output
+    run = in_tmp / "pinned"
+    assert sorted(set(asked)) == [("AutoConfig", "v1.2"), ("AutoModel", "v1.2"), ("AutoTokenizer", "v1.2")]
+    assert read_metrics(run)["model_revision"] == "v1.2"
+    asked.clear()
+    assert run_cli("evaluate", str(run)).exit_code == 0
+    assert asked and all(revision == "v1.2" for _, revision in asked)
+    assert run_cli("export", str(run), "--out", str(in_tmp / "hf")).exit_code == 0
+    assert "`org/tiny-bert` (revision `v1.2`)" in (in_tmp / "hf" / "README.md").read_text()
+    assert json.loads((in_tmp / "hf" / "prune_cli_manifest.json").read_text())["model_revision"] == "v1.2"
+    result = run_cli("evaluate", str(run), "--model", str(tiny_model_dir))  # a local copy of the model at that revision
+    assert result.exit_code == 0, result.output
+    assert_one_line_error(run_cli("adapt", *tiny_overrides(tiny_model_dir, "model.revision=v1.2")),
+                          f"model.revision=v1.2 picks a version of a Hugging Face hub model, but {tiny_model_dir} is a local folder",
+                          "leave model.revision unset")
