@@ -578,7 +578,7 @@ def check_settings(cfg: DictConfig) -> None:
 # loading it, the device and precision by training's own checks, a transfer's mask run by
 # check_transfer); every other text setting is a
 # choice, in `choices()`. A test holds every text key of the config files to one list or the other.
-FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.name_or_path", "model.revision",
+FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.name_or_path", "model.revision", "task.hub.revision",
                     "trainer.device", "trainer.precision", "method.mask_run")
 
 

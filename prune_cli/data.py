@@ -195,6 +195,8 @@ def check_layout(task: Mapping[str, Any]) -> None:
     if hub and not hub.get("dataset") and not hub.get("config"):
         raise UserError(f"task '{name}': hub: names neither a dataset (hub.dataset: a hub id or a local folder) "
                         f"nor a config of GLUE's {HUB_DATASET} (hub.config)")
+    if hub:
+        _pinned(task)  # a revision of a local folder fails when the config is composed
     for where, layout in (("tsv", tsv), ("hub", hub)):
         columns = (layout or {}).get("text_columns", [])
         if layout and (not isinstance(columns, list) or len(columns) not in (1, 2)
@@ -538,6 +540,20 @@ def _dataset_location(name: str) -> str:
     return str(Path(name).expanduser().resolve()) if looks_local(name) else name
 
 
+def _pinned(task: Mapping[str, Any]) -> dict[str, str]:
+    """`task.hub.revision` as datasets' `revision` argument (none where it is null or absent). A
+    dataset on the hub can change under its id, as GLUE's did when it moved to `nyu-mll/glue`; a
+    pinned branch, tag or commit keeps a rerun on the same rows. A local folder has one version: a
+    revision for it is refused rather than ignored."""
+    revision = task["hub"].get("revision")
+    if revision is None:
+        return {}
+    if looks_local(dataset_name(task)):
+        raise UserError(f"task '{task['name']}': task.hub.revision={revision} picks a version of a dataset on the hub, but "
+                        f"{dataset_name(task)} is a local folder, which has one; leave task.hub.revision unset")
+    return {"revision": str(revision)}
+
+
 def _hub_dataset(task: Mapping[str, Any], config: str | None):
     """The task's dataset (every split), or a one-line error saying how to point the tool at data."""
     if not task.get("hub"):  # a user's own TSV task (task.hub: null) has only its folder
@@ -548,8 +564,9 @@ def _hub_dataset(task: Mapping[str, Any], config: str | None):
     except ImportError as exc:  # pragma: no cover - datasets is a hard dependency
         raise UserError(f"the 'datasets' package is needed to load '{task['name']}' from the hub") from exc
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retries would print 5 warnings
+    pinned = _pinned(task)
     try:
-        return datasets.load_dataset(_dataset_location(dataset_name(task)), config)
+        return datasets.load_dataset(_dataset_location(dataset_name(task)), config, **pinned)
     except Exception as exc:  # network, missing cache, unknown config: all the same to the user
         reason = first_line(exc)
         what = _where(task, config)

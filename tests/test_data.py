@@ -181,6 +181,31 @@ def test_hub_path_maps_columns_and_splits(monkeypatch: pytest.MonkeyPatch):
     assert (len(loaded.dev["dev"]), len(loaded.dev["mm"])) == (3, 2)
 
 
+def test_a_hub_dataset_is_loaded_at_the_revision_the_task_pins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A dataset can change under its hub id; `task.hub.revision` keeps a run (and every rerun) on the
+    same rows. A local folder of files has one version: a revision for it is refused, not ignored."""
+    import datasets
+
+    asked = []
+
+    def fake_load_dataset(path: str, name: str, **kwargs):
+        asked.append(kwargs.get("revision"))
+        split = lambda n: datasets.Dataset.from_dict({"sentence": ["a fine film ."] * n, "label": [i % 2 for i in range(n)]})  # noqa: E731
+        return datasets.DatasetDict(train=split(4), validation=split(2))
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    task = task_cfg("sst2")
+    data.load_task_data(task, {"dir": None})
+    data.load_task_data({**task, "hub": {**task["hub"], "revision": "bcd0f4c"}}, {"dir": None})
+    assert asked == [None, "bcd0f4c"]
+    local = {**task, "hub": {**task["hub"], "dataset": str(tmp_path), "revision": "v2"}}
+    with pytest.raises(UserError, match=f"task.hub.revision=v2 picks a version of a dataset on the hub, but {tmp_path} is a local folder"):
+        data.check_layout(local)
+    with pytest.raises(UserError, match="leave task.hub.revision unset"):
+        data.load_task_data(local, {"dir": None})
+
+
 def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
     import datasets
 
