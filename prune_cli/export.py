@@ -118,7 +118,7 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
 def _provenance(run_dir: Path, metrics: dict) -> dict:
     """Where the folder came from: the run's identity, scores (its `metrics.json`) and (if any) its mask manifest."""
     keep = ("task", "method", "algorithm", "model", "model_revision", "seed", "sparsity_requested", "sparsity_realized", "metrics", "base_weights_hash_before",
-            "tokenizer_hash")
+            "tokenizer_hash", "scored_on", "trained_on")  # the scores, and the rows they and the training came from
     provenance = {"run_dir": str(run_dir.resolve()), **{k: metrics.get(k) for k in keep}}
     if (run_dir / rundir.MASK).exists():
         manifest = mask_format.read_manifest(run_dir / rundir.MASK)

@@ -40,6 +40,8 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     # the folder says what the run was made on, and its tokenizer is the one the run read its text with
     provenance = json.loads((in_tmp / "hf" / export.MANIFEST_FILE).read_text())
     assert provenance["tokenizer_hash"] == tokenizer_hash(tokenizer) == rundir.load_run_record(run_dir)["tokenizer_hash"]
+    record = rundir.load_run_record(run_dir)  # and the rows its scores and its training came from
+    assert (provenance["scored_on"], provenance["trained_on"]) == (record["scored_on"], record["trained_on"]) and record["trained_on"]["rows"] > 0
     # The raw outputs equal prune-cli's own forward pass on the run's weights.
     from prune_cli.runner import load_encoder, restore
 
