@@ -244,9 +244,11 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     read_by = tokenizer_hash(prepared.tokenizer)
     history: list[dict[str, float]] = []
     checkpoints = Checkpointer(run_dir, int(OmegaConf.select(cfg, "checkpoint.every_steps", default=0) or 0), {
+        # checked in this order: changed training rows are named as such before the counts and budget they change
+        "train_rows_sha256": prepared.trained_on["rows_sha256"],
         "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
         "base_weights_hash": prepared.base_hash, "tokenizer_hash": read_by, "total_steps": budget.total_steps,
-        "train_examples": len(prepared.train), "train_rows_sha256": prepared.trained_on["rows_sha256"],
+        "train_examples": len(prepared.train),
     }, history)
     resumed_at = checkpoints.load() if resume else None
     if resume:

@@ -161,6 +161,10 @@ def test_a_stopped_run_whose_training_rows_changed_is_not_resumed_on_them(in_tmp
     before = folder_snapshot(in_tmp / "edited")
     assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "edited")), "cannot be resumed: the training rows have changed since the run stopped",
                           "put the data back as it was to resume, or start the run anew")
+    edited = train.read_text()
+    train.write_text(f"{edited}{text}\t{label}\n")  # a row added too: named as the rows' change, not as another count of examples
+    assert_one_line_error(run_cli("adapt", "--resume", str(in_tmp / "edited")), "cannot be resumed: the training rows have changed since the run stopped")
+    train.write_text(edited)
     assert folder_snapshot(in_tmp / "edited") == before
     _resumes_as_if_written_before(in_tmp / "older", "train_rows_sha256")
     train.write_text(original)
