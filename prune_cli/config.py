@@ -624,6 +624,9 @@ STARTING_OPTIONS = {"task": "sst2", "model": "minilm", "trainer": "cpu", "method
 # The keys a task file of one's own must give (its others depend on its layout, which
 # data.check_layout checks); `labels` too, null for a regression, which a task without it was read as.
 TASK_KEYS = frozenset({"task.name", "task.labels", "task.metrics", "task.main_metric"})
+# Keys every packaged option gives that the code reads with a default (null), so that an option file
+# of one's own written before they existed, or without them, still composes.
+READ_WITH_A_DEFAULT = frozenset({"model.revision"})
 
 
 @functools.lru_cache(maxsize=16)
@@ -646,7 +649,7 @@ def check_own_option(group: str, option: str) -> None:
     if path is None or path.is_relative_to(CONFIG_DIR) or group not in STARTING_OPTIONS:
         return
     algorithm = _method_algorithm(f"method={option}") if group == "method" else None
-    needed = TASK_KEYS if group == "task" else packaged_keys(group, algorithm)
+    needed = TASK_KEYS if group == "task" else packaged_keys(group, algorithm) - READ_WITH_A_DEFAULT
     missing = sorted(needed - _file_keys(config_dirs(), group, path))
     if missing:
         start = packaged_start(group, algorithm)

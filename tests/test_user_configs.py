@@ -250,3 +250,7 @@ def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_con
     result = run_cli("adapt", "trainer=small", *tiny_overrides(tiny_model_dir, "trainer.batch_size=4"))
     assert result.exit_code == 0, result.output
     assert compose(["trainer=small"]).trainer.batch_size == 4
+    # a key every packaged model gives but the code reads with a default (model.revision, added later) may be left out
+    (user_configs / "model" / "mine.yaml").write_text(f"name_or_path: {tiny_model_dir}\n")
+    result = run_cli("adapt", "--model", "mine", *(o for o in tiny_overrides(tiny_model_dir) if not o.startswith("model.")))
+    assert result.exit_code == 0, result.output
