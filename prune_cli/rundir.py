@@ -479,27 +479,30 @@ def written_digests(run_dir: Path) -> dict[str, str]:
     return {name: file_sha256(run_dir / name) for name in DIGESTED if (run_dir / name).is_file()}
 
 
-def require_as_written(run_dir: Path, name: str) -> None:
-    """A finished run's mask, trained weights or head is the file the run wrote, as its metrics.json
-    records it (`written_digests`). Why: every one of them loads as long as its shapes fit, so
-    another run's head copied in, a mask from another seed, or a file half-synced from elsewhere
-    was scored, exported and served under this run's name and record; only `evaluate`'s "same"
-    column could show it. A run written before the record held digests (or without metrics.json,
-    which its readers refuse on their own) has nothing to compare."""
+def require_as_written(run_dir: Path, names: Sequence[str] = DIGESTED) -> None:
+    """A finished run's mask, trained weights and head (those of `names` its metrics.json has a
+    digest for) are the files the run wrote (`written_digests`). Why: every one of them loads as
+    long as its shapes fit, so another run's head copied in, a mask from another seed, or a file
+    half-synced from elsewhere was scored, exported and served under this run's name and record;
+    only `evaluate`'s "same" column could show it. Checked once per command, before any model
+    loads: by `runner.stored_config` for every reader that puts a run back together, by
+    `require_mask` for those that read its mask alone. A run written before the record held
+    digests (or without metrics.json, which its readers refuse on their own) has nothing to compare."""
     if not (run_dir / METRICS).is_file():
         return
     recorded = load_run_record(run_dir).get(WRITTEN_DIGESTS) or {}
     for file, digest in recorded.items():
         if not is_kind(digest, TEXT):
             raise UserError(f"{run_dir / METRICS} has {digest!r} for '{file}' under '{WRITTEN_DIGESTS}', not {TEXT}; it was edited")
-    expected = recorded.get(name)
-    if expected is None:
-        return
-    now = file_sha256(run_dir / name)
-    if now != expected:
-        raise UserError(f"{run_dir / name} is not the file this run wrote (its SHA-256 is {now[:12]}…, where {METRICS} records "
-                        f"{expected[:12]}…): it was replaced, cut short or changed after the run finished; put the run's own file back, "
-                        "or run the job again")
+    for name in names:
+        expected = recorded.get(name)
+        if expected is None or not (run_dir / name).is_file():  # a file missing is `require_scored_with`'s to name
+            continue
+        now = file_sha256(run_dir / name)
+        if now != expected:
+            raise UserError(f"{run_dir / name} is not the file this run wrote (its SHA-256 is {now[:12]}…, where {METRICS} records "
+                            f"{expected[:12]}…): it was replaced, cut short or changed after the run finished; put the run's own file back, "
+                            "or run the job again")
 
 
 def require_mask(run_dir: Path, needs: str) -> Path:
@@ -510,7 +513,7 @@ def require_mask(run_dir: Path, needs: str) -> Path:
         raise UserError(f"{run_dir} is not a directory")
     path = run_dir / MASK
     if path.is_file():
-        require_as_written(run_dir, MASK)
+        require_as_written(run_dir, (MASK,))
         return path
     if (run_dir / METRICS).is_file():
         metrics = load_metrics(run_dir)

@@ -114,10 +114,8 @@ def sequence_length(cfg: DictConfig, tokenizer) -> int:
 
 
 def require_mask_for_task(run_dir: Path, cfg: DictConfig) -> None:
-    """Cheap check before any model is loaded: the mask is the one the run wrote, and its manifest
-    says which task it was made for."""
+    """Cheap check before any model is loaded: the manifest says which task the mask was made for."""
     if (run_dir / rundir.MASK).exists():
-        rundir.require_as_written(run_dir, rundir.MASK)
         made_for = mask_format.read_manifest(run_dir / rundir.MASK).get("task")
         if made_for not in (None, cfg.task.name):
             raise UserError(f"{run_dir / rundir.MASK} was made for task '{made_for}', the run is '{cfg.task.name}'")
@@ -419,7 +417,6 @@ def load_run_encoder(run_dir: Path, encoder: MaskedEncoder, device: torch.device
     and shape: a truncated file or one of another model was a traceback from safetensors or from the
     first forward pass."""
     path = run_dir / rundir.ENCODER
-    rundir.require_as_written(run_dir, rundir.ENCODER)
     try:
         trained = load_tensors(str(path), device=str(device))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad file
@@ -442,14 +439,12 @@ def load_run_mask(run_dir: Path, encoder: MaskedEncoder, base_hash: str, device:
     """The run's mask, checked against the loaded base model (None for a run without one)."""
     if not (run_dir / rundir.MASK).exists():
         return None
-    rundir.require_as_written(run_dir, rundir.MASK)
     loaded = mask_format.load_mask(run_dir / rundir.MASK, encoder.shapes, base_hash)
     return {n: m.to(device) for n, m in loaded.masks.items()}
 
 
 def load_run_head(run_dir: Path, cfg: DictConfig, encoder: MaskedEncoder, device: torch.device) -> torch.nn.Module:
     head = new_head(encoder, data.num_outputs(OmegaConf.to_container(cfg.task, resolve=True)), cfg.head).to(device)
-    rundir.require_as_written(run_dir, rundir.HEAD)
     try:
         head.load_state_dict(load_tensors(str(run_dir / rundir.HEAD), device=str(device)))
     except Exception as exc:
@@ -464,8 +459,8 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     in fp32) and where its base model is loaded from (a folder moved, a hub model copied to a
     machine without the hub: `require_made_on` checks it is the same weights and tokenizer). Every
     command that loads a finished run reads it through here (evaluate, predict, apply, export,
-    analyze sensitivity); a bad precision, a mask made for another task or a base model no longer
-    where the run says fails here, before any data or model is loaded."""
+    analyze sensitivity); a bad precision, a file the run did not write, a mask made for another
+    task or a base model no longer where the run says fails here, before any data or model is loaded."""
     rundir.require_run_dir(run_dir)
     cfg = rundir.load_complete_config(run_dir)
     if model is not None:  # a model config's name (minilm) is its model, as `adapt --model minilm` reads it
@@ -482,6 +477,7 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
         cfg.trainer.precision = precision
     check_precision(str(cfg.trainer.precision))
     rundir.require_scored_with(run_dir, str(cfg.method.algorithm))
+    rundir.require_as_written(run_dir)  # its mask, trained weights and head, each hashed once
     require_mask_for_task(run_dir, cfg)
     fill_in_later_task_keys(cfg)
     return cfg
