@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, head, hf_modeling, mask_format, model_card, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, other_rows, restore, scored_on, stored_config
+from prune_cli.runner import encode_split, load_encoder, require_rows_scored_on, restore, stored_config
 
 MODELING_FILE = "modeling_pruned_bert.py"
 HEAD_FILE = "layer_mix_head.py"
@@ -144,9 +144,7 @@ def read_scored_rows(run_dir: Path, data_dir: str | None = None, model: str | No
     cfg = stored_config(run_dir, data_dir, model=model)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     dev = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=False).dev
-    differs = other_rows(rundir.load_run_record(run_dir).get("scored_on"), scored_on(cfg, dev))
-    if differs:
-        raise UserError(f"--check compares with the run's figures, but {differs[0]}; point --data-dir at the data the run was scored on")
+    require_rows_scored_on(run_dir, cfg, dev, "--check compares with the run's figures")
     return ScoredRows(cfg, task, dev)
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import data, rundir
 from prune_cli.errors import UserError
-from prune_cli.runner import encode_split, load_encoder, other_rows, restore, scored_on, stored_config, use_configured_threads
+from prune_cli.runner import encode_split, load_encoder, require_rows_scored_on, restore, stored_config, use_configured_threads
 from prune_cli.training import pick_device, predict
 
 SPLITS = ("test", "dev")
@@ -112,10 +112,7 @@ class _Job:
             self.inputs = {key: (rows.ids, rows.as_examples()) for key, rows in data.load_test_splits(self.task, data_cfg).items()}
         else:  # the rows the run was scored on: its dev split(s) or held-out rows, cut at data.max_eval_samples as the run was
             dev = data.load_task_data(self.task, data_cfg, with_train=False).dev
-            differs = other_rows(rundir.load_run_record(self.run_dir).get("scored_on"), scored_on(self.cfg, dev))
-            if differs:
-                raise UserError(f"--split dev writes the rows behind {self.run_dir}'s score, but {differs[0]}; point --data-dir "
-                                "at the data the run was scored on")
+            require_rows_scored_on(self.run_dir, self.cfg, dev, f"--split dev writes the rows behind {self.run_dir}'s score")
             cut = {key: ex.first(self.cfg.data.max_eval_samples) for key, ex in dev.items()}
             self.inputs = {key: ([str(i) for i in range(len(ex))], ex) for key, ex in cut.items()}
 

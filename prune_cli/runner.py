@@ -549,6 +549,16 @@ def other_rows(scored_then: Any, scored_now: dict[str, dict[str, Any]]) -> list[
     return differs
 
 
+def require_rows_scored_on(run_dir: Path, cfg: DictConfig, dev: Mapping[str, data.Examples], needs: str) -> None:
+    """Refuse rows other than those the run was scored on (`other_rows`) where a command's point is
+    the rows behind the run's score (`needs` says what it does with them): `export --check` would
+    compare an export with the run's figures on other data, `predict --split dev` write other rows
+    as the ones behind the score. `evaluate` re-scores other rows, and says so."""
+    differs = other_rows(rundir.load_run_record(run_dir).get("scored_on"), scored_on(cfg, dev))
+    if differs:
+        raise UserError(f"{needs}, but {differs[0]}; point --data-dir at the data the run was scored on")
+
+
 def _rescore(run_dir: Path, cfg: DictConfig, record: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], list[str]]:
     """Score a finished run under `cfg` (its `stored_config`) and print it beside the figures its
     checked `record` holds, saying first where the rows scored differ from the run's (`other_rows`):
