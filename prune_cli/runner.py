@@ -46,7 +46,14 @@ class Prepared:
     dev: dict[str, batching.Encoded]
     device: torch.device
     scored_on: dict[str, dict[str, Any]]  # each split scored: where its rows came from, how many were scored of how many (metrics.json)
-    trained_on: dict[str, Any] | None = None  # the rows trained on (after data.max_train_samples): source, count, fingerprint
+    train_rows: data.Examples | None = None  # the rows trained on (after data.max_train_samples), which `trained_on` describes
+
+    def trained_on(self) -> dict[str, Any]:
+        """metrics.json's `trained_on` (source, rows, fingerprint; the checkpoint's identity holds the
+        fingerprint). Asked for by the run that records it only: a fingerprint of MNLI's rows takes
+        about a second, which an analysis that retrains heads need not pay."""
+        assert self.train_rows is not None, "prepared without training rows"
+        return {"source": self.train_rows.source, "rows": len(self.train_rows), "rows_sha256": self.train_rows.rows_sha256()}
 
 
 def seed_everything(seed: int) -> None:
@@ -145,12 +152,11 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=with_train)
     encoder, base_hash, tokenizer = load_encoder(cfg, device)
 
-    train = encode_split(cfg, task_data.train, tokenizer, cfg.data.max_train_samples) if with_train else None
+    train_rows = task_data.train.first(cfg.data.max_train_samples) if with_train else None
+    train = encode_split(cfg, train_rows, tokenizer, None) if train_rows is not None else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
-    trained = task_data.train.first(cfg.data.max_train_samples)
     return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device,
-                    scored_on=scored_on(cfg, task_data.dev),
-                    trained_on={"source": trained.source, "rows": len(trained), "rows_sha256": trained.rows_sha256()} if with_train else None)
+                    scored_on=scored_on(cfg, task_data.dev), train_rows=train_rows)
 
 
 def scored_on(cfg: DictConfig, dev: Mapping[str, data.Examples]) -> dict[str, dict[str, Any]]:
@@ -240,10 +246,11 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     budget = plan_budget(plain_cfg["trainer"], len(prepared.train))
     read_by = tokenizer_hash(prepared.tokenizer)
+    trained_on = prepared.trained_on()
     history: list[dict[str, float]] = []
     checkpoints = Checkpointer(run_dir, int(OmegaConf.select(cfg, "checkpoint.every_steps", default=0) or 0), {
         # checked in this order: changed training rows are named as such before the counts and budget they change
-        "train_rows_sha256": prepared.trained_on["rows_sha256"],
+        "train_rows_sha256": trained_on["rows_sha256"],
         "task": cfg.task.name, "algorithm": cfg.method.algorithm, "seed": int(cfg.seed), "sparsity": float(cfg.sparsity),
         "base_weights_hash": prepared.base_hash, "tokenizer_hash": read_by, "total_steps": budget.total_steps,
         "train_examples": len(prepared.train),
@@ -300,7 +307,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "main_metric_value": metrics[key],
         "metrics": metrics,
         "scored_on": prepared.scored_on,
-        "trained_on": prepared.trained_on,
+        "trained_on": trained_on,
         "num_maskable": prepared.encoder.num_maskable,
         "num_kept": int(sum(int(m.sum()) for m in result.masks.values())) if result.masks is not None else prepared.encoder.num_maskable,
         "steps": budget.total_steps,
