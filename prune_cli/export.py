@@ -47,7 +47,7 @@ def export(run_dir: Path, out: Path, model: str | None = None) -> Path:
     weights, task_head = restore(run_dir, cfg, encoder, base_hash, tokenizer, torch.device("cpu"))
     exported = _assemble(cfg, encoder.encoder, weights or {}, task_head)
     card_cfg = OmegaConf.to_container(cfg, resolve=True)
-    card_cfg["model"]["name_or_path"] = str(rundir.load_complete_config(run_dir).model.name_or_path)  # the base it was made on
+    card_cfg["model"] = OmegaConf.to_container(rundir.load_complete_config(run_dir).model, resolve=True)  # the base it was made on, at its revision
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

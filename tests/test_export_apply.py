@@ -430,6 +430,9 @@ def test_a_hub_model_is_loaded_at_the_revision_the_run_pinned(in_tmp: Path, tiny
     assert json.loads((in_tmp / "hf" / "prune_cli_manifest.json").read_text())["model_revision"] == "v1.2"
     result = run_cli("evaluate", str(run), "--model", str(tiny_model_dir))  # a local copy of the model at that revision
     assert result.exit_code == 0, result.output
+    result = run_cli("export", str(run), "--out", str(in_tmp / "hf-from-copy"), "--model", str(tiny_model_dir))
+    assert result.exit_code == 0, result.output
+    assert "`org/tiny-bert` (revision `v1.2`)" in (in_tmp / "hf-from-copy" / "README.md").read_text(), "the card names the run's own base"
     assert_one_line_error(run_cli("adapt", *tiny_overrides(tiny_model_dir, "model.revision=v1.2")),
                           f"model.revision=v1.2 picks a version of a Hugging Face hub model, but {tiny_model_dir} is a local folder",
                           "leave model.revision unset")
