@@ -206,8 +206,9 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Where report.csv/.md and the plots go (default: ROOT)."),
     debug: bool = DEBUG,
 ) -> None:
-    """Collect every run's metrics.json into a table, report.csv, report.md and per-task plots (per task and
-    backbone where the runs pruned more than one)."""
+    """Collect every run's metrics.json into a table, report.csv, report.md and per-task plots.
+
+    Runs of more than one backbone get a table and a plot per task and backbone."""
     from prune_cli import report as reporting
 
     def work() -> None:

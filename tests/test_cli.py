@@ -126,3 +126,27 @@ def test_an_empty_option_value_is_refused(tmp_path, monkeypatch: pytest.MonkeyPa
     assert_one_line_error(result, message)
     assert ("for its default" in result.output) == ("for its default" in message)  # export's --out has no default
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_command_summary_is_one_line():
+    """Typer's command list prints a command's first paragraph as written, line breaks kept
+    (rich markup mode), so a summary wrapped in the source broke mid-sentence in `prune-cli --help`
+    ("per-task plots (per task and" / "backbone where ..."). Details go in a later paragraph."""
+    import inspect
+
+    import typer
+
+    from prune_cli.cli import app
+
+    def commands(group, prefix: str = ""):  # Typer's own Click groups: any object with .commands
+        for name, command in group.commands.items():
+            yield prefix + name, command
+            if hasattr(command, "commands"):
+                yield from commands(command, prefix + name + " ")
+
+    root = typer.main.get_command(app)
+    listed = list(commands(root))
+    assert {"adapt", "report", "analyze topology"} <= {name for name, _ in listed}
+    for name, command in listed:
+        summary = inspect.cleandoc(command.help or "").split("\n\n")[0]
+        assert summary and "\n" not in summary, f"`prune-cli {name}`'s summary spans lines: {summary!r}"
