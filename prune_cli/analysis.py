@@ -205,7 +205,7 @@ def recovery(run_dirs: list[Path]) -> list[RecoveryRow]:
         metrics = rundir.load_run_record(run_dir, needs=("algorithm", "seed"))
         cfg = rundir.load_config(run_dir)
         if metrics["algorithm"] != "adapt_by_pruning":
-            raise UserError(f"{run_dir} is a {metrics['algorithm']} run; connection recovery exists only in adapt_by_pruning")
+            raise UserError(f"{run_dir} is a run of {metrics['algorithm']}; connection recovery exists only in adapt_by_pruning's recipes")
         share = (metrics.get("method_details") or {}).get("recovered_share")
         if share is not None and not rundir.is_kind(share, rundir.NUMBER):
             raise UserError(f"{run_dir / rundir.METRICS} has 'recovered_share': {share!r} under 'method_details', not {rundir.NUMBER}; it was edited")

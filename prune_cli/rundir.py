@@ -519,7 +519,7 @@ def require_mask(run_dir: Path, needs: str) -> Path:
         metrics = load_metrics(run_dir)
         method = metrics.get("method", "?")
         if MASK not in scored_with(str(metrics.get("algorithm", method))):
-            raise UserError(f"{run_dir} is a {method} run, a dense reference with no mask; {needs} needs a pruning run")
+            raise UserError(f"{run_dir} is a run of {method}, a dense reference with no mask; {needs} needs a pruning run")
         raise UserError(f"{run_dir} is a finished {method} run, but its {MASK} is missing")
     raise UserError(f"{run_dir} has no {MASK}: it is not a finished run directory{runs_below_hint(run_dir)}")
 

@@ -55,8 +55,10 @@ def test_analyze_a_run_without_mask_is_a_clear_error(in_tmp: Path, tiny_model_di
     run = only_run_dir(in_tmp / "outputs")
     for args in (["topology", str(run)], ["sensitivity", str(run), "--steps", "2"]):
         result = run_cli("analyze", *args)
-        assert result.exit_code == 2 and "is a feature_extraction run, a dense reference with no mask" in result.output
+        assert result.exit_code == 2 and "is a run of feature_extraction, a dense reference with no mask" in result.output
         assert "finished run below it" not in result.output  # not pointed at itself as a run below it
+    result = run_cli("analyze", "recovery", str(run))  # a name read in a sentence: "a run of imp", never "a imp run"
+    assert result.exit_code == 2 and "is a run of feature_extraction; connection recovery exists only in adapt_by_pruning's" in result.output
     result = run_cli("analyze", "topology", str(in_tmp / "outputs"))
     assert result.exit_code == 2 and "has no mask.safetensors: it is not a finished run directory" in result.output
     assert "holds 1 finished run below it" in " ".join(result.output.split())

@@ -917,7 +917,7 @@ def test_transfer_without_a_mask_run(in_tmp: Path, tiny_model_dir: Path):
 def test_transfer_from_a_run_without_a_mask(finished_run: Path, in_tmp: Path, tiny_model_dir: Path):
     dense = run_cli("adapt", "--method", "feature_extraction", "--sparsity", "0", "hydra.run.dir=dense", *tiny_overrides(tiny_model_dir))
     assert dense.exit_code == 0, dense.output
-    assert_one_line_error(_transfer("dense", "0.5", tiny_model_dir), "is a feature_extraction run, a dense reference with no mask",
+    assert_one_line_error(_transfer("dense", "0.5", tiny_model_dir), "is a run of feature_extraction, a dense reference with no mask",
                           "method=transfer needs a pruning run")
     assert_one_line_error(_transfer("nowhere", "0.5", tiny_model_dir), "nowhere is not a directory")
     assert [p.name for p in (in_tmp / "outputs").rglob(".hydra")] == [".hydra"], "a refused transfer writes no run dir"
