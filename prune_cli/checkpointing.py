@@ -166,7 +166,7 @@ class Checkpointer:
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same one-line answer
             raise UserError(f"{path} cannot be read ({type(exc).__name__}); delete the checkpoint folder to restart the run from step 0") from None
         if not isinstance(payload, dict):
-            raise UserError(f"{path} holds a {type(payload).__name__}, not a prune-cli checkpoint; delete the checkpoint folder to "
+            raise UserError(f"{path} holds a Python {type(payload).__name__}, not a prune-cli checkpoint; delete the checkpoint folder to "
                             "restart the run from step 0")
         if payload.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{path} has checkpoint format {payload.get('format_version')}, this prune-cli reads {FORMAT_VERSION}")

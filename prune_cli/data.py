@@ -530,7 +530,7 @@ def _hub_texts(table, hub: Mapping[str, Any], where: str) -> list[tuple[str, ...
             if text is None:
                 raise UserError(f"{where}, row {row}: column {column!r} holds None, not text; fill or delete that row")
             if not isinstance(text, str):  # a CSV column of numbers alone reads as numbers, whose str() may not be the text written
-                raise UserError(f"{where}, row {row}: column {column!r} holds {text!r}, a {type(text).__name__}, not text; "
+                raise UserError(f"{where}, row {row}: column {column!r} holds {text!r} ({type(text).__name__}), not text; "
                                 "the dataset must store this column as strings (e.g. JSON lines with quoted values)")
     return rows
 

@@ -265,7 +265,7 @@ def test_a_folder_of_csv_files_is_a_task(tmp_path: Path, monkeypatch: pytest.Mon
         data.load_task_data(_movies(str(tmp_path / "nope")), {"dir": None})
     for split in ("train", "validation"):  # a column of numbers alone (in every split) reads as numbers
         (folder / f"{split}.csv").write_text("review,sentiment\n5,neg\n3,pos\n")
-    with pytest.raises(UserError, match=r"row 0: column 'review' holds 5, a int, not text; the dataset must store this column as strings"):
+    with pytest.raises(UserError, match=r"row 0: column 'review' holds 5 \(int\), not text; the dataset must store this column as strings"):
         data.load_task_data(_movies(str(folder)), {"dir": None})
 
 

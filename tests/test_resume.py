@@ -316,7 +316,7 @@ def test_resume_refuses_a_corrupt_checkpoint(in_tmp: Path, tiny_model_dir: Path,
     torch.save([1, 2], state)
     result = run_cli("adapt", "--resume", str(in_tmp / "killed"))
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "holds a list, not a prune-cli checkpoint; delete the checkpoint folder" in " ".join(result.output.split())
+    assert "holds a Python list, not a prune-cli checkpoint; delete the checkpoint folder" in " ".join(result.output.split())
 
 
 def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, step: int, presses: int = 1) -> None:
