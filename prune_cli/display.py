@@ -150,3 +150,34 @@ def _bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:.2f} {unit}"
     return f"{count} B"
+
+
+def plan_table(plan: Any) -> Table:
+    """`adapt --dry-run`: one row per job it would run (`hydra_entry.Plan`), with its budget, the
+    sweep's other settings that tell it apart, and for a dense reference that an earlier job of
+    the sweep runs, that it is skipped."""
+    shown = ("task", "method", "sparsity", "seed")  # columns of their own
+    others = [" ".join(entry for entry in job.settings.split() if entry.split("=", 1)[0].lstrip("+~") not in shown) for job in plan.jobs]
+    columns = ((["job"] if plan.sweep else []) + ["task", "method", "sparsity", "seed", "budget"] + (["other settings"] if any(others) else [])
+               + (["runs"] if plan.sweep else []))
+    table = Table(title=f"the sweep's {len(plan.jobs)} jobs" if plan.sweep else "the run")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("job", "sparsity", "seed") else "left", overflow="fold")
+    for job, other in zip(plan.jobs, others):
+        cfg = job.cfg
+        cells = [str(cfg.task.name), str(cfg.method.name), f"{float(cfg.sparsity):g}", str(cfg.seed), budget(cfg.trainer)]
+        if any(others):
+            cells.append(other)
+        if plan.sweep:
+            cells = [str(job.number), *cells, "yes" if job.same_as is None else f"no, as job {job.same_as}"]
+        table.add_row(*cells)
+    return table
+
+
+def budget(trainer: Any) -> str:
+    """A run's budget as the trainer config states it: so many steps or epochs, whichever ends
+    first (either may be null), in batches of so many."""
+    limits = [f"{trainer.max_steps} steps"] if trainer.get("max_steps") is not None else []
+    limits += [f"{float(trainer.epochs):g} epochs"] if trainer.get("epochs") is not None else []
+    return f"{' or '.join(limits) or 'no limit'}, batch {trainer.batch_size}"
+

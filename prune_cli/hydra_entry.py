@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,10 +25,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from prune_cli import display, folder_lock, rundir, runner, stopping
-from prune_cli.config import (CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
+from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
+from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
-                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs)
+                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs, varying_settings)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,79 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
     directory is new, launch; returns the run dirs that finished (a joblib sweep's jobs run in
     worker processes, so they are not listed). An experiment that sets `hydra.mode: MULTIRUN`
     is a sweep without -m; `one_run` (Python's `api.adapt`, which returns one run) refuses it."""
+    checked = _check_launch(overrides, multirun, one_run)
+    return _finished(launch_adapt(overrides, checked.multirun, checked.existed))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What `adapt` knows once every check before the launch has passed."""
+
+    multirun: bool
+    jobs: list[list[str]]  # each job's overrides (one run: the command's own)
+    configs: list[DictConfig]  # each job's composed config
+    settings: DictConfig  # Hydra's own settings for the launch (its folders, its sweeper)
+    existed: Path | None  # one run: the nearest folder on its path that is there now
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One job `adapt` would run (`adapt --dry-run`)."""
+
+    number: int | None  # its number in the sweep (None: one run)
+    settings: str  # its overrides that tell it from the sweep's other jobs
+    cfg: DictConfig
+    same_as: int | None  # an earlier job of the sweep that runs this very dense reference: this one is skipped
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `adapt` would run, without running it: every check passed, nothing written."""
+
+    jobs: list[PlannedJob]
+    folder: str  # the run directory, or the sweep folder, as it would be named if launched now
+    sweep: bool
+    jobs_known: bool  # False where a sweeper other than Hydra's basic one picks its jobs as it goes
+    inputs: list[tuple[str, str, bool]]  # (what, where it would be read from, whether it is there), each once
+
+    def missing(self) -> list[tuple[str, str, bool]]:
+        """The inputs a job would stop on: a data or model folder that is not there."""
+        return [entry for entry in self.inputs if not entry[2]]
+
+
+def plan_adapt(overrides: Sequence[str], multirun: bool) -> Plan:
+    """`adapt --dry-run`: every check `adapt` makes before it launches (the overrides, every job
+    of a sweep composed and checked, the run or sweep folder new and writable), then the jobs it
+    would run, and which dense references a sweep over sparsities skips as repeats
+    (`reference_key`, the key the running sweep claims them by)."""
+    checked = _check_launch(overrides, multirun)
+    first_of: dict[str, int] = {}
+    jobs = []
+    for number, (job, cfg) in enumerate(zip(checked.jobs, checked.configs)):
+        key = reference_key(cfg) if checked.multirun else None
+        first = first_of.setdefault(key, number) if key is not None else number
+        jobs.append(PlannedJob(number if checked.multirun else None, varying_settings(job, checked.jobs) if checked.multirun else "",
+                               cfg, first if first != number else None))
+    folder = str(checked.settings.sweep.dir if checked.multirun else checked.settings.run.dir)
+    return Plan(jobs, folder, checked.multirun, jobs_known=checked.settings.sweeper.get("_target_") == BASIC_SWEEPER,
+                inputs=_inputs(checked.configs))
+
+
+def _inputs(configs: Sequence[DictConfig]) -> list[tuple[str, str, bool]]:
+    """Each job's data and model, where they would be read from (`data.data_source`,
+    `backbone.model_source`), each distinct one once, in the jobs' order."""
+    seen: dict[tuple[str, str], bool] = {}
+    for cfg in configs:
+        task = OmegaConf.to_container(cfg.task, resolve=True)
+        where, there = data.data_source(task, OmegaConf.to_container(cfg.data, resolve=True))
+        seen.setdefault((f"{task['name']} data", where), there)
+        where, there = backbone.model_source(OmegaConf.to_container(cfg.model, resolve=True))
+        seen.setdefault(("model", where), there)
+    return [(what, where, there) for (what, where), there in seen.items()]
+
+
+def _check_launch(overrides: Sequence[str], multirun: bool, one_run: bool = False) -> _Checked:
+    """Every check `adapt` makes before Hydra creates or writes anything."""
     check_overrides(overrides, multirun=True)
     settings = launch_settings(overrides)
     refuse_chdir(settings)
@@ -88,12 +162,11 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
                         "run the sweep with `prune-cli adapt`, or loop over single runs")
     check_overrides(overrides, multirun, SWEEP_NOT_HERE_ONE_RUN if one_run else SWEEP_WITH_MULTIRUN)
     if multirun:
-        _check_sweep(overrides, settings)
+        jobs, configs = _check_sweep(overrides, settings)
         check_sweep_dir(settings)
-    else:
-        compose(overrides)
-    existed = None if multirun else check_run_dir(settings)
-    return _finished(launch_adapt(overrides, multirun, existed))
+        return _Checked(True, jobs, configs, settings, None)
+    cfg = compose(overrides)
+    return _Checked(False, [list(overrides)], [cfg], settings, check_run_dir(settings))
 
 
 def continue_sweep(sweep_dir: Path) -> list[Path]:
@@ -126,12 +199,13 @@ def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:
     return check
 
 
-def _check_sweep(overrides: Sequence[str], settings: DictConfig, continued_model_check: Callable[[DictConfig], None] | None = None) -> None:
+def _check_sweep(overrides: Sequence[str], settings: DictConfig, continued_model_check: Callable[[DictConfig], None] | None = None
+                 ) -> tuple[list[list[str]], list[DictConfig]]:
     """Every job of the sweep composed and checked before any starts (a status line while it takes);
-    a continued sweep's jobs also find their model (`_model_still_there`)."""
+    a continued sweep's jobs also find their model (`_model_still_there`). Returns the jobs' overrides and configs."""
     jobs = sweep_jobs(overrides, settings)
     with display.checking(f"checking the settings of the sweep's {len(jobs)} jobs"):
-        check_jobs(jobs, continued_model_check, continuing=continued_model_check is not None)
+        return jobs, check_jobs(jobs, continued_model_check, continuing=continued_model_check is not None)
 
 
 @contextlib.contextmanager
@@ -286,11 +360,17 @@ def repeated_reference(cfg: DictConfig, sweep_dir: Path, run_dir: Path, job_num:
     fine-tune three times with one seed: three times the cost for one result, which a report
     would once have shown as three seeds with no spread. Each job claims its config with
     sparsity left out; the first claim runs, the others are skipped."""
+    key = reference_key(cfg)
+    return None if key is None else rundir.claim_sweep_run(sweep_dir, key, run_dir, job_num)
+
+
+def reference_key(cfg: DictConfig) -> str | None:
+    """A dense reference's config with sparsity left out, as a short hash (None for a method that
+    prunes): two jobs of a sweep with the same key run the very same thing."""
     from prune_cli.methods import DENSE
 
     if cfg.method.algorithm not in DENSE:
         return None
     same = OmegaConf.to_container(cfg, resolve=False)
     same.pop("sparsity", None)
-    key = hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return rundir.claim_sweep_run(sweep_dir, key, run_dir, job_num)
+    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
