@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -160,20 +161,17 @@ def adapt(
     Extra words are Hydra overrides, e.g. `trainer.max_steps=2000 method.t_small=0.5`.
     """
     from prune_cli.config import options_to_overrides
-    from prune_cli.hydra_entry import plan_adapt, run_adapt
+    from prune_cli.hydra_entry import plan_adapt, plan_resume, run_adapt
 
     overrides = options_to_overrides(task, sparsity, method, model, seed) + list(ctx.args)
 
     def work() -> None:
-        if resume is not None and dry_run:
-            raise UserError(f"--dry-run plans a new run or sweep; `prune-cli report {resume}` says where the runs there stand "
-                            "(finished, stopped with the --resume command, failed and why)")
+        if resume is not None and (overrides or multirun):
+            raise UserError(f"--resume continues {resume} with the config stored there; drop the other options ({' '.join(overrides) or '--multirun'})")
         if dry_run:
-            show_plan(plan_adapt(overrides, multirun))
+            show_plan(plan_resume(resume) if resume is not None else plan_adapt(overrides, multirun))
             return
         if resume is not None:
-            if overrides or multirun:
-                raise UserError(f"--resume continues {resume} with the config stored there; drop the other options ({' '.join(overrides) or '--multirun'})")
             from prune_cli import rundir, runner
             from prune_cli.hydra_entry import continue_sweep
 
@@ -187,6 +185,10 @@ def adapt(
     guarded(work, debug)
 
 
+PLANNED = {"runs": "to run", "resumes": "to resume", "skipped": "skipped (repeats)", "kept": "kept (finished)", "fails": "to fail",
+           "not": "running elsewhere"}  # the first word of a planned job's action, as the dry run's last line counts it
+
+
 def show_plan(plan) -> None:
     """Print what `adapt --dry-run` found (`hydra_entry.Plan`); a data or model folder that a job
     would stop on makes it end as an error, so a script can check a sweep before it queues it."""
@@ -195,13 +197,16 @@ def show_plan(plan) -> None:
         display.console.print(f"{what}: {where}", highlight=False)
     if not plan.jobs_known:
         display.console.print("this sweeper picks its jobs as it goes: only the first is known before it starts", highlight=False)
-    skipped = sum(job.same_as is not None for job in plan.jobs)
-    if skipped:
+    if any(job.action.startswith("skipped") for job in plan.jobs):
         display.console.print("a dense reference (finetune, feature_extraction) ignores sparsity, so a sweep runs it once for each "
-                              "setting of everything else: a job marked 'no, as job N' is skipped", highlight=False)
-    runs = f"{len(plan.jobs) - skipped} job{'s' if len(plan.jobs) - skipped != 1 else ''} would run" + (f" ({skipped} skipped as repeats)" if skipped else "")
-    display.console.print(f"dry run, nothing run or written: {runs + ' into sweep folder ' if plan.sweep else 'the run would write '}{plan.folder}",
-                          highlight=False)
+                              "setting of everything else: a job marked 'skipped, as job N' does not run", highlight=False)
+    if plan.sweep:
+        counts = Counter(PLANNED.get(job.action.split()[0].rstrip(",:"), job.action) for job in plan.jobs)
+        outcome = f"{len(plan.jobs)} jobs ({', '.join(f'{count} {word}' for word, count in counts.items())}) in sweep folder {plan.folder}"
+    else:
+        action = plan.jobs[0].action
+        outcome = f"the run would write {plan.folder}" if action == "runs" else f"the run in {plan.folder} {action}"
+    display.console.print(f"dry run, nothing run or written: {outcome}", highlight=False)
     missing = plan.missing()
     if missing:
         raise UserError(f"{'jobs of the sweep' if plan.sweep else 'the run'} would stop: "

@@ -154,12 +154,12 @@ def _bytes(count: int) -> str:
 
 def plan_table(plan: Any) -> Table:
     """`adapt --dry-run`: one row per job it would run (`hydra_entry.Plan`), with its budget, the
-    sweep's other settings that tell it apart, and for a dense reference that an earlier job of
-    the sweep runs, that it is skipped."""
+    sweep's other settings that tell it apart, and what would happen to it (runs, skipped as a
+    repeat, kept, resumes)."""
     shown = ("task", "method", "sparsity", "seed")  # columns of their own
     others = [" ".join(entry for entry in job.settings.split() if entry.split("=", 1)[0].lstrip("+~") not in shown) for job in plan.jobs]
     columns = ((["job"] if plan.sweep else []) + ["task", "method", "sparsity", "seed", "budget"] + (["other settings"] if any(others) else [])
-               + (["runs"] if plan.sweep else []))
+               + (["what happens"] if plan.sweep else []))
     table = Table(title=f"the sweep's {len(plan.jobs)} jobs" if plan.sweep else "the run")
     for column in columns:
         table.add_column(column, justify="right" if column in ("job", "sparsity", "seed") else "left", overflow="fold")
@@ -169,7 +169,7 @@ def plan_table(plan: Any) -> Table:
         if any(others):
             cells.append(other)
         if plan.sweep:
-            cells = [str(job.number), *cells, "yes" if job.same_as is None else f"no, as job {job.same_as}"]
+            cells = [str(job.number), *cells, job.action]
         table.add_row(*cells)
     return table
 

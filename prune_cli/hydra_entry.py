@@ -102,7 +102,8 @@ class PlannedJob:
     number: int | None  # its number in the sweep (None: one run)
     settings: str  # its overrides that tell it from the sweep's other jobs
     cfg: DictConfig
-    same_as: int | None  # an earlier job of the sweep that runs this very dense reference: this one is skipped
+    action: str  # what the command would do with it: "runs", "skipped, as job 2", "resumes after step 200 ...", ...
+    runs: bool  # whether it would train (run, run again or resume)
 
 
 @dataclass(frozen=True)
@@ -126,16 +127,66 @@ def plan_adapt(overrides: Sequence[str], multirun: bool) -> Plan:
     would run, and which dense references a sweep over sparsities skips as repeats
     (`reference_key`, the key the running sweep claims them by)."""
     checked = _check_launch(overrides, multirun)
+    if not checked.multirun:
+        jobs = [PlannedJob(None, "", checked.configs[0], "runs", True)]
+        return Plan(jobs, str(checked.settings.run.dir), False, True, _inputs(checked.configs))
+    return _plan_sweep(checked.jobs, checked.configs, checked.settings, lambda number, cfg: None)
+
+
+def plan_resume(folder: Path) -> Plan:
+    """`adapt --resume FOLDER --dry-run`: what `adapt --resume` would do with a stopped run or sweep."""
+    if rundir.is_sweep_dir(folder):
+        return plan_continued_sweep(folder)
+    cfg = runner.resumable_config(folder)
+    return Plan([PlannedJob(None, "", cfg, rundir.continued_from(folder), True)], str(folder), False, True, _inputs([cfg]))
+
+
+def plan_continued_sweep(sweep_dir: Path) -> Plan:
+    """`adapt --resume SWEEP --dry-run`: the checks `adapt --resume SWEEP` makes, then what it would
+    do with each job, as `_adapt_main` decides it: a finished job is kept, a stopped or failed one
+    resumes from its checkpoint or runs again, one that never started runs."""
+    _, _, launched, settings, jobs, configs = _check_continued(sweep_dir)
+    sweep = sweep_dir.absolute()
+    if folder_lock.held_elsewhere(sweep):  # as the continued sweep itself is refused (SweepWatch)
+        raise folder_lock.FolderInUse(rundir.sweep_in_use(sweep_dir))
+    folders = rundir.job_folders(sweep)
+
+    def state(number: int, cfg: DictConfig) -> tuple[str, bool] | None:
+        folder = folders.get(number)
+        if folder is None or not folder.is_dir():
+            return None
+        if folder_lock.held_elsewhere(folder):
+            return "not run: another process is running it", False
+        if not rundir.holds_a_run(folder):  # stopped before its first checkpoint, or failed before any result
+            return "runs again from step 0", True
+        if not rundir.same_config(folder, cfg):
+            return f"fails: its folder {folder} holds a run of other settings", False
+        if (folder / rundir.METRICS).exists():
+            return "kept: finished", False
+        return rundir.continued_from(folder), True
+
+    with _working_dir(launched):  # relative data and model paths, as the sweep's jobs read them
+        return _plan_sweep(jobs, configs, settings, state, sweep, str(sweep))
+
+
+def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], settings: DictConfig,
+                state: Callable[[int, DictConfig], tuple[str, bool] | None], claimed_in: Path | None = None,
+                folder: str | None = None) -> Plan:
+    """A sweep's jobs with what would happen to each: `state`'s answer for a job that has run
+    before, else skipped where an earlier job runs the same dense reference (the claim recorded in
+    `claimed_in`, a continued sweep's folder, where there is one: a parallel launcher's jobs claim
+    in the order they start), else runs."""
     first_of: dict[str, int] = {}
-    jobs = []
-    for number, (job, cfg) in enumerate(zip(checked.jobs, checked.configs)):
-        key = reference_key(cfg) if checked.multirun else None
-        first = first_of.setdefault(key, number) if key is not None else number
-        jobs.append(PlannedJob(number if checked.multirun else None, varying_settings(job, checked.jobs) if checked.multirun else "",
-                               cfg, first if first != number else None))
-    folder = str(checked.settings.sweep.dir if checked.multirun else checked.settings.run.dir)
-    return Plan(jobs, folder, checked.multirun, jobs_known=checked.settings.sweeper.get("_target_") == BASIC_SWEEPER,
-                inputs=_inputs(checked.configs))
+    planned = []
+    for number, (job, cfg) in enumerate(zip(jobs, configs)):
+        key = reference_key(cfg)
+        if key is not None and key not in first_of:
+            claimed = rundir.sweep_run_claimant(claimed_in, key) if claimed_in is not None else None
+            first_of[key] = number if claimed is None else claimed
+        first = first_of[key] if key is not None else number
+        action, runs = state(number, cfg) or ((f"skipped, as job {first}", False) if first != number else ("runs", True))
+        planned.append(PlannedJob(number, varying_settings(job, jobs), cfg, action, runs))
+    return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(configs))
 
 
 def _inputs(configs: Sequence[DictConfig]) -> list[tuple[str, str, bool]]:
@@ -176,16 +227,26 @@ def continue_sweep(sweep_dir: Path) -> list[Path]:
     checkpoint) resumes from its checkpoint, any other failed one or one that never started runs.
     Relative paths in the sweep's overrides are read from the folder it was launched in, as when
     it started."""
+    overrides, hydra_overrides, launched, *_ = _check_continued(sweep_dir)
+    sweep = sweep_dir.absolute()
+    with _working_dir(launched):
+        return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
+
+
+def _check_continued(sweep_dir: Path) -> tuple[list[str], list[str], Path | None, DictConfig, list[list[str]], list[DictConfig]]:
+    """Every check `adapt --resume SWEEP` makes before it launches: the sweep's record read, its
+    folder writable, every job composed and checked where the sweep was launched (its model still
+    there). Returns the sweep's overrides, its Hydra overrides, the folder it was launched from,
+    Hydra's settings, and the jobs' overrides and configs."""
     overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
     refused = rundir.write_refused(sweep_dir)  # Hydra rewrites multirun.yaml there first, in a traceback of its own
     if refused is not None:
         raise UserError(f"cannot write to sweep folder {sweep_dir} ({refused.strerror}); continuing the sweep writes its runs there")
-    sweep = sweep_dir.absolute()
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
         settings = launch_settings(overrides)
-        _check_sweep(overrides, settings, _model_still_there(sweep_dir))
-        return _finished(launch_adapt([*hydra_overrides, *overrides, f"hydra.sweep.dir={hydra_value(str(sweep))}"], multirun=True))
+        jobs, configs = _check_sweep(overrides, settings, _model_still_there(sweep_dir))
+        return overrides, hydra_overrides, launched, settings, jobs, configs
 
 
 def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:

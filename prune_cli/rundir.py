@@ -346,6 +346,27 @@ def claim_job_folder(sweep_dir: Path, run_dir: Path, job_num: int) -> str | None
     return f"sweep job {held['job']}" if "job" in held else "another sweep job"
 
 
+def job_folders(sweep_dir: Path) -> dict[int, Path]:
+    """{job number: its folder} for every job of a sweep that has started (`claim_job_folder`'s
+    records), so a continued sweep's plan (`adapt --resume SWEEP --dry-run`) finds each job's run."""
+    folders = {}
+    for record in sorted((sweep_dir / SWEEP_FOLDERS).glob("*.json")):
+        try:
+            held = json.loads(record.read_text())
+            folders.setdefault(int(held["job"]), Path(held["run_dir"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a claim still being written, or one from before jobs were recorded: that job's folder is not known
+    return folders
+
+
+def sweep_run_claimant(sweep_dir: Path, key: str) -> int | None:
+    """The job that claimed the dense reference `key` in a sweep (`claim_sweep_run`), if one has."""
+    try:
+        return int(json.loads((sweep_dir / SWEEP_CLAIMS / f"{key}.json").read_text())["job"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def folder_clash_record(sweep_dir: Path, job_num: int) -> Path:
     return sweep_dir / SWEEP_FOLDER_CLASHES / f"job{job_num}.json"
 
@@ -581,12 +602,25 @@ def unfinished_state(run_dir: Path) -> str:
 def resume_hint(run_dir: Path) -> str:
     """What an unfinished run directory holds and the command that goes on with it: the line of a
     stopped run and `report`'s list of unfinished runs say it alike."""
-    try:
-        saved = json.loads((run_dir / CHECKPOINT_PROGRESS).read_text())
-        where = f"after step {int(saved['steps_done'])} of phase {saved['phase']!r}"
-    except (OSError, ValueError, KeyError, TypeError):
+    where = checkpoint_reached(run_dir)
+    if where is None:
         return f"no checkpoint; `prune-cli adapt --resume {run_dir}` runs it again from step 0"
     return f"a checkpoint {where}; `prune-cli adapt --resume {run_dir}` continues from there"
+
+
+def checkpoint_reached(run_dir: Path) -> str | None:
+    """Where a stopped run's checkpoint is ("after step 200 of phase 'prune'"), or None where it has none."""
+    try:
+        saved = json.loads((run_dir / CHECKPOINT_PROGRESS).read_text())
+        return f"after step {int(saved['steps_done'])} of phase {saved['phase']!r}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def continued_from(run_dir: Path) -> str:
+    """What `--resume` does with an unfinished run: where it goes on from."""
+    where = checkpoint_reached(run_dir)
+    return "runs again from step 0 (no checkpoint)" if where is None else f"resumes {where}"
 
 
 def interrupted_message(run_dir: Path) -> str:

@@ -604,11 +604,25 @@ def resume(run_dir: Path) -> float:
         return _resume_held(run_dir)
 
 
-def _resume_held(run_dir: Path) -> float:
-    """`resume` once its run directory is held: the run's own log goes on in its run.log."""
+def resumable_config(run_dir: Path) -> DictConfig:
+    """The config a stopped run goes on with, once every check `resume` makes before it trains has
+    passed (`adapt --resume RUN --dry-run` makes them too, without holding the folder)."""
+    rundir.require_resumable(run_dir)
+    if folder_lock.held_elsewhere(run_dir):
+        raise folder_lock.FolderInUse(rundir.run_in_use(run_dir))
+    return _resumed_config(run_dir)
+
+
+def _resumed_config(run_dir: Path) -> DictConfig:
     cfg = rundir.load_complete_config(run_dir)
     # a run goes on with the config it was made with, so its model is found where that says
     require_base_model_here(run_dir, str(cfg.model.name_or_path), moved_model_way_back(str(cfg.model.name_or_path), "to resume"))
+    return cfg
+
+
+def _resume_held(run_dir: Path) -> float:
+    """`resume` once its run directory is held: the run's own log goes on in its run.log."""
+    cfg = _resumed_config(run_dir)
     handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

@@ -4,9 +4,12 @@ nothing is run or written."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from conftest import assert_one_line_error, read_metrics, run_cli, tiny_overrides
+
+from prune_cli.hydra_entry import plan_adapt, plan_resume
 
 GRID = ["-m", "--method", "finetune,random", "--sparsity", "0.3,0.9", "--seed", "1,2"]
 
@@ -24,11 +27,12 @@ def test_a_dry_run_lists_the_jobs_a_sweep_runs_and_the_sweep_then_runs_exactly_t
     assert planned.exit_code == 0, planned.output
     assert not (in_tmp / "outputs").exists(), "a dry run writes nothing"
     said = _said(planned)
-    assert "the sweep's 8 jobs" in said and "6 jobs would run (2 skipped as repeats) into sweep folder outputs/multirun/" in said
+    assert "the sweep's 8 jobs" in said and "8 jobs (6 to run, 2 skipped (repeats)) in sweep folder outputs/multirun/" in said
     assert f"sst2 data: {Path(overrides[0].split('=', 1)[1]) / 'SST-2'}" in said and f"model: {tiny_model_dir}" in said
-    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"│\s+(\d+) │ sst2 │ (\w+)", planned.output)}
-    skipped_plan = {int(m.group(1)) for m in re.finditer(r"│\s+(\d+) │ sst2 │ finetune .*no, as job \d+", planned.output)}
-    assert sorted(rows) == list(range(8)) and len(skipped_plan) == 2
+    plan = plan_adapt(["method=finetune,random", "sparsity=0.3,0.9", "seed=1,2", *overrides], multirun=True)
+    assert [job.number for job in plan.jobs] == list(range(8)) and sum(job.runs for job in plan.jobs) == 6
+    skipped_plan = {job.number for job in plan.jobs if job.action.startswith("skipped, as job")}
+    assert len(skipped_plan) == 2 and all(plan.jobs[n].cfg.method.name == "finetune" for n in skipped_plan)
 
     ran = run_cli("adapt", *GRID, *overrides)
     assert ran.exit_code == 0, ran.output
@@ -59,8 +63,6 @@ def test_a_dry_run_refuses_what_adapt_refuses_and_fails_on_missing_data(in_tmp: 
     assert_one_line_error(result, f"the run would stop: cola data {missing / 'CoLA'} (missing: no such folder)")
     assert "the run" in result.output  # the plan is shown first
     assert not (in_tmp / "outputs").exists()
-    assert_one_line_error(run_cli("adapt", "--dry-run", "--resume", str(in_tmp)),
-                          f"--dry-run plans a new run or sweep; `prune-cli report {in_tmp}` says where the runs there stand")
 
 
 def test_where_a_plan_says_data_and_models_come_from(tmp_path: Path, monkeypatch):
@@ -82,3 +84,43 @@ def test_where_a_plan_says_data_and_models_come_from(tmp_path: Path, monkeypatch
     assert backbone.model_source({"name_or_path": str(tmp_path / "gone")}) == (f"{tmp_path / 'gone'} (missing: it does not exist)", False)
     packaged, there = backbone.model_source({"name_or_path": backbone.PACKAGED_MINILM})
     assert there == packaged.startswith(f"{backbone.PACKAGED_MINILM} (/")  # its folder, or how to install it
+
+
+def test_a_dry_run_of_resume_says_what_the_continued_sweep_then_does(in_tmp: Path, tiny_model_dir: Path):
+    """`--resume SWEEP --dry-run` reads each job's folder as the continued sweep does: a finished
+    job is kept, a stopped one resumes from its checkpoint, one that never ran runs, a repeat is
+    skipped; the continued sweep then does exactly that. A stopped single run says where it goes on from."""
+    overrides = tiny_overrides(tiny_model_dir, "checkpoint.every_steps=2", "checkpoint.keep=true", steps=4)
+    assert run_cli("adapt", *GRID, *overrides).exit_code == 0
+    [sweep] = (in_tmp / "outputs" / "multirun").iterdir()
+    runs = {(read_metrics(p.parent)["method"], read_metrics(p.parent)["sparsity_requested"], read_metrics(p.parent)["seed"]): p.parent
+            for p in sweep.rglob("metrics.json")}
+    (runs[("random", 0.3, 1)] / "metrics.json").unlink()  # stopped after its last checkpoint
+    shutil.rmtree(runs[("random", 0.9, 2)])  # as if it never started
+
+    planned = run_cli("adapt", "--resume", str(sweep), "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    plan = plan_resume(sweep)
+    actions = {(str(job.cfg.method.name), float(job.cfg.sparsity), int(job.cfg.seed)): job.action for job in plan.jobs}
+    assert actions[("random", 0.3, 1)] == "resumes after step 4 of phase 'head'"
+    assert actions[("random", 0.9, 2)] == "runs"
+    assert sorted(action for action in actions.values() if action.startswith("kept")) == ["kept: finished"] * 4
+    assert sum(action.startswith("skipped, as job") for action in actions.values()) == 2
+    assert "1 to resume" in _said(planned) and "1 to run" in _said(planned) and "4 kept (finished)" in _said(planned)
+    assert not (runs[("random", 0.9, 2)]).exists(), "a dry run writes nothing"
+
+    continued = run_cli("adapt", "--resume", str(sweep))
+    assert continued.exit_code == 0, continued.output
+    said = _said(continued)
+    kept = {int(n) for n in re.findall(r"skipped sweep job (\d+): finished already", said)}
+    assert kept == {job.number for job in plan.jobs if job.action == "kept: finished"}
+    assert f"resuming {runs[('random', 0.3, 1)]} from 'head' after step 4" in said
+    assert len(list(sweep.rglob("metrics.json"))) == 6
+
+    single = in_tmp / "single"
+    assert run_cli("adapt", *overrides, f"hydra.run.dir={single}").exit_code == 0
+    (single / "metrics.json").unlink()
+    result = run_cli("adapt", "--resume", str(single), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"the run in {single} resumes after step 4 of phase 'head'" in _said(result)
+    assert not (single / "metrics.json").exists()
