@@ -172,10 +172,10 @@ def plan_continued_sweep(sweep_dir: Path) -> Plan:
 def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], settings: DictConfig,
                 state: Callable[[int, DictConfig], tuple[str, bool] | None], claimed_in: Path | None = None,
                 folder: str | None = None) -> Plan:
-    """A sweep's jobs with what would happen to each: `state`'s answer for a job that has run
-    before, else skipped where an earlier job runs the same dense reference (the claim recorded in
-    `claimed_in`, a continued sweep's folder, where there is one: a parallel launcher's jobs claim
-    in the order they start), else runs."""
+    """A sweep's jobs with what would happen to each, in `_adapt_main`'s order: skipped where another
+    job runs the same dense reference (the claim recorded in `claimed_in`, a continued sweep's
+    folder, where there is one: a parallel launcher's jobs claim in the order they start), else
+    `state`'s answer for a job that has run before, else runs."""
     first_of: dict[str, int] = {}
     planned = []
     for number, (job, cfg) in enumerate(zip(jobs, configs)):
@@ -184,7 +184,7 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
             claimed = rundir.sweep_run_claimant(claimed_in, key) if claimed_in is not None else None
             first_of[key] = number if claimed is None else claimed
         first = first_of[key] if key is not None else number
-        action, runs = state(number, cfg) or ((f"skipped, as job {first}", False) if first != number else ("runs", True))
+        action, runs = (f"skipped, as job {first}", False) if first != number else state(number, cfg) or ("runs", True)
         planned.append(PlannedJob(number, varying_settings(job, jobs), cfg, action, runs))
     return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(configs))
 
