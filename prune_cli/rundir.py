@@ -348,14 +348,22 @@ def claim_job_folder(sweep_dir: Path, run_dir: Path, job_num: int) -> str | None
 
 def job_folders(sweep_dir: Path) -> dict[int, Path]:
     """{job number: its folder} for every job of a sweep that has started (`claim_job_folder`'s
-    records), so a continued sweep's plan (`adapt --resume SWEEP --dry-run`) finds each job's run."""
-    folders = {}
+    records), so a continued sweep's plan (`adapt --resume SWEEP --dry-run`) finds each job's run.
+    A sweep made before jobs claimed their folders has no records: there each run's job number is
+    read from the Hydra settings it saved."""
+    folders: dict[int, Path] = {}
     for record in sorted((sweep_dir / SWEEP_FOLDERS).glob("*.json")):
         try:
             held = json.loads(record.read_text())
             folders.setdefault(int(held["job"]), Path(held["run_dir"]))
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # a claim still being written, or one from before jobs were recorded: that job's folder is not known
+            continue  # a claim still being written: that job's own line says what became of it
+    if not (sweep_dir / SWEEP_FOLDERS).is_dir():
+        for run in runs_in(sweep_dir):
+            try:
+                folders.setdefault(int(OmegaConf.load(run / HYDRA_SETTINGS).hydra.job.num), run)
+            except Exception:  # noqa: BLE001 - no settings, or not Hydra's: that run's job is not known
+                continue
     return folders
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conftest import assert_one_line_error, read_metrics, run_cli, tiny_overrides
 
+from prune_cli import rundir
 from prune_cli.hydra_entry import plan_adapt, plan_resume
 
 GRID = ["-m", "--method", "finetune,random", "--sparsity", "0.3,0.9", "--seed", "1,2"]
@@ -108,6 +109,8 @@ def test_a_dry_run_of_resume_says_what_the_continued_sweep_then_does(in_tmp: Pat
     assert sum(action.startswith("skipped, as job") for action in actions.values()) == 2
     assert "1 to resume" in _said(planned) and "1 to run" in _said(planned) and "4 kept (finished)" in _said(planned)
     assert not (runs[("random", 0.9, 2)]).exists(), "a dry run writes nothing"
+    shutil.rmtree(sweep / rundir.SWEEP_FOLDERS)  # a sweep from before jobs recorded their folders: read from each run's Hydra settings
+    assert [job.action for job in plan_resume(sweep).jobs] == [job.action for job in plan.jobs]
 
     continued = run_cli("adapt", "--resume", str(sweep))
     assert continued.exit_code == 0, continued.output
