@@ -252,11 +252,13 @@ def _check_continued(sweep_dir: Path) -> tuple[list[str], list[str], Path | None
 def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:
     """A check that a continued sweep's job still finds its model folder (read from the folder the
     sweep was launched in), whether an override, an experiment file or a model option of the
-    user's named it; else what to do, which is not what a new run is told ("pass a Hugging Face
-    model name or a local folder"): a sweep goes on with the settings it was launched with."""
+    user's named it, and its device; else what to do, which is not what a new run is told ("pass
+    a Hugging Face model name or a local folder", "use auto or cpu"): a sweep goes on with the
+    settings it was launched with."""
     def check(cfg: DictConfig) -> None:
         model = str(cfg.model.name_or_path)
         runner.require_base_model_here(sweep_dir, model, runner.moved_model_way_back(model, "to continue the sweep"))
+        runner.require_device_here(cfg, f"continue the sweep {sweep_dir}")
     return check
 
 

@@ -615,9 +615,16 @@ def resumable_config(run_dir: Path) -> DictConfig:
 
 def _resumed_config(run_dir: Path) -> DictConfig:
     cfg = rundir.load_complete_config(run_dir)
-    # a run goes on with the config it was made with, so its model is found where that says
+    # a run goes on with the config it was made with, so its model is found where that says, on its device
     require_base_model_here(run_dir, str(cfg.model.name_or_path), moved_model_way_back(str(cfg.model.name_or_path), "to resume"))
+    require_device_here(cfg, f"resume {run_dir}")
     return cfg
+
+
+def require_device_here(cfg: DictConfig, to_do: str) -> None:
+    """The device a stopped run or sweep was made with, visible here: it goes on with the settings
+    it was made with, which `--resume` cannot change, so it is not told to set trainer.device."""
+    pick_device(str(cfg.trainer.device), fix=f"{to_do} on a machine with that GPU (a stopped run goes on with the settings it was made with)")
 
 
 def _resume_held(run_dir: Path) -> float:

@@ -30,8 +30,12 @@ MAIN_SPLIT = "dev"  # the dev split whose metrics carry no suffix (MNLI's mismat
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def pick_device(requested: str) -> torch.device:
-    """'auto' means CUDA when present, else CPU; an explicit device must exist.
+NAME_A_DEVICE = "use auto or cpu (trainer.device=... for adapt, --device for a command that reads a finished run)"
+
+
+def pick_device(requested: str, fix: str = NAME_A_DEVICE) -> torch.device:
+    """'auto' means CUDA when present, else CPU; an explicit device must exist, else `fix` says
+    what to do (a stopped run, which goes on with its own settings, is told something else).
 
     Only the CPU and CUDA are supported (the code paths tested on both); anything else, or a GPU
     index past the visible ones, is a one-line error rather than torch's traceback mid-run.
@@ -47,10 +51,9 @@ def pick_device(requested: str) -> torch.device:
     if device.type == "cuda":
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if visible == 0:
-            raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; use auto or cpu "
-                            "(trainer.device=... for adapt, --device for a command that reads a finished run)")
+            raise UserError(f"trainer.device={requested} but no CUDA GPU is visible; {fix}")
         if device.index is not None and device.index >= visible:
-            raise UserError(f"trainer.device={requested} but only {visible} CUDA GPU(s) are visible (cuda:0 to cuda:{visible - 1})")
+            raise UserError(f"trainer.device={requested} but only {visible} CUDA GPU(s) are visible (cuda:0 to cuda:{visible - 1}); {fix}")
     return device
 
 

@@ -243,6 +243,30 @@ def test_a_sweep_whose_model_an_experiment_file_named_moved_says_how_to_continue
     assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU, where a GPU run cannot go on")
+def test_a_gpu_run_or_sweep_stopped_and_resumed_without_a_gpu_is_told_where_it_can_go_on(in_tmp: Path, tiny_model_dir: Path):
+    """`--resume` takes no options, yet a run or sweep made with trainer.device=cuda and resumed on
+    a machine without one was told to set trainer.device=... or --device, which it refuses."""
+    overrides = tiny_overrides(tiny_model_dir, "checkpoint.every_steps=2", "checkpoint.keep=true", steps=4)
+    assert run_cli("adapt", *overrides, "hydra.run.dir=stopped").exit_code == 0
+    (in_tmp / "stopped" / rundir.METRICS).unlink()
+    config = in_tmp / "stopped" / rundir.CONFIG
+    config.write_text(config.read_text().replace("device: cpu", "device: cuda"))  # as if made on a GPU machine
+    for args in (["--resume", "stopped"], ["--resume", "stopped", "--dry-run"]):
+        result = run_cli("adapt", *args)
+        assert_one_line_error(result, "trainer.device=cuda but no CUDA GPU is visible; resume stopped on a machine with that GPU")
+        assert "trainer.device=... for adapt" not in result.output
+
+    assert run_cli("adapt", "-m", "sparsity=0.3,0.5", *overrides, "hydra.sweep.dir=sweep").exit_code == 0
+    shutil.rmtree(sorted((in_tmp / "sweep").rglob("metrics.json"))[1].parent)  # a job still to run
+    record = in_tmp / "sweep" / rundir.SWEEP_RECORD
+    record.write_text(record.read_text().replace("trainer.device=cpu", "trainer.device=cuda"))
+    result = run_cli("adapt", "--resume", "sweep")
+    assert_one_line_error(result, "trainer.device=cuda but no CUDA GPU is visible; continue the sweep sweep on a machine with that GPU",
+                          "no job was run again")
+    assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 1
+
+
 def test_checkpoint_kept_on_request(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("adapt", "checkpoint.every_steps=2", "checkpoint.keep=true", *tiny_overrides(tiny_model_dir, steps=6))
     assert result.exit_code == 0, result.output
