@@ -381,10 +381,10 @@ def sweep_jobs(overrides: Sequence[str], settings: DictConfig) -> list[list[str]
     return jobs
 
 
-def varying_settings(job: Sequence[str], jobs: Sequence[Sequence[str]]) -> str:
-    """A sweep job's overrides that tell it from the others (`sparsity=0.7 seed=2`): how errors and
+def varying_overrides(job: Sequence[str], jobs: Sequence[Sequence[str]]) -> list[str]:
+    """A sweep job's overrides that tell it from the others (`sparsity=0.7`, `seed=2`): how errors and
     `adapt --dry-run` name a job."""
-    return " ".join(entry for entry in job if any(entry not in other for other in jobs))
+    return [entry for entry in job if any(entry not in other for other in jobs)]
 
 
 def check_jobs(jobs: Sequence[Sequence[str]], check_first: Callable[[DictConfig], None] | None = None,
@@ -407,7 +407,7 @@ def check_jobs(jobs: Sequence[Sequence[str]], check_first: Callable[[DictConfig]
             failures.append((number, job, error))
     if failures:
         number, job, error = failures[0]
-        settings = varying_settings(job, jobs)
+        settings = " ".join(varying_overrides(job, jobs))
         others = len(failures) - 1
         also = f" ({others} other job{'s' if others > 1 else ''} of {len(jobs)} fail{'' if others > 1 else 's'} too)" if others else ""
         outcome = "no job was run again" if continuing else "no job has started"

@@ -156,8 +156,7 @@ def plan_table(plan: Any) -> Table:
     """`adapt --dry-run`: one row per job it would run (`hydra_entry.Plan`), with its budget, the
     sweep's other settings that tell it apart, and what would happen to it (runs, skipped as a
     repeat, kept, resumes)."""
-    shown = ("task", "method", "sparsity", "seed")  # columns of their own
-    others = [" ".join(entry for entry in job.settings.split() if entry.split("=", 1)[0].lstrip("+~") not in shown) for job in plan.jobs]
+    others = [job.settings for job in plan.jobs]
     columns = ((["job"] if plan.sweep else []) + ["task", "method", "sparsity", "seed", "budget"] + (["other settings"] if any(others) else [])
                + (["what happens"] if plan.sweep else []))
     table = Table(title=f"the sweep's {len(plan.jobs)} jobs" if plan.sweep else "the run")

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
-                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs, varying_settings)
+                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,15 @@ class _Checked:
     existed: Path | None  # one run: the nearest folder on its path that is there now
 
 
+PLAN_COLUMNS = ("task", "method", "sparsity", "seed")  # the settings a plan's table gives columns of their own (display.plan_table)
+
+
 @dataclass(frozen=True)
 class PlannedJob:
     """One job `adapt` would run (`adapt --dry-run`)."""
 
     number: int | None  # its number in the sweep (None: one run)
-    settings: str  # its overrides that tell it from the sweep's other jobs
+    settings: str  # its overrides that tell it from the sweep's other jobs, less those a plan shows in columns of their own
     cfg: DictConfig
     action: str  # what the command would do with it: "runs", "skipped, as job 2", "resumes after step 200 ...", ...
     runs: bool  # whether it would train (run, run again or resume)
@@ -185,7 +188,8 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
             first_of[key] = number if claimed is None else claimed
         first = first_of[key] if key is not None else number
         action, runs = (f"skipped, as job {first}", False) if first != number else state(number, cfg) or ("runs", True)
-        planned.append(PlannedJob(number, varying_settings(job, jobs), cfg, action, runs))
+        other = [entry for entry in varying_overrides(job, jobs) if rundir.override_key(entry) not in PLAN_COLUMNS]
+        planned.append(PlannedJob(number, " ".join(other), cfg, action, runs))
     return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(configs))
 
 

@@ -43,6 +43,12 @@ def test_a_dry_run_lists_the_jobs_a_sweep_runs_and_the_sweep_then_runs_exactly_t
     assert len(runs) == 6 and sorted(read_metrics(run)["method"] for run in runs) == ["finetune"] * 2 + ["random"] * 4
 
 
+def test_a_plan_names_each_jobs_other_settings_apart_from_its_columns(in_tmp: Path, tiny_model_dir: Path):
+    plan = plan_adapt(["sparsity=0.5,0.9", "head.lr=1e-3,2e-3", *tiny_overrides(tiny_model_dir)], multirun=True)
+    assert [job.settings for job in plan.jobs] == ["head.lr=0.001", "head.lr=0.002"] * 2  # as Hydra writes them; sparsity has a column
+    assert [float(job.cfg.sparsity) for job in plan.jobs] == [0.5, 0.5, 0.9, 0.9]
+
+
 def test_a_dry_run_of_one_run_names_its_budget_data_and_folder(in_tmp: Path, tiny_model_dir: Path):
     result = run_cli("adapt", "--dry-run", "--method", "adapt_by_pruning_paper", *tiny_overrides(tiny_model_dir, "trainer.max_steps=null"))
     assert result.exit_code == 0, result.output
