@@ -1,7 +1,8 @@
 """Python API: `adapt` (a run, as `prune-cli adapt` makes it) and the multi-task use case, one
 base model in memory and one small mask per task.
 
-    from prune_cli.api import TaskBank, adapt
+    from prune_cli.api import TaskBank, adapt, plan
+    plan(task="sst2", sparsity="0.5,0.9", multirun=True).jobs  # what a sweep would run, nothing run
     run_dir = adapt(task="sst2", sparsity=0.5, overrides=["trainer.max_steps=500"])
     bank = TaskBank()
     bank.add("outputs/sst2/adapt_by_pruning/s0.5/...")      # -> "sst2"
@@ -46,8 +47,29 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
     current folder, never overwritten) and the same files as `prune-cli adapt` with these
     options and `key=value` overrides (None: none). Bad input raises `UserError`; sweeps are the
     CLI's `-m` (or a Python loop over this)."""
-    from prune_cli.config import options_to_overrides
     from prune_cli.hydra_entry import run_adapt
+
+    [run_dir] = run_adapt(_as_overrides(task, sparsity, method, model, seed, overrides), multirun=False, one_run=True)
+    return run_dir
+
+
+def plan(task: str | None = None, sparsity: float | str | None = None, method: str | None = None,
+         model: str | os.PathLike | None = None, seed: int | str | None = None, overrides: Sequence[str] | None = (),
+         multirun: bool = False):
+    """What `adapt` would run, without running it (`prune-cli adapt --dry-run`): every check it makes
+    first, then a `hydra_entry.Plan` of its jobs, one per combination where `multirun` sweeps comma
+    lists (`sparsity="0.5,0.9"`), each with its composed config and what would happen to it, and
+    where its data and model would be read from. Nothing is run or written."""
+    from prune_cli.hydra_entry import plan_adapt
+
+    return plan_adapt(_as_overrides(task, sparsity, method, model, seed, overrides), multirun=multirun)
+
+
+def _as_overrides(task: str | None, sparsity: float | str | None, method: str | None, model: str | os.PathLike | None,
+                  seed: int | str | None, overrides: Sequence[str] | None) -> list[str]:
+    """The override strings `prune-cli adapt` would pass Hydra for these arguments, each checked
+    for its kind first (a Path for a model, one string for a list of them)."""
+    from prune_cli.config import options_to_overrides
 
     overrides = () if overrides is None else overrides
     model = os.fspath(model) if isinstance(model, os.PathLike) else model  # a notebook's Path: it was an AttributeError
@@ -60,8 +82,7 @@ def adapt(task: str | None = None, sparsity: float | str | None = None, method: 
         raise UserError(f"overrides are 'key=value' strings (e.g. 'trainer.max_steps=500'); got {odd!r}")
     options = options_to_overrides(task, None if sparsity is None else str(sparsity), method, model,
                                    None if seed is None else str(seed))
-    [run_dir] = run_adapt([*options, *overrides], multirun=False, one_run=True)
-    return run_dir
+    return [*options, *overrides]
 
 
 def require_sequence(value: object, name: str, example: str) -> None:

@@ -7,6 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import assert_one_line_error, read_metrics, run_cli, tiny_overrides
 
 from prune_cli import rundir
@@ -44,9 +46,17 @@ def test_a_dry_run_lists_the_jobs_a_sweep_runs_and_the_sweep_then_runs_exactly_t
 
 
 def test_a_plan_names_each_jobs_other_settings_apart_from_its_columns(in_tmp: Path, tiny_model_dir: Path):
-    plan = plan_adapt(["sparsity=0.5,0.9", "head.lr=1e-3,2e-3", *tiny_overrides(tiny_model_dir)], multirun=True)
+    """From Python too (`prune_cli.api.plan`, with adapt's checks of its arguments)."""
+    from prune_cli import api
+    from prune_cli.errors import UserError
+
+    plan = api.plan(sparsity="0.5,0.9", model=tiny_model_dir, overrides=["head.lr=1e-3,2e-3", *(o for o in tiny_overrides(tiny_model_dir) if not o.startswith("model."))],
+                    multirun=True)
     assert [job.settings for job in plan.jobs] == ["head.lr=0.001", "head.lr=0.002"] * 2  # as Hydra writes them; sparsity has a column
     assert [float(job.cfg.sparsity) for job in plan.jobs] == [0.5, 0.5, 0.9, 0.9]
+    assert not (in_tmp / "outputs").exists()
+    with pytest.raises(UserError, match="overrides takes a list of strings"):
+        api.plan(task="sst2", overrides="trainer.max_steps=3")
 
 
 def test_a_dry_run_of_one_run_names_its_budget_data_and_folder(in_tmp: Path, tiny_model_dir: Path):
