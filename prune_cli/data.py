@@ -234,11 +234,17 @@ def resolve_glue_dir(configured: str | None) -> Path | None:
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
+def task_glue_dir(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> Path | None:
+    """The GLUE folder a task with a TSV layout reads (`resolve_glue_dir`), or None where it reads its
+    dataset: a dataset-only task (no `glue_dir`) ignores both `data.dir` and `$GLUE_DIR`."""
+    return resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
+
+
 def data_source(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, bool]:
     """(where a run of `task` would read its rows, whether it is there), said without reading them
     (`adapt --dry-run`): the choice `load_task_data` makes, so a plan shows a job that would stop
     on its data before the sweep is launched. A hub dataset is checked only by its download."""
-    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
+    glue_dir = task_glue_dir(task, data_cfg)
     if glue_dir is not None:
         task_dir = glue_dir / task["glue_dir"]
         return (str(task_dir), True) if task_dir.is_dir() else (f"{task_dir} (missing: no such folder)", False)
@@ -260,7 +266,7 @@ def load_task_data(task: Mapping[str, Any], data_cfg: Mapping[str, Any], with_tr
     """
     holdout = data_cfg.get("holdout")
     read_train = with_train or bool(holdout)
-    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None  # a dataset-only task ignores both
+    glue_dir = task_glue_dir(task, data_cfg)
     if glue_dir is not None:
         task_dir = glue_dir / task["glue_dir"]
         if not task_dir.is_dir():
@@ -417,7 +423,7 @@ def unlabelled_names(task: Mapping[str, Any]) -> list[str]:
 def load_test_splits(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> dict[str, Unlabelled]:
     """GLUE's unlabelled test split(s) of `task`, keyed by leaderboard file name (SST-2, MNLI-m, AX)."""
     layout = unlabelled_layout(task)
-    glue_dir = resolve_glue_dir(data_cfg.get("dir")) if task.get("glue_dir") else None
+    glue_dir = task_glue_dir(task, data_cfg)
     splits = _load_hub_test(task, layout) if glue_dir is None else _load_local_test(task, layout, glue_dir)
     for name, rows in splits.items():
         _require_rows(task, f"the test set {name}", rows)
