@@ -185,27 +185,25 @@ def adapt(
     guarded(work, debug)
 
 
-PLANNED = {"runs": "to run", "resumes": "to resume", "skipped": "skipped (repeats)", "kept": "kept (finished)", "fails": "to fail",
-           "not": "running elsewhere"}  # the first word of a planned job's action, as the dry run's last line counts it
-
-
 def show_plan(plan) -> None:
     """Print what `adapt --dry-run` found (`hydra_entry.Plan`); a data or model folder that a job
     would stop on makes it end as an error, so a script can check a sweep before it queues it."""
+    from prune_cli.hydra_entry import OUTCOMES
+
     display.console.print(display.plan_table(plan))
     for what, where, _ in plan.inputs:
         display.console.print(f"{what}: {where}", highlight=False)
     if not plan.jobs_known:
         display.console.print("this sweeper picks its jobs as it goes: only the first is known before it starts", highlight=False)
-    if any(job.action.startswith("skipped") for job in plan.jobs):
+    if any(job.outcome == "skipped" for job in plan.jobs):
         display.console.print("a dense reference (finetune, feature_extraction) ignores sparsity, so a sweep runs it once for each "
                               "setting of everything else: a job marked 'skipped, as job N' does not run", highlight=False)
     if plan.sweep:
-        counts = Counter(PLANNED.get(job.action.split()[0].rstrip(",:"), job.action) for job in plan.jobs)
+        counts = Counter(OUTCOMES[job.outcome] for job in plan.jobs)
         outcome = f"{len(plan.jobs)} jobs ({', '.join(f'{count} {word}' for word, count in counts.items())}) in sweep folder {plan.folder}"
     else:
-        action = plan.jobs[0].action
-        outcome = f"the run would write {plan.folder}" if action == "runs" else f"the run in {plan.folder} {action}"
+        job = plan.jobs[0]
+        outcome = f"the run would write {plan.folder}" if job.outcome == "run" else f"the run in {plan.folder} {job.action}"
     display.console.print(f"dry run, nothing run or written: {outcome}", highlight=False)
     missing = plan.missing()
     if missing:

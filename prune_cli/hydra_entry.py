@@ -98,6 +98,11 @@ class _Checked:
 PLAN_COLUMNS = ("task", "method", "sparsity", "seed")  # the settings a plan's table gives columns of their own (display.plan_table)
 
 
+# What a plan says becomes of a job, as its last line counts them (`cli.show_plan`)
+OUTCOMES = {"run": "to run", "resume": "to resume", "skipped": "skipped (repeats)", "kept": "kept (finished)", "fail": "to fail",
+            "in use": "running elsewhere"}
+
+
 @dataclass(frozen=True)
 class PlannedJob:
     """One job `adapt` would run (`adapt --dry-run`)."""
@@ -105,8 +110,13 @@ class PlannedJob:
     number: int | None  # its number in the sweep (None: one run)
     settings: str  # its overrides that tell it from the sweep's other jobs, less those a plan shows in columns of their own
     cfg: DictConfig
-    action: str  # what the command would do with it: "runs", "skipped, as job 2", "resumes after step 200 ...", ...
-    runs: bool  # whether it would train (run, run again or resume)
+    outcome: str  # what the command would do with it, one of OUTCOMES
+    action: str  # the same, in words for its row: "runs", "skipped, as job 2", "resumes after step 200 of phase 'prune'", ...
+
+    @property
+    def runs(self) -> bool:
+        """Whether it would train (run, run again or resume)."""
+        return self.outcome in ("run", "resume")
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def plan_adapt(overrides: Sequence[str], multirun: bool) -> Plan:
     (`reference_key`, the key the running sweep claims them by)."""
     checked = _check_launch(overrides, multirun)
     if not checked.multirun:
-        jobs = [PlannedJob(None, "", checked.configs[0], "runs", True)]
+        jobs = [PlannedJob(None, "", checked.configs[0], "run", "runs")]
         return Plan(jobs, str(checked.settings.run.dir), False, True, _inputs(checked.configs))
     return _plan_sweep(checked.jobs, checked.configs, checked.settings, lambda number, cfg: None)
 
@@ -141,7 +151,7 @@ def plan_resume(folder: Path) -> Plan:
     if rundir.is_sweep_dir(folder):
         return plan_continued_sweep(folder)
     cfg = runner.resumable_config(folder)
-    return Plan([PlannedJob(None, "", cfg, rundir.continued_from(folder), True)], str(folder), False, True, _inputs([cfg]))
+    return Plan([PlannedJob(None, "", cfg, "resume", rundir.continued_from(folder))], str(folder), False, True, _inputs([cfg]))
 
 
 def plan_continued_sweep(sweep_dir: Path) -> Plan:
@@ -154,26 +164,27 @@ def plan_continued_sweep(sweep_dir: Path) -> Plan:
         raise folder_lock.FolderInUse(rundir.sweep_in_use(sweep_dir))
     folders = rundir.job_folders(sweep)
 
-    def state(number: int, cfg: DictConfig) -> tuple[str, bool] | None:
+    def state(number: int, cfg: DictConfig) -> tuple[str, str] | None:
         folder = folders.get(number)
         if folder is None or not folder.is_dir():
             return None
         if folder_lock.held_elsewhere(folder):
-            return "not run: another process is running it", False
-        if not rundir.holds_a_run(folder):  # stopped before its first checkpoint, or failed before any result
-            return "runs again from step 0", True
-        if not rundir.same_config(folder, cfg):
-            return f"fails: its folder {folder} holds a run of other settings", False
-        if (folder / rundir.METRICS).exists():
-            return "kept: finished", False
-        return rundir.continued_from(folder), True
+            return "in use", "not run: another process is running it"
+        earlier = rundir.earlier_attempt(folder, cfg)  # as `_adapt_main` reads it
+        if earlier is None:  # stopped before its first checkpoint, or failed before any result
+            return "run", "runs again from step 0"
+        if earlier == rundir.ANOTHER_RUN:
+            return "fail", f"fails: its folder {folder} holds a run of other settings"
+        if earlier == rundir.FINISHED:
+            return "kept", "kept: finished"
+        return "resume", rundir.continued_from(folder)
 
     with _working_dir(launched):  # relative data and model paths, as the sweep's jobs read them
         return _plan_sweep(jobs, configs, settings, state, sweep, str(sweep))
 
 
 def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], settings: DictConfig,
-                state: Callable[[int, DictConfig], tuple[str, bool] | None], claimed_in: Path | None = None,
+                state: Callable[[int, DictConfig], tuple[str, str] | None], claimed_in: Path | None = None,
                 folder: str | None = None) -> Plan:
     """A sweep's jobs with what would happen to each, in `_adapt_main`'s order: skipped where another
     job runs the same dense reference (the claim recorded in `claimed_in`, a continued sweep's
@@ -187,9 +198,9 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
             claimed = rundir.sweep_run_claimant(claimed_in, key) if claimed_in is not None else None
             first_of[key] = number if claimed is None else claimed
         first = first_of[key] if key is not None else number
-        action, runs = (f"skipped, as job {first}", False) if first != number else state(number, cfg) or ("runs", True)
+        outcome, action = ("skipped", f"skipped, as job {first}") if first != number else state(number, cfg) or ("run", "runs")
         other = [entry for entry in varying_overrides(job, jobs) if rundir.override_key(entry) not in PLAN_COLUMNS]
-        planned.append(PlannedJob(number, " ".join(other), cfg, action, runs))
+        planned.append(PlannedJob(number, " ".join(other), cfg, outcome, action))
     return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(configs))
 
 
@@ -361,18 +372,18 @@ def _adapt_main(cfg: DictConfig) -> float | None:
                                                    "what tells the two jobs apart")
         return None
     rundir.folder_clash_record(Path(sweep_dir).absolute(), job_num).unlink(missing_ok=True)  # an earlier attempt's
-    earlier = rundir.holds_a_run(run_dir)
-    if earlier and rundir.same_config(run_dir, cfg):  # this very job, in a sweep continued with --resume
-        if (run_dir / rundir.METRICS).exists():
-            display.skipped_job(f"sweep job {job_num}: finished already, in {run_dir}")
-            finished_runs.append(run_dir)
-            return None
+    earlier = rundir.earlier_attempt(run_dir, cfg)
+    if earlier == rundir.FINISHED:  # this very job, in a sweep continued with --resume
+        display.skipped_job(f"sweep job {job_num}: finished already, in {run_dir}")
+        finished_runs.append(run_dir)
+        return None
+    if earlier == rundir.STOPPED:
         return _run_job(rundir.load_config(run_dir), run_dir, job_num, sweep_dir, resume=True)
-    if not earlier:
+    if earlier is None:
         (run_dir / rundir.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in a continued sweep: this one runs afresh
     # a folder of ours that holds a run no job of this sweep claimed (one from before folders were
     # claimed, or a subdir that reaches outside the sweep folder) fails in runner.adapt
-    return _run_job(cfg, run_dir, job_num, sweep_dir, shared=earlier)
+    return _run_job(cfg, run_dir, job_num, sweep_dir, shared=earlier == rundir.ANOTHER_RUN)
 
 
 def _run_job(cfg: DictConfig, run_dir: Path, job_num: int | None, sweep_dir: str, resume: bool = False,

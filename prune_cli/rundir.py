@@ -228,6 +228,21 @@ def holds_a_run(run_dir: Path) -> bool:
     return bool(results_in(run_dir)) or (run_dir / CHECKPOINT).exists()
 
 
+FINISHED, STOPPED, ANOTHER_RUN = "finished", "stopped", "another run"  # `earlier_attempt`'s answers
+
+
+def earlier_attempt(run_dir: Path, cfg: DictConfig) -> str | None:
+    """What a sweep job's folder holds from before (a continued sweep): None (no run's work: the job
+    runs afresh), FINISHED (this job's results), STOPPED (this job's checkpoint: it resumes), or
+    ANOTHER_RUN (a run of other settings, beside which the job must not write). The one reading of
+    it, for the continued sweep and for its plan (`adapt --resume SWEEP --dry-run`)."""
+    if not holds_a_run(run_dir):
+        return None
+    if not same_config(run_dir, cfg):
+        return ANOTHER_RUN
+    return FINISHED if (run_dir / METRICS).exists() else STOPPED
+
+
 def config_subdir(run_dir: Path, claimed_by_another: bool = False) -> str | None:
     """Where Hydra saves a job's config in its run directory: `.hydra`, or nowhere (None) where
     the directory already holds a run (`holds_a_run`), whose config must stay beside its results
