@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperCommand, TyperOption
 
 from prune_cli import display
-from prune_cli.errors import RunInterrupted, UserError, os_problem
+from prune_cli.errors import RunInterrupted, ScoresDiffer, UserError, os_problem
 from prune_cli.stopping import STOP_SIGNALS
 
 app = typer.Typer(
@@ -218,6 +218,8 @@ def evaluate(
     device: Optional[str] = typer.Option(None, "--device", help="Override the device (auto, cpu, cuda)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Override the precision (fp32, bf16, fp16)."),
     model: Optional[str] = RUN_BASE_MODEL,
+    check: bool = typer.Option(False, "--check", help="Exit with status 1 unless every run re-scores to its metrics.json figures exactly "
+                               "(as diff does: a script tells a moved score from bad input, status 2)."),
     debug: bool = DEBUG,
 ) -> None:
     """Rebuild base model + mask + head from each run directory alone and re-score it on the dev set(s)."""
@@ -229,8 +231,20 @@ def evaluate(
             display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
                                   + "".join(f"\n  differs: {run_dir}{' (scored on other rows)' if other else ''}"
                                             for run_dir, other in differing), highlight=False)
+        if check and differing:
+            raise ScoresDiffer(f"--check: {scores_differ(len(run_dirs), [other for _, other in differing])} (see above)")
 
     guarded(work, debug)
+
+
+def scores_differ(runs: int, on_other_rows: list[bool]) -> str:
+    """`evaluate --check`'s finding: how many of `runs` scored differently (one flag each: scored on other
+    rows than the run was, which is then the data's doing)."""
+    other = sum(on_other_rows)
+    if runs == 1:
+        return "the run scores differently from its metrics.json" + (", on other rows than it was scored on" if other else "")
+    counted = f"{len(on_other_rows)} of {runs} runs score differently from their metrics.json"
+    return counted + (f" ({other} of them on other rows than they were scored on)" if other else "")
 
 
 @app.command(cls=StrictOptions)
@@ -288,7 +302,7 @@ def export(
             scored = exporting.score_exported(folder, rows)
             display.console.print(display.metrics_table("exported model, plain transformers", scored, compare=stored))
             if scored != {k: stored.get(k) for k in scored}:
-                raise UserError("the exported model scores differently from the run's metrics.json (see the table)")
+                raise ScoresDiffer("--check: the exported model scores differently from the run's metrics.json (see the table)")
 
     guarded(work, debug)
 

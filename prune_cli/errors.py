@@ -1,7 +1,7 @@
 """The exceptions the CLI shows as one line instead of a traceback.
 
 Everything raised as `UserError` ("the user asked for something we cannot do") is shown as a
-single line with exit code 2; `RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single
+single line with exit code 2 (1 for `ScoresDiffer`, a check that found a difference); `RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single
 line, the process then ending as that signal would have ended it. Anything else is a bug and
 keeps its traceback (or shows it with `--debug`). The files of scripts/ end the same way through
 `script_entry`, and refuse a count out of range through `at_least`.
@@ -50,6 +50,14 @@ class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 
     exit_code = 2
+
+
+class ScoresDiffer(UserError):
+    """A `--check` (`evaluate`, `export`) that scored something other than the run's metrics.json.
+    It ends with exit code 1, as `diff` and `cmp` end on a difference, so that a script can tell
+    "the scores moved" from "the check could not be made" (2: a bad path, data that cannot be read)."""
+
+    exit_code = 1
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

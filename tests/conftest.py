@@ -119,8 +119,8 @@ def run_cli(*args: str):
 
 
 def assert_one_line_error(result, *fragments: str, exit_code: int = 2) -> None:
-    """Bad input's contract: exit code 2 (75 for a folder in use), one `error:` line holding every
-    fragment, no traceback."""
+    """Bad input's contract: exit code 2 (75 for a folder in use, 1 for a --check that found other
+    scores), one `error:` line holding every fragment, no traceback."""
     assert result.exit_code == exit_code, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output

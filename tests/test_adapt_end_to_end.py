@@ -129,6 +129,10 @@ def test_a_rescore_on_other_rows_than_the_run_was_scored_on_says_so(in_tmp: Path
     assert "0 of 2 runs re-scored" in result.output and f"differs: {runs[0]} (scored on other rows)" in result.output
     from conftest import assert_one_line_error
 
+    assert_one_line_error(run_cli("evaluate", *map(str, runs), "--check"),
+                          "--check: 2 of 2 runs score differently from their metrics.json (2 of them on other rows than they were scored on)",
+                          exit_code=1)
+
     assert_one_line_error(run_cli("export", str(runs[0]), "--out", str(in_tmp / "hf"), "--check"),
                           f"--check compares with the run's figures, but the dev rows of {dev} have changed",
                           "point --data-dir at the data the run was scored on")
@@ -151,7 +155,7 @@ def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path
     for task in ("sst2", "stsb"):
         assert run_cli("adapt", "--task", task, *tiny_overrides(tiny_model_dir)).exit_code == 0
     runs = sorted(p.parent for p in (in_tmp / "outputs").rglob(".hydra"))
-    result = run_cli("evaluate", *map(str, runs))
+    result = run_cli("evaluate", *map(str, runs), "--check")
     assert result.exit_code == 0, result.output
     assert result.output.count("re-scored") == 3 and "2 of 2 runs re-scored to their stored figures exactly" in result.output
 
@@ -159,9 +163,18 @@ def test_evaluate_rescores_several_runs_and_names_those_that_differ(in_tmp: Path
     metrics["metrics"] = {key: value + 0.5 for key, value in metrics["metrics"].items()}  # as if scored elsewhere
     (runs[1] / "metrics.json").write_text(json.dumps(metrics))
     result = run_cli("evaluate", *map(str, runs))
+    assert result.exit_code == 0, result.output  # without --check a moved score is reported, not failed
     assert "1 of 2 runs re-scored to their stored figures exactly" in result.output and f"differs: {runs[1]}" in result.output
 
     from conftest import assert_one_line_error
+
+    # --check ends as diff does: 1 for a difference, 2 for input it could not check
+    assert_one_line_error(run_cli("evaluate", *map(str, runs), "--check"),
+                          "--check: 1 of 2 runs score differently from their metrics.json (see above)", exit_code=1)
+    assert_one_line_error(run_cli("evaluate", str(runs[1]), "--check"),
+                          "--check: the run scores differently from its metrics.json (see above)", exit_code=1)
+    assert run_cli("evaluate", str(runs[0]), "--check").exit_code == 0
+    assert_one_line_error(run_cli("evaluate", str(runs[0]), str(in_tmp / "nowhere"), "--check"), "nowhere")
 
     result = run_cli("evaluate", str(runs[0]), str(in_tmp / "nowhere"))
     assert_one_line_error(result, "nowhere")

@@ -103,6 +103,19 @@ def test_export_check_reads_the_data_before_it_writes_the_export(in_tmp: Path, t
     assert [path.name for path in in_tmp.iterdir()] == ["run"], "no staging folder is left either"
 
 
+def test_an_export_check_that_finds_other_scores_ends_with_status_1(in_tmp: Path, tiny_model_dir: Path):
+    """`export --check` that scores other figures than the run's metrics.json says so in one line and
+    ends as diff does on a difference (1), which a script tells from input it could not check (2)."""
+    run_dir = _run(in_tmp, tiny_model_dir, name="run")
+    metrics = read_metrics(run_dir)
+    metrics["metrics"] = {key: value + 0.5 for key, value in metrics["metrics"].items()}  # as if scored elsewhere
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    from conftest import assert_one_line_error
+
+    result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(FIXTURE_GLUE))
+    assert_one_line_error(result, "--check: the exported model scores differently from the run's metrics.json", exit_code=1)
+
+
 def test_task_bank_switches_masks_over_one_base(in_tmp: Path, tiny_model_dir: Path):
     from prune_cli.api import TaskBank
 
