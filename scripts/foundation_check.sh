@@ -3,7 +3,8 @@
 #   GLUE_DIR=../shared/glue bash scripts/foundation_check.sh [out_dir]
 # 1. the README main job on SST-2 and the same on STS-B (defaults, s = 0.5): wall time, sparsity,
 #    dev metric, frozen base (one JSON line each, from scripts/bench_adapt.py);
-# 2. `prune-cli evaluate` on both run dirs (prints recomputed vs stored metrics);
+# 2. `prune-cli evaluate --check` on both run dirs (prints recomputed vs stored metrics, and fails
+#    unless they are equal);
 # 3. a multirun over two sparsities (a short budget) and its run dirs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +15,7 @@ for task in sst2 stsb; do
   python "$here/bench_adapt.py" --task "$task" --keep "$out/$task"
 done
 for metrics in "$out"/sst2/outputs/*/*/*/*/metrics.json "$out"/stsb/outputs/*/*/*/*/metrics.json; do
-  prune-cli evaluate "$(dirname "$metrics")"
+  prune-cli evaluate --check "$(dirname "$metrics")"
 done
 mkdir -p "$out/sweep"
 (cd "$out/sweep" && prune-cli adapt -m --task sst2 --sparsity 0.5,0.9 data.max_train_samples=2000 trainer.max_steps=60 trainer.progress=false)
