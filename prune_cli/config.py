@@ -530,6 +530,7 @@ SETTINGS: dict[str, Setting] = {
     "trainer.epochs": Setting("number", low=0, low_open=True, nullable=True),
     "trainer.num_threads": Setting("int", low=1, nullable=True),
     "trainer.log_every": Setting("int", low=0),
+    "trainer.eval_every": Setting("int", low=0),
     "trainer.progress": FLAG,
     "data.max_seq_length": Setting("int", low=2),  # [CLS] [SEP]; the text's room and the model's limit: runner.load_encoder
     "data.max_train_samples": Setting("int", low=1, nullable=True),

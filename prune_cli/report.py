@@ -162,7 +162,7 @@ def incomplete_reason(run_dir: Path) -> str:
 # Overrides that name a run rather than change its recipe: left out of an ablation's "changes". The
 # held-out rows (data.holdout) and the model decide the table a run is filed in (`section`), not its recipe.
 IDENTITY_OVERRIDES = ("task", "method", "sparsity", "seed", "tag", "model", "model.name_or_path", "trainer.progress", "trainer.log_every",
-                      "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep",
+                      "trainer.eval_every", "trainer.device", "trainer.num_threads", "data.dir", "checkpoint.every_steps", "checkpoint.keep",
                       "data.holdout", "data.holdout_seed")
 
 

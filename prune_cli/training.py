@@ -214,6 +214,11 @@ def new_head(encoder: MaskedEncoder, num_outputs: int, head_cfg: Mapping[str, An
     )
 
 
+# The model a loop is training, as it stands: its head, and the encoder weights to score it with
+# (None: those installed already, or the pretrained ones). A thunk: the weights are built only when scored.
+CurrentModel = Callable[[], tuple[nn.Module, Mapping[str, torch.Tensor] | None]]
+
+
 @dataclass
 class RunContext:
     """Everything a method needs, built once by the runner."""
@@ -242,8 +247,13 @@ class RunContext:
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.precision.autocast()
 
-    def report_step(self, record: dict[str, float]) -> None:
+    def report_step(self, record: dict[str, float], model: CurrentModel | None = None) -> None:
         """Every method's loop reports each step here: a loss that is not finite ends the run.
+
+        `model` gives the model as it stands after the step (its head, and the encoder weights to
+        score with: None for those installed already), asked for only at the steps where
+        `trainer.eval_every` scores the dev set(s) into the record (`scores_at`). Scoring reads no
+        random numbers and changes no state, so a run trains bit-identically with or without it.
 
         As fairseq does: without loss scaling a nan or inf loss leaves nan in the gradients, Adam's
         moments and then the parameters for good, so the run stops at once instead of training on
@@ -259,7 +269,16 @@ class RunContext:
                 log.warning("the loss is %s at %s; fp16's loss scaling skips the step (lower the learning rates if it goes on: %s)",
                             loss, where, learning_rates(self.cfg))
                 self._warned_non_finite = True
+        if model is not None and self.scores_at(record["step"]):
+            head, weights = model()
+            record.update(score(self.encoder, head, weights, self.dev, self.task, self.cfg["trainer"], self.device))
         self.on_step(record)
+
+    def scores_at(self, step: int) -> bool:
+        """Whether the model is scored after `step` of a phase (every `trainer.eval_every` steps; 0 or a
+        config made before the key: never, only at the end)."""
+        every = int(self.cfg["trainer"].get("eval_every") or 0)
+        return every > 0 and step % every == 0
 
     def batches(self) -> BatchStream:
         """A fresh stream from the run's seed: every loop that starts one sees the same order."""

@@ -468,7 +468,7 @@ run_one() {  # dir, then the adapt options; returns non-zero only if the run was
 # run is read from (`method.mask_run`, the transfer cells) is compared by its cell, the last four parts
 # of its path (task/ablation/name/seedN, this script's layout), not by the root it was typed under:
 # a record moved to another root (outputs/reproduce to docs/results/runs) reads the same cells.
-display_only='trainer.progress trainer.num_threads trainer.log_every'
+display_only='trainer.progress trainer.num_threads trainer.log_every trainer.eval_every'
 as_overrides() {  # the adapt options this script passes, as prune-cli records them (config.options_to_overrides)
   while [ $# -gt 0 ]; do
     case $1 in

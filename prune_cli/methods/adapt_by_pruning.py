@@ -453,7 +453,8 @@ def prune(ctx: RunContext, learner: MaskLearner, batches: BatchStream) -> None:
 
     for step in range(first_step, total):
         loss = learner.step(step, next(batches))
-        ctx.report_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma})
+        ctx.report_step({"phase": "prune", "step": step + 1, "total": total, "loss": loss, "sparsity": learner.pruned_share, "gamma": learner.gamma},
+                        model=lambda: (learner.heads.head, ctx.encoder.masked_weights({n: t > 0 for n, t in learner.state.by_name().items()})))
         if learner.reached_step is not None and (not learner.hold or step + 1 >= learner.learn_end):
             learner.stop_step, learner.reached_by_gamma = step + 1, True
             return

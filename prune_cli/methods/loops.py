@@ -100,7 +100,8 @@ def fit_head(
             ctx.precision.backward(loss)
             trainer.step()
             ctx.precision.update()
-            ctx.report_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity})
+            ctx.report_step({"phase": phase, "step": step + 1, "total": total, "loss": float(loss.detach()), "sparsity": sparsity},
+                            model=lambda: (trainer.head, None))  # `weights` are installed for the whole loop
             ctx.checkpoints.maybe_save(phase, step + 1, snapshot)
     return trainer.head
 
@@ -195,7 +196,8 @@ def finetune(
             if updated is not None:
                 masks, current = updated, measured(updated)
         loss = trainer.step(next(batches), masks)
-        ctx.report_step({"phase": phase, "step": step + 1, "total": steps, "loss": loss, "sparsity": current})
+        ctx.report_step({"phase": phase, "step": step + 1, "total": steps, "loss": loss, "sparsity": current},
+                        model=lambda: (trainer.heads.head, effective(ctx, trainer.params, masks)))
         ctx.checkpoints.maybe_save(phase, step + 1, lambda: {
             "trainer": trainer.state_dict(), "batches_served": batches.served, "masks": masks, "carry": carry() if carry else {},
         })

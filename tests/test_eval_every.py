@@ -1,0 +1,97 @@
+"""`trainer.eval_every`: the dev figures along a run (a learning curve, or score against sparsity
+as adapt-by-pruning prunes), scored into history.jsonl without changing what the run learns."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import read_metrics, run_cli, tiny_overrides
+
+from prune_cli import rundir
+
+EVERY = 2
+STEPS = 6
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / rundir.HISTORY).read_text().splitlines()]
+
+
+def _scores(record: dict) -> dict:
+    return {key: value for key, value in record.items() if key.startswith("eval_")}
+
+
+@pytest.mark.parametrize("method", ["adapt_by_pruning", "finetune", "gmp", "imp", "random"])
+def test_eval_every_scores_the_model_as_it_trains_and_changes_nothing_it_learns(in_tmp: Path, tiny_model_dir: Path, method: str):
+    """Every `EVERY` steps of each phase the record holds the dev figures (STS-B's correlations move
+    with any change of weights or head, where the tiny model's SST-2 accuracy sits at 0.5), and the
+    last step's are the run's own metrics.json figures: the model scored is the one being trained.
+    The result files are byte for byte those of the same run without it."""
+    runs = {}
+    for every in (0, EVERY):
+        name = f"every{every}"
+        args = ["--task", "stsb", "--method", method, *tiny_overrides(tiny_model_dir, f"trainer.eval_every={every}", steps=STEPS),
+                f"hydra.run.dir={name}"]
+        if method == "gmp":
+            args.append("method.prune_every=2")
+        result = run_cli("adapt", *args)
+        assert result.exit_code == 0, result.output
+        runs[every] = in_tmp / name
+
+    algorithm = read_metrics(runs[0])["algorithm"]
+    for file in (*rundir.scored_with(algorithm), rundir.HEAD):
+        assert (runs[0] / file).read_bytes() == (runs[EVERY] / file).read_bytes(), f"{file} differs"
+    plain, scored = _history(runs[0]), _history(runs[EVERY])
+    assert len(plain) == len(scored)
+    for before, after in zip(plain, scored):
+        figures = _scores(after)
+        assert not _scores(before)
+        assert {k: v for k, v in after.items() if k not in figures and k != "seconds"} == {k: v for k, v in before.items() if k != "seconds"}
+        if after["step"] % EVERY == 0:
+            assert set(figures) == {"eval_pearson", "eval_spearmanr"} and all(math.isfinite(v) for v in figures.values()), after
+        else:
+            assert not figures, after
+    assert _scores(scored[-1]) == read_metrics(runs[EVERY])["metrics"]
+    assert read_metrics(runs[EVERY])["metrics"] == read_metrics(runs[0])["metrics"]
+    phases = {record["phase"] for record in scored if _scores(record)}
+    if method == "adapt_by_pruning":
+        assert "prune" in phases, "scored while the mask is being learned, at the sparsity each record gives"
+    assert f"step {EVERY}/" in (runs[EVERY] / rundir.LOG).read_text()
+
+
+def test_the_prune_phase_is_scored_with_the_mask_it_has_reached(in_tmp: Path, tiny_model_dir: Path):
+    """While adapt-by-pruning prunes, the model scored is w0 x 1[theta > 0] with the head as it stands.
+    Checked where the last prune step's mask and head are the run's final ones: Alg. 1 alone (no
+    hold), no_recovery (whose final mask is 1[theta > 0] itself) and a head learning rate too small
+    to move a weight, so that step's figures must be metrics.json's (a scored model with every weight
+    kept, or with the mask at s, gives others)."""
+    result = run_cli("adapt", "--task", "stsb", "--method", "adapt_by_pruning_stop_at_s", "method.no_recovery=true", "head.lr=1e-30",
+                     *tiny_overrides(tiny_model_dir, "trainer.eval_every=1", steps=8), "hydra.run.dir=run")
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(in_tmp / "run")
+    prune_steps = [record for record in _history(in_tmp / "run") if record["phase"] == "prune"]
+    assert len(prune_steps) == metrics["method_details"]["pruning_steps"] < 8, "the head phase follows"
+    last = prune_steps[-1]
+    assert last["sparsity"] > metrics["sparsity_requested"], "1[theta > 0] is sparser than s: the final mask is it"
+    assert _scores(last) == metrics["metrics"]
+    assert _scores(prune_steps[0]) != metrics["metrics"], "the first step's mask is another"
+
+
+def test_eval_every_scores_the_held_out_rows_a_run_is_scored_on(in_tmp: Path, tiny_model_dir: Path):
+    """With data.holdout the figures along the run are those of the held-out rows, keyed as metrics.json
+    keys them (`eval_accuracy_holdout`): choosing a recipe by them never reads dev."""
+    result = run_cli("adapt", "--task", "sst2", *tiny_overrides(tiny_model_dir, "data.holdout=6", f"trainer.eval_every={EVERY}"),
+                     "hydra.run.dir=run")
+    assert result.exit_code == 0, result.output
+    keys = {key for record in _history(in_tmp / "run") for key in _scores(record)}
+    assert keys == set(read_metrics(in_tmp / "run")["metrics"]) == {"eval_accuracy_holdout"}
+
+
+def test_a_negative_eval_every_is_refused(in_tmp: Path, tiny_model_dir: Path):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("adapt", *tiny_overrides(tiny_model_dir, "trainer.eval_every=-1")),
+                          "trainer.eval_every=-1 must be an integer >= 0")
