@@ -75,6 +75,7 @@ HOLD_ALPHA = [*HOLD, "method.hold_theta_lr=1e-5"]  # and theta learns at its own
 # so a resume that started again from the initial scale would round differently and end elsewhere
 IN_FP16 = "trainer.precision=fp16"
 FP16 = [*QUICK_PRUNING, IN_FP16]
+SCORED = [*QUICK_PRUNING, "trainer.eval_every=5"]  # the dev figures along the run: the resumed history holds them all
 CASES = [
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", QUICK_PRUNING, "0.5", 40, 33, "head"),
@@ -84,6 +85,7 @@ CASES = [
     ("adapt_by_pruning", HOLD_ALPHA, "0.5", 40, 16, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 7, "prune"),
     ("adapt_by_pruning", FP16, "0.5", 40, 33, "head"),
+    ("adapt_by_pruning", SCORED, "0.5", 40, 33, "head"),
     ("finetune", [IN_FP16], "0.0", 12, 7, "finetune"),
     ("gmp", [], "0.5", 12, 17, "head"),
     ("imp", [], "0.5", 16, 9, "imp round 3/4"),
@@ -94,7 +96,7 @@ CASES = [
 
 @pytest.mark.parametrize(("method", "extra", "sparsity", "steps", "kill_at", "phase"), CASES,
                          ids=[f"{c[0]}{'-warmup' if c[1] is WARMUP else '-hold' if c[1] is HOLD else '-hold-alpha' if c[1] is HOLD_ALPHA else ''}"
-                              f"{'-fp16' if IN_FP16 in c[1] else ''}-{c[5]}" for c in CASES])
+                              f"{'-fp16' if IN_FP16 in c[1] else ''}{'-scored' if c[1] is SCORED else ''}-{c[5]}" for c in CASES])
 def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                           method: str, extra: list[str], sparsity: str, steps: int, kill_at: int, phase: str):
     if IN_FP16 in extra:
