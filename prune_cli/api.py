@@ -1,9 +1,10 @@
-"""Python API: `adapt` (a run, as `prune-cli adapt` makes it) and the multi-task use case, one
-base model in memory and one small mask per task.
+"""Python API: `adapt` (a run, as `prune-cli adapt` makes it), `evaluate` (one scored again) and
+the multi-task use case, one base model in memory and one small mask per task.
 
-    from prune_cli.api import TaskBank, adapt, plan
+    from prune_cli.api import TaskBank, adapt, evaluate, plan
     plan(task="sst2", sparsity="0.5,0.9", multirun=True).jobs  # what a sweep would run, nothing run
     run_dir = adapt(task="sst2", sparsity=0.5, overrides=["trainer.max_steps=500"])
+    evaluate(run_dir).metrics                                # scored again from the folder alone
     bank = TaskBank()
     bank.add("outputs/sst2/adapt_by_pruning/s0.5/...")      # -> "sst2"
     bank.add("outputs/stsb/adapt_by_pruning/s0.5/...")      # -> "stsb"
@@ -63,6 +64,21 @@ def plan(task: str | None = None, sparsity: float | str | None = None, method: s
     from prune_cli.hydra_entry import plan_adapt
 
     return plan_adapt(_as_overrides(task, sparsity, method, model, seed, overrides), multirun=multirun)
+
+
+def evaluate(run_dir: str | os.PathLike, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
+             model: str | os.PathLike | None = None):
+    """A finished run scored again from its folder alone, as `prune-cli evaluate` scores it, without
+    printing: a `runner.Rescored` with the figures now (`.metrics`), those its metrics.json holds
+    (`.stored`), whether they are the same (`.same`) and how the rows scored differ from the run's
+    (`.other_rows`). The keywords are evaluate's options; bad input raises `UserError`."""
+    from prune_cli.runner import evaluate_runs
+
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise UserError(f"run_dir is a run directory (a string or a Path); got {run_dir!r}")
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    [rescored] = evaluate_runs([Path(run_dir)], data_dir=data_dir, device=device, precision=precision, model=model, show=False)
+    return rescored
 
 
 def _as_overrides(task: str | None, sparsity: float | str | None, method: str | None, model: str | os.PathLike | None,

@@ -226,13 +226,14 @@ def evaluate(
     from prune_cli import runner
 
     def work() -> None:
-        differing = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision, model=model)
+        rescored = runner.evaluate_runs(run_dirs, data_dir=data_dir, device=device, precision=precision, model=model)
+        differing = [run for run in rescored if not run.same]
         if len(run_dirs) > 1:
             display.console.print(f"{len(run_dirs) - len(differing)} of {len(run_dirs)} runs re-scored to their stored figures exactly"
-                                  + "".join(f"\n  differs: {run_dir}{' (scored on other rows)' if other else ''}"
-                                            for run_dir, other in differing), highlight=False)
+                                  + "".join(f"\n  differs: {run.run_dir}{' (scored on other rows)' if run.other_rows else ''}"
+                                            for run in differing), highlight=False)
         if check and differing:
-            raise ScoresDiffer(f"--check: {scores_differ(len(run_dirs), [other for _, other in differing])} (see above)")
+            raise ScoresDiffer(f"--check: {scores_differ(len(run_dirs), [bool(run.other_rows) for run in differing])} (see above)")
 
     guarded(work, debug)
 

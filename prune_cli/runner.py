@@ -534,14 +534,6 @@ def fill_in_later_task_keys(cfg: DictConfig) -> None:
         cfg.task[key] = value
 
 
-def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
-             model: str | None = None) -> dict[str, float]:
-    """Rebuild the model from `run_dir` alone, score it on dev, and compare with the stored metrics
-    (`data_dir`, `device`, `precision` and `model` override the run's own: `stored_config`)."""
-    cfg = stored_config(run_dir, data_dir, device, precision, model)
-    return _rescore(run_dir, cfg, rundir.load_run_record(run_dir))[0]
-
-
 def other_rows(scored_then: Any, scored_now: dict[str, dict[str, Any]]) -> list[str]:
     """What differs between the rows a run was scored on (its record's `scored_on`) and the rows
     scored now, one phrase per split whose fingerprints (`Examples.rows_sha256`) differ. A record
@@ -570,35 +562,63 @@ def require_rows_scored_on(run_dir: Path, cfg: DictConfig, dev: Mapping[str, dat
         raise UserError(f"{needs}, but {differs[0]}; point --data-dir at the data the run was scored on")
 
 
-def _rescore(run_dir: Path, cfg: DictConfig, record: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], list[str]]:
-    """Score a finished run under `cfg` (its `stored_config`) and print it beside the figures its
-    checked `record` holds, saying first where the rows scored differ from the run's (`other_rows`):
-    a figure that then differs is the data's doing, not the run's. Returns (metrics now, metrics
-    stored, how the rows differ)."""
+@dataclass(frozen=True)
+class Rescored:
+    """A finished run scored again from its mask and head (`evaluate`): the figures now, those its
+    metrics.json holds, and how the rows scored differ from the run's (`other_rows`; none: the same
+    rows), which makes a figure that differs the data's doing, not the run's."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    stored: dict[str, float]
+    other_rows: list[str]
+
+    @property
+    def same(self) -> bool:
+        """Every figure exactly as stored (what `evaluate --check` asks of each run)."""
+        return self.metrics == self.stored
+
+
+def rescore(run_dir: Path, cfg: DictConfig, record: dict[str, Any]) -> Rescored:
+    """Score a finished run under `cfg` (its `stored_config`), beside the figures its checked `record` holds."""
     seed_everything(int(cfg.seed))
     prepared = prepare(cfg, with_train=False)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     weights, head = restore(run_dir, cfg, prepared.encoder, prepared.base_hash, prepared.tokenizer, prepared.device)
     metrics = score(prepared.encoder, head, weights, prepared.dev, task, OmegaConf.to_container(cfg.trainer, resolve=True), prepared.device)
-    differs = other_rows(record.get("scored_on"), prepared.scored_on)
-    display.console.print(display.line("re-scored ", (str(run_dir), "bold"), " from its mask and head"))
-    for difference in differs:
+    return Rescored(run_dir, metrics, record["metrics"], other_rows(record.get("scored_on"), prepared.scored_on))
+
+
+def _show(rescored: Rescored, cfg: DictConfig) -> None:
+    """A re-score as `evaluate` prints it: where the rows differ first, then the figures beside the stored ones."""
+    display.console.print(display.line("re-scored ", (str(rescored.run_dir), "bold"), " from its mask and head"))
+    for difference in rescored.other_rows:
         display.console.print(display.line(("other data: ", "yellow"), f"{difference}: a figure that differs is the data's doing, not the run's"), highlight=False)
-    display.console.print(display.metrics_table(metrics_title(cfg), metrics, compare=record["metrics"]))
-    return metrics, record["metrics"], differs
+    display.console.print(display.metrics_table(metrics_title(cfg), rescored.metrics, compare=rescored.stored))
 
 
 def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device: str | None = None,
-                  precision: str | None = None, model: str | None = None) -> list[tuple[Path, bool]]:
-    """Re-score several runs (a sweep, after a move to another machine); returns those whose
-    figures differ from their stored ones, each with whether it was scored on other rows than the
-    run was. Every run's config, mask and record are checked before the first is scored, so a
-    mistyped path fails at once rather than after the others' minutes."""
+                  precision: str | None = None, model: str | None = None, show: bool = True) -> list[Rescored]:
+    """Re-score several runs (a sweep, after a move to another machine), each rebuilt from its folder
+    alone (`data_dir`, `device`, `precision` and `model` override the run's own: `stored_config`) and
+    printed as it is scored unless `show` is off (the Python API). Every run's config, mask and record
+    are checked before the first is scored, so a mistyped path fails at once rather than after the
+    others' minutes."""
     rundir.require_each_once(run_dirs)
     configs = [stored_config(run_dir, data_dir, device, precision, model) for run_dir in run_dirs]
     records = [rundir.load_run_record(run_dir) for run_dir in run_dirs]  # the figures each is compared with
-    rescored = [(run_dir, *_rescore(run_dir, cfg, record)) for run_dir, cfg, record in zip(run_dirs, configs, records)]
-    return [(run_dir, bool(differs)) for run_dir, now, stored, differs in rescored if now != stored]
+    results = []
+    for run_dir, cfg, record in zip(run_dirs, configs, records):
+        results.append(rescore(run_dir, cfg, record))
+        if show:
+            _show(results[-1], cfg)
+    return results
+
+
+def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
+             model: str | None = None) -> dict[str, float]:
+    """One run's figures now, printed beside its stored ones (`evaluate_runs` of that run alone)."""
+    return evaluate_runs([run_dir], data_dir, device, precision, model)[0].metrics
 
 
 def resume(run_dir: Path) -> float:

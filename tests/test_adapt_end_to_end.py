@@ -103,6 +103,37 @@ def test_python_adapt_makes_the_run_the_cli_makes(in_tmp: Path, tiny_model_dir: 
     assert TaskBank(device="cpu", model=tiny_model_dir).add(by_path) == "mrpc"
 
 
+def test_python_evaluate_scores_a_run_again_as_the_cli_does_without_printing(in_tmp: Path, tiny_model_dir: Path,
+                                                                          capsys: pytest.CaptureFixture):
+    """`prune_cli.api.evaluate` is `prune-cli evaluate` of one run from Python: its figures now and
+    stored, whether they are the same and on which rows, returned instead of printed; bad input
+    raises evaluate's own messages."""
+    from prune_cli.api import evaluate
+    from prune_cli.errors import UserError
+
+    assert run_cli("adapt", "--task", "stsb", *tiny_overrides(tiny_model_dir), "hydra.run.dir=run").exit_code == 0
+    capsys.readouterr()
+    rescored = evaluate(in_tmp / "run")
+    assert capsys.readouterr().out == ""
+    assert rescored.same and rescored.metrics == read_metrics(in_tmp / "run")["metrics"] and rescored.other_rows == []
+    assert set(rescored.metrics) == {"eval_pearson", "eval_spearmanr"}
+
+    glue = Path(shutil.copytree(FIXTURE_GLUE, in_tmp / "glue"))
+    dev = glue / "STS-B" / "dev.tsv"
+    lines = dev.read_text().splitlines()
+    *fields, score = lines[1].split("\t")
+    lines[1] = "\t".join([*fields, str(5.0 - float(score))])  # one gold score changed
+    dev.write_text("\n".join(lines) + "\n")
+    moved = evaluate(str(in_tmp / "run"), data_dir=str(glue))
+    assert not moved.same and moved.stored == rescored.metrics
+    assert moved.other_rows == [f"the dev rows scored now (12 rows of {dev}) are not the rows the run was scored on "
+                                f"(12 rows of {FIXTURE_GLUE / 'STS-B' / 'dev.tsv'})"]
+    with pytest.raises(UserError, match=r"^run_dir is a run directory \(a string or a Path\); got 3$"):
+        evaluate(3)
+    with pytest.raises(UserError, match="nowhere"):
+        evaluate(in_tmp / "nowhere")
+
+
 def test_a_rescore_on_other_rows_than_the_run_was_scored_on_says_so(in_tmp: Path, tiny_model_dir: Path):
     """A GLUE folder edited or replaced since a run (or another copy of the task) gives other
     figures, and evaluate showed only "no": the data's doing looked like the run's. export --check
