@@ -385,7 +385,7 @@ def _unique_name(bank, run_dir: Path) -> str:
     return task if task not in bank.tasks else f"{task}@{run_dir.name}"
 
 
-analyze_app = typer.Typer(help="What the masks are: the paper's sub-network analyses.", no_args_is_help=True)
+analyze_app = typer.Typer(help="What the masks are (the paper's sub-network analyses), and the dev score along a run.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
 ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir.")
 
@@ -501,6 +501,24 @@ def analyze_recovery(
         rows = analysis.recovery(run_dirs)
         display.console.print(analysis.recovery_table(rows))
         write_analysis(out or run_dirs[0], "recovery", analysis.recovery_csv(rows))
+
+    guarded(work, debug)
+
+
+@analyze_app.command("curve", cls=StrictOptions)
+def analyze_curve(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories made with trainer.eval_every=N (any methods, tasks, seeds)."),
+    out: Optional[Path] = ANALYSIS_OUT,
+    debug: bool = DEBUG,
+) -> None:
+    """The dev score along each run (trainer.eval_every), against the step and the sparsity at that step."""
+    from prune_cli import curves
+
+    def work() -> None:
+        require_out_folder(out, run_dirs[0])
+        found = curves.curves(run_dirs)
+        display.console.print(curves.table(found))
+        write_analysis(out or run_dirs[0], "curve", curves.to_csv(found), lambda path: curves.plot(found, path))
 
     guarded(work, debug)
 

@@ -804,6 +804,10 @@ RECORD_FIELDS = {
 }
 
 
+# What every record of history.jsonl holds (`load_history`); the dev figures, where present, are numbers keyed eval_*.
+HISTORY_FIELDS = {"phase": TEXT, "step": WHOLE, "loss": NUMBER, "sparsity": NUMBER}
+
+
 def is_kind(value: object, kind: str) -> bool:
     """Whether a JSON value is of one of RECORD_FIELDS' kinds."""
     if isinstance(value, bool):  # JSON's true/false are no numbers to a reader of a score
@@ -831,6 +835,28 @@ def load_run_record(run_dir: Path, needs: Sequence[str] = ()) -> dict[str, Any]:
         if not is_kind(value, NUMBER):
             raise UserError(f"{path} has '{key}': {value!r} under 'metrics', not {NUMBER}; it was edited")
     return record
+
+
+def load_history(run_dir: Path) -> list[dict[str, Any]]:
+    """A finished run's history.jsonl: one record per optimiser step (phase, step, loss, sparsity, and
+    the dev figures where `trainer.eval_every` scored them). A line that is no such record (the file
+    edited or cut short) is a one-line error naming the file and the line."""
+    path = run_dir / HISTORY
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
+        raise UserError(f"{path} cannot be read: {first_line(exc)}") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path}, line {number}, is not JSON ({first_line(exc)}); it was edited or cut short") from None
+        if not isinstance(record, dict) or not all(is_kind(record.get(key), kind) for key, kind in HISTORY_FIELDS.items()):
+            raise UserError(f"{path}, line {number}, is not a step's record (an object with "
+                            f"{', '.join(f'{key} ({kind})' for key, kind in HISTORY_FIELDS.items())}); it was edited")
+        records.append(record)
+    return records
 
 
 def read_json_record(path: Path) -> dict[str, Any]:

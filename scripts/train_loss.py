@@ -12,7 +12,6 @@ uses it for MRPC, where a learnt mask fits the training pairs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from prune_cli.errors import at_least, script_entry
 def phase_losses(run_dir: Path, last: int) -> dict[str, tuple[int, float]]:
     """{phase: (steps in the phase, mean loss over its last `last` steps)}, in the order the run went."""
     by_phase: dict[str, list[float]] = {}
-    for line in (run_dir / rundir.HISTORY).read_text().splitlines():
-        record = json.loads(line)
+    for record in rundir.load_history(run_dir):
         by_phase.setdefault(record["phase"], []).append(float(record["loss"]))
     return {phase: (len(losses), statistics.fmean(losses[-last:])) for phase, losses in by_phase.items()}
 

@@ -95,3 +95,42 @@ def test_a_negative_eval_every_is_refused(in_tmp: Path, tiny_model_dir: Path):
 
     assert_one_line_error(run_cli("adapt", *tiny_overrides(tiny_model_dir, "trainer.eval_every=-1")),
                           "trainer.eval_every=-1 must be an integer >= 0")
+
+
+def test_analyze_curve_reads_each_runs_scored_steps_back(in_tmp: Path, tiny_model_dir: Path):
+    """`analyze curve` lists, writes (curve.csv, long form) and plots (curve.png) every scored step of
+    each run, from its history alone: the figures are the records', the last one the run's own."""
+    for task, method, every in (("stsb", "adapt_by_pruning", 2), ("sst2", "finetune", 3)):
+        result = run_cli("adapt", "--task", task, "--method", method, *tiny_overrides(tiny_model_dir, f"trainer.eval_every={every}"),
+                         f"hydra.run.dir={task}")
+        assert result.exit_code == 0, result.output
+    runs = [in_tmp / "stsb", in_tmp / "sst2"]
+    result = run_cli("analyze", "curve", *map(str, runs), "--out", str(in_tmp / "curve"))
+    assert result.exit_code == 0, result.output
+    assert (in_tmp / "curve" / "curve.png").stat().st_size > 0
+    import csv
+
+    with (in_tmp / "curve" / "curve.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for run_dir, label in zip(runs, ("stsb/adapt_by_pruning/s0.5/seed42", "sst2/finetune/s0.5/seed42")):
+        expected = [(record["phase"], str(record["step"]), metric, f"{value:.6f}")
+                    for record in _history(run_dir) for metric, value in _scores(record).items()]
+        assert [(r["phase"], r["step"], r["metric"], r["value"]) for r in rows if r["run"] == label] == expected
+        record = read_metrics(run_dir)
+        assert _scores(_history(run_dir)[-1])[record["main_metric"]] == record["main_metric_value"], "the last point is the run's figure"
+    assert {r["metric"] for r in rows} == {"eval_pearson", "eval_spearmanr", "eval_accuracy"}
+    assert "the dev score along each run" in result.output
+
+
+def test_analyze_curve_refuses_a_run_scored_at_its_end_only_and_a_broken_history(in_tmp: Path, tiny_model_dir: Path):
+    from conftest import assert_one_line_error
+
+    assert run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=run").exit_code == 0
+    assert_one_line_error(run_cli("analyze", "curve", "run"),
+                          "run was scored at its end only: its history.jsonl holds no eval_accuracy", "trainer.eval_every=N")
+    history = in_tmp / "run" / rundir.HISTORY
+    lines = history.read_text().splitlines()
+    history.write_text("\n".join([lines[0], lines[1][: len(lines[1]) // 2], *lines[2:]]) + "\n")  # a line cut short
+    assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not JSON", "cut short")
+    history.write_text("\n".join([lines[0], json.dumps({"phase": "prune", "step": "2"}), *lines[2:]]) + "\n")
+    assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not a step's record")

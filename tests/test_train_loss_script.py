@@ -12,8 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_loss.py"
 
 def fake_run(folder: Path) -> Path:
     folder.mkdir()
-    records = [{"phase": "prune", "step": i, "loss": float(i)} for i in range(1, 5)]
-    records += [{"phase": "head", "step": i, "loss": 0.5} for i in range(5, 7)]
+    records = [{"phase": "prune", "step": i, "loss": float(i), "sparsity": i / 10} for i in range(1, 5)]
+    records += [{"phase": "head", "step": i, "loss": 0.5, "sparsity": 0.5} for i in range(5, 7)]
     (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (folder / "metrics.json").write_text(json.dumps({"metrics": {"eval_f1": 0.8, "eval_accuracy": 0.7}}))
     return folder
@@ -38,3 +38,12 @@ def test_an_unreadable_metrics_file_is_a_one_line_error(tmp_path: Path):
     done = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "cannot be read" in done.stderr
+
+
+def test_a_history_line_cut_short_is_a_one_line_error(tmp_path: Path):
+    run = fake_run(tmp_path / "run")
+    history = run / "history.jsonl"
+    history.write_text(history.read_text()[:-20])  # the last record cut short
+    done = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "history.jsonl, line 6, is not JSON" in done.stderr

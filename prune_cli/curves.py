@@ -1,0 +1,93 @@
+"""`prune-cli analyze curve`: the dev score along finished runs, against the step and the sparsity.
+
+A run made with `trainer.eval_every=N` scored its dev set(s) every N steps of each phase, with the
+model as it then stood, into history.jsonl. For adapt-by-pruning that traces the score as θ prunes
+(the sparsity in the same record is the share of θ <= 0 then), and for a baseline its learning
+curve; the last point is the run's own figure. This reads those records back, so the curve comes
+from the run's own files and needs no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from prune_cli import plots, rundir
+from prune_cli.analysis import distinct_labels, run_label
+from prune_cli.errors import UserError
+
+
+@dataclass(frozen=True)
+class Point:
+    """One scored step of one run: its figures (every eval_* key the record holds)."""
+
+    label: str
+    phase: str
+    step: int
+    sparsity: float
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A run's scored steps, in order, and the figure the table and plot follow (its main metric)."""
+
+    label: str
+    main_metric: str
+    points: list[Point]
+
+
+def curves(run_dirs: list[Path]) -> list[Curve]:
+    """Each finished run's scored steps. A run scored only at its end (no trainer.eval_every) is refused
+    by name, with the setting that would have scored it along the way."""
+    records = []
+    for run_dir in run_dirs:
+        rundir.require_run_dir(run_dir)
+        records.append(rundir.load_run_record(run_dir, needs=("seed",)))
+    labels = distinct_labels(run_dirs, [run_label(record) for record in records])
+    found = []
+    for run_dir, record, label in zip(run_dirs, records, labels):
+        main = record["main_metric"]
+        points = [Point(label, str(step["phase"]), int(step["step"]), float(step["sparsity"]),
+                        {key: float(value) for key, value in step.items() if key.startswith("eval_") and rundir.is_kind(value, rundir.NUMBER)})
+                  for step in rundir.load_history(run_dir) if main in step]
+        if not points:
+            raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {main} "
+                            "(a run made with trainer.eval_every=N scores its dev set every N steps)")
+        found.append(Curve(label, main, points))
+    return found
+
+
+def table(found: list[Curve]) -> Table:
+    """Every scored step: run, phase, step, sparsity then, and the run's main metric."""
+    result = Table(title=f"the dev score along each run ({', '.join(sorted({c.main_metric for c in found}))})")
+    for column in ("run", "phase", "step", "sparsity", "score"):
+        result.add_column(column, justify="left" if column in ("run", "phase") else "right", overflow="fold")
+    for curve in found:
+        for point in curve.points:
+            result.add_row(curve.label, point.phase, str(point.step), f"{point.sparsity:.4f}", f"{point.metrics[curve.main_metric]:.4f}")
+    return result
+
+
+def to_csv(found: list[Curve]) -> str:
+    """Long form, one row per scored step and figure (a pair task's several splits and metrics all kept)."""
+    return rundir.csv_text(["run", "phase", "step", "sparsity", "metric", "value"],
+                           ([p.label, p.phase, p.step, f"{p.sparsity:.6f}", metric, f"{value:.6f}"]
+                            for curve in found for p in curve.points for metric, value in p.metrics.items()))
+
+
+def plot(found: list[Curve], path: Path) -> None:
+    """Two panels of each run's main metric: against the step, and against the sparsity at that step."""
+    plt = plots.pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for curve in found:
+        values = [p.metrics[curve.main_metric] for p in curve.points]
+        axes[0].plot([p.step for p in curve.points], values, marker="o", markersize=3, label=curve.label)
+        axes[1].plot([p.sparsity for p in curve.points], values, marker="o", markersize=3, label=curve.label)
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("sparsity at that step")
+    axes[0].set_ylabel(", ".join(sorted({c.main_metric for c in found})))
+    axes[0].legend(fontsize=6)
+    plots.save_png(figure, path)
