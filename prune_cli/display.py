@@ -28,7 +28,8 @@ def line(*parts: str | tuple[str, str]) -> Text:
 
 @contextmanager
 def step_progress(total: int, description: str, enabled: bool = True) -> Iterator:
-    """Yield `update(record)`; one bar per phase, showing loss and the current sparsity."""
+    """Yield `update(record)`; one bar per phase, showing loss, the current sparsity, and the dev
+    figures of the last step scored (`trainer.eval_every`)."""
     if not enabled:
         yield lambda record: None
         return
@@ -36,7 +37,7 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  sparsity {task.fields[sparsity]:.3f}"),
+        TextColumn("loss {task.fields[loss]:.4f}  sparsity {task.fields[sparsity]:.3f}{task.fields[scored]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=error_console,  # a display, not output: `> log` or `| tee log` keeps it out of the log,
@@ -48,8 +49,11 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
         def update(record: Mapping[str, float]) -> None:
             phase = str(record.get("phase", description))
             if phase not in bars:
-                bars[phase] = progress.add_task(f"{description} · {phase}", total=record.get("total", total), loss=float("nan"), sparsity=0.0)
-            progress.update(bars[phase], completed=record["step"], loss=record["loss"], sparsity=record["sparsity"])
+                bars[phase] = progress.add_task(f"{description} · {phase}", total=record.get("total", total), loss=float("nan"), sparsity=0.0,
+                                                scored="")
+            scored = "".join(f"  {key} {value:.4f}" for key, value in record.items() if key.startswith("eval_"))
+            progress.update(bars[phase], completed=record["step"], loss=record["loss"], sparsity=record["sparsity"],
+                            **({"scored": f"  (step {record['step']}){scored}"} if scored else {}))
 
         yield update
 

@@ -134,3 +134,21 @@ def test_analyze_curve_refuses_a_run_scored_at_its_end_only_and_a_broken_history
     assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not JSON", "cut short")
     history.write_text("\n".join([lines[0], json.dumps({"phase": "prune", "step": "2"}), *lines[2:]]) + "\n")
     assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not a step's record")
+
+
+def test_the_progress_bar_shows_the_last_scored_figures_with_their_step(monkeypatch: pytest.MonkeyPatch):
+    """On a terminal the bar keeps the last dev figures beside the loss, with the step they are from."""
+    import io
+
+    from rich.console import Console
+
+    from prune_cli import display
+
+    screen = io.StringIO()
+    monkeypatch.setattr(display, "error_console", Console(file=screen, force_terminal=True, width=200, color_system=None))
+    with display.step_progress(4, "sst2 adapt_by_pruning") as show:
+        show({"phase": "prune", "step": 1, "total": 4, "loss": 0.5, "sparsity": 0.1})
+        show({"phase": "prune", "step": 2, "total": 4, "loss": 0.4, "sparsity": 0.2, "eval_accuracy": 0.75})
+        show({"phase": "prune", "step": 3, "total": 4, "loss": 0.3, "sparsity": 0.3})
+    last = screen.getvalue().rsplit("\r", 1)[-1]
+    assert "3/4 loss 0.3000  sparsity 0.300  (step 2)  eval_accuracy 0.7500" in last, last
