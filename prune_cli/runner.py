@@ -270,14 +270,14 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     with stopping.deferred("stopping after this step" + (", with a checkpoint" if checkpoints.every > 0 else
                                                           " (checkpoints are off: the run would start again from step 0)")):
         try:
-            result = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+            result, scoring_seconds = _train(cfg, plain_cfg, prepared, budget, checkpoints)
         finally:
             checkpoints.settle()  # the last checkpoint is on disk before the run reports how training ended
         if stopping.requested is not None:  # after the last step, with nothing saved: the result is seconds away
             log.warning("the stop came after the last training step: finishing the run")
     if checkpoints.pending is not None:
         raise UserError(f"the checkpoint in {run_dir} is for phase {checkpoints.pending.phase!r}, which {cfg.method.name} never reached")
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - started - scoring_seconds  # what training cost, comparable with or without eval_every
     started = time.perf_counter()
     weights = scoring_weights(prepared.encoder, result.masks, result.weights)
     metrics = score(prepared.encoder, result.head, weights, prepared.dev, plain_cfg["task"], plain_cfg["trainer"], prepared.device)
@@ -314,6 +314,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "train_examples": len(prepared.train),
         "train_seconds": round(train_seconds, 2),
         "eval_seconds": round(eval_seconds, 2),
+        **({"eval_every_seconds": round(scoring_seconds, 2)} if scoring_seconds else {}),
         "resumed_from": {"phase": resumed_at.phase, "steps_done": resumed_at.steps_done} if resumed_at else None,
         "checkpoints": {"saved": checkpoints.saves, "seconds": round(checkpoints.seconds_spent, 2)},
         "base_weights_hash_before": prepared.base_hash,
@@ -342,8 +343,9 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     return float(metrics[key])
 
 
-def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer) -> MethodResult:
-    """Run the method with a progress display; every step record also goes to history (and the log)."""
+def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer) -> tuple[MethodResult, float]:
+    """Run the method with a progress display; every step record also goes to history (and the log).
+    Returns the result and the seconds spent scoring along the way (`trainer.eval_every`)."""
     history = checkpoints.history
     started = time.perf_counter()
     log_every = int(cfg.trainer.get("log_every") or 0)
@@ -361,7 +363,8 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
                 log.info("%s step %d/%d: %s", record.get("phase", ""), record["step"], record.get("total", budget.total_steps),
                          ", ".join(f"{key} {value:.4f}" for key, value in scored.items()))
 
-        return METHODS[cfg.method.algorithm](make_context(plain_cfg, prepared, budget, on_step, checkpoints))
+        ctx = make_context(plain_cfg, prepared, budget, on_step, checkpoints)
+        return METHODS[cfg.method.algorithm](ctx), ctx.scoring_seconds
 
 
 def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, checkpoints: Checkpointer | None = None) -> RunContext:

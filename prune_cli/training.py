@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -237,6 +238,7 @@ class RunContext:
     checkpoints: Checkpointer = field(default_factory=checkpointing.disabled)
     base_hash: str = ""  # the loaded base weights' hash, which another run's mask is checked against ("": not computed yet)
     precision: Precision = field(init=False)
+    scoring_seconds: float = field(default=0.0, init=False)  # spent scoring along the way (trainer.eval_every), not training
     _warned_non_finite: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -270,8 +272,10 @@ class RunContext:
                             loss, where, learning_rates(self.cfg))
                 self._warned_non_finite = True
         if model is not None and self.scores_at(record["step"]):
+            started = time.perf_counter()
             head, weights = model()
             record.update(score(self.encoder, head, weights, self.dev, self.task, self.cfg["trainer"], self.device))
+            self.scoring_seconds += time.perf_counter() - started
         self.on_step(record)
 
     def scores_at(self, step: int) -> bool:

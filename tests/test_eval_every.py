@@ -56,6 +56,8 @@ def test_eval_every_scores_the_model_as_it_trains_and_changes_nothing_it_learns(
             assert not figures, after
     assert _scores(scored[-1]) == read_metrics(runs[EVERY])["metrics"]
     assert read_metrics(runs[EVERY])["metrics"] == read_metrics(runs[0])["metrics"]
+    # the scoring's time is its own figure, left out of train_seconds (report's cost table): a run costs the same with or without
+    assert read_metrics(runs[EVERY])["eval_every_seconds"] > 0 and "eval_every_seconds" not in read_metrics(runs[0])
     phases = {record["phase"] for record in scored if _scores(record)}
     if method == "adapt_by_pruning":
         assert "prune" in phases, "scored while the mask is being learned, at the sparsity each record gives"
