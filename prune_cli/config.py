@@ -634,9 +634,9 @@ STARTING_OPTIONS = {"task": "sst2", "model": "minilm", "trainer": "cpu", "method
 # The keys a task file of one's own must give (its others depend on its layout, which
 # data.check_layout checks); `labels` too, null for a regression, which a task without it was read as.
 TASK_KEYS = frozenset({"task.name", "task.labels", "task.metrics", "task.main_metric"})
-# Keys every packaged option gives that the code reads with a default (null), so that an option file
-# of one's own written before they existed, or without them, still composes.
-READ_WITH_A_DEFAULT = frozenset({"model.revision"})
+# Keys every packaged option gives that the code reads with a default (null; eval_every: 0), so that an
+# option file of one's own written before they existed, or without them, still composes.
+READ_WITH_A_DEFAULT = frozenset({"model.revision", "trainer.eval_every"})
 
 
 @functools.lru_cache(maxsize=16)

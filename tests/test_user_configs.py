@@ -254,3 +254,10 @@ def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_con
     (user_configs / "model" / "mine.yaml").write_text(f"name_or_path: {tiny_model_dir}\n")
     result = run_cli("adapt", "--model", "mine", *(o for o in tiny_overrides(tiny_model_dir) if not o.startswith("model.")))
     assert result.exit_code == 0, result.output
+    # and so may trainer.eval_every (added later) in a trainer file written before it, which then scores at the end only,
+    # or along the way where the run adds it
+    (user_configs / "trainer" / "before.yaml").write_text("\n".join(line for line in packaged_cpu.splitlines() if not line.startswith("eval_every:")))
+    for extra, scored in (([], False), (["+trainer.eval_every=2"], True)):
+        result = run_cli("adapt", "trainer=before", *tiny_overrides(tiny_model_dir, *extra), "hydra.run.dir=" + ("scored" if scored else "plain"))
+        assert result.exit_code == 0, result.output
+        assert ("eval_accuracy" in (in_tmp / ("scored" if scored else "plain") / "history.jsonl").read_text()) == scored
