@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import data, mask_format, rundir
 from prune_cli.errors import UserError
 from prune_cli.predictions import answer_name, answer_shares, answer_text
-from prune_cli.runner import encode_split, load_encoder, load_run_head, load_run_mask, require_made_on, stored_config
+from prune_cli.runner import Rescored, encode_split, evaluate_runs, load_encoder, load_run_head, load_run_mask, require_made_on, stored_config
 from prune_cli.training import pick_device, predict
 
 Text = str | tuple[str, str]
@@ -66,17 +66,16 @@ def plan(task: str | None = None, sparsity: float | str | None = None, method: s
     return plan_adapt(_as_overrides(task, sparsity, method, model, seed, overrides), multirun=multirun)
 
 
-def evaluate(run_dir: str | os.PathLike, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
-             model: str | os.PathLike | None = None):
+def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, device: str | None = None,
+             precision: str | None = None, model: str | os.PathLike | None = None) -> Rescored:
     """A finished run scored again from its folder alone, as `prune-cli evaluate` scores it, without
     printing: a `runner.Rescored` with the figures now (`.metrics`), those its metrics.json holds
     (`.stored`), whether they are the same (`.same`) and how the rows scored differ from the run's
     (`.other_rows`). The keywords are evaluate's options; bad input raises `UserError`."""
-    from prune_cli.runner import evaluate_runs
-
     if not isinstance(run_dir, (str, os.PathLike)):
         raise UserError(f"run_dir is a run directory (a string or a Path); got {run_dir!r}")
     model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    data_dir = os.fspath(data_dir) if isinstance(data_dir, os.PathLike) else data_dir
     [rescored] = evaluate_runs([Path(run_dir)], data_dir=data_dir, device=device, precision=precision, model=model, show=False)
     return rescored
 

@@ -1,8 +1,9 @@
 """The exceptions the CLI shows as one line instead of a traceback.
 
 Everything raised as `UserError` ("the user asked for something we cannot do") is shown as a
-single line with exit code 2 (1 for `ScoresDiffer`, a check that found a difference); `RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single
-line, the process then ending as that signal would have ended it. Anything else is a bug and
+single line with exit code 2 (1 for `ScoresDiffer`, a check that found a difference);
+`RunInterrupted` (Ctrl-C or SIGTERM during a run) as a single line, the process then ending as
+that signal would have ended it. Anything else is a bug and
 keeps its traceback (or shows it with `--debug`). The files of scripts/ end the same way through
 `script_entry`, and refuse a count out of range through `at_least`.
 """

@@ -124,7 +124,7 @@ def test_python_evaluate_scores_a_run_again_as_the_cli_does_without_printing(in_
     *fields, score = lines[1].split("\t")
     lines[1] = "\t".join([*fields, str(5.0 - float(score))])  # one gold score changed
     dev.write_text("\n".join(lines) + "\n")
-    moved = evaluate(str(in_tmp / "run"), data_dir=str(glue))
+    moved = evaluate(str(in_tmp / "run"), data_dir=glue)  # a Path, as a notebook holds one
     assert not moved.same and moved.stored == rescored.metrics
     assert moved.other_rows == [f"the dev rows scored now (12 rows of {dev}) are not the rows the run was scored on "
                                 f"(12 rows of {FIXTURE_GLUE / 'STS-B' / 'dev.tsv'})"]
