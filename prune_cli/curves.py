@@ -21,11 +21,15 @@ from prune_cli.errors import UserError
 
 @dataclass(frozen=True)
 class Point:
-    """One scored step of one run: its figures (every eval_* key the record holds)."""
+    """One scored step of one run: its figures (every eval_* key the record holds). `step` is the
+    phase's own count, as history.jsonl numbers it; `run_step` counts every step of the run before
+    it too, so that a curve over phases that each count from 1 (IMP's rounds, then the head) runs
+    forward on one axis."""
 
     label: str
     phase: str
     step: int
+    run_step: int
     sparsity: float
     metrics: dict[str, float]
 
@@ -50,9 +54,9 @@ def curves(run_dirs: list[Path]) -> list[Curve]:
     found = []
     for run_dir, record, label in zip(run_dirs, records, labels):
         main = record["main_metric"]
-        points = [Point(label, str(step["phase"]), int(step["step"]), float(step["sparsity"]),
+        points = [Point(label, str(step["phase"]), int(step["step"]), run_step, float(step["sparsity"]),
                         {key: float(value) for key, value in step.items() if key.startswith("eval_") and rundir.is_kind(value, rundir.NUMBER)})
-                  for step in rundir.load_history(run_dir) if main in step]
+                  for run_step, step in enumerate(rundir.load_history(run_dir), start=1) if main in step]
         if not points:
             raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {main} "
                             "(a run made with trainer.eval_every=N scores its dev set every N steps)")
@@ -73,20 +77,20 @@ def table(found: list[Curve]) -> Table:
 
 def to_csv(found: list[Curve]) -> str:
     """Long form, one row per scored step and figure (a pair task's several splits and metrics all kept)."""
-    return rundir.csv_text(["run", "phase", "step", "sparsity", "metric", "value"],
-                           ([p.label, p.phase, p.step, f"{p.sparsity:.6f}", metric, f"{value:.6f}"]
+    return rundir.csv_text(["run", "phase", "step", "run_step", "sparsity", "metric", "value"],
+                           ([p.label, p.phase, p.step, p.run_step, f"{p.sparsity:.6f}", metric, f"{value:.6f}"]
                             for curve in found for p in curve.points for metric, value in p.metrics.items()))
 
 
 def plot(found: list[Curve], path: Path) -> None:
-    """Two panels of each run's main metric: against the step, and against the sparsity at that step."""
+    """Two panels of each run's main metric: against the step (over all its phases), and against the sparsity at that step."""
     plt = plots.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for curve in found:
         values = [p.metrics[curve.main_metric] for p in curve.points]
-        axes[0].plot([p.step for p in curve.points], values, marker="o", markersize=3, label=curve.label)
+        axes[0].plot([p.run_step for p in curve.points], values, marker="o", markersize=3, label=curve.label)
         axes[1].plot([p.sparsity for p in curve.points], values, marker="o", markersize=3, label=curve.label)
-    axes[0].set_xlabel("step")
+    axes[0].set_xlabel("step (over all phases)")
     axes[1].set_xlabel("sparsity at that step")
     axes[0].set_ylabel(", ".join(sorted({c.main_metric for c in found})))
     axes[0].legend(fontsize=6)

@@ -102,7 +102,7 @@ def test_a_negative_eval_every_is_refused(in_tmp: Path, tiny_model_dir: Path):
 def test_analyze_curve_reads_each_runs_scored_steps_back(in_tmp: Path, tiny_model_dir: Path):
     """`analyze curve` lists, writes (curve.csv, long form) and plots (curve.png) every scored step of
     each run, from its history alone: the figures are the records', the last one the run's own."""
-    for task, method, every in (("stsb", "adapt_by_pruning", 2), ("sst2", "finetune", 3)):
+    for task, method, every in (("stsb", "adapt_by_pruning", 2), ("sst2", "imp", 1)):
         result = run_cli("adapt", "--task", task, "--method", method, *tiny_overrides(tiny_model_dir, f"trainer.eval_every={every}"),
                          f"hydra.run.dir={task}")
         assert result.exit_code == 0, result.output
@@ -114,14 +114,18 @@ def test_analyze_curve_reads_each_runs_scored_steps_back(in_tmp: Path, tiny_mode
 
     with (in_tmp / "curve" / "curve.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    for run_dir, label in zip(runs, ("stsb/adapt_by_pruning/s0.5/seed42", "sst2/finetune/s0.5/seed42")):
-        expected = [(record["phase"], str(record["step"]), metric, f"{value:.6f}")
-                    for record in _history(run_dir) for metric, value in _scores(record).items()]
-        assert [(r["phase"], r["step"], r["metric"], r["value"]) for r in rows if r["run"] == label] == expected
+    for run_dir, label in zip(runs, ("stsb/adapt_by_pruning/s0.5/seed42", "sst2/imp/s0.5/seed42")):
+        expected = [(record["phase"], str(record["step"]), str(run_step), metric, f"{value:.6f}")
+                    for run_step, record in enumerate(_history(run_dir), start=1) for metric, value in _scores(record).items()]
+        assert [(r["phase"], r["step"], r["run_step"], r["metric"], r["value"]) for r in rows if r["run"] == label] == expected
         record = read_metrics(run_dir)
         assert _scores(_history(run_dir)[-1])[record["main_metric"]] == record["main_metric_value"], "the last point is the run's figure"
     assert {r["metric"] for r in rows} == {"eval_pearson", "eval_spearmanr", "eval_accuracy"}
     assert "the dev score along each run" in result.output
+    # IMP's rounds and its head phase each count their steps from 1; run_step goes on across them
+    imp_points = [(r["phase"], int(r["step"]), int(r["run_step"])) for r in rows if r["run"] == "sst2/imp/s0.5/seed42"]
+    assert len({phase for phase, _, _ in imp_points}) > 1 and [s for _, _, s in imp_points] == sorted({s for _, _, s in imp_points})
+    assert any(step < run_step for _, step, run_step in imp_points)
 
 
 def test_analyze_curve_refuses_a_run_scored_at_its_end_only_and_a_broken_history(in_tmp: Path, tiny_model_dir: Path):
