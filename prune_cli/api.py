@@ -74,10 +74,15 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
     (`.other_rows`). The keywords are evaluate's options; bad input raises `UserError`."""
     if not isinstance(run_dir, (str, os.PathLike)):
         raise UserError(f"run_dir is a run directory (a string or a Path); got {run_dir!r}")
-    model = os.fspath(model) if isinstance(model, os.PathLike) else model
-    data_dir = os.fspath(data_dir) if isinstance(data_dir, os.PathLike) else data_dir
-    [rescored] = evaluate_runs([Path(run_dir)], data_dir=data_dir, device=device, precision=precision, model=model, show=False)
+    [rescored] = evaluate_runs([Path(run_dir)], data_dir=_as_text(data_dir), device=device, precision=precision, model=_as_text(model),
+                               show=False)
     return rescored
+
+
+def _as_text(path: str | os.PathLike | None) -> str | None:
+    """A folder given as a notebook's `Path`, as the text the CLI's options take; anything else as it
+    is, for the caller's own check of its kind."""
+    return os.fspath(path) if isinstance(path, os.PathLike) else path
 
 
 def _as_overrides(task: str | None, sparsity: float | str | None, method: str | None, model: str | os.PathLike | None,
@@ -87,7 +92,7 @@ def _as_overrides(task: str | None, sparsity: float | str | None, method: str | 
     from prune_cli.config import options_to_overrides
 
     overrides = () if overrides is None else overrides
-    model = os.fspath(model) if isinstance(model, os.PathLike) else model  # a notebook's Path: it was an AttributeError
+    model = _as_text(model)  # a notebook's Path: it was an AttributeError
     for name, value in (("task", task), ("method", method), ("model", model)):
         if value is not None and not isinstance(value, str):
             raise UserError(f"{name} is a name{' or a folder' if name == 'model' else ''} (a string); got {value!r}")

@@ -55,7 +55,7 @@ def curves(run_dirs: list[Path]) -> list[Curve]:
     for run_dir, record, label in zip(run_dirs, records, labels):
         main = record["main_metric"]
         points = [Point(label, str(step["phase"]), int(step["step"]), run_step, float(step["sparsity"]),
-                        {key: float(value) for key, value in step.items() if key.startswith("eval_") and rundir.is_kind(value, rundir.NUMBER)})
+                        {key: float(value) for key, value in rundir.scored_figures(step).items()})
                   for run_step, step in enumerate(rundir.load_history(run_dir), start=1) if main in step]
         if not points:
             raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {main} "

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from prune_cli import rundir
+
 # soft_wrap: a line is never broken at the console's width. Piped or captured, rich assumes 80
 # columns, and would split a long run-directory path or error message over two lines, so that
 # `prune-cli adapt ... | tail -1` no longer gives the path, nor an error its one line. Tables still fit.
@@ -51,7 +53,7 @@ def step_progress(total: int, description: str, enabled: bool = True) -> Iterato
             if phase not in bars:
                 bars[phase] = progress.add_task(f"{description} · {phase}", total=record.get("total", total), loss=float("nan"), sparsity=0.0,
                                                 scored="")
-            scored = "".join(f"  {key} {value:.4f}" for key, value in record.items() if key.startswith("eval_"))
+            scored = "".join(f"  {key} {value:.4f}" for key, value in rundir.scored_figures(record).items())
             progress.update(bars[phase], completed=record["step"], loss=record["loss"], sparsity=record["sparsity"],
                             **({"scored": f"  (step {record['step']}){scored}"} if scored else {}))
 

@@ -35,7 +35,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -806,6 +806,13 @@ RECORD_FIELDS = {
 
 # What every record of history.jsonl holds (`load_history`); the dev figures, where present, are numbers keyed eval_*.
 HISTORY_FIELDS = {"phase": TEXT, "step": WHOLE, "loss": NUMBER, "sparsity": NUMBER}
+FIGURE_PREFIX = "eval_"  # how metrics.json and a step's record key a dev figure (training.metric_key)
+
+
+def scored_figures(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The dev figures a step's record holds (those `trainer.eval_every` scored), for the log, the
+    progress bar and `analyze curve` alike; none for a step that was not scored."""
+    return {key: value for key, value in record.items() if key.startswith(FIGURE_PREFIX)}
 
 
 def is_kind(value: object, kind: str) -> bool:
@@ -855,6 +862,9 @@ def load_history(run_dir: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or not all(is_kind(record.get(key), kind) for key, kind in HISTORY_FIELDS.items()):
             raise UserError(f"{path}, line {number}, is not a step's record (an object with "
                             f"{', '.join(f'{key} ({kind})' for key, kind in HISTORY_FIELDS.items())}); it was edited")
+        odd = next((key for key, value in scored_figures(record).items() if not is_kind(value, NUMBER)), None)
+        if odd is not None:
+            raise UserError(f"{path}, line {number}, has '{odd}': {record[odd]!r}, not {NUMBER}; it was edited")
         records.append(record)
     return records
 

@@ -358,7 +358,7 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
             if log_every and record["step"] % log_every == 0:
                 log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],
                          record.get("total", budget.total_steps), record["loss"], record["sparsity"], record["seconds"])
-            scored = {key: value for key, value in record.items() if key.startswith("eval_")}
+            scored = rundir.scored_figures(record)
             if scored:  # trainer.eval_every's figures: logged whatever log_every says
                 log.info("%s step %d/%d: %s", record.get("phase", ""), record["step"], record.get("total", budget.total_steps),
                          ", ".join(f"{key} {value:.4f}" for key, value in scored.items()))

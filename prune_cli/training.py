@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune_cli import batching, checkpointing
+from prune_cli import batching, checkpointing, rundir
 from prune_cli.batching import Encoded
 from prune_cli.checkpointing import Checkpointer
 from prune_cli.errors import UserError
@@ -348,7 +348,7 @@ def score(
 def metric_key(name: str, split: str) -> str:
     """How metrics.json names metric `name` on split `split`: `eval_<metric>[_<split>]`, with no
     suffix for MAIN_SPLIT, so a held-out run's figures (`eval_accuracy_holdout`) never pass for dev's."""
-    return f"eval_{name}" if split == MAIN_SPLIT else f"eval_{name}_{split}"
+    return f"{rundir.FIGURE_PREFIX}{name}" if split == MAIN_SPLIT else f"{rundir.FIGURE_PREFIX}{name}_{split}"
 
 
 def split_metrics(task: Mapping[str, Any], split: str, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:

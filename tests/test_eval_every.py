@@ -140,6 +140,9 @@ def test_analyze_curve_refuses_a_run_scored_at_its_end_only_and_a_broken_history
     assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not JSON", "cut short")
     history.write_text("\n".join([lines[0], json.dumps({"phase": "prune", "step": "2"}), *lines[2:]]) + "\n")
     assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not a step's record")
+    edited = {**json.loads(lines[1]), "eval_accuracy": "high"}  # a figure written as text
+    history.write_text("\n".join([lines[0], json.dumps(edited), *lines[2:]]) + "\n")
+    assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, has 'eval_accuracy': 'high', not a number")
 
 
 def test_the_progress_bar_shows_the_last_scored_figures_with_their_step(monkeypatch: pytest.MonkeyPatch):
