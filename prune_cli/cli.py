@@ -507,11 +507,13 @@ def analyze_recovery(
 
 @analyze_app.command("curve", cls=StrictOptions)
 def analyze_curve(
-    run_dirs: list[Path] = typer.Argument(..., help="Run directories made with trainer.eval_every=N (any methods, tasks, seeds)."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories made with trainer.eval_every=N (any methods, tasks, seeds; "
+                                                     "finished, going on or stopped)."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
-    """The dev score along each run (trainer.eval_every), against the step and the sparsity at that step."""
+    """The dev score along each run (trainer.eval_every), against the step and the sparsity at that step; a run
+    still going shows its steps so far."""
     from prune_cli import curves
 
     def work() -> None:

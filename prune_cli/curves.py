@@ -1,10 +1,11 @@
-"""`prune-cli analyze curve`: the dev score along finished runs, against the step and the sparsity.
+"""`prune-cli analyze curve`: the dev score along runs, against the step and the sparsity.
 
-A run made with `trainer.eval_every=N` scored its dev set(s) every N steps of each phase, with the
-model as it then stood, into history.jsonl. For adapt-by-pruning that traces the score as θ prunes
+A run made with `trainer.eval_every=N` scores its dev set(s) every N steps of each phase, with the
+model as it then stands, into history.jsonl. For adapt-by-pruning that traces the score as θ prunes
 (the sparsity in the same record is the share of θ <= 0 then), and for a baseline its learning
-curve; the last point is the run's own figure. This reads those records back, so the curve comes
-from the run's own files and needs no model.
+curve; a finished run's last point is its own figure. This reads those records back, so the curve
+comes from the run's own files and needs no model; and since a run appends them as it goes
+(`rundir.LiveHistory`), a run still going (or stopped) shows its curve so far.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
-from prune_cli import plots, rundir
+from prune_cli import folder_lock, plots, rundir
 from prune_cli.analysis import distinct_labels, run_label
-from prune_cli.errors import UserError
+from prune_cli.errors import UserError, first_line
 
 
 @dataclass(frozen=True)
@@ -36,37 +38,73 @@ class Point:
 
 @dataclass(frozen=True)
 class Curve:
-    """A run's scored steps, in order, and the figure the table and plot follow (its main metric)."""
+    """A run's scored steps, in order, and the figure the table and plot follow (its main metric).
+    `unfinished` says where a run without metrics.json stands (RUNNING, STOPPED): its curve so far."""
 
     label: str
     main_metric: str
     points: list[Point]
+    unfinished: str | None = None
+
+
+RUNNING, STOPPED = "going on", "stopped"  # an unfinished run's state, in its label
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a curve is labelled and read by: a finished run's record, or an unfinished one's config."""
+
+    label: str
+    main_metric: str
+    unfinished: str | None
+
+
+def _read_run(run_dir: Path) -> _Run:
+    """A finished run by its metrics.json; one without (going on now, or stopped) by its config, the
+    main metric being the one its metrics.json will name."""
+    if (run_dir / rundir.CONFIG).is_file() and not (run_dir / rundir.METRICS).exists():
+        from prune_cli.runner import main_metric_key  # a model-free module otherwise: only this needs the runner's rule
+
+        cfg = rundir.load_complete_config(run_dir)
+        try:
+            fields = {"task": cfg.task.name, "method": cfg.method.name, "sparsity_requested": cfg.sparsity, "seed": cfg.seed}
+            main = main_metric_key(cfg)
+        except OmegaConfBaseException as exc:
+            raise UserError(f"{run_dir / rundir.CONFIG} is not a complete run config ({first_line(exc)}); it was edited") from None
+        return _Run(run_label(fields), main, RUNNING if folder_lock.held_elsewhere(run_dir) else STOPPED)
+    rundir.require_run_dir(run_dir)
+    record = rundir.load_run_record(run_dir, needs=("seed",))
+    return _Run(run_label(record), record["main_metric"], None)
 
 
 def curves(run_dirs: list[Path]) -> list[Curve]:
-    """Each finished run's scored steps. A run scored only at its end (no trainer.eval_every) is refused
-    by name, with the setting that would have scored it along the way."""
-    records = []
-    for run_dir in run_dirs:
-        rundir.require_run_dir(run_dir)
-        records.append(rundir.load_run_record(run_dir, needs=("seed",)))
-    labels = distinct_labels(run_dirs, [run_label(record) for record in records])
+    """Each run's scored steps: a finished run's all, an unfinished one's so far. A run scored only
+    at its end (no trainer.eval_every) is refused by name, with the setting that would have scored
+    it along the way; an unfinished one that has scored no step yet, with where it stands."""
+    runs = [_read_run(run_dir) for run_dir in run_dirs]
+    labels = distinct_labels(run_dirs, [run.label + (f" ({run.unfinished})" if run.unfinished else "") for run in runs])
     found = []
-    for run_dir, record, label in zip(run_dirs, records, labels):
-        main = record["main_metric"]
+    for run_dir, run, label in zip(run_dirs, runs, labels):
+        main = run.main_metric
+        history = rundir.load_history(run_dir)
         points = [Point(label, str(step["phase"]), int(step["step"]), run_step, float(step["sparsity"]),
                         {key: float(value) for key, value in rundir.scored_figures(step).items()})
-                  for run_step, step in enumerate(rundir.load_history(run_dir), start=1) if main in step]
+                  for run_step, step in enumerate(history, start=1) if main in step]
+        if not points and run.unfinished:
+            raise UserError(f"{run_dir} is a run that has not finished ({run.unfinished}, {len(history)} step(s) in its {rundir.HISTORY}) "
+                            f"and has scored no {main} yet (trainer.eval_every=N scores every N steps; a run without it only at its end)")
         if not points:
             raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {main} "
                             "(a run made with trainer.eval_every=N scores its dev set every N steps)")
-        found.append(Curve(label, main, points))
+        found.append(Curve(label, main, points, run.unfinished))
     return found
 
 
 def table(found: list[Curve]) -> Table:
     """Every scored step: run, phase, step, sparsity then, and the run's main metric."""
-    result = Table(title=f"the dev score along each run ({', '.join(sorted({c.main_metric for c in found}))})")
+    unfinished = [curve for curve in found if curve.unfinished]
+    result = Table(title=f"the dev score along each run ({', '.join(sorted({c.main_metric for c in found}))})",
+                   caption=f"{len(unfinished)} of {len(found)} runs not finished: the steps they have scored so far" if unfinished else None)
     for column in ("run", "phase", "step", "sparsity", "score"):
         result.add_column(column, justify="left" if column in ("run", "phase") else "right", overflow="fold")
     for curve in found:

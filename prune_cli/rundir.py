@@ -7,7 +7,7 @@ A run directory is self-describing:
     masks/s<level>.safetensors  earlier masks a method passed through (imp rounds)
     head.safetensors     task head weights
     encoder.safetensors  trained encoder weights (dense fine-tuning only; others keep w0)
-    history.jsonl        one JSON record per optimiser step
+    history.jsonl        one JSON record per optimiser step, appended as the run trains (`LiveHistory`)
     checkpoint/          training state for `--resume` (state.pt + progress.json); removed at a
                          clean finish unless checkpoint.keep=true
     run.log              the log (Hydra's file handler)
@@ -20,7 +20,9 @@ claim per dense reference run, so that the sweep runs it once whatever sparsitie
 (`claim_sweep_run`).
 
 Every artifact is written atomically (temp file in the same folder, fsync, rename): a killed run
-never leaves a half-written file that a later `evaluate` or `report` would read as complete.
+never leaves a half-written file that a later `evaluate` or `report` would read as complete. The
+one file a run writes as it goes, history.jsonl, is written whole again at its end, and only a run
+without metrics.json (one still going, or stopped) is read with a last line still being written.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ CHECKPOINT = Path("checkpoint")
 CHECKPOINT_STATE = CHECKPOINT / "state.pt"
 CHECKPOINT_PROGRESS = CHECKPOINT / "progress.json"
 RESULT_FILES = (MASK, HEAD, HISTORY, METRICS)
-WRITTEN_DIGESTS = "file_sha256"  # metrics.json: each file a run is put back together from, by name, with its SHA-256
-DIGESTED = (MASK, ENCODER, HEAD)
+WRITTEN_DIGESTS = "file_sha256"  # metrics.json: each file a run wrote that is read back, by name, with its SHA-256
+MODEL_FILES = (MASK, ENCODER, HEAD)  # what a finished run is put back together from
+DIGESTED = (*MODEL_FILES, HISTORY)
 # In a sweep folder: one file per dense reference run, claimed by the first job that runs it
 SWEEP_CLAIMS = Path(".dense_references")
 # In a sweep folder: one file per job folder, claimed by the first job sent there; and one file
@@ -208,6 +211,38 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
+class LiveHistory:
+    """history.jsonl while a run trains: each step's record appended as one line and flushed, so
+    that a run of hours can be followed as it goes (`analyze curve` on it, `tail -f`), where the
+    file used to appear only at the run's end. The finished run writes the whole file again
+    atomically (`write_jsonl`) and records its digest in metrics.json; until then the last line may
+    be one still being written, which `load_history` leaves out of a run without metrics.json.
+
+    On resume the records the checkpoint holds are written first (atomically), then appended to:
+    the steps a killed run took after its last checkpoint are taken again and listed once. The file
+    is made at the first step, so a run refused before it learns anything leaves none behind
+    (`discard_unstarted`)."""
+
+    def __init__(self, run_dir: Path, records: Sequence[dict]):
+        self.path = run_dir / HISTORY
+        self._handle: io.TextIOWrapper | None = None
+        if records:
+            write_jsonl(self.path, records)
+        else:
+            self.path.unlink(missing_ok=True)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()  # to the system, not to the disk: a line a reader sees now; the end writes it durably
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            handle.close()
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """The text of a CSV file prune-cli writes (report.csv, the analyses' CSVs), from the standard
     library's writer, so that a label or path holding a comma or a quote stays one quoted field."""
@@ -271,12 +306,11 @@ def ensure_fresh(run_dir: Path) -> None:
     that another process is running a run in (whose checkpoint is no stopped run's)."""
     if folder_lock.held_elsewhere(run_dir):
         raise folder_lock.FolderInUse(run_in_use(run_dir))
-    existing = results_in(run_dir)
+    existing = [name for name in results_in(run_dir) if name != HISTORY]  # a history alone is a stopped run's (`LiveHistory`)
     if existing:
         raise UserError(f"run directory {run_dir} already holds results ({', '.join(existing)}); never overwriting it")
-    if (run_dir / CHECKPOINT).exists():
-        raise UserError(f"run directory {run_dir} holds a stopped run ({CHECKPOINT}/); never overwriting it: "
-                        f"`prune-cli adapt --resume {run_dir}` continues it")
+    if (run_dir / CHECKPOINT).exists() or (run_dir / HISTORY).exists():
+        raise UserError(f"run directory {run_dir} holds a stopped run; never overwriting it: it holds {resume_hint(run_dir)}")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -523,15 +557,17 @@ def written_digests(run_dir: Path) -> dict[str, str]:
     return {name: file_sha256(run_dir / name) for name in DIGESTED if (run_dir / name).is_file()}
 
 
-def require_as_written(run_dir: Path, names: Sequence[str] = DIGESTED) -> None:
+def require_as_written(run_dir: Path, names: Sequence[str] = MODEL_FILES) -> None:
     """A finished run's mask, trained weights and head (those of `names` its metrics.json has a
     digest for) are the files the run wrote (`written_digests`). Why: every one of them loads as
     long as its shapes fit, so another run's head copied in, a mask from another seed, or a file
     half-synced from elsewhere was scored, exported and served under this run's name and record;
     only `evaluate`'s "same" column could show it. Checked once per command, before any model
     loads: by `runner.stored_config` for every reader that puts a run back together, by
-    `require_mask` for those that read its mask alone. A run written before the record held
-    digests (or without metrics.json, which its readers refuse on their own) has nothing to compare."""
+    `require_mask` for those that read its mask alone, and by `load_history` for its history (a
+    curve of another run, or of a file cut short, would be read as this run's). A run written
+    before the record held digests (or without metrics.json: one still going or stopped, or
+    refused by its readers on their own) has nothing to compare."""
     if not (run_dir / METRICS).is_file():
         return
     recorded = load_run_record(run_dir).get(WRITTEN_DIGESTS) or {}
@@ -845,14 +881,25 @@ def load_run_record(run_dir: Path, needs: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def load_history(run_dir: Path) -> list[dict[str, Any]]:
-    """A finished run's history.jsonl: one record per optimiser step (phase, step, loss, sparsity, and
-    the dev figures where `trainer.eval_every` scored them). A line that is no such record (the file
-    edited or cut short) is a one-line error naming the file and the line."""
+    """A run's history.jsonl: one record per optimiser step (phase, step, loss, sparsity, and the dev
+    figures where `trainer.eval_every` scored them). A finished run's is the file it wrote, by its
+    digest (`require_as_written`). A run without metrics.json (going on now, or stopped) has the
+    steps it has taken so far (`LiveHistory`): none before its first, and not the last line while
+    that is still being written. A line that is no such record (the file edited or cut short) is a
+    one-line error naming the file and the line."""
     path = run_dir / HISTORY
+    finished = (run_dir / METRICS).is_file()
+    if finished:
+        require_as_written(run_dir, (HISTORY,))
+    elif not path.exists():
+        return []
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
         raise UserError(f"{path} cannot be read: {first_line(exc)}") from None
+    lines = text.splitlines()
+    if not finished and not text.endswith("\n"):
+        lines = lines[:-1]  # the line being appended as this was read
     records = []
     for number, line in enumerate(lines, start=1):
         try:

@@ -266,12 +266,14 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     if cfg.method.algorithm in DENSE and float(cfg.sparsity) != 0.0:
         log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
 
+    live_history = rundir.LiveHistory(run_dir, checkpoints.history)  # the checkpoint's steps on resume, none afresh
     started = time.perf_counter()
     with stopping.deferred("stopping after this step" + (", with a checkpoint" if checkpoints.every > 0 else
                                                           " (checkpoints are off: the run would start again from step 0)")):
         try:
-            result, scoring_seconds = _train(cfg, plain_cfg, prepared, budget, checkpoints)
+            result, scoring_seconds = _train(cfg, plain_cfg, prepared, budget, checkpoints, live_history)
         finally:
+            live_history.close()
             checkpoints.settle()  # the last checkpoint is on disk before the run reports how training ended
         if stopping.requested is not None:  # after the last step, with nothing saved: the result is seconds away
             log.warning("the stop came after the last training step: finishing the run")
@@ -343,9 +345,11 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
     return float(metrics[key])
 
 
-def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer) -> tuple[MethodResult, float]:
-    """Run the method with a progress display; every step record also goes to history (and the log).
-    Returns the result and the seconds spent scoring along the way (`trainer.eval_every`)."""
+def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer,
+           live_history: rundir.LiveHistory) -> tuple[MethodResult, float]:
+    """Run the method with a progress display; every step record also goes to history (the
+    checkpoint's copy, and history.jsonl as the run goes) and the log. Returns the result and the
+    seconds spent scoring along the way (`trainer.eval_every`)."""
     history = checkpoints.history
     started = time.perf_counter()
     log_every = int(cfg.trainer.get("log_every") or 0)
@@ -354,6 +358,7 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
         def on_step(record: dict[str, float]) -> None:
             record["seconds"] = round(time.perf_counter() - started, 3)
             history.append(record)
+            live_history.append(record)
             show(record)
             if log_every and record["step"] % log_every == 0:
                 log.info("%s step %d/%d loss %.4f sparsity %.4f (%.0fs)", record.get("phase", ""), record["step"],

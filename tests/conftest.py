@@ -151,6 +151,27 @@ def only_run_dir(root: Path) -> Path:
     return found[0]
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL in-process: a BaseException skips every `except Exception` cleanup."""
+
+
+def crash_at(monkeypatch: pytest.MonkeyPatch, global_step: int) -> None:
+    """Let the run die after `global_step` optimiser steps, counted over all of its phases (each
+    step's record reported, and its checkpoint, where one is due, saved)."""
+    from prune_cli import checkpointing
+
+    original = checkpointing.Checkpointer.maybe_save
+    calls = {"n": 0}
+
+    def dying(self, phase, steps_done, state):
+        original(self, phase, steps_done, state)
+        calls["n"] += 1
+        if calls["n"] == global_step:
+            raise Killed(f"killed in {phase} at {steps_done}")
+
+    monkeypatch.setattr(checkpointing.Checkpointer, "maybe_save", dying)
+
+
 def forget_digests(run_dir: Path) -> None:
     """Make `run_dir`'s record one written before metrics.json held its files' digests, so that a
     test that edits a mask reaches the checks of the file itself, as such a run's readers do."""

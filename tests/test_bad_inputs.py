@@ -491,7 +491,7 @@ def test_a_trained_encoder_changed_after_the_run_is_refused_and_a_record_without
 
 def test_a_run_records_the_digest_of_each_file_it_is_put_back_together_from(finished_run: Path):
     recorded = rundir.read_json_record(finished_run / rundir.METRICS)[rundir.WRITTEN_DIGESTS]
-    assert set(recorded) == {rundir.MASK, rundir.HEAD}
+    assert set(recorded) == {rundir.MASK, rundir.HEAD, rundir.HISTORY}
     for name, digest in recorded.items():
         assert digest == hashlib.sha256((finished_run / name).read_bytes()).hexdigest()
 

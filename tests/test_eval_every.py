@@ -129,13 +129,16 @@ def test_analyze_curve_reads_each_runs_scored_steps_back(in_tmp: Path, tiny_mode
 
 
 def test_analyze_curve_refuses_a_run_scored_at_its_end_only_and_a_broken_history(in_tmp: Path, tiny_model_dir: Path):
-    from conftest import assert_one_line_error
+    from conftest import assert_one_line_error, forget_digests
 
     assert run_cli("adapt", *tiny_overrides(tiny_model_dir), "hydra.run.dir=run").exit_code == 0
     assert_one_line_error(run_cli("analyze", "curve", "run"),
                           "run was scored at its end only: its history.jsonl holds no eval_accuracy", "trainer.eval_every=N")
     history = in_tmp / "run" / rundir.HISTORY
     lines = history.read_text().splitlines()
+    history.write_text("\n".join(lines[:-1]) + "\n")  # the last step lost: the record's digest names the file
+    assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY} is not the file this run wrote")
+    forget_digests(in_tmp / "run")  # a run recorded before history.jsonl had a digest: each line is checked
     history.write_text("\n".join([lines[0], lines[1][: len(lines[1]) // 2], *lines[2:]]) + "\n")  # a line cut short
     assert_one_line_error(run_cli("analyze", "curve", "run"), f"run/{rundir.HISTORY}, line 2, is not JSON", "cut short")
     history.write_text("\n".join([lines[0], json.dumps({"phase": "prune", "step": "2"}), *lines[2:]]) + "\n")

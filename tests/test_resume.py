@@ -18,27 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, pretend_disk_free, read_metrics, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, Killed, assert_one_line_error, crash_at, only_run_dir, pretend_disk_free, read_metrics, run_cli, tiny_overrides
 import prune_cli
 from prune_cli import checkpointing, rundir, stopping
-
-
-class _Killed(BaseException):
-    """Stands in for SIGKILL in-process: a BaseException skips every `except Exception` cleanup."""
-
-
-def _crash_at(monkeypatch: pytest.MonkeyPatch, global_step: int) -> None:
-    """Let the run die after `global_step` optimiser steps, counted over all of its phases."""
-    original = checkpointing.Checkpointer.maybe_save
-    calls = {"n": 0}
-
-    def dying(self, phase, steps_done, state):
-        original(self, phase, steps_done, state)
-        calls["n"] += 1
-        if calls["n"] == global_step:
-            raise _Killed(f"killed in {phase} at {steps_done}")
-
-    monkeypatch.setattr(checkpointing.Checkpointer, "maybe_save", dying)
 
 
 def _resumes_as_if_written_before(run_dir: Path, key: str) -> None:
@@ -105,8 +87,8 @@ def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, mo
     assert run_cli("adapt", *common, "hydra.run.dir=uninterrupted").exit_code == 0
 
     with monkeypatch.context() as patch:
-        _crash_at(patch, kill_at)
-        with pytest.raises(_Killed, match=f"killed in {phase}"):
+        crash_at(patch, kill_at)
+        with pytest.raises(Killed, match=f"killed in {phase}"):
             run_cli("adapt", *common, "hydra.run.dir=killed")
     killed = in_tmp / "killed"
     assert not (killed / rundir.METRICS).exists()
@@ -130,8 +112,8 @@ def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a
     common = ["checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(model, steps=12)]
     for folder in ("older", "retokenized"):
         with monkeypatch.context() as patch:
-            _crash_at(patch, 7)
-            with pytest.raises(_Killed):
+            crash_at(patch, 7)
+            with pytest.raises(Killed):
                 run_cli("adapt", *common, f"hydra.run.dir={folder}")
     _resumes_as_if_written_before(in_tmp / "older", "tokenizer_hash")
 
@@ -150,8 +132,8 @@ def test_a_stopped_run_whose_training_rows_changed_is_not_resumed_on_them(in_tmp
     common = ["checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, f"data.dir={glue}", steps=12)]
     for folder in ("edited", "older"):
         with monkeypatch.context() as patch:
-            _crash_at(patch, 7)
-            with pytest.raises(_Killed):
+            crash_at(patch, 7)
+            with pytest.raises(Killed):
                 run_cli("adapt", *common, f"hydra.run.dir={folder}")
     train = glue / "SST-2" / "train.tsv"
     original = train.read_text()
@@ -184,8 +166,8 @@ def test_a_stopped_run_whose_model_folder_moved_says_how_to_resume_and_resumes_o
 
     model = shutil.copytree(tiny_model_dir, in_tmp / "model")
     with monkeypatch.context() as patch:
-        _crash_at(patch, 7)
-        with pytest.raises(_Killed):
+        crash_at(patch, 7)
+        with pytest.raises(Killed):
             run_cli("adapt", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(model, steps=12), "hydra.run.dir=stopped")
     model.rename(in_tmp / "moved")
     before = folder_snapshot(in_tmp / "stopped")
@@ -330,8 +312,8 @@ def test_resume_refuses_extra_options(in_tmp: Path):
 
 def test_resume_refuses_a_corrupt_checkpoint(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as patch:
-        _crash_at(patch, 5)
-        with pytest.raises(_Killed):
+        crash_at(patch, 5)
+        with pytest.raises(Killed):
             run_cli("adapt", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=12), "hydra.run.dir=killed")
     state = in_tmp / "killed" / rundir.CHECKPOINT_STATE
     state.write_bytes(state.read_bytes()[:100])
@@ -677,8 +659,8 @@ def test_a_crashed_run_has_its_last_checkpoint_on_disk_when_the_crash_is_reporte
                                                                                   monkeypatch: pytest.MonkeyPatch):
     release, written = _held_writes(monkeypatch)
     threading.Timer(0.5, release.set).start()
-    _crash_at(monkeypatch, 2)
-    with pytest.raises(_Killed):
+    crash_at(monkeypatch, 2)
+    with pytest.raises(Killed):
         run_cli("adapt", "checkpoint.every_steps=2", *tiny_overrides(tiny_model_dir, steps=6), "hydra.run.dir=crashed")
     assert written == ["state.pt", "progress.json"] and (in_tmp / "crashed" / rundir.CHECKPOINT_STATE).exists()
 

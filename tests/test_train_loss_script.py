@@ -15,7 +15,9 @@ def fake_run(folder: Path) -> Path:
     records = [{"phase": "prune", "step": i, "loss": float(i), "sparsity": i / 10} for i in range(1, 5)]
     records += [{"phase": "head", "step": i, "loss": 0.5, "sparsity": 0.5} for i in range(5, 7)]
     (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (folder / "metrics.json").write_text(json.dumps({"metrics": {"eval_f1": 0.8, "eval_accuracy": 0.7}}))
+    (folder / "metrics.json").write_text(json.dumps({  # the fields every record prune-cli writes has (rundir.RECORD_FIELDS)
+        "task": "mrpc", "method": "adapt_by_pruning", "main_metric": "eval_f1", "main_metric_value": 0.8,
+        "metrics": {"eval_f1": 0.8, "eval_accuracy": 0.7}, "sparsity_requested": 0.5, "sparsity_realized": 0.5}))
     return folder
 
 
