@@ -512,8 +512,7 @@ def analyze_curve(
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
-    """The dev score along each run (trainer.eval_every), against the step and the sparsity at that step; a run
-    still going shows its steps so far."""
+    """The dev score along each run (trainer.eval_every) against step and sparsity; a run still going shows its steps so far."""
     from prune_cli import curves
 
     def work() -> None:

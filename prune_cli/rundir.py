@@ -520,7 +520,7 @@ def require_run_dir(run_dir: Path) -> None:
         raise UserError(f"{run_dir} is not a directory")
     if (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists():
         state = unfinished_state(run_dir)
-        going_on = state == RUNNING_NOW  # not now rather than not right: FolderInUse's exit code
+        going_on = state.startswith(RUNNING_NOW)  # not now rather than not right: FolderInUse's exit code
         raise (folder_lock.FolderInUse if going_on else UserError)(f"{run_dir} is a run that has not finished (no {METRICS}): {state}")
     needed = [CONFIG, Path(HEAD), Path(METRICS)]
     missing = [str(n) for n in needed if not (run_dir / n).is_file()]
@@ -644,18 +644,39 @@ def resumable_hint(folder: Path) -> str:
     return f"; it holds {' and '.join(found)}: pass one of those" if found else "; nothing to resume"
 
 
-RUNNING_NOW = "another process is running it now (wait for it to finish)"  # `unfinished_state` of a run held elsewhere
+RUNNING_NOW = "another process is running it now (wait for it to finish)"  # how `unfinished_state` of a run held elsewhere begins
 
 
 def unfinished_state(run_dir: Path) -> str:
     """Where a run without its metrics.json stands, for `report`'s list and the commands that need a
     finished run: going on in another process (`folder_lock`), failed (a sweep job's failed.json),
-    or stopped, each with what to do."""
+    or stopped, each with how far it got (`last_step`: beside a checkpoint's step, what a resume
+    takes again) and what to do."""
+    reached = last_step(run_dir)
     if folder_lock.held_elsewhere(run_dir):
-        return RUNNING_NOW
+        return RUNNING_NOW + (f"; it has done step {reached}" if reached else "")
+    after = f" after step {reached}" if reached else ""
     if (run_dir / FAILED).is_file():
-        return f"it failed (its {FAILED} says why); it holds {resume_hint(run_dir)}"
-    return f"stopped or killed; it holds {resume_hint(run_dir)}"
+        return f"it failed{after} (its {FAILED} says why); it holds {resume_hint(run_dir)}"
+    return f"stopped or killed{after}; it holds {resume_hint(run_dir)}"
+
+
+def last_step(run_dir: Path) -> str | None:
+    """The last step an unfinished run took, from the last whole line of its history.jsonl ("5 of 8
+    in phase 'prune'"), or None where it has taken none (or the file is not prune-cli's). Reads the
+    file's end only: a run of many thousand steps has megabytes of history."""
+    try:
+        with (run_dir / HISTORY).open("rb") as handle:
+            end = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, end - (64 << 10)))
+            whole_lines = handle.read().split(b"\n")[:-1]  # the piece after the last newline is being written
+        record = json.loads(whole_lines[-1]) if whole_lines else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not is_kind(record.get("step"), WHOLE) or not is_kind(record.get("phase"), TEXT):
+        return None
+    total = record.get("total")
+    return f"{record['step']}" + (f" of {total}" if is_kind(total, WHOLE) else "") + f" in phase {record['phase']!r}"
 
 
 def resume_hint(run_dir: Path) -> str:

@@ -41,6 +41,9 @@ def test_a_stopped_run_keeps_the_steps_it_took_and_a_resumed_one_lists_each_step
             run_cli("adapt", *common, "hydra.run.dir=killed")
     assert _steps(killed) == [1, 2, 3, 4, 5] and not (killed / rundir.METRICS).exists()
     assert _without_seconds(killed) == _without_seconds(in_tmp / "uninterrupted")[:5]
+    # how far it got beside where its checkpoint is: what a resume takes again
+    assert_one_line_error(run_cli("evaluate", "killed"), "killed is a run that has not finished (no metrics.json): stopped or killed after "
+                          "step 5 of 8 in phase 'prune'; it holds a checkpoint after step 4 of phase 'prune'")
 
     with monkeypatch.context() as patch:
         crash_at(patch, 1)  # the resumed run's first step: step 5 again
@@ -117,3 +120,18 @@ def test_analyze_curve_on_an_unfinished_run_that_has_scored_nothing_yet_says_so(
             run_cli("adapt", *tiny_overrides(tiny_model_dir, "trainer.eval_every=4"), "hydra.run.dir=killed")
     assert_one_line_error(run_cli("analyze", "curve", "killed"), "killed is a run that has not finished (stopped, 2 step(s) in its history.jsonl)",
                           "has scored no eval_accuracy yet")
+
+
+def test_how_far_an_unfinished_run_got_is_read_from_the_last_whole_line_of_its_history(tmp_path: Path):
+    """`rundir.last_step` reads the file's end only (a long run's history is megabytes), skips a line
+    still being written, and says nothing of a file that is not a run's history."""
+    assert rundir.last_step(tmp_path) is None  # no step yet
+    records = [{"phase": "prune", "step": step, "total": 3000, "loss": 0.5, "sparsity": 0.1, "note": "x" * 100} for step in range(1, 3001)]
+    (tmp_path / rundir.HISTORY).write_text("".join(json.dumps(record) + "\n" for record in records) + '{"phase": "head", "st')
+    assert (tmp_path / rundir.HISTORY).stat().st_size > 64 << 10
+    assert rundir.last_step(tmp_path) == "3000 of 3000 in phase 'prune'"
+    (tmp_path / rundir.HISTORY).write_text(json.dumps({"phase": "head", "step": 7}) + "\n")
+    assert rundir.last_step(tmp_path) == "7 in phase 'head'"
+    for text in ("not json\n", "[1, 2]\n", json.dumps({"phase": "head", "step": "7"}) + "\n", ""):
+        (tmp_path / rundir.HISTORY).write_text(text)
+        assert rundir.last_step(tmp_path) is None, text

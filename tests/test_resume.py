@@ -821,8 +821,8 @@ def test_a_sweep_job_that_failed_after_a_checkpoint_resumes_and_is_no_longer_lis
     assert failed.exit_code == 2 and "1 sweep job(s) failed" in failed.output, failed.output
     job = in_tmp / "sweep" / "seed2"
     assert (job / rundir.FAILED).is_file() and (job / rundir.CHECKPOINT_STATE).is_file()
-    assert_one_line_error(run_cli("evaluate", str(job)), f"{job} is a run that has not finished (no metrics.json): it failed (its "
-                                                         f"failed.json says why); it holds a checkpoint after step 2 of phase")
+    assert_one_line_error(run_cli("evaluate", str(job)), f"{job} is a run that has not finished (no metrics.json): it failed after step 2 "
+                                                         f"of 8 in phase 'prune' (its failed.json says why); it holds a checkpoint after step 2 of phase")
 
     result = run_cli("adapt", "--resume", "sweep")
     assert result.exit_code == 0, result.output
@@ -866,13 +866,14 @@ def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp
         result = run_cli("adapt", "--resume", "run")
         listed = run_cli("report", "run", "--out", "report")
         scored = run_cli("evaluate", "run")
-    assert_one_line_error(scored, "run is a run that has not finished (no metrics.json): another process is running it now (wait for it to finish)",
-                          exit_code=75)
+    assert_one_line_error(scored, "run is a run that has not finished (no metrics.json): another process is running it now (wait for it to finish); "
+                                  "it has done step 2 of 12 in phase 'prune'", exit_code=75)
     assert_one_line_error(run_cli("export", "run", "--out", "exported"),
-                          "run is a run that has not finished (no metrics.json): stopped or killed; it holds a checkpoint after step 2 "
-                          "of phase 'prune'; `prune-cli adapt --resume run` continues from there")
+                          "run is a run that has not finished (no metrics.json): stopped or killed after step 2 of 12 in phase 'prune'; "
+                          "it holds a checkpoint after step 2 of phase 'prune'; `prune-cli adapt --resume run` continues from there")
     assert listed.exit_code == 0, listed.output
-    assert "- incomplete: `run`: no metrics.json: another process is running it now (wait for it to finish)" in (in_tmp / "report" / "report.md").read_text()
+    assert ("- incomplete: `run`: no metrics.json: another process is running it now (wait for it to finish); it has done step 2 of 12 "
+            "in phase 'prune'") in (in_tmp / "report" / "report.md").read_text()
     assert_one_line_error(result, "run directory run is in use: another prune-cli process is running it (the run itself, or a "
                                   "--resume of it); let it finish, or stop it (Ctrl-C leaves a checkpoint) and then "
                                   "`prune-cli adapt --resume run`", exit_code=75)
