@@ -164,3 +164,22 @@ def test_the_progress_bar_shows_the_last_scored_figures_with_their_step(monkeypa
         show({"phase": "prune", "step": 3, "total": 4, "loss": 0.3, "sparsity": 0.3})
     last = screen.getvalue().rsplit("\r", 1)[-1]
     assert "3/4 loss 0.3000  sparsity 0.300  (step 2)  eval_accuracy 0.7500" in last, last
+
+
+def test_the_curve_plot_gives_each_main_metric_its_own_row_and_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Runs judged by different metrics (SST-2's accuracy, CoLA's Matthews correlation) shared one y
+    axis, on which CoLA's curve near 0.1 was a flat line under SST-2's near 0.8."""
+    from prune_cli import curves, plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_png", lambda figure, path: drawn.append(figure))
+
+    def curve(label: str, metric: str, values: list[float]) -> curves.Curve:
+        return curves.Curve(label, metric, [curves.Point(label, "prune", i, i, i / 10, {metric: v}) for i, v in enumerate(values, start=1)])
+
+    curves.plot([curve("sst2/a", "eval_accuracy", [0.80, 0.85]), curve("cola/a", "eval_matthews_correlation", [0.05, 0.10]),
+                 curve("sst2/b", "eval_accuracy", [0.70, 0.75])], tmp_path / "curve.png")
+    axes = drawn[0].axes
+    assert [a.get_ylabel() for a in axes[::2]] == ["eval_accuracy", "eval_matthews_correlation"]
+    assert [len(a.get_lines()) for a in axes] == [2, 2, 1, 1]
+    assert axes[2].get_ylim()[1] < 0.5 < axes[0].get_ylim()[0], "each metric on its own scale"
