@@ -510,6 +510,8 @@ def analyze_curve(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories made with trainer.eval_every=N (any methods, tasks, seeds; "
                                                      "finished, going on or stopped)."),
     out: Optional[Path] = ANALYSIS_OUT,
+    metric: Optional[str] = typer.Option(None, "--metric", help="The figure to follow, as history.jsonl keys it (eval_f1, or f1); "
+                                                                 "default: each run's main metric. curve.csv has every figure."),
     debug: bool = DEBUG,
 ) -> None:
     """The dev score along each run (trainer.eval_every) against step and sparsity; a run still going shows its steps so far."""
@@ -517,7 +519,7 @@ def analyze_curve(
 
     def work() -> None:
         require_out_folder(out, run_dirs[0])
-        found = curves.curves(run_dirs)
+        found = curves.curves(run_dirs, metric)
         display.console.print(curves.table(found))
         write_analysis(out or run_dirs[0], "curve", curves.to_csv(found), lambda path: curves.plot(found, path))
 

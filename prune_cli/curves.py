@@ -38,11 +38,12 @@ class Point:
 
 @dataclass(frozen=True)
 class Curve:
-    """A run's scored steps, in order, and the figure the table and plot follow (its main metric).
-    `unfinished` says where a run without metrics.json stands (RUNNING, STOPPED): its curve so far."""
+    """A run's scored steps, in order, and the figure the table and plot follow (its main metric, or
+    the one `--metric` names). `unfinished` says where a run without metrics.json stands (RUNNING,
+    STOPPED): its curve so far."""
 
     label: str
-    main_metric: str
+    metric: str
     points: list[Point]
     unfinished: str | None = None
 
@@ -77,39 +78,49 @@ def _read_run(run_dir: Path) -> _Run:
     return _Run(run_label(record), record["main_metric"], None)
 
 
-def curves(run_dirs: list[Path]) -> list[Curve]:
-    """Each run's scored steps: a finished run's all, an unfinished one's so far. A run scored only
-    at its end (no trainer.eval_every) is refused by name, with the setting that would have scored
-    it along the way; an unfinished one that has scored no step yet, with where it stands."""
+def figure_key(metric: str) -> str:
+    """`--metric` as history.jsonl keys it: f1 or eval_f1 (a held-out run's: f1_holdout or eval_f1_holdout)."""
+    return metric if metric.startswith(rundir.FIGURE_PREFIX) else f"{rundir.FIGURE_PREFIX}{metric}"
+
+
+def curves(run_dirs: list[Path], metric: str | None = None) -> list[Curve]:
+    """Each run's scored steps: a finished run's all, an unfinished one's so far, following its main
+    metric or `metric` (MRPC's accuracy beside its F1, STS-B's Pearson beside its Spearman). A run
+    scored only at its end (no trainer.eval_every) is refused by name, with the setting that would
+    have scored it along the way; an unfinished one that has scored no step yet, with where it
+    stands; one that scored other figures than `metric`, with those it has."""
     runs = [_read_run(run_dir) for run_dir in run_dirs]
     labels = distinct_labels(run_dirs, [run.label + (f" ({run.unfinished})" if run.unfinished else "") for run in runs])
     found = []
     for run_dir, run, label in zip(run_dirs, runs, labels):
-        main = run.main_metric
+        followed = figure_key(metric) if metric else run.main_metric
         history = rundir.load_history(run_dir)
         points = [Point(label, str(step["phase"]), int(step["step"]), run_step, float(step["sparsity"]),
                         {key: float(value) for key, value in rundir.scored_figures(step).items()})
-                  for run_step, step in enumerate(history, start=1) if main in step]
+                  for run_step, step in enumerate(history, start=1) if followed in step]
+        scored = sorted({key for step in history for key in rundir.scored_figures(step)})
+        if not points and metric and scored:
+            raise UserError(f"{run_dir}'s {rundir.HISTORY} holds no {followed}; the figures it scored along the way are {', '.join(scored)}")
         if not points and run.unfinished:
             raise UserError(f"{run_dir} is a run that has not finished ({run.unfinished}, {len(history)} step(s) in its {rundir.HISTORY}) "
-                            f"and has scored no {main} yet (trainer.eval_every=N scores every N steps; a run without it only at its end)")
+                            f"and has scored no {followed} yet (trainer.eval_every=N scores every N steps; a run without it only at its end)")
         if not points:
-            raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {main} "
+            raise UserError(f"{run_dir} was scored at its end only: its {rundir.HISTORY} holds no {followed} "
                             "(a run made with trainer.eval_every=N scores its dev set every N steps)")
-        found.append(Curve(label, main, points, run.unfinished))
+        found.append(Curve(label, followed, points, run.unfinished))
     return found
 
 
 def table(found: list[Curve]) -> Table:
-    """Every scored step: run, phase, step, sparsity then, and the run's main metric."""
+    """Every scored step: run, phase, step, sparsity then, and the figure followed."""
     unfinished = [curve for curve in found if curve.unfinished]
-    result = Table(title=f"the dev score along each run ({', '.join(sorted({c.main_metric for c in found}))})",
+    result = Table(title=f"the dev score along each run ({', '.join(sorted({c.metric for c in found}))})",
                    caption=f"{len(unfinished)} of {len(found)} runs not finished: the steps they have scored so far" if unfinished else None)
     for column in ("run", "phase", "step", "sparsity", "score"):
         result.add_column(column, justify="left" if column in ("run", "phase") else "right", overflow="fold")
     for curve in found:
         for point in curve.points:
-            result.add_row(curve.label, point.phase, str(point.step), f"{point.sparsity:.4f}", f"{point.metrics[curve.main_metric]:.4f}")
+            result.add_row(curve.label, point.phase, str(point.step), f"{point.sparsity:.4f}", f"{point.metrics[curve.metric]:.4f}")
     return result
 
 
@@ -121,15 +132,15 @@ def to_csv(found: list[Curve]) -> str:
 
 
 def plot(found: list[Curve], path: Path) -> None:
-    """Two panels per main metric, of the runs judged by it: against the step (over all its phases),
-    and against the sparsity at that step. Runs of tasks with different metrics get a row each, on
-    their own scale: CoLA's Matthews correlation (-1 to 1, near 0.1 at s = 0.9) on SST-2's
+    """Two panels per figure followed, of the runs judged by it: against the step (over all its
+    phases), and against the sparsity at that step. Runs of tasks with different metrics get a row
+    each, on their own scale: CoLA's Matthews correlation (-1 to 1, near 0.1 at s = 0.9) on SST-2's
     accuracy axis (0.5 to 1) was a flat line."""
     plt = plots.pyplot()
-    metrics = sorted({curve.main_metric for curve in found})
+    metrics = sorted({curve.metric for curve in found})
     figure, axes = plt.subplots(len(metrics), 2, figsize=(11, 4 * len(metrics)), sharey="row", squeeze=False)
     for (by_step, by_sparsity), metric in zip(axes, metrics):
-        for curve in (c for c in found if c.main_metric == metric):
+        for curve in (c for c in found if c.metric == metric):
             values = [p.metrics[metric] for p in curve.points]
             by_step.plot([p.run_step for p in curve.points], values, marker="o", markersize=3, label=curve.label)
             by_sparsity.plot([p.sparsity for p in curve.points], values, marker="o", markersize=3, label=curve.label)

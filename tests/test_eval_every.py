@@ -183,3 +183,21 @@ def test_the_curve_plot_gives_each_main_metric_its_own_row_and_scale(tmp_path: P
     assert [a.get_ylabel() for a in axes[::2]] == ["eval_accuracy", "eval_matthews_correlation"]
     assert [len(a.get_lines()) for a in axes] == [2, 2, 1, 1]
     assert axes[2].get_ylim()[1] < 0.5 < axes[0].get_ylim()[0], "each metric on its own scale"
+
+
+def test_analyze_curve_follows_the_figure_metric_names(in_tmp: Path, tiny_model_dir: Path):
+    """STS-B is judged by Spearman, MRPC by F1: `--metric pearson` (or eval_pearson) follows another
+    figure the run scored; one it never scored is a one-line error naming those it did."""
+    from conftest import assert_one_line_error
+
+    args = ["--task", "stsb", *tiny_overrides(tiny_model_dir, f"trainer.eval_every={EVERY}", steps=STEPS), "hydra.run.dir=run"]
+    assert run_cli("adapt", *args).exit_code == 0
+    pearson = [record["eval_pearson"] for record in _history(in_tmp / "run") if "eval_pearson" in record]
+    for metric in ("pearson", "eval_pearson"):
+        result = run_cli("analyze", "curve", "run", "--metric", metric, "--out", metric)
+        assert result.exit_code == 0, result.output
+        assert "the dev score along each run (eval_pearson)" in result.output
+        assert [f"{value:.4f}" for value in pearson] == [line.split()[-2] for line in result.output.splitlines()
+                                                         if "│ prune" in line or "│ head" in line]
+    assert_one_line_error(run_cli("analyze", "curve", "run", "--metric", "f1"),
+                          "run's history.jsonl holds no eval_f1; the figures it scored along the way are eval_pearson, eval_spearmanr")
