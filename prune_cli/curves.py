@@ -40,7 +40,7 @@ class Point:
 class Curve:
     """A run's scored steps, in order, and the figure the table and plot follow (its main metric, or
     the one `--metric` names). `unfinished` says where a run without metrics.json stands (RUNNING,
-    STOPPED): its curve so far."""
+    STOPPED, JOB_FAILED): its curve so far."""
 
     label: str
     metric: str
@@ -48,7 +48,7 @@ class Curve:
     unfinished: str | None = None
 
 
-RUNNING, STOPPED = "going on", "stopped"  # an unfinished run's state, in its label
+RUNNING, STOPPED, JOB_FAILED = "going on", "stopped", "failed"  # an unfinished run's state, in its label (JOB_FAILED: a sweep job's failed.json)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def _read_run(run_dir: Path) -> _Run:
             main = main_metric_key(cfg)
         except OmegaConfBaseException as exc:
             raise UserError(f"{run_dir / rundir.CONFIG} is not a complete run config ({first_line(exc)}); it was edited") from None
-        return _Run(run_label(fields), main, RUNNING if folder_lock.held_elsewhere(run_dir) else STOPPED)
+        state = RUNNING if folder_lock.held_elsewhere(run_dir) else JOB_FAILED if (run_dir / rundir.FAILED).is_file() else STOPPED
+        return _Run(run_label(fields), main, state)
     rundir.require_run_dir(run_dir)
     record = rundir.load_run_record(run_dir, needs=("seed",))
     return _Run(run_label(record), record["main_metric"], None)

@@ -110,6 +110,10 @@ def test_analyze_curve_follows_a_run_that_is_going_on_and_one_that_stopped(in_tm
     listed = [line for line in (in_tmp / "curve2" / "curve.csv").read_text().splitlines()[1:]]
     assert {line.split(",")[0] for line in listed} == {"sst2/adapt_by_pruning/s0.5/seed42 (stopped)"}
     assert [int(line.split(",")[2]) for line in listed] == [record["step"] for record in scored]
+    (going / rundir.FAILED).write_text(json.dumps({"error": "out of memory"}))  # a sweep job that failed
+    result = run_cli("analyze", "curve", str(going), "--out", str(in_tmp / "curve3"))
+    assert result.exit_code == 0, result.output
+    assert (in_tmp / "curve3" / "curve.csv").read_text().splitlines()[1].startswith("sst2/adapt_by_pruning/s0.5/seed42 (failed),")
 
 
 def test_analyze_curve_on_an_unfinished_run_that_has_scored_nothing_yet_says_so(in_tmp: Path, tiny_model_dir: Path,
