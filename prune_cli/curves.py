@@ -67,10 +67,10 @@ def _read_run(run_dir: Path) -> _Run:
         from prune_cli.runner import main_metric_key  # a model-free module otherwise: only this needs the runner's rule
 
         cfg = rundir.load_complete_config(run_dir)
-        try:
-            fields = {"task": cfg.task.name, "method": cfg.method.name, "sparsity_requested": cfg.sparsity, "seed": cfg.seed}
+        try:  # labelled as its metrics.json will label it (`run_label`): sparsity=0 is "s0.0" there
+            fields = {"task": cfg.task.name, "method": cfg.method.name, "sparsity_requested": float(cfg.sparsity), "seed": int(cfg.seed)}
             main = main_metric_key(cfg)
-        except OmegaConfBaseException as exc:
+        except (OmegaConfBaseException, TypeError, ValueError) as exc:
             raise UserError(f"{run_dir / rundir.CONFIG} is not a complete run config ({first_line(exc)}); it was edited") from None
         state = RUNNING if folder_lock.held_elsewhere(run_dir) else JOB_FAILED if (run_dir / rundir.FAILED).is_file() else STOPPED
         return _Run(run_label(fields), main, state)

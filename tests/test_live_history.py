@@ -121,9 +121,19 @@ def test_analyze_curve_on_an_unfinished_run_that_has_scored_nothing_yet_says_so(
     with monkeypatch.context() as patch:
         crash_at(patch, 2)
         with pytest.raises(Killed):
-            run_cli("adapt", *tiny_overrides(tiny_model_dir, "trainer.eval_every=4"), "hydra.run.dir=killed")
+            run_cli("adapt", "--method", "finetune", "--sparsity", "0", *tiny_overrides(tiny_model_dir, "trainer.eval_every=4"),
+                    "hydra.run.dir=killed")
     assert_one_line_error(run_cli("analyze", "curve", "killed"), "killed is a run that has not finished (stopped, 2 step(s) in its history.jsonl)",
                           "has scored no eval_accuracy yet")
+    with monkeypatch.context() as patch:
+        crash_at(patch, 5)  # again from step 0 (no checkpoint), now past step 4, which is scored
+        with pytest.raises(Killed):
+            run_cli("adapt", "--resume", "killed")
+    result = run_cli("analyze", "curve", "killed", "--out", "curve")
+    assert result.exit_code == 0, result.output
+    # labelled as its metrics.json will label it: a sparsity given as 0 is 0.0 there
+    assert {line.split(",")[0] for line in (in_tmp / "curve" / "curve.csv").read_text().splitlines()[1:]} == {
+        "sst2/finetune/s0.0/seed42 (stopped)"}
 
 
 def test_how_far_an_unfinished_run_got_is_read_from_the_last_whole_line_of_its_history(tmp_path: Path):
