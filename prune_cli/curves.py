@@ -62,8 +62,11 @@ class _Run:
 
 def _read_run(run_dir: Path) -> _Run:
     """A finished run by its metrics.json; one without (going on now, or stopped) by its config, the
-    main metric being the one its metrics.json will name."""
+    main metric being the one its metrics.json will name. One that finishes while its config is read
+    (the runner's import takes seconds) is read as finished, not as stopped: its folder, let go by
+    then, is no longer held by the process that ran it."""
     if (run_dir / rundir.CONFIG).is_file() and not (run_dir / rundir.METRICS).exists():
+        held = folder_lock.held_elsewhere(run_dir)  # before the seconds below: a run that ends in them is read as finished
         from prune_cli.runner import main_metric_key  # a model-free module otherwise: only this needs the runner's rule
 
         cfg = rundir.load_complete_config(run_dir)
@@ -72,8 +75,9 @@ def _read_run(run_dir: Path) -> _Run:
             main = main_metric_key(cfg)
         except (OmegaConfBaseException, TypeError, ValueError) as exc:
             raise UserError(f"{run_dir / rundir.CONFIG} is not a complete run config ({first_line(exc)}); it was edited") from None
-        state = RUNNING if folder_lock.held_elsewhere(run_dir) else JOB_FAILED if (run_dir / rundir.FAILED).is_file() else STOPPED
-        return _Run(run_label(fields), main, state)
+        if not (run_dir / rundir.METRICS).exists():
+            state = RUNNING if held else JOB_FAILED if (run_dir / rundir.FAILED).is_file() else STOPPED
+            return _Run(run_label(fields), main, state)
     rundir.require_run_dir(run_dir)
     record = rundir.load_run_record(run_dir, needs=("seed",))
     return _Run(run_label(record), record["main_metric"], None)

@@ -150,3 +150,24 @@ def test_how_far_an_unfinished_run_got_is_read_from_the_last_whole_line_of_its_h
     for text in ("not json\n", "[1, 2]\n", json.dumps({"phase": "head", "step": "7"}) + "\n", ""):
         (tmp_path / rundir.HISTORY).write_text(text)
         assert rundir.last_step(tmp_path) is None, text
+
+
+def test_a_run_that_finishes_while_analyze_curve_reads_it_is_read_as_finished(in_tmp: Path, tiny_model_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    """Seen on a run that ended while `analyze curve` read its config: its folder, let go by then,
+    was not held by another process, so the finished run was labelled "(stopped)"."""
+    assert run_cli("adapt", *tiny_overrides(tiny_model_dir, "trainer.eval_every=2"), "hydra.run.dir=run").exit_code == 0
+    metrics = in_tmp / "run" / rundir.METRICS
+    written = metrics.read_bytes()
+    metrics.unlink()
+    reading = rundir.load_complete_config
+
+    def the_run_finishes_meanwhile(run_dir: Path):
+        metrics.write_bytes(written)
+        return reading(run_dir)
+
+    monkeypatch.setattr(rundir, "load_complete_config", the_run_finishes_meanwhile)
+    result = run_cli("analyze", "curve", "run", "--out", "curve")
+    assert result.exit_code == 0, result.output
+    assert "not finished" not in result.output
+    assert {line.split(",")[0] for line in (in_tmp / "curve" / "curve.csv").read_text().splitlines()[1:]} == {"sst2/adapt_by_pruning/s0.5/seed42"}
