@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf.errors import OmegaConfBaseException
 from rich.table import Table
 
-from prune_cli import folder_lock, plots, rundir
+from prune_cli import plots, rundir
 from prune_cli.analysis import distinct_labels, run_label
 from prune_cli.errors import UserError, first_line
 
@@ -39,16 +39,13 @@ class Point:
 @dataclass(frozen=True)
 class Curve:
     """A run's scored steps, in order, and the figure the table and plot follow (its main metric, or
-    the one `--metric` names). `unfinished` says where a run without metrics.json stands (RUNNING,
-    STOPPED, JOB_FAILED): its curve so far."""
+    the one `--metric` names). `unfinished` says where a run without metrics.json stands
+    (`rundir.unfinished_kind`): its curve so far."""
 
     label: str
     metric: str
     points: list[Point]
     unfinished: str | None = None
-
-
-RUNNING, STOPPED, JOB_FAILED = "going on", "stopped", "failed"  # an unfinished run's state, in its label (JOB_FAILED: a sweep job's failed.json)
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def _read_run(run_dir: Path) -> _Run:
     (the runner's import takes seconds) is read as finished, not as stopped: its folder, let go by
     then, is no longer held by the process that ran it."""
     if (run_dir / rundir.CONFIG).is_file() and not (run_dir / rundir.METRICS).exists():
-        held = folder_lock.held_elsewhere(run_dir)  # before the seconds below: a run that ends in them is read as finished
+        state = rundir.unfinished_kind(run_dir)  # before the seconds below: a run that ends in them is read as finished
         from prune_cli.runner import main_metric_key  # a model-free module otherwise: only this needs the runner's rule
 
         cfg = rundir.load_complete_config(run_dir)
@@ -76,7 +73,6 @@ def _read_run(run_dir: Path) -> _Run:
         except (OmegaConfBaseException, TypeError, ValueError) as exc:
             raise UserError(f"{run_dir / rundir.CONFIG} is not a complete run config ({first_line(exc)}); it was edited") from None
         if not (run_dir / rundir.METRICS).exists():
-            state = RUNNING if held else JOB_FAILED if (run_dir / rundir.FAILED).is_file() else STOPPED
             return _Run(run_label(fields), main, state)
     rundir.require_run_dir(run_dir)
     record = rundir.load_run_record(run_dir, needs=("seed",))

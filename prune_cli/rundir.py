@@ -647,16 +647,28 @@ def resumable_hint(folder: Path) -> str:
 RUNNING_NOW = "another process is running it now (wait for it to finish)"  # how `unfinished_state` of a run held elsewhere begins
 
 
-def unfinished_state(run_dir: Path) -> str:
-    """Where a run without its metrics.json stands, for `report`'s list and the commands that need a
-    finished run: going on in another process (`folder_lock`), failed (a sweep job's failed.json),
-    or stopped, each with how far it got (`last_step`: beside a checkpoint's step, what a resume
-    takes again) and what to do."""
-    reached = last_step(run_dir)
+GOING_ON, FAILED_JOB, STOPPED = "going on", "failed", "stopped"  # `unfinished_kind`'s answers
+
+
+def unfinished_kind(run_dir: Path) -> str:
+    """Which way a run without its metrics.json stands: GOING_ON in another process (`folder_lock`),
+    FAILED_JOB (a sweep job's failed.json) or STOPPED. The one reading of it, for the line of
+    `unfinished_state` and the label `analyze curve` gives such a run."""
     if folder_lock.held_elsewhere(run_dir):
+        return GOING_ON
+    return FAILED_JOB if (run_dir / FAILED).is_file() else STOPPED
+
+
+def unfinished_state(run_dir: Path) -> str:
+    """Where a run without its metrics.json stands (`unfinished_kind`), for `report`'s list and the
+    commands that need a finished run, with how far it got (`last_step`: beside a checkpoint's step,
+    what a resume takes again) and what to do."""
+    reached = last_step(run_dir)
+    kind = unfinished_kind(run_dir)
+    if kind == GOING_ON:
         return RUNNING_NOW + (f"; it has done step {reached}" if reached else "")
     after = f" after step {reached}" if reached else ""
-    if (run_dir / FAILED).is_file():
+    if kind == FAILED_JOB:
         return f"it failed{after} (its {FAILED} says why); it holds {resume_hint(run_dir)}"
     return f"stopped or killed{after}; it holds {resume_hint(run_dir)}"
 
