@@ -119,6 +119,22 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     return encoder, tokenizer
 
 
+def position_limit(encoder: nn.Module) -> int | None:
+    """The longest sequence the encoder's position embeddings take, or None where it has none.
+
+    A BERT numbers positions from 0, so it takes `max_position_embeddings` tokens. The RoBERTa
+    family (RoBERTa, XLM-R, CamemBERT, ...) numbers them from `padding_idx + 1`, so it takes that
+    many fewer: roberta-base has 514 position embeddings and takes 512 tokens. Its hub tokenizers
+    say 512, but a folder whose tokenizer does not (saved by hand, without `model_max_length`)
+    left the config's 514 as the bound, and a longer text failed on its first batch with an
+    IndexError. Those models' embeddings are the ones with a `padding_idx` of their own."""
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    padding_idx = getattr(getattr(encoder, "embeddings", None), "padding_idx", None)
+    return int(positions) - (int(padding_idx) + 1 if padding_idx is not None else 0)
+
+
 def hub_revision(model_cfg: Mapping[str, Any]) -> dict[str, str]:
     """`model.revision` as transformers' `revision` argument (none where it is null or absent, as in
     runs made before the key existed). A hub name alone loads whatever its default branch holds on

@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer
-from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, resolve_model_path, tokenizer_hash
+from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, position_limit, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose, group_options
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -68,7 +68,8 @@ def load_encoder(cfg: DictConfig, device: torch.device) -> tuple[MaskedEncoder, 
     # As transformers' run_glue does: cut at the longest the model and its tokenizer take, rather
     # than index past the position embeddings on the first long example. The tokenizer carries
     # that limit to encode_split, the one place that tokenises.
-    limit = min(tokenizer.model_max_length, getattr(raw_encoder.config, "max_position_embeddings", tokenizer.model_max_length))
+    positions = position_limit(raw_encoder)
+    limit = min(tokenizer.model_max_length, positions if positions is not None else tokenizer.model_max_length)
     if int(cfg.data.max_seq_length) > limit:
         log.warning("data.max_seq_length=%s is longer than this model takes (%d positions); sequences are cut at %d",
                     cfg.data.max_seq_length, limit, limit)

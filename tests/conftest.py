@@ -64,6 +64,31 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide random RoBERTa (BERT's encoder, positions numbered from padding_idx + 1)
+    with a byte-level BPE learnt from the fixture files, whose tokenizer, as saved by hand, names no
+    `model_max_length`: the model's positions are the only bound on a sequence's length."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-roberta")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train([str(p) for p in sorted(FIXTURE_GLUE.rglob("*.tsv"))], vocab_size=400, show_progress=False,
+              special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()[1:] if line.strip()]
+    tokenizer = RobertaTokenizerFast(vocab=json.loads((folder / "vocab.json").read_text()), merges=merges)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=48, max_position_embeddings=TINY_POSITIONS + 2, type_vocab_size=1,
+                           pad_token_id=tokenizer.pad_token_id)
+    RobertaModel(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture()
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run from an empty folder so that outputs/ lands there."""

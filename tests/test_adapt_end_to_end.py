@@ -55,6 +55,29 @@ def test_adapt_writes_a_complete_run_dir_and_evaluate_reproduces_it(in_tmp: Path
     assert evaluate(run_dir) == metrics["metrics"]  # exact, not approximate
 
 
+@pytest.mark.parametrize("task", ["sst2", "mrpc"])
+def test_a_roberta_adapts_at_the_default_length_and_evaluate_reproduces_it(in_tmp: Path, tiny_roberta_dir: Path, task: str):
+    """A BERT-family encoder other than BERT (RoBERTa: positions from padding_idx + 1, one token
+    type, a byte-level BPE whose tokenizer, saved by hand, names no length limit), at the default
+    data.max_seq_length (128) and with rows longer than the model takes: before its positions were
+    read as RoBERTa numbers them, the long row failed the first batch with an IndexError."""
+    glue = in_tmp / "glue"
+    shutil.copytree(FIXTURE_GLUE, glue)
+    long_text = " ".join(["the film is a fine and lovely one ."] * 20)  # ~180 tokens, past the 64 the model takes
+    folder, long_row = {"sst2": ("SST-2", f"{long_text}\t1"), "mrpc": ("MRPC", f"1\t900\t901\t{long_text}\t{long_text}")}[task]
+    for split in ("train.tsv", "dev.tsv"):
+        path = glue / folder / split
+        header, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([header, long_row, *rows]) + "\n")
+    result = run_cli("adapt", "--task", task, *tiny_overrides(tiny_roberta_dir, f"data.dir={glue}", "data.max_seq_length=128"))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics["base_weights_unchanged"] and abs(metrics["sparsity_realized"] - 0.5) <= 0.001
+    again = run_cli("evaluate", "--check", str(run_dir))
+    assert again.exit_code == 0, again.output
+
+
 def test_same_seed_gives_identical_mask_and_metrics(in_tmp: Path, tiny_model_dir: Path):
     for _ in range(2):
         assert run_cli("adapt", "--task", "mrpc", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir)).exit_code == 0

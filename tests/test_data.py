@@ -342,6 +342,38 @@ def test_sequences_are_cut_at_the_models_positions(tiny_model_dir: Path, caplog)
     assert len(encode_split(cfg, long_text, tokenizer, None).fields["input_ids"][0]) == positions
 
 
+def test_a_roberta_is_cut_at_the_positions_it_takes(tiny_roberta_dir: Path, caplog):
+    """RoBERTa numbers its positions from padding_idx + 1, so it takes two tokens fewer than it
+    has position embeddings; with a tokenizer that names no limit, the config's count was the
+    bound, and a text that long failed on its first batch with an IndexError."""
+    import torch
+    from conftest import TINY_POSITIONS, tiny_overrides
+    from transformers import AutoModel
+
+    from prune_cli.backbone import position_limit
+    from prune_cli.config import compose
+    from prune_cli.runner import encode_split, load_encoder
+
+    assert position_limit(AutoModel.from_pretrained(tiny_roberta_dir)) == TINY_POSITIONS
+    cfg = compose(tiny_overrides(tiny_roberta_dir, f"data.max_seq_length={TINY_POSITIONS + 2}"))
+    encoder, _, tokenizer = load_encoder(cfg, torch.device("cpu"))
+    assert f"is longer than this model takes ({TINY_POSITIONS} positions)" in caplog.text
+    long_text = data.Examples([(" ".join(["film"] * (TINY_POSITIONS * 3)),)], [1], "test")
+    ids = torch.as_tensor(encode_split(cfg, long_text, tokenizer, None).fields["input_ids"][0])[None]
+    assert ids.shape == (1, TINY_POSITIONS)
+    hidden = encoder.encoder(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+    assert hidden.shape == (1, TINY_POSITIONS, 32)
+
+
+def test_a_berts_positions_are_all_taken(tiny_model_dir: Path):
+    from conftest import TINY_POSITIONS
+    from transformers import AutoModel
+
+    from prune_cli.backbone import position_limit
+
+    assert position_limit(AutoModel.from_pretrained(tiny_model_dir)) == TINY_POSITIONS
+
+
 @pytest.mark.parametrize("task, shortest", [("sst2", 3), ("mrpc", 5)])
 def test_a_sequence_length_with_no_room_for_text_is_refused(tiny_model_dir: Path, task: str, shortest: int):
     """One below [CLS] + a token + [SEP] (a pair: a token of each side and three specials) the
