@@ -513,11 +513,28 @@ def require_each_once(run_dirs: Sequence[Path]) -> None:
             raise UserError(f"{run_dir} is given twice{'' if str(same) == str(run_dir) else f' (also as {same})'}; give each run once")
 
 
+# `key=value`, `+key=value`, `++key=value`: how Hydra overrides look, given where a run folder is wanted
+LOOKS_LIKE_OVERRIDE = re.compile(r"^\+{0,2}[A-Za-z_][\w.]*=")
+RESUME_TAKES = "--resume takes the run directory of a killed run, or a sweep's folder"
+READERS_TAKE_NO_OVERRIDES = ("only `prune-cli adapt` takes those: this command reads each run's settings from its folder "
+                             "(its --help lists the options it takes, such as --data-dir or --model)")
+
+
+def not_a_directory(path: Path, advice: str = "", override_advice: str = READERS_TAKE_NO_OVERRIDES) -> UserError:
+    """`path is not a directory`, with `advice`; or, for a path that does not exist and reads as a
+    config override (`trainer.device=cpu`), `override_advice`. `adapt` takes overrides, so users
+    give them to the commands that read finished runs too, which take only run folders (and read
+    the settings from them) and options of their own (--data-dir, --model, --device, ...)."""
+    if not path.exists() and LOOKS_LIKE_OVERRIDE.match(str(path)):
+        return UserError(f"{path} is not a directory: it reads as a config override; {override_advice}")
+    return UserError(f"{path} is not a directory{advice}")
+
+
 def require_run_dir(run_dir: Path) -> None:
     """A complete run dir has its config, head and metrics; say what is missing. (The files its
     method is scored with are checked once its config is read: `require_scored_with`.)"""
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory")
+        raise not_a_directory(run_dir)
     if (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists():
         state = unfinished_state(run_dir)
         going_on = state.startswith(RUNNING_NOW)  # not now rather than not right: FolderInUse's exit code
@@ -590,7 +607,7 @@ def require_mask(run_dir: Path, needs: str) -> Path:
     (fine-tuning, feature extraction) has none, and saying so beats pointing at runs below it; a
     folder of runs names one of them."""
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory")
+        raise not_a_directory(run_dir)
     path = run_dir / MASK
     if path.is_file():
         require_as_written(run_dir, (MASK,))
@@ -620,7 +637,7 @@ def runs_below_hint(folder: Path) -> str:
 def require_resumable(run_dir: Path) -> None:
     """A run dir that `--resume` can continue: it has its config and no final metrics yet."""
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory; --resume takes the run directory of a killed run, or a sweep's folder")
+        raise not_a_directory(run_dir, f"; {RESUME_TAKES}", f"{RESUME_TAKES}, and continues it with the config stored there")
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"{run_dir} is not a prune-cli run directory (missing {CONFIG}) nor a sweep's folder (no {SWEEP_RECORD})"
                         f"{resumable_hint(run_dir)}")

@@ -347,6 +347,22 @@ def test_a_folder_that_is_not_a_run_dir(in_tmp: Path, command: str):
     assert_one_line_error(run_cli(*READERS[command](in_tmp / "missing", in_tmp / "out")), "is not a directory")
 
 
+@pytest.mark.parametrize("command", [*READERS, "analyze curve", "analyze recovery", "adapt --resume"])
+def test_an_override_given_where_a_run_is_wanted_says_what_to_do(in_tmp: Path, command: str):
+    """`data.dir=...` or `trainer.device=cpu` after a run, as `adapt` takes them: the commands that
+    read a run take only folders (and options of their own), and `--resume` keeps the stored config.
+    The error said "data.dir=/data/glue is not a directory", which reads as a bad path."""
+    override = Path("data.dir=/data/glue")
+    args = {"analyze curve": ["analyze", "curve", str(override)], "analyze recovery": ["analyze", "recovery", str(override)],
+            "adapt --resume": ["adapt", "--resume", str(override)]}.get(command) or READERS[command](override, in_tmp / "out")
+    advice = ("--resume takes the run directory of a killed run, or a sweep's folder, and continues it with the config stored there"
+              if command == "adapt --resume" else "only `prune-cli adapt` takes those: this command reads each run's settings from its folder")
+    assert_one_line_error(run_cli(*args), f"{override} is not a directory: it reads as a config override; {advice}")
+    missing = run_cli(*[str(in_tmp / "missing") if a == str(override) else a for a in args])
+    assert_one_line_error(missing, "missing is not a directory")
+    assert "config override" not in missing.output
+
+
 @pytest.mark.parametrize("command", list(READERS))
 def test_a_folder_of_runs_given_for_a_run_names_one_of_them(finished_run: Path, in_tmp: Path, command: str):
     """outputs/ (or a sweep's folder) where a run dir was wanted: the error says what to pass."""
