@@ -5,8 +5,8 @@ A method's loops are a fixed sequence of *phases* (adapt-by-pruning: "prune" the
 its phase, the number of steps it has done, and a function returning everything it needs to go on:
 trained tensors, optimiser and scheduler state, how many batches its stream has served, plus a
 `carry` of what earlier phases produced (a mask, imp's earlier masks). The torch RNG state, the
-run's step history and any run-wide state registered with `track` (fp16's loss scale) are added
-here.
+run's step history and any run-wide state registered with `track` (fp16's loss scale, the run's
+clock) are added here.
 
 On `--resume`, the runner loads that state; the method runs from its start, and each phase asks
 `take(phase)`: the phase the checkpoint belongs to restores itself from it and continues at the

@@ -13,7 +13,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -214,10 +214,18 @@ def named_run(run: dict, config: DictConfig) -> dict:
     return renamed
 
 
-def _uninterrupted_seconds(members: list[dict]) -> float:
-    """Mean training seconds of the runs that were never resumed (a resumed run times only its tail)."""
-    whole = [float(r["train_seconds"]) for r in members if "train_seconds" in r and not r.get("resumed_from")]
+def _seconds_timed_whole(members: list[dict]) -> float:
+    """Mean training seconds of the runs timed whole: those never resumed, and those resumed from a
+    checkpoint that carried the seconds before it (`resumed_from.seconds_before`). A run resumed
+    from an older checkpoint timed only its tail, and is left out."""
+    whole = [float(r["train_seconds"]) for r in members if "train_seconds" in r and timed_whole(r)]
     return statistics.fmean(whole) if whole else float("nan")
+
+
+def timed_whole(record: Mapping[str, Any]) -> bool:
+    """Whether a run's `train_seconds` covers all its steps (see `_seconds_timed_whole`)."""
+    resumed = record.get("resumed_from")
+    return not resumed or (isinstance(resumed, dict) and rundir.is_kind(resumed.get("seconds_before"), rundir.NUMBER))
 
 
 def cell_sparsity(method: str, sparsity: float) -> float:
@@ -369,7 +377,7 @@ def group_runs(runs: list[dict]) -> list[Group]:
         seeds, values = per_seed_values(members)
         groups.append(Group(task, method, sparsity, metric, values,
                             statistics.fmean(r["sparsity_realized"] for r in members), tag, " | ".join(sorted(changes)) if tag else "", algorithm,
-                            _uninterrupted_seconds(members), seeds,
+                            _seconds_timed_whole(members), seeds,
                             "/".join(sorted({str(r.get("threads", "?")) for r in members}, key=lambda t: (t == "?", t))),
                             tuple(sorted({int(r["steps"]) for r in members if "steps" in r})),
                             tuple(sorted({r["batch_size"] for r in members if r.get("batch_size") is not None})),
@@ -555,9 +563,10 @@ def cost_markdown(groups: list[Group]) -> list[str]:
             rows.setdefault((g.task, g.method, g.threads), []).extend([g.train_seconds] * g.runs)
     total = sum(g.train_seconds * g.runs for g in timed)
     lines = ["## Cost", "", f"Training time of the {sum(g.runs for g in groups)} runs above: about {total / 3600:.1f} h, "
-             "the sum of each run's own wall clock (ablations included; loading and scoring excluded; a resumed run counts as "
-             "the mean of its group's uninterrupted runs). Runs on fewer threads than cores ran side by side, so the grid's "
-             "own wall clock was shorter."
+             "the sum of each run's own wall clock (ablations included; loading and scoring excluded; a resumed run's time is "
+             "that of the steps it kept, before its checkpoint and after, and one resumed from a checkpoint that did not keep "
+             "its time counts as the mean of its group's runs timed whole). Runs on fewer threads than cores ran side by side, "
+             "so the grid's own wall clock was shorter."
              + (" Threads `?`: not recorded (the run predates that field of metrics.json)." if any("?" in t for _, _, t in rows) else ""),
              "", "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
     lines += [f"| {task} | {method} | {threads} | {len(seconds)} | {statistics.fmean(seconds):.0f} |"

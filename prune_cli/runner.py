@@ -24,13 +24,13 @@ from safetensors.torch import save as save_tensors
 
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
-from prune_cli.checkpointing import Checkpointer
+from prune_cli.checkpointing import Checkpointer, ResumePoint
 from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, position_limit, resolve_model_path, tokenizer_hash
 from prune_cli.config import check_config, compose, group_options
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
-from prune_cli.training import RunContext, check_precision, metric_key, new_head, pick_device, plan_budget, score
+from prune_cli.training import RunClock, RunContext, check_precision, metric_key, new_head, pick_device, plan_budget, score
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +268,10 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         log.warning("%s is a dense reference: sparsity=%s is ignored (realized 0)", cfg.method.name, cfg.sparsity)
 
     live_history = rundir.LiveHistory(run_dir, checkpoints.history)  # the checkpoint's steps on resume, none afresh
-    started = time.perf_counter()
     with stopping.deferred("stopping after this step" + (", with a checkpoint" if checkpoints.every > 0 else
                                                           " (checkpoints are off: the run would start again from step 0)")):
         try:
-            result, scoring_seconds = _train(cfg, plain_cfg, prepared, budget, checkpoints, live_history)
+            result, clock = _train(cfg, plain_cfg, prepared, budget, checkpoints, live_history)
         finally:
             live_history.close()
             checkpoints.settle()  # the last checkpoint is on disk before the run reports how training ended
@@ -280,7 +279,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
             log.warning("the stop came after the last training step: finishing the run")
     if checkpoints.pending is not None:
         raise UserError(f"the checkpoint in {run_dir} is for phase {checkpoints.pending.phase!r}, which {cfg.method.name} never reached")
-    train_seconds = time.perf_counter() - started - scoring_seconds  # what training cost, comparable with or without eval_every
+    train_seconds, scoring_seconds = clock.training_seconds(), clock.scoring  # what training cost, with or without eval_every
     started = time.perf_counter()
     weights = scoring_weights(prepared.encoder, result.masks, result.weights)
     metrics = score(prepared.encoder, result.head, weights, prepared.dev, plain_cfg["task"], plain_cfg["trainer"], prepared.device)
@@ -318,7 +317,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "train_seconds": round(train_seconds, 2),
         "eval_seconds": round(eval_seconds, 2),
         **({"eval_every_seconds": round(scoring_seconds, 2)} if scoring_seconds else {}),
-        "resumed_from": {"phase": resumed_at.phase, "steps_done": resumed_at.steps_done} if resumed_at else None,
+        "resumed_from": _resumed_from(resumed_at, clock),
         "checkpoints": {"saved": checkpoints.saves, "seconds": round(checkpoints.seconds_spent, 2)},
         "base_weights_hash_before": prepared.base_hash,
         "base_weights_hash_after": hash_after,
@@ -347,17 +346,17 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
 
 
 def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpoints: Checkpointer,
-           live_history: rundir.LiveHistory) -> tuple[MethodResult, float]:
+           live_history: rundir.LiveHistory) -> tuple[MethodResult, RunClock]:
     """Run the method with a progress display; every step record also goes to history (the
     checkpoint's copy, and history.jsonl as the run goes) and the log. Returns the result and the
-    seconds spent scoring along the way (`trainer.eval_every`)."""
+    run's clock (its seconds, and those spent scoring along the way: `trainer.eval_every`)."""
     history = checkpoints.history
-    started = time.perf_counter()
+    clock = RunClock()
     log_every = int(cfg.trainer.get("log_every") or 0)
     with display.step_progress(budget.total_steps, f"{cfg.task.name} {cfg.method.name}", bool(cfg.trainer.progress)) as show:
 
         def on_step(record: dict[str, float]) -> None:
-            record["seconds"] = round(time.perf_counter() - started, 3)
+            record["seconds"] = round(clock.seconds(), 3)
             history.append(record)
             live_history.append(record)
             show(record)
@@ -369,21 +368,36 @@ def _train(cfg: DictConfig, plain_cfg: dict, prepared: Prepared, budget, checkpo
                 log.info("%s step %d/%d: %s", record.get("phase", ""), record["step"], record.get("total", budget.total_steps),
                          ", ".join(f"{key} {value:.4f}" for key, value in scored.items()))
 
-        ctx = make_context(plain_cfg, prepared, budget, on_step, checkpoints)
-        return METHODS[cfg.method.algorithm](ctx), ctx.scoring_seconds
+        ctx = make_context(plain_cfg, prepared, budget, on_step, checkpoints, clock)
+        return METHODS[cfg.method.algorithm](ctx), clock
 
 
-def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, checkpoints: Checkpointer | None = None) -> RunContext:
+def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, checkpoints: Checkpointer | None = None,
+                 clock: RunClock | None = None) -> RunContext:
     """What the methods' loops run in; also used by analyses that retrain a head."""
     task = plain_cfg["task"]
     extra = {"on_step": on_step} if on_step is not None else {}
     if checkpoints is not None:
         extra["checkpoints"] = checkpoints
+    if clock is not None:
+        extra["clock"] = clock
     return RunContext(
         cfg=plain_cfg, task=task, encoder=prepared.encoder, train=prepared.train, dev=prepared.dev,
         device=prepared.device, budget=budget, seed=int(plain_cfg["seed"]),
         num_outputs=data.num_outputs(task), regression=data.is_regression(task), base_hash=prepared.base_hash, **extra,
     )
+
+
+def _resumed_from(resumed_at: ResumePoint | None, clock: RunClock) -> dict[str, Any] | None:
+    """metrics.json's `resumed_from` (null for a run that went through in one go): where the
+    checkpoint the run went on from was taken, and `seconds_before`, the seconds the run had
+    trained up to it. With those, `train_seconds` covers the whole run and `report` counts it in
+    the cost; a checkpoint written before checkpoints carried the clock leaves it out, and
+    `train_seconds` times only what came after."""
+    if resumed_at is None:
+        return None
+    return {"phase": resumed_at.phase, "steps_done": resumed_at.steps_done,
+            **({"seconds_before": round(clock.carried, 2)} if clock.carried is not None else {})}
 
 
 def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], manifest: dict) -> None:

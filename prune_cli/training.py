@@ -221,6 +221,34 @@ CurrentModel = Callable[[], tuple[nn.Module, Mapping[str, torch.Tensor] | None]]
 
 
 @dataclass
+class RunClock:
+    """Wall-clock seconds a run has spent in its method's loops, and how many of them went to
+    scoring along the way (`trainer.eval_every`), counted across a resume.
+
+    Checkpoints save it (`Checkpointer.track`) and a resume carries it on from there, so a resumed
+    run's step records and its `train_seconds` are those of the steps it kept: what the run cost,
+    comparable with a run never stopped (the steps a killed run took after its last checkpoint are
+    taken again and counted once). Before, each attempt's clock started at 0: a resumed run timed
+    only its tail, and `report` had to leave it out of the cost table."""
+
+    started: float = field(default_factory=time.perf_counter)
+    carried: float | None = None  # the seconds a checkpoint carried into this attempt (None: it started at step 0)
+    scoring: float = 0.0
+
+    def seconds(self) -> float:
+        return (self.carried or 0.0) + time.perf_counter() - self.started
+
+    def training_seconds(self) -> float:
+        return self.seconds() - self.scoring
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds(), "scoring_seconds": self.scoring}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.carried, self.scoring, self.started = float(state["seconds"]), float(state["scoring_seconds"]), time.perf_counter()
+
+
+@dataclass
 class RunContext:
     """Everything a method needs, built once by the runner."""
 
@@ -238,13 +266,14 @@ class RunContext:
     checkpoints: Checkpointer = field(default_factory=checkpointing.disabled)
     base_hash: str = ""  # the loaded base weights' hash, which another run's mask is checked against ("": not computed yet)
     precision: Precision = field(init=False)
-    scoring_seconds: float = field(default=0.0, init=False)  # spent scoring along the way (trainer.eval_every), not training
+    clock: RunClock = field(default_factory=RunClock)  # the run's seconds, and those spent scoring along the way (not training)
     _warned_non_finite: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.precision = Precision(self.device, self.cfg["trainer"]["precision"])
         # fp16's loss scale changes as a run goes, so a resumed run must start from the saved one
         self.checkpoints.track("grad_scaler", self.precision.scaler)
+        self.checkpoints.track("clock", self.clock)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.precision.autocast()
@@ -275,7 +304,7 @@ class RunContext:
             started = time.perf_counter()
             head, weights = model()
             record.update(score(self.encoder, head, weights, self.dev, self.task, self.cfg["trainer"], self.device))
-            self.scoring_seconds += time.perf_counter() - started
+            self.clock.scoring += time.perf_counter() - started
         self.on_step(record)
 
     def scores_at(self, step: int) -> bool:

@@ -13,7 +13,7 @@ from prune_cli import __version__, report, rundir
 
 
 def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, value: float | None, failed: str | None = None,
-             tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool = False,
+             tag: str | None = None, overrides: list[str] | None = None, seconds: float | None = None, resumed: bool | object = False,
              threads: int | None = None, steps: int | None = None, batch_size: int | None = None,
              model: str | None = None, version: str = __version__, hold: tuple[float, float | None] | None = None,
              made_on: tuple[str, str] | None = None, rows: tuple[str, str] | None = None,
@@ -47,7 +47,8 @@ def fake_run(root: Path, name: str, method: str, sparsity: float, seed: int, val
             **({"base_weights_hash_before": made_on[0], "tokenizer_hash": made_on[1]} if made_on is not None else {}),
             **({"scored_on": {"dev": {"source": rows[1], "rows": 872, "split_rows": 872, "rows_sha256": rows[0]}}} if rows else {}),
             **({"trained_on": {"source": trained[1], "rows": 67349, "rows_sha256": trained[0]}} if trained else {}),
-            "resumed_from": {"phase": "prune", "steps_done": 8} if resumed else None,
+            # resumed=True: from a checkpoint that kept no clock; any other value: the seconds_before it carried
+            "resumed_from": {"phase": "prune", "steps_done": 8, **({} if resumed is True else {"seconds_before": resumed})} if resumed is not False else None,
         }))
     return run_dir
 
@@ -173,14 +174,19 @@ def test_the_task_table_has_as_many_cells_in_every_row_as_in_its_header(tmp_path
     assert table[0] == "| method | " + "".join(f"s={s:g} | " for s in sorted({s for m, s in methods if m != "finetune"})) + "reference |"
 
 
-def test_cost_section_times_uninterrupted_runs_only(tmp_path: Path):
+def test_cost_section_times_runs_timed_whole_only(tmp_path: Path):
+    """A run resumed from a checkpoint that kept the clock is timed whole (its train_seconds counts
+    the steps before the checkpoint too); one resumed from an older checkpoint timed its tail only,
+    and counts as its group's mean."""
     fake_run(tmp_path, "a", "adapt_by_pruning", 0.5, 1, 0.80, seconds=100.0)
     fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 2, 0.84, seconds=300.0)
     fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 3, 0.82, seconds=5.0, resumed=True)  # timed its tail only
+    fake_run(tmp_path, "d", "adapt_by_pruning", 0.5, 4, 0.82, seconds=500.0, resumed=420.5)  # timed whole
+    fake_run(tmp_path, "e", "adapt_by_pruning", 0.5, 5, 0.82, seconds=7.0, resumed="420")  # an edited record: not a number
     report.build(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert "| sst2 | adapt_by_pruning | ? | 3 | 200 |" in markdown
-    assert "Training time of the 3 runs above: about 0.2 h" in markdown
+    assert "| sst2 | adapt_by_pruning | ? | 5 | 300 |" in markdown
+    assert "Training time of the 5 runs above: about 0.4 h" in markdown
 
 
 def test_cost_section_says_which_runs_ran_in_lanes(tmp_path: Path):

@@ -23,6 +23,12 @@ import prune_cli
 from prune_cli import checkpointing, rundir, stopping
 
 
+def resumed_at(run_dir: Path) -> dict:
+    """Where a finished run's record says it was resumed from (phase and step; the seconds it carried aside)."""
+    resumed = read_metrics(run_dir)["resumed_from"]
+    return {key: resumed[key] for key in ("phase", "steps_done")}
+
+
 def _resumes_as_if_written_before(run_dir: Path, key: str) -> None:
     """Drop `key` from the stopped run's checkpoint identity, as a prune-cli before that key wrote
     it (`checkpointing.LATER_IDENTITY_KEYS`), and check that the run resumes."""
@@ -99,6 +105,45 @@ def test_killed_run_resumes_bit_identical(in_tmp: Path, tiny_model_dir: Path, mo
     _same_run(in_tmp / "uninterrupted", killed)
     assert read_metrics(killed)["resumed_from"]["steps_done"] > 0
     assert not (killed / rundir.CHECKPOINT).exists(), "a clean finish removes the checkpoint"
+
+
+def test_a_resumed_runs_time_counts_the_steps_before_its_checkpoint(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run slow before it was killed (0.1 s a step) and quick after: its step records' seconds go
+    on from the checkpoint's, and its train_seconds covers both parts, so `report` counts it in the
+    cost table. Each attempt's clock started at 0: the resumed run's seconds fell back at the resume
+    and its train_seconds timed the tail alone. A checkpoint written before checkpoints kept the
+    clock still resumes, its run timed from the resume and left out of the cost."""
+    from prune_cli import report
+
+    common = ["checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=12)]
+    slow_steps = 6  # the checkpoint is saved after step 6; the run dies after step 7
+    for folder in ("resumed", "older"):
+        with monkeypatch.context() as patch:
+            original = checkpointing.Checkpointer.maybe_save
+            patch.setattr(checkpointing.Checkpointer, "maybe_save",
+                          lambda self, *args: (time.sleep(0.1), original(self, *args)))
+            crash_at(patch, slow_steps + 1)
+            with pytest.raises(Killed):
+                run_cli("adapt", *common, f"hydra.run.dir={folder}")
+
+    assert run_cli("adapt", "--resume", "resumed").exit_code == 0
+    metrics = read_metrics(in_tmp / "resumed")
+    carried = metrics["resumed_from"]["seconds_before"]
+    seconds = [json.loads(line)["seconds"] for line in (in_tmp / "resumed" / rundir.HISTORY).read_text().splitlines()]
+    assert carried >= 0.1 * slow_steps and seconds[slow_steps - 1] <= carried <= seconds[slow_steps]
+    assert seconds == sorted(seconds) and len(seconds) == 12
+    assert metrics["train_seconds"] >= carried
+    [group], _, _ = report.build(in_tmp / "resumed", out_dir=in_tmp / "report")
+    assert group.train_seconds == metrics["train_seconds"], "the resumed run is timed whole, so it is in the cost"
+
+    state = in_tmp / "older" / rundir.CHECKPOINT_STATE
+    payload = torch.load(state, weights_only=True)
+    del payload["tracked"]["clock"]  # as a prune-cli before the clock wrote it
+    torch.save(payload, state)
+    assert run_cli("adapt", "--resume", "older").exit_code == 0
+    older = read_metrics(in_tmp / "older")
+    assert "seconds_before" not in older["resumed_from"] and older["train_seconds"] < 0.1 * slow_steps
+    assert not report.timed_whole(older) and report.timed_whole({**older, "resumed_from": None})
 
 
 def test_a_checkpoint_from_before_the_tokenizer_was_recorded_still_resumes_and_a_changed_tokenizer_does_not(
@@ -383,7 +428,7 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_and_resumes_bit_identical(
     result = run_cli("adapt", "--resume", str(stopped))
     assert result.exit_code == 0, result.output
     _same_run(in_tmp / "uninterrupted", stopped)
-    assert read_metrics(stopped)["resumed_from"] == {"phase": phase, "steps_done": saved_at}
+    assert resumed_at(stopped) == {"phase": phase, "steps_done": saved_at}
 
 
 def test_second_ctrl_c_stops_at_once_and_the_last_regular_checkpoint_resumes(
@@ -448,7 +493,7 @@ def test_a_stopped_sweep_continues_from_its_folder_and_ends_as_if_never_stopped(
     assert result.exit_code == 0, result.output
     for seed in (1, 2):
         _same_run(in_tmp / "reference" / f"seed{seed}", in_tmp / "sweep" / f"seed{seed}")
-    assert read_metrics(in_tmp / "sweep" / "seed1")["resumed_from"] == {"phase": "prune", "steps_done": 2}
+    assert resumed_at(in_tmp / "sweep" / "seed1") == {"phase": "prune", "steps_done": 2}
     assert (in_tmp / "sweep" / "seed1" / rundir.CONFIG).read_bytes() == config
 
     again = run_cli("adapt", "--resume", "sweep")  # a finished sweep: every job says so, none runs
@@ -880,7 +925,7 @@ def test_a_run_still_going_is_not_resumed_by_a_second_process_nor_touched(in_tmp
     assert folder_snapshot(run) == before
     resumed = run_cli("adapt", "--resume", "run")
     assert resumed.exit_code == 0, resumed.output
-    assert read_metrics(run)["resumed_from"] == {"phase": "prune", "steps_done": 2}
+    assert resumed_at(run) == {"phase": "prune", "steps_done": 2}
     assert not _seen_held_from_another_process(run)  # given back when the resume ended
 
 
@@ -945,7 +990,7 @@ def test_a_continued_sweep_leaves_a_job_resumed_elsewhere_alone_and_runs_it_next
     assert (in_tmp / "sweep" / "seed2" / rundir.METRICS).is_file()
     again = run_cli("adapt", "--resume", "sweep")
     assert again.exit_code == 0, again.output
-    assert read_metrics(job)["resumed_from"] == {"phase": "prune", "steps_done": 2}
+    assert resumed_at(job) == {"phase": "prune", "steps_done": 2}
 
 
 def test_a_folder_is_held_once_per_process_and_given_back_with_its_last_hold(tmp_path: Path):
