@@ -93,7 +93,7 @@ class Group:
 
 def collect(root: Path) -> Collected:
     if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass outputs/ or a multirun folder")
+        raise rundir.not_a_directory(root, "; pass outputs/ or a multirun folder")
     found = Collected()
     for run_dir in rundir.runs_in(root):
         if (run_dir / rundir.FAILED).is_file():

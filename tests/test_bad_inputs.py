@@ -838,7 +838,9 @@ def test_a_mask_for_another_base_model(finished_run: Path, command: str):
 
 
 def test_report_on_a_missing_folder(in_tmp: Path):
-    assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "is not a folder")
+    assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "nope is not a directory; pass outputs/ or a multirun folder")
+    assert_one_line_error(run_cli("report", "data.dir=/data/glue"), "data.dir=/data/glue is not a directory: it reads as a config override; "
+                          "only `prune-cli adapt` takes those")
 
 
 def test_export_to_an_unwritable_folder(finished_run: Path, tmp_path: Path):
