@@ -390,8 +390,8 @@ def make_context(plain_cfg: dict, prepared: Prepared, budget, on_step=None, chec
 
 def _resumed_from(resumed_at: ResumePoint | None, clock: RunClock) -> dict[str, Any] | None:
     """metrics.json's `resumed_from` (null for a run that went through in one go): where the
-    checkpoint the run went on from was taken, and `seconds_before`, the seconds the run had
-    trained up to it. With those, `train_seconds` covers the whole run and `report` counts it in
+    checkpoint the run went on from was taken, and `seconds_before`, the run's seconds up to it
+    (as its step records count them, scoring along the way included). With those, `train_seconds` covers the whole run and `report` counts it in
     the cost; a checkpoint written before checkpoints carried the clock leaves it out, and
     `train_seconds` times only what came after."""
     if resumed_at is None:
