@@ -59,8 +59,9 @@ def plan(task: str | None = None, sparsity: float | str | None = None, method: s
          multirun: bool = False):
     """What `adapt` would run, without running it (`prune-cli adapt --dry-run`): every check it makes
     first, then a `hydra_entry.Plan` of its jobs, one per combination where `multirun` sweeps comma
-    lists (`sparsity="0.5,0.9"`), each with its composed config and what would happen to it, and
-    where its data and model would be read from. Nothing is run or written."""
+    lists (`sparsity="0.5,0.9"`), each with its composed config, what would happen to it and the rows
+    it trains on (`train_rows`, where a local folder holds them), and where its data and model would
+    be read from. Nothing is run or written."""
     from prune_cli.hydra_entry import plan_adapt
 
     return plan_adapt(_as_overrides(task, sparsity, method, model, seed, overrides), multirun=multirun)

@@ -242,7 +242,7 @@ def task_glue_dir(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> Path 
 
 def data_source(task: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, bool]:
     """(where a run of `task` would read its rows, whether it is there), said without reading them
-    (`adapt --dry-run`): the choice `load_task_data` makes, so a plan shows a job that would stop
+    (`adapt --dry-run`, which then reads a local folder's: `hydra_entry.rows_to_train`): the choice `load_task_data` makes, so a plan shows a job that would stop
     on its data before the sweep is launched. A hub dataset is checked only by its download."""
     glue_dir = task_glue_dir(task, data_cfg)
     if glue_dir is not None:

@@ -170,7 +170,7 @@ def plan_table(plan: Any) -> Table:
         table.add_column(column, justify="right" if column in ("job", "sparsity", "seed") else "left", overflow="fold")
     for job, other in zip(plan.jobs, others):
         cfg = job.cfg
-        cells = [str(cfg.task.name), str(cfg.method.name), f"{float(cfg.sparsity):g}", str(cfg.seed), budget(cfg.trainer)]
+        cells = [str(cfg.task.name), str(cfg.method.name), f"{float(cfg.sparsity):g}", str(cfg.seed), budget(cfg.trainer, job.train_rows)]
         if any(others):
             cells.append(other)
         if plan.sweep:
@@ -179,9 +179,16 @@ def plan_table(plan: Any) -> Table:
     return table
 
 
-def budget(trainer: Any) -> str:
-    """A run's budget as the trainer config states it: so many steps or epochs, whichever ends
-    first (either may be null), in batches of so many."""
+def budget(trainer: Any, rows: int | None = None) -> str:
+    """A run's budget: with the number of rows it trains on, the steps it takes and how many epochs
+    they are (`training.plan_budget`: SST-2's 2000 steps are 0.95 of an epoch, MRPC's 5 epochs are
+    575 steps); without (data a dry run does not read), as the trainer config states it: so many steps
+    or epochs, whichever ends first (either may be null), in batches of so many."""
+    if rows is not None:
+        from prune_cli.training import plan_budget
+
+        planned = plan_budget(trainer, rows)
+        return f"{planned.total_steps} steps ({planned.total_steps / planned.steps_per_epoch:.3g} epochs), batch {trainer.batch_size}"
     limits = [f"{trainer.max_steps} steps"] if trainer.get("max_steps") is not None else []
     limits += [f"{float(trainer.epochs):g} epochs"] if trainer.get("epochs") is not None else []
     return f"{' or '.join(limits) or 'no limit'}, batch {trainer.batch_size}"

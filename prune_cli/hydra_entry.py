@@ -112,6 +112,7 @@ class PlannedJob:
     cfg: DictConfig
     outcome: str  # what the command would do with it, one of OUTCOMES
     action: str  # the same, in words for its row: "runs", "skipped, as job 2", "resumes after step 200 of phase 'prune'", ...
+    train_rows: int | None = None  # the rows it trains on (None: data a dry run does not read, `rows_to_train`)
 
     @property
     def runs(self) -> bool:
@@ -141,8 +142,8 @@ def plan_adapt(overrides: Sequence[str], multirun: bool) -> Plan:
     (`reference_key`, the key the running sweep claims them by)."""
     checked = _check_launch(overrides, multirun)
     if not checked.multirun:
-        jobs = [PlannedJob(None, "", checked.configs[0], "run", "runs")]
-        return Plan(jobs, str(checked.settings.run.dir), False, True, _inputs(checked.configs))
+        jobs = [PlannedJob(None, "", checked.configs[0], "run", "runs", rows_to_train(checked.configs[0], {}))]
+        return Plan(jobs, str(checked.settings.run.dir), False, True, _inputs(jobs))
     return _plan_sweep(checked.jobs, checked.configs, checked.settings, lambda number, cfg: None)
 
 
@@ -151,7 +152,8 @@ def plan_resume(folder: Path) -> Plan:
     if rundir.is_sweep_dir(folder):
         return plan_continued_sweep(folder)
     cfg = runner.resumable_config(folder)
-    return Plan([PlannedJob(None, "", cfg, "resume", rundir.continued_from(folder))], str(folder), False, True, _inputs([cfg]))
+    jobs = [PlannedJob(None, "", cfg, "resume", rundir.continued_from(folder), rows_to_train(cfg, {}))]
+    return Plan(jobs, str(folder), False, True, _inputs(jobs))
 
 
 def plan_continued_sweep(sweep_dir: Path) -> Plan:
@@ -191,7 +193,7 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
     folder, where there is one: a parallel launcher's jobs claim in the order they start), else
     `state`'s answer for a job that has run before, else runs."""
     first_of: dict[str, int] = {}
-    planned = []
+    planned, rows_read = [], {}
     for number, (job, cfg) in enumerate(zip(jobs, configs)):
         key = reference_key(cfg)
         if key is not None and key not in first_of:
@@ -200,21 +202,50 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
         first = first_of[key] if key is not None else number
         outcome, action = ("skipped", f"skipped, as job {first}") if first != number else state(number, cfg) or ("run", "runs")
         other = [entry for entry in varying_overrides(job, jobs) if rundir.override_key(entry) not in PLAN_COLUMNS]
-        planned.append(PlannedJob(number, " ".join(other), cfg, outcome, action))
-    return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(configs))
+        planned.append(PlannedJob(number, " ".join(other), cfg, outcome, action, rows_to_train(cfg, rows_read)))
+    return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(planned))
 
 
-def _inputs(configs: Sequence[DictConfig]) -> list[tuple[str, str, bool]]:
+def rows_to_train(cfg: DictConfig, read: dict[str, int | None]) -> int | None:
+    """How many rows a job would train on, read as the run reads them (`data.load_task_data`, then
+    `data.max_train_samples`), where they are in a local GLUE folder; None for data on the hub (a
+    dry run downloads nothing) or a folder that is not there (the plan names it). Reading them
+    gives a dry run the steps a budget of epochs comes to, and stops it on a file the runs would
+    stop on (a malformed row, a missing train.tsv) before the sweep is queued. `read` keeps each
+    task's count once for the jobs of a sweep."""
+    task, data_cfg = OmegaConf.to_container(cfg.task, resolve=True), OmegaConf.to_container(cfg.data, resolve=True)
+    glue_dir = data.task_glue_dir(task, data_cfg)
+    if glue_dir is None or not (glue_dir / task["glue_dir"]).is_dir():
+        return None
+    key = json.dumps([task, data_cfg, str(glue_dir.resolve())], sort_keys=True, default=str)
+    if key not in read:
+        read[key] = len(data.load_task_data(task, data_cfg).train.first(cfg.data.max_train_samples))
+    return read[key]
+
+
+def _inputs(jobs: Sequence[PlannedJob]) -> list[tuple[str, str, bool]]:
     """Each job's data and model, where they would be read from (`data.data_source`,
-    `backbone.model_source`), each distinct one once, in the jobs' order."""
+    `backbone.model_source`), each distinct one once, in the jobs' order; the data with the rows
+    its jobs train on, where a dry run reads them (`rows_to_train`)."""
     seen: dict[tuple[str, str], bool] = {}
-    for cfg in configs:
-        task = OmegaConf.to_container(cfg.task, resolve=True)
-        where, there = data.data_source(task, OmegaConf.to_container(cfg.data, resolve=True))
+    rows: dict[tuple[str, str], set[int]] = {}
+    for job in jobs:
+        task = OmegaConf.to_container(job.cfg.task, resolve=True)
+        where, there = data.data_source(task, OmegaConf.to_container(job.cfg.data, resolve=True))
         seen.setdefault((f"{task['name']} data", where), there)
-        where, there = backbone.model_source(OmegaConf.to_container(cfg.model, resolve=True))
+        if job.train_rows is not None:
+            rows.setdefault((f"{task['name']} data", where), set()).add(job.train_rows)
+        where, there = backbone.model_source(OmegaConf.to_container(job.cfg.model, resolve=True))
         seen.setdefault(("model", where), there)
-    return [(what, where, there) for (what, where), there in seen.items()]
+    return [(what, where + _rows_said(rows.get((what, where))), there) for (what, where), there in seen.items()]
+
+
+def _rows_said(counts: set[int] | None) -> str:
+    """" (3,668 training rows)", or their range where the jobs cut the split differently (data.max_train_samples)."""
+    if not counts:
+        return ""
+    low, high = min(counts), max(counts)
+    return f" ({low:,} training rows)" if low == high else f" ({low:,}–{high:,} training rows, as the jobs cut them)"
 
 
 def _check_launch(overrides: Sequence[str], multirun: bool, one_run: bool = False) -> _Checked:

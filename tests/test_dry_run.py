@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, read_metrics, run_cli, tiny_overrides
+from conftest import FIXTURE_GLUE, assert_one_line_error, read_metrics, run_cli, tiny_overrides
 
 from prune_cli import rundir
 from prune_cli.hydra_entry import plan_adapt, plan_resume
@@ -60,10 +60,18 @@ def test_a_plan_names_each_jobs_other_settings_apart_from_its_columns(in_tmp: Pa
 
 
 def test_a_dry_run_of_one_run_names_its_budget_data_and_folder(in_tmp: Path, tiny_model_dir: Path):
-    result = run_cli("adapt", "--dry-run", "--method", "adapt_by_pruning_paper", *tiny_overrides(tiny_model_dir, "trainer.max_steps=null"))
+    """A local GLUE folder's training rows are read (24 in the fixture's SST-2), so the budget is
+    said in the steps the run takes: the recipe's 3 epochs of 24 rows in batches of 8 are 9."""
+    from prune_cli.display import budget
+
+    overrides = tiny_overrides(tiny_model_dir, "trainer.max_steps=null")
+    result = run_cli("adapt", "--dry-run", "--method", "adapt_by_pruning_paper", *overrides)
     assert result.exit_code == 0, result.output
     said = _said(result)
-    assert "the run" in said and "adapt_by_pruning_paper" in said and "3 epochs, batch 8" in said  # the recipe's own budget
+    assert "the run" in said and "adapt_by_pruning_paper" in said and "9 steps" in said
+    [job] = plan_adapt(["method=adapt_by_pruning_paper", *overrides], multirun=False).jobs
+    assert budget(job.cfg.trainer, job.train_rows) == "9 steps (3 epochs), batch 8"  # the recipe's own budget
+    assert f"sst2 data: {FIXTURE_GLUE / 'SST-2'} (24 training rows)" in said
     assert "dry run, nothing run or written: the run would write outputs/sst2/adapt_by_pruning_paper/s0.5/" in said
     assert not (in_tmp / "outputs").exists()
 
@@ -80,6 +88,39 @@ def test_a_dry_run_refuses_what_adapt_refuses_and_fails_on_missing_data(in_tmp: 
     assert_one_line_error(result, f"the run would stop: cola data {missing / 'CoLA'} (missing: no such folder)")
     assert "the run" in result.output  # the plan is shown first
     assert not (in_tmp / "outputs").exists()
+
+
+def test_a_dry_run_says_each_jobs_steps_and_stops_on_a_row_the_runs_would_stop_on(in_tmp: Path, tiny_model_dir: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch):
+    """The steps a budget of steps or epochs comes to, job by job, as the runs count them (SST-2's
+    24 rows cut to 10 by data.max_train_samples: 2 batches of 8 an epoch); a train file the runs
+    would stop on stops the dry run, naming its line, before the sweep is queued; data on the hub
+    is not downloaded, its budget said as configured."""
+    from prune_cli import data
+    from prune_cli.display import budget
+
+    glue = Path(shutil.copytree(FIXTURE_GLUE, in_tmp / "glue"))
+    overrides = ["task=sst2,mrpc", "data.max_train_samples=null,10", "trainer.epochs=2",
+                 *tiny_overrides(tiny_model_dir, f"data.dir={glue}", "trainer.max_steps=5")]
+    result = run_cli("adapt", "--dry-run", "-m", *overrides)
+    assert result.exit_code == 0, result.output
+    plan = plan_adapt(overrides, multirun=True)
+    mrpc_rows = len(data.load_task_data(dict(plan.jobs[-1].cfg.task), {"dir": str(glue)}).train)
+    assert [(job.cfg.task.name, job.train_rows) for job in plan.jobs] == [("sst2", 24), ("sst2", 10), ("mrpc", mrpc_rows), ("mrpc", 10)]
+    assert [budget(job.cfg.trainer, job.train_rows) for job in plan.jobs[:2]] == ["5 steps (1.67 epochs), batch 8", "4 steps (2 epochs), batch 8"]
+    assert f"sst2 data: {glue / 'SST-2'} (10–24 training rows, as the jobs cut them)" in _said(result)
+
+    train = glue / "MRPC" / "train.tsv"
+    train.write_text(train.read_text() + "1\tonly two columns\n")
+    assert_one_line_error(run_cli("adapt", "--dry-run", "-m", *overrides), f"{train}:", "malformed row")
+    assert not (in_tmp / "outputs").exists()
+
+    monkeypatch.setattr(data, "load_from_hub", lambda task: pytest.fail("a dry run downloaded the hub's rows"))
+    result = run_cli("adapt", "--dry-run", *[o for o in tiny_overrides(tiny_model_dir) if not o.startswith("data.dir=")])
+    assert result.exit_code == 0, result.output
+    assert "sst2 data: nyu-mll/glue/sst2 on the datasets hub" in _said(result)
+    [job] = plan_adapt([o for o in tiny_overrides(tiny_model_dir) if not o.startswith("data.dir=")], multirun=False).jobs
+    assert job.train_rows is None and budget(job.cfg.trainer, job.train_rows) == "6 steps or 5 epochs, batch 8"
 
 
 def test_where_a_plan_says_data_and_models_come_from(tmp_path: Path, monkeypatch):
