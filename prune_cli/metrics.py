@@ -5,25 +5,43 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from prune_cli.errors import UserError
 
+# scikit-learn and SciPy are imported where a metric is first computed, not with this module: the
+# config checks read METRICS (`check_task_metrics`), and importing both cost `show-config` and
+# `adapt --dry-run` about a second of their few.
 
-def _safe_corr(fn: Callable, predictions: np.ndarray, labels: np.ndarray) -> float:
-    # A constant prediction has no correlation; report 0 rather than NaN so reports stay sortable.
-    if np.std(predictions) == 0 or np.std(labels) == 0:
-        return 0.0
-    return float(fn(predictions, labels)[0])
+
+def _classification(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """scikit-learn's `name` (accuracy_score, f1_score, ...) of predicted classes against labels."""
+    def metric(predictions: np.ndarray, labels: np.ndarray) -> float:
+        import sklearn.metrics
+
+        return float(getattr(sklearn.metrics, name)(labels, predictions))
+
+    return metric
+
+
+def _correlation(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """SciPy's `name` (pearsonr, spearmanr) of predicted scores with labels; a constant prediction
+    has no correlation, and scores 0 rather than NaN so reports stay sortable."""
+    def metric(predictions: np.ndarray, labels: np.ndarray) -> float:
+        import scipy.stats
+
+        if np.std(predictions) == 0 or np.std(labels) == 0:
+            return 0.0
+        return float(getattr(scipy.stats, name)(predictions, labels)[0])
+
+    return metric
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "accuracy": lambda p, y: float(accuracy_score(y, p)),
-    "f1": lambda p, y: float(f1_score(y, p)),
-    "matthews_correlation": lambda p, y: float(matthews_corrcoef(y, p)),
-    "pearson": lambda p, y: _safe_corr(pearsonr, p, y),
-    "spearmanr": lambda p, y: _safe_corr(spearmanr, p, y),
+    "accuracy": _classification("accuracy_score"),
+    "f1": _classification("f1_score"),
+    "matthews_correlation": _classification("matthews_corrcoef"),
+    "pearson": _correlation("pearsonr"),
+    "spearmanr": _correlation("spearmanr"),
 }
 
 

@@ -34,6 +34,22 @@ def test_show_config_passes_extra_overrides_through():
     assert "max_steps: 7" in result.output
 
 
+def test_show_config_checks_a_config_without_importing_scikit_learn_or_scipy():
+    """The config checks read the metric names (`metrics.METRICS`); importing scikit-learn and SciPy
+    with them was half of `show-config`'s four seconds (and `adapt --dry-run`'s). They load where a
+    metric is first computed, which still works."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from prune_cli.cli import app; from typer.testing import CliRunner; "
+              "result = CliRunner().invoke(app, ['show-config', '--task', 'mrpc']); assert result.exit_code == 0, result.output; "
+              "print(sorted(m for m in ('sklearn', 'scipy', 'scipy.stats') if m in sys.modules)); "
+              "from prune_cli.metrics import task_metrics; import numpy as np; "
+              "print(task_metrics(['f1', 'spearmanr'], np.array([1, 0, 1]), np.array([1, 1, 1])))")
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines == ["[]", "{'f1': 0.8, 'spearmanr': 0.0}"]
+
+
 def test_show_config_of_a_sweep_asks_for_one_value():
     """It said "add -m/--multirun to sweep over them", and show-config refuses -m: it prints one config."""
     from conftest import assert_one_line_error
