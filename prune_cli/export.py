@@ -30,7 +30,6 @@ from prune_cli.runner import encode_split, load_encoder, require_rows_scored_on,
 
 MODELING_FILE = "modeling_pruned_bert.py"
 HEAD_FILE = "layer_mix_head.py"
-MODEL_CLASS = hf_modeling.PrunedBertForSequenceClassification.__name__
 HEAD_IMPORT = "from prune_cli.head import LayerMixHead"
 MANIFEST_FILE = "prune_cli_manifest.json"
 CARD_FILE = "README.md"  # the hub renders it as the model's page
@@ -42,8 +41,9 @@ def export(run_dir: Path, out: Path, model: str | None = None) -> Path:
     cfg = stored_config(run_dir, model=model)
     metrics = require_exportable(run_dir, out)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
-    if encoder.encoder.config.model_type != "bert":
-        raise UserError(f"export writes BERT models; this run's base is a '{encoder.encoder.config.model_type}' model")
+    if encoder.encoder.config.model_type not in hf_modeling.EXPORTED:
+        raise UserError(f"export writes models of model_type {' or '.join(map(repr, hf_modeling.EXPORTED))}; this run's base "
+                        f"has model_type '{encoder.encoder.config.model_type}'")
     weights, task_head = restore(run_dir, cfg, encoder, base_hash, tokenizer, torch.device("cpu"))
     exported = _assemble(cfg, encoder.encoder, weights or {}, task_head)
     card_cfg = OmegaConf.to_container(cfg, resolve=True)
@@ -100,13 +100,14 @@ def _assemble(cfg, base_encoder: torch.nn.Module, weights: dict[str, torch.Tenso
         config.id2label = dict(enumerate(data.label_names(task)))
         config.label2id = {name: i for i, name in enumerate(data.label_names(task))}
     config.problem_type = "regression" if data.is_regression(task) else "single_label_classification"
-    config.architectures = [MODEL_CLASS]
+    model_class = hf_modeling.EXPORTED[config.model_type]
+    config.architectures = [model_class.__name__]
     config.prune_cli_pooling = task_head.pooling
-    config.auto_map = {"AutoModelForSequenceClassification": f"{MODELING_FILE[:-3]}.{MODEL_CLASS}"}
-    model = hf_modeling.PrunedBertForSequenceClassification(config)
+    config.auto_map = {"AutoModelForSequenceClassification": f"{MODELING_FILE[:-3]}.{model_class.__name__}"}
+    model = model_class(config)
     encoder_state = {name: tensor for name, tensor in base_encoder.state_dict().items() if not name.startswith("pooler.")}
     encoder_state.update({name: tensor.detach().to("cpu") for name, tensor in weights.items() if not name.startswith("pooler.")})
-    state = {f"bert.{k}": v for k, v in encoder_state.items()} | {f"head.{k}": v for k, v in task_head.state_dict().items()}
+    state = {f"{model_class.base_model_prefix}.{k}": v for k, v in encoder_state.items()} | {f"head.{k}": v for k, v in task_head.state_dict().items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:  # only buffers the model rebuilds itself may be missing
         real_missing = [m for m in missing if not m.endswith("position_ids")]

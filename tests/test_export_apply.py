@@ -22,9 +22,13 @@ def _run(in_tmp: Path, tiny_model_dir: Path, *args: str, name: str) -> Path:
     return in_tmp / name
 
 
-@pytest.mark.parametrize(("task", "method", "pooling"), [("stsb", "adapt_by_pruning", "cls"), ("sst2", "magnitude", "cls"),
-                                                       ("mrpc", "finetune", "cls"), ("sst2", "adapt_by_pruning", "mean")])
-def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, tiny_model_dir: Path, task: str, method: str, pooling: str):
+@pytest.mark.parametrize(("task", "method", "pooling", "base"), [
+    ("stsb", "adapt_by_pruning", "cls", "bert"), ("sst2", "magnitude", "cls", "bert"), ("mrpc", "finetune", "cls", "bert"),
+    ("sst2", "adapt_by_pruning", "mean", "bert"), ("mrpc", "adapt_by_pruning", "cls", "roberta"), ("stsb", "finetune", "mean", "roberta")])
+def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, request: pytest.FixtureRequest, task: str,
+                                                                              method: str, pooling: str, base: str):
+    """A BERT base, or a RoBERTa one (its encoder under `roberta.`, so that it also loads as a plain RobertaModel)."""
+    tiny_model_dir = request.getfixturevalue({"bert": "tiny_model_dir", "roberta": "tiny_roberta_dir"}[base])
     run_dir = _run(in_tmp, tiny_model_dir, "--task", task, "--method", method, f"head.pooling={pooling}", name="run")
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(FIXTURE_GLUE))
     assert result.exit_code == 0, result.output
@@ -56,11 +60,35 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     assert head.pooling == pooling == model.config.prune_cli_pooling
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert read_metrics(run_dir)["metrics"] == export.score_exported(in_tmp / "hf", export.read_scored_rows(run_dir, str(FIXTURE_GLUE)))
-    # the baked encoder is a plain BertModel too, zeros where the mask pruned
-    plain = AutoModel.from_pretrained(str(in_tmp / "hf"))
+    # the baked encoder is a plain BertModel (RobertaModel) too, with the run's weights: zeros where the mask pruned
+    plain = AutoModel.from_pretrained(str(in_tmp / "hf")).eval()
+    assert type(plain).__name__ == {"bert": "BertModel", "roberta": "RobertaModel"}[base]
+    with torch.no_grad(), encoder.fixed(weights):
+        assert torch.allclose(plain(**batch).last_hidden_state, encoder.encoder(**batch).last_hidden_state, atol=1e-5)
     if method != "finetune":
         zeros = sum(int((p == 0).sum()) for n, p in plain.named_parameters() if n.endswith("weight") and p.dim() == 2)
         assert zeros >= read_metrics(run_dir)["num_maskable"] * 0.49
+
+
+def test_a_run_on_an_encoder_export_has_no_class_for_is_refused_before_writing(in_tmp: Path, tiny_model_dir: Path):
+    """An ELECTRA (BERT's encoder, its embeddings projected to the hidden width) adapts and scores
+    like a BERT, but export has model classes for BERT and RoBERTa only: one line, nothing written."""
+    import shutil
+
+    from conftest import assert_one_line_error
+    from transformers import AutoConfig, ElectraConfig, ElectraModel
+
+    electra = in_tmp / "tiny-electra"
+    shutil.copytree(tiny_model_dir, electra, ignore=shutil.ignore_patterns("config.json", "model.safetensors"))
+    bert = AutoConfig.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    ElectraModel(ElectraConfig(vocab_size=bert.vocab_size, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=48, max_position_embeddings=bert.max_position_embeddings)).save_pretrained(electra)
+    run_dir = _run(in_tmp, electra, "--task", "sst2", name="run")
+    assert run_cli("evaluate", "--check", str(run_dir)).exit_code == 0
+    assert_one_line_error(run_cli("export", str(run_dir), "--out", str(in_tmp / "hf")),
+                          "export writes models of model_type 'bert' or 'roberta'; this run's base has model_type 'electra'")
+    assert not (in_tmp / "hf").exists() and not list(in_tmp.glob(".hf.*"))
 
 
 def test_export_never_overwrites_a_folder(in_tmp: Path, tiny_model_dir: Path):
