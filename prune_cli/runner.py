@@ -638,12 +638,6 @@ def evaluate_runs(run_dirs: Sequence[Path], data_dir: str | None = None, device:
     return results
 
 
-def evaluate(run_dir: Path, data_dir: str | None = None, device: str | None = None, precision: str | None = None,
-             model: str | None = None) -> dict[str, float]:
-    """One run's figures now, printed beside its stored ones (`evaluate_runs` of that run alone)."""
-    return evaluate_runs([run_dir], data_dir, device, precision, model)[0].metrics
-
-
 def resume(run_dir: Path) -> float:
     """Continue a killed run with the config stored in its directory (`adapt --resume RUN_DIR`)."""
     rundir.require_resumable(run_dir)

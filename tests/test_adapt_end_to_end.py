@@ -50,9 +50,9 @@ def test_adapt_writes_a_complete_run_dir_and_evaluate_reproduces_it(in_tmp: Path
 
     again = run_cli("evaluate", str(run_dir))
     assert again.exit_code == 0, again.output
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
-    assert evaluate(run_dir) == metrics["metrics"]  # exact, not approximate
+    assert evaluate(run_dir).metrics == metrics["metrics"]  # exact, not approximate
 
 
 @pytest.mark.parametrize("task", ["sst2", "mrpc"])

@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURE_GLUE, assert_one_line_error, only_run_dir, read_metrics, run_cli, tiny_overrides
 from omegaconf import OmegaConf
 
-from prune_cli import data, metrics, runner
+from prune_cli import api, data, metrics
 from prune_cli.config import CONFIG_DIR
 from prune_cli.errors import UserError
 
@@ -92,7 +92,7 @@ def test_a_held_out_run_is_scored_on_its_rows_by_every_reader(in_tmp: Path, tiny
 
     rescored = run_cli("evaluate", str(run))
     assert rescored.exit_code == 0 and "held-out metrics" in rescored.output, rescored.output
-    assert runner.evaluate(run) == stored["metrics"]
+    assert api.evaluate(run).metrics == stored["metrics"]
 
     predicted = run_cli("predict", str(run), "--split", "dev", "--out", str(in_tmp / "rows"))
     assert predicted.exit_code == 0, predicted.output

@@ -50,11 +50,11 @@ def test_minilm_sst2_slice_end_to_end(in_tmp: Path, minilm: str, glue: Path):
     mask_bytes = (run_dir / "mask.safetensors").stat().st_size
     assert mask_bytes * 8 / metrics["num_maskable"] < 1.01
 
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
-    assert evaluate(run_dir) == metrics["metrics"]
+    assert evaluate(run_dir).metrics == metrics["metrics"]
     # the packaged model named by its config (as `adapt --model minilm` takes it) or by its folder is the run's own
-    assert evaluate(run_dir, model="minilm") == evaluate(run_dir, model=minilm) == metrics["metrics"]
+    assert evaluate(run_dir, model="minilm").metrics == evaluate(run_dir, model=minilm).metrics == metrics["metrics"]
     # the exported folder, loaded by plain transformers, scores exactly the same
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check")
     assert result.exit_code == 0, result.output

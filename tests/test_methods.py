@@ -30,9 +30,9 @@ def test_pruning_method_hits_sparsity_and_writes_run_dir(in_tmp: Path, tiny_mode
     assert {"metrics.json", "mask.safetensors", "head.safetensors", "history.jsonl"} <= {p.name for p in run_dir.iterdir()}
     if method in {"gmp", "imp"}:
         assert "finetuned_eval_accuracy" in metrics["method_details"]
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
-    assert evaluate(run_dir) == metrics["metrics"]
+    assert evaluate(run_dir).metrics == metrics["metrics"]
 
 
 def test_transfer_scores_another_tasks_mask_with_a_fresh_head_on_this_task(in_tmp: Path, tiny_model_dir: Path):
@@ -40,7 +40,7 @@ def test_transfer_scores_another_tasks_mask_with_a_fresh_head_on_this_task(in_tm
     sparsity, saying where its mask came from, and re-scored by `evaluate` like any pruning run,
     from its own files once the STS-B run is gone."""
     from prune_cli import mask_format
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
     learnt = run_cli("adapt", "--task", "stsb", "--sparsity", "0.5", "hydra.run.dir=stsb-run", *tiny_overrides(tiny_model_dir, steps=8))
     assert learnt.exit_code == 0, learnt.output
@@ -61,7 +61,7 @@ def test_transfer_scores_another_tasks_mask_with_a_fresh_head_on_this_task(in_tm
     assert set(metrics["metrics"]) == {"eval_accuracy", "eval_f1"} and metrics["base_weights_unchanged"]
     assert [r["phase"] for r in map(json.loads, (run_dir / "history.jsonl").read_text().splitlines())] == ["head"] * 8
     shutil.rmtree(source)  # the run holds its mask: it stands alone
-    assert evaluate(run_dir) == metrics["metrics"]
+    assert evaluate(run_dir).metrics == metrics["metrics"]
 
 
 @pytest.mark.parametrize("method", sorted(DENSE))
@@ -76,9 +76,9 @@ def test_dense_references_write_run_dir_and_reproduce(in_tmp: Path, tiny_model_d
     said = " ".join(result.output.split())  # rich wraps the console at its width
     assert "pretrained weights unchanged: True" in said
     assert ("the run's own copy" in said) == (method == "finetune")  # so a True is not read as "not fine-tuned"
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
-    assert evaluate(run_dir) == metrics["metrics"]
+    assert evaluate(run_dir).metrics == metrics["metrics"]
 
 
 def test_imp_levels_prune_a_fifth_of_the_remainder_and_stop_exactly():
@@ -362,7 +362,7 @@ def test_encoder_dropout_changes_mask_learning_only_and_scoring_stays_determinis
     import json
 
     from prune_cli import rundir
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
     losses = {}
     for flag in ("false", "true"):
@@ -374,7 +374,7 @@ def test_encoder_dropout_changes_mask_learning_only_and_scoring_stays_determinis
         losses[flag] = [(r["phase"], r["loss"]) for r in history]
         metrics = read_metrics(run_dir)
         assert abs(metrics["sparsity_realized"] - 0.5) <= 0.001
-        assert evaluate(run_dir) == metrics["metrics"]
+        assert evaluate(run_dir).metrics == metrics["metrics"]
     prune_steps = [i for i, (phase, _) in enumerate(losses["false"]) if phase == "prune"]
     assert prune_steps and losses["true"][0] != losses["false"][0]
     assert [p for p, _ in losses["true"]] == [p for p, _ in losses["false"]]

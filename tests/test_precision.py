@@ -57,22 +57,22 @@ def test_reduced_precision_runs_end_to_end_and_evaluate_reproduces_it(in_tmp: Pa
     from omegaconf import OmegaConf
 
     from prune_cli import rundir
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
     assert OmegaConf.load(run_dir / rundir.CONFIG).trainer.precision == precision  # evaluate scores in it too
 
-    assert evaluate(run_dir) == metrics["metrics"]
+    assert evaluate(run_dir).metrics == metrics["metrics"]
 
 
 def test_evaluate_rescores_a_run_in_another_precision_and_refuses_an_unknown_one(in_tmp: Path, tiny_model_dir: Path):
     """A run trained in fp16 on a GPU is re-scored on a CPU (which emulates fp16) in fp32 or bf16."""
-    from prune_cli.runner import evaluate
+    from prune_cli.api import evaluate
 
     assert run_cli("adapt", "--task", "stsb", *tiny_overrides(tiny_model_dir, "trainer.precision=fp16")).exit_code == 0
     run_dir = only_run_dir(in_tmp / "outputs")
     stored = read_metrics(run_dir)["metrics"]
-    assert evaluate(run_dir) == stored
-    rescored = evaluate(run_dir, precision="fp32")
+    assert evaluate(run_dir).metrics == stored
+    rescored = evaluate(run_dir, precision="fp32").metrics
     assert rescored.keys() == stored.keys() and rescored != stored  # fp32 arithmetic: not the fp16 digits
     # near, not equal: the fixture's 12 dev pairs get near-tied scores from the tiny random model, and fp16's
     # rounding reorders some, which moves a correlation over 12 pairs by several hundredths (0.07 here)
