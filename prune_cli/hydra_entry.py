@@ -206,7 +206,7 @@ def _plan_sweep(jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig], se
     return Plan(planned, folder or str(settings.sweep.dir), True, settings.sweeper.get("_target_") == BASIC_SWEEPER, _inputs(planned))
 
 
-def rows_to_train(cfg: DictConfig, read: dict[str, int | None]) -> int | None:
+def rows_to_train(cfg: DictConfig, read: dict[str, int]) -> int | None:
     """How many rows a job would train on, read as the run reads them (`data.load_task_data`, then
     `data.max_train_samples`), where they are in a local GLUE folder; None for data on the hub (a
     dry run downloads nothing) or a folder that is not there (the plan names it). Reading them
@@ -241,7 +241,8 @@ def _inputs(jobs: Sequence[PlannedJob]) -> list[tuple[str, str, bool]]:
 
 
 def _rows_said(counts: set[int] | None) -> str:
-    """" (3,668 training rows)", or their range where the jobs cut the split differently (data.max_train_samples)."""
+    """What a data line adds: its jobs' training rows (" (3,668 training rows)"), or their range where
+    the jobs cut the split differently (data.max_train_samples); nothing where none was read."""
     if not counts:
         return ""
     low, high = min(counts), max(counts)
