@@ -42,7 +42,7 @@ def export(run_dir: Path, out: Path, model: str | None = None) -> Path:
     metrics = require_exportable(run_dir, out)
     encoder, base_hash, tokenizer = load_encoder(cfg, torch.device("cpu"))
     if encoder.encoder.config.model_type not in hf_modeling.EXPORTED:
-        raise UserError(f"export writes models of model_type {' or '.join(map(repr, hf_modeling.EXPORTED))}; this run's base "
+        raise UserError(f"export writes models of model_type {', '.join(map(repr, hf_modeling.EXPORTED))}; this run's base "
                         f"has model_type '{encoder.encoder.config.model_type}'")
     weights, task_head = restore(run_dir, cfg, encoder, base_hash, tokenizer, torch.device("cpu"))
     exported = _assemble(cfg, encoder.encoder, weights or {}, task_head)

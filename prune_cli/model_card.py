@@ -142,7 +142,7 @@ def _body(cfg: Mapping[str, Any], metrics: Mapping[str, Any], algorithm: str, fo
               f'classify = pipeline("text-classification", model="{folder_name}", trust_remote_code=True)',
               f"print(classify({_example_input(task)}))", "```", ""]
     lines += _labels_paragraph(task)
-    lines += ["The folder carries its own model code (`modeling_pruned_bert.py`, about 60 lines, and "
+    lines += ["The folder carries its own model code (`modeling_pruned_bert.py`, about 90 lines, and "
               "`layer_mix_head.py`), hence `trust_remote_code=True`; nothing from prune-cli need be installed. "
               "transformers logs that the class \"is not supported\" for text-classification (its check lists "
               "built-in classes only); the answers are right all the same.", ""]

@@ -10,10 +10,12 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import pytest
 
@@ -86,6 +88,39 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            intermediate_size=48, max_position_embeddings=TINY_POSITIONS + 2, type_vocab_size=1,
                            pad_token_id=tokenizer.pad_token_id)
     RobertaModel(config).save_pretrained(folder)
+    return folder
+
+
+# Other encoders of BERT's build, each with the tokenizer of the tiny model it shares its numbering of
+# positions with (`tiny_model_dir`'s WordPiece from 0, `tiny_roberta_dir`'s BPE from padding_idx + 1)
+OTHER_ENCODERS = {"electra": "bert", "albert": "bert", "xlm-roberta": "roberta", "camembert": "roberta"}
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, tiny_roberta_dir: Path) -> Callable[[str], Path]:
+    """A folder of a tiny random encoder of `OTHER_ENCODERS`' model_type (2 layers, 32 wide; ELECTRA's
+    and ALBERT's embeddings 16 wide, projected), made on first use."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    made: dict[str, Path] = {}
+
+    def folder(model_type: str) -> Path:
+        if model_type not in made:
+            tokenizer_from = {"bert": tiny_model_dir, "roberta": tiny_roberta_dir}[OTHER_ENCODERS[model_type]]
+            base = AutoConfig.from_pretrained(tokenizer_from)
+            out = tmp_path_factory.mktemp(f"tiny-{model_type}")
+            shutil.copytree(tokenizer_from, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.json", "*.safetensors"))
+            shape = {"vocab_size": base.vocab_size, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "intermediate_size": 48, "max_position_embeddings": base.max_position_embeddings,
+                     "type_vocab_size": base.type_vocab_size, "pad_token_id": base.pad_token_id}
+            if model_type in ("electra", "albert"):
+                shape["embedding_size"] = 16
+            torch.manual_seed(0)
+            AutoModel.from_config(AutoConfig.for_model(model_type, **shape)).save_pretrained(out)
+            made[model_type] = out
+        return made[model_type]
+
     return folder
 
 

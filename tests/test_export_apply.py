@@ -24,11 +24,14 @@ def _run(in_tmp: Path, tiny_model_dir: Path, *args: str, name: str) -> Path:
 
 @pytest.mark.parametrize(("task", "method", "pooling", "base"), [
     ("stsb", "adapt_by_pruning", "cls", "bert"), ("sst2", "magnitude", "cls", "bert"), ("mrpc", "finetune", "cls", "bert"),
-    ("sst2", "adapt_by_pruning", "mean", "bert"), ("mrpc", "adapt_by_pruning", "cls", "roberta"), ("stsb", "finetune", "mean", "roberta")])
+    ("sst2", "adapt_by_pruning", "mean", "bert"), ("mrpc", "adapt_by_pruning", "cls", "roberta"), ("stsb", "finetune", "mean", "roberta"),
+    ("sst2", "adapt_by_pruning", "cls", "electra"), ("mrpc", "magnitude", "cls", "xlm-roberta"), ("sst2", "adapt_by_pruning", "mean", "camembert")])
 def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, request: pytest.FixtureRequest, task: str,
                                                                               method: str, pooling: str, base: str):
-    """A BERT base, or a RoBERTa one (its encoder under `roberta.`, so that it also loads as a plain RobertaModel)."""
-    tiny_model_dir = request.getfixturevalue({"bert": "tiny_model_dir", "roberta": "tiny_roberta_dir"}[base])
+    """A BERT base, or another of BERT's build (its encoder under its architecture's prefix, so that
+    it also loads as that architecture's plain model: RobertaModel, ElectraModel, ...)."""
+    tiny_model_dir = (request.getfixturevalue({"bert": "tiny_model_dir", "roberta": "tiny_roberta_dir"}[base]) if base in ("bert", "roberta")
+                      else request.getfixturevalue("tiny_encoder_dir")(base))
     run_dir = _run(in_tmp, tiny_model_dir, "--task", task, "--method", method, f"head.pooling={pooling}", name="run")
     result = run_cli("export", str(run_dir), "--out", str(in_tmp / "hf"), "--check", "--data-dir", str(FIXTURE_GLUE))
     assert result.exit_code == 0, result.output
@@ -62,7 +65,8 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     assert read_metrics(run_dir)["metrics"] == export.score_exported(in_tmp / "hf", export.read_scored_rows(run_dir, str(FIXTURE_GLUE)))
     # the baked encoder is a plain BertModel (RobertaModel) too, with the run's weights: zeros where the mask pruned
     plain = AutoModel.from_pretrained(str(in_tmp / "hf")).eval()
-    assert type(plain).__name__ == {"bert": "BertModel", "roberta": "RobertaModel"}[base]
+    assert type(plain).__name__ == {"bert": "BertModel", "roberta": "RobertaModel", "electra": "ElectraModel",
+                                    "xlm-roberta": "XLMRobertaModel", "camembert": "CamembertModel"}[base]
     with torch.no_grad(), encoder.fixed(weights):
         assert torch.allclose(plain(**batch).last_hidden_state, encoder.encoder(**batch).last_hidden_state, atol=1e-5)
     if method != "finetune":
@@ -70,24 +74,18 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
         assert zeros >= read_metrics(run_dir)["num_maskable"] * 0.49
 
 
-def test_a_run_on_an_encoder_export_has_no_class_for_is_refused_before_writing(in_tmp: Path, tiny_model_dir: Path):
-    """An ELECTRA (BERT's encoder, its embeddings projected to the hidden width) adapts and scores
-    like a BERT, but export has model classes for BERT and RoBERTa only: one line, nothing written."""
-    import shutil
-
+def test_a_run_on_an_encoder_export_has_no_class_for_is_refused_before_writing(in_tmp: Path, tiny_encoder_dir):
+    """An ALBERT (one layer's weights shared by all, its embeddings projected) adapts and scores like
+    a BERT, but export has no model class for it: one line naming those it has, nothing written."""
     from conftest import assert_one_line_error
-    from transformers import AutoConfig, ElectraConfig, ElectraModel
 
-    electra = in_tmp / "tiny-electra"
-    shutil.copytree(tiny_model_dir, electra, ignore=shutil.ignore_patterns("config.json", "model.safetensors"))
-    bert = AutoConfig.from_pretrained(tiny_model_dir)
-    torch.manual_seed(0)
-    ElectraModel(ElectraConfig(vocab_size=bert.vocab_size, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=48, max_position_embeddings=bert.max_position_embeddings)).save_pretrained(electra)
-    run_dir = _run(in_tmp, electra, "--task", "sst2", name="run")
+    from prune_cli import hf_modeling
+
+    run_dir = _run(in_tmp, tiny_encoder_dir("albert"), "--task", "sst2", name="run")
     assert run_cli("evaluate", "--check", str(run_dir)).exit_code == 0
     assert_one_line_error(run_cli("export", str(run_dir), "--out", str(in_tmp / "hf")),
-                          "export writes models of model_type 'bert' or 'roberta'; this run's base has model_type 'electra'")
+                          f"export writes models of model_type {', '.join(map(repr, hf_modeling.EXPORTED))}; "
+                          "this run's base has model_type 'albert'")
     assert not (in_tmp / "hf").exists() and not list(in_tmp.glob(".hf.*"))
 
 
