@@ -621,12 +621,25 @@ def check_choices(cfg: DictConfig) -> None:
 
 
 def check_mask_patterns(cfg: DictConfig) -> None:
+    """mask.include and mask.exclude are lists of regular expressions, include not empty. A single
+    pattern typed as a string (`mask.include=query`, to mask the query matrices only) was read
+    character by character as the patterns q, u, e, r, y, and masked every weight whose name holds
+    one of them, without a word; an empty include list was refused only once the model had loaded."""
     for key in ("mask.include", "mask.exclude"):
-        for pattern in cfg.mask[key.split(".")[1]]:
+        patterns = OmegaConf.select(cfg, key)
+        if not OmegaConf.is_list(patterns):
+            typed = "null" if patterns is None else repr(patterns)
+            raise UserError(f"{key}={typed} is not a list; it takes a list of regular expressions on parameter names, "
+                            f"such as {key}=[{patterns if isinstance(patterns, str) else 'query'}] (several: {key}='[query,value]')")
+        if key == "mask.include" and not patterns:
+            raise UserError("mask.include=[] selects no weight to mask; give at least one regular expression on parameter names")
+        for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise UserError(f"{key} holds {pattern!r}, which is not a regular expression (text) on parameter names")
             try:
-                re.compile(str(pattern))
+                re.compile(pattern)
             except re.error as exc:
-                raise UserError(f"{key} pattern {str(pattern)!r} is not a regular expression: {exc}") from None
+                raise UserError(f"{key} pattern {pattern!r} is not a regular expression: {exc}") from None
 
 
 # A packaged option of each group that a config file of one's own can start from.

@@ -80,6 +80,13 @@ def test_scientific_notation_values_are_floats():
         (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),
         (["method.hold_fraction=most"], "method.hold_fraction='most' must be a number"),
         (["mask.include=['(']"], "mask.include pattern '(' is not a regular expression"),
+        # one pattern typed as a string was read character by character (q, u, e, r, y), masking far more
+        (["mask.include=query"], "mask.include='query' is not a list; it takes a list of regular expressions on parameter names, "
+                                 "such as mask.include=[query]"),
+        (["mask.exclude=LayerNorm"], "mask.exclude='LayerNorm' is not a list"),
+        (["mask.include=null"], "mask.include=null is not a list"),
+        (["mask.include=[]"], "mask.include=[] selects no weight to mask"),
+        (["mask.include=[query,1]"], "mask.include holds 1, which is not a regular expression (text)"),
         # the model is named in one key only, so a label cannot claim another model than the one loaded
         (["model.name=bert-base-uncased"], "no config key 'model.name'; did you mean 'model.name_or_path'?"),
     ],
