@@ -592,6 +592,38 @@ FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.na
                     "trainer.device", "trainer.precision", "method.mask_run")
 
 
+# Text the run writes into its record and labels (metrics.json, the mask's manifest, report's
+# tables): one value each, never a list or a mapping (`check_text_settings`).
+LABELS = ("tag", "method.name", "trainer.name", "task.name")
+
+
+def check_text_settings(cfg: DictConfig) -> None:
+    """Each text setting (`FREE_OR_OWN_TEXT`, `LABELS`) holds one value. `tag=[a]` ran its whole
+    training and then failed writing metrics.json (a list is not JSON, a traceback), losing the
+    run; `method.name=[a]` named the run's folder "['a']". A number is taken as its text
+    (`label_text`): `tag=2` is the label "2", `model.revision=1234567` a commit."""
+    for key in dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT)):
+        value = OmegaConf.select(cfg, key, default=None)
+        if OmegaConf.is_config(value) or isinstance(value, (list, dict)):
+            typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            raise UserError(f"{key}={typed!r} is a {'list' if OmegaConf.is_list(value) or isinstance(value, list) else 'mapping'}; "
+                            f"it takes one value (text), such as {key}={_text_example(key)}")
+
+
+def _text_example(key: str) -> str:
+    return {"tag": "long-ramp", "model.revision": "main"}.get(key, "my-name")
+
+
+def label_text(value: Any) -> str | None:
+    """A label setting as the record keeps it: text, or None where unset. Hydra reads `tag=2` as
+    the number 2, which the record's readers would refuse as not text ("it was edited")."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def choices() -> dict[str, tuple[str, ...]]:
     """Each setting that names one of a fixed set of options, with the set, as defined by the
     module that acts on it. Without this a typo (`method.init=magnitud`) would quietly run the
@@ -711,6 +743,7 @@ def _check_config(cfg: DictConfig) -> None:
 
     check_sparsity(cfg.sparsity)
     check_settings(cfg)
+    check_text_settings(cfg)
     check_mask_patterns(cfg)
     from prune_cli.data import check_labels, check_layout
     from prune_cli.metrics import check_task_metrics

@@ -26,7 +26,7 @@ import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer, ResumePoint
 from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, position_limit, resolve_model_path, tokenizer_hash
-from prune_cli.config import check_config, compose, group_options
+from prune_cli.config import check_config, compose, group_options, label_text
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
 from prune_cli.methods import DENSE, METHODS, MethodResult
@@ -288,15 +288,15 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
 
     realized = sparsity(result.masks) if result.masks is not None else 0.0
     identity = {
-        "task": cfg.task.name,
-        "method": cfg.method.name,
+        "task": label_text(cfg.task.name),
+        "method": label_text(cfg.method.name),
         "algorithm": cfg.method.algorithm,
         "model": cfg.model.name_or_path,
-        "model_revision": cfg.model.get("revision"),
+        "model_revision": label_text(cfg.model.get("revision")),
         "seed": int(cfg.seed),
         "sparsity_requested": float(cfg.sparsity),
         "sparsity_realized": realized,
-        "tag": cfg.get("tag"),
+        "tag": label_text(cfg.get("tag")),
     }
     _write_artifacts(run_dir, result, checkpoints.history, {
         **identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,

@@ -78,6 +78,22 @@ def test_a_roberta_adapts_at_the_default_length_and_evaluate_reproduces_it(in_tm
     assert again.exit_code == 0, again.output
 
 
+def test_a_label_typed_as_a_number_is_recorded_as_text_and_the_run_is_read(in_tmp: Path, tiny_model_dir: Path):
+    """Hydra reads `tag=2` as the number 2; the record kept it so, and every reader of the run then
+    refused its metrics.json as edited ("has 'tag': 2, not text"), report listing it as incomplete."""
+    from prune_cli import report
+
+    result = run_cli("adapt", "tag=2", "method.name=7", *tiny_overrides(tiny_model_dir, steps=2))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    metrics = read_metrics(run_dir)
+    assert (metrics["tag"], metrics["method"]) == ("2", "7")
+    assert mask_format.read_manifest(run_dir / "mask.safetensors")["method"] == "7"
+    assert run_cli("evaluate", "--check", str(run_dir)).exit_code == 0
+    groups, found, _ = report.build(in_tmp / "outputs")
+    assert [(g.method, g.tag) for g in groups] == [("7", "2")] and not found.incomplete
+
+
 def test_same_seed_gives_identical_mask_and_metrics(in_tmp: Path, tiny_model_dir: Path):
     for _ in range(2):
         assert run_cli("adapt", "--task", "mrpc", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir)).exit_code == 0

@@ -87,6 +87,10 @@ def test_scientific_notation_values_are_floats():
         (["mask.include=null"], "mask.include=null is not a list"),
         (["mask.include=[]"], "mask.include=[] selects no weight to mask"),
         (["mask.include=[query,1]"], "mask.include holds 1, which is not a regular expression (text)"),
+        # a list label failed the run after its training, writing metrics.json (a traceback, the run lost)
+        (["tag=[a]"], "tag=['a'] is a list; it takes one value (text), such as tag=long-ramp"),
+        (["method.name=[a]"], "method.name=['a'] is a list; it takes one value (text)"),
+        (["trainer.name={a:1}"], "trainer.name={'a': 1} is a mapping; it takes one value (text)"),
         # the model is named in one key only, so a label cannot claim another model than the one loaded
         (["model.name=bert-base-uncased"], "no config key 'model.name'; did you mean 'model.name_or_path'?"),
     ],
