@@ -600,9 +600,10 @@ LABELS = ("tag", "method.name", "trainer.name", "task.name")
 def check_text_settings(cfg: DictConfig) -> None:
     """Each text setting (`FREE_OR_OWN_TEXT`, `LABELS`) holds one value. `tag=[a]` ran its whole
     training and then failed writing metrics.json (a list is not JSON, a traceback), losing the
-    run; `method.name=[a]` named the run's folder "['a']". A number is taken as its text
-    (`label_text`): `tag=2` is the label "2", `model.revision=1234567` a commit."""
-    for key in dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT)):
+    run; `method.name=[a]` named the run's folder "['a']", and `data.dir=[a]` failed in a traceback.
+    A number is taken as its text (`label_text`): `tag=2` is the label "2", `model.revision=1234567`
+    a commit, `data.dir=5` a folder."""
+    for key in dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")):
         value = OmegaConf.select(cfg, key, default=None)
         if OmegaConf.is_config(value) or isinstance(value, (list, dict)):
             typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
@@ -611,7 +612,7 @@ def check_text_settings(cfg: DictConfig) -> None:
 
 
 def _text_example(key: str) -> str:
-    return {"tag": "long-ramp", "model.revision": "main"}.get(key, "my-name")
+    return {"tag": "long-ramp", "model.revision": "main", "data.dir": "/data/glue", "model.name_or_path": "bert-base-uncased"}.get(key, "my-name")
 
 
 def label_text(value: Any) -> str | None:

@@ -229,8 +229,9 @@ def check_labels(task: Mapping[str, Any]) -> None:
 
 
 def resolve_glue_dir(configured: str | None) -> Path | None:
-    """`data.dir` wins, then the `GLUE_DIR` environment variable; None means "use the hub"."""
-    chosen = configured or os.environ.get(GLUE_DIR_ENV)
+    """`data.dir` wins, then the `GLUE_DIR` environment variable; None means "use the hub". A folder
+    named by a number (`data.dir=5`, which Hydra reads as one) is that number's text."""
+    chosen = (str(configured) if configured is not None else "") or os.environ.get(GLUE_DIR_ENV)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 

@@ -91,6 +91,7 @@ def test_scientific_notation_values_are_floats():
         (["tag=[a]"], "tag=['a'] is a list; it takes one value (text), such as tag=long-ramp"),
         (["method.name=[a]"], "method.name=['a'] is a list; it takes one value (text)"),
         (["trainer.name={a:1}"], "trainer.name={'a': 1} is a mapping; it takes one value (text)"),
+        (["data.dir=[a]"], "data.dir=['a'] is a list; it takes one value (text), such as data.dir=/data/glue"),
         # the model is named in one key only, so a label cannot claim another model than the one loaded
         (["model.name=bert-base-uncased"], "no config key 'model.name'; did you mean 'model.name_or_path'?"),
     ],

@@ -159,6 +159,22 @@ def test_data_dir_beats_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("GLUE_DIR", str(tmp_path))
     assert data.resolve_glue_dir(str(FIXTURE_GLUE)) == FIXTURE_GLUE
     assert data.resolve_glue_dir(None) == tmp_path
+    assert data.resolve_glue_dir("") == tmp_path
+
+
+def test_a_data_folder_named_by_a_number_is_read(in_tmp: Path, tiny_model_dir: Path):
+    """Hydra reads `data.dir=5` as the number 5, which failed in a TypeError traceback."""
+    from conftest import tiny_overrides
+
+    from prune_cli.config import compose
+    from prune_cli.hydra_entry import plan_adapt
+
+    shutil.copytree(FIXTURE_GLUE / "SST-2", in_tmp / "5" / "SST-2")
+    assert data.resolve_glue_dir(5) == in_tmp / "5"
+    overrides = tiny_overrides(tiny_model_dir, "data.dir=5")
+    assert compose(overrides).data.dir == 5
+    [job] = plan_adapt(overrides, multirun=False).jobs
+    assert job.train_rows == 24
 
 
 def test_hub_path_maps_columns_and_splits(monkeypatch: pytest.MonkeyPatch):
