@@ -204,9 +204,41 @@ def check_layout(task: Mapping[str, Any]) -> None:
             # none had every input empty (an IndexError), a third was never read, a string was read letter by letter
             raise UserError(f"task '{name}': {where}.text_columns={columns!r} must list one column (a sentence) or two "
                             "(a sentence pair), e.g. text_columns: [sentence]")
+    _check_layout_values(task)
     if tsv and hub and (len(tsv["text_columns"]) != len(hub["text_columns"]) or list(tsv["dev_files"]) != list(hub["dev_splits"])):
         raise UserError(f"task '{name}': its TSV layout and its dataset must have the same number of text columns "
                         "and the same dev split keys (tsv.dev_files, hub.dev_splits)")
+
+
+def _check_layout_values(task: Mapping[str, Any]) -> None:
+    """The layout's names and switches have the kind the reader takes: a number or a list where a
+    folder, file or split name goes (`glue_dir: 5`, `dev_files: {dev: [a]}`) failed in a TypeError
+    traceback when the data was read, `header: null` in a ValueError on the header's first column."""
+    name, tsv, hub, test = task["name"], task.get("tsv"), task.get("hub"), task.get("test")
+
+    def refuse(key: str, value: Any, wanted: str, held: bool = False) -> None:
+        typed = "null" if value is None else repr(value)
+        raise UserError(f"task '{name}': {f'{key} holds {typed}, which' if held else f'{key}={typed}'} must be {wanted}")
+
+    if task.get("glue_dir") is not None and not isinstance(task["glue_dir"], str):
+        refuse("glue_dir", task["glue_dir"], "the name of the task's folder (text), e.g. glue_dir: SST-2")
+    if tsv and not isinstance(tsv.get("header"), bool):
+        refuse("tsv.header", tsv.get("header"), "true (the files' first line names the columns) or false")
+    if tsv:
+        for is_label, column in [*((False, c) for c in tsv["text_columns"]), (True, tsv.get("label_column"))]:
+            by_position = isinstance(column, int) and not isinstance(column, bool) and column >= 0
+            if not by_position and not (tsv["header"] and isinstance(column, str) and column):
+                refuse("tsv.label_column" if is_label else "tsv.text_columns", column,
+                       "a column's name in the header (text) or its position (0, 1, ...)" if tsv["header"]
+                       else "a column's position (0, 1, ...): the files have no header (tsv.header: false)", held=not is_label)
+    for key, names in (("tsv.dev_files", (tsv or {}).get("dev_files")), ("hub.dev_splits", (hub or {}).get("dev_splits")),
+                       ("test.files", (test or {}).get("files")), ("test.hub_splits", (test or {}).get("hub_splits"))):
+        if names is None and key.startswith("test."):
+            continue
+        if (key.startswith("tsv") and not tsv) or (key.startswith("hub") and not hub):
+            continue
+        if not isinstance(names, dict) or not names or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()):
+            refuse(key, names, "a mapping of each split's key to its file or split name (text), e.g. {dev: dev.tsv}")
 
 
 def check_labels(task: Mapping[str, Any]) -> None:
@@ -221,6 +253,8 @@ def check_labels(task: Mapping[str, Any]) -> None:
     names = task.get("label_names")
     if names is None:
         return
+    if not isinstance(names, list):
+        raise UserError(f"task '{task['name']}': label_names={names!r} must be a list naming each class, e.g. label_names: [negative, positive]")
     if is_regression(task):
         raise UserError(f"task '{task['name']}': label_names={list(names)} is set, but the task is a regression (labels: null); remove it")
     if len(names) != len(task["labels"]) or len(set(map(str, names))) != len(names):

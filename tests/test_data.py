@@ -327,6 +327,30 @@ def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: p
         data.load_task_data({**MOVIES, "hub": {**_movies("me/movies")["hub"], "label_column": None}}, {"dir": None})
 
 
+@pytest.mark.parametrize(("task", "change", "message"), [
+    ("sst2", {"glue_dir": 5}, "glue_dir=5 must be the name of the task's folder (text)"),
+    ("sst2", {"tsv": {"header": None}}, "tsv.header=null must be true (the files' first line names the columns) or false"),
+    ("sst2", {"tsv": {"dev_files": {"dev": 5}}}, "tsv.dev_files={'dev': 5} must be a mapping of each split's key to its file"),
+    ("sst2", {"tsv": {"dev_files": None}}, "tsv.dev_files=null must be a mapping"),
+    ("sst2", {"hub": {"dev_splits": ["validation"]}}, "hub.dev_splits=['validation'] must be a mapping"),
+    ("sst2", {"test": {"files": {"SST-2": None}}}, "test.files={'SST-2': None} must be a mapping"),
+    ("cola", {"tsv": {"label_column": "label"}}, "tsv.label_column='label' must be a column's position (0, 1, ...): the files have no header"),
+    ("cola", {"tsv": {"text_columns": [-1]}}, "tsv.text_columns holds -1, which must be a column's position"),
+    ("sst2", {"tsv": {"label_column": None}}, "tsv.label_column=null must be a column's name in the header (text) or its position"),
+    ("sst2", {"label_names": "negative"}, "label_names='negative' must be a list naming each class"),
+])
+def test_a_task_layouts_names_and_switches_are_checked_when_composed(task: str, change: dict, message: str):
+    """Each of these failed in a TypeError or ValueError traceback once the data was read (a folder
+    or file name that is a number or a list, a header switch that is null, a column name in a file
+    without a header), or read the class names letter by letter."""
+    cfg = task_cfg(task)
+    for key, value in change.items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
+    with pytest.raises(UserError, match=re.escape(f"task '{task}': {message}")):
+        data.check_layout(cfg)
+        data.check_labels(cfg)
+
+
 def test_a_task_must_say_where_its_data_is():
     glue = task_cfg("sst2")
     data.check_layout(glue)
