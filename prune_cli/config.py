@@ -503,7 +503,7 @@ class Setting:
             return isinstance(value, bool)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        if self.kind == "int" and not float(value).is_integer():
+        if self.kind == "int" and not isinstance(value, int):  # 1e9 is a float to Hydra, and range() takes none
             return False
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
@@ -528,7 +528,7 @@ SETTINGS: dict[str, Setting] = {
     "trainer.eval_batch_size": COUNT,
     "trainer.max_steps": Setting("int", low=1, nullable=True),
     "trainer.epochs": Setting("number", low=0, low_open=True, nullable=True),
-    "trainer.num_threads": Setting("int", low=1, nullable=True),
+    "trainer.num_threads": Setting("int", low=1, high=1024, nullable=True),  # torch.set_num_threads(10**9) aborted in libgomp asking for 216 GB
     "trainer.log_every": Setting("int", low=0),
     "trainer.eval_every": Setting("int", low=0),
     "trainer.progress": FLAG,
@@ -581,7 +581,9 @@ def check_settings(cfg: DictConfig) -> None:
     for key, setting in SETTINGS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not setting.accepts(value):
-            raise UserError(f"{key}={value!r} must be {setting.describe()}")
+            written = (f" (write it without a decimal point or exponent: {key}={int(value)})"
+                       if setting.kind == "int" and isinstance(value, float) and value.is_integer() else "")
+            raise UserError(f"{key}={value!r} must be {setting.describe()}{written}")
 
 
 # Text settings that are free (names) or checked on their own (the method by METHODS, the model by

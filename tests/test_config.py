@@ -75,6 +75,12 @@ def test_scientific_notation_values_are_floats():
         (["seed=4294967296"], "seed=4294967296 must be an integer >= 0 and <= 4294967295"),
         (["data.holdout_seed=4294967296"], "data.holdout_seed=4294967296 must be an integer >= 0 and <= 4294967295"),
         (["trainer.max_steps=2.5"], "trainer.max_steps=2.5 must be an integer >= 1, or null"),
+        # 1e9 is a float to Hydra: it passed as a whole number, and scoring failed in range() after the training
+        (["trainer.eval_batch_size=1e9"], "trainer.eval_batch_size=1000000000.0 must be an integer >= 1 (write it without a decimal point "
+                                          "or exponent: trainer.eval_batch_size=1000000000)"),
+        (["trainer.max_steps=2000.0"], "trainer.max_steps=2000.0 must be an integer >= 1, or null (write it without"),
+        # torch.set_num_threads(10**9) aborted the process in libgomp, asking for 216 GB
+        (["trainer.num_threads=1000000000"], "trainer.num_threads=1000000000 must be an integer >= 1 and <= 1024, or null"),
         (["head.lr=-1"], "head.lr=-1 must be a number > 0"),
         (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
         (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),
