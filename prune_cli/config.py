@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from prune_cli.errors import NO_SPACE, UserError, first_line, not_utf8, yaml_problem
 
@@ -606,7 +606,10 @@ def check_text_settings(cfg: DictConfig) -> None:
     A number is taken as its text (`label_text`): `tag=2` is the label "2", `model.revision=1234567`
     a commit, `data.dir=5` a folder."""
     for key in dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")):
-        value = OmegaConf.select(cfg, key, default=None)
+        try:
+            value = OmegaConf.select(cfg, key, default=None)
+        except OmegaConfBaseException:  # a section above it is no mapping (task.hub=[1]): check_layout names that
+            continue
         if OmegaConf.is_config(value) or isinstance(value, (list, dict)):
             typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             raise UserError(f"{key}={typed!r} is a {'list' if OmegaConf.is_list(value) or isinstance(value, list) else 'mapping'}; "
@@ -741,9 +744,25 @@ def check_config(cfg: DictConfig) -> None:
                         f"leaves it out; add it{hint}") from None
 
 
+# The root config's own sections, each a mapping of settings (the groups' options are files, chosen by name)
+SECTIONS = ("data", "mask", "head", "checkpoint")
+
+
+def check_sections(cfg: DictConfig) -> None:
+    """`data=x` is an override like any other to Hydra, and replaced the whole data section by the
+    text "x": the next read of a setting in it failed in a traceback. Each section, and each
+    option group's composed settings, stays a mapping."""
+    for key in (*SECTIONS, "task", "model", "trainer", "method"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if not OmegaConf.is_dict(value):
+            typed = "null" if value is None else repr(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+            raise UserError(f"{key}={typed} replaces the whole {key} section; set one of its settings instead ({key}.<setting>=...)")
+
+
 def _check_config(cfg: DictConfig) -> None:
     from prune_cli.methods import METHODS
 
+    check_sections(cfg)
     check_sparsity(cfg.sparsity)
     check_settings(cfg)
     check_text_settings(cfg)

@@ -186,7 +186,12 @@ def check_layout(task: Mapping[str, Any]) -> None:
 
     Checked when the config is composed, so a task file that could never be read fails before a
     run directory is made, not after the model has loaded."""
-    name, tsv, hub = task["name"], task.get("tsv"), task.get("hub")
+    name, tsv, hub = task.get("name"), task.get("tsv"), task.get("hub")
+    if not isinstance(name, str) or not name:
+        raise UserError(f"the task's name={'null' if name is None else repr(name)} must be text (a task file gives it: name: my-task)")
+    for key in ("tsv", "hub", "test"):
+        if task.get(key) is not None and not isinstance(task[key], dict):
+            raise UserError(f"task '{name}': {key}={task[key]!r} must be a mapping of its settings, or null")
     if not (task.get("glue_dir") and tsv) and not hub:
         raise UserError(f"task '{name}' says where no data is: give it a TSV folder layout (glue_dir and tsv:) "
                         "or a dataset (hub: with dataset, text_columns and dev_splits)")

@@ -233,3 +233,40 @@ def test_a_composed_config_without_a_setting_the_checks_read_names_it():
     with pytest.raises(UserError, match=r"^the composed config has no trainer.precision, which prune-cli reads: a trainer config file "
                                         r"of your own leaves it out; add it, or start it from a packaged one \(defaults: \[cpu, _self_\] at its top\)$"):
         check_config(cfg)
+
+
+ODD_VALUES = [[1], {"a": 1}, "x", 5, -1, 0, 1e9, True, None, ""]
+
+
+@pytest.mark.parametrize("task", ["sst2", "cola", "mrpc"])
+def test_no_value_of_any_key_fails_the_checks_in_a_traceback(task: str):
+    """Every key of the composed config (each section, the task's layout, data, mask, head, trainer,
+    model and the default method's settings), set to each of ODD_VALUES, passes the checks a
+    config meets when composed or is refused in one line, and so does reading its rows as a dry
+    run reads them. Such a sweep found a list label (`tag=[a]`) that failed the run after its
+    training, numbers, lists and null where a folder, file, column or switch was read (`data.dir=[a]`,
+    `task.glue_dir: 5`, a named column in a file without a header, `tsv.header: null`), a float
+    where a count was read (`trainer.eval_batch_size=1e9`), and a section replaced whole (`data=x`)."""
+    import copy
+
+    from conftest import FIXTURE_GLUE
+
+    from prune_cli.config import check_config
+    from prune_cli.hydra_entry import rows_to_train
+
+    composed = compose([f"task={task}", f"data.dir={FIXTURE_GLUE}"])
+    keys = [key for key in _dotted_keys(OmegaConf.to_container(composed, resolve=False), "") if not key.startswith("hydra")]
+    failures = []
+    for key in keys:
+        for value in ODD_VALUES:
+            cfg = copy.deepcopy(composed)
+            OmegaConf.set_struct(cfg, False)
+            OmegaConf.update(cfg, key, value, merge=False)
+            try:
+                check_config(cfg)
+                rows_to_train(cfg, {})
+            except UserError as refused:
+                assert "\n" not in str(refused), (key, value, str(refused))
+            except Exception as exc:  # noqa: BLE001 - what this test looks for
+                failures.append(f"{key}={value!r}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n".join(failures)
