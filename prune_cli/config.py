@@ -785,6 +785,10 @@ def _check_config(cfg: DictConfig) -> None:
     pick_device(str(cfg.trainer.device))  # a wrong device or precision fails before any data is read
     check_precision(str(cfg.trainer.precision))
     check_choices(cfg)
+    if cfg.method.algorithm == "imp":
+        from prune_cli.methods.baselines import imp_levels
+
+        imp_levels(float(cfg.sparsity), float(cfg.method.rate))  # a rate that would take too many rounds fails now
     if cfg.method.algorithm == "adapt_by_pruning":
         warmup, ramp_end = float(cfg.method.get("head_warmup_fraction", 0.0)), float(cfg.method.prune_fraction)
         if not 0.0 <= warmup < ramp_end <= 1.0:

@@ -81,6 +81,10 @@ def test_scientific_notation_values_are_floats():
         (["trainer.max_steps=2000.0"], "trainer.max_steps=2000.0 must be an integer >= 1, or null (write it without"),
         # torch.set_num_threads(10**9) aborted the process in libgomp, asking for 216 GB
         (["trainer.num_threads=1000000000"], "trainer.num_threads=1000000000 must be an integer >= 1 and <= 1024, or null"),
+        # the rounds were listed one by one, some 7e11 of them, until the process was killed for memory
+        (["method=imp", "method.rate=1e-12"], "IMP rounds to reach sparsity 0.5 (each a fine-tuning, its mask kept); give a rate that takes "
+                                              "at most 50 (the paper's 0.2 takes 4)"),
+        (["method=imp", "sparsity=0.9", "method.rate=0.01"], "method.rate=0.01 takes 230 IMP rounds to reach sparsity 0.9"),
         (["head.lr=-1"], "head.lr=-1 must be a number > 0"),
         (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
         (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),

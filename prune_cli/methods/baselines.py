@@ -7,12 +7,14 @@ their own fine-tuned score, under `finetuned_eval_*` in method_details.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 
 from prune_cli import mask_format, rundir
 from prune_cli.backbone import base_weights_hash
+from prune_cli.errors import UserError
 from prune_cli.masking import keep_top
 from prune_cli.methods.adapt_by_pruning import cubic_target
 from prune_cli.methods.base import MethodResult
@@ -80,8 +82,19 @@ def gmp(ctx: RunContext) -> MethodResult:
     return MethodResult(masks=masks, head=head, extra=extra)
 
 
+# IMP's rounds at most: each fine-tunes the model and keeps its mask for the run's files, so a tiny
+# method.rate (1e-12: some 7e11 rounds) grew the list of levels until the process was killed for
+# memory. The paper's 20% reaches s = 0.9 in 11 rounds; 50 rounds at 20% prune 99.999%.
+MAX_IMP_ROUNDS = 50
+
+
 def imp_levels(target: float, rate: float) -> list[float]:
-    """Sparsity after each IMP round: prune `rate` of the remaining weights, stop exactly at target."""
+    """Sparsity after each IMP round: prune `rate` of the remaining weights, stop exactly at target.
+    Refused beyond MAX_IMP_ROUNDS, counted before the rounds are listed."""
+    if target > 0 and math.log1p(-min(target, 1 - 1e-12)) / math.log1p(-rate) > MAX_IMP_ROUNDS + 1:
+        needed = math.ceil(math.log1p(-target) / math.log1p(-rate)) if target < 1 else "unbounded"
+        raise UserError(f"method.rate={rate:g} takes {needed} IMP rounds to reach sparsity {target:g} (each a fine-tuning, its mask kept); "
+                        f"give a rate that takes at most {MAX_IMP_ROUNDS} (the paper's 0.2 takes {math.ceil(math.log1p(-target) / math.log1p(-0.2))})")
     levels, kept = [], 1.0
     while not levels or levels[-1] < target - 1e-12:
         kept *= 1.0 - rate
