@@ -243,14 +243,16 @@ ODD_VALUES = [[1], {"a": 1}, "x", 5, -1, 0, 1e9, True, None, ""]
 
 
 @pytest.mark.parametrize("task", ["sst2", "cola", "mrpc"])
-def test_no_value_of_any_key_fails_the_checks_in_a_traceback(task: str):
+def test_no_value_of_any_key_fails_the_checks_in_a_traceback(task: str, monkeypatch: pytest.MonkeyPatch):
     """Every key of the composed config (each section, the task's layout, data, mask, head, trainer,
     model and the default method's settings), set to each of ODD_VALUES, passes the checks a
     config meets when composed or is refused in one line, and so does reading its rows as a dry
     run reads them. Such a sweep found a list label (`tag=[a]`) that failed the run after its
     training, numbers, lists and null where a folder, file, column or switch was read (`data.dir=[a]`,
     `task.glue_dir: 5`, a named column in a file without a header, `tsv.header: null`), a float
-    where a count was read (`trainer.eval_batch_size=1e9`), and a section replaced whole (`data=x`)."""
+    where a count was read (`trainer.eval_batch_size=1e9`), and a section replaced whole (`data=x`).
+    A mapping is merged into a section, as Hydra merges `data={a: 1}`; $GLUE_DIR is unset, so that
+    only the value tried decides where the rows are read."""
     import copy
 
     from conftest import FIXTURE_GLUE
@@ -258,6 +260,7 @@ def test_no_value_of_any_key_fails_the_checks_in_a_traceback(task: str):
     from prune_cli.config import check_config
     from prune_cli.hydra_entry import rows_to_train
 
+    monkeypatch.delenv("GLUE_DIR", raising=False)
     composed = compose([f"task={task}", f"data.dir={FIXTURE_GLUE}"])
     keys = [key for key in _dotted_keys(OmegaConf.to_container(composed, resolve=False), "") if not key.startswith("hydra")]
     failures = []
@@ -265,7 +268,7 @@ def test_no_value_of_any_key_fails_the_checks_in_a_traceback(task: str):
         for value in ODD_VALUES:
             cfg = copy.deepcopy(composed)
             OmegaConf.set_struct(cfg, False)
-            OmegaConf.update(cfg, key, value, merge=False)
+            OmegaConf.update(cfg, key, value, merge=isinstance(value, dict) and OmegaConf.is_dict(OmegaConf.select(cfg, key)))
             try:
                 check_config(cfg)
                 rows_to_train(cfg, {})
