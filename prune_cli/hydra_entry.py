@@ -217,7 +217,7 @@ def rows_to_train(cfg: DictConfig, read: dict[str, int]) -> int | None:
     glue_dir = data.task_glue_dir(task, data_cfg)
     if glue_dir is None or not (glue_dir / task["glue_dir"]).is_dir():
         return None
-    key = json.dumps([task, data_cfg, str(glue_dir.resolve())], sort_keys=True, default=str)
+    key = json.dumps([task, data_cfg, str(glue_dir)], sort_keys=True, default=str)  # resolve_glue_dir's path is absolute
     if key not in read:
         read[key] = len(data.load_task_data(task, data_cfg).train.first(cfg.data.max_train_samples))
     return read[key]

@@ -88,13 +88,18 @@ def gmp(ctx: RunContext) -> MethodResult:
 MAX_IMP_ROUNDS = 50
 
 
+def imp_rounds(target: float, rate: float) -> float:
+    """How many rounds pruning `rate` of the remaining weights takes to reach `target` (< 1), unrounded."""
+    return math.log1p(-target) / math.log1p(-rate)
+
+
 def imp_levels(target: float, rate: float) -> list[float]:
     """Sparsity after each IMP round: prune `rate` of the remaining weights, stop exactly at target.
     Refused beyond MAX_IMP_ROUNDS, counted before the rounds are listed."""
-    if target > 0 and math.log1p(-min(target, 1 - 1e-12)) / math.log1p(-rate) > MAX_IMP_ROUNDS + 1:
-        needed = math.ceil(math.log1p(-target) / math.log1p(-rate)) if target < 1 else "unbounded"
-        raise UserError(f"method.rate={rate:g} takes {needed} IMP rounds to reach sparsity {target:g} (each a fine-tuning, its mask kept); "
-                        f"give a rate that takes at most {MAX_IMP_ROUNDS} (the paper's 0.2 takes {math.ceil(math.log1p(-target) / math.log1p(-0.2))})")
+    if target > 0 and imp_rounds(target, rate) > MAX_IMP_ROUNDS + 1:
+        raise UserError(f"method.rate={rate:g} takes {math.ceil(imp_rounds(target, rate))} IMP rounds to reach sparsity {target:g} "
+                        f"(each a fine-tuning, its mask kept); give a rate that takes at most {MAX_IMP_ROUNDS} "
+                        f"(the paper's 0.2 takes {math.ceil(imp_rounds(target, 0.2))})")
     levels, kept = [], 1.0
     while not levels or levels[-1] < target - 1e-12:
         kept *= 1.0 - rate
