@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from prune_cli.config import label_text
 from prune_cli.errors import UserError, first_line
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
@@ -31,6 +32,17 @@ def looks_local(name_or_path: str) -> bool:
     """Whether `--model` names a folder on this machine (a path, or a name that exists here) rather
     than a Hugging Face hub model."""
     return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
+
+
+def model_name(model_cfg: Mapping[str, Any]) -> str:
+    """A config's `model.name_or_path` as text, the one way every reader takes it. Hydra reads
+    `model.name_or_path=0` as the number 0 (a folder named "0" to the user), which a run then
+    failed on in a traceback after its checks had passed, and `=null` as None, which a run would
+    have looked up on the hub as "None": a number is its text, null is refused."""
+    value = model_cfg.get("name_or_path")
+    if value is None:
+        raise UserError("model.name_or_path is null; name a Hugging Face model or a local folder (--model), or leave it unset for the default")
+    return label_text(value)
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -70,7 +82,7 @@ def model_source(model_cfg: Mapping[str, Any]) -> tuple[str, bool]:
     """(where a run would load its model from, whether it is there), said without loading it
     (`adapt --dry-run`): the packaged default's folder, a local folder, or a hub name (and its
     revision), which only the download can check."""
-    name = str(model_cfg["name_or_path"])
+    name = model_name(model_cfg)
     if name == PACKAGED_MINILM:
         try:
             return f"{name} ({resolve_model_path(name)})", True
@@ -92,7 +104,7 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
 
     hf_logging.disable_progress_bar()  # our own progress display is the one that matters
     hf_logging.set_verbosity_error()
-    path = resolve_model_path(model_cfg["name_or_path"])
+    path = resolve_model_path(model_name(model_cfg))
     pinned = hub_revision(model_cfg)
     try:
         config = AutoConfig.from_pretrained(path, **pinned)
@@ -144,7 +156,7 @@ def hub_revision(model_cfg: Mapping[str, Any]) -> dict[str, str]:
     revision = model_cfg.get("revision")
     if revision is None:
         return {}
-    name = str(model_cfg["name_or_path"])
+    name = model_name(model_cfg)
     if name == PACKAGED_MINILM or looks_local(name):
         raise UserError(f"model.revision={revision} picks a version of a Hugging Face hub model, but {name} is a local folder "
                         "(or the packaged default), which has one; leave model.revision unset")

@@ -776,9 +776,9 @@ def _check_config(cfg: DictConfig) -> None:
     check_task_metrics(task)
     if cfg.method.algorithm not in METHODS:
         raise UserError(f"method.algorithm={cfg.method.algorithm!r} is not implemented; known: {', '.join(sorted(METHODS))}")
-    from prune_cli.backbone import hub_revision, resolve_model_path
+    from prune_cli.backbone import hub_revision, model_name, resolve_model_path
 
-    resolve_model_path(str(cfg.model.name_or_path))  # a missing model folder fails before Hydra writes anything
+    resolve_model_path(model_name(cfg.model))  # a missing model folder fails before Hydra writes anything
     hub_revision(cfg.model)  # and so does a revision of a local folder
     from prune_cli.training import check_precision, pick_device
 

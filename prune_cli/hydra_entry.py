@@ -303,7 +303,7 @@ def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:
     a Hugging Face model name or a local folder", "use auto or cpu"): a sweep goes on with the
     settings it was launched with."""
     def check(cfg: DictConfig) -> None:
-        model = str(cfg.model.name_or_path)
+        model = backbone.model_name(cfg.model)
         runner.require_base_model_here(sweep_dir, model, runner.moved_model_way_back(model, "to continue the sweep"))
         runner.require_device_here(cfg, f"continue the sweep {sweep_dir}")
     return check

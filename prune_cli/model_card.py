@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from prune_cli import __version__, data
-from prune_cli.backbone import PACKAGED_MINILM, looks_local
+from prune_cli.backbone import PACKAGED_MINILM, looks_local, model_name
 from prune_cli.methods import DENSE
 from prune_cli.training import metric_key
 
@@ -60,7 +60,7 @@ def build(cfg: Mapping[str, Any], metrics: Mapping[str, Any], folder_name: str) 
     Scores become hub metadata (`model-index`, which the hub shows as results on that dataset's
     dev split) only for a task whose dataset is on the hub, scored on its whole dev set: a run that
     `data.max_eval_samples` cut to a slice of it says so in the text instead."""
-    task, model = cfg["task"], str(cfg["model"]["name_or_path"])
+    task, model = cfg["task"], model_name(cfg["model"])
     base = hub_base_model(model)
     dataset = hub_dataset(task)
     algorithm = str(metrics.get("algorithm") or metrics["method"])

@@ -840,6 +840,8 @@ def anchor_relative_paths(cfg: DictConfig, run_dir: Path) -> None:
         return
     for key in PATH_KEYS:
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)  # None too where it cannot be resolved
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # data.dir=5 names the folder "5"
+            value = str(value)
         if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
             continue
         if (launched / value).exists():

@@ -25,7 +25,8 @@ from safetensors.torch import save as save_tensors
 import prune_cli
 from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
 from prune_cli.checkpointing import Checkpointer, ResumePoint
-from prune_cli.backbone import base_weights_hash, load_backbone, looks_local, missing_model_folder, position_limit, resolve_model_path, tokenizer_hash
+from prune_cli.backbone import (base_weights_hash, load_backbone, looks_local, missing_model_folder, model_name, position_limit,
+                                 resolve_model_path, tokenizer_hash)
 from prune_cli.config import check_config, compose, group_options, label_text
 from prune_cli.errors import RunInterrupted, UserError, first_line
 from prune_cli.masking import MaskedEncoder, select_maskable, sparsity
@@ -148,7 +149,7 @@ def use_configured_threads(cfg: DictConfig) -> None:
 def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     use_configured_threads(cfg)
     device = pick_device(str(cfg.trainer.device))
-    resolve_model_path(cfg.model.name_or_path)  # a wrong --model fails before any data is read
+    resolve_model_path(model_name(cfg.model))  # a wrong --model fails before any data is read
     task = OmegaConf.to_container(cfg.task, resolve=True)
     task_data = data.load_task_data(task, OmegaConf.to_container(cfg.data, resolve=True), with_train=with_train)
     encoder, base_hash, tokenizer = load_encoder(cfg, device)
@@ -291,7 +292,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "task": label_text(cfg.task.name),
         "method": label_text(cfg.method.name),
         "algorithm": cfg.method.algorithm,
-        "model": cfg.model.name_or_path,
+        "model": model_name(cfg.model),
         "model_revision": label_text(cfg.model.get("revision")),
         "seed": int(cfg.seed),
         "sparsity_requested": float(cfg.sparsity),
@@ -299,7 +300,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "tag": label_text(cfg.get("tag")),
     }
     _write_artifacts(run_dir, result, checkpoints.history, {
-        **identity, "base_model": cfg.model.name_or_path, "base_weights_hash": prepared.base_hash,
+        **identity, "base_model": model_name(cfg.model), "base_weights_hash": prepared.base_hash,
         "num_maskable": prepared.encoder.num_maskable,
     })
     key = main_metric_key(cfg)
@@ -499,10 +500,10 @@ def stored_config(run_dir: Path, data_dir: str | None = None, device: str | None
     cfg = rundir.load_complete_config(run_dir)
     if model is not None:  # a model config's name (minilm) is its model, as `adapt --model minilm` reads it
         cfg.model.name_or_path = compose([f"model={model}"]).model.name_or_path if model in group_options("model") else model
-        if looks_local(str(cfg.model.name_or_path)) and "revision" in cfg.model:  # a local copy of the run's hub model at its revision
+        if looks_local(model_name(cfg.model)) and "revision" in cfg.model:  # a local copy of the run's hub model at its revision
             cfg.model.revision = None
     else:
-        require_base_model_here(run_dir, str(cfg.model.name_or_path))
+        require_base_model_here(run_dir, model_name(cfg.model))
     if data_dir is not None:
         cfg.data.dir = data_dir
     if device is not None:

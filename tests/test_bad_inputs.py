@@ -139,6 +139,8 @@ def test_a_model_with_one_token_type_takes_single_sentences_only(in_tmp: Path, t
     (["hydra.run.dir="], "hydra.run.dir is empty; name a folder for it, or leave it unset for a new one under outputs/"),
     (["-m", "seed=1,2", "hydra.sweep.dir="], "hydra.sweep.dir is empty; name a folder for it"),
     (["model.name_or_path="], "model.name_or_path is empty; name a Hugging Face model or a local folder (--model)"),
+    # Hydra reads null as None, which passed the checks (as the hub name "None") and ended the run in a traceback
+    (["model.name_or_path=null"], "model.name_or_path is null; name a Hugging Face model or a local folder (--model)"),
     # every job in the sweep folder itself: the first ran there, beside multirun.yaml, and each later one failed as its clash
     (["-m", "seed=1,2", "hydra.sweep.dir=sweep", "hydra.sweep.subdir="],
      "hydra.sweep.subdir= puts every job of the sweep in the sweep folder itself, beside its multirun.yaml and in one another's way; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -175,6 +176,28 @@ def test_a_data_folder_named_by_a_number_is_read(in_tmp: Path, tiny_model_dir: P
     assert compose(overrides).data.dir == 5
     [job] = plan_adapt(overrides, multirun=False).jobs
     assert job.train_rows == 24
+
+
+def test_folders_named_by_numbers_are_read_from_wherever_the_run_is_read(in_tmp: Path, tiny_model_dir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """`model.name_or_path=7` is the number 7 to Hydra: it passed the checks and ended the run in a
+    traceback (`'int' object has no attribute 'strip'`), after the data was read. `data.dir=5` ran,
+    but its readers took the record's "5" as no path to anchor, so `evaluate` from anywhere else
+    looked for ./5."""
+    from conftest import only_run_dir, run_cli, tiny_overrides
+
+    shutil.copytree(FIXTURE_GLUE / "SST-2", in_tmp / "5" / "SST-2")
+    shutil.copytree(tiny_model_dir, in_tmp / "7")
+    result = run_cli("adapt", *tiny_overrides(tiny_model_dir, "data.dir=5", "model.name_or_path=7"))
+    assert result.exit_code == 0, result.output
+    run = only_run_dir(in_tmp / "outputs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "7", "the record's model is text, as its readers require"
+    elsewhere = in_tmp / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    checked = run_cli("evaluate", "--check", str(run))
+    assert checked.exit_code == 0, checked.output
 
 
 def test_hub_path_maps_columns_and_splits(monkeypatch: pytest.MonkeyPatch):
