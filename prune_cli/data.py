@@ -236,6 +236,8 @@ def _check_layout_values(task: Mapping[str, Any]) -> None:
                 refuse("tsv.label_column" if is_label else "tsv.text_columns", column,
                        "a column's name in the header (text) or its position (0, 1, ...)" if tsv["header"]
                        else "a column's position (0, 1, ...): the files have no header (tsv.header: false)", held=not is_label)
+    if test and test.get("files") is not None:
+        _check_test_columns(task, refuse)
     for key, names in (("tsv.dev_files", (tsv or {}).get("dev_files")), ("hub.dev_splits", (hub or {}).get("dev_splits")),
                        ("test.files", (test or {}).get("files")), ("test.hub_splits", (test or {}).get("hub_splits"))):
         if names is None and key.startswith("test."):
@@ -244,6 +246,31 @@ def _check_layout_values(task: Mapping[str, Any]) -> None:
             continue
         if not isinstance(names, dict) or not names or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()):
             refuse(key, names, "a mapping of each split's key to its file or split name (text), e.g. {dev: dev.tsv}")
+
+
+def _check_test_columns(task: Mapping[str, Any], refuse: Callable[..., None]) -> None:
+    """A `test:` block's local files are read by column (their first line names them, as GLUE's
+    do): an index column and one text column for each of the task's inputs. Unchecked, a run
+    trained with `test.text_columns: 5` and was refused only at `predict`, its stored config
+    unfixable; one text column for a pair task fed the model single sentences without a word."""
+    test = task["test"]
+    trained_on = (task.get("tsv") or task["hub"])["text_columns"]  # check_layout has made sure one is there, with 1 or 2
+    wanted = "a column's name in the test files' header (text) or its position (0, 1, ...)"
+
+    def is_column(column: Any) -> bool:
+        return (isinstance(column, str) and bool(column)) or (isinstance(column, int) and not isinstance(column, bool) and column >= 0)
+
+    if not is_column(test.get("index_column")):
+        refuse("test.index_column", test.get("index_column"), wanted)
+    columns = test.get("text_columns")
+    if not isinstance(columns, list) or not columns:
+        refuse("test.text_columns", columns, "a list of the test files' text columns, e.g. text_columns: [sentence]")
+    for column in columns:
+        if not is_column(column):
+            refuse("test.text_columns", column, wanted, held=True)
+    if len(columns) != len(trained_on):
+        refuse("test.text_columns", list(columns), f"{len(trained_on)} column(s), one for each input the model is trained on "
+               f"({'tsv' if task.get('tsv') else 'hub'}.text_columns: {list(trained_on)})")
 
 
 def check_labels(task: Mapping[str, Any]) -> None:

@@ -361,11 +361,20 @@ def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: p
     ("cola", {"tsv": {"text_columns": [-1]}}, "tsv.text_columns holds -1, which must be a column's position"),
     ("sst2", {"tsv": {"label_column": None}}, "tsv.label_column=null must be a column's name in the header (text) or its position"),
     ("sst2", {"label_names": "negative"}, "label_names='negative' must be a list naming each class"),
+    # the test block's columns: a run trained with these and was refused only by predict, its stored config unfixable
+    ("sst2", {"test": {"index_column": None}}, "test.index_column=null must be a column's name in the test files' header (text) "
+                                               "or its position (0, 1, ...)"),
+    ("sst2", {"test": {"text_columns": "sentence"}}, "test.text_columns='sentence' must be a list of the test files' text columns"),
+    ("sst2", {"test": {"text_columns": [True]}}, "test.text_columns holds True, which must be a column's name"),
+    # one column of a pair task's two: predict fed the model single sentences, without a word
+    ("mrpc", {"test": {"text_columns": ["#1 String"]}}, "test.text_columns=['#1 String'] must be 2 column(s), one for each input "
+                                                        "the model is trained on (tsv.text_columns: ['#1 String', '#2 String'])"),
 ])
 def test_a_task_layouts_names_and_switches_are_checked_when_composed(task: str, change: dict, message: str):
     """Each of these failed in a TypeError or ValueError traceback once the data was read (a folder
     or file name that is a number or a list, a header switch that is null, a column name in a file
-    without a header), or read the class names letter by letter."""
+    without a header), read the class names letter by letter, or read a pair task's test rows as
+    single sentences."""
     cfg = task_cfg(task)
     for key, value in change.items():
         cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
