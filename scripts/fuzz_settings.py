@@ -13,7 +13,9 @@ it for 3 steps on the given (tiny) model in this process. Anything but a finishe
 prune-cli refusal (`UserError`) is printed as `BAD method key=value: the exception`, and the exit
 status is 3 where there was one (1 is a bad argument, as for every script). Counts and step budgets set huge make a run as long as they say,
 so large values are left out of the defaults; the seventy-eighth sitting found the faults above
-with them, one key at a time.
+with them, one key at a time. The seventy-ninth swept `--values=-1,null,abc,''` (a list that starts
+with "-" needs the `=`) and `--keys mask.,checkpoint.,model.,task.`: `model.name_or_path=null` or
+`=0` ended a run in a traceback.
 """
 
 from __future__ import annotations
