@@ -7,15 +7,16 @@ transformers loads the result with
     AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
 
 and nothing from prune-cli installed. The classes only depend on transformers and torch. Each
-keeps its encoder under its architecture's own prefix (`bert.`, `roberta.`, `electra.`), so the
+keeps its encoder under its architecture's own prefix (`bert.`, `roberta.`, `electra.`, `albert.`), so the
 folder also loads as a plain `AutoModel` of that architecture (the head's weights then ignored).
 """
 
 from __future__ import annotations
 
 from torch import nn
-from transformers import (BertModel, BertPreTrainedModel, CamembertModel, CamembertPreTrainedModel, ElectraModel, ElectraPreTrainedModel,
-                          RobertaModel, RobertaPreTrainedModel, XLMRobertaModel, XLMRobertaPreTrainedModel)
+from transformers import (AlbertModel, AlbertPreTrainedModel, BertModel, BertPreTrainedModel, CamembertModel, CamembertPreTrainedModel,
+                          ElectraModel, ElectraPreTrainedModel, RobertaModel, RobertaPreTrainedModel, XLMRobertaModel,
+                          XLMRobertaPreTrainedModel)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from prune_cli.head import LayerMixHead  # export rewrites this to: from .layer_mix_head import LayerMixHead
@@ -80,7 +81,15 @@ class PrunedElectraForSequenceClassification(LayerMixClassification, ElectraPreT
     encoder_options: dict = {}
 
 
+class PrunedAlbertForSequenceClassification(LayerMixClassification, AlbertPreTrainedModel):
+    """An ALBERT encoder (under `albert.`) and the layer-mix head. ALBERT runs one layer's weights at
+    every depth, so the mask on them, learnt once, is baked in once; its hidden states are still
+    one per depth, as the head mixes them."""
+
+    encoder_class = AlbertModel
+
+
 # The class an exported folder of each base architecture (its config's model_type) is loaded as.
 EXPORTED = {"bert": PrunedBertForSequenceClassification, "roberta": PrunedRobertaForSequenceClassification,
             "xlm-roberta": PrunedXLMRobertaForSequenceClassification, "camembert": PrunedCamembertForSequenceClassification,
-            "electra": PrunedElectraForSequenceClassification}
+            "electra": PrunedElectraForSequenceClassification, "albert": PrunedAlbertForSequenceClassification}

@@ -93,7 +93,7 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Other encoders of BERT's build, each with the tokenizer of the tiny model it shares its numbering of
 # positions with (`tiny_model_dir`'s WordPiece from 0, `tiny_roberta_dir`'s BPE from padding_idx + 1)
-OTHER_ENCODERS = {"electra": "bert", "albert": "bert", "xlm-roberta": "roberta", "camembert": "roberta"}
+OTHER_ENCODERS = {"electra": "bert", "albert": "bert", "megatron-bert": "bert", "xlm-roberta": "roberta", "camembert": "roberta"}
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ def _run(in_tmp: Path, tiny_model_dir: Path, *args: str, name: str) -> Path:
 @pytest.mark.parametrize(("task", "method", "pooling", "base"), [
     ("stsb", "adapt_by_pruning", "cls", "bert"), ("sst2", "magnitude", "cls", "bert"), ("mrpc", "finetune", "cls", "bert"),
     ("sst2", "adapt_by_pruning", "mean", "bert"), ("mrpc", "adapt_by_pruning", "cls", "roberta"), ("stsb", "finetune", "mean", "roberta"),
-    ("sst2", "adapt_by_pruning", "cls", "electra"), ("mrpc", "magnitude", "cls", "xlm-roberta"), ("sst2", "adapt_by_pruning", "mean", "camembert")])
+    ("sst2", "adapt_by_pruning", "cls", "electra"), ("mrpc", "magnitude", "cls", "xlm-roberta"), ("sst2", "adapt_by_pruning", "mean", "camembert"),
+    ("mrpc", "adapt_by_pruning", "cls", "albert")])
 def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in_tmp: Path, request: pytest.FixtureRequest, task: str,
                                                                               method: str, pooling: str, base: str):
     """A BERT base, or another of BERT's build (its encoder under its architecture's prefix, so that
@@ -66,7 +67,7 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
     # the baked encoder is a plain BertModel (RobertaModel) too, with the run's weights: zeros where the mask pruned
     plain = AutoModel.from_pretrained(str(in_tmp / "hf")).eval()
     assert type(plain).__name__ == {"bert": "BertModel", "roberta": "RobertaModel", "electra": "ElectraModel",
-                                    "xlm-roberta": "XLMRobertaModel", "camembert": "CamembertModel"}[base]
+                                    "xlm-roberta": "XLMRobertaModel", "camembert": "CamembertModel", "albert": "AlbertModel"}[base]
     with torch.no_grad(), encoder.fixed(weights):
         assert torch.allclose(plain(**batch).last_hidden_state, encoder.encoder(**batch).last_hidden_state, atol=1e-5)
     if method != "finetune":
@@ -75,17 +76,18 @@ def test_exported_folder_loads_in_plain_transformers_and_scores_like_evaluate(in
 
 
 def test_a_run_on_an_encoder_export_has_no_class_for_is_refused_before_writing(in_tmp: Path, tiny_encoder_dir):
-    """An ALBERT (one layer's weights shared by all, its embeddings projected) adapts and scores like
-    a BERT, but export has no model class for it: one line naming those it has, nothing written."""
+    """A Megatron-BERT (BERT's layers, normalised before rather than after each block) adapts and
+    scores like a BERT, but export has no model class for it: one line naming those it has, nothing
+    written."""
     from conftest import assert_one_line_error
 
     from prune_cli import hf_modeling
 
-    run_dir = _run(in_tmp, tiny_encoder_dir("albert"), "--task", "sst2", name="run")
+    run_dir = _run(in_tmp, tiny_encoder_dir("megatron-bert"), "--task", "sst2", name="run")
     assert run_cli("evaluate", "--check", str(run_dir)).exit_code == 0
     assert_one_line_error(run_cli("export", str(run_dir), "--out", str(in_tmp / "hf")),
                           f"export writes models of model_type {', '.join(map(repr, hf_modeling.EXPORTED))}; "
-                          "this run's base has model_type 'albert'")
+                          "this run's base has model_type 'megatron-bert'")
     assert not (in_tmp / "hf").exists() and not list(in_tmp.glob(".hf.*"))
 
 
