@@ -333,10 +333,25 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
         raise UserError(f"unknown option {flag!r} (--help lists the command's options); Hydra's own flags (--cfg, --info, ...) "
                         "are not passed on: `prune-cli show-config` prints the composed config")
     try:
-        return OverridesParser.create(config_loader=_GroupOptions()).parse_overrides(list(overrides))  # type: ignore[arg-type]
+        parsed = OverridesParser.create(config_loader=_GroupOptions()).parse_overrides(list(overrides))  # type: ignore[arg-type]
     except OverrideParseException as exc:
         raise UserError(f"invalid override: {first_line(exc)} (a value with quotes, brackets, '=' or letters beyond ASCII "
                         "goes in single quotes: key='value')") from None
+    for override in parsed:
+        _refuse_interval(override)
+    return parsed
+
+
+def _refuse_interval(override: Any) -> None:
+    """`sparsity=interval(0,1)` is a range a sampling sweeper (Optuna's) draws values from, and
+    Hydra's basic sweeper cannot list: it ended `adapt -m` in Hydra's traceback ("Can only
+    enumerate CHOICE and RANGE sweeps"). prune-cli lists and checks every job before the first."""
+    from hydra.core.override_parser.types import ValueType
+
+    if override.value_type == ValueType.INTERVAL_SWEEP:
+        raise UserError(f"'{override.input_line}' is an interval, which only a sweeper that samples values draws from; prune-cli "
+                        "lists and checks every job of a sweep before the first starts: give the values (key=a,b), "
+                        "range(start,stop,step) or choice(a,b)")
 
 
 def first_combination(overrides: Sequence[str]) -> list[str]:

@@ -966,6 +966,9 @@ def test_transfer_of_a_mask_for_another_base_model(finished_run: Path, in_tmp: P
         (["--sparsity", "0.5,0.9", "method.prune_fraction=0.5,0.8", "method.hold_fraction=0.3"],
          ["sweep job 1 (sparsity=0.5 method.prune_fraction=0.8):", "1 - prune_fraction = 0.2", "(1 other job of 4 fails too)"]),
         (["method=glob(nope*)"], ["'method=glob(nope*)' sweeps over no values", "method's options: adapt_by_pruning"]),
+        # a sampling sweeper's range, which the basic sweeper cannot list: Hydra's traceback
+        (["sparsity=interval(0.5,0.9)"], ["'sparsity=interval(0.5,0.9)' is an interval",
+                                          "give the values (key=a,b), range(start,stop,step) or choice(a,b)"]),
     ],
 )
 def test_a_sweep_with_a_bad_later_job_is_refused_before_any_job_starts(in_tmp: Path, tiny_model_dir: Path, args: list[str],
