@@ -342,6 +342,20 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
     return parsed
 
 
+def _refuse_delete(override: Any, groups: Sequence[str]) -> None:
+    """`~key` deletes a key from the composed config, and every key of prune-cli's config is one it
+    reads: `~method.gamma` ended the run in Hydra's traceback, `~seed` the dry run in OmegaConf's,
+    and others were read back at a default no one chose or refused with a misleading reason ("a
+    sparsity config file of your own leaves it out"). Hydra's own keys (`~hydra.x`) are Hydra's."""
+    key = override.key_or_group
+    if key in STARTING_OPTIONS:
+        raise UserError(f"'{override.input_line}' removes the {key} choice, which every run needs; choose one instead: "
+                        f"{key}={'|'.join(group_options(key))}")
+    if _is_config_key(key, groups):  # not Hydra's, nor an optional group (experiment), which Hydra answers for
+        raise UserError(f"'{override.input_line}' deletes {key}, which prune-cli reads; set it instead ({key}=..., "
+                        f"or {key}=null where it takes null: `prune-cli show-config` shows its value)")
+
+
 def _refuse_interval(override: Any) -> None:
     """`sparsity=interval(0,1)` is a range a sampling sweeper (Optuna's) draws values from, and
     Hydra's basic sweeper cannot list: it ended `adapt -m` in Hydra's traceback ("Can only
@@ -466,6 +480,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
         if _is_config_key(key, groups) and override.package is None and key not in sources:
             raise unknown_key_error(key)
         if override.is_delete():
+            _refuse_delete(override, groups)
             continue
         if override.is_sweep_override() and not multirun:
             raise UserError(f"'{override.input_line}' lists several values; {sweep_hint}")

@@ -66,6 +66,13 @@ def test_scientific_notation_values_are_floats():
         (["+trainer.max_step=3"], "no config key 'trainer.max_step'; did you mean 'trainer.max_steps'?"),
         (["++method.gama=1e-6"], "did you mean 'method.gamma'?"),
         (["~trainer.nope"], "no config key 'trainer.nope'"),
+        # a deleted setting ended the run in Hydra's traceback (method.gamma) or the dry run in OmegaConf's (seed)
+        (["~method.gamma"], "'~method.gamma' deletes method.gamma, which prune-cli reads; set it instead (method.gamma=..., or "
+                            "method.gamma=null where it takes null"),
+        (["~seed"], "'~seed' deletes seed, which prune-cli reads"),
+        (["~trainer"], "'~trainer' removes the trainer choice, which every run needs; choose one instead: trainer=cpu|gpu"),
+        # a sampling sweeper's range, which no composition can take one value of: Hydra's traceback
+        (["sparsity=interval(0,1)"], "'sparsity=interval(0,1)' is an interval"),
         (["method.round_steps=3"], "'method.round_steps' does not exist with these choices; it is a setting of method=imp"),
         (["+method.round_steps=3"], "would never be read: method.round_steps is a setting of method=imp, not of method=adapt_by_pruning"),
         (["trainer.device=tpu"], "trainer.device='tpu' is not supported; use auto, cpu, cuda or cuda:N"),
