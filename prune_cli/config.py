@@ -789,10 +789,35 @@ def check_sections(cfg: DictConfig) -> None:
             raise UserError(f"{key}={typed} replaces the whole {key} section; set one of its settings instead ({key}.<setting>=...)")
 
 
+def check_interpolations(cfg: DictConfig) -> None:
+    """Each `${...}` in a setting resolves: `tag=${oc.env:UNSET}`, `seed=${seed}` or
+    `data.dir=${nope}` passed the checks unread and ended the dry run or the run in OmegaConf's
+    traceback, the tag's after training. Hydra's own resolver (`${hydra:job.name}`) only answers
+    inside a job, and is left to it."""
+    def leaves(node: Any, key: str) -> Iterator[tuple[str, Any]]:
+        """(the key as OmegaConf selects it and as it is written: mask.include[0], its value) of each leaf."""
+        items = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node)) if isinstance(node, list) else ()
+        for name, value in items:
+            child = f"{key}{name}" if str(name).startswith("[") or not key else f"{key}.{name}"
+            if isinstance(value, (dict, list)):
+                yield from leaves(value, child)
+            else:
+                yield child, value
+
+    for key, raw in leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+        if not isinstance(raw, str) or "${" not in raw or "${hydra:" in raw:
+            continue
+        try:
+            OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        except Exception as exc:  # noqa: BLE001 - OmegaConf's errors, or a resolver's own (any kind)
+            raise UserError(f"{key}={raw} cannot be resolved: {first_line(exc)}") from None
+
+
 def _check_config(cfg: DictConfig) -> None:
     from prune_cli.methods import METHODS
 
     check_sections(cfg)
+    check_interpolations(cfg)
     check_sparsity(cfg.sparsity)
     check_settings(cfg)
     check_text_settings(cfg)

@@ -44,6 +44,13 @@ def test_every_task_and_method_composes(task: str, method: str, tmp_path: Path):
     assert composed <= set(key_sources()), "the check of override keys would refuse a real key"
 
 
+def test_interpolations_that_resolve_compose_and_hydras_own_are_left_to_the_job():
+    """`check_interpolations` refuses only what cannot resolve: a setting from another one, a
+    resolver Hydra registers (now), and Hydra's own, which answers only inside a job, all compose."""
+    cfg = compose(["method.gamma=${trainer.batch_size}", "trainer.name=${now:%Y}", "tag=${hydra:job.name}"])
+    assert cfg.method.gamma == cfg.trainer.batch_size and cfg.trainer.name.isdigit()
+
+
 def test_scientific_notation_values_are_floats():
     cfg = compose([])
     assert isinstance(cfg.method.t_large, float) and cfg.method.t_large == 1e5
@@ -71,6 +78,11 @@ def test_scientific_notation_values_are_floats():
                             "method.gamma=null where it takes null"),
         (["~seed"], "'~seed' deletes seed, which prune-cli reads"),
         (["~trainer"], "'~trainer' removes the trainer choice, which every run needs; choose one instead: trainer=cpu|gpu"),
+        # an interpolation that cannot resolve passed the checks unread: OmegaConf's traceback in the dry run, or (a tag's) after training
+        (["seed=${seed}"], "seed=${seed} cannot be resolved: Recursive interpolation detected"),
+        (["tag=${oc.env:PRUNE_CLI_NO_SUCH_VARIABLE}"], "tag=${oc.env:PRUNE_CLI_NO_SUCH_VARIABLE} cannot be resolved: KeyError raised while "
+                                                        "resolving interpolation: \"Environment variable 'PRUNE_CLI_NO_SUCH_VARIABLE' not found\""),
+        (["mask.include=[query,${nope}]"], "mask.include[1]=${nope} cannot be resolved: Interpolation key 'nope' not found"),
         # a sampling sweeper's range, which no composition can take one value of: Hydra's traceback
         (["sparsity=interval(0,1)"], "'sparsity=interval(0,1)' is an interval"),
         (["method.round_steps=3"], "'method.round_steps' does not exist with these choices; it is a setting of method=imp"),
