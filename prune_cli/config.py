@@ -497,7 +497,8 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
                 check_own_option(key, value)
         elif key == "sparsity":
             for value in values:
-                check_sparsity(value)
+                if not re.search(r"\$\\?\{", value):  # an interpolation (sparsity=${oc.env:S}) is checked once composed, resolved
+                    check_sparsity(value)
 
 
 @dataclass(frozen=True)

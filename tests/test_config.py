@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,16 @@ def test_interpolations_that_resolve_compose_and_hydras_own_are_left_to_the_job(
     resolver Hydra registers (now), and Hydra's own, which answers only inside a job, all compose."""
     cfg = compose(["method.gamma=${trainer.batch_size}", "trainer.name=${now:%Y}", "tag=${hydra:job.name}"])
     assert cfg.method.gamma == cfg.trainer.batch_size and cfg.trainer.name.isdigit()
+
+
+def test_a_sparsity_from_an_interpolation_is_checked_at_its_value(monkeypatch: pytest.MonkeyPatch):
+    """The override's check of a sparsity read `${oc.env:S}` as its text and refused it as "not a
+    number" (written escaped, '$\\{oc.env\\:S\\}'), though it resolves to one; now its value is checked."""
+    monkeypatch.setenv("PRUNE_CLI_TEST_SPARSITY", "0.7")
+    assert float(compose(["sparsity=${oc.env:PRUNE_CLI_TEST_SPARSITY}"]).sparsity) == 0.7
+    monkeypatch.setenv("PRUNE_CLI_TEST_SPARSITY", "1.5")
+    with pytest.raises(UserError, match=re.escape("sparsity=1.5 is outside [0, 1)")):
+        compose(["sparsity=${oc.env:PRUNE_CLI_TEST_SPARSITY}"])
 
 
 def test_scientific_notation_values_are_floats():
