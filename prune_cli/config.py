@@ -936,14 +936,31 @@ def _require_creatable(target: Path, what: str, key: str) -> None:
                     f"run from a writable folder or set {key}=<writable path>")
 
 
-def refuse_chdir(settings: DictConfig) -> None:
-    """`hydra.job.chdir=true` moved the job into its run directory, so a relative `data.dir=glue`
-    or `--model ./my-bert`, checked from the folder the run was launched in, was then looked for
-    inside the run directory, and the run failed there. prune-cli writes its files into the run
-    directory by path, so the setting buys nothing here: refused, not worked around unseen."""
+# Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
+PACKAGED_OUTPUT_SUBDIR = "${config_subdir:${hydra.runtime.output_dir}}"
+
+
+def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
+    """Hydra settings that would break a run or its folder, refused before Hydra writes anything.
+
+    `hydra.job.chdir=true` moved the job into its run directory, so a relative `data.dir=glue` or
+    `--model ./my-bert`, checked from the folder the run was launched in, was then looked for
+    inside the run directory, and the run failed there. `hydra.output_subdir=null` (or another
+    name) ran the whole training and left a folder no command could read ("missing
+    .hydra/config.yaml"). `hydra/job_logging=disabled` (or stdout) left the handler that writes
+    run.log without its class, and Hydra failed in a traceback as the job started."""
     if OmegaConf.select(settings, "job.chdir", default=False):
         raise UserError("hydra.job.chdir=true is not supported: prune-cli writes each run's files into its run directory by path, "
                         "and reads relative paths (data.dir, --model) from the folder it is launched in; drop it")
+    subdir = OmegaConf.to_container(settings, resolve=False).get("output_subdir")
+    if subdir != PACKAGED_OUTPUT_SUBDIR:
+        raise UserError(f"hydra.output_subdir={'null' if subdir is None else subdir} is not supported: every prune-cli command reads a "
+                        "run's config from its .hydra folder, which this setting moves or drops; leave it unset")
+    handlers = OmegaConf.to_container(settings.job_logging, resolve=False).get("handlers") or {}
+    if "class" not in (handlers.get("file") or {}):
+        choice = OmegaConf.select(settings, "runtime.choices", default={}).get("hydra/job_logging")
+        raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
+                        "each run's run.log, which other choices leave out; leave it unset (to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
 
 
 def refuse_empty(key: str, folder: object) -> str:

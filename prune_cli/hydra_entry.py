@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
-                              refuse_chdir, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
+                              refuse_unsupported_hydra_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def _check_launch(overrides: Sequence[str], multirun: bool, one_run: bool = Fals
     """Every check `adapt` makes before Hydra creates or writes anything."""
     check_overrides(overrides, multirun=True)
     settings = launch_settings(overrides)
-    refuse_chdir(settings)
+    refuse_unsupported_hydra_settings(settings)
     multirun = multirun or config_sweeps(settings)
     if multirun and one_run:
         raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "

@@ -69,6 +69,12 @@ from prune_cli.errors import UserError
         # the job ran inside its run directory, and a relative data.dir or --model was looked for there
         (["hydra.job.chdir=true"], ["hydra.job.chdir=true is not supported", "reads relative paths (data.dir, --model) from the folder it is launched in; drop it"]),
         (["-m", "seed=1,2", "hydra.job.chdir=true"], ["hydra.job.chdir=true is not supported"]),
+        # the run trained, and left a folder no command could read ("missing .hydra/config.yaml")
+        (["hydra.output_subdir=null"], ["hydra.output_subdir=null is not supported: every prune-cli command reads a run's config "
+                                        "from its .hydra folder"]),
+        (["-m", "seed=1,2", "hydra.output_subdir=meta"], ["hydra.output_subdir=meta is not supported"]),
+        # run.log's handler left without its class: Hydra's traceback as the job started
+        (["hydra/job_logging=disabled"], ["hydra/job_logging=disabled is not supported", "+hydra.job_logging.handlers.console.level=WARNING"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):
