@@ -960,7 +960,8 @@ def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
     if "class" not in (handlers.get("file") or {}):
         choice = OmegaConf.select(settings, "runtime.choices", default={}).get("hydra/job_logging")
         raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
-                        "each run's run.log, which other choices leave out; leave it unset (to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
+                        "each run's run.log, which other choices leave out; leave it unset "
+                        "(to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
 
 
 def refuse_empty(key: str, folder: object) -> str:

@@ -658,7 +658,8 @@ def resumable_config(run_dir: Path) -> DictConfig:
 def _resumed_config(run_dir: Path) -> DictConfig:
     cfg = rundir.load_complete_config(run_dir)
     # a run goes on with the config it was made with, so its model is found where that says, on its device
-    require_base_model_here(run_dir, str(cfg.model.name_or_path), moved_model_way_back(str(cfg.model.name_or_path), "to resume"))
+    model = model_name(cfg.model)
+    require_base_model_here(run_dir, model, moved_model_way_back(model, "to resume"))
     require_device_here(cfg, f"resume {run_dir}")
     return cfg
 
