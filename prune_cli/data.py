@@ -231,8 +231,7 @@ def _check_layout_values(task: Mapping[str, Any]) -> None:
         refuse("tsv.header", tsv.get("header"), "true (the files' first line names the columns) or false")
     if tsv:
         for is_label, column in [*((False, c) for c in tsv["text_columns"]), (True, tsv.get("label_column"))]:
-            by_position = isinstance(column, int) and not isinstance(column, bool) and column >= 0
-            if not by_position and not (tsv["header"] and isinstance(column, str) and column):
+            if not _names_a_column(column, by_name=tsv["header"]):
                 refuse("tsv.label_column" if is_label else "tsv.text_columns", column,
                        "a column's name in the header (text) or its position (0, 1, ...)" if tsv["header"]
                        else "a column's position (0, 1, ...): the files have no header (tsv.header: false)", held=not is_label)
@@ -248,6 +247,13 @@ def _check_layout_values(task: Mapping[str, Any]) -> None:
             refuse(key, names, "a mapping of each split's key to its file or split name (text), e.g. {dev: dev.tsv}")
 
 
+def _names_a_column(column: Any, by_name: bool) -> bool:
+    """Whether a layout's column is one the TSV reader takes: a position (0, 1, ...), or, in files
+    whose first line names the columns, a name."""
+    by_position = isinstance(column, int) and not isinstance(column, bool) and column >= 0
+    return by_position or (by_name and isinstance(column, str) and bool(column))
+
+
 def _check_test_columns(task: Mapping[str, Any], refuse: Callable[..., None]) -> None:
     """A `test:` block's local files are read by column (their first line names them, as GLUE's
     do): an index column and one text column for each of the task's inputs. Unchecked, a run
@@ -256,17 +262,13 @@ def _check_test_columns(task: Mapping[str, Any], refuse: Callable[..., None]) ->
     test = task["test"]
     trained_on = (task.get("tsv") or task["hub"])["text_columns"]  # check_layout has made sure one is there, with 1 or 2
     wanted = "a column's name in the test files' header (text) or its position (0, 1, ...)"
-
-    def is_column(column: Any) -> bool:
-        return (isinstance(column, str) and bool(column)) or (isinstance(column, int) and not isinstance(column, bool) and column >= 0)
-
-    if not is_column(test.get("index_column")):
+    if not _names_a_column(test.get("index_column"), by_name=True):  # test files are read with their header
         refuse("test.index_column", test.get("index_column"), wanted)
     columns = test.get("text_columns")
     if not isinstance(columns, list) or not columns:
         refuse("test.text_columns", columns, "a list of the test files' text columns, e.g. text_columns: [sentence]")
     for column in columns:
-        if not is_column(column):
+        if not _names_a_column(column, by_name=True):
             refuse("test.text_columns", column, wanted, held=True)
     if len(columns) != len(trained_on):
         refuse("test.text_columns", list(columns), f"{len(trained_on)} column(s), one for each input the model is trained on "

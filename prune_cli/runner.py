@@ -300,7 +300,7 @@ def _adapt(cfg: DictConfig, run_dir: Path, resume: bool) -> float:
         "tag": label_text(cfg.get("tag")),
     }
     _write_artifacts(run_dir, result, checkpoints.history, {
-        **identity, "base_model": model_name(cfg.model), "base_weights_hash": prepared.base_hash,
+        **identity, "base_model": identity["model"], "base_weights_hash": prepared.base_hash,
         "num_maskable": prepared.encoder.num_maskable,
     })
     key = main_metric_key(cfg)
