@@ -200,7 +200,7 @@ def show_plan(plan) -> None:
                               "setting of everything else: a job marked 'skipped, as job N' does not run", highlight=False)
     if plan.sweep:
         counts = Counter(OUTCOMES[job.outcome] for job in plan.jobs)
-        outcome = f"{len(plan.jobs)} jobs ({', '.join(f'{count} {word}' for word, count in counts.items())}) in sweep folder {plan.folder}"
+        outcome = f"{display.counted(len(plan.jobs), 'job')} ({', '.join(f'{count} {word}' for word, count in counts.items())}) in sweep folder {plan.folder}"
     else:
         job = plan.jobs[0]
         outcome = f"the run would write {plan.folder}" if job.outcome == "run" else f"the run in {plan.folder} {job.action}"

@@ -256,7 +256,7 @@ def hydra_error_line(exc: BaseException) -> str:
             blocks[-1][1].append(line)
         else:
             blocks.append((line, []))
-    parts = [f"{line} {', '.join(items)}" if items else line.rstrip(".")
+    parts = [f"{line} {', '.join(items)}" if items else line.rstrip(".:")
              for line, items in blocks if not line.startswith("Config search path")]
     return "; ".join(parts) or type(exc).__name__
 
@@ -339,6 +339,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
                         "goes in single quotes: key='value')") from None
     for override in parsed:
         _refuse_interval(override)
+        _refuse_grid_override(override)
     return parsed
 
 
@@ -366,6 +367,21 @@ def _refuse_interval(override: Any) -> None:
         raise UserError(f"'{override.input_line}' is an interval, which only a sweeper that samples values draws from; prune-cli "
                         "lists and checks every job of a sweep before the first starts: give the values (key=a,b), "
                         "range(start,stop,step) or choice(a,b)")
+
+
+def _refuse_grid_override(override: Any) -> None:
+    """`hydra.sweeper.params.seed=1,2` (or `hydra.sweeper.params={seed:...}`) ended every command in
+    Hydra's traceback ("Unexpected type for root: NoneType"): the grid is empty until an
+    experiment file gives one. A key's own override says the same thing and works everywhere, an
+    experiment's grid included (it takes the place of that key's values there); `=null` and `={}`,
+    which clear an experiment's grid, compose and stay allowed."""
+    key = override.key_or_group
+    if key.startswith("hydra.sweeper.params.") or (key == "hydra.sweeper.params" and override.value() not in (None, {})):
+        example = (f"-m {key.removeprefix('hydra.sweeper.params.')}={override.input_line.split('=', 1)[1]}"
+                   if key != "hydra.sweeper.params" else "-m seed=1,2")
+        raise UserError(f"'{override.input_line}': hydra.sweeper.params is the grid an experiment file lists; on the command line "
+                        f"give the key's values as its own override ({example}), which also takes the place of its values in an "
+                        "experiment's grid")
 
 
 def first_combination(overrides: Sequence[str]) -> list[str]:
@@ -790,28 +806,40 @@ def check_sections(cfg: DictConfig) -> None:
             raise UserError(f"{key}={typed} replaces the whole {key} section; set one of its settings instead ({key}.<setting>=...)")
 
 
-def check_interpolations(cfg: DictConfig) -> None:
+def config_leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(the key as OmegaConf selects it and as it is written: mask.include[0], its value) of each
+    leaf of a config as a plain container."""
+    items = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node)) if isinstance(node, list) else ()
+    for name, value in items:
+        child = f"{key}{name}" if str(name).startswith("[") or not key else f"{key}.{name}"
+        if isinstance(value, (dict, list)):
+            yield from config_leaves(value, child)
+        else:
+            yield child, value
+
+
+def check_interpolations(cfg: DictConfig, written_under: str = "", filled_by_the_job: bool = False,
+                         unread: Sequence[str] = ()) -> None:
     """Each `${...}` in a setting resolves: `tag=${oc.env:UNSET}`, `seed=${seed}` or
     `data.dir=${nope}` passed the checks unread and ended the dry run or the run in OmegaConf's
     traceback, the tag's after training. Hydra's own resolver (`${hydra:job.name}`) only answers
-    inside a job, and is left to it."""
-    def leaves(node: Any, key: str) -> Iterator[tuple[str, Any]]:
-        """(the key as OmegaConf selects it and as it is written: mask.include[0], its value) of each leaf."""
-        items = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node)) if isinstance(node, list) else ()
-        for name, value in items:
-            child = f"{key}{name}" if str(name).startswith("[") or not key else f"{key}.{name}"
-            if isinstance(value, (dict, list)):
-                yield from leaves(value, child)
-            else:
-                yield child, value
+    inside a job, and is left to it.
 
-    for key, raw in leaves(OmegaConf.to_container(cfg, resolve=False), ""):
-        if not isinstance(raw, str) or "${" not in raw or "${hydra:" in raw:
+    `written_under` is where `cfg` sits in the whole config ("hydra." for Hydra's settings), so a
+    key is named as the user writes it; `filled_by_the_job` lets a value Hydra fills in as a job
+    starts (`${hydra.runtime.output_dir}`, `${hydra.job.num}`) stand; the subtrees in `unread`
+    are not checked."""
+    from omegaconf.errors import InterpolationToMissingValueError
+
+    for key, raw in config_leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if not isinstance(raw, str) or "${" not in raw or "${hydra:" in raw or any(key == u or key.startswith(f"{u}.") for u in unread):
             continue
         try:
             OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
         except Exception as exc:  # noqa: BLE001 - OmegaConf's errors, or a resolver's own (any kind)
-            raise UserError(f"{key}={raw} cannot be resolved: {first_line(exc)}") from None
+            if filled_by_the_job and isinstance(exc, InterpolationToMissingValueError):
+                continue
+            raise UserError(f"{written_under}{key}={raw} cannot be resolved: {first_line(exc)}") from None
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -936,34 +964,6 @@ def _require_creatable(target: Path, what: str, key: str) -> None:
                     f"run from a writable folder or set {key}=<writable path>")
 
 
-# Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
-PACKAGED_OUTPUT_SUBDIR = "${config_subdir:${hydra.runtime.output_dir}}"
-
-
-def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
-    """Hydra settings that would break a run or its folder, refused before Hydra writes anything.
-
-    `hydra.job.chdir=true` moved the job into its run directory, so a relative `data.dir=glue` or
-    `--model ./my-bert`, checked from the folder the run was launched in, was then looked for
-    inside the run directory, and the run failed there. `hydra.output_subdir=null` (or another
-    name) ran the whole training and left a folder no command could read ("missing
-    .hydra/config.yaml"). `hydra/job_logging=disabled` (or stdout) left the handler that writes
-    run.log without its class, and Hydra failed in a traceback as the job started."""
-    if OmegaConf.select(settings, "job.chdir", default=False):
-        raise UserError("hydra.job.chdir=true is not supported: prune-cli writes each run's files into its run directory by path, "
-                        "and reads relative paths (data.dir, --model) from the folder it is launched in; drop it")
-    subdir = OmegaConf.to_container(settings, resolve=False).get("output_subdir")
-    if subdir != PACKAGED_OUTPUT_SUBDIR:
-        raise UserError(f"hydra.output_subdir={'null' if subdir is None else subdir} is not supported: every prune-cli command reads a "
-                        "run's config from its .hydra folder, which this setting moves or drops; leave it unset")
-    handlers = OmegaConf.to_container(settings.job_logging, resolve=False).get("handlers") or {}
-    if "class" not in (handlers.get("file") or {}):
-        choice = OmegaConf.select(settings, "runtime.choices", default={}).get("hydra/job_logging")
-        raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
-                        "each run's run.log, which other choices leave out; leave it unset "
-                        "(to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
-
-
 def refuse_empty(key: str, folder: object) -> str:
     """A run or sweep folder given as '' (`hydra.run.dir=$UNSET`) would be the current folder:
     Hydra writes there, beside whatever it holds."""
@@ -1011,9 +1011,13 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
     except HydraException as exc:
         # a key other options of its group define (method.round_steps with method=adapt_by_pruning)
         missing = re.search(r"Could not override '([\w.]+)'|Could not delete from config\. '([\w.]+)'", str(exc))
-        if missing:
-            raise unknown_key_error(missing.group(1) or missing.group(2)) from None
-        raise UserError(f"invalid configuration: {hydra_error_line(exc)}") from None
+        key = missing and (missing.group(1) or missing.group(2))
+        if key and not key.startswith("hydra."):
+            raise unknown_key_error(key) from None
+        # Hydra's "Error merging override hydra.mode=abc" (or "Could not override 'hydra.launcher.n_jobs'") says
+        # which override, and its cause why: "Invalid value 'abc', expected one of [RUN, MULTIRUN]"
+        why = f" ({first_line(exc.__cause__)})" if exc.__cause__ is not None and (key or "Error merging override" in str(exc)) else ""
+        raise UserError(f"invalid configuration: {hydra_error_line(exc)}{why}") from None
 
 
 def compose(overrides: Sequence[str] = (), check_first: Callable[[DictConfig], None] | None = None) -> DictConfig:

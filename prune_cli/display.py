@@ -23,6 +23,11 @@ console = Console(soft_wrap=True, markup=False)
 error_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
+def counted(count: int, noun: str) -> str:
+    """A count with its noun in the right number ("1 job", "8 jobs"), for lines a sweep of one also prints."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def line(*parts: str | tuple[str, str]) -> Text:
     """One printed line from plain strings and (text, style) pairs, e.g. (("error:", "bold red"), " ...")."""
     return Text.assemble(*parts)

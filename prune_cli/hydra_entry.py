@@ -28,8 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
                               check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
-                              refuse_unsupported_hydra_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
+                              register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
+from prune_cli.hydra_settings import check_hydra_interpolations, check_launch_settings
 
 log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
@@ -253,7 +254,7 @@ def _check_launch(overrides: Sequence[str], multirun: bool, one_run: bool = Fals
     """Every check `adapt` makes before Hydra creates or writes anything."""
     check_overrides(overrides, multirun=True)
     settings = launch_settings(overrides)
-    refuse_unsupported_hydra_settings(settings)
+    check_launch_settings(settings)
     multirun = multirun or config_sweeps(settings)
     if multirun and one_run:
         raise UserError("these overrides make a sweep (an experiment's grid), and this call runs one run: "
@@ -292,6 +293,7 @@ def _check_continued(sweep_dir: Path) -> tuple[list[str], list[str], Path | None
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
         settings = launch_settings(overrides)
+        check_hydra_interpolations(settings)  # an experiment's grid, read again from its file
         jobs, configs = _check_sweep(overrides, settings, _model_still_there(sweep_dir))
         return overrides, hydra_overrides, launched, settings, jobs, configs
 
@@ -314,7 +316,7 @@ def _check_sweep(overrides: Sequence[str], settings: DictConfig, continued_model
     """Every job of the sweep composed and checked before any starts (a status line while it takes);
     a continued sweep's jobs also find their model (`_model_still_there`). Returns the jobs' overrides and configs."""
     jobs = sweep_jobs(overrides, settings)
-    with display.checking(f"checking the settings of the sweep's {len(jobs)} jobs"):
+    with display.checking(f"checking the settings of the sweep's {display.counted(len(jobs), 'job')}"):
         return jobs, check_jobs(jobs, continued_model_check, continuing=continued_model_check is not None)
 
 

@@ -75,6 +75,27 @@ from prune_cli.errors import UserError
         (["-m", "seed=1,2", "hydra.output_subdir=meta"], ["hydra.output_subdir=meta is not supported"]),
         # run.log's handler left without its class: Hydra's traceback as the job started
         (["hydra/job_logging=disabled"], ["hydra/job_logging=disabled is not supported", "+hydra.job_logging.handlers.console.level=WARNING"]),
+        # a job-time value cannot make chdir safe: ${hydra.job.num} is 0 for the first job, 1 for the next
+        (["-m", "seed=1,2", "hydra.job.chdir=${hydra.job.num}"], ["hydra.job.chdir=${hydra.job.num} is not supported"]),
+        # passed the dry run, then OmegaConf's traceback as the run started
+        (["hydra.verbose=${oops}"], ["hydra.verbose=${oops} cannot be resolved: Interpolation key 'oops' not found"]),
+        (["-m", "seed=1,2", "hydra.sweep.dir=${oops}"], ["hydra.sweep.dir=${oops} cannot be resolved"]),
+        # Hydra's traceback in every command ("Unexpected type for root: NoneType")
+        (["-m", "hydra.sweeper.params.seed=1,2"], ["'hydra.sweeper.params.seed=1,2': hydra.sweeper.params is the grid an experiment file "
+                                                  "lists", "its own override (-m seed=1,2)"]),
+        (["hydra.sweeper.params={seed:1}"], ["hydra.sweeper.params is the grid an experiment file lists"]),
+        # a traceback of ours as the sweeper was read
+        (["-m", "seed=1,2", "hydra.sweeper=null"], ["hydra.sweeper=null leaves Hydra without a sweeper", "hydra/sweeper=NAME (installed: basic"]),
+        # the sweep folder made, then Hydra's traceback: "got an unexpected keyword argument 'n_jobs'"
+        (["-m", "seed=1,2", "+hydra.launcher.n_jobs=2"], ["hydra.launcher.n_jobs is not a setting of the basic launcher (BasicLauncher takes "
+                                                         "no settings)", "hydra/launcher=NAME (installed: basic, joblib"]),
+        (["-m", "seed=1,2", "hydra.launcher._target_=my.Launcher"], ["hydra.launcher._target_=my.Launcher is not a Hydra plugin"]),
+        (["-m", "seed=1,2", "hydra.launcher._target_=hydra_plugins.nope.Launcher"],
+         ["hydra.launcher._target_=hydra_plugins.nope.Launcher cannot be imported"]),
+        # Hydra's line says which override; its cause says why
+        (["hydra.mode=abc"], ["Error merging override hydra.mode=abc (Invalid value 'abc', expected one of [RUN, MULTIRUN])"]),
+        # a Hydra setting is not one of ours: no "did you mean" among our keys, and Hydra's own hint
+        (["hydra.job.env_set.A=1"], ["Could not override 'hydra.job.env_set.A'", "+hydra.job.env_set.A=1"]),
     ],
 )
 def test_adapt_rejects_bad_options(in_tmp: Path, args: list[str], fragments: list[str]):

@@ -45,6 +45,12 @@ def test_a_dry_run_lists_the_jobs_a_sweep_runs_and_the_sweep_then_runs_exactly_t
     assert len(runs) == 6 and sorted(read_metrics(run)["method"] for run in runs) == ["finetune"] * 2 + ["random"] * 4
 
 
+def test_a_sweep_of_one_job_is_said_in_the_singular(in_tmp: Path, tiny_model_dir: Path):
+    planned = run_cli("adapt", "--dry-run", "-m", *tiny_overrides(tiny_model_dir, steps=2))
+    assert planned.exit_code == 0, planned.output
+    assert "dry run, nothing run or written: 1 job (1 to run) in sweep folder outputs/multirun/" in _said(planned), planned.output
+
+
 def test_a_plan_names_each_jobs_other_settings_apart_from_its_columns(in_tmp: Path, tiny_model_dir: Path):
     """From Python too (`prune_cli.api.plan`, with adapt's checks of its arguments)."""
     from prune_cli import api

@@ -261,3 +261,23 @@ def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_con
         result = run_cli("adapt", "trainer=before", *tiny_overrides(tiny_model_dir, *extra), "hydra.run.dir=" + ("scored" if scored else "plain"))
         assert result.exit_code == 0, result.output
         assert ("eval_accuracy" in (in_tmp / ("scored" if scored else "plain") / "history.jsonl").read_text()) == scored
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        # failed in OmegaConf's traceback as the sweep's jobs were listed
+        ("sparsity: ${oops}", "hydra.sweeper.params.sparsity=${oops} cannot be resolved: Interpolation key 'oops' not found"),
+        ("seed: null", "invalid configuration: In 'experiment/my_grid': ValidationError raised while composing config; "
+                       "field 'hydra.sweeper.params.seed' is not Optional"),
+    ],
+)
+def test_an_experiment_grid_that_cannot_be_read_is_refused_in_one_line(user_configs: Path, in_tmp: Path, tiny_model_dir: Path,
+                                                                       grid: str, message: str):
+    (user_configs / "experiment").mkdir()
+    (user_configs / "experiment" / "my_grid.yaml").write_text(
+        f"# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      {grid}\n")
+    result = run_cli("adapt", "+experiment=my_grid", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code != 0 and result.output.strip().splitlines() == [f"error: {message}"], result.output
+    assert not (in_tmp / "outputs").exists()
+

@@ -1,0 +1,115 @@
+"""Hydra's own settings for a launch (`hydra.*`: the run and sweep folders' config subfolder, the
+job's logging, the launcher, the sweeper), checked before Hydra creates or writes anything.
+
+Hydra reads these only as it launches: a value it cannot use failed there, in Hydra's traceback,
+after the sweep folder was made (or after the whole training, for the config subfolder). The
+settings of our own config are checked in `config`; these are the ones a user may also set."""
+
+from __future__ import annotations
+
+import inspect
+
+from omegaconf import DictConfig, OmegaConf
+
+from prune_cli.config import check_interpolations
+from prune_cli.errors import UserError, first_line
+
+# Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
+PACKAGED_OUTPUT_SUBDIR = "${config_subdir:${hydra.runtime.output_dir}}"
+
+# Hydra's settings it never resolves here: its help texts (prune-cli's CLI answers --help) and its
+# record of the command line (`hydra.overrides`, `hydra.job.override_dirname`: the overrides as typed, `${...}` and all)
+NEVER_RESOLVED = ("help", "hydra_help", "overrides", "job.override_dirname")
+
+# The packages Hydra instantiates a launcher or sweeper from (its `Plugins` refuses any other `_target_`)
+PLUGIN_PACKAGES = ("hydra_plugins.", "hydra._internal.core_plugins.")
+
+
+def check_launch_settings(settings: DictConfig) -> None:
+    """Every check of Hydra's settings a new launch makes (`adapt`, `adapt -m`)."""
+    check_hydra_interpolations(settings)
+    refuse_unsupported_hydra_settings(settings)
+    for part in ("launcher", "sweeper"):
+        check_plugin(settings, part)
+
+
+def check_hydra_interpolations(settings: DictConfig) -> None:
+    """Each `${...}` in Hydra's settings resolves: `hydra.verbose=${oops}` passed the dry run and
+    failed in OmegaConf's traceback as the run started, and an experiment's grid
+    (`hydra.sweeper.params.sparsity: ${oops}`) as its jobs were listed. Values Hydra fills in as a
+    job starts (`${hydra.job.num}` in the sweep subfolder) stand."""
+    check_interpolations(settings, written_under="hydra.", filled_by_the_job=True, unread=NEVER_RESOLVED)
+
+
+def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
+    """Hydra settings that would break a run or its folder, refused before Hydra writes anything.
+
+    `hydra.job.chdir=true` moved the job into its run directory, so a relative `data.dir=glue` or
+    `--model ./my-bert`, checked from the folder the run was launched in, was then looked for
+    inside the run directory, and the run failed there. `hydra.output_subdir=null` (or another
+    name) ran the whole training and left a folder no command could read ("missing
+    .hydra/config.yaml"). `hydra/job_logging=disabled` (or stdout) left the handler that writes
+    run.log without its class, and Hydra failed in a traceback as the job started."""
+    chdir = OmegaConf.to_container(settings.job, resolve=False).get("chdir")  # as written: ${hydra.job.num} would differ by job
+    if chdir not in (None, False):
+        raise UserError(f"hydra.job.chdir={str(chdir).lower()} is not supported: prune-cli writes each run's files into its run directory by path, "
+                        "and reads relative paths (data.dir, --model) from the folder it is launched in; drop it")
+    subdir = OmegaConf.to_container(settings, resolve=False).get("output_subdir")
+    if subdir != PACKAGED_OUTPUT_SUBDIR:
+        raise UserError(f"hydra.output_subdir={'null' if subdir is None else subdir} is not supported: every prune-cli command reads a "
+                        "run's config from its .hydra folder, which this setting moves or drops; leave it unset")
+    handlers = OmegaConf.to_container(settings.job_logging, resolve=False).get("handlers") or {}
+    if "class" not in (handlers.get("file") or {}):
+        choice = _choice(settings, "hydra/job_logging")
+        raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
+                        "each run's run.log, which other choices leave out; leave it unset "
+                        "(to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
+
+
+def check_plugin(settings: DictConfig, part: str) -> None:
+    """The launcher's or sweeper's settings (`hydra.launcher`, `hydra.sweeper`) are ones its class
+    takes, as Hydra will instantiate it with them.
+
+    `+hydra.launcher.n_jobs=2` with the basic launcher (joblib's setting, under another launcher)
+    passed every check, made the sweep folder, then failed in Hydra's traceback ("got an
+    unexpected keyword argument 'n_jobs'"); `hydra.sweeper=null` ended the checks in a traceback of
+    ours, and a `_target_` outside Hydra's plugins failed as the sweep began."""
+    group = f"hydra/{part}"
+    node = settings.get(part)
+    if not isinstance(node, DictConfig):
+        raise UserError(f"hydra.{part}={'null' if node is None else node} leaves Hydra without a {part}; "
+                        f"choose one with {group}=NAME ({_installed(group)}) or leave it unset")
+    target = str(node.get("_target_"))
+    if not target.startswith(PLUGIN_PACKAGES):
+        raise UserError(f"hydra.{part}._target_={target} is not a Hydra plugin (Hydra takes a {part} only from "
+                        f"{' or '.join(PLUGIN_PACKAGES)}); choose one with {group}=NAME ({_installed(group)})")
+    from hydra.utils import get_class
+
+    try:
+        plugin = get_class(target)
+    except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
+        raise UserError(f"hydra.{part}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
+                        f"choose one with {group}=NAME ({_installed(group)})") from None
+    taken = inspect.signature(plugin).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in taken.values()):
+        return  # it takes any setting (joblib's passes them on to joblib)
+    unknown = [key for key in node if not str(key).startswith("_") and key not in taken]
+    if unknown:
+        choice = _choice(settings, group)
+        takes = ", ".join(taken) or "no settings"
+        raise UserError(f"hydra.{part}.{unknown[0]} is not a setting of the {choice} {part} ({plugin.__name__} takes {takes}); "
+                        f"drop it, or choose a {part} that has it with {group}=NAME ({_installed(group)})")
+
+
+def _choice(settings: DictConfig, group: str) -> str | None:
+    """The option of a Hydra group this launch composed (`basic` for hydra/launcher)."""
+    return OmegaConf.select(settings, "runtime.choices", default={}).get(group)
+
+
+def _installed(group: str) -> str:
+    """The options of a Hydra group that this install has (its plugins register them as Hydra
+    starts), as `installed: basic, joblib`."""
+    from hydra.core.config_store import ConfigStore
+
+    options = sorted(name.removesuffix(".yaml") for name in ConfigStore.instance().list(group))
+    return f"installed: {', '.join(options)}" if options else "none installed"
