@@ -23,6 +23,7 @@ NEVER_RESOLVED = ("help", "hydra_help", "overrides", "job.override_dirname")
 
 # The packages Hydra instantiates a launcher or sweeper from (its `Plugins` refuses any other `_target_`)
 PLUGIN_PACKAGES = ("hydra_plugins.", "hydra._internal.core_plugins.")
+JOBLIB_PLUGIN = "hydra_plugins.hydra_joblib_launcher"
 
 
 def check_launch_settings(settings: DictConfig) -> None:
@@ -90,15 +91,38 @@ def check_plugin(settings: DictConfig, part: str) -> None:
     except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
         raise UserError(f"hydra.{part}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
                         f"choose one with {group}=NAME ({_installed(group)})") from None
+    if plugin.__module__.startswith(JOBLIB_PLUGIN):
+        _check_joblib(node)
     taken = inspect.signature(plugin).parameters
     if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in taken.values()):
-        return  # it takes any setting (joblib's passes them on to joblib)
+        return  # it takes any setting (joblib's passes them on to joblib, checked above)
     unknown = [key for key in node if not str(key).startswith("_") and key not in taken]
     if unknown:
         choice = _choice(settings, group)
         takes = ", ".join(taken) or "no settings"
         raise UserError(f"hydra.{part}.{unknown[0]} is not a setting of the {choice} {part} ({plugin.__name__} takes {takes}); "
                         f"drop it, or choose a {part} that has it with {group}=NAME ({_installed(group)})")
+
+
+def _check_joblib(node: DictConfig) -> None:
+    """joblib's launcher hands its settings to `joblib.Parallel` only as the sweep starts: `n_jobs=0`
+    or `prefer=xyz` made the sweep folder, then ended in joblib's traceback. The same checks,
+    joblib's own, run here on the settings the launcher will pass: its backend is always loky, and
+    it turns the text it types some settings as into numbers (`batch_size=3`) with its own function."""
+    from joblib import Parallel, effective_n_jobs
+
+    try:
+        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    except ImportError:  # another version of the plugin: its own checks as the sweep starts
+        return
+    settings = {key: value for key, value in OmegaConf.to_container(node, resolve=True).items() if not str(key).startswith("_")}
+    settings["backend"] = "loky"
+    process_joblib_cfg(settings)
+    try:
+        Parallel(**settings)
+        effective_n_jobs(settings.get("n_jobs"))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"hydra.launcher (joblib): {first_line(exc)}; see joblib.Parallel's settings, or drop the setting") from None
 
 
 def _choice(settings: DictConfig, group: str) -> str | None:

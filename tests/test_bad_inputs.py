@@ -92,6 +92,9 @@ from prune_cli.errors import UserError
         (["-m", "seed=1,2", "hydra.launcher._target_=my.Launcher"], ["hydra.launcher._target_=my.Launcher is not a Hydra plugin"]),
         (["-m", "seed=1,2", "hydra.launcher._target_=hydra_plugins.nope.Launcher"],
          ["hydra.launcher._target_=hydra_plugins.nope.Launcher cannot be imported"]),
+        # joblib's own checks, which it ran only as the sweep started (the sweep folder made, then its traceback)
+        (["-m", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], ["hydra.launcher (joblib): n_jobs == 0 in Parallel has no meaning"]),
+        (["-m", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.prefer=xyz"], ["hydra.launcher (joblib): prefer=xyz is not a valid backend hint"]),
         # Hydra's line says which override; its cause says why
         (["hydra.mode=abc"], ["Error merging override hydra.mode=abc (Invalid value 'abc', expected one of [RUN, MULTIRUN])"]),
         # a Hydra setting is not one of ours: no "did you mean" among our keys, and Hydra's own hint

@@ -28,16 +28,17 @@ def test_experiment_configs_compose_to_a_multirun_grid(experiment: str):
         assert all(0 < float(s) < 1 for s in params.sparsity.split(","))
 
 
-def test_joblib_launcher_composes():
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def test_joblib_launcher_composes_and_passes_the_launch_checks():
+    """With settings joblib's launcher types as text and turns into numbers itself (batch_size=3,
+    max_nbytes=100): the check that runs joblib's own validation on them must convert them as the
+    launcher does, or it would refuse what runs."""
+    from prune_cli.config import launch_settings
+    from prune_cli.hydra_settings import check_launch_settings
 
-    from prune_cli.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
-    assert cfg.hydra.launcher.n_jobs == 2 and "joblib" in cfg.hydra.launcher._target_.lower()
+    settings = launch_settings(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.batch_size=3",
+                                "hydra.launcher.max_nbytes=100", "hydra.launcher.pre_dispatch=4"])
+    assert settings.launcher.n_jobs == 2 and "joblib" in settings.launcher._target_.lower()
+    check_launch_settings(settings)
 
 
 def test_compose_helper_accepts_experiments():
@@ -64,3 +65,6 @@ def test_cluster_launchers_compose(launcher: str, package: str):
         cfg = hydra_compose("config", overrides=[f"hydra/launcher={launcher}", "trainer=gpu", *extra], return_hydra_config=True)
     assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
     assert cfg.trainer.name == "gpu"
+    from prune_cli.hydra_settings import check_launch_settings
+
+    check_launch_settings(cfg.hydra)  # their settings are ones their classes take
