@@ -286,16 +286,29 @@ def _check_continued(sweep_dir: Path) -> tuple[list[str], list[str], Path | None
     folder writable, every job composed and checked where the sweep was launched (its model still
     there). Returns the sweep's overrides, its Hydra overrides, the folder it was launched from,
     Hydra's settings, and the jobs' overrides and configs."""
-    overrides, hydra_overrides, launched = rundir.load_sweep(sweep_dir)
+    overrides, hydra_overrides, launched, grid = rundir.load_sweep(sweep_dir)
     refused = rundir.write_refused(sweep_dir)  # Hydra rewrites multirun.yaml there first, in a traceback of its own
     if refused is not None:
         raise UserError(f"cannot write to sweep folder {sweep_dir} ({refused.strerror}); continuing the sweep writes its runs there")
     with _working_dir(launched):
         check_overrides(overrides, multirun=True)
-        settings = launch_settings(overrides)
+        settings = launch_settings([*hydra_overrides, *overrides])  # as the continued sweep is launched
         check_hydra_interpolations(settings)  # an experiment's grid, read again from its file
+        _require_same_grid(sweep_dir, grid, rundir.sweep_grid(settings))
         jobs, configs = _check_sweep(overrides, settings, _model_still_there(sweep_dir))
         return overrides, hydra_overrides, launched, settings, jobs, configs
+
+
+def _require_same_grid(sweep_dir: Path, recorded: dict, now: dict) -> None:
+    """A continued sweep runs the sweep that was launched. Its command line is replayed from the
+    record, but an experiment's grid is read again from its file: an edited file
+    (`sparsity: 0.5,0.9` become `0.5,0.7,0.9`) silently added jobs, or renumbered them so that a
+    finished job's folder was taken for another job's and failed it."""
+    for key, then in recorded.items():
+        if now.get(key) != then:
+            raise UserError(f"{key} is now {now.get(key)}, and was {then} when the sweep in {sweep_dir} was launched (an experiment "
+                            "file edited since?): continuing runs the sweep that was launched; put the file back as it was, "
+                            "or launch a new sweep for the new grid")
 
 
 def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:

@@ -468,18 +468,28 @@ def is_sweep_dir(folder: Path) -> bool:
     return (folder / SWEEP_RECORD).is_file()
 
 
-def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None]:
+def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None, dict]:
     """A sweep's command as Hydra recorded it: its overrides, its Hydra overrides (less those a
-    continuation sets afresh, `SWEEP_OWN_OVERRIDES`), and the folder it was launched from."""
+    continuation sets afresh, `SWEEP_OWN_OVERRIDES`), the folder it was launched from, and its
+    grid (`sweep_grid`: what its jobs and their folders were made from)."""
     try:
         hydra = OmegaConf.load(sweep_dir / SWEEP_RECORD).hydra
         recorded = OmegaConf.to_container(hydra.overrides, resolve=False)  # as typed: `subdir=seed${seed}` stays so
         task, own = [str(o) for o in recorded["task"]], [str(o) for o in recorded["hydra"]]
         launched = Path(str(hydra.runtime.cwd))
+        grid = sweep_grid(hydra)
     except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
         raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {yaml_problem(exc)}") from None
     kept = [o for o in own if override_key(o) not in SWEEP_OWN_OVERRIDES]
-    return task, kept, launched if launched.is_dir() else None
+    return task, kept, launched if launched.is_dir() else None, grid
+
+
+def sweep_grid(settings: DictConfig) -> dict:
+    """What a sweep's jobs, their numbers and their folders are made from besides its command
+    line, as written: an experiment's grid (`hydra.sweeper.params`) and the job folders' pattern
+    (`hydra.sweep.subdir`). From Hydra's settings for a launch, or from a sweep's record."""
+    return {"hydra.sweeper.params": OmegaConf.to_container(settings.sweeper, resolve=False).get("params") or {},
+            "hydra.sweep.subdir": OmegaConf.to_container(settings.sweep, resolve=False).get("subdir")}
 
 
 def same_config(run_dir: Path, cfg: DictConfig) -> bool:

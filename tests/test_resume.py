@@ -272,6 +272,34 @@ def test_a_sweep_whose_model_an_experiment_file_named_moved_says_how_to_continue
     assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2
 
 
+def test_a_sweep_whose_experiment_grid_was_edited_is_not_continued_as_another_sweep(in_tmp: Path, tiny_model_dir: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    """The continued sweep replays its recorded command line, but read an experiment's grid from
+    the file again: `sparsity: 0.3,0.5` edited to `0.3,0.4,0.5` made three jobs where two had
+    been launched (the new one ran), and the one at 0.5 became job 2, in a folder other than the
+    one it was launched into."""
+    from conftest import folder_snapshot
+
+    own = in_tmp / "own_configs"
+    (own / "experiment").mkdir(parents=True)
+    grid = own / "experiment" / "my_grid.yaml"
+    grid.write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      sparsity: 0.3,0.5\n")
+    monkeypatch.setenv("PRUNE_CLI_CONFIG_PATH", str(own))
+    assert run_cli("adapt", "+experiment=my_grid", *tiny_overrides(tiny_model_dir), "hydra.sweep.dir=sweep").exit_code == 0
+    shutil.rmtree(sorted((in_tmp / "sweep").rglob("metrics.json"))[1].parent)  # a job still to run
+    grid.write_text(grid.read_text().replace("0.3,0.5", "0.3,0.4,0.5"))
+    before = folder_snapshot(in_tmp / "sweep")
+    for dry_run in ([], ["--dry-run"]):
+        result = run_cli("adapt", "--resume", str(in_tmp / "sweep"), *dry_run)
+        assert_one_line_error(result, "hydra.sweeper.params is now {'sparsity': '0.3,0.4,0.5'}, and was {'sparsity': '0.3,0.5'} when the "
+                              "sweep in", "put the file back as it was, or launch a new sweep for the new grid")
+        assert folder_snapshot(in_tmp / "sweep") == before
+    grid.write_text(grid.read_text().replace("0.3,0.4,0.5", "0.3,0.5"))
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert result.exit_code == 0, result.output
+    assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2 and len(rundir.runs_in(in_tmp / "sweep")) == 2
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU, where a GPU run cannot go on")
 def test_a_gpu_run_or_sweep_stopped_and_resumed_without_a_gpu_is_told_where_it_can_go_on(in_tmp: Path, tiny_model_dir: Path):
     """`--resume` takes no options, yet a run or sweep made with trainer.device=cuda and resumed on
