@@ -53,6 +53,15 @@ def searchpath_overrides() -> list[str]:
     return [f"hydra.searchpath=[{','.join(hydra_value(f'file://{folder}') for folder in folders)}]"] if folders else []
 
 
+def config_path_folders(searchpath: str | None) -> str | None:
+    """The $PRUNE_CLI_CONFIG_PATH value (folder[:folder]) that a search path set by
+    `searchpath_overrides` (its value, as a sweep's record keeps it) came from; None for none."""
+    if searchpath is None:
+        return None
+    folders = parse_overrides([f"hydra.searchpath={searchpath}"])[0].value()
+    return os.pathsep.join(str(folder).removeprefix("file://") for folder in folders)
+
+
 def group_options(group: str) -> list[str]:
     return sorted({p.stem for folder in config_dirs() for p in (folder / group).glob("*.yaml")})
 

@@ -26,9 +26,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
-from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, check_jobs, check_overrides,
-                              check_run_dir, check_sweep_dir, compose, config_sweeps, hydra_value, launch_settings,
-                              register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
+from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, USER_CONFIG_ENV, check_jobs,
+                              check_overrides, check_run_dir, check_sweep_dir, compose, config_path_folders, config_sweeps, hydra_value,
+                              launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.hydra_settings import check_hydra_interpolations, check_launch_settings
 
@@ -286,17 +286,35 @@ def _check_continued(sweep_dir: Path) -> tuple[list[str], list[str], Path | None
     folder writable, every job composed and checked where the sweep was launched (its model still
     there). Returns the sweep's overrides, its Hydra overrides, the folder it was launched from,
     Hydra's settings, and the jobs' overrides and configs."""
-    overrides, hydra_overrides, launched, grid = rundir.load_sweep(sweep_dir)
+    record = rundir.load_sweep(sweep_dir)
+    overrides, hydra_overrides, launched = record.overrides, record.hydra_overrides, record.launched
     refused = rundir.write_refused(sweep_dir)  # Hydra rewrites multirun.yaml there first, in a traceback of its own
     if refused is not None:
         raise UserError(f"cannot write to sweep folder {sweep_dir} ({refused.strerror}); continuing the sweep writes its runs there")
-    with _working_dir(launched):
+    with _working_dir(launched), _saying_config_path(record.config_path):
         check_overrides(overrides, multirun=True)
         settings = launch_settings([*hydra_overrides, *overrides])  # as the continued sweep is launched
         check_hydra_interpolations(settings)  # an experiment's grid, read again from its file
-        _require_same_grid(sweep_dir, grid, rundir.sweep_grid(settings))
+        _require_same_grid(sweep_dir, record.grid, rundir.sweep_grid(settings))
         jobs, configs = _check_sweep(overrides, settings, _model_still_there(sweep_dir))
         return overrides, hydra_overrides, launched, settings, jobs, configs
+
+
+@contextlib.contextmanager
+def _saying_config_path(launched_with: str | None):
+    """A continued sweep's refusal also says which config folders of the user's the sweep was
+    launched with, where they are not the ones set now: continued in a new shell without
+    $PRUNE_CLI_CONFIG_PATH, a sweep of the user's experiment was told only "unknown experiment"."""
+    try:
+        yield
+    except UserError as error:
+        then = config_path_folders(launched_with)
+        now = config_path_folders(next((o.split("=", 1)[1] for o in searchpath_overrides()), None))
+        if now == then:
+            raise
+        launched = f"{USER_CONFIG_ENV}={then}" if then else f"{USER_CONFIG_ENV} unset"
+        raise UserError(f"{error}; the sweep was launched with {launched}, and it is {now or 'unset'} now: "
+                        "set it as it was to continue the sweep") from None
 
 
 def _require_same_grid(sweep_dir: Path, recorded: dict, now: dict) -> None:

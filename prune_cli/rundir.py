@@ -37,7 +37,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -468,10 +468,18 @@ def is_sweep_dir(folder: Path) -> bool:
     return (folder / SWEEP_RECORD).is_file()
 
 
-def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None, dict]:
-    """A sweep's command as Hydra recorded it: its overrides, its Hydra overrides (less those a
-    continuation sets afresh, `SWEEP_OWN_OVERRIDES`), the folder it was launched from, and its
-    grid (`sweep_grid`: what its jobs and their folders were made from)."""
+class SweepRecord(NamedTuple):
+    """A sweep's command as Hydra recorded it in its folder (`load_sweep`)."""
+
+    overrides: list[str]  # its overrides
+    hydra_overrides: list[str]  # its Hydra overrides, less those a continuation sets afresh (SWEEP_OWN_OVERRIDES)
+    launched: Path | None  # the folder it was launched from, where it is still there
+    grid: dict  # what its jobs and their folders were made from (`sweep_grid`)
+    config_path: str | None  # the user's config folders it was launched with ($PRUNE_CLI_CONFIG_PATH), as the search path held them
+
+
+def load_sweep(sweep_dir: Path) -> SweepRecord:
+    """A sweep's command as Hydra recorded it (`multirun.yaml`)."""
     try:
         hydra = OmegaConf.load(sweep_dir / SWEEP_RECORD).hydra
         recorded = OmegaConf.to_container(hydra.overrides, resolve=False)  # as typed: `subdir=seed${seed}` stays so
@@ -481,7 +489,8 @@ def load_sweep(sweep_dir: Path) -> tuple[list[str], list[str], Path | None, dict
     except Exception as exc:  # noqa: BLE001 - any unreadable record is the same one-line error
         raise UserError(f"{sweep_dir / SWEEP_RECORD} cannot be read as a Hydra sweep record: {yaml_problem(exc)}") from None
     kept = [o for o in own if override_key(o) not in SWEEP_OWN_OVERRIDES]
-    return task, kept, launched if launched.is_dir() else None, grid
+    searchpath = next((o.split("=", 1)[1] for o in own if override_key(o) == "hydra.searchpath"), None)
+    return SweepRecord(task, kept, launched if launched.is_dir() else None, grid, searchpath)
 
 
 def sweep_grid(settings: DictConfig) -> dict:

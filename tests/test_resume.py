@@ -277,7 +277,8 @@ def test_a_sweep_whose_experiment_grid_was_edited_is_not_continued_as_another_sw
     """The continued sweep replays its recorded command line, but read an experiment's grid from
     the file again: `sparsity: 0.3,0.5` edited to `0.3,0.4,0.5` made three jobs where two had
     been launched (the new one ran), and the one at 0.5 became job 2, in a folder other than the
-    one it was launched into."""
+    one it was launched into. Continued without the user's config folder, it says which folder
+    it was launched with."""
     from conftest import folder_snapshot
 
     own = in_tmp / "own_configs"
@@ -295,6 +296,12 @@ def test_a_sweep_whose_experiment_grid_was_edited_is_not_continued_as_another_sw
                               "sweep in", "put the file back as it was, or launch a new sweep for the new grid")
         assert folder_snapshot(in_tmp / "sweep") == before
     grid.write_text(grid.read_text().replace("0.3,0.4,0.5", "0.3,0.5"))
+    # continued in a new shell without the user's config folder: "unknown experiment" alone did not say why
+    monkeypatch.delenv("PRUNE_CLI_CONFIG_PATH")
+    result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
+    assert_one_line_error(result, "unknown experiment 'my_grid'", f"the sweep was launched with PRUNE_CLI_CONFIG_PATH={own}, and it is "
+                          "unset now: set it as it was to continue the sweep")
+    monkeypatch.setenv("PRUNE_CLI_CONFIG_PATH", str(own))
     result = run_cli("adapt", "--resume", str(in_tmp / "sweep"))
     assert result.exit_code == 0, result.output
     assert len(list((in_tmp / "sweep").rglob("metrics.json"))) == 2 and len(rundir.runs_in(in_tmp / "sweep")) == 2
