@@ -25,6 +25,9 @@ NEVER_RESOLVED = ("help", "hydra_help", "overrides", "job.override_dirname")
 PLUGIN_PACKAGES = ("hydra_plugins.", "hydra._internal.core_plugins.")
 JOBLIB_PLUGIN = "hydra_plugins.hydra_joblib_launcher"
 
+# prune-cli's own Hydra callback (configs/config.yaml), which a launch must keep
+OWN_CALLBACK, OWN_CALLBACK_TARGET = "sweep_watch", "prune_cli.hydra_entry.SweepWatch"
+
 
 def check_launch_settings(settings: DictConfig) -> None:
     """Every check of Hydra's settings a new launch makes (`adapt`, `adapt -m`)."""
@@ -32,6 +35,7 @@ def check_launch_settings(settings: DictConfig) -> None:
     refuse_unsupported_hydra_settings(settings)
     for part in ("launcher", "sweeper"):
         check_plugin(settings, part)
+    check_callbacks(settings)
 
 
 def check_hydra_interpolations(settings: DictConfig) -> None:
@@ -102,6 +106,32 @@ def check_plugin(settings: DictConfig, part: str) -> None:
         takes = ", ".join(taken) or "no settings"
         raise UserError(f"hydra.{part}.{unknown[0]} is not a setting of the {choice} {part} ({plugin.__name__} takes {takes}); "
                         f"drop it, or choose a {part} that has it with {group}=NAME ({_installed(group)})")
+
+
+def check_callbacks(settings: DictConfig) -> None:
+    """Hydra's callbacks (`hydra.callbacks`): prune-cli's own is kept, and each one the user adds
+    names something that can be imported, as Hydra will instantiate each as the launch begins.
+
+    Without `sweep_watch` (`hydra.callbacks.sweep_watch=null`, or deleted) a sweep ran unheld, so a
+    second `adapt --resume` of it could run beside it, and without its folder recorded; a callback
+    whose `_target_` cannot be imported ended the launch in Hydra's traceback."""
+    callbacks = OmegaConf.to_container(settings, resolve=False).get("callbacks") or {}
+    ours = (callbacks.get(OWN_CALLBACK) or {}) if isinstance(callbacks, dict) else {}
+    if not isinstance(ours, dict) or ours.get("_target_") != OWN_CALLBACK_TARGET:
+        raise UserError(f"hydra.callbacks.{OWN_CALLBACK} is prune-cli's own callback (it holds a sweep's folder while the sweep runs and "
+                        "records where it is); leave it as it is, and add your own beside it: +hydra.callbacks.NAME={_target_: ...}")
+    from hydra.utils import get_object
+
+    for name, callback in callbacks.items():
+        target = callback.get("_target_") if isinstance(callback, dict) else None
+        if target is None:
+            raise UserError(f"hydra.callbacks.{name} names no _target_; a callback is a mapping with the class Hydra makes it from: "
+                            f"+hydra.callbacks.{name}={{_target_: my_package.MyCallback}}")
+        try:
+            get_object(str(target))
+        except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
+            raise UserError(f"hydra.callbacks.{name}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
+                            "name a class your Python can import, or drop the callback") from None
 
 
 def _check_joblib(node: DictConfig) -> None:

@@ -95,6 +95,13 @@ from prune_cli.errors import UserError
         # joblib's own checks, which it ran only as the sweep started (the sweep folder made, then its traceback)
         (["-m", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], ["hydra.launcher (joblib): n_jobs == 0 in Parallel has no meaning"]),
         (["-m", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.prefer=xyz"], ["hydra.launcher (joblib): prefer=xyz is not a valid backend hint"]),
+        # the sweep ran unheld (a second --resume of it could run beside it), with warnings from Hydra
+        (["-m", "seed=1,2", "hydra.callbacks.sweep_watch=null"], ["hydra.callbacks.sweep_watch is prune-cli's own callback",
+                                                                 "+hydra.callbacks.NAME={_target_: ...}"]),
+        (["-m", "seed=1,2", "~hydra.callbacks.sweep_watch"], ["hydra.callbacks.sweep_watch is prune-cli's own callback"]),
+        # Hydra's traceback as the launch began
+        (["+hydra.callbacks.mine._target_=my.Callback"], ["hydra.callbacks.mine._target_=my.Callback cannot be imported"]),
+        (["+hydra.callbacks.mine={every:1}"], ["hydra.callbacks.mine names no _target_"]),
         # Hydra's line says which override; its cause says why
         (["hydra.mode=abc"], ["Error merging override hydra.mode=abc (Invalid value 'abc', expected one of [RUN, MULTIRUN])"]),
         # a Hydra setting is not one of ours: no "did you mean" among our keys, and Hydra's own hint

@@ -68,3 +68,12 @@ def test_cluster_launchers_compose(launcher: str, package: str):
     from prune_cli.hydra_settings import check_launch_settings
 
     check_launch_settings(cfg.hydra)  # their settings are ones their classes take
+
+
+def test_a_callback_of_ones_own_beside_prune_clis_passes_the_launch_checks():
+    from prune_cli.config import launch_settings
+    from prune_cli.hydra_settings import check_launch_settings
+
+    settings = launch_settings(["+hydra.callbacks.log_returns={_target_:hydra.experimental.callbacks.LogJobReturnCallback}"])
+    assert set(settings.callbacks) == {"sweep_watch", "log_returns"}
+    check_launch_settings(settings)
