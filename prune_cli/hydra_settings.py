@@ -36,6 +36,8 @@ def check_launch_settings(settings: DictConfig) -> None:
     for part in ("launcher", "sweeper"):
         check_plugin(settings, part)
     check_callbacks(settings)
+    for part in ("job_logging", "hydra_logging"):
+        check_logging(settings, part)
 
 
 def check_hydra_interpolations(settings: DictConfig) -> None:
@@ -132,6 +134,44 @@ def check_callbacks(settings: DictConfig) -> None:
         except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
             raise UserError(f"hydra.callbacks.{name}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
                             "name a class your Python can import, or drop the callback") from None
+
+
+def check_logging(settings: DictConfig, part: str) -> None:
+    """The logging set-ups Hydra applies (`hydra.job_logging`, `hydra.hydra_logging`: Python's
+    `logging.config.dictConfig` schema) name what `dictConfig` can make: a level it knows
+    (`level=warning`, lower case, is not one), a handler class that imports, and handlers and
+    formatters that are defined. Hydra applied them only once it had made the run directory, so
+    a slip there ended in its traceback and left the empty folder behind."""
+    import logging
+
+    from hydra.utils import get_object
+
+    node = OmegaConf.to_container(settings[part], resolve=False)
+    handlers, formatters = node.get("handlers") or {}, node.get("formatters") or {}
+    places = {f"handlers.{name}": handler for name, handler in handlers.items()}
+    places.update({"root": node.get("root") or {}}, **{f"loggers.{name}": logger for name, logger in (node.get("loggers") or {}).items()})
+    for place, entry in places.items():
+        if not isinstance(entry, dict):
+            raise UserError(f"hydra.{part}.{place}={entry} is not a mapping of logging settings (level, handlers, ...)")
+        level = entry.get("level")
+        if level is not None and not isinstance(level, int) and not isinstance(logging.getLevelName(str(level)), int):
+            raise UserError(f"hydra.{part}.{place}.level={level} is not a logging level; use DEBUG, INFO, WARNING, ERROR or "
+                            "CRITICAL (upper case) or a number")
+        for handler in entry.get("handlers") or []:
+            if handler not in handlers:
+                raise UserError(f"hydra.{part}.{place}.handlers names '{handler}', which hydra.{part}.handlers does not define "
+                                f"(it has: {', '.join(handlers) or 'none'})")
+    for name, handler in handlers.items():
+        formatter = handler.get("formatter")
+        if formatter is not None and formatter not in formatters:
+            raise UserError(f"hydra.{part}.handlers.{name}.formatter={formatter} is not defined in hydra.{part}.formatters "
+                            f"(it has: {', '.join(formatters) or 'none'})")
+        if "class" in handler:
+            try:
+                get_object(str(handler["class"]))
+            except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
+                raise UserError(f"hydra.{part}.handlers.{name}.class={handler['class']} cannot be imported "
+                                f"({first_line(exc).rstrip(':')}); name a logging handler class, such as logging.StreamHandler") from None
 
 
 def _check_joblib(node: DictConfig) -> None:

@@ -102,6 +102,13 @@ from prune_cli.errors import UserError
         # Hydra's traceback as the launch began
         (["+hydra.callbacks.mine._target_=my.Callback"], ["hydra.callbacks.mine._target_=my.Callback cannot be imported"]),
         (["+hydra.callbacks.mine={every:1}"], ["hydra.callbacks.mine names no _target_"]),
+        # logging's dictConfig failed once Hydra had made the run directory: its traceback, and the empty folder left
+        (["+hydra.job_logging.handlers.console.level=warning"], ["hydra.job_logging.handlers.console.level=warning is not a logging level",
+                                                                 "WARNING"]),
+        (["hydra.hydra_logging.root.level=abc"], ["hydra.hydra_logging.root.level=abc is not a logging level"]),
+        (["hydra.job_logging.root.handlers=[console,nope]"], ["hydra.job_logging.root.handlers names 'nope'", "(it has: console, file)"]),
+        (["hydra.job_logging.handlers.console.formatter=plain"], ["hydra.job_logging.handlers.console.formatter=plain is not defined"]),
+        (["hydra.job_logging.handlers.console.class=my.Handler"], ["hydra.job_logging.handlers.console.class=my.Handler cannot be imported"]),
         # Hydra's line says which override; its cause says why
         (["hydra.mode=abc"], ["Error merging override hydra.mode=abc (Invalid value 'abc', expected one of [RUN, MULTIRUN])"]),
         # a Hydra setting is not one of ours: no "did you mean" among our keys, and Hydra's own hint

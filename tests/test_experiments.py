@@ -77,3 +77,13 @@ def test_a_callback_of_ones_own_beside_prune_clis_passes_the_launch_checks():
     settings = launch_settings(["+hydra.callbacks.log_returns={_target_:hydra.experimental.callbacks.LogJobReturnCallback}"])
     assert set(settings.callbacks) == {"sweep_watch", "log_returns"}
     check_launch_settings(settings)
+
+
+def test_the_logging_settings_a_user_writes_pass_the_launch_checks():
+    """The terminal quieted as the refusal of hydra/job_logging=disabled advises, a logger of
+    one's own, a level as a number: what dictConfig takes passes."""
+    from prune_cli.config import launch_settings
+    from prune_cli.hydra_settings import check_launch_settings
+
+    check_launch_settings(launch_settings(["+hydra.job_logging.handlers.console.level=WARNING", "+hydra.job_logging.loggers.prune_cli.level=DEBUG",
+                                           "hydra.job_logging.root.level=10", "hydra/hydra_logging=disabled"]))
