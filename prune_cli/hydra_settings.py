@@ -11,11 +11,14 @@ import inspect
 
 from omegaconf import DictConfig, OmegaConf
 
+from prune_cli import rundir
 from prune_cli.config import check_interpolations
 from prune_cli.errors import UserError, first_line
 
 # Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
 PACKAGED_OUTPUT_SUBDIR = "${config_subdir:${hydra.runtime.output_dir}}"
+# Where each run's log goes (config.yaml's file handler): in its run directory, as rundir.LOG
+PACKAGED_RUN_LOG = f"${{hydra.runtime.output_dir}}/{rundir.LOG}"
 
 # Hydra's settings it never resolves here: its help texts (prune-cli's CLI answers --help) and its
 # record of the command line (`hydra.overrides`, `hydra.job.override_dirname`: the overrides as typed, `${...}` and all)
@@ -63,7 +66,7 @@ def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
                         "and reads relative paths (data.dir, --model) from the folder it is launched in; drop it")
     subdir = OmegaConf.to_container(settings, resolve=False).get("output_subdir")
     if subdir != PACKAGED_OUTPUT_SUBDIR:
-        raise UserError(f"hydra.output_subdir={'null' if subdir is None else subdir} is not supported: every prune-cli command reads a "
+        raise UserError(f"hydra.output_subdir={_written(subdir)} is not supported: every prune-cli command reads a "
                         "run's config from its .hydra folder, which this setting moves or drops; leave it unset")
     handlers = OmegaConf.to_container(settings.job_logging, resolve=False).get("handlers") or {}
     if "class" not in (handlers.get("file") or {}):
@@ -71,6 +74,14 @@ def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
         raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
                         "each run's run.log, which other choices leave out; leave it unset "
                         "(to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
+    filename = handlers["file"].get("filename")
+    if filename != PACKAGED_RUN_LOG:
+        raise UserError(f"hydra.job_logging.handlers.file.filename={_written(filename)} is not supported: it is where each run writes its "
+                        f"{rundir.LOG}, in its run directory ({PACKAGED_RUN_LOG}); leave it unset")
+    verbose = settings.get("verbose")
+    if not (isinstance(verbose, (bool, str)) or (OmegaConf.is_list(verbose) and all(isinstance(name, str) for name in verbose))):
+        raise UserError(f"hydra.verbose={_written(verbose)} is not supported: Hydra takes true, false, a logger's "
+                        "name (hydra.verbose=prune_cli) or a list of them (hydra.verbose=[prune_cli,hydra])")
 
 
 def check_plugin(settings: DictConfig, part: str) -> None:
@@ -84,7 +95,7 @@ def check_plugin(settings: DictConfig, part: str) -> None:
     group = f"hydra/{part}"
     node = settings.get(part)
     if not isinstance(node, DictConfig):
-        raise UserError(f"hydra.{part}={'null' if node is None else node} leaves Hydra without a {part}; "
+        raise UserError(f"hydra.{part}={_written(node)} leaves Hydra without a {part}; "
                         f"choose one with {group}=NAME ({_installed(group)}) or leave it unset")
     target = str(node.get("_target_"))
     if not target.startswith(PLUGIN_PACKAGES):
@@ -147,6 +158,10 @@ def check_logging(settings: DictConfig, part: str) -> None:
     from hydra.utils import get_object
 
     node = OmegaConf.to_container(settings[part], resolve=False)
+    if not node:
+        return  # Hydra's `none` option: it configures nothing
+    if node.get("version") != 1:
+        raise UserError(f"hydra.{part}.version={node.get('version')} is not supported: logging's dictConfig knows version 1 only")
     handlers, formatters = node.get("handlers") or {}, node.get("formatters") or {}
     places = {f"handlers.{name}": handler for name, handler in handlers.items()}
     places.update({"root": node.get("root") or {}}, **{f"loggers.{name}": logger for name, logger in (node.get("loggers") or {}).items()})
@@ -161,6 +176,8 @@ def check_logging(settings: DictConfig, part: str) -> None:
             if handler not in handlers:
                 raise UserError(f"hydra.{part}.{place}.handlers names '{handler}', which hydra.{part}.handlers does not define "
                                 f"(it has: {', '.join(handlers) or 'none'})")
+    for name, formatter in formatters.items():
+        _check_formatter(part, name, formatter)
     for name, handler in handlers.items():
         formatter = handler.get("formatter")
         if formatter is not None and formatter not in formatters:
@@ -168,10 +185,28 @@ def check_logging(settings: DictConfig, part: str) -> None:
                             f"(it has: {', '.join(formatters) or 'none'})")
         if "class" in handler:
             try:
-                get_object(str(handler["class"]))
+                made_by = get_object(str(handler["class"]))
             except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
                 raise UserError(f"hydra.{part}.handlers.{name}.class={handler['class']} cannot be imported "
                                 f"({first_line(exc).rstrip(':')}); name a logging handler class, such as logging.StreamHandler") from None
+            if not (isinstance(made_by, type) and issubclass(made_by, logging.Handler)):
+                raise UserError(f"hydra.{part}.handlers.{name}.class={handler['class']} is not a logging handler class; "
+                                "name one, such as logging.StreamHandler")
+
+
+def _check_formatter(part: str, name: str, formatter: object) -> None:
+    """A formatter of a logging set-up is one `logging.Formatter` takes (`format=abc` has no
+    field, and logging refuses it); one its own factory makes (`()`) is that factory's business."""
+    import logging
+
+    if not isinstance(formatter, dict):
+        raise UserError(f"hydra.{part}.formatters.{name}={formatter} is not a mapping of formatter settings (format, datefmt, ...)")
+    if "()" in formatter:
+        return
+    try:
+        logging.Formatter(formatter.get("format"), formatter.get("datefmt"), formatter.get("style", "%"), validate=formatter.get("validate", True))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"hydra.{part}.formatters.{name} is not a format logging takes: {first_line(exc)}") from None
 
 
 def _check_joblib(node: DictConfig) -> None:
@@ -193,6 +228,11 @@ def _check_joblib(node: DictConfig) -> None:
         effective_n_jobs(settings.get("n_jobs"))
     except (TypeError, ValueError) as exc:
         raise UserError(f"hydra.launcher (joblib): {first_line(exc)}; see joblib.Parallel's settings, or drop the setting") from None
+
+
+def _written(value: object) -> str:
+    """A setting's value as a command line writes it (null, not None)."""
+    return "null" if value is None else str(value)
 
 
 def _choice(settings: DictConfig, group: str) -> str | None:

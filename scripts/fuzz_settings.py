@@ -15,7 +15,8 @@ status is 3 where there was one (1 is a bad argument, as for every script). Coun
 so large values are left out of the defaults; the seventy-eighth sitting found the faults above
 with them, one key at a time. The seventy-ninth swept `--values=-1,null,abc,''` (a list that starts
 with "-" needs the `=`) and `--keys mask.,checkpoint.,model.,task.`: `model.name_or_path=null` or
-`=0` ended a run in a traceback.
+`=0` ended a run in a traceback. The eightieth added Hydra's own settings (`--keys hydra.`; its
+record of a launch and its help texts left out).
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ def scalar_keys(node: dict, prefix: str = ""):
             yield f"{prefix}{key}"
 
 
+# Parts of Hydra's settings that are not settings: what Hydra records of a launch, and its help texts
+HYDRA_RECORDS = ("runtime", "overrides", "help", "hydra_help")
+
+
 def sweep(model: Path, data_dir: Path, methods: list[str], values: list[str], prefixes: tuple[str, ...]) -> tuple[int, list[str]]:
     """(runs made, what failed other than by a refusal) over every method, key and value."""
     from prune_cli import api
-    from prune_cli.config import compose
+    from prune_cli.config import compose, launch_settings
     from prune_cli.hydra_entry import plan_adapt
 
     base = [f"data.dir={data_dir}", f"model.name_or_path={model}", "trainer.batch_size=8", "trainer.progress=false",
@@ -54,6 +59,9 @@ def sweep(model: Path, data_dir: Path, methods: list[str], values: list[str], pr
     runs, bad = 0, []
     for method in methods:
         composed = OmegaConf.to_container(compose([f"method={method}", *base]), resolve=False)
+        if any(prefix.startswith("hydra") for prefix in prefixes):  # Hydra's own settings (hydra.job_logging..., hydra.launcher...)
+            hydra = OmegaConf.to_container(launch_settings([f"method={method}", *base]), resolve=False)
+            composed["hydra"] = {key: value for key, value in hydra.items() if key not in HYDRA_RECORDS}
         for key in scalar_keys(composed):
             if not key.startswith(prefixes) or key in FIXED:
                 continue

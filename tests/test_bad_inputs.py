@@ -109,6 +109,14 @@ from prune_cli.errors import UserError
         (["hydra.job_logging.root.handlers=[console,nope]"], ["hydra.job_logging.root.handlers names 'nope'", "(it has: console, file)"]),
         (["hydra.job_logging.handlers.console.formatter=plain"], ["hydra.job_logging.handlers.console.formatter=plain is not defined"]),
         (["hydra.job_logging.handlers.console.class=my.Handler"], ["hydra.job_logging.handlers.console.class=my.Handler cannot be imported"]),
+        (["hydra.job_logging.version=2"], ["hydra.job_logging.version=2 is not supported: logging's dictConfig knows version 1 only"]),
+        (["hydra.job_logging.formatters.simple.format=abc"], ["hydra.job_logging.formatters.simple is not a format logging takes: "
+                                                              "Invalid format 'abc'"]),
+        (["hydra.hydra_logging.handlers.console.class=abc"], ["hydra.hydra_logging.handlers.console.class=abc is not a logging handler class"]),
+        (["hydra.job_logging.handlers.file.filename=null"], ["hydra.job_logging.handlers.file.filename=null is not supported",
+                                                             "each run writes its run.log"]),
+        # Hydra's assertion as it configured logging
+        (["hydra.verbose=null"], ["hydra.verbose=null is not supported", "hydra.verbose=[prune_cli,hydra]"]),
         # Hydra's line says which override; its cause says why
         (["hydra.mode=abc"], ["Error merging override hydra.mode=abc (Invalid value 'abc', expected one of [RUN, MULTIRUN])"]),
         # a Hydra setting is not one of ours: no "did you mean" among our keys, and Hydra's own hint

@@ -86,4 +86,7 @@ def test_the_logging_settings_a_user_writes_pass_the_launch_checks():
     from prune_cli.hydra_settings import check_launch_settings
 
     check_launch_settings(launch_settings(["+hydra.job_logging.handlers.console.level=WARNING", "+hydra.job_logging.loggers.prune_cli.level=DEBUG",
-                                           "hydra.job_logging.root.level=10", "hydra/hydra_logging=disabled"]))
+                                           "hydra.job_logging.root.level=10", "hydra/hydra_logging=disabled",
+                                           "hydra.job_logging.formatters.simple.format='%(levelname)s %(message)s'",
+                                           "hydra.verbose=[prune_cli,hydra]"]))
+    check_launch_settings(launch_settings(["hydra/hydra_logging=none", "hydra.verbose=prune_cli"]))

@@ -42,3 +42,12 @@ def test_a_model_folder_that_is_not_there_is_one_line(tmp_path: Path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tmp_path / "nope"), "--data-dir", str(FIXTURE_GLUE)],
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip() == f"error: --model {tmp_path / 'nope'} is not a directory"
+
+
+def test_hydras_own_settings_are_swept_too(in_tmp: Path, tiny_model_dir: Path, capsys):
+    """`--keys hydra.` varies Hydra's settings (its record of a launch and its help texts left
+    out): hydra.verbose=true runs, =null is refused in one line; none of Hydra's records is varied."""
+    fuzz = load_script("fuzz_settings")
+    runs, bad = fuzz.sweep(tiny_model_dir, FIXTURE_GLUE, ["random"], ["true", "null"], ("hydra.verbose", "hydra.runtime.", "hydra.help."))
+    assert (runs, bad) == (1, [])
+    assert len(list((in_tmp / "outputs").rglob("metrics.json"))) == 1
