@@ -30,7 +30,7 @@ from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_
                               check_overrides, check_run_dir, check_sweep_dir, compose, config_path_folders, config_sweeps, hydra_value,
                               launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
-from prune_cli.hydra_settings import check_hydra_interpolations, check_launch_settings
+from prune_cli.hydra_settings import check_hydra_interpolations, check_job_folders, check_launch_settings
 
 log = logging.getLogger(__name__)
 failed_jobs: dict[str, str] = {}  # failed sweep job's run dir -> where its reason is (in-process launchers)
@@ -263,6 +263,7 @@ def _check_launch(overrides: Sequence[str], multirun: bool, one_run: bool = Fals
     if multirun:
         jobs, configs = _check_sweep(overrides, settings)
         check_sweep_dir(settings)
+        check_job_folders(settings, jobs, configs, [reference_key(cfg) for cfg in configs])
         return _Checked(True, jobs, configs, settings, None)
     cfg = compose(overrides)
     return _Checked(False, [list(overrides)], [cfg], settings, check_run_dir(settings))

@@ -8,11 +8,13 @@ settings of our own config are checked in `config`; these are the ones a user ma
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
+from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import rundir
-from prune_cli.config import check_interpolations
+from prune_cli.config import BASIC_SWEEPER, check_interpolations
 from prune_cli.errors import UserError, first_line
 
 # Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
@@ -108,6 +110,9 @@ def check_plugin(settings: DictConfig, part: str) -> None:
     except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
         raise UserError(f"hydra.{part}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
                         f"choose one with {group}=NAME ({_installed(group)})") from None
+    batch = node.get("max_batch_size")
+    if target == BASIC_SWEEPER and batch is not None and not (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0):
+        raise UserError(f"hydra.sweeper.max_batch_size={batch} must be a whole number > 0 (the jobs launched at once), or null for all")
     if plugin.__module__.startswith(JOBLIB_PLUGIN):
         _check_joblib(node)
     taken = inspect.signature(plugin).parameters
@@ -207,6 +212,48 @@ def _check_formatter(part: str, name: str, formatter: object) -> None:
         logging.Formatter(formatter.get("format"), formatter.get("datefmt"), formatter.get("style", "%"), validate=formatter.get("validate", True))
     except (TypeError, ValueError) as exc:
         raise UserError(f"hydra.{part}.formatters.{name} is not a format logging takes: {first_line(exc)}") from None
+
+
+def check_job_folders(settings: DictConfig, jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig],
+                      same_run: Sequence[str | None]) -> None:
+    """Before a sweep starts: the folders `hydra.sweep.subdir` gives its jobs are inside the sweep
+    folder and one per job, but for jobs that run the very same thing (equal `same_run` keys, not
+    None: a dense reference at each sparsity, whose repeats are skipped).
+
+    A subdir without what tells two jobs apart (`hydra.sweep.subdir=abc`) sent them to one folder:
+    the first ran, the second failed there as its turn came; an absolute one (`/abs`) or one
+    that climbs out (`../up`) wrote runs where neither `report` nor `--resume` of the sweep look.
+    A subdir that reads what Hydra sets only as a job starts (`${hydra.job.override_dirname}`)
+    is left to that check, as the job starts."""
+    from prune_cli.config import varying_overrides
+
+    raw = OmegaConf.to_container(settings.sweep, resolve=False).get("subdir")
+    sweep_dir = Path(str(settings.sweep.dir))
+    seen: dict[Path, int] = {}
+    for number, cfg in enumerate(configs):
+        sub = _job_subdir(raw, cfg, number)
+        if sub is None:
+            return
+        if sub.is_absolute() or ".." in sub.parts:
+            raise UserError(f"hydra.sweep.subdir={raw} puts job {number}'s folder at {sub}, outside the sweep folder {sweep_dir}, "
+                            "which is where the sweep's runs are read from (`prune-cli report`); give a path within it (no leading / or ..)")
+        if sub in seen and (same_run[number] is None or same_run[number] != same_run[seen[sub]]):
+            apart = " and ".join(" ".join(varying_overrides(jobs[n], jobs)) or f"job {n}" for n in (seen[sub], number))
+            raise UserError(f"hydra.sweep.subdir={raw} gives jobs {seen[sub]} and {number} ({apart}) the same folder {sub}; "
+                            "include what tells them apart, such as the job's number (${hydra.job.num}), or leave it unset")
+        seen.setdefault(sub, number)
+
+
+def _job_subdir(raw: object, cfg: DictConfig, number: int) -> Path | None:
+    """`hydra.sweep.subdir` resolved as Hydra resolves it for job `number` of config `cfg`; None
+    where it reads a setting Hydra gives only as the job starts."""
+    probe = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    probe.hydra = {"job": {"num": number}}
+    probe.job_subdir = raw
+    try:
+        return Path(str(OmegaConf.select(probe, "job_subdir", throw_on_resolution_failure=True)))
+    except Exception:  # noqa: BLE001 - a job-time value (hydra.job.id, override_dirname): not known before the job
+        return None
 
 
 def _check_joblib(node: DictConfig) -> None:

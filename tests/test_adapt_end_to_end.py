@@ -485,14 +485,20 @@ def test_a_sweep_into_a_folder_that_holds_runs_is_refused_before_anything_is_wri
     assert run_cli("adapt", "-m", "--method", "random", "hydra.sweep.dir=grid2", *sweep[1:]).exit_code == 0  # a new folder is fine
 
 
+# A subdir that leaves out what tells two jobs apart, and that the check before the launch cannot
+# resolve (it reads hydra.job.name, which Hydra gives only as a job starts): the case the jobs
+# themselves must still handle, `${task.name}` alone being refused before the launch.
+SHARED_SUBDIR = "hydra.sweep.subdir=${task.name}_${hydra.job.name}"
+
+
 def test_jobs_that_share_a_folder_leave_the_first_ones_run_as_it_finished(in_tmp: Path, tiny_model_dir: Path):
     """A `hydra.sweep.subdir` that leaves out what tells two jobs apart sends both to one folder:
     the second must neither rewrite the first's config nor mark its finished run as failed."""
-    result = run_cli("adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid", "hydra.sweep.subdir=${task.name}",
+    result = run_cli("adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid", SHARED_SUBDIR,
                      *tiny_overrides(tiny_model_dir, steps=3))
     assert result.exit_code == 2, result.output
     assert "1 sweep job(s) failed" in result.output and "holds another job's run" in " ".join(result.output.split())
-    run = in_tmp / "grid" / "sst2"
+    run = in_tmp / "grid" / "sst2_adapt"
     assert read_metrics(run)["method"] == "magnitude" and not (run / "failed.json").exists()
     assert "name: magnitude" in (run / ".hydra" / "config.yaml").read_text()
     assert "method=magnitude" in (run / ".hydra" / "overrides.yaml").read_text()
@@ -509,12 +515,11 @@ def test_jobs_that_share_a_folder_under_a_parallel_launcher_leave_one_run_and_na
     folder runs, the other writes nothing there (no config, no results, no failed.json), and the
     launching process, which hears nothing from the workers, still names it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid",
-               "hydra.sweep.subdir=${task.name}",
+    command = [sys.executable, "-m", "prune_cli.cli", "adapt", "-m", "--method", "magnitude,random", "hydra.sweep.dir=grid", SHARED_SUBDIR,
                *tiny_overrides(tiny_model_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1", steps=3)]
     done = subprocess.run(command, cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
-    run = in_tmp / "grid" / "sst2"
+    run = in_tmp / "grid" / "sst2_adapt"
     errors = " ".join(done.stderr.split())
     assert f"1 sweep job(s) failed: {run}, job " in errors and "its folder holds another job's run" in errors, errors
     method = read_metrics(run)["method"]

@@ -198,6 +198,15 @@ def test_a_model_with_one_token_type_takes_single_sentences_only(in_tmp: Path, t
      "hydra.sweep.subdir= puts every job of the sweep in the sweep folder itself, beside its multirun.yaml and in one another's way; "
      "give each job a folder of its own, e.g. hydra.sweep.subdir=seed${seed}, or leave it unset"),
     (["-m", "seed=1,2", "hydra.sweep.dir=sweep", "hydra.sweep.subdir=."], "hydra.sweep.subdir=. puts every job of the sweep in the sweep folder"),
+    # two jobs in one folder: the first ran, the second failed there as its turn came
+    (["-m", "--method", "magnitude,random", "hydra.sweep.dir=sweep", "hydra.sweep.subdir=${task.name}"],
+     "hydra.sweep.subdir=${task.name} gives jobs 0 and 1 (method=magnitude and method=random) the same folder sst2; include what tells "
+     "them apart, such as the job's number (${hydra.job.num}), or leave it unset"),
+    # runs written where the sweep's runs are not read from
+    (["-m", "seed=1,2", "hydra.sweep.dir=sweep", "hydra.sweep.subdir=../seed${seed}"],
+     "hydra.sweep.subdir=../seed${seed} puts job 0's folder at ../seed1, outside the sweep folder sweep"),
+    # Hydra's bare AssertionError as the sweep began
+    (["-m", "seed=1,2", "hydra.sweeper.max_batch_size=0"], "hydra.sweeper.max_batch_size=0 must be a whole number > 0"),
 ])
 def test_an_empty_folder_is_refused_not_read_as_this_one(in_tmp: Path, tiny_model_dir: Path, args: list[str], message: str):
     """An unset shell variable (`hydra.run.dir=$OUT`) is ''. As a path that is the current folder:
