@@ -1,5 +1,5 @@
-"""Hydra's own settings for a launch (`hydra.*`: the run and sweep folders' config subfolder, the
-job's logging, the launcher, the sweeper), checked before Hydra creates or writes anything.
+"""Hydra's own settings for a launch (`hydra.*`: the config subfolder and the sweep's job folders,
+logging, the launcher, the sweeper, callbacks), checked before Hydra creates or writes anything.
 
 Hydra reads these only as it launches: a value it cannot use failed there, in Hydra's traceback,
 after the sweep folder was made (or after the whole training, for the config subfolder). The
@@ -7,7 +7,9 @@ settings of our own config are checked in `config`; these are the ones a user ma
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -103,10 +105,8 @@ def check_plugin(settings: DictConfig, part: str) -> None:
     if not target.startswith(PLUGIN_PACKAGES):
         raise UserError(f"hydra.{part}._target_={target} is not a Hydra plugin (Hydra takes a {part} only from "
                         f"{' or '.join(PLUGIN_PACKAGES)}); choose one with {group}=NAME ({_installed(group)})")
-    from hydra.utils import get_class
-
     try:
-        plugin = get_class(target)
+        plugin = _locate(target)
     except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
         raise UserError(f"hydra.{part}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
                         f"choose one with {group}=NAME ({_installed(group)})") from None
@@ -138,15 +138,13 @@ def check_callbacks(settings: DictConfig) -> None:
     if not isinstance(ours, dict) or ours.get("_target_") != OWN_CALLBACK_TARGET:
         raise UserError(f"hydra.callbacks.{OWN_CALLBACK} is prune-cli's own callback (it holds a sweep's folder while the sweep runs and "
                         "records where it is); leave it as it is, and add your own beside it: +hydra.callbacks.NAME={_target_: ...}")
-    from hydra.utils import get_object
-
     for name, callback in callbacks.items():
         target = callback.get("_target_") if isinstance(callback, dict) else None
         if target is None:
             raise UserError(f"hydra.callbacks.{name} names no _target_; a callback is a mapping with the class Hydra makes it from: "
                             f"+hydra.callbacks.{name}={{_target_: my_package.MyCallback}}")
         try:
-            get_object(str(target))
+            _locate(str(target))
         except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
             raise UserError(f"hydra.callbacks.{name}._target_={target} cannot be imported ({first_line(exc).rstrip(':')}); "
                             "name a class your Python can import, or drop the callback") from None
@@ -158,10 +156,6 @@ def check_logging(settings: DictConfig, part: str) -> None:
     (`level=warning`, lower case, is not one), a handler class that imports, and handlers and
     formatters that are defined. Hydra applied them only once it had made the run directory, so
     a slip there ended in its traceback and left the empty folder behind."""
-    import logging
-
-    from hydra.utils import get_object
-
     node = OmegaConf.to_container(settings[part], resolve=False)
     if not node:
         return  # Hydra's `none` option: it configures nothing
@@ -190,7 +184,7 @@ def check_logging(settings: DictConfig, part: str) -> None:
                             f"(it has: {', '.join(formatters) or 'none'})")
         if "class" in handler:
             try:
-                made_by = get_object(str(handler["class"]))
+                made_by = _locate(str(handler["class"]))
             except Exception as exc:  # noqa: BLE001 - an import error of any kind, or Hydra's own
                 raise UserError(f"hydra.{part}.handlers.{name}.class={handler['class']} cannot be imported "
                                 f"({first_line(exc).rstrip(':')}); name a logging handler class, such as logging.StreamHandler") from None
@@ -202,8 +196,6 @@ def check_logging(settings: DictConfig, part: str) -> None:
 def _check_formatter(part: str, name: str, formatter: object) -> None:
     """A formatter of a logging set-up is one `logging.Formatter` takes (`format=abc` has no
     field, and logging refuses it); one its own factory makes (`()`) is that factory's business."""
-    import logging
-
     if not isinstance(formatter, dict):
         raise UserError(f"hydra.{part}.formatters.{name}={formatter} is not a mapping of formatter settings (format, datefmt, ...)")
     if "()" in formatter:
@@ -222,7 +214,7 @@ def check_job_folders(settings: DictConfig, jobs: Sequence[Sequence[str]], confi
 
     A subdir without what tells two jobs apart (`hydra.sweep.subdir=abc`) sent them to one folder:
     the first ran, the second failed there as its turn came; an absolute one (`/abs`) or one
-    that climbs out (`../up`) wrote runs where neither `report` nor `--resume` of the sweep look.
+    that climbs out (`../up`) wrote runs where `report` of the sweep does not look.
     A subdir that reads what Hydra sets only as a job starts (`${hydra.job.override_dirname}`)
     is left to that check, as the job starts."""
     from prune_cli.config import varying_overrides
@@ -275,6 +267,26 @@ def _check_joblib(node: DictConfig) -> None:
         effective_n_jobs(settings.get("n_jobs"))
     except (TypeError, ValueError) as exc:
         raise UserError(f"hydra.launcher (joblib): {first_line(exc)}; see joblib.Parallel's settings, or drop the setting") from None
+
+
+def _locate(path: str) -> object:
+    """What a dotted path names (`hydra_plugins.x.Launcher`, `logging.StreamHandler`): its longest
+    part that is a module, imported, then the rest as attributes. Hydra's own helpers
+    (`hydra.utils.get_class`) would do it too, but log an error of their own before raising, and
+    the refusal is to be the one line said."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            found = importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            if missing.name is not None and module != missing.name and not module.startswith(f"{missing.name}."):
+                raise  # the module is there, and something it imports is not
+            continue
+        for part in parts[cut:]:
+            found = getattr(found, part)
+        return found
+    raise ModuleNotFoundError(f"No module named '{parts[0]}'")
 
 
 def _written(value: object) -> str:

@@ -90,3 +90,18 @@ def test_the_logging_settings_a_user_writes_pass_the_launch_checks():
                                            "hydra.job_logging.formatters.simple.format='%(levelname)s %(message)s'",
                                            "hydra.verbose=[prune_cli,hydra]"]))
     check_launch_settings(launch_settings(["hydra/hydra_logging=none", "hydra.verbose=prune_cli"]))
+
+
+@pytest.mark.parametrize("override", ["hydra.launcher._target_=hydra_plugins.nope.Launcher", "+hydra.callbacks.mine._target_=nope.Callback",
+                                      "hydra.job_logging.handlers.console.class=nope.Handler"])
+def test_a_target_that_does_not_import_is_refused_with_nothing_else_said(override: str, caplog: pytest.LogCaptureFixture):
+    """Hydra's get_class logged an error of its own ("Error getting class at ...", three lines)
+    before the one-line refusal; the checks import without it."""
+    from prune_cli.config import launch_settings
+    from prune_cli.errors import UserError
+    from prune_cli.hydra_settings import check_launch_settings
+
+    settings = launch_settings([override])
+    with caplog.at_level("DEBUG"), pytest.raises(UserError, match="cannot be imported"):
+        check_launch_settings(settings)
+    assert [record.getMessage() for record in caplog.records] == []
