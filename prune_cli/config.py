@@ -366,6 +366,19 @@ def _refuse_delete(override: Any, groups: Sequence[str]) -> None:
                         f"or {key}=null where it takes null: `prune-cli show-config` shows its value)")
 
 
+def _refuse_searchpath(override: Any) -> None:
+    """`hydra.searchpath=[file://my-configs]`, Hydra's way to add config folders, was passed on to
+    Hydra while prune-cli's checks read the folders of $PRUNE_CLI_CONFIG_PATH only, so an option
+    there was refused as unknown ("unknown experiment 'mine'"). prune-cli sets the search path
+    from that variable, and a continued sweep sets it again: it is the one way."""
+    value = override.value()
+    folders = [str(entry).removeprefix("file://") for entry in (value if isinstance(value, list) else [value])
+               if str(entry).startswith("file://")]
+    example = f"{USER_CONFIG_ENV}={os.pathsep.join(folders)} prune-cli ..." if folders else f"{USER_CONFIG_ENV}=my-configs prune-cli ..."
+    raise UserError(f"'{override.input_line}': prune-cli adds config folders of your own to Hydra's search path from "
+                    f"${USER_CONFIG_ENV} (folders joined by '{os.pathsep}'): {example}")
+
+
 def _refuse_interval(override: Any) -> None:
     """`sparsity=interval(0,1)` is a range a sampling sweeper (Optuna's) draws values from, and
     Hydra's basic sweeper cannot list: it ended `adapt -m` in Hydra's traceback ("Can only
@@ -499,7 +512,11 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
     """Reject bad group choices, bad sparsities, malformed overrides and a key given twice before anything runs."""
     groups, sources = config_groups(), key_sources()
     given: dict[tuple[str, str | None], Any] = {}
-    for override in parse_overrides(overrides):
+    parsed = parse_overrides(overrides)
+    for override in parsed:  # first: it would change which options there are
+        if override.key_or_group == "hydra.searchpath":
+            _refuse_searchpath(override)
+    for override in parsed:
         key = override.key_or_group
         _check_given_once(override, given)
         if _is_config_key(key, groups) and override.package is None and key not in sources:

@@ -281,3 +281,15 @@ def test_an_experiment_grid_that_cannot_be_read_is_refused_in_one_line(user_conf
     assert result.exit_code != 0 and result.output.strip().splitlines() == [f"error: {message}"], result.output
     assert not (in_tmp / "outputs").exists()
 
+
+
+def test_hydras_search_path_points_at_the_variable_that_sets_it(user_configs: Path, in_tmp: Path, tiny_model_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """`hydra.searchpath=[file://...]` reached Hydra, while the checks read only $PRUNE_CLI_CONFIG_PATH's
+    folders: the option there was refused as unknown, with no word of why."""
+    monkeypatch.delenv(USER_CONFIG_ENV)
+    result = run_cli("adapt", "--task", "mytask", f"hydra.searchpath=[file://{user_configs}]", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code != 0 and result.output.strip().splitlines() == [
+        f"error: 'hydra.searchpath=[file://{user_configs}]': prune-cli adds config folders of your own to Hydra's search path from "
+        f"${USER_CONFIG_ENV} (folders joined by ':'): {USER_CONFIG_ENV}={user_configs} prune-cli ..."], result.output
+    assert not (in_tmp / "outputs").exists()
