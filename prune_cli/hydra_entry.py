@@ -325,9 +325,9 @@ def _require_same_grid(sweep_dir: Path, recorded: dict, now: dict) -> None:
     finished job's folder was taken for another job's and failed it."""
     for key, then in recorded.items():
         if now.get(key) != then:
-            raise UserError(f"{key} is now {now.get(key)}, and was {then} when the sweep in {sweep_dir} was launched (an experiment "
-                            "file edited since?): continuing runs the sweep that was launched; put the file back as it was, "
-                            "or launch a new sweep for the new grid")
+            raise UserError(f"{key} is now {now.get(key)}, and was {then} when the sweep in {sweep_dir} was launched (its experiment "
+                            "file, or the config that set it, changed since): continuing runs the sweep that was launched; put the "
+                            "file back as it was, or launch a new sweep for the new grid")
 
 
 def _model_still_there(sweep_dir: Path) -> Callable[[DictConfig], None]:
