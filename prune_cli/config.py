@@ -53,13 +53,23 @@ def searchpath_overrides() -> list[str]:
     return [f"hydra.searchpath=[{','.join(hydra_value(f'file://{folder}') for folder in folders)}]"] if folders else []
 
 
+def config_path_now() -> str | None:
+    """The $PRUNE_CLI_CONFIG_PATH value (folder[:folder]) of the folders searched now; None for none."""
+    return os.pathsep.join(str(folder) for folder in user_config_dirs()) or None
+
+
 def config_path_folders(searchpath: str | None) -> str | None:
     """The $PRUNE_CLI_CONFIG_PATH value (folder[:folder]) that a search path set by
     `searchpath_overrides` (its value, as a sweep's record keeps it) came from; None for none."""
     if searchpath is None:
         return None
-    folders = parse_overrides([f"hydra.searchpath={searchpath}"])[0].value()
-    return os.pathsep.join(str(folder).removeprefix("file://") for folder in folders)
+    return os.pathsep.join(_searched_folders(parse_overrides([f"hydra.searchpath={searchpath}"])[0].value())) or None
+
+
+def _searched_folders(searchpath: Any) -> list[str]:
+    """The local folders (`file://` entries) of a `hydra.searchpath` value, as parsed."""
+    entries = searchpath if isinstance(searchpath, list) else [searchpath]
+    return [str(entry).removeprefix("file://") for entry in entries if str(entry).startswith("file://")]
 
 
 def group_options(group: str) -> list[str]:
@@ -371,9 +381,7 @@ def _refuse_searchpath(override: Any) -> None:
     Hydra while prune-cli's checks read the folders of $PRUNE_CLI_CONFIG_PATH only, so an option
     there was refused as unknown ("unknown experiment 'mine'"). prune-cli sets the search path
     from that variable, and a continued sweep sets it again: it is the one way."""
-    value = override.value()
-    folders = [str(entry).removeprefix("file://") for entry in (value if isinstance(value, list) else [value])
-               if str(entry).startswith("file://")]
+    folders = _searched_folders(override.value())
     example = f"{USER_CONFIG_ENV}={os.pathsep.join(folders)} prune-cli ..." if folders else f"{USER_CONFIG_ENV}=my-configs prune-cli ..."
     raise UserError(f"'{override.input_line}': prune-cli adds config folders of your own to Hydra's search path from "
                     f"${USER_CONFIG_ENV} (folders joined by '{os.pathsep}'): {example}")

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, USER_CONFIG_ENV, check_jobs,
-                              check_overrides, check_run_dir, check_sweep_dir, compose, config_path_folders, config_sweeps, hydra_value,
-                              launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
+                              check_overrides, check_run_dir, check_sweep_dir, compose, config_path_folders, config_path_now, config_sweeps,
+                              hydra_value, launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.hydra_settings import check_hydra_interpolations, check_job_folders, check_launch_settings
 
@@ -310,7 +310,7 @@ def _saying_config_path(launched_with: str | None):
         yield
     except UserError as error:
         then = config_path_folders(launched_with)
-        now = config_path_folders(next((o.split("=", 1)[1] for o in searchpath_overrides()), None))
+        now = config_path_now()
         if now == then:
             raise
         launched = f"{USER_CONFIG_ENV}={then}" if then else f"{USER_CONFIG_ENV} unset"

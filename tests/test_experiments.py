@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prune_cli.config import compose
+from prune_cli.config import compose, launch_settings
+from prune_cli.errors import UserError
+from prune_cli.hydra_settings import check_launch_settings
 
 
 @pytest.mark.parametrize("experiment", ["paper_fig2", "paper_fig2_refs", "paper_fig2_cpu", "paper_fig2_cpu_refs"])
@@ -32,9 +34,6 @@ def test_joblib_launcher_composes_and_passes_the_launch_checks():
     """With settings joblib's launcher types as text and turns into numbers itself (batch_size=3,
     max_nbytes=100): the check that runs joblib's own validation on them must convert them as the
     launcher does, or it would refuse what runs."""
-    from prune_cli.config import launch_settings
-    from prune_cli.hydra_settings import check_launch_settings
-
     settings = launch_settings(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.batch_size=3",
                                 "hydra.launcher.max_nbytes=100", "hydra.launcher.pre_dispatch=4"])
     assert settings.launcher.n_jobs == 2 and "joblib" in settings.launcher._target_.lower()
@@ -65,15 +64,10 @@ def test_cluster_launchers_compose(launcher: str, package: str):
         cfg = hydra_compose("config", overrides=[f"hydra/launcher={launcher}", "trainer=gpu", *extra], return_hydra_config=True)
     assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
     assert cfg.trainer.name == "gpu"
-    from prune_cli.hydra_settings import check_launch_settings
-
     check_launch_settings(cfg.hydra)  # their settings are ones their classes take
 
 
 def test_a_callback_of_ones_own_beside_prune_clis_passes_the_launch_checks():
-    from prune_cli.config import launch_settings
-    from prune_cli.hydra_settings import check_launch_settings
-
     settings = launch_settings(["+hydra.callbacks.log_returns={_target_:hydra.experimental.callbacks.LogJobReturnCallback}"])
     assert set(settings.callbacks) == {"sweep_watch", "log_returns"}
     check_launch_settings(settings)
@@ -82,9 +76,6 @@ def test_a_callback_of_ones_own_beside_prune_clis_passes_the_launch_checks():
 def test_the_logging_settings_a_user_writes_pass_the_launch_checks():
     """The terminal quieted as the refusal of hydra/job_logging=disabled advises, a logger of
     one's own, a level as a number: what dictConfig takes passes."""
-    from prune_cli.config import launch_settings
-    from prune_cli.hydra_settings import check_launch_settings
-
     check_launch_settings(launch_settings(["+hydra.job_logging.handlers.console.level=WARNING", "+hydra.job_logging.loggers.prune_cli.level=DEBUG",
                                            "hydra.job_logging.root.level=10", "hydra/hydra_logging=disabled",
                                            "hydra.job_logging.formatters.simple.format='%(levelname)s %(message)s'",
@@ -97,10 +88,6 @@ def test_the_logging_settings_a_user_writes_pass_the_launch_checks():
 def test_a_target_that_does_not_import_is_refused_with_nothing_else_said(override: str, caplog: pytest.LogCaptureFixture):
     """Hydra's get_class logged an error of its own ("Error getting class at ...", three lines)
     before the one-line refusal; the checks import without it."""
-    from prune_cli.config import launch_settings
-    from prune_cli.errors import UserError
-    from prune_cli.hydra_settings import check_launch_settings
-
     settings = launch_settings([override])
     with caplog.at_level("DEBUG"), pytest.raises(UserError, match="cannot be imported"):
         check_launch_settings(settings)
