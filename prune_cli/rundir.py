@@ -840,10 +840,19 @@ def load_complete_config(run_dir: Path) -> DictConfig:
 
 def launch_dir(run_dir: Path) -> Path | None:
     """The folder the run was launched from (Hydra records it), or None where that is unknown."""
+    cwd = OmegaConf.select(recorded_hydra_settings(run_dir) or OmegaConf.create(), "hydra.runtime.cwd", default=None,
+                           throw_on_resolution_failure=False)
+    return Path(str(cwd)) if isinstance(cwd, str) else None
+
+
+def recorded_hydra_settings(run_dir: Path) -> DictConfig | None:
+    """Hydra's settings for the run as it recorded them (`.hydra/hydra.yaml`, under `hydra`), or
+    None where there is no such record (an older or hand-made folder, or a file that is not one)."""
     try:
-        return Path(OmegaConf.load(run_dir / HYDRA_SETTINGS).hydra.runtime.cwd)
-    except Exception:  # noqa: BLE001 - no hydra.yaml, or one without the key: nothing to anchor to
+        settings = OmegaConf.load(run_dir / HYDRA_SETTINGS)
+    except Exception:  # noqa: BLE001 - missing, unreadable, or not YAML: no record
         return None
+    return settings if isinstance(settings, DictConfig) and isinstance(settings.get("hydra"), DictConfig) else None
 
 
 def anchor_relative_paths(cfg: DictConfig, run_dir: Path) -> None:

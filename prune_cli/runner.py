@@ -23,7 +23,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors
 
 import prune_cli
-from prune_cli import batching, data, display, folder_lock, mask_format, rundir, stopping
+from prune_cli import batching, data, display, folder_lock, mask_format, resumed_job, rundir, stopping
 from prune_cli.checkpointing import Checkpointer, ResumePoint
 from prune_cli.backbone import (base_weights_hash, load_backbone, looks_local, missing_model_folder, model_name, position_limit,
                                  resolve_model_path, tokenizer_hash)
@@ -661,6 +661,7 @@ def _resumed_config(run_dir: Path) -> DictConfig:
     model = model_name(cfg.model)
     require_base_model_here(run_dir, model, moved_model_way_back(model, "to resume"))
     require_device_here(cfg, f"resume {run_dir}")
+    resumed_job.recorded_environment(run_dir)  # one it cannot set again is refused before the run is taken up
     return cfg
 
 
@@ -671,15 +672,8 @@ def require_device_here(cfg: DictConfig, to_do: str) -> None:
 
 
 def _resume_held(run_dir: Path) -> float:
-    """`resume` once its run directory is held: the run's own log goes on in its run.log."""
+    """`resume` once its run directory is held: the run goes on logging and with the environment
+    Hydra gave it at launch (`resumed_job`), its run.log appended to."""
     cfg = _resumed_config(run_dir)
-    handler = logging.FileHandler(run_dir / rundir.LOG, mode="a")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with resumed_job.as_launched(run_dir):
         return adapt(cfg, run_dir, resume=True)
-    finally:
-        root.removeHandler(handler)
-        handler.close()

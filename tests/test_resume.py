@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import shutil
@@ -361,6 +362,81 @@ def test_sigkilled_subprocess_resumes_bit_identical(in_tmp: Path, tiny_model_dir
     result = subprocess.run([*command[:4], "--resume", str(killed)], cwd=in_tmp, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     _same_run(in_tmp / "uninterrupted", killed)
+
+
+LAUNCH_FORMAT = "hydra.job_logging.formatters.simple.format='XX %(levelname)s %(message)s'"
+
+
+def _stopped_with_settings(in_tmp: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, folder: str, *settings: str) -> Path:
+    """A run launched with Hydra `settings`, killed after its step-3 checkpoint."""
+    with monkeypatch.context() as patch:
+        crash_at(patch, 4)
+        with pytest.raises(Killed):
+            run_cli("adapt", "checkpoint.every_steps=3", "trainer.epochs=null", *tiny_overrides(tiny_model_dir, steps=8),
+                    *settings, f"hydra.run.dir={folder}")
+    return in_tmp / folder
+
+
+def test_a_resumed_run_logs_and_sets_its_environment_as_hydra_did_at_its_launch(in_tmp: Path, tiny_model_dir: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    """A single run goes on without Hydra: it logged to run.log alone, in a fixed format, so the
+    terminal showed nothing of the resumed run, and a log format, `hydra.verbose` or
+    `hydra.job.env_set` given at launch was dropped halfway. Now the run's recorded settings are
+    applied again, run.log goes on where it stopped, and the process is left as it was."""
+    launched = _stopped_with_settings(in_tmp, tiny_model_dir, monkeypatch, "launched", LAUNCH_FORMAT,
+                                      "+hydra.job.env_set.PRUNE_CLI_PROBE=launched", "hydra.verbose=prune_cli_probe")
+    run_dir = launched.rename(in_tmp / "moved")  # run.log is the one in the folder resumed, not where Hydra wrote it
+    monkeypatch.setenv("PRUNE_CLI_PROBE", "outer")
+    logging.getLogger("prune_cli_probe").setLevel(logging.NOTSET)  # as a new process has it (Hydra's launch set it in this one)
+    seen: list[tuple[str | None, bool]] = []  # at each step: the variable, and whether the verbose logger logs DEBUG
+    original = checkpointing.Checkpointer.maybe_save
+    monkeypatch.setattr(checkpointing.Checkpointer, "maybe_save", lambda self, *args: (
+        seen.append((os.environ.get("PRUNE_CLI_PROBE"), logging.getLogger("prune_cli_probe").isEnabledFor(logging.DEBUG))), original(self, *args)))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    result = run_cli("adapt", "--resume", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {("launched", True)}, "the job's environment and hydra.verbose, as Hydra set them at launch"
+    assert os.environ["PRUNE_CLI_PROBE"] == "outer", "and the process's own afterwards"
+    assert f"XX INFO resuming {run_dir} from 'prune' after step 3" in result.output, "the resumed run's lines reach the terminal"
+    log_lines = (run_dir / rundir.LOG).read_text().splitlines()
+    resumed = log_lines.index(f"XX INFO resuming {run_dir} from 'prune' after step 3")
+    assert resumed > 0 and all(line.startswith("XX ") for line in log_lines), "run.log goes on in the launch's format"
+    assert "could not be applied" not in result.output and not launched.exists()
+    assert root.handlers == handlers and root.level == level
+    assert all(handler.stream is None for handler in root.handlers if isinstance(handler, logging.FileHandler)), "run.log is closed"
+
+
+def test_a_resumed_run_whose_logging_record_cannot_be_applied_logs_as_hydra_does_by_default(in_tmp: Path, tiny_model_dir: Path,
+                                                                                            monkeypatch: pytest.MonkeyPatch):
+    """A hydra.yaml edited by hand (or missing) still lets the run go on: Hydra's default set-up,
+    the terminal and run.log, and a warning where the record could not be applied."""
+    broken = _stopped_with_settings(in_tmp, tiny_model_dir, monkeypatch, "broken", LAUNCH_FORMAT)
+    settings = broken / rundir.HYDRA_SETTINGS
+    settings.write_text(settings.read_text().replace("class: logging.StreamHandler", "class: logging.NoSuchHandler"))
+    missing = _stopped_with_settings(in_tmp, tiny_model_dir, monkeypatch, "missing", LAUNCH_FORMAT)
+    (missing / rundir.HYDRA_SETTINGS).unlink()
+    for run_dir, warned in ((broken, True), (missing, False)):
+        result = run_cli("adapt", "--resume", str(run_dir))
+        assert result.exit_code == 0, result.output
+        default_line = re.compile(r"^\[[^]]+\]\[prune_cli\.runner\]\[INFO\] - resuming ")
+        assert any(default_line.match(line) for line in result.output.splitlines()), result.output
+        assert any(default_line.match(line) for line in (run_dir / rundir.LOG).read_text().splitlines())
+        assert ("the run's recorded logging set-up could not be applied" in result.output) == warned
+
+
+def test_a_resumed_run_whose_recorded_environment_cannot_be_resolved_is_refused_and_kept(in_tmp: Path, tiny_model_dir: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch):
+    run_dir = _stopped_with_settings(in_tmp, tiny_model_dir, monkeypatch, "env", "+hydra.job.env_set.PRUNE_CLI_PROBE=launched")
+    settings = run_dir / rundir.HYDRA_SETTINGS
+    settings.write_text(settings.read_text().replace("PRUNE_CLI_PROBE: launched", "PRUNE_CLI_PROBE: ${oops}"))
+    checkpoint = (run_dir / rundir.CHECKPOINT_STATE).read_bytes()
+    for dry_run in (["--dry-run"], []):
+        result = run_cli("adapt", "--resume", str(run_dir), *dry_run)
+        assert_one_line_error(result, f"error: {settings} has a value that cannot be resolved here ('hydra.job.env_set.PRUNE_CLI_PROBE': ",
+                              "the run's job had it set (hydra.job.env_set), so it is not resumed without it")
+    assert (run_dir / rundir.CHECKPOINT_STATE).read_bytes() == checkpoint and not (run_dir / rundir.METRICS).exists()
 
 
 def test_resume_refuses_a_finished_run(in_tmp: Path, tiny_model_dir: Path):
