@@ -10,8 +10,10 @@ job may have changed in between).
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import functools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -358,6 +360,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[Any]:
                         "goes in single quotes: key='value')") from None
     for override in parsed:
         _refuse_interval(override)
+        _refuse_unlistable_range(override)
         _refuse_grid_override(override)
     return parsed
 
@@ -397,6 +400,36 @@ def _refuse_interval(override: Any) -> None:
         raise UserError(f"'{override.input_line}' is an interval, which only a sweeper that samples values draws from; prune-cli "
                         "lists and checks every job of a sweep before the first starts: give the values (key=a,b), "
                         "range(start,stop,step) or choice(a,b)")
+
+
+# The most jobs a sweep may have: prune-cli lists and checks every job before the first starts
+# (about 0.1 s a job on a 2-core CPU, so this many take a quarter of an hour), and Hydra's basic
+# sweeper lists them all at once in memory
+MAX_SWEEP_JOBS = 10_000
+
+
+def _refuse_unlistable_range(override: Any) -> None:
+    """A `range(...)` sweep Hydra cannot list, or one longer than any sweep may be, refused as it is
+    parsed: `seed=range(0,3,0)` ended the checks in Python's traceback ("range() arg 3 must not be
+    zero"), `range(0.1,0.5,0.0)` in Hydra's, and `seed=range(0,1e400)` (or a step of 1e-300) never
+    ended, as the checks list every value before the first job starts."""
+    from hydra.core.override_parser.types import RangeSweep
+
+    value = override.value() if override.is_sweep_override() else None
+    if not isinstance(value, RangeSweep):
+        return
+    bounds = [decimal.Decimal(value.start), decimal.Decimal(value.stop), decimal.Decimal(value.step)]
+    if not all(bound.is_finite() for bound in bounds):
+        raise UserError(f"'{override.input_line}': a range's start, stop and step are finite numbers")
+    start, stop, step = bounds
+    if step == 0:
+        raise UserError(f"'{override.input_line}' has a step of 0, which never reaches its stop; give a step above 0 "
+                        "(or below, to count down): range(start,stop,step)")
+    count = max(0, math.ceil((stop - start) / step))
+    if count > MAX_SWEEP_JOBS:
+        said = f"{count:,}" if count < 10**12 else f"about {float(count):.0e}"
+        raise UserError(f"'{override.input_line}' lists {said} values, more than a sweep may have ({MAX_SWEEP_JOBS:,} jobs: "
+                        "prune-cli lists and checks every job before the first starts); give a shorter range or a larger step")
 
 
 def _refuse_grid_override(override: Any) -> None:
@@ -452,8 +485,28 @@ def sweep_jobs(overrides: Sequence[str], settings: DictConfig) -> list[list[str]
     if settings.sweeper.get("_target_") != BASIC_SWEEPER:
         return [first_combination(overrides)]
     params = [f"{key}={value}" for key, value in (settings.sweeper.get("params") or {}).items()]
-    [jobs] = BasicSweeper.split_arguments(parse_overrides([*params, *overrides]), None)
+    try:
+        grid = parse_overrides(params)
+    except UserError as exc:
+        raise UserError(f"in the grid of hydra.sweeper.params: {exc}") from None
+    parsed = [*grid, *parse_overrides(overrides)]
+    _refuse_too_many_jobs(parsed)
+    [jobs] = BasicSweeper.split_arguments(parsed, None)
     return jobs
+
+
+def _refuse_too_many_jobs(parsed: Sequence[Any]) -> None:
+    """A grid of more jobs than a sweep may have (MAX_SWEEP_JOBS), counted as the basic sweeper
+    crosses them (a later value of a key replacing an earlier), before it lists them: three keys of
+    a hundred values each made a million jobs, listed in memory and checked one by one for a day."""
+    counts: dict[str, int] = {}
+    for override in parsed:
+        counts[override.get_key_element()] = len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
+    jobs = math.prod(counts.values())
+    if jobs > MAX_SWEEP_JOBS:
+        crossed = " × ".join(f"{count} {key}" for key, count in counts.items() if count > 1)
+        raise UserError(f"the sweep crosses {crossed}: {jobs:,} jobs, more than a sweep may have ({MAX_SWEEP_JOBS:,}: prune-cli lists "
+                        "and checks every job before the first starts); split it into smaller sweeps")
 
 
 def varying_overrides(job: Sequence[str], jobs: Sequence[Sequence[str]]) -> list[str]:

@@ -1030,6 +1030,18 @@ def test_transfer_of_a_mask_for_another_base_model(finished_run: Path, in_tmp: P
         # a sampling sweeper's range, which the basic sweeper cannot list: Hydra's traceback
         (["sparsity=interval(0.5,0.9)"], ["'sparsity=interval(0.5,0.9)' is an interval",
                                           "give the values (key=a,b), range(start,stop,step) or choice(a,b)"]),
+        # a range of step 0: Python's traceback (whole numbers) or Hydra's (decimals), sorted or shuffled too
+        (["seed=range(0,3,0)"], ["'seed=range(0,3,0)' has a step of 0, which never reaches its stop; give a step above 0"]),
+        (["sparsity=range(0.1,0.5,0.0)"], ["'sparsity=range(0.1,0.5,0.0)' has a step of 0"]),
+        (["seed=shuffle(range(0,3,0))"], ["'seed=shuffle(range(0,3,0))' has a step of 0"]),
+        # ranges without end, which the checks listed until the process was killed
+        (["seed=range(0,1e400)"], ["'seed=range(0,1e400)': a range's start, stop and step are finite numbers"]),
+        (["seed=range(0,3,1e-300)"], ["'seed=range(0,3,1e-300)' lists about 3e+300 values, more than a sweep may have (10,000 jobs"]),
+        (["seed=range(0,10001)"], ["'seed=range(0,10001)' lists 10,001 values, more than a sweep may have (10,000 jobs: prune-cli lists and "
+                                   "checks every job before the first starts); give a shorter range or a larger step"]),
+        # a crossed grid of 20,000 jobs, listed in memory and checked one by one (about 0.1 s each) before the first started
+        (["seed=range(0,200)", "method.t_small=range(1,101)"],
+         ["the sweep crosses 200 seed × 100 method.t_small: 20,000 jobs, more than a sweep may have (10,000", "split it into smaller sweeps"]),
     ],
 )
 def test_a_sweep_with_a_bad_later_job_is_refused_before_any_job_starts(in_tmp: Path, tiny_model_dir: Path, args: list[str],

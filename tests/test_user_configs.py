@@ -270,6 +270,13 @@ def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_con
         ("sparsity: ${oops}", "hydra.sweeper.params.sparsity=${oops} cannot be resolved: Interpolation key 'oops' not found"),
         ("seed: null", "invalid configuration: In 'experiment/my_grid': ValidationError raised while composing config; "
                        "field 'hydra.sweeper.params.seed' is not Optional"),
+        # a range Hydra cannot list: Python's traceback as the jobs were listed; one without end never ended
+        ("seed: range(0,3,0)", "in the grid of hydra.sweeper.params: 'seed=range(0,3,0)' has a step of 0, which never reaches its stop; give a step above 0 "
+                               "(or below, to count down): range(start,stop,step)"),
+        ("seed: range(0,1e400)", "in the grid of hydra.sweeper.params: 'seed=range(0,1e400)': a range's start, stop and step are finite numbers"),
+        ("seed: range(0,10000)\n      method.t_small: 1,2", "the sweep crosses 10000 seed × 2 method.t_small: 20,000 jobs, more than a sweep "
+                                                          "may have (10,000: prune-cli lists and checks every job before the first starts); "
+                                                          "split it into smaller sweeps"),
     ],
 )
 def test_an_experiment_grid_that_cannot_be_read_is_refused_in_one_line(user_configs: Path, in_tmp: Path, tiny_model_dir: Path,
