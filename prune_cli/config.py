@@ -587,6 +587,8 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
             continue
         if override.is_sweep_override() and not multirun:
             raise UserError(f"'{override.input_line}' lists several values; {sweep_hint}")
+        if key in TEXT_SETTINGS:
+            _refuse_text_read_as_another(override)
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
         if not values:
             raise UserError(f"'{override.input_line}' sweeps over no values"
@@ -748,6 +750,36 @@ def check_text_settings(cfg: DictConfig) -> None:
             typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             raise UserError(f"{key}={typed!r} is a {'list' if OmegaConf.is_list(value) or isinstance(value, list) else 'mapping'}; "
                             f"it takes one value (text), such as {key}={_text_example(key)}")
+
+
+# Every setting that holds text, whose value the run takes as typed (`check_text_settings`)
+TEXT_SETTINGS = (*dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")),)
+
+
+def _refuse_text_read_as_another(override: Any) -> None:
+    """A text setting typed as something Hydra reads as a number whose text is not the one typed:
+    `model.revision=12e4567` (a commit) was read as the number inf and looked for on the hub as the
+    revision "inf", `tag=1e3` became the label "1000.0", `tag=1.50` "1.5". A number that keeps its
+    text (`tag=2`, `data.dir=5`, `tag=0.5`) stands, as its text; true and false stand as "true"
+    and "false" (`label_text`)."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    def number(element: Any) -> bool:
+        return isinstance(element, (int, float)) and not isinstance(element, bool)
+
+    value = override.value()
+    typed = override.input_line.split("=", 1)[1]
+    key = override.get_key_element()
+    if isinstance(value, ChoiceSweep):
+        called = re.fullmatch(r"\w+\((.*)\)", typed.strip())  # choice(a,b), shuffle(a,b): the values within
+        pieces = [piece.strip() for piece in (called.group(1) if called else typed).split(",")]
+        changed = [element for element in value.list if number(element) and label_text(element) not in pieces]
+        if changed:
+            raise UserError(f"'{override.input_line}': Hydra reads a value of {key} as the number {label_text(changed[0])}, not the text "
+                            f"typed; quote each such value to keep its text ({key}='1e3','1.50')")
+    elif number(value) and label_text(value) != typed:
+        raise UserError(f"'{override.input_line}': Hydra reads {key}'s value as the number {label_text(value)}, not the text typed; "
+                        f"quote it to keep the text: {key}='{typed}'")
 
 
 def _text_example(key: str) -> str:

@@ -298,8 +298,11 @@ def check_labels(task: Mapping[str, Any]) -> None:
 
 def resolve_glue_dir(configured: str | None) -> Path | None:
     """`data.dir` wins, then the `GLUE_DIR` environment variable; None means "use the hub". A folder
-    named by a number (`data.dir=5`, which Hydra reads as one) is that number's text."""
-    chosen = (str(configured) if configured is not None else "") or os.environ.get(GLUE_DIR_ENV)
+    named by a number (`data.dir=5`, which Hydra reads as one) is that number's text (`label_text`:
+    `data.dir=true` the folder "true", as typed, not Python's "True")."""
+    from prune_cli.config import label_text
+
+    chosen = (label_text(configured) if configured is not None else "") or os.environ.get(GLUE_DIR_ENV)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 

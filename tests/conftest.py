@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -244,6 +245,28 @@ def forget_digests(run_dir: Path) -> None:
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """Each test leaves the process's logging as it found it. An in-process run sets logging up as
+    Hydra does: handlers on the test's captured output, closed once the test ends, and the DEBUG
+    levels of `hydra.verbose`. A later test that logged through them printed "--- Logging error ---"
+    and a traceback, which the one-line-error checks then failed on, in an order the suite's files
+    happen not to run in (tests/test_fuzz_settings_script.py, then tests/test_cli.py)."""
+    root = logging.getLogger()
+    handlers, level, disabled = root.handlers[:], root.level, logging.root.manager.disable
+    levels = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items() if isinstance(logger, logging.Logger)}
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers and type(handler).__module__ == "logging":  # Hydra's; pytest's own capture handlers are its own to remove
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    logging.disable(disabled)
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 @pytest.fixture(autouse=True)

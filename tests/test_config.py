@@ -132,6 +132,12 @@ def test_scientific_notation_values_are_floats():
         (["method.name=[a]"], "method.name=['a'] is a list; it takes one value (text)"),
         (["trainer.name={a:1}"], "trainer.name={'a': 1} is a mapping; it takes one value (text)"),
         (["data.dir=[a]"], "data.dir=['a'] is a list; it takes one value (text), such as data.dir=/data/glue"),
+        # a text typed as a number whose text Hydra does not keep: a commit looked for on the hub as "inf", a tag "1000.0"
+        (["model.revision=12e4567"], "'model.revision=12e4567': Hydra reads model.revision's value as the number inf, not the text "
+                                     "typed; quote it to keep the text: model.revision='12e4567'"),
+        (["tag=1e3"], "'tag=1e3': Hydra reads tag's value as the number 1000.0, not the text typed; quote it to keep the text: tag='1e3'"),
+        (["tag=1.50"], "Hydra reads tag's value as the number 1.5"),
+        (["task.hub.revision=1_000"], "Hydra reads task.hub.revision's value as the number 1000"),
         # the model is named in one key only, so a label cannot claim another model than the one loaded
         (["model.name=bert-base-uncased"], "no config key 'model.name'; did you mean 'model.name_or_path'?"),
     ],
@@ -200,6 +206,20 @@ def test_sweep_values_are_each_checked_under_multirun():
         check_overrides(["task=sst2,nope"], multirun=True)
     with pytest.raises(UserError, match="outside"):
         check_overrides(["sparsity=0.5,1.5"], multirun=True)
+
+
+def test_a_text_typed_as_a_number_is_taken_where_its_text_is_kept_and_refused_where_it_is_not():
+    """`tag=2`, `tag=0.5` and `data.dir=5` keep their text, and so do true and false (as "true" and
+    "false"); `tag=1e3` (read as 1000.0) does not, in a sweep's values too."""
+    for kept in (["tag=2"], ["tag=0.5"], ["data.dir=5"], ["tag=true"], ["tag='1e3'"], ["model.revision='12e4567'"]):
+        check_overrides(kept)
+    check_overrides(["tag=0.5,2,abc", "seed=range(0,2)"], multirun=True)
+    check_overrides(["tag=choice(0.5,abc)"], multirun=True)
+    check_overrides(["tag=range(1,3)"], multirun=True)
+    for changed, number in ((["tag=1e3,abc"], "1000.0"), (["tag=choice(abc,1.50)"], "1.5"), (["tag=shuffle(1_000,abc)"], "1000")):
+        with pytest.raises(UserError, match=re.escape(f"Hydra reads a value of tag as the number {number}, not the text typed; quote each "
+                                                      "such value to keep its text (tag='1e3','1.50')")):
+            check_overrides(changed, multirun=True)
 
 
 def test_a_sweeps_jobs_are_the_ones_hydras_basic_sweeper_launches():

@@ -172,6 +172,7 @@ def test_a_data_folder_named_by_a_number_is_read(in_tmp: Path, tiny_model_dir: P
 
     shutil.copytree(FIXTURE_GLUE / "SST-2", in_tmp / "5" / "SST-2")
     assert data.resolve_glue_dir(5) == in_tmp / "5"
+    assert data.resolve_glue_dir(True) == in_tmp / "true", "as typed (data.dir=true), not Python's True"
     overrides = tiny_overrides(tiny_model_dir, "data.dir=5")
     assert compose(overrides).data.dir == 5
     [job] = plan_adapt(overrides, multirun=False).jobs
