@@ -734,6 +734,9 @@ FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.na
 # tables): one value each, never a list or a mapping (`check_text_settings`).
 LABELS = ("tag", "method.name", "trainer.name", "task.name")
 
+# Every setting that holds text, whose value the run takes as typed (`check_text_settings`)
+TEXT_SETTINGS = (*dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")),)
+
 
 def check_text_settings(cfg: DictConfig) -> None:
     """Each text setting (`FREE_OR_OWN_TEXT`, `LABELS`) holds one value. `tag=[a]` ran its whole
@@ -741,7 +744,7 @@ def check_text_settings(cfg: DictConfig) -> None:
     run; `method.name=[a]` named the run's folder "['a']", and `data.dir=[a]` failed in a traceback.
     A number is taken as its text (`label_text`): `tag=2` is the label "2", `model.revision=1234567`
     a commit, `data.dir=5` a folder."""
-    for key in dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")):
+    for key in TEXT_SETTINGS:
         try:
             value = OmegaConf.select(cfg, key, default=None)
         except OmegaConfBaseException:  # a section above it is no mapping (task.hub=[1]): check_layout names that
@@ -750,10 +753,6 @@ def check_text_settings(cfg: DictConfig) -> None:
             typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             raise UserError(f"{key}={typed!r} is a {'list' if OmegaConf.is_list(value) or isinstance(value, list) else 'mapping'}; "
                             f"it takes one value (text), such as {key}={_text_example(key)}")
-
-
-# Every setting that holds text, whose value the run takes as typed (`check_text_settings`)
-TEXT_SETTINGS = (*dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")),)
 
 
 def _refuse_text_read_as_another(override: Any) -> None:

@@ -21,7 +21,8 @@ from prune_cli.errors import UserError, first_line
 
 # Where Hydra keeps each run's config (config.yaml's `hydra.output_subdir`): every reader of a run looks there
 PACKAGED_OUTPUT_SUBDIR = "${config_subdir:${hydra.runtime.output_dir}}"
-# Where each run's log goes (config.yaml's file handler): in its run directory, as rundir.LOG
+# The handler of config.yaml's job_logging that writes each run's log, and where: in its run directory, as rundir.LOG
+RUN_LOG_HANDLER = "file"
 PACKAGED_RUN_LOG = f"${{hydra.runtime.output_dir}}/{rundir.LOG}"
 
 # Hydra's settings it never resolves here: its help texts (prune-cli's CLI answers --help) and its
@@ -73,14 +74,14 @@ def refuse_unsupported_hydra_settings(settings: DictConfig) -> None:
         raise UserError(f"hydra.output_subdir={_written(subdir)} is not supported: every prune-cli command reads a "
                         "run's config from its .hydra folder, which this setting moves or drops; leave it unset")
     handlers = OmegaConf.to_container(settings.job_logging, resolve=False).get("handlers") or {}
-    if "class" not in (handlers.get("file") or {}):
+    if "class" not in (handlers.get(RUN_LOG_HANDLER) or {}):
         choice = _choice(settings, "hydra/job_logging")
         raise UserError(f"hydra/job_logging={choice} is not supported: prune-cli's config completes the default's handler that writes "
                         "each run's run.log, which other choices leave out; leave it unset "
                         "(to quiet the terminal alone: +hydra.job_logging.handlers.console.level=WARNING)")
-    filename = handlers["file"].get("filename")
+    filename = handlers[RUN_LOG_HANDLER].get("filename")
     if filename != PACKAGED_RUN_LOG:
-        raise UserError(f"hydra.job_logging.handlers.file.filename={_written(filename)} is not supported: it is where each run writes its "
+        raise UserError(f"hydra.job_logging.handlers.{RUN_LOG_HANDLER}.filename={_written(filename)} is not supported: it is where each run writes its "
                         f"{rundir.LOG}, in its run directory ({PACKAGED_RUN_LOG}); leave it unset")
     verbose = settings.get("verbose")
     if not (isinstance(verbose, (bool, str)) or (OmegaConf.is_list(verbose) and all(isinstance(name, str) for name in verbose))):

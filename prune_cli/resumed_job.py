@@ -11,7 +11,6 @@ Hydra's own functions (`configure_log`, `env_override`), and run.log goes on whe
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,13 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from prune_cli import rundir
 from prune_cli.errors import UserError, first_line
+from prune_cli.hydra_settings import RUN_LOG_HANDLER
 
 log = logging.getLogger(__name__)
-
-# The handler of config.yaml's job_logging that writes run.log (hydra_settings.PACKAGED_RUN_LOG)
-RUN_LOG_HANDLER = "file"
-# Hydra's default job log line, for a run whose recorded set-up cannot be applied
-DEFAULT_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
 @contextmanager
@@ -95,13 +90,13 @@ def _configure_logging(run_dir: Path, settings: DictConfig | None) -> str | None
 
 
 def _default_logging(run_dir: Path) -> None:
-    """Hydra's default job logging: the terminal and run.log, at INFO."""
-    formatter = logging.Formatter(DEFAULT_FORMAT)
+    """Hydra's default job logging (the terminal, at INFO, as `configure_log` sets it up without a
+    set-up), and run.log in the same format."""
+    configure_log(None)
     root = logging.getLogger()
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / rundir.LOG, mode="a")):
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    run_log = logging.FileHandler(run_dir / rundir.LOG, mode="a")
+    run_log.setFormatter(root.handlers[-1].formatter)  # the terminal handler configure_log has just added
+    root.addHandler(run_log)
 
 
 def _environment(run_dir: Path, settings: DictConfig | None) -> dict[str, str]:
