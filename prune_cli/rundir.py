@@ -4,7 +4,7 @@ A run directory is self-describing:
 
     .hydra/config.yaml   resolved config (written by Hydra)     -> how to rebuild everything
     mask.safetensors     bit-packed mask + manifest              -> `mask_format`
-    masks/s<level>.safetensors  earlier masks a method passed through (imp rounds)
+    masks/round<NN>-s<level>.safetensors  earlier masks a method passed through (imp rounds)
     head.safetensors     task head weights
     encoder.safetensors  trained encoder weights (dense fine-tuning only; others keep w0)
     history.jsonl        one JSON record per optimiser step, appended as the run trains (`LiveHistory`)
@@ -80,8 +80,11 @@ SWEEP_RECORD = "multirun.yaml"  # Hydra writes it in a sweep folder: the sweep's
 SWEEP_OWN_OVERRIDES = ("hydra.mode", "hydra.sweep.dir", "hydra.searchpath")
 
 
-def earlier_mask(level: float) -> Path:
-    return Path(EARLIER_MASKS) / f"s{level:.4f}.safetensors"
+def earlier_mask(round_number: int, level: float) -> Path:
+    """An IMP round's mask, named by its round and its level: by level alone (four decimals) the
+    rounds near a high target shared a name, `imp` at s = 0.9999 wrote 41 rounds into 37 files,
+    each later round replacing an earlier one. Rounds number from 1 and sort in order by name."""
+    return Path(EARLIER_MASKS) / f"round{round_number:02d}-s{level:.4f}.safetensors"
 
 
 def default_mode(base: int = 0o666) -> int:

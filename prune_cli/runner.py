@@ -405,9 +405,9 @@ def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], m
     """Mask (and earlier masks), trained weights if any, head and history; metrics.json comes after."""
     if result.masks is not None:
         mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
-    for level, masks in result.earlier_masks:
-        mask_format.save_mask(run_dir / rundir.earlier_mask(level), masks,
-                              {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks)})
+    for round_number, (level, masks) in enumerate(result.earlier_masks, start=1):
+        mask_format.save_mask(run_dir / rundir.earlier_mask(round_number, level), masks,
+                              {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks), "imp_round": round_number})
     if result.weights is not None:
         rundir.atomic_write_bytes(run_dir / rundir.ENCODER, save_tensors(_cpu(result.weights)))
     rundir.atomic_write_bytes(run_dir / rundir.HEAD, save_tensors(_cpu(result.head.state_dict())))

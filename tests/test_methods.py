@@ -93,8 +93,25 @@ def test_imp_keeps_intermediate_masks(in_tmp: Path, tiny_model_dir: Path):
     run_dir = only_run_dir(in_tmp / "outputs")
     from prune_cli import mask_format
 
-    levels = sorted(mask_format.read_manifest(p)["sparsity_realized"] for p in (run_dir / "masks").glob("*.safetensors"))
-    assert [round(v, 3) for v in levels] == [0.2, 0.36, 0.488]
+    files = sorted((run_dir / "masks").glob("*.safetensors"))
+    manifests = [mask_format.read_manifest(p) for p in files]
+    assert [round(m["sparsity_realized"], 3) for m in manifests] == [0.2, 0.36, 0.488], "in round order by name"
+    assert [m["imp_round"] for m in manifests] == [1, 2, 3]
+
+
+def test_imp_keeps_every_round_where_levels_round_alike(in_tmp: Path, tiny_model_dir: Path):
+    """Near a high target the rounds' levels agree to four decimals (0.99979 and 0.99983 at the
+    paper's 20%): each round still gets its own file, where one used to replace the other."""
+    result = run_cli("adapt", "--task", "sst2", "--method", "imp", "--sparsity", "0.9999",
+                     *tiny_overrides(tiny_model_dir, "method.round_steps=1", "head.retrain_steps=1"))
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(in_tmp / "outputs")
+    from prune_cli import mask_format
+
+    rounds = len(imp_levels(0.9999, 0.2))
+    manifests = [mask_format.read_manifest(p) for p in sorted((run_dir / "masks").glob("*.safetensors"))]
+    assert [m["imp_round"] for m in manifests] == list(range(1, rounds))
+    assert [m["sparsity_requested"] for m in manifests] == pytest.approx(imp_levels(0.9999, 0.2)[:-1])
 
 
 def test_imp_rewinds_to_pretrained_weights_every_round(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path):
