@@ -167,7 +167,7 @@ def hold_out(train: Examples, size: int, seed: int, task_name: str) -> tuple[Exa
                 break
     if len(held) < size:
         raise UserError(f"task '{task_name}': data.holdout={size}, but only {len(held)} training rows ({train.source}) "
-                        "are not part of another row; hold out fewer rows")
+                        "are neither repeated nor part of another row (those are trained on in their other copy); hold out fewer rows")
     chosen = set(held)
     held_text = "\n".join(texts[i] for i in held)
     rest = [i for i, text in enumerate(texts) if i not in chosen and text not in held_text]

@@ -58,8 +58,11 @@ def test_no_piece_of_a_held_out_row_is_trained_on():
         assert not inside, (seed, inside)
         assert all(h in sentences for (h,) in held.texts)  # never a piece of a longer row
         assert len(rest) + len(held) + sum(p in h for p in phrases for (h,) in held.texts) == len(train)
-    with pytest.raises(UserError, match="only 4 training rows .* are not part of another row"):
+    with pytest.raises(UserError, match="only 4 training rows .* are neither repeated nor part of another row"):
         data.hold_out(train, 5, 0, "phrases")
+    repeated = data.Examples([("same question", "same answer")] * 3 + [("one of a kind", "alone")], [1, 1, 1, 0], "pairs.tsv")
+    with pytest.raises(UserError, match="only 1 training rows .* are neither repeated nor part of another row"):
+        data.hold_out(repeated, 2, 0, "pairs")  # a repeated pair is trained on in its twin
 
 
 def test_occurs_elsewhere_is_count_above_one_on_the_joined_rows():
