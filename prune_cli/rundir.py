@@ -549,7 +549,18 @@ def not_a_directory(path: Path, advice: str = "", override_advice: str = READERS
     the settings from them) and options of their own (--data-dir, --model, --device, ...)."""
     if not path.exists() and LOOKS_LIKE_OVERRIDE.match(str(path)):
         return UserError(f"{path} is not a directory: it reads as a config override; {override_advice}")
-    return UserError(f"{path} is not a directory{advice}")
+    return UserError(f"{path} is not a directory ({_what_is_there(path)}){advice}")
+
+
+def _what_is_there(path: Path) -> str:
+    """What a path given for a folder is: nothing (a typo), or a file, such as a run's
+    mask.safetensors given for its run (the folder it is in is named, where it holds a run)."""
+    if not path.exists():
+        return "nothing is there"
+    run = next((folder for folder in list(path.parents)[:3] if (folder / CONFIG).is_file()), None)
+    if run is not None:
+        return f"a file of the run directory {run}, which is what to give"
+    return "a file" if path.is_file() else "neither a file nor a folder"
 
 
 def require_run_dir(run_dir: Path) -> None:

@@ -410,6 +410,21 @@ def test_a_folder_that_is_not_a_run_dir(in_tmp: Path, command: str):
     assert_one_line_error(run_cli(*READERS[command](in_tmp / "missing", in_tmp / "out")), "is not a directory")
 
 
+def test_a_file_given_for_a_run_names_the_run_it_belongs_to(finished_run: Path, in_tmp: Path):
+    """A run's mask.safetensors (or any file in it) given where its folder is wanted, as the
+    design card's "evaluate a saved mask" invites: the error said only "is not a directory", for a
+    file as for a typo; it now names the run directory to give, and says where nothing is there."""
+    for command in [c for c in READERS if c != "analyze overlap"]:
+        for inside in ("mask.safetensors", ".hydra/config.yaml"):
+            given = finished_run / inside
+            assert_one_line_error(run_cli(*READERS[command](given, in_tmp / "out")),
+                                  f"{given} is not a directory (a file of the run directory {finished_run}, which is what to give)")
+        assert_one_line_error(run_cli(*READERS[command](in_tmp / "typo", in_tmp / "out")), "typo is not a directory (nothing is there)")
+    assert_one_line_error(run_cli("adapt", "--resume", str(finished_run / "run.log")),
+                          f"(a file of the run directory {finished_run}, which is what to give); --resume takes")
+    assert not (in_tmp / "out").exists()
+
+
 @pytest.mark.parametrize("command", [*READERS, "analyze curve", "analyze recovery", "adapt --resume"])
 def test_an_override_given_where_a_run_is_wanted_says_what_to_do(in_tmp: Path, command: str):
     """`data.dir=...` or `trainer.device=cpu` after a run, as `adapt` takes them: the commands that
@@ -901,7 +916,7 @@ def test_a_mask_for_another_base_model(finished_run: Path, command: str):
 
 
 def test_report_on_a_missing_folder(in_tmp: Path):
-    assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "nope is not a directory; pass outputs/ or a multirun folder")
+    assert_one_line_error(run_cli("report", str(in_tmp / "nope")), "nope is not a directory (nothing is there); pass outputs/ or a multirun folder")
     assert_one_line_error(run_cli("report", "data.dir=/data/glue"), "data.dir=/data/glue is not a directory: it reads as a config override; "
                           "only `prune-cli adapt` takes those")
 
