@@ -641,6 +641,8 @@ class Setting:
             return False
         if self.kind == "int" and not isinstance(value, int):  # 1e9 is a float to Hydra, and range() takes none
             return False
+        if not math.isfinite(value):  # nan passes every comparison as neither too low nor too high
+            return False
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         return not (too_low or too_high)
@@ -719,7 +721,13 @@ def check_settings(cfg: DictConfig) -> None:
         if value is not _ABSENT and not setting.accepts(value):
             written = (f" (write it without a decimal point or exponent: {key}={int(value)})"
                        if setting.kind == "int" and isinstance(value, float) and value.is_integer() else "")
+            if _not_finite(value):
+                written = " (a finite one: Hydra reads nan and inf as those floats, and nan passed every bound)"
             raise UserError(f"{key}={value!r} must be {setting.describe()}{written}")
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 # Text settings that are free (names) or checked on their own (the method by METHODS, the model by

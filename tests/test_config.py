@@ -117,6 +117,14 @@ def test_scientific_notation_values_are_floats():
         (["method=imp", "sparsity=0.9", "method.rate=0.01"], "method.rate=0.01 takes 230 IMP rounds to reach sparsity 0.9"),
         (["head.lr=-1"], "head.lr=-1 must be a number > 0"),
         (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
+        # nan passed every bound (each comparison false) and failed the run in torch's traceback (Adam's lr, dropout's p);
+        # inf ran, to a loss of nan ("lower the learning rates") or a budget of inf steps
+        (["head.lr=nan"], "head.lr=nan must be a number > 0 (a finite one"),
+        (["head.dropout=nan"], "head.dropout=nan must be a number >= 0 and < 1 (a finite one"),
+        (["method=gmp", "method.start_fraction=nan"], "method.start_fraction=nan must be a number >= 0 and <= 1 (a finite one"),
+        (["method.warmup_fraction=nan"], "method.warmup_fraction=nan must be a number (a finite one"),
+        (["head.weight_decay=inf"], "head.weight_decay=inf must be a number >= 0 (a finite one"),
+        (["trainer.epochs=-inf"], "trainer.epochs=-inf must be a number > 0, or null (a finite one"),
         (["checkpoint.keep=yes"], "checkpoint.keep='yes' must be true or false"),
         (["method.hold_fraction=most"], "method.hold_fraction='most' must be a number"),
         (["mask.include=['(']"], "mask.include pattern '(' is not a regular expression"),
