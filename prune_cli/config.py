@@ -999,6 +999,10 @@ def _check_config(cfg: DictConfig) -> None:
         from prune_cli.methods.baselines import imp_levels
 
         imp_levels(float(cfg.sparsity), float(cfg.method.rate))  # a rate that would take too many rounds fails now
+    if cfg.method.algorithm == "gmp" and float(cfg.method.start_fraction) > float(cfg.method.end_fraction):
+        # the ramp ran as one cut to s at start_fraction, with nothing said
+        raise UserError(f"method.start_fraction={cfg.method.start_fraction} is after method.end_fraction={cfg.method.end_fraction}: "
+                        "gmp's cubic ramp prunes from the one to the other (equal: one cut to s there)")
     if cfg.method.algorithm == "adapt_by_pruning":
         warmup, ramp_end = float(cfg.method.get("head_warmup_fraction", 0.0)), float(cfg.method.prune_fraction)
         if not 0.0 <= warmup < ramp_end <= 1.0:

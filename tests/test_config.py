@@ -119,6 +119,9 @@ def test_scientific_notation_values_are_floats():
         (["method.t_small=0"], "method.t_small=0 must be a number > 0"),
         # nan passed every bound (each comparison false) and failed the run in torch's traceback (Adam's lr, dropout's p);
         # inf ran, to a loss of nan ("lower the learning rates") or a budget of inf steps
+        # gmp's ramp backwards ran as one cut to s at start_fraction, with nothing said
+        (["method=gmp", "method.start_fraction=0.9", "method.end_fraction=0.5"],
+         "method.start_fraction=0.9 is after method.end_fraction=0.5: gmp's cubic ramp prunes from the one to the other"),
         (["head.lr=nan"], "head.lr=nan must be a number > 0 (a finite one"),
         (["head.dropout=nan"], "head.dropout=nan must be a number >= 0 and < 1 (a finite one"),
         (["method=gmp", "method.start_fraction=nan"], "method.start_fraction=nan must be a number >= 0 and <= 1 (a finite one"),
