@@ -212,6 +212,10 @@ class TaskBank:
         """Whether `text` has the task's form: one sentence, or a pair of them."""
         return len(_fields(text)) == self._task(name).text_fields
 
+    def form(self, name: str) -> str:
+        """The task's input form as `apply` asks for it, for a message about inputs it does not take."""
+        return "one sentence" if self._task(name).text_fields == 1 else "a pair, 'first ||| second'"
+
     def task_config(self, name: str) -> dict:
         return OmegaConf.to_container(self._task(name).cfg.task, resolve=True)
 

@@ -340,9 +340,12 @@ def apply(
         answers = api.answer_all(bank, inputs)
         for name, seconds in answers.switch_seconds.items():
             display.console.print(display.line((f"{name}: mask switched in {seconds * 1000:.0f} ms", "dim")))
+        forms = "; ".join(f"{name} takes {bank.form(name)}" for name in bank.tasks)
+        if answers.unanswered == len(answers.inputs):  # a table or file of blanks, and exit status 0, said nothing was answered
+            raise UserError(f"no input has a form a loaded task takes ({forms}): nothing to answer")
         if answers.unanswered:
             display.console.print(display.line((f"{answers.unanswered} of {len(answers.inputs)} inputs have a form no loaded task takes "
-                                                "(one sentence, or a pair 'first ||| second'); their answers are blank", "yellow")))
+                                                f"({forms}); their answers are blank", "yellow")))
         if out is None:
             display.console.print(display.predictions_table([api.input_text(t) for t in answers.inputs], answers.named))
         else:

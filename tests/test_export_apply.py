@@ -259,7 +259,7 @@ def test_apply_reads_inputs_from_standard_input_and_flags_those_no_task_takes(in
     result = CliRunner().invoke(app, ["apply", str(sst2), "--file", "-", "--device", "cpu"], input="a fine film\nx ||| y\n")
     assert result.exit_code == 0, result.output
     assert "a fine film" in result.output and "x ||| y" in result.output
-    assert "1 of 2 inputs have a form no loaded task takes" in result.output
+    assert "1 of 2 inputs have a form no loaded task takes (sst2 takes one sentence); their answers are blank" in result.output
     bank = TaskBank(device="cpu")
     bank.add(sst2)
     named = {"0": "negative", "1": "positive"}[bank.predict("sst2", ["a fine film"])[0]]
@@ -282,6 +282,18 @@ def test_apply_refuses_inputs_it_cannot_read_in_one_line(in_tmp: Path, tiny_mode
     if setup is not None:
         (in_tmp / "blank.txt").write_bytes(setup)
     assert_one_line_error(run_cli("apply", str(sst2), *args), fragment)
+
+
+def test_apply_refuses_inputs_no_loaded_task_takes(in_tmp: Path, tiny_model_dir: Path):
+    """Only pairs for a single-sentence task: apply printed a table of blanks (or wrote a file of
+    them with --out) and exited 0, as if it had answered; now one line says what each task takes."""
+    from conftest import assert_one_line_error
+
+    sst2 = _run(in_tmp, tiny_model_dir, "--task", "sst2", name="a")
+    out = in_tmp / "answers.tsv"
+    assert_one_line_error(run_cli("apply", str(sst2), "--text", "x ||| y", "--text", "a ||| b ||| c", "--out", str(out)),
+                          "no input has a form a loaded task takes (sst2 takes one sentence): nothing to answer")
+    assert not out.exists()
 
 
 def test_inputs_keep_their_text_through_a_byte_order_mark_and_a_tsv(tmp_path: Path):
