@@ -1016,6 +1016,11 @@ def _check_config(cfg: DictConfig) -> None:
             raise UserError(f"method.warmup_fraction={alpha_warmup} must be in [0, prune_fraction - head_warmup_fraction = "
                             f"{ramp_end - warmup:g}): theta's learning rate warms up while the mask is being learnt")
         check_hold(cfg.method)
+    elif not 0.0 <= float(cfg.method.get("warmup_fraction", 0.0)) <= 1.0:
+        # the fine-tuning loop (finetune, gmp, imp) took any number: a warm-up past the budget trained at a fraction of
+        # method.lr throughout, a negative one slowed the decay, with nothing said
+        raise UserError(f"method.warmup_fraction={cfg.method.warmup_fraction} must be in [0, 1]: the share of the fine-tuning "
+                        "budget over which method.lr warms up")
     if cfg.method.algorithm == "transfer":
         check_transfer(cfg)
 

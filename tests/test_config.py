@@ -122,6 +122,9 @@ def test_scientific_notation_values_are_floats():
         # gmp's ramp backwards ran as one cut to s at start_fraction, with nothing said
         (["method=gmp", "method.start_fraction=0.9", "method.end_fraction=0.5"],
          "method.start_fraction=0.9 is after method.end_fraction=0.5: gmp's cubic ramp prunes from the one to the other"),
+        # the fine-tuning loop's warm-up past the budget trained at a fraction of method.lr throughout, with nothing said
+        (["method=gmp", "method.warmup_fraction=2"], "method.warmup_fraction=2 must be in [0, 1]: the share of the fine-tuning budget"),
+        (["method=finetune", "method.warmup_fraction=-0.5"], "method.warmup_fraction=-0.5 must be in [0, 1]"),
         (["head.lr=nan"], "head.lr=nan must be a number > 0 (a finite one"),
         (["head.dropout=nan"], "head.dropout=nan must be a number >= 0 and < 1 (a finite one"),
         (["method=gmp", "method.start_fraction=nan"], "method.start_fraction=nan must be a number >= 0 and <= 1 (a finite one"),
