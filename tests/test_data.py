@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import FIXTURE_GLUE
 from omegaconf import OmegaConf
@@ -527,6 +528,19 @@ def test_a_tasks_metrics_are_checked_before_training(change: dict, message: str)
         check_task_metrics(task_cfg(name))  # every packaged task passes
     with pytest.raises(UserError, match=rf"^task 'sst2': {message}"):
         check_task_metrics({**task_cfg("sst2"), **change})
+
+
+@pytest.mark.parametrize("value", [0.1234567, 3.3, 0.0])
+def test_a_constant_prediction_correlates_zero_not_nan(value: float):
+    """A head that answers one score (a pruned-out STS-B model, a tiny learning rate) scored NaN, where
+    the float32 scores' standard deviation was a rounding error above 0: metrics.json held NaN."""
+    from prune_cli.metrics import task_metrics
+
+    labels = np.arange(12, dtype=np.float64) / 2.4
+    scores = task_metrics(["pearson", "spearmanr"], np.full(12, value, dtype=np.float32), labels)
+    assert scores == {"pearson": 0.0, "spearmanr": 0.0}
+    varied = task_metrics(["pearson", "spearmanr"], labels.astype(np.float32), labels)
+    assert varied == pytest.approx({"pearson": 1.0, "spearmanr": 1.0})
 
 
 @pytest.mark.parametrize("columns", ["[]", "[sentence, sentence, sentence]", "sentence", "[[sentence]]", "[true]"])
