@@ -463,7 +463,8 @@ def rich_table(groups: list[Group]) -> Table:
         # fold, not "…": in an 80-column terminal an ellipsis would hide a run's tag or metric
         table.add_column(column, justify="left" if column in ("task", "method", "metric") else "right", overflow="fold")
     for g in groups:
-        table.add_row(g.task, g.label, f"{g.sparsity:.2f}", f"{g.realized:.4f}", g.metric, g.mean_std, seeds_cell(g))
+        # the requested sparsity as written, as report.md does (s=0.9999): two places showed it as "1.00", all pruned
+        table.add_row(g.task, g.label, f"{g.sparsity:g}", f"{g.realized:.4f}", g.metric, g.mean_std, seeds_cell(g))
     return table
 
 

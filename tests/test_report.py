@@ -62,6 +62,22 @@ def partial_sweep(root: Path) -> None:
     fake_run(root, "f", "finetune", 0.0, 1, 0.90)
 
 
+def test_the_terminal_table_shows_each_sparsity_as_requested(tmp_path: Path):
+    """The terminal's table rounded the requested sparsity to two places: 0.9999 read "1.00" (every
+    weight pruned), and 0.95 and 0.955 could not be told apart; report.md already wrote s=0.9999."""
+    from rich.console import Console
+
+    from prune_cli import report
+
+    for name, level in (("a", 0.9999), ("b", 0.95), ("c", 0.955)):
+        fake_run(tmp_path, name, "random", level, 1, 0.5)
+    groups, _, _ = report.build(tmp_path)
+    console = Console(width=200, record=True)
+    console.print(report.rich_table(groups))
+    sparsities = [line.split("│")[3].strip() for line in console.export_text().splitlines() if line.startswith("│")]
+    assert sparsities == ["0.95", "0.955", "0.9999"]
+
+
 def test_groups_average_over_seeds(tmp_path: Path):
     partial_sweep(tmp_path)
     groups, found, written = report.build(tmp_path)
