@@ -148,6 +148,11 @@ def overlap_plot(result: dict[str, dict[str, dict[str, float]]], path: Path) -> 
     plots.save_png(figure, path)
 
 
+# A group of weights a run's mask does not cover (its mask.include left it out): every weight kept,
+# but by no choice of the method's, so not a share of 1 (nor "nan", as the table said, nor the plot's 0)
+NOT_MASKED = "not masked"
+
+
 def topology_table(results: dict[str, dict[str, dict[str, float]]], kind: str) -> Table:
     table = Table(title=f"share of weights kept per {kind}")
     table.add_column(kind)
@@ -156,7 +161,7 @@ def topology_table(results: dict[str, dict[str, dict[str, float]]], kind: str) -
         table.add_column(label, justify="right", overflow="fold")
     rows = list(dict.fromkeys(key for shares in results.values() for key in shares[kind]))
     for row in rows:
-        table.add_row(row, *(f"{shares[kind].get(row, float('nan')):.3f}" for shares in results.values()))
+        table.add_row(row, *(f"{shares[kind][row]:.3f}" if row in shares[kind] else NOT_MASKED for shares in results.values()))
     return table
 
 
@@ -174,8 +179,8 @@ def topology_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -
         groups = list(dict.fromkeys(key for shares in results.values() for key in shares[kind]))
         width = 0.8 / max(1, len(results))
         for i, (label, shares) in enumerate(results.items()):
-            xs = [g + i * width for g in range(len(groups))]
-            axis.bar(xs, [shares[kind].get(g, 0.0) for g in groups], width=width, label=label)
+            drawn = [g for g, group in enumerate(groups) if group in shares[kind]]  # no bar where the mask does not reach
+            axis.bar([g + i * width for g in drawn], [shares[kind][groups[g]] for g in drawn], width=width, label=label)
         axis.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=45, fontsize=7)
         axis.set_ylabel("share kept")
         axis.set_title(kind)

@@ -34,6 +34,27 @@ def test_kept_shares_are_weighted_counts():
     assert shares["layer"] == {"L0": 0.25, "L1": 4 / 12}
 
 
+def test_a_group_a_mask_does_not_cover_is_said_so_not_drawn_as_pruned(tmp_path: Path, monkeypatch):
+    """Two runs, one masking the FFN input matrices only (mask.include): the table showed "nan" for
+    the groups that run never masked, and the plot a bar at 0, as if every weight there were pruned."""
+    from rich.console import Console
+
+    from prune_cli import plots
+
+    everything = {"component": {"ffn_in": 0.5, "query": 0.25}, "layer": {"L0": 0.4}}
+    ffn_only = {"component": {"ffn_in": 0.5}, "layer": {"L0": 0.5}}
+    results = {"all": everything, "ffn": ffn_only}
+    console = Console(width=120, record=True)
+    console.print(analysis.topology_table(results, "component"))
+    query_row = next(line for line in console.export_text().splitlines() if "query" in line)
+    assert [cell.strip() for cell in query_row.split("│")[1:-1]] == ["query", "0.250", analysis.NOT_MASKED]
+    drawn = {}
+    monkeypatch.setattr(plots, "save_png", lambda figure, path: drawn.update(
+        {axis.get_title(): sorted(round(bar.get_height(), 3) for bar in axis.patches) for axis in figure.axes}))
+    analysis.topology_plot(results, tmp_path / "topology.png")
+    assert drawn == {"component": [0.25, 0.5, 0.5], "layer": [0.4, 0.5]}, "three bars, none at 0 for the unmasked query"
+
+
 def test_analyze_topology_on_two_runs(in_tmp: Path, tiny_model_dir: Path):
     for method in ("adapt_by_pruning", "magnitude"):
         assert run_cli("adapt", "--method", method, "--sparsity", "0.7", *tiny_overrides(tiny_model_dir)).exit_code == 0
