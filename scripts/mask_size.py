@@ -10,8 +10,8 @@ by older versions are re-encoded in memory, so every row uses the current format
 
 from __future__ import annotations
 
+import argparse
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,10 +24,13 @@ def entropy_bits(kept_share: float) -> float:
     return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 
-def main(run_dirs: list[str]) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="finished pruning runs (each has a mask.safetensors)")
+    run_dirs = parser.parse_args().run_dirs
     print(f"{'run':60s} {'sparsity':>8s} {'weights':>11s} {'v2 file':>10s} {'v2 bits/w':>9s} {'v1 bits/w':>9s} {'H(p)':>6s}")
-    for run_dir in map(Path, run_dirs):
-        loaded = mask_format.read_mask(run_dir / rundir.MASK)
+    for run_dir in run_dirs:  # --help was read as a run, and a missing run as a corrupt mask file
+        loaded = mask_format.read_mask(rundir.require_mask(run_dir, "mask_size.py"))
         weights = sum(m.numel() for m in loaded.masks.values())
         kept = sum(int(m.sum()) for m in loaded.masks.values()) / weights
         sizes = {}
@@ -41,6 +44,4 @@ def main(run_dirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    script_entry(lambda: main(sys.argv[1:]))
+    script_entry(main)

@@ -17,7 +17,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("script", "args", "message"), [
     ("score_by_source", ["{tmp}/nowhere"], "error: {tmp}/nowhere is not a directory"),
-    ("mask_size", ["{tmp}/nowhere"], "error: {tmp}/nowhere/mask.safetensors is not a readable mask file"),
+    ("mask_size", ["{tmp}/nowhere"], "error: {tmp}/nowhere is not a directory (nothing is there)"),
     ("holdout_rows", ["--tasks", "sst2", "data.dir={tmp}/no-glue"], "error: task 'sst2': no folder {tmp}/no-glue/SST-2"),
     ("vocab_coverage", ["not-an-override"], "error: invalid override: Error parsing override 'not-an-override'"),
 ], ids=["score_by_source", "mask_size", "holdout_rows", "vocab_coverage"])
@@ -27,6 +27,14 @@ def test_a_user_error_from_prune_cli_ends_a_script_in_one_line(tmp_path: Path, s
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path)), done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
+
+
+@pytest.mark.parametrize("path", sorted(SCRIPTS.glob("*.py")), ids=lambda path: path.name)
+def test_every_script_answers_help(path: Path):
+    """mask_size.py read its arguments by hand and took --help for a run folder (an error about a
+    mask file at '--help/mask.safetensors'); every script says how it is used, and exits 0."""
+    done = run_script(path.stem, "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr
 
 
 @pytest.mark.parametrize("path", sorted(SCRIPTS.glob("*.py")), ids=lambda path: path.name)
