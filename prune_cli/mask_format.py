@@ -80,6 +80,8 @@ def save_mask(path: Path, masks: Mapping[str, torch.Tensor], info: Mapping[str, 
 def read_manifest(path: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
+    if not Path(path).is_file():  # said to be "truncated or corrupt", where nothing is there
+        raise UserError(f"{path} {'is a folder, not a mask file' if Path(path).is_dir() else 'does not exist'}")
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}

@@ -82,6 +82,14 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path, keep_bytes: int):
         mask_format.load_mask(path, SHAPES, "abc123")
 
 
+def test_a_missing_mask_file_is_said_to_be_missing(tmp_path: Path):
+    """It was "not a readable mask file (No such file or directory ...); it may be truncated or corrupt"."""
+    with pytest.raises(UserError, match=r"mask.safetensors does not exist$"):
+        mask_format.read_mask(tmp_path / "mask.safetensors")
+    with pytest.raises(UserError, match=r"is a folder, not a mask file$"):
+        mask_format.read_manifest(tmp_path)
+
+
 def test_file_without_manifest_is_refused(tmp_path: Path):
     from safetensors.torch import save_file
 
