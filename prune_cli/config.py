@@ -721,13 +721,9 @@ def check_settings(cfg: DictConfig) -> None:
         if value is not _ABSENT and not setting.accepts(value):
             written = (f" (write it without a decimal point or exponent: {key}={int(value)})"
                        if setting.kind == "int" and isinstance(value, float) and value.is_integer() else "")
-            if _not_finite(value):
-                written = " (a finite one: Hydra reads nan and inf as those floats, and nan passed every bound)"
+            if isinstance(value, float) and not math.isfinite(value):
+                written = " (a finite one; Hydra reads nan and inf as those floats)"
             raise UserError(f"{key}={value!r} must be {setting.describe()}{written}")
-
-
-def _not_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 # Text settings that are free (names) or checked on their own (the method by METHODS, the model by
