@@ -13,12 +13,12 @@ from prune_cli.errors import UserError
 # `adapt --dry-run` about a second of their few.
 
 
-def _classification(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+def _classification(name: str, **options: Any) -> Callable[[np.ndarray, np.ndarray], float]:
     """scikit-learn's `name` (accuracy_score, f1_score, ...) of predicted classes against labels."""
     def metric(predictions: np.ndarray, labels: np.ndarray) -> float:
         import sklearn.metrics
 
-        return float(getattr(sklearn.metrics, name)(labels, predictions))
+        return float(getattr(sklearn.metrics, name)(labels, predictions, **options))
 
     return metric
 
@@ -41,7 +41,9 @@ def _correlation(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _classification("accuracy_score"),
-    "f1": _classification("f1_score"),
+    # F1 where no row is positive, in the labels or the answers: 0, scikit-learn's default, said here so
+    # that it does not print its UndefinedMetricWarning (a path into its source) amid the run's output
+    "f1": _classification("f1_score", zero_division=0.0),
     "matthews_correlation": _classification("matthews_corrcoef"),
     "pearson": _correlation("pearsonr"),
     "spearmanr": _correlation("spearmanr"),

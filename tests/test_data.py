@@ -543,6 +543,19 @@ def test_a_constant_prediction_correlates_zero_not_nan(value: float):
     assert varied == pytest.approx({"pearson": 1.0, "spearmanr": 1.0})
 
 
+def test_f1_without_a_positive_row_is_zero_and_quiet():
+    """scikit-learn printed an UndefinedMetricWarning, with a path into its source, amid `evaluate`'s
+    output for a dev slice with no positive row (data.max_eval_samples=1 on MRPC)."""
+    import warnings
+
+    from prune_cli.metrics import task_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert task_metrics(["f1"], np.zeros(3, dtype=int), np.zeros(3, dtype=int)) == {"f1": 0.0}
+    assert task_metrics(["f1"], np.array([1, 0, 1]), np.array([1, 1, 0])) == {"f1": 0.5}
+
+
 @pytest.mark.parametrize("columns", ["[]", "[sentence, sentence, sentence]", "sentence", "[[sentence]]", "[true]"])
 @pytest.mark.parametrize("layout", ["tsv", "hub"])
 def test_text_columns_are_one_or_two_columns(columns: str, layout: str):
