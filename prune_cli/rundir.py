@@ -82,7 +82,7 @@ SWEEP_OWN_OVERRIDES = ("hydra.mode", "hydra.sweep.dir", "hydra.searchpath")
 
 def earlier_mask(round_number: int, level: float) -> Path:
     """An IMP round's mask, named by its round and its level: by level alone (four decimals) the
-    rounds near a high target shared a name, `imp` at s = 0.9999 wrote 41 rounds into 37 files,
+    rounds near a high target shared a name, `imp` at s = 0.9999 wrote 41 rounds into 38 files,
     each later round replacing an earlier one. Rounds number from 1 and sort in order by name."""
     return Path(EARLIER_MASKS) / f"round{round_number:02d}-s{level:.4f}.safetensors"
 
