@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import forget_digests, only_run_dir, run_cli, tiny_overrides
 from safetensors.torch import load_file, save_file
@@ -34,7 +35,7 @@ def test_kept_shares_are_weighted_counts():
     assert shares["layer"] == {"L0": 0.25, "L1": 4 / 12}
 
 
-def test_a_group_a_mask_does_not_cover_is_said_so_not_drawn_as_pruned(tmp_path: Path, monkeypatch):
+def test_a_group_a_mask_does_not_cover_is_said_so_not_drawn_as_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Two runs, one masking the FFN input matrices only (mask.include): the table showed "nan" for
     the groups that run never masked, and the plot a bar at 0, as if every weight there were pruned."""
     from rich.console import Console
