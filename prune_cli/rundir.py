@@ -809,10 +809,10 @@ def settle_hydra_interpolations(cfg: DictConfig, run_dir: Path) -> None:
     found = [(key, value) for key, value in _string_leaves(OmegaConf.to_container(cfg, resolve=False)) if "${hydra:" in value]
     if not found:
         return
-    recorded = recorded_hydra_settings(run_dir)
-    if recorded is None:  # no hydra.yaml, or not one Hydra wrote: nothing to settle them with
+    record = recorded_hydra_settings(run_dir)
+    if record is None:  # no hydra.yaml, or not one Hydra wrote: nothing to settle them with
         return
-    settings = recorded.hydra
+    settings = record.hydra
 
     def recorded(match: re.Match) -> Any:
         value = OmegaConf.select(settings, match.group(1).strip(), default=None, throw_on_resolution_failure=False)
