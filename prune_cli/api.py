@@ -133,7 +133,7 @@ class Footprint:
 class _Task:
     run_dir: Path
     cfg: DictConfig
-    packed: dict[str, np.ndarray] | None  # the mask, one bit per weight (None: feature extraction)
+    packed: dict[str, torch.Tensor] | None  # the mask, one bit per weight (`mask_format.pack_masks`; None: feature extraction)
     text_fields: int  # 1: single sentences, 2: sentence pairs
     head: torch.nn.Module
     footprint: Footprint
@@ -172,7 +172,7 @@ class TaskBank:
         self.tasks[name] = _Task(
             run_dir=run_dir,
             cfg=cfg,
-            packed={n: mask_format.pack(m) for n, m in masks.items()} if masks is not None else None,
+            packed=mask_format.pack_masks(masks) if masks is not None else None,
             text_fields=data.text_fields(cfg.task),
             head=load_run_head(run_dir, cfg, self.encoder, self.device),
             footprint=self._footprint(run_dir),
@@ -231,7 +231,7 @@ class TaskBank:
         """w0 * m for the task's mask: unpacked now, never stored per task."""
         if task.packed is None:
             return None
-        masks = {n: mask_format.unpack(bits, self.encoder.shapes[n]).to(self.device) for n, bits in task.packed.items()}
+        masks = {n: m.to(self.device) for n, m in mask_format.unpack_masks(task.packed, self.encoder.shapes).items()}
         return self.encoder.masked_weights(masks)
 
     def _footprint(self, run_dir: Path) -> Footprint:

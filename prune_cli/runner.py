@@ -405,7 +405,9 @@ def _write_artifacts(run_dir: Path, result: MethodResult, history: list[dict], m
     """Mask (and earlier masks), trained weights if any, head and history; metrics.json comes after."""
     if result.masks is not None:
         mask_format.save_mask(run_dir / rundir.MASK, result.masks, manifest)
-    for round_number, (level, masks) in enumerate(result.earlier_masks, start=1):
+    shapes = {n: tuple(m.shape) for n, m in result.masks.items()} if result.masks is not None else {}
+    for round_number, (level, packed) in enumerate(result.earlier_masks, start=1):
+        masks = mask_format.unpack_masks(packed, shapes)  # one round unpacked at a time
         mask_format.save_mask(run_dir / rundir.earlier_mask(round_number, level), masks,
                               {**manifest, "sparsity_requested": level, "sparsity_realized": sparsity(masks), "imp_round": round_number})
     if result.weights is not None:

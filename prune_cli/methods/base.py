@@ -26,7 +26,8 @@ class MethodResult:
     head: nn.Module
     extra: dict[str, float | int | str | bool] = field(default_factory=dict)
     weights: dict[str, torch.Tensor] | None = None  # trained encoder weights (finetune only)
-    earlier_masks: list[tuple[float, dict[str, torch.Tensor]]] = field(default_factory=list)  # imp rounds before the last
+    # imp's rounds before the last: each round's level and its mask, packed (`mask_format.pack_masks`)
+    earlier_masks: list[tuple[float, dict[str, torch.Tensor]]] = field(default_factory=list)
 
 
 Method = Callable[[RunContext], MethodResult]

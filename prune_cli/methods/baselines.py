@@ -119,12 +119,13 @@ def imp(ctx: RunContext) -> MethodResult:
     if resumed is not None:  # rounds before the checkpoint's phase are done: take their results
         carry = resumed.state["carry"]
         first_round = phases.index(resumed.phase) if resumed.phase in phases else len(levels)
-        masks, earlier, extra = on_device(ctx, carry.get("masks")), list(carry["earlier"]), carry.get("extra", {})
+        masks, extra = on_device(ctx, carry.get("masks")), carry.get("extra", {})
+        earlier = [(level, mask_format.pack_masks(kept)) for level, kept in carry["earlier"]]
     for number in range(first_round, len(levels)):
         params, head, _ = finetune(ctx, round_steps, masks=masks, phase=phases[number],
                                    carry=lambda: {"masks": masks, "earlier": earlier})
         masks = keep_top(magnitude_scores(params, names, masks), levels[number])
-        earlier.append((levels[number], masks))
+        earlier.append((levels[number], mask_format.pack_masks(masks)))  # at one bit per weight, on the host
         if number == len(levels) - 1:
             extra = {"rounds": len(levels), "round_steps": round_steps, **_finetuned_scores(ctx, params, head, masks)}
     head = retrain_head(ctx, masks, carry=lambda: {"masks": masks, "earlier": earlier, "extra": extra})
