@@ -574,6 +574,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
     groups, sources = config_groups(), key_sources()
     given: dict[tuple[str, str | None], Any] = {}
     parsed = parse_overrides(overrides)
+    named = {override.key_or_group for override in parsed}  # the keys the command line sets
     for override in parsed:  # first: it would change which options there are
         if override.key_or_group == "hydra.searchpath":
             _refuse_searchpath(override)
@@ -599,7 +600,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
                 if value not in options:
                     typed = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value  # as typed, unquoted
                     raise UserError(f"unknown {key} '{typed}'; choose from: {', '.join(options)}")
-                check_own_option(key, value)
+                check_own_option(key, value, named_on_command_line=f"{key}.name" in named)
         elif key == "sparsity":
             for value in values:
                 if not re.search(r"\$\\?\{", value):  # an interpolation (sparsity=${oc.env:S}) is checked once composed, resolved
@@ -869,18 +870,35 @@ def packaged_keys(group: str, algorithm: str | None = None) -> frozenset[str]:
     return frozenset(set.intersection(*sets)) if sets else frozenset()
 
 
-def check_own_option(group: str, option: str) -> None:
+# The groups whose option's name files a run (its folder, its mask's manifest, its cell in `report`);
+# a trainer's name is a label only, and a trainer file on cpu's may keep "cpu".
+FILED_BY_NAME = ("task", "method")
+
+
+def check_own_option(group: str, option: str, named_on_command_line: bool = False) -> None:
     """An option of one's own ($PRUNE_CLI_CONFIG_PATH) chosen for a run gives every key its group's
     packaged options all give (a method: the packaged recipes of its algorithm), itself or from a
     packaged option it starts from (`defaults: [cpu, _self_]`). The code reads some of them without
     a default: a trainer file without batch_size failed with KeyError once the model had loaded,
-    and one without progress inside training. A task is held to TASK_KEYS."""
+    and one without progress inside training. A task is held to TASK_KEYS.
+
+    Its `name` it gives itself (or the command line does: `named_on_command_line`): a recipe that
+    starts from adapt_by_pruning and leaves the name out is named adapt_by_pruning, so its runs went
+    to adapt_by_pruning's folders, its masks said they were that recipe's, and `report` averaged
+    them into that recipe's cells as more seeds of it (a task file on sst2's likewise: its runs
+    were filed, and their masks checked, as SST-2's)."""
     path = _option_file(config_dirs(), group, option)
     if path is None or path.is_relative_to(CONFIG_DIR) or group not in STARTING_OPTIONS:
         return
     algorithm = _method_algorithm(f"method={option}") if group == "method" else None
     needed = TASK_KEYS if group == "task" else packaged_keys(group, algorithm) - READ_WITH_A_DEFAULT
-    missing = sorted(needed - _file_keys(config_dirs(), group, path))
+    given = _file_keys(config_dirs(), group, path)
+    name = f"{group}.name"
+    if group in FILED_BY_NAME and name in given and name not in _file_keys((), group, path) and not named_on_command_line:
+        starts_from = ", ".join(_base_options(_config_file_content(path, path.read_text(encoding="utf-8"))))
+        raise UserError(f"{path} gives no name of its own, so it takes the name of {starts_from}, which it starts from: its runs "
+                        f"would be filed and reported as {starts_from}'s; add `name: {option}` to it")
+    missing = sorted(needed - given)
     if missing:
         start = packaged_start(group, algorithm)
         raise UserError(f"{path} has no {', '.join(missing)}, which every packaged {group} option"

@@ -263,6 +263,36 @@ def test_an_option_of_ones_own_gives_the_keys_its_packaged_options_give(user_con
         assert ("eval_accuracy" in (in_tmp / ("scored" if scored else "plain") / "history.jsonl").read_text()) == scored
 
 
+def test_an_option_of_ones_own_names_itself(user_configs: Path, in_tmp: Path, tiny_model_dir: Path):
+    """A recipe that starts from adapt_by_pruning and gives no name was named adapt_by_pruning: its
+    runs went to that recipe's folders, its masks said they were that recipe's, and `report`
+    averaged them into that recipe's cells as more of its seeds; a task file on sst2's was filed as
+    SST-2. Each is refused before any run, naming the file and the line to add; a name given on the
+    command line does too, and a trainer file may keep cpu's name (a label, filing nothing)."""
+    (user_configs / "method" / "slower.yaml").write_text("defaults:\n  - my_recipe\n  - _self_\ntheta_lr: 1.0e-5\n")
+    (user_configs / "method" / "quicker.yaml").write_text("defaults:\n  - adapt_by_pruning\n  - _self_\ntheta_lr: 1.0e-4\n")
+    (user_configs / "task" / "sst2_copy.yaml").write_text("defaults:\n  - sst2\n  - _self_\nglue_dir: SST-2-copy\n")
+    refused = {
+        ("--method", "quicker"): "method/quicker.yaml gives no name of its own, so it takes the name of adapt_by_pruning, which it starts "
+                                 "from: its runs would be filed and reported as adapt_by_pruning's; add `name: quicker` to it",
+        ("--method", "slower"): "method/slower.yaml gives no name of its own, so it takes the name of my_recipe",
+        ("-m", "--method", "random,quicker"): "add `name: quicker` to it",
+        ("--task", "sst2_copy"): "task/sst2_copy.yaml gives no name of its own, so it takes the name of sst2, which it starts from: "
+                                 "its runs would be filed and reported as sst2's; add `name: sst2_copy` to it",
+    }
+    for args, message in refused.items():
+        result = run_cli("adapt", *args, *tiny_overrides(tiny_model_dir))
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+        assert not (in_tmp / "outputs").exists()
+    assert compose(["method=quicker", "method.name=quicker"]).method.name == "quicker"
+    result = run_cli("adapt", "--method", "quicker", "method.name=quick", *tiny_overrides(tiny_model_dir))
+    assert result.exit_code == 0, result.output
+    assert only_run_dir(in_tmp / "outputs").relative_to(in_tmp / "outputs").parts[:2] == ("sst2", "quick")
+    (user_configs / "trainer").mkdir()
+    (user_configs / "trainer" / "small.yaml").write_text("defaults:\n  - cpu\n  - _self_\nbatch_size: 4\n")
+    assert compose(["trainer=small"]).trainer.name == "cpu"
+
+
 @pytest.mark.parametrize(
     "grid, message",
     [
