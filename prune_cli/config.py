@@ -739,6 +739,10 @@ FREE_OR_OWN_TEXT = ("method.name", "trainer.name", "method.algorithm", "model.na
 # tables): one value each, never a list or a mapping (`check_text_settings`).
 LABELS = ("tag", "method.name", "trainer.name", "task.name")
 
+# Labels that name a run's folder (outputs/<task.name>/<method.name>/s<sparsity>/..., and a sweep
+# job's under its sweep folder), checked to be one folder's name (`check_text_settings`)
+FOLDER_LABELS = ("task.name", "method.name")
+
 # Every setting that holds text, whose value the run takes as typed (`check_text_settings`)
 TEXT_SETTINGS = (*dict.fromkeys((*LABELS, *FREE_OR_OWN_TEXT, "data.dir")),)
 
@@ -758,6 +762,21 @@ def check_text_settings(cfg: DictConfig) -> None:
             typed = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             raise UserError(f"{key}={typed!r} is a {'list' if OmegaConf.is_list(value) or isinstance(value, list) else 'mapping'}; "
                             f"it takes one value (text), such as {key}={_text_example(key)}")
+        if key in FOLDER_LABELS:
+            _check_folder_label(key, label_text(value))
+
+
+def _check_folder_label(key: str, name: str | None) -> None:
+    """A task's or method's name is one folder of the run's path: `method.name=..` filed the run
+    in outputs/s0.5/ (and `task.name=..` outside outputs/), `method.name=a/b` two folders deep,
+    and `method.name=null` in a folder called None, its record naming no method; an empty name
+    left the method's level out of the path."""
+    if name is None or not name.strip():
+        raise UserError(f"{key}={'null' if name is None else repr(name)} gives no name, and it names the run's folder and its cell in "
+                        f"reports: give one, such as {key}={_text_example(key)}")
+    if name in (".", "..") or "/" in name or "\\" in name:
+        raise UserError(f"{key}={name!r} names one folder of the run's path (outputs/<task>/<method>/...): give a name without "
+                        f"'/' or '\\' that is not '.' or '..', such as {key}={_text_example(key)}")
 
 
 def _refuse_text_read_as_another(override: Any) -> None:

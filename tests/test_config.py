@@ -146,6 +146,18 @@ def test_scientific_notation_values_are_floats():
         (["method.name=[a]"], "method.name=['a'] is a list; it takes one value (text)"),
         (["trainer.name={a:1}"], "trainer.name={'a': 1} is a mapping; it takes one value (text)"),
         (["data.dir=[a]"], "data.dir=['a'] is a list; it takes one value (text), such as data.dir=/data/glue"),
+        # a name is one folder of outputs/<task>/<method>/...: '..' filed the run in outputs/s0.5/ (or outside outputs/),
+        # 'a/b' two folders deep, null in a folder called None, '' left the method's folder out
+        (["method.name=.."], "method.name='..' names one folder of the run's path (outputs/<task>/<method>/...): give a name "
+                             "without '/' or '\\' that is not '.' or '..', such as method.name=my-name"),
+        (["task.name=.."], "task.name='..' names one folder of the run's path"),
+        (["method.name=a/b"], "method.name='a/b' names one folder of the run's path"),
+        (["task.name=a\\b"], "task.name='a\\\\b' names one folder of the run's path"),
+        (["method.name=null"], "method.name=null gives no name, and it names the run's folder and its cell in reports: give one, "
+                               "such as method.name=my-name"),
+        (["task.name=null"], "task.name=null gives no name"),
+        (["method.name=''"], "method.name='' gives no name"),
+        (["method.name=' '"], "method.name=' ' gives no name"),
         # a text typed as a number whose text Hydra does not keep: a commit looked for on the hub as "inf", a tag "1000.0"
         (["model.revision=12e4567"], "'model.revision=12e4567': Hydra reads model.revision's value as the number inf, not the text "
                                      "typed; quote it to keep the text: model.revision='12e4567'"),
