@@ -57,7 +57,11 @@ def kept_shares(masks: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
 
 
 def run_label(manifest: dict) -> str:
-    return f"{manifest.get('task')}/{manifest.get('method')}/s{manifest.get('sparsity_requested')}/seed{manifest.get('seed')}"
+    """task/method/s<sparsity>/seed<seed>, and /round<N> for an imp round's mask."""
+    sparsity = manifest.get("sparsity_requested")
+    shown = f"{sparsity:g}" if isinstance(sparsity, float) else sparsity  # an imp round's level: 0.36, not 0.35999999999999999
+    label = f"{manifest.get('task')}/{manifest.get('method')}/s{shown}/seed{manifest.get('seed')}"
+    return f"{label}/round{manifest['imp_round']}" if manifest.get("imp_round") is not None else label
 
 
 def distinct_labels(run_dirs: list[Path], labels: list[str]) -> list[str]:
@@ -71,8 +75,15 @@ def distinct_labels(run_dirs: list[Path], labels: list[str]) -> list[str]:
 
 
 def labelled_masks(run_dirs: list[Path]) -> dict[str, mask_format.LoadedMask]:
-    """Each run dir's mask under a readable label (task/method/sparsity/seed), distinct per run."""
-    loaded = [mask_format.read_mask(rundir.require_mask(run_dir, "this analysis")) for run_dir in run_dirs]
+    """Each run dir's mask (or mask file given) under a readable label (task/method/sparsity/seed),
+    distinct per run."""
+    paths = [rundir.require_mask_or_file(run_dir, "this analysis") for run_dir in run_dirs]
+    first_given: dict[Path, Path] = {}
+    for given, path in zip(run_dirs, paths):  # a run given as its folder and as its mask.safetensors: one mask twice
+        first = first_given.setdefault(path.resolve(), given)
+        if first is not given and first.resolve() != given.resolve():
+            raise UserError(f"{given} and {first} are the same mask ({path}); give each once")
+    loaded = [mask_format.read_mask(path) for path in paths]
     return dict(zip(distinct_labels(run_dirs, [run_label(m.manifest) for m in loaded]), loaded))
 
 

@@ -390,7 +390,15 @@ def _unique_name(bank, run_dir: Path) -> str:
 
 analyze_app = typer.Typer(help="What the masks are (the paper's sub-network analyses), and the dev score along a run.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
-ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir.")
+ANALYSIS_OUT = typer.Option(None, "--out", help="Folder for the analysis CSV (and PNG); default: the first run dir (for a mask file, the run it is in).")
+
+
+def first_folder(given: list[Path]) -> Path:
+    """Where an analysis writes without --out: the first run dir given; for a mask file, the run
+    it is in (not the run's masks/ folder), or its own folder outside a run."""
+    from prune_cli import rundir
+
+    return (rundir.run_holding(given[0]) or given[0].parent) if given[0].is_file() else given[0]
 
 
 def require_out_folder(out: Optional[Path], default: Optional[Path] = None) -> None:
@@ -422,7 +430,7 @@ def write_analysis(folder: Path, name: str, csv_text: str, plot: Optional[Callab
 
 @analyze_app.command("topology", cls=StrictOptions)
 def analyze_topology(
-    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask."),
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories with a mask, or mask files (an imp run's masks/round*)."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
@@ -430,18 +438,18 @@ def analyze_topology(
     from prune_cli import analysis
 
     def work() -> None:
-        require_out_folder(out, run_dirs[0])
+        require_out_folder(out, first_folder(run_dirs))
         results = analysis.topology(run_dirs)
         for kind in ("component", "layer"):
             display.console.print(analysis.topology_table(results, kind))
-        write_analysis(out or run_dirs[0], "topology", analysis.topology_csv(results), lambda path: analysis.topology_plot(results, path))
+        write_analysis(out or first_folder(run_dirs), "topology", analysis.topology_csv(results), lambda path: analysis.topology_plot(results, path))
 
     guarded(work, debug)
 
 
 @analyze_app.command("overlap", cls=StrictOptions)
 def analyze_overlap(
-    run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories with masks (any methods, tasks, seeds, sparsities)."),
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories with masks (any methods, tasks, seeds, sparsities), or mask files (an imp run's masks/round*)."),
     out: Optional[Path] = ANALYSIS_OUT,
     debug: bool = DEBUG,
 ) -> None:
@@ -449,11 +457,11 @@ def analyze_overlap(
     from prune_cli import analysis
 
     def work() -> None:
-        require_out_folder(out, run_dirs[0])
+        require_out_folder(out, first_folder(run_dirs))
         result = analysis.overlap(run_dirs)
         display.console.print(analysis.matrix_table(result["jaccard"], "Jaccard similarity of the kept weights"))
         display.console.print(analysis.matrix_table(result["hamming"], "Hamming distance (share of weights that differ)"))
-        write_analysis(out or run_dirs[0], "overlap", analysis.overlap_csv(result), lambda path: analysis.overlap_plot(result, path))
+        write_analysis(out or first_folder(run_dirs), "overlap", analysis.overlap_csv(result), lambda path: analysis.overlap_plot(result, path))
 
     guarded(work, debug)
 

@@ -552,12 +552,17 @@ def not_a_directory(path: Path, advice: str = "", override_advice: str = READERS
     return UserError(f"{path} is not a directory ({_what_is_there(path)}){advice}")
 
 
+def run_holding(path: Path) -> Path | None:
+    """The run directory a file is in (its mask, or masks/round01-...), up to three folders up; None if none."""
+    return next((folder for folder in list(path.parents)[:3] if (folder / CONFIG).is_file()), None)
+
+
 def _what_is_there(path: Path) -> str:
     """What a path given for a folder is: nothing (a typo), or a file, such as a run's
     mask.safetensors given for its run (the folder it is in is named, where it holds a run)."""
     if not path.exists():
         return "nothing is there"
-    run = next((folder for folder in list(path.parents)[:3] if (folder / CONFIG).is_file()), None)
+    run = run_holding(path)
     if run is not None:
         return f"a file of the run directory {run}, which is what to give"
     return "a file" if path.is_file() else "neither a file nor a folder"
@@ -633,6 +638,16 @@ def require_as_written(run_dir: Path, names: Sequence[str] = MODEL_FILES) -> Non
             raise UserError(f"{run_dir / name} is not the file this run wrote (its SHA-256 is {now[:12]}…, where {METRICS} records "
                             f"{expected[:12]}…): it was replaced, cut short or changed after the run finished; put the run's own file back, "
                             "or run the job again")
+
+
+def require_mask_or_file(given: Path, needs: str) -> Path:
+    """A mask file given itself, or a run directory's mask (`require_mask`). The analyses that read
+    masks alone take files too: imp writes each earlier round's mask (masks/round03-s0.4880...)
+    for the rounds to be looked at, and no command read them. A run's own mask.safetensors given
+    as a file is checked against the run's record, as its run directory given would be."""
+    if given.is_file():
+        return require_mask(given.parent, needs) if given.name == MASK and (given.parent / CONFIG).is_file() else given
+    return require_mask(given, needs)
 
 
 def require_mask(run_dir: Path, needs: str) -> Path:

@@ -210,6 +210,44 @@ def test_a_run_given_twice_is_refused(in_tmp: Path, tiny_model_dir: Path):
         assert result.exit_code == 2 and "is given twice (also as " in result.output and "give each run once" in result.output
 
 
+def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: Path, tiny_model_dir: Path):
+    """imp writes each earlier round's mask for the rounds to be looked at, and no command read them
+    (a file given was refused as "not a directory"). Given as files, each round is labelled with its
+    level and round, and the rounds nest as IMP's rounds must: each keeps 80% of the weights the one
+    before kept, all of them among those (Jaccard 0.8 between neighbours). Without --out the
+    analysis goes into the run, not its masks/ folder. A run's mask given as a file is checked as
+    the run is; one mask given twice (as the run and as its file), or a file that is no mask, is
+    refused in one line."""
+    assert run_cli("adapt", "--method", "imp", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, "method.round_steps=2")).exit_code == 0
+    run = only_run_dir(in_tmp / "outputs")
+    rounds = sorted((run / "masks").glob("*.safetensors"))
+    result = run_cli("analyze", "overlap", *map(str, rounds), str(run))
+    assert result.exit_code == 0, result.output
+    assert not list((run / "masks").glob("overlap.*")) and (run / "overlap.png").is_file()
+    with (run / "overlap.csv").open() as handle:
+        jaccard = {(row["run_a"], row["run_b"]): float(row["value"]) for row in csv.DictReader(handle) if row["measure"] == "jaccard"}
+    labels = ["sst2/imp/s0.2/seed42/round1", "sst2/imp/s0.36/seed42/round2", "sst2/imp/s0.488/seed42/round3", "sst2/imp/s0.5/seed42"]
+    assert {a for a, _ in jaccard} == set(labels)
+    for before, after in zip(labels, labels[1:]):
+        kept = [1 - float(label.split("/s")[1].split("/")[0]) for label in (before, after)]
+        assert jaccard[before, after] == pytest.approx(kept[1] / kept[0], abs=0.01)
+    result = run_cli("analyze", "topology", str(rounds[0]), str(run / "mask.safetensors"), "--out", str(in_tmp))
+    assert result.exit_code == 0, result.output
+    assert {row["run"] for row in csv.DictReader((in_tmp / "topology.csv").open())} == {labels[0], labels[-1]}
+
+    refused = {
+        (str(run), str(run / "mask.safetensors")): f"{run / 'mask.safetensors'} and {run} are the same mask",
+        (str(run / "head.safetensors"),): "head.safetensors has no prune-cli manifest; it is not a prune-cli mask file",
+    }
+    for given, message in refused.items():
+        result = run_cli("analyze", "topology", *given)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    loaded = mask_format.read_mask(rounds[0])
+    mask_format.save_mask(run / "mask.safetensors", loaded.masks, loaded.manifest)  # another mask under the run's name
+    result = run_cli("analyze", "topology", str(run / "mask.safetensors"))
+    assert result.exit_code == 2 and "is not the file this run wrote" in " ".join(result.output.split())
+
+
 def test_every_analysis_keeps_a_row_per_run_when_runs_share_a_label(in_tmp: Path, tiny_model_dir: Path):
     """Two runs of the same task, method, sparsity and seed (say, two budgets) have the same
     readable label; each keeps its own rows, told apart by folder, where one used to replace the
