@@ -475,6 +475,14 @@ def to_csv(groups: list[Group]) -> str:
           len(g.values), " ".join(f"{v:.6f}" for v in g.values), f"{g.train_seconds:.1f}"] for g in groups))
 
 
+def table_row(cells: list[str]) -> str:
+    """One row of a Markdown table. A `|` in a cell ends the cell, inside a code span too, so it is
+    escaped: a recipe's changes (`mask.include=['query|key']`, a regex's alternation) or a name
+    (`method.name='a|b'`) split their row into more cells than its header has, shifting every
+    figure after it into the wrong column. A line break would end the row; it becomes a space."""
+    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+
 def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) -> str:
     lines = ["# prune-cli report", "", f"{len(found.runs)} complete runs, {len(found.failed)} failed, "
              f"{len(found.incomplete)} incomplete.", "", *backbones_line(found.runs)]
@@ -487,7 +495,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
         scored_on = "held-out training rows" if task_groups[0].metric.endswith(f"_{HOLDOUT}") else "dev"
         lines += [f"## {task} ({task_groups[0].metric}, {scored_on})", ""]
         header = ["method", *(f"s={s:g}" for s in sparsities), "reference"]  # a list: no empty cell when only references ran
-        lines.append("| " + " | ".join(header) + " |")
+        lines.append(table_row(header))
         lines.append("|" + "---|" * len(header))
         for method in methods:
             by_s = {g.sparsity: g for g in task_groups if g.method == method}
@@ -497,7 +505,7 @@ def to_markdown(groups: list[Group], found: Collected, plots: dict[str, str]) ->
             else:
                 cells = [f"{by_s[s].mean_std} (n={len(by_s[s].values)}, realized {by_s[s].realized:.4f})"
                          if s in by_s else "—" for s in sparsities] + [""]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append(table_row([method, *cells]))
         lines += margin_lines(task_groups, sparsities)
         lines += repeats_lines(task_groups)
         lines += folded_lines(task_groups)
@@ -570,7 +578,7 @@ def cost_markdown(groups: list[Group]) -> list[str]:
              "so the grid's own wall clock was shorter."
              + (" Threads `?`: not recorded (the run predates that field of metrics.json)." if any("?" in t for _, _, t in rows) else ""),
              "", "| task | method | threads | runs | mean training s per run |", "|---|---|---|---|---|"]
-    lines += [f"| {task} | {method} | {threads} | {len(seconds)} | {statistics.fmean(seconds):.0f} |"
+    lines += [table_row([task, method, threads, str(len(seconds)), f"{statistics.fmean(seconds):.0f}"])
               for (task, method, threads), seconds in sorted(rows.items())]
     return lines + [""]
 
@@ -712,12 +720,11 @@ def ablation_markdown(groups: list[Group]) -> list[str]:
             base = untagged.get(base_method)
             if base is not None:
                 role = "default" if base_method == base.algorithm else "untagged"
-                lines.append(f"| {base_method} ({role}) |  | {base.mean_std} | {len(base.values)} |  | {vs_finetune(base)} |  |")
+                lines.append(table_row([f"{base_method} ({role})", "", base.mean_std, str(len(base.values)), "", vs_finetune(base), ""]))
             for g in sorted((g for g in rows if base_of[g] == base_method), key=lambda g: g.tag):
                 delta = paired_delta(g, base) if base is not None else "—"
                 changes = f"`{g.changes}`" if g.changes else "none (the default recipe)"
-                lines.append(f"| {g.label} | {changes} | {g.mean_std} | {len(g.values)} | {delta} | {vs_finetune(g)} "
-                             f"| {vs_matched_finetune(g)} |")
+                lines.append(table_row([g.label, changes, g.mean_std, str(len(g.values)), delta, vs_finetune(g), vs_matched_finetune(g)]))
         lines.append("")
     return lines
 

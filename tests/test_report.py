@@ -62,6 +62,43 @@ def partial_sweep(root: Path) -> None:
     fake_run(root, "f", "finetune", 0.0, 1, 0.90)
 
 
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Each table of a Markdown text as GitHub reads it (markdown-it, which rich brings): its rows' cells."""
+    from markdown_it import MarkdownIt
+
+    tables: list[list[list[str]]] = []
+    in_cell = False
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type == "table_open":
+            tables.append([])
+        elif token.type == "tr_open":
+            tables[-1].append([])
+        elif token.type in ("th_open", "td_open"):
+            tables[-1][-1].append("")
+            in_cell = True
+        elif token.type in ("th_close", "td_close"):
+            in_cell = False
+        elif token.type == "inline" and in_cell:
+            tables[-1][-1][-1] = token.content
+    return tables
+
+
+def test_a_bar_in_a_name_or_a_recipe_stays_in_its_cell_of_report_md(tmp_path: Path):
+    """A `|` ends a Markdown table cell, inside a code span too: a regex's alternation in a recipe's
+    changes (`mask.include=['query|key']`) or a name with one split the row into more cells than its
+    header has, moving each figure after it into the wrong column (where GitHub drops the surplus,
+    the score was lost from view)."""
+    fake_run(tmp_path, "a", "a|b", 0.5, 1, 0.61, seconds=10.0)
+    fake_run(tmp_path, "b", "adapt_by_pruning", 0.5, 1, 0.80)
+    fake_run(tmp_path, "c", "adapt_by_pruning", 0.5, 1, 0.70, tag="qk", overrides=["tag=qk", "mask.include=['query|key']"])
+    assert run_cli("report", str(tmp_path), "--out", str(tmp_path / "out")).exit_code == 0
+    tables = markdown_tables((tmp_path / "out" / "report.md").read_text())
+    rows = {row[0]: row for table in tables for row in table}
+    assert rows["a|b"][1].startswith("0.6100") and rows["adapt_by_pruning"][1].startswith("0.8000")
+    assert rows["adapt_by_pruning (qk)"][1:4] == ["`mask.include=['query|key']`", "0.7000", "1"]
+    assert all(len(row) == len(table[0]) for table in tables for row in table)
+
+
 def test_the_terminal_table_shows_each_sparsity_as_requested(tmp_path: Path):
     """The terminal's table rounded the requested sparsity to two places: 0.9999 read "1.00" (every
     weight pruned), and 0.95 and 0.955 could not be told apart; report.md already wrote s=0.9999."""
