@@ -1,6 +1,6 @@
 """Mask file size per maskable weight, for run dirs (issue 4's "bits per weight" figure).
 
-    python scripts/mask_size.py RUN_DIR [RUN_DIR ...]
+    python scripts/mask_size.py RUN_DIR [RUN_DIR ...]   (or mask files: an imp run's masks/round*)
 
 For each run: the sparsity, the size of its mask file as written now (format v2, LZMA over the
 packed bits), the size of plain packed bits (format v1) for the same mask, and the entropy bound
@@ -26,11 +26,11 @@ def entropy_bits(kept_share: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", type=Path, nargs="+", help="finished pruning runs (each has a mask.safetensors)")
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="finished pruning runs (each has a mask.safetensors), or mask files")
     run_dirs = parser.parse_args().run_dirs
     print(f"{'run':60s} {'sparsity':>8s} {'weights':>11s} {'v2 file':>10s} {'v2 bits/w':>9s} {'v1 bits/w':>9s} {'H(p)':>6s}")
     for run_dir in run_dirs:  # --help was read as a run, and a missing run as a corrupt mask file
-        loaded = mask_format.read_mask(rundir.require_mask(run_dir, "mask_size.py"))
+        loaded = mask_format.read_mask(rundir.require_mask_or_file(run_dir, "mask_size.py"))
         weights = sum(m.numel() for m in loaded.masks.values())
         kept = sum(int(m.sum()) for m in loaded.masks.values()) / weights
         sizes = {}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import forget_digests, only_run_dir, run_cli, tiny_overrides
+from conftest import SCRIPTS, forget_digests, only_run_dir, run_cli, tiny_overrides
 from safetensors.torch import load_file, save_file
 
 from prune_cli import analysis, mask_format
@@ -217,7 +219,7 @@ def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: 
     before kept, all of them among those (Jaccard 0.8 between neighbours). Without --out the
     analysis goes into the run, not its masks/ folder. A run's mask given as a file is checked as
     the run is; one mask given twice (as the run and as its file), or a file that is no mask, is
-    refused in one line."""
+    refused in one line. scripts/mask_size.py takes them as well."""
     assert run_cli("adapt", "--method", "imp", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, "method.round_steps=2")).exit_code == 0
     run = only_run_dir(in_tmp / "outputs")
     rounds = sorted((run / "masks").glob("*.safetensors"))
@@ -234,6 +236,8 @@ def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: 
     result = run_cli("analyze", "topology", str(rounds[0]), str(run / "mask.safetensors"), "--out", str(in_tmp))
     assert result.exit_code == 0, result.output
     assert {row["run"] for row in csv.DictReader((in_tmp / "topology.csv").open())} == {labels[0], labels[-1]}
+    sized = subprocess.run([sys.executable, str(SCRIPTS / "mask_size.py"), str(rounds[1])], capture_output=True, text=True, timeout=300)
+    assert sized.returncode == 0 and sized.stdout.splitlines()[1].split()[1] == "0.3600", sized.stderr  # the script reads them too
 
     refused = {
         (str(run), str(run / "mask.safetensors")): f"{run / 'mask.safetensors'} and {run} are the same mask",
