@@ -1062,15 +1062,16 @@ SPARSITY_TOLERANCE = 1e-3  # a learnt mask stops within a few weights of s (0.90
 
 
 def check_transfer(cfg: DictConfig) -> None:
-    """`method=transfer`: the mask run must be a finished pruning run, and the run's sparsity the
-    mask's own, so that the run is filed (and compared in `report`) at the sparsity it really has.
-    The base weights are checked when the mask is loaded (that needs the model)."""
+    """`method=transfer`: the mask run must be a finished pruning run (or a mask file: an imp
+    round's), and the run's sparsity the mask's own, so that the run is filed (and compared in
+    `report`) at the sparsity it really has. The base weights are checked when the mask is loaded
+    (that needs the model)."""
     from prune_cli import mask_format, rundir
 
     source = cfg.method.get("mask_run")
     if not source:
-        raise UserError("method=transfer needs method.mask_run=<a finished pruning run's directory> (the mask to score)")
-    manifest = mask_format.read_manifest(rundir.require_mask(Path(str(source)).expanduser(), "method=transfer"))
+        raise UserError("method=transfer needs method.mask_run=<a finished pruning run's directory, or a mask file> (the mask to score)")
+    manifest = mask_format.read_manifest(rundir.require_mask_or_file(Path(str(source)).expanduser(), "method=transfer"))
     pruned = mask_format.manifest_sparsity(manifest)
     if abs(pruned - float(cfg.sparsity)) > SPARSITY_TOLERANCE:
         raise UserError(f"method.mask_run={source} holds a mask at sparsity {pruned:.4f}, not {float(cfg.sparsity):g}; "

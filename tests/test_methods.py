@@ -64,6 +64,27 @@ def test_transfer_scores_another_tasks_mask_with_a_fresh_head_on_this_task(in_tm
     assert evaluate(run_dir).metrics == metrics["metrics"]
 
 
+def test_transfer_scores_an_imp_rounds_mask_file(in_tmp: Path, tiny_model_dir: Path):
+    """An earlier IMP round's ticket (masks/round02-s0.3600...) given as method.mask_run: scored bit
+    for bit at its own sparsity, the run saying which round it came from. It was refused as "not a
+    directory", where only the run's last round could be transferred."""
+    from prune_cli import mask_format
+
+    imp = run_cli("adapt", "--method", "imp", "--sparsity", "0.5", "hydra.run.dir=imp-run", *tiny_overrides(tiny_model_dir, "method.round_steps=2"))
+    assert imp.exit_code == 0, imp.output
+    ticket = next((in_tmp / "imp-run" / "masks").glob("round02-*.safetensors"))
+    result = run_cli("adapt", "--task", "mrpc", "--method", "transfer", "--sparsity", "0.36", f"method.mask_run={ticket}",
+                     "hydra.run.dir=mrpc-run", *tiny_overrides(tiny_model_dir, steps=4))
+    assert result.exit_code == 0, result.output
+    given, kept = (mask_format.read_mask(path) for path in (ticket, in_tmp / "mrpc-run" / "mask.safetensors"))
+    assert all(torch.equal(given.masks[n], kept.masks[n]) for n in given.masks)
+    details = read_metrics(in_tmp / "mrpc-run")["method_details"]
+    assert (details["mask_method"], details["mask_imp_round"], details["mask_run"]) == ("imp", 2, str(ticket.resolve()))
+    refused = run_cli("adapt", "--task", "mrpc", "--method", "transfer", "--sparsity", "0.5", f"method.mask_run={ticket}",
+                      *tiny_overrides(tiny_model_dir, steps=4))
+    assert refused.exit_code == 2 and "holds a mask at sparsity 0.3600, not 0.5" in " ".join(refused.output.split())
+
+
 @pytest.mark.parametrize("method", sorted(DENSE))
 def test_dense_references_write_run_dir_and_reproduce(in_tmp: Path, tiny_model_dir: Path, method: str):
     result = run_cli("adapt", "--task", "stsb", "--method", method, "--sparsity", "0.0", *tiny_overrides(tiny_model_dir, steps=6))

@@ -135,12 +135,15 @@ def imp(ctx: RunContext) -> MethodResult:
 def transfer(ctx: RunContext) -> MethodResult:
     """Another run's mask (`method.mask_run`, checked against these base weights) with a fresh head
     trained on this task: does a sub-network found on one task read another? The source run's
-    identity goes into method_details, so the run says where its mask came from."""
+    identity goes into method_details, so the run says where its mask came from. A mask file
+    serves too: an imp round's ticket (its round is recorded as mask_imp_round)."""
     source = Path(str(ctx.cfg["method"]["mask_run"])).expanduser()
-    loaded = mask_format.load_mask(rundir.require_mask(source, "method=transfer"), ctx.encoder.shapes, ctx.base_hash or base_weights_hash(ctx.encoder.encoder))
+    loaded = mask_format.load_mask(rundir.require_mask_or_file(source, "method=transfer"), ctx.encoder.shapes,
+                                   ctx.base_hash or base_weights_hash(ctx.encoder.encoder))
     masks = on_device(ctx, loaded.masks)
     extra = {"mask_run": str(source.resolve()), "mask_sparsity": mask_format.manifest_sparsity(loaded.manifest)}
-    extra.update({f"mask_{key}": loaded.manifest[key] for key in ("task", "method", "seed", "tag") if loaded.manifest.get(key) is not None})
+    extra.update({f"mask_{key}": loaded.manifest[key] for key in ("task", "method", "seed", "tag", "imp_round")
+                  if loaded.manifest.get(key) is not None})
     return MethodResult(masks=masks, head=retrain_head(ctx, masks), extra=extra)
 
 
