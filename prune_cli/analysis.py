@@ -57,11 +57,12 @@ def kept_shares(masks: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
 
 
 def run_label(manifest: dict) -> str:
-    """task/method/s<sparsity>/seed<seed>, and /round<N> for an imp round's mask."""
-    sparsity = manifest.get("sparsity_requested")
-    shown = f"{sparsity:g}" if isinstance(sparsity, float) else sparsity  # an imp round's level: 0.36, not 0.35999999999999999
+    """task/method/s<sparsity>/seed<seed> as metrics.json has them; for an imp round's mask its
+    level, which is computed (1 - 0.8^k: 0.36, not 0.35999999999999999), and /round<N>."""
+    sparsity, imp_round = manifest.get("sparsity_requested"), manifest.get("imp_round")
+    shown = f"{sparsity:g}" if imp_round is not None and isinstance(sparsity, float) else sparsity
     label = f"{manifest.get('task')}/{manifest.get('method')}/s{shown}/seed{manifest.get('seed')}"
-    return f"{label}/round{manifest['imp_round']}" if manifest.get("imp_round") is not None else label
+    return f"{label}/round{imp_round}" if imp_round is not None else label
 
 
 def distinct_labels(run_dirs: list[Path], labels: list[str]) -> list[str]:

@@ -608,8 +608,11 @@ def file_sha256(path: Path) -> str:
 
 
 def written_digests(run_dir: Path) -> dict[str, str]:
-    """The SHA-256 of each of `DIGESTED` the run wrote, for its metrics.json (written after them)."""
-    return {name: file_sha256(run_dir / name) for name in DIGESTED if (run_dir / name).is_file()}
+    """The SHA-256 of each of `DIGESTED` the run wrote, and of each earlier mask (imp's rounds, which
+    the analyses and transfer read as files), for its metrics.json (written after them)."""
+    earlier = sorted((run_dir / EARLIER_MASKS).glob("*.safetensors"))
+    named = [*(name for name in DIGESTED if (run_dir / name).is_file()), *(path.relative_to(run_dir).as_posix() for path in earlier)]
+    return {name: file_sha256(run_dir / name) for name in named}
 
 
 def require_as_written(run_dir: Path, names: Sequence[str] = MODEL_FILES) -> None:
@@ -644,9 +647,18 @@ def require_mask_or_file(given: Path, needs: str) -> Path:
     """A mask file given itself, or a run directory's mask (`require_mask`). The analyses that read
     masks alone take files too: imp writes each earlier round's mask (masks/round03-s0.4880...)
     for the rounds to be looked at, and no command read them. A run's own mask.safetensors given
-    as a file is checked against the run's record, as its run directory given would be."""
+    as a file is checked against the run's record, as its run directory given would be, and so is
+    an earlier mask whose digest the record holds."""
     if given.is_file():
-        return require_mask(given.parent, needs) if given.name == MASK and (given.parent / CONFIG).is_file() else given
+        if given.name == MASK and (given.parent / CONFIG).is_file():
+            return require_mask(given.parent, needs)
+        run = run_holding(given)
+        if run is not None and given.parent.name != EARLIER_MASKS:  # its config, head, ...: the run is what to give
+            raise UserError(f"{given} is no mask: it is a file of the run directory {run}; give the run, or a mask file "
+                            f"({MASK}, or one of {EARLIER_MASKS}/)")
+        if run is not None:  # an earlier mask of a run: as the run wrote it, where its record has the file's digest
+            require_as_written(run, (given.relative_to(run).as_posix(),))  # run is one of given's own parents
+        return given
     return require_mask(given, needs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -218,7 +219,7 @@ def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: 
     level and round, and the rounds nest as IMP's rounds must: each keeps 80% of the weights the one
     before kept, all of them among those (Jaccard 0.8 between neighbours). Without --out the
     analysis goes into the run, not its masks/ folder. A run's mask given as a file is checked as
-    the run is; one mask given twice (as the run and as its file), or a file that is no mask, is
+    the run is, and a round's file against the digest the run's record keeps of it; one mask given twice (as the run and as its file), or a file that is no mask, is
     refused in one line. scripts/mask_size.py takes them as well."""
     assert run_cli("adapt", "--method", "imp", "--sparsity", "0.5", *tiny_overrides(tiny_model_dir, "method.round_steps=2")).exit_code == 0
     run = only_run_dir(in_tmp / "outputs")
@@ -241,12 +242,18 @@ def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: 
 
     refused = {
         (str(run), str(run / "mask.safetensors")): f"{run / 'mask.safetensors'} and {run} are the same mask",
-        (str(run / "head.safetensors"),): "head.safetensors has no prune-cli manifest; it is not a prune-cli mask file",
+        (str(run / "head.safetensors"),): f"{run / 'head.safetensors'} is no mask: it is a file of the run directory {run}",
+        (str(in_tmp / "head.safetensors"),): "head.safetensors has no prune-cli manifest; it is not a prune-cli mask file",
     }
+    shutil.copyfile(run / "head.safetensors", in_tmp / "head.safetensors")  # outside a run: read, and found to be no mask
     for given, message in refused.items():
         result = run_cli("analyze", "topology", *given)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     loaded = mask_format.read_mask(rounds[0])
+    assert set(json.loads((run / "metrics.json").read_text())["file_sha256"]) >= {f"masks/{path.name}" for path in rounds}
+    shutil.copyfile(rounds[0], rounds[1])  # another round's mask under this round's name
+    result = run_cli("analyze", "topology", str(rounds[1]))
+    assert result.exit_code == 2 and f"{rounds[1]} is not the file this run wrote" in " ".join(result.output.split())
     mask_format.save_mask(run / "mask.safetensors", loaded.masks, loaded.manifest)  # another mask under the run's name
     result = run_cli("analyze", "topology", str(run / "mask.safetensors"))
     assert result.exit_code == 2 and "is not the file this run wrote" in " ".join(result.output.split())

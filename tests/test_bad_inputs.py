@@ -356,6 +356,8 @@ READERS = {
     "analyze overlap": lambda run, out: ["analyze", "overlap", str(run), str(_twin(run)), "--out", str(out)],
     "analyze sensitivity": lambda run, out: ["analyze", "sensitivity", str(run), "--steps", "2", "--out", str(out)],
 }
+# The commands that read a mask alone, and so take mask files too (an imp round's).
+MASK_FILE_READERS = ["analyze topology", "analyze overlap"]
 # The commands that apply a mask to a loaded base model (analyses of mask files alone do not).
 APPLIERS = ["evaluate", "export", "apply", "predict", "analyze sensitivity"]
 
@@ -417,6 +419,12 @@ def test_a_file_given_for_a_run_names_the_run_it_belongs_to(finished_run: Path, 
     for command in [c for c in READERS if c != "analyze overlap"]:
         for inside in ("mask.safetensors", ".hydra/config.yaml"):
             given = finished_run / inside
+            if command in MASK_FILE_READERS:  # a mask file is theirs to read; another file of the run names the run
+                if inside != "mask.safetensors":
+                    assert_one_line_error(run_cli(*READERS[command](given, in_tmp / "out")),
+                                          f"{given} is no mask: it is a file of the run directory {finished_run}; give the run, or a mask "
+                                          "file (mask.safetensors, or one of masks/)")
+                continue
             assert_one_line_error(run_cli(*READERS[command](given, in_tmp / "out")),
                                   f"{given} is not a directory (a file of the run directory {finished_run}, which is what to give)")
         assert_one_line_error(run_cli(*READERS[command](in_tmp / "typo", in_tmp / "out")), "typo is not a directory (nothing is there)")
