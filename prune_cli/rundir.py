@@ -653,10 +653,12 @@ def require_mask_or_file(given: Path, needs: str) -> Path:
         if given.name == MASK and (given.parent / CONFIG).is_file():
             return require_mask(given.parent, needs)
         run = run_holding(given)
-        if run is not None and given.parent.name != EARLIER_MASKS:  # its config, head, ...: the run is what to give
+        # a file of a run that is no .safetensors (its config, its log): the run is what to give; a
+        # .safetensors file is read, and its manifest says whether it is a mask (the head's says not)
+        if run is not None and given.suffix != ".safetensors":
             raise UserError(f"{given} is no mask: it is a file of the run directory {run}; give the run, or a mask file "
                             f"({MASK}, or one of {EARLIER_MASKS}/)")
-        if run is not None:  # an earlier mask of a run: as the run wrote it, where its record has the file's digest
+        if run is not None:  # as the run wrote it, where its record holds the file's digest (an earlier round's mask)
             require_as_written(run, (given.relative_to(run).as_posix(),))  # run is one of given's own parents
         return given
     return require_mask(given, needs)

@@ -242,10 +242,9 @@ def test_topology_and_overlap_read_imps_earlier_rounds_from_their_files(in_tmp: 
 
     refused = {
         (str(run), str(run / "mask.safetensors")): f"{run / 'mask.safetensors'} and {run} are the same mask",
-        (str(run / "head.safetensors"),): f"{run / 'head.safetensors'} is no mask: it is a file of the run directory {run}",
-        (str(in_tmp / "head.safetensors"),): "head.safetensors has no prune-cli manifest; it is not a prune-cli mask file",
+        (str(run / "run.log"),): f"{run / 'run.log'} is no mask: it is a file of the run directory {run}; give the run, or a mask file",
+        (str(run / "head.safetensors"),): "head.safetensors has no prune-cli manifest; it is not a prune-cli mask file",
     }
-    shutil.copyfile(run / "head.safetensors", in_tmp / "head.safetensors")  # outside a run: read, and found to be no mask
     for given, message in refused.items():
         result = run_cli("analyze", "topology", *given)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
