@@ -914,7 +914,7 @@ def check_own_option(group: str, option: str, named_on_command_line: bool = Fals
     given = _file_keys(config_dirs(), group, path)
     name = f"{group}.name"
     if group in FILED_BY_NAME and name in given and name not in _file_keys((), group, path) and not named_on_command_line:
-        starts_from = ", ".join(_base_options(_config_file_content(path, path.read_text(encoding="utf-8"))))
+        starts_from = _base_options(_config_file_content(path, path.read_text(encoding="utf-8")))[-1]  # merged last, as Hydra does
         raise UserError(f"{path} gives no name of its own, so it takes the name of {starts_from}, which it starts from: its runs "
                         f"would be filed and reported as {starts_from}'s; add `name: {option}` to it")
     missing = sorted(needed - given)

@@ -268,7 +268,7 @@ def test_an_option_of_ones_own_names_itself(user_configs: Path, in_tmp: Path, ti
     runs went to that recipe's folders, its masks said they were that recipe's, and `report`
     averaged them into that recipe's cells as more of its seeds; a task file on sst2's was filed as
     SST-2. Each is refused before any run, naming the file and the line to add; a name given on the
-    command line does too, and a trainer file may keep cpu's name (a label, filing nothing)."""
+    command line serves as well, and a trainer file may keep cpu's name (a label, filing nothing)."""
     (user_configs / "method" / "slower.yaml").write_text("defaults:\n  - my_recipe\n  - _self_\ntheta_lr: 1.0e-5\n")
     (user_configs / "method" / "quicker.yaml").write_text("defaults:\n  - adapt_by_pruning\n  - _self_\ntheta_lr: 1.0e-4\n")
     (user_configs / "task" / "sst2_copy.yaml").write_text("defaults:\n  - sst2\n  - _self_\nglue_dir: SST-2-copy\n")
