@@ -720,10 +720,11 @@ def check_settings(cfg: DictConfig) -> None:
     for key, setting in SETTINGS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not setting.accepts(value):
-            written = (f" (write it without a decimal point or exponent: {key}={int(value)})"
-                       if setting.kind == "int" and isinstance(value, float) and value.is_integer() else "")
+            written = ""
             if isinstance(value, float) and not math.isfinite(value):
                 written = " (a finite one; Hydra reads nan and inf as those floats)"
+            elif setting.kind == "int" and isinstance(value, float) and value.is_integer():
+                written = f" (write it without a decimal point or exponent: {key}={int(value)})"
             raise UserError(f"{key}={value!r} must be {setting.describe()}{written}")
 
 

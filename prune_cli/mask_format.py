@@ -60,9 +60,9 @@ def pack_masks(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def unpack_masks(bits: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    """`pack_masks` undone: boolean masks on the CPU in the given shapes. Boolean ones (an imp
-    checkpoint written before earlier rounds were packed) pass as they are."""
-    return {n: b if b.dtype == torch.bool else unpack(b.numpy(), tuple(shapes[n])) for n, b in bits.items()}
+    """`pack_masks` undone: boolean masks on the CPU in the given shapes. (An imp checkpoint written
+    before earlier rounds were packed holds boolean ones: imp packs them as it resumes.)"""
+    return {n: unpack(b.numpy(), tuple(shapes[n])) for n, b in bits.items()}
 
 
 def encode(mask: torch.Tensor, encoding: str = "packbits+lzma") -> np.ndarray:
