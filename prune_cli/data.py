@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,12 @@ def label_names(task: Mapping[str, Any]) -> list[str]:
     models (`id2label`) use these. A run made before the key existed is given the packaged task's
     when its config is read back (`runner.fill_in_later_task_keys`)."""
     return [str(name) for name in (task.get("label_names") or task["labels"])]
+
+
+def labels_are_integers(task: Mapping[str, Any]) -> bool:
+    """Whether every class label is an integer's text (`labels: [0, 1]`, `[1, 2, 3, 4, 5]`, `["-1",
+    "1"]`): a dataset's integers are then the labels themselves, not positions in the list."""
+    return not is_regression(task) and all(re.fullmatch(r"-?[0-9]+", str(label)) for label in task["labels"])
 
 
 def dataset_name(task: Mapping[str, Any]) -> str:
@@ -544,9 +551,12 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
 
     A class column of the dataset's own (`ClassLabel`: ids with names) is read by name, so a task
     whose `labels` (or `label_names`) list the classes in another order still gets each row right;
-    plain integers are class ids in `labels`' order, and strings are looked up in `labels`, as the
-    TSV reader does. A label outside the task's classes (-1: a test split has none) is an error
-    naming the split, never a silent wrong class."""
+    plain integers are class ids in `labels`' order, unless the labels are themselves integers
+    (`labels: [1, 2, 3, 4, 5]`, a review's stars), when an integer is the label of that value, as
+    the TSV reader reads its text; strings are looked up in `labels`, as the TSV reader does. A
+    label outside the task's classes (-1: a test split has none) is an error naming the split,
+    never a silent wrong class: read as positions, stars 1..5 had put each row one class up and
+    refused the five-star rows as "no class id in 0..4 nor one of [1, 2, 3, 4, 5]"."""
     column = (task.get("hub") or {}).get("label_column") or "label"
     if column not in table.column_names:
         raise UserError(f"{where}: no label column {column!r} (found {table.column_names}); set task.hub.label_column")
@@ -569,17 +579,23 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
             raise UserError(f"{where}: the dataset's classes are {list(classes)}; task.labels or task.label_names must name "
                             f"each of them (missing: {missing})")
         ids = [ours[name] for name in classes]
+    # integer labels are read as their text, as the TSV reader reads them: "01" is not 1
+    by_value = {str(label): i for i, label in enumerate(task["labels"])} if classes is None and labels_are_integers(task) else None
     labels = []
     for row, value in enumerate(values):
         if isinstance(value, bool):  # a CSV column of true/false reads as booleans, and True as class id 1 whatever the labels' order
             labels.append(_boolean_label(value, task, f"{where}, row {row}"))
         elif isinstance(value, str):
             labels.append(_label_value(value, task, f"{where}, row {row}"))
-        elif isinstance(value, int) and 0 <= value < len(ids):
+        elif isinstance(value, int) and by_value is not None and str(value) in by_value:
+            labels.append(by_value[str(value)])
+        elif isinstance(value, int) and by_value is None and 0 <= value < len(ids):
             labels.append(ids[value])
         else:
-            raise UserError(f"{where}, row {row}: label {value!r} is no class id in 0..{len(ids) - 1} nor one of "
-                            f"{list(task['labels'])} (a test split's -1 means it has no labels; score on a labelled split)")
+            wanted = f"not one of {list(task['labels'])}" if by_value is not None else \
+                f"no class id in 0..{len(ids) - 1} nor one of {list(task['labels'])}"
+            raise UserError(f"{where}, row {row}: label {value!r} is {wanted} (a test split's -1 means it has no labels; "
+                            "score on a labelled split)")
     return labels
 
 

@@ -329,6 +329,29 @@ def test_a_column_of_true_and_false_labels_is_read_by_name(tmp_path: Path, datas
     assert loaded.train.labels == [true, false, true] and loaded.dev["dev"].labels == [false]
 
 
+@pytest.mark.parametrize(("labels", "train", "read"), [
+    ([1, 2, 3], [1, 3, 2], [0, 2, 1]),  # a review's stars: 1 is the first class, 3 the last
+    (["-1", "1"], [-1, 1, 1], [0, 1, 1]),  # a sign, quoted in YAML
+    ([1, 0], [1, 0, 0], [0, 1, 1]),  # the label 1, not the class at position 1
+    ([0, 1], [1, 0, 1], [1, 0, 1]),  # value and position agree
+])
+def test_integer_labels_are_read_by_value(tmp_path: Path, datasets_cache: Path, labels: list, train: list[int], read: list[int]):
+    """Where the task's labels are themselves integers, a CSV column of integers holds those labels,
+    as a TSV of the same rows is read, not positions in the list: stars 1..3 were read one class up
+    (1 as the class of 2) and a 3 was refused as "no class id in 0..2 nor one of [1, 2, 3]". A
+    value that is none of the labels is refused, naming the split and row."""
+    folder = tmp_path / "stars"
+    folder.mkdir()
+    (folder / "train.csv").write_text("review,sentiment\n" + "".join(f"text {i},{value}\n" for i, value in enumerate(train)))
+    (folder / "validation.csv").write_text(f"review,sentiment\nlast,{train[-1]}\n")
+    task = {**_movies(str(folder)), "labels": labels}
+    loaded = data.load_task_data(task, {"dir": None})
+    assert loaded.train.labels == read and loaded.dev["dev"].labels == read[-1:]
+    (folder / "validation.csv").write_text("review,sentiment\nlast,7\n")
+    with pytest.raises(UserError, match=rf"stars:validation, row 0: label 7 is not one of {re.escape(str(labels))} \(a test split's -1"):
+        data.load_task_data(task, {"dir": None})
+
+
 def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
     """A dataset's own class column (ids with names) may list the classes in another order than
     the task's labels: each row is read by its class name. An id outside the classes (a test
