@@ -13,6 +13,7 @@ from __future__ import annotations
 import decimal
 import difflib
 import functools
+import itertools
 import math
 import os
 import re
@@ -215,13 +216,60 @@ def _is_config_key(key: str, groups: Sequence[str]) -> bool:
     return not (key == "hydra" or key.startswith(("hydra.", "hydra/")) or "/" in key or key in groups)
 
 
+_UNIQUE_DIR_ASKED: dict[str, str] = {}  # {a folder `unique_dir` chose: the path it was asked for}, for `claim_new_folder`
+
+
 def _unique_dir(path: str) -> str:
-    """Hydra resolver: the path itself if unused, else path_2, path_3, ... (never reuse a run dir)."""
-    candidate, n = Path(path), 1
-    while candidate.exists():
-        n += 1
-        candidate = Path(f"{path}_{n}")
+    """Hydra resolver: the path itself if unused, else path_2, path_3, ... (never reuse a run dir).
+    Only a choice: `claim_new_folder` makes the folder, before Hydra writes there."""
+    candidate = next(name for name in _numbered(path) if not name.exists())
+    _UNIQUE_DIR_ASKED[str(candidate)] = path
     return str(candidate)
+
+
+def _numbered(path: str) -> Iterator[Path]:
+    """path, path_2, path_3, ...: the names `unique_dir` picks from."""
+    yield Path(path)
+    for n in itertools.count(2):
+        yield Path(f"{path}_{n}")
+
+
+def picked_by_unique_dir(folder: str) -> bool:
+    """Whether `unique_dir` picked this folder for the launch whose settings were read last
+    (`launch_settings`), rather than the command or an experiment naming it outright."""
+    return folder in _UNIQUE_DIR_ASKED
+
+
+def claim_new_folder(folder: str, key: str) -> str:
+    """Make the run or sweep folder a launch was checked for, as this process's own, before Hydra
+    writes there; returns the folder made, which the launch then names to Hydra.
+
+    `unique_dir` picks the first name not there (the time to the second, then `_2`, ...), and
+    two launches in the same second (`for s in 1 2 3; do prune-cli adapt seed=$s & done`) both
+    picked it: Hydra wrote both configs there, and the run that finished kept the other's
+    `.hydra/config.yaml` (its record said seed 3 beside seed 2's mask) while the other was
+    refused as "in use". A folder `unique_dir` chose is made with an exclusive mkdir, the next
+    name taken where another process made it first; a folder named outright (`hydra.run.dir=`)
+    is made if need be, and the folder lock decides between two launches into it. `key` is the
+    setting that names the folder (hydra.run.dir, hydra.sweep.dir), for the error."""
+    asked = _UNIQUE_DIR_ASKED.get(folder)
+    try:
+        if asked is None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            return folder
+        for candidate in _numbered(asked):
+            while True:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    candidate.mkdir()
+                    return str(candidate)
+                except FileNotFoundError:  # its parent removed meanwhile, by a refused launch's clean-up: made again
+                    continue
+                except FileExistsError:
+                    break
+    except OSError as exc:
+        raise UserError(f"cannot create {folder}: {exc.strerror}; run from a writable folder or set {key}=<writable path>") from None
+    raise AssertionError("unreachable: the names are endless")
 
 
 def _config_subdir(run_dir: str) -> str | None:
@@ -464,6 +512,7 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 def launch_settings(overrides: Sequence[str]) -> DictConfig:
     """Hydra's own settings for a launch (`hydra.mode`, the sweeper, the run and sweep folders),
     composed once from the first combination and read by every pre-launch check."""
+    _UNIQUE_DIR_ASKED.clear()  # the folders `unique_dir` picks for this launch, as its settings are read
     return _hydra_compose(first_combination(overrides), with_hydra=True).hydra
 
 
@@ -1113,10 +1162,11 @@ def check_run_dir(settings: DictConfig) -> Path:
     from prune_cli import rundir
 
     target = Path(refuse_empty("hydra.run.dir", settings.run.dir))
-    if target.exists():
+    picked = picked_by_unique_dir(str(settings.run.dir))  # new when picked; one made since is passed over (`claim_new_folder`)
+    if target.exists() and not picked:
         rundir.ensure_fresh(target)
     _require_creatable(target, "the run directory", "hydra.run.dir")
-    return rundir.nearest_existing(target)
+    return rundir.nearest_existing(target.parent if picked else target)
 
 
 def _require_creatable(target: Path, what: str, key: str) -> None:
@@ -1157,6 +1207,9 @@ def check_sweep_dir(settings: DictConfig) -> None:
         raise UserError(f"hydra.sweep.subdir={subdir or ''} puts every job of the sweep in the sweep folder itself, beside its "
                         "multirun.yaml and in one another's way; give each job a folder of its own, e.g. hydra.sweep.subdir=seed${seed}, "
                         "or leave it unset")
+    if picked_by_unique_dir(str(settings.sweep.dir)):  # new when picked; one made since is passed over (`claim_new_folder`)
+        _require_creatable(target, "the sweep folder", "hydra.sweep.dir")
+        return
     if folder_lock.held_elsewhere(target):  # a sweep going on there, which may not have written its first run yet
         raise folder_lock.FolderInUse(f"sweep folder {target} is in use: another prune-cli process is running a sweep there; a sweep "
                                       "never writes into another's folder: name a new hydra.sweep.dir or leave it unset")

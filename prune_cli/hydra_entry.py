@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from prune_cli import backbone, data, display, folder_lock, rundir, runner, stopping
 from prune_cli.config import (BASIC_SWEEPER, CONFIG_DIR, CONFIG_NAME, SWEEP_NOT_HERE_ONE_RUN, SWEEP_WITH_MULTIRUN, USER_CONFIG_ENV, check_jobs,
-                              check_overrides, check_run_dir, check_sweep_dir, compose, config_path_folders, config_path_now, config_sweeps,
-                              hydra_value, launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
+                              check_overrides, check_run_dir, check_sweep_dir, claim_new_folder, compose, config_path_folders, config_path_now,
+                              config_sweeps, hydra_value, launch_settings, register_resolvers, searchpath_overrides, sweep_jobs, varying_overrides)
 from prune_cli.errors import RunInterrupted, UserError
 from prune_cli.hydra_settings import check_hydra_interpolations, check_job_folders, check_launch_settings
 
@@ -82,7 +82,20 @@ def run_adapt(overrides: Sequence[str], multirun: bool, one_run: bool = False) -
     worker processes, so they are not listed). An experiment that sets `hydra.mode: MULTIRUN`
     is a sweep without -m; `one_run` (Python's `api.adapt`, which returns one run) refuses it."""
     checked = _check_launch(overrides, multirun, one_run)
-    return _finished(launch_adapt(overrides, checked.multirun, checked.existed))
+    if checked.multirun:
+        folder = claim_new_folder(str(checked.settings.sweep.dir), "hydra.sweep.dir")
+        return _finished(launch_adapt(_naming(overrides, "hydra.sweep.dir", folder), True))
+    run_dir = Path(claim_new_folder(str(checked.settings.run.dir), "hydra.run.dir"))
+    with folder_lock.held(run_dir, rundir.run_in_use(run_dir)):  # taken before Hydra writes there; the run takes it again
+        rundir.ensure_fresh(run_dir)  # a folder named outright may have been run into since it was checked
+        return _finished(launch_adapt(_naming(overrides, "hydra.run.dir", str(run_dir)), False, checked.existed))
+
+
+def _naming(overrides: Sequence[str], key: str, folder: str) -> list[str]:
+    """The overrides with Hydra's `key` (hydra.run.dir, hydra.sweep.dir) set to the folder this
+    process claimed for the launch (`claim_new_folder`), in place of any the command gave: Hydra
+    then writes there, and not in a folder it would pick again."""
+    return [*(o for o in overrides if rundir.override_key(o) != key), f"{key}={hydra_value(folder)}"]
 
 
 @dataclass(frozen=True)

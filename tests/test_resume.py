@@ -1094,6 +1094,53 @@ def test_a_run_sent_to_the_folder_of_a_run_going_on_leaves_that_run_alone(in_tmp
     assert folder_snapshot(busy) == before
 
 
+def test_runs_launched_at_once_each_get_a_folder_of_their_own(in_tmp: Path, tiny_model_dir: Path):
+    """Three runs started together (`for s in 1 2 3; do prune-cli adapt seed=$s & done`) picked one
+    run directory, the time to the second: Hydra wrote each one's config there, one finished with
+    another's `.hydra/config.yaml` beside its mask (its record said seed 3 of seed 2's run), and
+    the others were refused as "in use". Each launch now makes its folder as its own before Hydra
+    writes: three runs in `race`, `race_2` and `race_3`, each with its own config and log. The
+    folder is named by `unique_dir` here, as the default one is, so that the three pick the same
+    name whatever second each starts in."""
+    from omegaconf import OmegaConf
+
+    launched = [subprocess.Popen([sys.executable, "-m", "prune_cli.cli", "adapt", *tiny_overrides(tiny_model_dir, steps=2), f"seed={seed}",
+                                  "hydra.run.dir=${unique_dir:race}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for seed in (1, 2, 3)]
+    said = [process.communicate(timeout=600)[0] for process in launched]
+    assert [process.returncode for process in launched] == [0, 0, 0], said
+    folders = sorted(in_tmp.glob("race*"))
+    assert [folder.name for folder in folders] == ["race", "race_2", "race_3"]
+    recorded = [(OmegaConf.load(folder / rundir.CONFIG).seed, read_metrics(folder)["seed"]) for folder in folders]
+    assert all(config == result for config, result in recorded) and sorted(seed for seed, _ in recorded) == [1, 2, 3]
+    assert all((folder / rundir.LOG).read_text().count("finished in") == 1 for folder in folders)
+
+
+def test_a_folder_picked_for_a_launch_and_made_since_is_passed_over(in_tmp: Path, tiny_model_dir: Path):
+    """The folder `unique_dir` picks was new when picked; another launch may make it before this
+    one does. The checks then pass it over (no "in use"), and the launch makes the next name its
+    own; so does a sweep's folder. A folder named outright is made as it is, and is the folder
+    lock's to decide."""
+    from conftest import held_by_another_process
+    from prune_cli.config import check_run_dir, check_sweep_dir, claim_new_folder, launch_settings
+
+    settings = launch_settings(tiny_overrides(tiny_model_dir, "hydra.run.dir=${unique_dir:runs/race}"))
+    assert str(settings.run.dir) == "runs/race"
+    (in_tmp / "runs" / "race").mkdir(parents=True)  # another launch's, going on
+    with held_by_another_process(in_tmp / "runs" / "race"):
+        assert check_run_dir(settings) == in_tmp / "runs"  # what a refused launch may clean up to
+        assert claim_new_folder(str(settings.run.dir), "hydra.run.dir") == "runs/race_2"
+    assert (in_tmp / "runs" / "race_2").is_dir() and not any((in_tmp / "runs" / "race_2").iterdir())
+    swept = launch_settings(tiny_overrides(tiny_model_dir, "hydra.sweep.dir=${unique_dir:sweeps/race}"))
+    (in_tmp / "sweeps" / "race").mkdir(parents=True)
+    with held_by_another_process(in_tmp / "sweeps" / "race"):  # a sweep going on there, which it would have been refused as
+        check_sweep_dir(swept)
+        assert claim_new_folder(str(swept.sweep.dir), "hydra.sweep.dir") == "sweeps/race_2"
+    named = launch_settings(tiny_overrides(tiny_model_dir, "hydra.run.dir=mine"))
+    assert claim_new_folder(str(named.run.dir), "hydra.run.dir") == "mine" and (in_tmp / "mine").is_dir()
+    assert claim_new_folder(str(named.run.dir), "hydra.run.dir") == "mine"
+
+
 def test_a_sweep_still_running_is_not_continued_by_a_second_process_nor_touched(in_tmp: Path, tiny_model_dir: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch):
     """`adapt --resume SWEEP` while the sweep still runs elsewhere ran its jobs a second time into
