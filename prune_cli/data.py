@@ -101,6 +101,25 @@ def labels_are_integers(task: Mapping[str, Any]) -> bool:
     return not is_regression(task) and all(re.fullmatch(r"-?[0-9]+", str(label)) for label in task["labels"])
 
 
+def one_answer(task: Mapping[str, Any], train: Examples, cut: int | None) -> str | None:
+    """Why a run on `train` cut at `cut` (data.max_train_samples) learns nothing, where it would:
+    every row it keeps is of one class (or, in a regression, one score), so the head learns to
+    give that answer whatever the input, and the run's figures measure nothing of the method.
+    `max_train_samples` keeps a file's first rows, and a dataset of one's own in label order (a
+    CSV sorted by its label column) gives one class for any cut short of the whole; None where
+    the rows hold two answers or more."""
+    kept = train.first(cut)
+    if len(set(kept.labels)) > 1:
+        return None
+    only = kept.labels[0]
+    answer = f"the score {only:g}" if is_regression(task) else f"class '{label_names(task)[int(only)]}'"
+    if len(kept) < len(train):
+        return (f"the first {len(kept)} training rows of {train.source} (data.max_train_samples={cut}) hold only {answer}: the head "
+                "learns to give it whatever the input; the cut keeps the file's first rows, so a file in label order needs more of "
+                "them, or its rows shuffled")
+    return f"every training row of {train.source} holds {answer}: the head learns to give it whatever the input"
+
+
 def dataset_name(task: Mapping[str, Any]) -> str:
     """The `datasets` dataset the task's `hub:` block reads: `hub.dataset`, GLUE's by default."""
     return str((task.get("hub") or {}).get("dataset") or HUB_DATASET)

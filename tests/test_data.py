@@ -352,6 +352,37 @@ def test_integer_labels_are_read_by_value(tmp_path: Path, datasets_cache: Path, 
         data.load_task_data(task, {"dir": None})
 
 
+def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog):
+    """A run whose training rows hold one class (a CSV in label order cut by data.max_train_samples,
+    which keeps a file's first rows) trains a head that answers that class whatever the input,
+    and gave figures as if the method had been compared; the run now says so, in its log. Two
+    classes, or two scores of a regression, are no such case."""
+    from conftest import tiny_overrides
+
+    from prune_cli.config import compose
+    from prune_cli.runner import prepare
+
+    sst2 = data.load_task_data(task_cfg("sst2"), {"dir": str(FIXTURE_GLUE)}).train
+    assert sst2.labels[:2] == [0, 1]
+    assert data.one_answer(task_cfg("sst2"), sst2, 1) == (
+        f"the first 1 training rows of {sst2.source} (data.max_train_samples=1) hold only class 'negative': the head learns to give "
+        "it whatever the input; the cut keeps the file's first rows, so a file in label order needs more of them, or its rows shuffled")
+    assert data.one_answer(task_cfg("sst2"), sst2, 2) is None and data.one_answer(task_cfg("sst2"), sst2, None) is None
+    sorted_rows = data.Examples(sst2.texts, sorted(sst2.labels), "sorted.csv")
+    assert data.one_answer(task_cfg("sst2"), sorted_rows, 5).startswith("the first 5 training rows of sorted.csv")
+    one_class = data.Examples(sst2.texts[:3], [1, 1, 1], "ones.csv")
+    assert data.one_answer(task_cfg("sst2"), one_class, None) == ("every training row of ones.csv holds class 'positive': the head "
+                                                               "learns to give it whatever the input")
+    assert data.one_answer(task_cfg("stsb"), data.Examples(sst2.texts[:2], [2.5, 2.5], "flat.tsv"), None).startswith(
+        "every training row of flat.tsv holds the score 2.5")
+    assert data.one_answer(task_cfg("stsb"), data.Examples(sst2.texts[:2], [2.5, 3.0], "two.tsv"), None) is None
+    prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=1")), with_train=True)
+    assert "hold only class 'negative'" in caplog.text
+    caplog.clear()
+    prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=2")), with_train=True)
+    assert "hold only" not in caplog.text
+
+
 def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
     """A dataset's own class column (ids with names) may list the classes in another order than
     the task's labels: each row is read by its class name. An id outside the classes (a test
