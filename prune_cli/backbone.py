@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from prune_cli.config import label_text
+from prune_cli.config import group_options, label_text, nearest_option
 from prune_cli.errors import UserError, first_line
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
@@ -111,7 +111,9 @@ def load_backbone(model_cfg: Mapping[str, Any]) -> tuple[nn.Module, Any]:
     except Exception as exc:
         # a hub name on a machine without the hub: every command that loads a model takes --model, a finished run's readers too
         where = "" if looks_local(path) else "; without the hub, pass a local copy of that model with --model <folder>"
-        raise UserError(f"cannot load a model config from {path!r}: {first_line(exc).rstrip('.')}{where}") from None
+        near = None if looks_local(path) else nearest_option(path, group_options("model"))  # `--model MiniLM` for minilm
+        meant = f"; did you mean --model {near}, the model config?" if near else ""
+        raise UserError(f"cannot load a model config from {path!r}: {first_line(exc).rstrip('.')}{where}{meant}") from None
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
         raise UserError(f"{path!r} is a '{config.model_type}' model; prune-cli needs a BERT-family encoder")
     try:

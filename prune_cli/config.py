@@ -182,6 +182,18 @@ def unknown_key_error(key: str) -> UserError:
     return UserError(f"no config key '{key}'{hint} (`prune-cli show-config` prints every key)")
 
 
+def nearest_option(typed: str, options: Sequence[str]) -> str | None:
+    """The option meant by `--task SST2`, `sst-2` or `sts2`, `--model bert-base`: the one spelt the
+    same but for case, dashes and underscores, else the only one that starts so (four letters or
+    more), else the nearest by difflib; None where none is near."""
+    def plain(name: str) -> str:
+        return re.sub(r"[-_]", "", name.lower())
+    same = [option for option in options if plain(option) == plain(typed)]
+    longer = [option for option in options if len(plain(typed)) >= 4 and plain(option).startswith(plain(typed))]
+    nearest = same or (longer if len(longer) == 1 else []) or difflib.get_close_matches(typed.lower(), list(options), n=1, cutoff=0.75)
+    return nearest[0] if nearest else None
+
+
 def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
     """`+method.key=value` may add a setting the chosen method's file leaves out (the paper recipe
     has no `unseen_tokens_first`), but only one that some file gives to the same algorithm: any
@@ -648,7 +660,8 @@ def check_overrides(overrides: Sequence[str], multirun: bool = False, sweep_hint
             for value in values:
                 if value not in options:
                     typed = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value  # as typed, unquoted
-                    raise UserError(f"unknown {key} '{typed}'; choose from: {', '.join(options)}")
+                    near = nearest_option(typed, options)
+                    raise UserError(f"unknown {key} '{typed}'; choose from: {', '.join(options)}" + (f"; did you mean '{near}'?" if near else ""))
                 check_own_option(key, value, named_on_command_line=f"{key}.name" in named)
         elif key == "sparsity":
             for value in values:

@@ -715,6 +715,27 @@ def test_a_run_made_on_a_hub_model_is_read_without_the_hub_from_a_local_copy(fin
     assert "│ yes" in result.output
 
 
+def test_a_hub_name_spelt_like_a_model_config_names_the_config(monkeypatch: pytest.MonkeyPatch):
+    """`--model MiniLM` is a hub name to transformers, which (offline here) fails after its retries
+    with no word of the packaged `minilm`; the error now names it. A name near no config is said
+    as before."""
+    import transformers
+
+    from prune_cli import backbone
+
+    def offline(name, **kwargs):
+        raise OSError(f"We couldn't connect to 'https://huggingface.co' to load {name}.")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    with pytest.raises(UserError) as error:
+        backbone.load_backbone({"name_or_path": "MiniLM"})
+    assert str(error.value).endswith("; without the hub, pass a local copy of that model with --model <folder>; "
+                                     "did you mean --model minilm, the model config?")
+    with pytest.raises(UserError) as error:
+        backbone.load_backbone({"name_or_path": "some-org/some-bert"})
+    assert str(error.value).endswith("; without the hub, pass a local copy of that model with --model <folder>")
+
+
 def test_a_run_recorded_before_its_tokenizer_was_fingerprinted_is_still_read(finished_run: Path):
     """Runs made before metrics.json held `tokenizer_hash` (and the earliest, before
     `base_weights_hash_before`) have nothing to compare: they are read as they were."""

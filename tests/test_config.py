@@ -74,6 +74,11 @@ def test_scientific_notation_values_are_floats():
         (["task=sst3"], "unknown task 'sst3'; choose from: cola, mnli"),
         (["method=magic"], "unknown method 'magic'"),
         (["model=gpt9"], "unknown model 'gpt9'"),
+        # an option spelt as a person would (its case, a dash, its start, a letter off) is named
+        (["task=SST2"], "unknown task 'SST2'; choose from: cola, mnli, mrpc, qnli, qqp, rte, sst2, stsb; did you mean 'sst2'?"),
+        (["method=adapt-by-pruning"], "; did you mean 'adapt_by_pruning'?"),
+        (["method=magnitud"], "; did you mean 'magnitude'?"),
+        (["model=bert-base"], "unknown model 'bert-base'; choose from: bert-base-uncased, minilm; did you mean 'bert-base-uncased'?"),
         (["sparsity=1.0"], "outside [0, 1)"),
         (["sparsity=-0.1"], "outside [0, 1)"),
         (["sparsity=half"], "is not a number"),
