@@ -101,23 +101,28 @@ def labels_are_integers(task: Mapping[str, Any]) -> bool:
     return not is_regression(task) and all(re.fullmatch(r"-?[0-9]+", str(label)) for label in task["labels"])
 
 
-def one_answer(task: Mapping[str, Any], train: Examples, cut: int | None) -> str | None:
-    """Why a run on `train` cut at `cut` (data.max_train_samples) learns nothing, where it would:
-    every row it keeps is of one class (or, in a regression, one score), so the head learns to
-    give that answer whatever the input, and the run's figures measure nothing of the method.
-    `max_train_samples` keeps a file's first rows, and a dataset of one's own in label order (a
-    CSV sorted by its label column) gives one class for any cut short of the whole; None where
-    the rows hold two answers or more."""
-    kept = train.first(cut)
+# What rows of one answer cost, by what they are used for (`one_answer`)
+ONE_ANSWER_COSTS = {"training": ("data.max_train_samples", "the head learns to give it whatever the input"),
+                    "dev": ("data.max_eval_samples", "the score says how often the model gives it, not whether it tells the answers apart")}
+
+
+def one_answer(task: Mapping[str, Any], rows: Examples, cut: int | None, use: str = "training") -> str | None:
+    """Why a run's figures on `rows` cut at `cut` measure nothing, where they would: every row kept
+    is of one class (or, in a regression, one score). Trained on such rows (`use` "training") the
+    head learns to give that answer whatever the input; scored on them ("dev") a run is judged on
+    how often it gives it. The cuts (data.max_train_samples, data.max_eval_samples) keep a file's
+    first rows, and a dataset of one's own in label order (a CSV sorted by its label column) gives
+    one class for any cut short of the whole; None where the rows hold two answers or more."""
+    key, cost = ONE_ANSWER_COSTS[use]
+    kept = rows.first(cut)
     if len(set(kept.labels)) > 1:
         return None
     only = kept.labels[0]
     answer = f"the score {only:g}" if is_regression(task) else f"class '{label_names(task)[int(only)]}'"
-    if len(kept) < len(train):
-        return (f"the first {len(kept)} training rows of {train.source} (data.max_train_samples={cut}) hold only {answer}: the head "
-                "learns to give it whatever the input; the cut keeps the file's first rows, so a file in label order needs more of "
-                "them, or its rows shuffled")
-    return f"every training row of {train.source} holds {answer}: the head learns to give it whatever the input"
+    if len(kept) < len(rows):
+        return (f"the first {len(kept)} {use} rows of {rows.source} ({key}={cut}) hold only {answer}: {cost}; the cut keeps the "
+                "file's first rows, so a file in label order needs more of them, or its rows shuffled")
+    return f"every {use} row of {rows.source} holds {answer}: {cost}"
 
 
 def dataset_name(task: Mapping[str, Any]) -> str:

@@ -155,9 +155,10 @@ def prepare(cfg: DictConfig, with_train: bool) -> Prepared:
     encoder, base_hash, tokenizer = load_encoder(cfg, device)
 
     train_rows = task_data.train.first(cfg.data.max_train_samples) if with_train else None
-    learns_nothing = data.one_answer(task, task_data.train, cfg.data.max_train_samples) if with_train else None
-    if learns_nothing is not None:
-        log.warning(learns_nothing)
+    one_answer = [data.one_answer(task, task_data.train, cfg.data.max_train_samples)] if with_train else []
+    one_answer += [data.one_answer(task, ex, cfg.data.max_eval_samples, "dev") for ex in task_data.dev.values()]
+    for warning in filter(None, one_answer):
+        log.warning(warning)
     train = encode_split(cfg, train_rows, tokenizer, None) if train_rows is not None else None
     dev = {split: encode_split(cfg, ex, tokenizer, cfg.data.max_eval_samples) for split, ex in task_data.dev.items()}
     return Prepared(encoder=encoder, base_hash=base_hash, tokenizer=tokenizer, train=train, dev=dev, device=device,

@@ -355,8 +355,8 @@ def test_integer_labels_are_read_by_value(tmp_path: Path, datasets_cache: Path, 
 def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog):
     """A run whose training rows hold one class (a CSV in label order cut by data.max_train_samples,
     which keeps a file's first rows) trains a head that answers that class whatever the input,
-    and gave figures as if the method had been compared; the run now says so, in its log. Two
-    classes, or two scores of a regression, are no such case."""
+    and gave figures as if the method had been compared; the run now says so, in its log, as it
+    does of dev rows of one class. Two classes, or two scores of a regression, are no such case."""
     from conftest import tiny_overrides
 
     from prune_cli.config import compose
@@ -377,10 +377,16 @@ def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog)
         "every training row of flat.tsv holds the score 2.5")
     assert data.one_answer(task_cfg("stsb"), data.Examples(sst2.texts[:2], [2.5, 3.0], "two.tsv"), None) is None
     prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=1")), with_train=True)
-    assert "hold only class 'negative'" in caplog.text
+    assert "training rows of" in caplog.text and "hold only class 'negative'" in caplog.text
     caplog.clear()
     prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=2")), with_train=True)
     assert "hold only" not in caplog.text
+    # scored on rows of one class, a run is judged on how often it gives that answer (evaluate reads no training rows)
+    dev = data.load_task_data(task_cfg("sst2"), {"dir": str(FIXTURE_GLUE)}).dev["dev"]
+    prepare(compose(tiny_overrides(tiny_model_dir, "data.max_eval_samples=1")), with_train=False)
+    assert caplog.text.count("hold only") == 1 and (
+        f"the first 1 dev rows of {dev.source} (data.max_eval_samples=1) hold only class '{['negative', 'positive'][dev.labels[0]]}': the score "
+        "says how often the model gives it, not whether it tells the answers apart; the cut keeps the file's first rows") in caplog.text
 
 
 def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
