@@ -92,13 +92,27 @@ def label_names(task: Mapping[str, Any]) -> list[str]:
     positive), else the labels themselves. Files keep the data's labels; displays and exported
     models (`id2label`) use these. A run made before the key existed is given the packaged task's
     when its config is read back (`runner.fill_in_later_task_keys`)."""
-    return [str(name) for name in (task.get("label_names") or task["labels"])]
+    return as_written(task.get("label_names") or task["labels"])
+
+
+def class_labels(task: Mapping[str, Any]) -> list[str]:
+    """The task's classes as a data file writes them (`as_written`)."""
+    return as_written(task["labels"])
+
+
+def as_written(labels: Sequence[Any]) -> list[str]:
+    """Labels as text, as a file writes them: YAML reads `labels: [0, 1]` as numbers and `[true,
+    false]` as booleans, whose text must be `true`, not Python's `True`, for a TSV's `true` to be
+    found among them (`config.label_text`)."""
+    from prune_cli.config import label_text
+
+    return [str(label_text(label)) for label in labels]
 
 
 def labels_are_integers(task: Mapping[str, Any]) -> bool:
     """Whether every class label is an integer's text (`labels: [0, 1]`, `[1, 2, 3, 4, 5]`, `["-1",
     "1"]`): a dataset's integers are then the labels themselves, not positions in the list."""
-    return not is_regression(task) and all(re.fullmatch(r"-?[0-9]+", str(label)) for label in task["labels"])
+    return not is_regression(task) and all(re.fullmatch(r"-?[0-9]+", label) for label in class_labels(task))
 
 
 # What rows of one answer cost, by what they are used for (`one_answer`)
@@ -311,7 +325,7 @@ def check_labels(task: Mapping[str, Any]) -> None:
     plain value: a string there would be read letter by letter, a repeated class would get an
     output of its own that no row trains. `task.label_names`, where set, names each class once."""
     labels = task.get("labels")
-    if labels is not None and (not isinstance(labels, list) or len(labels) < 2 or len(set(map(str, labels))) != len(labels)
+    if labels is not None and (not isinstance(labels, list) or len(labels) < 2 or len(set(as_written(labels))) != len(labels)
                                or not all(isinstance(label, (str, int, float)) for label in labels)):
         raise UserError(f"task '{task['name']}': labels={labels!r} must be null (a regression) or a list of two or more "
                         "different classes, e.g. labels: [neg, pos]")
@@ -322,7 +336,7 @@ def check_labels(task: Mapping[str, Any]) -> None:
         raise UserError(f"task '{task['name']}': label_names={names!r} must be a list naming each class, e.g. label_names: [negative, positive]")
     if is_regression(task):
         raise UserError(f"task '{task['name']}': label_names={list(names)} is set, but the task is a regression (labels: null); remove it")
-    if len(names) != len(task["labels"]) or len(set(map(str, names))) != len(names):
+    if len(names) != len(task["labels"]) or len(set(as_written(names))) != len(names):
         raise UserError(f"task '{task['name']}': label_names={list(names)} must name each of labels={list(task['labels'])} "
                         "once, in the same order, each name different")
 
@@ -417,9 +431,12 @@ def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
         if not math.isfinite(value):  # float() reads 'nan' and 'inf': one such score makes every loss nan
             raise UserError(f"{where}: label {raw!r} is not a finite number")
         return value
-    labels = [str(label) for label in task["labels"]]  # `labels: [0, 1]` in YAML are numbers; a file holds their text
+    labels = class_labels(task)
     if raw not in labels:
-        raise UserError(f"{where}: label {raw!r} is not one of {labels}")
+        yaml_read = any(isinstance(label, bool) for label in task["labels"])  # `labels: [yes, no]` is [True, False] to YAML
+        raise UserError(f"{where}: label {raw!r} is not one of {labels}" + (
+            "; YAML reads yes, no, on, off, true and false unquoted as booleans, written true and false: quote the labels "
+            "as the data writes them, e.g. labels: ['yes', 'no']" if yaml_read else ""))
     return labels.index(raw)
 
 
@@ -597,14 +614,14 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
     classes = getattr(table.features.get(column), "names", None)
     ids = list(range(len(task["labels"])))
     if classes is not None:
-        ours = {name: i for i, name in enumerate(label_names(task))} | {str(label): i for i, label in enumerate(task["labels"])}
+        ours = {name: i for i, name in enumerate(label_names(task))} | {label: i for i, label in enumerate(class_labels(task))}
         missing = [name for name in classes if name not in ours]
         if missing:
             raise UserError(f"{where}: the dataset's classes are {list(classes)}; task.labels or task.label_names must name "
                             f"each of them (missing: {missing})")
         ids = [ours[name] for name in classes]
     # integer labels are read as their text, as the TSV reader reads them: "01" is not 1
-    by_value = {str(label): i for i, label in enumerate(task["labels"])} if classes is None and labels_are_integers(task) else None
+    by_value = {label: i for i, label in enumerate(class_labels(task))} if classes is None and labels_are_integers(task) else None
     labels = []
     for row, value in enumerate(values):
         if isinstance(value, bool):  # a CSV column of true/false reads as booleans, and True as class id 1 whatever the labels' order
@@ -626,7 +643,7 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
 def _boolean_label(value: bool, task: Mapping[str, Any], where: str) -> int:
     """A label the dataset holds as a boolean (a CSV column of true/false) is the class whose label
     reads 'true' or 'false', in any case, wherever it stands in `labels`."""
-    matches = [i for i, label in enumerate(task["labels"]) if str(label).strip().lower() == str(value).lower()]
+    matches = [i for i, label in enumerate(class_labels(task)) if label.strip().lower() == str(value).lower()]
     if len(matches) != 1:
         raise UserError(f"{where}: label {value} is a boolean (the column holds true/false); task.labels must name "
                         f"'true' and 'false' once each (it is {list(task['labels'])})")

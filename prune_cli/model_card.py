@@ -189,7 +189,7 @@ def _labels_paragraph(task: Mapping[str, Any]) -> list[str]:
     if data.is_regression(task):
         return ["The model answers one number on the task's own scale, which the pipeline returns as `score` "
                 "as it is (the config's `problem_type` is regression, so no sigmoid squashes it).", ""]
-    names, labels = data.label_names(task), [str(label) for label in task["labels"]]
+    names, labels = data.label_names(task), data.class_labels(task)
     source = "GLUE's" if data.is_glue(task) else "the data's"
     pairs = ", ".join(f"`{name}`" + (f" ({source} `{label}`)" if name != label else "") for name, label in zip(names, labels))
     return [f"Labels: {pairs}.", ""]

@@ -158,7 +158,7 @@ def answer_text(task: dict[str, Any], value: float | int) -> str:
     run's own to the last digit (three decimals, as run_glue writes, would tie close scores)."""
     if data.is_regression(task):
         return np.format_float_positional(np.float32(value), unique=True, trim="-")
-    return str(task["labels"][int(value)])
+    return data.class_labels(task)[int(value)]
 
 
 def _tsv(task: dict[str, Any], ids: list[str], values: np.ndarray, gold: list | None) -> str:

@@ -389,6 +389,26 @@ def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog)
         "says how often the model gives it, not whether it tells the answers apart; the cut keeps the file's first rows") in caplog.text
 
 
+def test_labels_yaml_reads_as_booleans_are_their_text(tmp_path: Path):
+    """`labels: [true, false]` are booleans to YAML, and their text was Python's ("True"), so a TSV
+    of true/false rows failed with "label 'true' is not one of ['True', 'False']" and a prediction
+    file would have written True. They read as YAML writes them. `labels: [yes, no]` are booleans
+    to YAML too, whose yes the data holds and the config no longer can: the error says to quote them."""
+    from prune_cli.predictions import answer_text
+
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\ttrue\nbad\tfalse\n")
+    task = {**task_cfg("sst2"), "labels": [True, False], "label_names": None}
+    data.check_labels(task)
+    assert data.read_glue_tsv(tmp_path / "train.tsv", task).labels == [0, 1]
+    assert [answer_text(task, i) for i in (0, 1)] == ["true", "false"] and data.label_names(task) == ["true", "false"]
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\tyes\n")
+    with pytest.raises(UserError, match=r"train.tsv:2: label 'yes' is not one of \['true', 'false'\]; YAML reads yes, no, on, off, "
+                                        r"true and false unquoted as booleans, .* e.g. labels: \['yes', 'no'\]"):
+        data.read_glue_tsv(tmp_path / "train.tsv", task)
+    with pytest.raises(UserError, match="must be null .* or a list of two or more different classes"):
+        data.check_labels({**task, "labels": [True, "true"]})  # one class twice, as the data writes it
+
+
 def test_class_label_columns_are_read_by_name_and_bad_ids_refused(monkeypatch: pytest.MonkeyPatch):
     """A dataset's own class column (ids with names) may list the classes in another order than
     the task's labels: each row is read by its class name. An id outside the classes (a test
