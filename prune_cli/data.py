@@ -134,8 +134,9 @@ def one_answer(task: Mapping[str, Any], rows: Examples, cut: int | None, use: st
     only = kept.labels[0]
     answer = f"the score {only:g}" if is_regression(task) else f"class '{label_names(task)[int(only)]}'"
     if len(kept) < len(rows):
-        return (f"the first {len(kept)} {use} rows of {rows.source} ({key}={cut}) hold only {answer}: {cost}; the cut keeps the "
-                "file's first rows, so a file in label order needs more of them, or its rows shuffled")
+        first = f"the first {len(kept)} {use} rows of {rows.source} ({key}={cut}) hold" if len(kept) > 1 else \
+            f"the first {use} row of {rows.source} ({key}={cut}) holds"
+        return f"{first} only {answer}: {cost}; the cut keeps the file's first rows, so a file in label order needs more of them, or its rows shuffled"
     return f"every {use} row of {rows.source} holds {answer}: {cost}"
 
 

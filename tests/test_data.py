@@ -365,7 +365,7 @@ def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog)
     sst2 = data.load_task_data(task_cfg("sst2"), {"dir": str(FIXTURE_GLUE)}).train
     assert sst2.labels[:2] == [0, 1]
     assert data.one_answer(task_cfg("sst2"), sst2, 1) == (
-        f"the first 1 training rows of {sst2.source} (data.max_train_samples=1) hold only class 'negative': the head learns to give "
+        f"the first training row of {sst2.source} (data.max_train_samples=1) holds only class 'negative': the head learns to give "
         "it whatever the input; the cut keeps the file's first rows, so a file in label order needs more of them, or its rows shuffled")
     assert data.one_answer(task_cfg("sst2"), sst2, 2) is None and data.one_answer(task_cfg("sst2"), sst2, None) is None
     sorted_rows = data.Examples(sst2.texts, sorted(sst2.labels), "sorted.csv")
@@ -377,15 +377,15 @@ def test_training_rows_of_one_answer_are_warned_of(tiny_model_dir: Path, caplog)
         "every training row of flat.tsv holds the score 2.5")
     assert data.one_answer(task_cfg("stsb"), data.Examples(sst2.texts[:2], [2.5, 3.0], "two.tsv"), None) is None
     prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=1")), with_train=True)
-    assert "training rows of" in caplog.text and "hold only class 'negative'" in caplog.text
+    assert "the first training row of" in caplog.text and "holds only class 'negative'" in caplog.text
     caplog.clear()
     prepare(compose(tiny_overrides(tiny_model_dir, "data.max_train_samples=2")), with_train=True)
-    assert "hold only" not in caplog.text
+    assert "only class" not in caplog.text
     # scored on rows of one class, a run is judged on how often it gives that answer (evaluate reads no training rows)
     dev = data.load_task_data(task_cfg("sst2"), {"dir": str(FIXTURE_GLUE)}).dev["dev"]
     prepare(compose(tiny_overrides(tiny_model_dir, "data.max_eval_samples=1")), with_train=False)
-    assert caplog.text.count("hold only") == 1 and (
-        f"the first 1 dev rows of {dev.source} (data.max_eval_samples=1) hold only class '{['negative', 'positive'][dev.labels[0]]}': the score "
+    assert caplog.text.count("only class") == 1 and (
+        f"the first dev row of {dev.source} (data.max_eval_samples=1) holds only class '{['negative', 'positive'][dev.labels[0]]}': the score "
         "says how often the model gives it, not whether it tells the answers apart; the cut keeps the file's first rows") in caplog.text
 
 
