@@ -593,7 +593,8 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
 
     A class column of the dataset's own (`ClassLabel`: ids with names) is read by name, so a task
     whose `labels` (or `label_names`) list the classes in another order still gets each row right;
-    plain integers are class ids in `labels`' order, unless the labels are themselves integers
+    plain integers (and whole numbers a column holds as floats, 1.0) are class ids in `labels`'
+    order, unless the labels are themselves integers
     (`labels: [1, 2, 3, 4, 5]`, a review's stars), when an integer is the label of that value, as
     the TSV reader reads its text; strings are looked up in `labels`, as the TSV reader does. A
     label outside the task's classes (-1: a test split has none) is an error naming the split,
@@ -625,6 +626,8 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
     by_value = {label: i for i, label in enumerate(class_labels(task))} if classes is None and labels_are_integers(task) else None
     labels = []
     for row, value in enumerate(values):
+        if isinstance(value, float) and value.is_integer():  # a column saved as floats (numpy's 1.0): the whole number it holds
+            value = int(value)
         if isinstance(value, bool):  # a CSV column of true/false reads as booleans, and True as class id 1 whatever the labels' order
             labels.append(_boolean_label(value, task, f"{where}, row {row}"))
         elif isinstance(value, str):

@@ -339,7 +339,8 @@ def test_integer_labels_are_read_by_value(tmp_path: Path, datasets_cache: Path, 
     """Where the task's labels are themselves integers, a CSV column of integers holds those labels,
     as a TSV of the same rows is read, not positions in the list: stars 1..3 were read one class up
     (1 as the class of 2) and a 3 was refused as "no class id in 0..2 nor one of [1, 2, 3]". A
-    value that is none of the labels is refused, naming the split and row."""
+    column saved as floats reads the same; a value that is none of the labels is refused, naming
+    the split and row."""
     folder = tmp_path / "stars"
     folder.mkdir()
     (folder / "train.csv").write_text("review,sentiment\n" + "".join(f"text {i},{value}\n" for i, value in enumerate(train)))
@@ -349,6 +350,14 @@ def test_integer_labels_are_read_by_value(tmp_path: Path, datasets_cache: Path, 
     assert loaded.train.labels == read and loaded.dev["dev"].labels == read[-1:]
     (folder / "validation.csv").write_text("review,sentiment\nlast,7\n")
     with pytest.raises(UserError, match=rf"stars:validation, row 0: label 7 is not one of {re.escape(str(labels))} \(a test split's -1"):
+        data.load_task_data(task, {"dir": None})
+    # a column saved as floats (1.0, as numpy writes whole numbers) holds the same labels; 1.5 is none
+    (folder / "train.csv").write_text("review,sentiment\n" + "".join(f"text {i},{float(value)}\n" for i, value in enumerate(train)))
+    (folder / "validation.csv").write_text(f"review,sentiment\nlast,{float(train[-1])}\n")
+    floats = data.load_task_data(task, {"dir": None})
+    assert floats.train.labels == read and floats.dev["dev"].labels == read[-1:]
+    (folder / "validation.csv").write_text("review,sentiment\nlast,1.5\n")
+    with pytest.raises(UserError, match=r"stars:validation, row 0: label 1.5 is not one of"):
         data.load_task_data(task, {"dir": None})
 
 
