@@ -1220,13 +1220,11 @@ def check_sweep_dir(settings: DictConfig) -> None:
         raise UserError(f"hydra.sweep.subdir={subdir or ''} puts every job of the sweep in the sweep folder itself, beside its "
                         "multirun.yaml and in one another's way; give each job a folder of its own, e.g. hydra.sweep.subdir=seed${seed}, "
                         "or leave it unset")
-    if picked_by_unique_dir(str(settings.sweep.dir)):  # new when picked; one made since is passed over (`claim_new_folder`)
-        _require_creatable(target, "the sweep folder", "hydra.sweep.dir")
-        return
-    if folder_lock.held_elsewhere(target):  # a sweep going on there, which may not have written its first run yet
+    picked = picked_by_unique_dir(str(settings.sweep.dir))  # new when picked; one made since is passed over (`claim_new_folder`)
+    if not picked and folder_lock.held_elsewhere(target):  # a sweep going on there, which may not have written its first run yet
         raise folder_lock.FolderInUse(f"sweep folder {target} is in use: another prune-cli process is running a sweep there; a sweep "
                                       "never writes into another's folder: name a new hydra.sweep.dir or leave it unset")
-    runs = rundir.runs_in(target) if target.is_dir() else []
+    runs = rundir.runs_in(target) if target.is_dir() and not picked else []
     if runs:
         raise UserError(f"sweep folder {target} already holds {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {runs[0]}); "
                         f"a sweep never writes into another's folder: name a new hydra.sweep.dir or leave it unset, "

@@ -422,23 +422,33 @@ def _require_rows(task: Mapping[str, Any], what: str, rows: Examples | Unlabelle
         raise UserError(f"task '{task['name']}': {what} ({rows.source}) has no examples")
 
 
-def _label_value(raw: str, task: Mapping[str, Any], where: str) -> float | int:
-    raw = raw.strip()
+def _label_reader(task: Mapping[str, Any]) -> Callable[[str, str], float | int]:
+    """What reads one row's label text (and where it is, for the error) as the task's value: a
+    score, or a class id. Made once per split, so that the classes' text is worked out once, not
+    for each of a split's rows (MNLI's 393k)."""
     if is_regression(task):
-        try:
-            value = float(raw)
-        except ValueError:
-            raise UserError(f"{where}: label {raw!r} is not a number") from None
-        if not math.isfinite(value):  # float() reads 'nan' and 'inf': one such score makes every loss nan
-            raise UserError(f"{where}: label {raw!r} is not a finite number")
-        return value
+        def score(raw: str, where: str) -> float:
+            raw = raw.strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                raise UserError(f"{where}: label {raw!r} is not a number") from None
+            if not math.isfinite(value):  # float() reads 'nan' and 'inf': one such score makes every loss nan
+                raise UserError(f"{where}: label {raw!r} is not a finite number")
+            return value
+        return score
     labels = class_labels(task)
-    if raw not in labels:
-        yaml_read = any(isinstance(label, bool) for label in task["labels"])  # `labels: [yes, no]` is [True, False] to YAML
-        raise UserError(f"{where}: label {raw!r} is not one of {labels}" + (
-            "; YAML reads yes, no, on, off, true and false unquoted as booleans, written true and false: quote the labels "
-            "as the data writes them, e.g. labels: ['yes', 'no']" if yaml_read else ""))
-    return labels.index(raw)
+    ids = {label: i for i, label in enumerate(labels)}
+    yaml_read = any(isinstance(label, bool) for label in task["labels"])  # `labels: [yes, no]` is [True, False] to YAML
+
+    def class_id(raw: str, where: str) -> int:
+        raw = raw.strip()
+        if raw not in ids:
+            raise UserError(f"{where}: label {raw!r} is not one of {labels}" + (
+                "; YAML reads yes, no, on, off, true and false unquoted as booleans, written true and false: quote the labels "
+                "as the data writes them, e.g. labels: ['yes', 'no']" if yaml_read else ""))
+        return ids[raw]
+    return class_id
 
 
 def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
@@ -451,9 +461,10 @@ def read_glue_tsv(path: Path, task: Mapping[str, Any]) -> Examples:
     layout = task["tsv"]
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
+    read_label = _label_reader(task)
     for line, (*text, label) in _tsv_rows(path, layout["header"], [*layout["text_columns"], layout["label_column"]]):
         texts.append(tuple(text))
-        labels.append(_label_value(label, task, f"{path}:{line}"))
+        labels.append(read_label(label, f"{path}:{line}"))
     return Examples(texts=texts, labels=labels, source=str(path))
 
 
@@ -614,24 +625,24 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
             raise UserError(f"{where}: row {bad}'s label in {column!r} is {scores[bad]}, not a finite number")
         return scores
     classes = getattr(table.features.get(column), "names", None)
-    ids = list(range(len(task["labels"])))
+    ids, written, read_label = list(range(len(task["labels"]))), class_labels(task), _label_reader(task)  # once a split, not a row
     if classes is not None:
-        ours = {name: i for i, name in enumerate(label_names(task))} | {label: i for i, label in enumerate(class_labels(task))}
+        ours = {name: i for i, name in enumerate(label_names(task))} | {label: i for i, label in enumerate(written)}
         missing = [name for name in classes if name not in ours]
         if missing:
             raise UserError(f"{where}: the dataset's classes are {list(classes)}; task.labels or task.label_names must name "
                             f"each of them (missing: {missing})")
         ids = [ours[name] for name in classes]
     # integer labels are read as their text, as the TSV reader reads them: "01" is not 1
-    by_value = {label: i for i, label in enumerate(class_labels(task))} if classes is None and labels_are_integers(task) else None
+    by_value = {label: i for i, label in enumerate(written)} if classes is None and labels_are_integers(task) else None
     labels = []
     for row, value in enumerate(values):
         if isinstance(value, float) and value.is_integer():  # a column saved as floats (numpy's 1.0): the whole number it holds
             value = int(value)
         if isinstance(value, bool):  # a CSV column of true/false reads as booleans, and True as class id 1 whatever the labels' order
-            labels.append(_boolean_label(value, task, f"{where}, row {row}"))
+            labels.append(_boolean_label(value, task, written, f"{where}, row {row}"))
         elif isinstance(value, str):
-            labels.append(_label_value(value, task, f"{where}, row {row}"))
+            labels.append(read_label(value, f"{where}, row {row}"))
         elif isinstance(value, int) and by_value is not None and str(value) in by_value:
             labels.append(by_value[str(value)])
         elif isinstance(value, int) and by_value is None and 0 <= value < len(ids):
@@ -644,10 +655,11 @@ def _hub_labels(task: Mapping[str, Any], table, where: str) -> list[float] | lis
     return labels
 
 
-def _boolean_label(value: bool, task: Mapping[str, Any], where: str) -> int:
+def _boolean_label(value: bool, task: Mapping[str, Any], written: list[str], where: str) -> int:
     """A label the dataset holds as a boolean (a CSV column of true/false) is the class whose label
-    reads 'true' or 'false', in any case, wherever it stands in `labels`."""
-    matches = [i for i, label in enumerate(class_labels(task)) if label.strip().lower() == str(value).lower()]
+    (`written`: the task's, as `class_labels` gives them) reads 'true' or 'false', in any case,
+    wherever it stands in `labels`."""
+    matches = [i for i, label in enumerate(written) if label.strip().lower() == str(value).lower()]
     if len(matches) != 1:
         raise UserError(f"{where}: label {value} is a boolean (the column holds true/false); task.labels must name "
                         f"'true' and 'false' once each (it is {list(task['labels'])})")
